@@ -1,0 +1,52 @@
+"""The ``dcsim`` command line: one module per subcommand, each with ``register(subparsers)``.
+
+A subcommand's handler returns an exit status. User mistakes raise
+:class:`dcsim.errors.UserInputError`, printed here as one line per problem with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from dcsim.errors import UserInputError
+
+# Subcommand modules under dcsim.cli; each defines register(subparsers) -> None and sets `handler`.
+COMMAND_MODULES = ("catalog_cmd",)
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
+    parser = _Parser(prog="dcsim", description="Discrete-event datacenter simulator for ML workloads")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"dcsim.cli.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dcsim`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
+    except UserInputError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
