@@ -28,8 +28,7 @@ def _accelerator_lines(acc: Accelerator, sources: bool) -> list[str]:
         f"    peak TFLOP/s (dense): {peaks}{'  [2:4 sparse x2]' if acc.sparse_2_4 else ''}",
         f"    memory {_fmt(acc.memory_gb, 'GB')} at {_fmt(acc.memory_bandwidth_gb_per_s, 'GB/s')}; "
         f"interconnect {acc.interconnect}",
-        f"    power idle {_fmt(acc.idle_w, 'W')}, max {_fmt(acc.max_w, 'W')}; "
-        f"price {_fmt(acc.usd_per_hour, 'USD/h')}",
+        f"    power idle {_fmt(acc.idle_w, 'W')}, max {_fmt(acc.max_w, 'W')}; price {_fmt(acc.usd_per_hour, 'USD/h')}",
     ]
     if sources:
         lines += [f"      source {k}: {v}" for k, v in acc.source.items()]

@@ -1,0 +1,80 @@
+"""``dcsim run FILE``: simulate a scenario, print its summary, write results into ``outputs.dir``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from dcsim.errors import UserInputError
+from dcsim.run import run_scenario
+from dcsim.scenario import load_scenario
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` subcommand."""
+    parser = subparsers.add_parser("run", help="simulate a scenario file")
+    parser.add_argument("scenario", help="scenario YAML file")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
+    parser.add_argument("--out", help="results folder (default: the scenario's outputs.dir or results/NAME)")
+    parser.add_argument("--trace", metavar="FILE", help="also write the event log as a Chrome trace JSON")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.set_defaults(handler=handle)
+
+
+def _fmt(value: Any, unit: str = "", scale: float = 1.0) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value / scale:,.4g}{unit}"
+
+
+def _dist(stats: dict[str, Any], unit: str, scale: float) -> str:
+    return ", ".join(f"{key} {_fmt(stats[key], unit, scale)}" for key in ("p50", "p90", "p99", "mean"))
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A human-readable rendering of the summary."""
+    dc = summary["datacenter"]
+    lines = [f"{summary['name']} (seed {summary['seed']}): {_fmt(summary['simulated_time_s'] / 3600, ' h')} simulated"]
+    for name, w in summary["workloads"].items():
+        lines.append(f"  workload {name} [{w['kind']}]")
+        if w["kind"] == "jobs":
+            lines.append(
+                f"    jobs: {w['jobs_completed']} completed of {w['jobs_submitted']} submitted "
+                f"({w['jobs_running']} running, {w['jobs_waiting']} waiting at the end)"
+            )
+            lines.append(f"    JCT:  {_dist(w['jct_s'], ' h', 3600)}")
+            lines.append(f"    wait: {_dist(w['wait_s'], ' h', 3600)}")
+            lines.append(
+                f"    makespan {_fmt(w['makespan_s'], ' h', 3600)}; {_fmt(w['accelerator_hours'])} accelerator-hours, "
+                f"${_fmt(w['cost_usd'])}, {_fmt(w['energy_kwh'], ' kWh')}"
+            )
+    cost = dc["cost_usd"]
+    lines += [
+        f"  datacenter: {dc['accelerators']} accelerators, utilization {dc['accelerator_utilization']:.1%}",
+        f"    energy {_fmt(dc['energy_kwh'], ' kWh')} (IT {_fmt(dc['it_energy_kwh'], ' kWh')}), "
+        f"carbon {_fmt(dc['carbon_kg'], ' kg')}",
+        "    cost $"
+        + _fmt(cost["total"])
+        + " = "
+        + " + ".join(f"{k} {_fmt(cost[k])}" for k in cost if k != "total"),
+    ]
+    return "\n".join(lines)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the scenario and write its results."""
+    scenario = load_scenario(args.scenario)
+    result = run_scenario(scenario, trace=bool(args.trace))
+    out_dir = args.out or scenario.output_dir
+    print(result.summary_json() if args.json else format_summary(result.summary), end="\n" if not args.json else "")
+    try:
+        result.write(out_dir, plots=scenario.outputs.plots and not args.no_plots, tables=scenario.outputs.tables)
+        if args.trace:
+            result.write_chrome_trace(args.trace)
+    except OSError as error:
+        raise UserInputError.single("outputs.dir", f"cannot write results to {out_dir!r}: {error}") from None
+    if not args.json:
+        print(f"results written to {out_dir}/" + (f"; trace in {args.trace}" if args.trace else ""))
+    sys.stdout.flush()
+    return 0

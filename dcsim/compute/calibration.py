@@ -1,0 +1,112 @@
+"""Fit a whole profile, split it into fitted and held-out shapes, and report prediction errors."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dcsim.compute.fit import fit_roofline
+from dcsim.compute.profile import Measurement, Profile
+from dcsim.compute.roofline import RooflineFit
+
+#: Every HOLDOUT_EVERY-th point of a class (sorted by size, starting at HOLDOUT_OFFSET) is held out:
+#: a stratified 25% that covers small and large shapes and is never the smallest or largest point.
+HOLDOUT_EVERY = 4
+HOLDOUT_OFFSET = 2
+MIN_POINTS = 3
+
+
+def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
+    """Measurements by ``op.fit_key``, each list sorted by (FLOPs, bytes)."""
+    groups: dict[str, list[Measurement]] = defaultdict(list)
+    for point in points:
+        groups[point.op.fit_key].append(point)
+    return {k: sorted(v, key=lambda p: (p.op.flops, p.op.bytes)) for k, v in sorted(groups.items())}
+
+
+def split_heldout(points: Iterable[Measurement]) -> tuple[list[Measurement], list[Measurement]]:
+    """(fitted, held out): per class, every 4th point by size from the 3rd on is held out."""
+    fitted: list[Measurement] = []
+    held: list[Measurement] = []
+    for group in group_by_class(points).values():
+        for index, point in enumerate(group):
+            last = index == len(group) - 1
+            hold = index % HOLDOUT_EVERY == HOLDOUT_OFFSET and not last and len(group) > MIN_POINTS
+            (held if hold else fitted).append(point)
+    return fitted, held
+
+
+def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, RooflineFit]:
+    """One fit per op class with at least 2 points, against the profile's reference peaks."""
+    fits: dict[str, RooflineFit] = {}
+    for key, group in group_by_class(points).items():
+        precision = key.rsplit("/", 1)[1]
+        if len(group) < 2 or precision not in profile.peak_tflops:
+            continue
+        peak = profile.peak_flops(precision)
+        if key.startswith("matmul_sparse24/"):
+            peak *= 2.0  # 2:4 sparse tensor cores double the dense peak
+        fits[key] = fit_roofline(
+            np.array([p.op.flops for p in group]),
+            np.array([p.op.bytes for p in group]),
+            np.array([p.median_s for p in group]),
+            peak,
+            profile.bandwidth,
+            note=f"fitted to {len(group)} points of profile {profile.device_id} ({profile.date})",
+        )
+    return fits
+
+
+def fit_profile(profile: Profile) -> dict[str, RooflineFit]:
+    """Fits of every op class of a profile, from all its points (what predictions use)."""
+    return fit_points(profile, profile.points)
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """Held-out prediction error of one op class or kind: absolute relative errors in percent."""
+
+    name: str
+    fitted: int
+    held_out: int
+    median_abs_pct: float
+    max_abs_pct: float
+
+
+def _row(name: str, fitted: int, errors: Sequence[float]) -> ErrorRow:
+    values = np.abs(np.asarray(errors, dtype=np.float64)) * 100.0
+    median = float(np.median(values)) if values.size else float("nan")
+    worst = float(values.max()) if values.size else float("nan")
+    return ErrorRow(name, fitted, len(values), median, worst)
+
+
+def heldout_errors(profile: Profile) -> tuple[list[ErrorRow], list[ErrorRow], list[tuple[Measurement, float]]]:
+    """Fit on the fitted split, predict the held-out split.
+
+    Returns (rows per op class ``kind/phase/precision``, rows per op kind pooled over phases and
+    precisions, and every held-out measurement with its prediction in seconds).
+    """
+    fitted, held = split_heldout(profile.points)
+    fits = fit_points(profile, fitted)
+    fitted_count: Mapping[str, int] = {k: len(v) for k, v in group_by_class(fitted).items()}
+    by_class: dict[str, list[float]] = defaultdict(list)
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    kind_fitted: dict[str, int] = defaultdict(int)
+    pairs: list[tuple[Measurement, float]] = []
+    for point in held:
+        fit = fits.get(point.op.fit_key)
+        if fit is None:
+            continue
+        predicted = fit.time(point.op.flops, point.op.bytes)
+        pairs.append((point, predicted))
+        error = predicted / point.median_s - 1.0
+        by_class[point.op.fit_key].append(error)
+        by_kind[point.op.kind].append(error)
+    for key, count in fitted_count.items():
+        kind_fitted[key.split("/", 1)[0]] += count
+    class_rows = [_row(k, fitted_count.get(k, 0), v) for k, v in sorted(by_class.items())]
+    kind_rows = [_row(k, kind_fitted[k], v) for k, v in sorted(by_kind.items())]
+    return class_rows, kind_rows, pairs

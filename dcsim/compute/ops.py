@@ -1,0 +1,410 @@
+"""Operations the cost model can price: small frozen dataclasses with ``flops`` and ``bytes``.
+
+Every op carries its ``precision`` (``fp32``, ``tf32``, ``bf16``, ``fp16``, ``fp8``, ``int8``, ``int4``) and
+its ``phase``: ``fwd`` for the forward computation, ``bwd`` for everything its backward pass computes
+(input and weight gradients). ``flops`` counts floating-point operations (a multiply-add is 2), ``bytes``
+the minimum traffic to and from device memory (each operand read once, each result written once), in
+bytes. Both are analytic: the fitted efficiencies in :mod:`dcsim.compute.roofline` absorb what a real
+kernel does beyond that. ``fit_key`` names the class of ops that share one fitted efficiency curve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+#: Bytes per element of each precision (tf32 is stored as fp32; int4 packs two values per byte).
+BYTES_PER_ELEMENT: Mapping[str, float] = {
+    "fp64": 8.0,
+    "fp32": 4.0,
+    "tf32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "int4": 0.5,
+}
+PHASES = ("fwd", "bwd")
+
+
+def _check_common(precision: str, phase: str) -> None:
+    if precision not in BYTES_PER_ELEMENT:
+        raise ValueError(f"unknown precision {precision!r} (known: {', '.join(BYTES_PER_ELEMENT)})")
+    if phase not in PHASES:
+        raise ValueError(f"phase must be 'fwd' or 'bwd', not {phase!r}")
+
+
+def _check_positive(op: object, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(op, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{type(op).__name__}.{name} must be a positive integer, not {value!r}")
+
+
+class Op:
+    """Base of every op: subclasses are frozen dataclasses defining ``flops``, ``bytes`` and ``kind``."""
+
+    precision: str
+    phase: str
+    _registry: ClassVar[dict[str, type[Op]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Op._registry[cls.__name__] = cls
+
+    @property
+    def kind(self) -> str:
+        """The op type (``matmul``, ``attention``, ``gelu``, ...)."""
+        raise NotImplementedError
+
+    @property
+    def flops(self) -> float:
+        """Floating-point operations of this op in this phase."""
+        raise NotImplementedError
+
+    @property
+    def bytes(self) -> float:
+        """Minimum device-memory traffic of this op in this phase, bytes."""
+        raise NotImplementedError
+
+    @property
+    def fit_key(self) -> str:
+        """``kind/phase/precision``: ops with one key share one fitted efficiency curve."""
+        return f"{self.kind}/{self.phase}/{self.precision}"
+
+    @property
+    def element_bytes(self) -> float:
+        """Bytes per element at this op's precision."""
+        return BYTES_PER_ELEMENT[self.precision]
+
+    def backward(self) -> Op:
+        """The same op in the backward phase (what its gradient computation costs)."""
+        return dataclasses.replace(self, phase="bwd")  # type: ignore[type-var]
+
+    def with_precision(self, precision: str) -> Op:
+        """The same op at another precision."""
+        return dataclasses.replace(self, precision=precision)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :func:`op_from_dict` reads back."""
+        return {"op": type(self).__name__, **dataclasses.asdict(self)}  # type: ignore[call-overload]
+
+
+def op_from_dict(data: Mapping[str, Any]) -> Op:
+    """Rebuild an op written by :meth:`Op.to_dict` (ValueError for an unknown op name)."""
+    fields = dict(data)
+    name = fields.pop("op", None)
+    cls = Op._registry.get(str(name))
+    if cls is None:
+        raise ValueError(f"unknown op {name!r} (known: {', '.join(sorted(Op._registry))})")
+    return cls(**fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Matmul(Op):
+    """``batch`` independent products of an (m x k) by a (k x n) matrix: ``nn.Linear`` (batch 1, m =
+    tokens) or a batched matmul. Backward computes both the input gradient and the weight gradient
+    (two products of the same size). ``sparse_2_4`` marks a 2:4 structured-sparse weight."""
+
+    m: int
+    n: int
+    k: int
+    batch: int = 1
+    precision: str = "fp32"
+    phase: str = "fwd"
+    sparse_2_4: bool = False
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("m", "n", "k", "batch"))
+        _check_common(self.precision, self.phase)
+
+    @property
+    def kind(self) -> str:
+        return "matmul_sparse24" if self.sparse_2_4 else "matmul"
+
+    @property
+    def flops(self) -> float:
+        fwd = 2.0 * self.batch * self.m * self.n * self.k
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+    @property
+    def bytes(self) -> float:
+        weight = self.k * self.n * (0.5625 if self.sparse_2_4 else 1.0)  # 2:4 keeps half plus metadata
+        fwd = self.batch * (self.m * self.k + weight + self.m * self.n) * self.element_bytes
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+
+@dataclass(frozen=True, slots=True)
+class Attention(Op):
+    """Scaled dot-product attention core (QK^T, softmax, PV) as one fused kernel.
+
+    Prefill: ``q_len == kv_len``; decode: ``q_len == 1`` against a KV cache of ``kv_len`` tokens.
+    ``kv_heads`` < ``heads`` is grouped-query attention (``None`` means equal). Causal attention computes
+    only the query-key pairs at or before each query. Backward (flash-attention style) recomputes the
+    scores: 2.5x the forward FLOPs, and reads Q, K, V, O, dO and writes dQ, dK, dV."""
+
+    batch: int
+    heads: int
+    q_len: int
+    kv_len: int
+    head_dim: int
+    causal: bool = True
+    kv_heads: int | None = None
+    precision: str = "fp32"
+    phase: str = "fwd"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("batch", "heads", "q_len", "kv_len", "head_dim"))
+        _check_common(self.precision, self.phase)
+        if self.kv_heads is not None and (self.kv_heads < 1 or self.heads % self.kv_heads):
+            raise ValueError(f"Attention.kv_heads ({self.kv_heads}) must divide heads ({self.heads})")
+
+    @property
+    def kind(self) -> str:
+        return "attention"
+
+    @property
+    def pairs(self) -> float:
+        """Query-key pairs computed per head (causal: queries are the last ``q_len`` positions)."""
+        q, kv = self.q_len, self.kv_len
+        if not self.causal:
+            return float(q * kv)
+        q = min(q, kv)
+        return q * (kv - q) + q * (q + 1) / 2.0
+
+    @property
+    def flops(self) -> float:
+        fwd = 4.0 * self.batch * self.heads * self.pairs * self.head_dim
+        return fwd if self.phase == "fwd" else 2.5 * fwd
+
+    @property
+    def bytes(self) -> float:
+        kv_heads = self.kv_heads or self.heads
+        q_o = 2 * self.heads * self.q_len
+        k_v = 2 * kv_heads * self.kv_len
+        fwd = self.batch * (q_o + k_v) * self.head_dim * self.element_bytes
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+
+@dataclass(frozen=True, slots=True)
+class Conv2d(Op):
+    """A 2-D convolution (NCHW) of a ``batch`` x ``in_channels`` x ``height`` x ``width`` input with a
+    square ``kernel``. Backward computes the input gradient and the weight gradient."""
+
+    batch: int
+    in_channels: int
+    out_channels: int
+    height: int
+    width: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    precision: str = "fp32"
+    phase: str = "fwd"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("batch", "in_channels", "out_channels", "height", "width", "kernel"))
+        _check_positive(self, ("stride", "groups"))
+        _check_common(self.precision, self.phase)
+        if self.out_height < 1 or self.out_width < 1:
+            raise ValueError("Conv2d kernel larger than the padded input")
+
+    @property
+    def kind(self) -> str:
+        return "conv2d"
+
+    @property
+    def out_height(self) -> int:
+        """Output rows."""
+        return (self.height + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def out_width(self) -> int:
+        """Output columns."""
+        return (self.width + 2 * self.padding - self.kernel) // self.stride + 1
+
+    @property
+    def weight_count(self) -> int:
+        """Weights (without bias)."""
+        return self.out_channels * (self.in_channels // self.groups) * self.kernel**2
+
+    @property
+    def flops(self) -> float:
+        outputs = self.batch * self.out_channels * self.out_height * self.out_width
+        fwd = 2.0 * outputs * (self.in_channels // self.groups) * self.kernel**2
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+    @property
+    def bytes(self) -> float:
+        inputs = self.batch * self.in_channels * self.height * self.width
+        outputs = self.batch * self.out_channels * self.out_height * self.out_width
+        fwd = (inputs + self.weight_count + outputs) * self.element_bytes
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+
+#: Pointwise kinds: (FLOPs per element, elements moved per element forward, the same backward).
+#: Forward ``add`` reads two operands and writes one; the unary ones read one and write one. Backward of
+#: an activation reads x and dy and writes dx; backward of a residual ``add`` is the gradient accumulation
+#: where the two branches meet (dx = dy_skip + dy_branch). FLOP figures count the arithmetic of the
+#: usual formulas (GELU tanh form, SiLU = x * sigmoid(x)).
+POINTWISE: Mapping[str, tuple[float, float, float]] = {
+    "add": (1.0, 3.0, 3.0),
+    "mul": (1.0, 3.0, 4.0),
+    "relu": (1.0, 2.0, 3.0),
+    "gelu": (8.0, 2.0, 3.0),
+    "silu": (4.0, 2.0, 3.0),
+    "copy": (0.0, 2.0, 2.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Pointwise(Op):
+    """An elementwise op over ``numel`` elements (see :data:`POINTWISE` for the kinds)."""
+
+    op_kind: str
+    numel: int
+    precision: str = "fp32"
+    phase: str = "fwd"
+
+    def __post_init__(self) -> None:
+        if self.op_kind not in POINTWISE:
+            raise ValueError(f"unknown pointwise kind {self.op_kind!r} (known: {', '.join(POINTWISE)})")
+        _check_positive(self, ("numel",))
+        _check_common(self.precision, self.phase)
+
+    @property
+    def kind(self) -> str:
+        return self.op_kind
+
+    @property
+    def flops(self) -> float:
+        factor = POINTWISE[self.op_kind][0]
+        return factor * self.numel * (1.0 if self.phase == "fwd" else 2.0)
+
+    @property
+    def bytes(self) -> float:
+        _, fwd, bwd = POINTWISE[self.op_kind]
+        return (fwd if self.phase == "fwd" else bwd) * self.numel * self.element_bytes
+
+
+#: Row-wise kinds: (FLOPs per element forward, elements moved per element forward, the same backward).
+#: ``rows`` x ``cols`` with the reduction over ``cols`` (the hidden size; for ``batchnorm`` the reduction
+#: is over rows = batch x height x width for each of ``cols`` channels, in training mode: statistics are
+#: computed from the batch, so the input is read twice).
+NORMALIZATION: Mapping[str, tuple[float, float, float]] = {
+    "layernorm": (7.0, 2.0, 3.0),
+    "rmsnorm": (4.0, 2.0, 3.0),
+    "softmax": (5.0, 2.0, 3.0),
+    "batchnorm": (6.0, 3.0, 4.0),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Normalization(Op):
+    """LayerNorm, RMSNorm, softmax or BatchNorm over a ``rows`` x ``cols`` activation."""
+
+    op_kind: str
+    rows: int
+    cols: int
+    precision: str = "fp32"
+    phase: str = "fwd"
+
+    def __post_init__(self) -> None:
+        if self.op_kind not in NORMALIZATION:
+            known = ", ".join(NORMALIZATION)
+            raise ValueError(f"unknown normalization kind {self.op_kind!r} (known: {known})")
+        _check_positive(self, ("rows", "cols"))
+        _check_common(self.precision, self.phase)
+
+    @property
+    def kind(self) -> str:
+        return self.op_kind
+
+    @property
+    def flops(self) -> float:
+        factor = NORMALIZATION[self.op_kind][0]
+        return factor * self.rows * self.cols * (1.0 if self.phase == "fwd" else 2.0)
+
+    @property
+    def bytes(self) -> float:
+        _, fwd, bwd = NORMALIZATION[self.op_kind]
+        return (fwd if self.phase == "fwd" else bwd) * self.rows * self.cols * self.element_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding(Op):
+    """Lookup of ``tokens`` rows of a ``vocab`` x ``hidden`` table. Backward builds the dense table
+    gradient: it writes the whole table (zeros) and accumulates one row per token."""
+
+    tokens: int
+    vocab: int
+    hidden: int
+    precision: str = "fp32"
+    phase: str = "fwd"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("tokens", "vocab", "hidden"))
+        _check_common(self.precision, self.phase)
+
+    @property
+    def kind(self) -> str:
+        return "embedding"
+
+    @property
+    def flops(self) -> float:
+        return 0.0 if self.phase == "fwd" else float(self.tokens * self.hidden)
+
+    @property
+    def bytes(self) -> float:
+        rows = self.tokens * self.hidden * self.element_bytes
+        if self.phase == "fwd":
+            return 2.0 * rows + 8.0 * self.tokens
+        return self.vocab * self.hidden * self.element_bytes + 3.0 * rows + 8.0 * self.tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Pool2d(Op):
+    """Max or average pooling (NCHW) with a square window; ``global`` average pooling is
+    ``kernel == height == width``."""
+
+    op_kind: str
+    batch: int
+    channels: int
+    height: int
+    width: int
+    kernel: int
+    stride: int = 1
+    padding: int = 0
+    precision: str = "fp32"
+    phase: str = "fwd"
+
+    def __post_init__(self) -> None:
+        if self.op_kind not in ("maxpool", "avgpool"):
+            raise ValueError(f"Pool2d.op_kind must be 'maxpool' or 'avgpool', not {self.op_kind!r}")
+        _check_positive(self, ("batch", "channels", "height", "width", "kernel", "stride"))
+        _check_common(self.precision, self.phase)
+
+    @property
+    def kind(self) -> str:
+        return self.op_kind
+
+    @property
+    def outputs(self) -> int:
+        """Output elements."""
+        out_h = (self.height + 2 * self.padding - self.kernel) // self.stride + 1
+        out_w = (self.width + 2 * self.padding - self.kernel) // self.stride + 1
+        return self.batch * self.channels * out_h * out_w
+
+    @property
+    def flops(self) -> float:
+        fwd = float(self.outputs * self.kernel**2)
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+    @property
+    def bytes(self) -> float:
+        inputs = self.batch * self.channels * self.height * self.width
+        moved = inputs + self.outputs if self.phase == "fwd" else 2 * inputs + self.outputs
+        return moved * self.element_bytes

@@ -1,0 +1,167 @@
+"""Calibration profiles: what ``dcsim calibrate`` measured on one device, as JSON.
+
+A profile (``calibration/profiles/<device-id>.json``) records the device, the torch version, the
+thread count, the date, the reference peak FLOP/s per precision and bandwidth that efficiencies are
+fractions of, every measured op (median, 10th and 90th percentile seconds) and end-to-end model
+timings. Reading one needs only the standard library and numpy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dcsim.compute.ops import Op, op_from_dict
+
+SCHEMA_VERSION = 1
+
+
+class ProfileError(ValueError):
+    """A profile file is malformed."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured op: median, 10th and 90th percentile seconds per call over ``samples`` samples."""
+
+    op: Op
+    median_s: float
+    p10_s: float
+    p90_s: float
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (FLOPs and bytes included for readers; they are recomputed on load)."""
+        return {
+            "op": self.op.to_dict(),
+            "median_s": self.median_s,
+            "p10_s": self.p10_s,
+            "p90_s": self.p90_s,
+            "samples": self.samples,
+            "flops": self.op.flops,
+            "bytes": self.op.bytes,
+        }
+
+
+@dataclass(frozen=True)
+class EndToEnd:
+    """One measured model step: ``phase`` is ``fwd`` or ``fwd+bwd``; ``size`` is the sequence length
+    (transformers) or image side in pixels (CNNs)."""
+
+    model: str
+    batch: int
+    size: int
+    phase: str
+    precision: str
+    median_s: float
+    p10_s: float
+    p90_s: float
+    samples: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A device's calibration profile (see the module docstring). ``peak_tflops`` maps precision to the
+    reference peak in 10^12 FLOP/s, ``memory_bandwidth_gb_per_s`` is the reference bandwidth in 10^9
+    bytes/s; ``reference`` says where those come from (datasheet or measured)."""
+
+    device_id: str
+    device_name: str
+    backend: str
+    torch_version: str
+    threads: int
+    date: str
+    peak_tflops: Mapping[str, float]
+    memory_bandwidth_gb_per_s: float
+    reference: str
+    points: Sequence[Measurement]
+    end_to_end: Sequence[EndToEnd] = ()
+    notes: Sequence[str] = field(default_factory=tuple)
+
+    def peak_flops(self, precision: str) -> float:
+        """Reference peak FLOP/s at ``precision`` (KeyError if the profile has none)."""
+        if precision not in self.peak_tflops:
+            raise KeyError(f"profile {self.device_id} has no reference peak for {precision}")
+        return self.peak_tflops[precision] * 1e12
+
+    @property
+    def bandwidth(self) -> float:
+        """Reference memory bandwidth, bytes/s."""
+        return self.memory_bandwidth_gb_per_s * 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict that :func:`profile_from_dict` reads back."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "device_id": self.device_id,
+            "device_name": self.device_name,
+            "backend": self.backend,
+            "torch_version": self.torch_version,
+            "threads": self.threads,
+            "date": self.date,
+            "peak_tflops": dict(self.peak_tflops),
+            "memory_bandwidth_gb_per_s": self.memory_bandwidth_gb_per_s,
+            "reference": self.reference,
+            "notes": list(self.notes),
+            "points": [p.to_dict() for p in self.points],
+            "end_to_end": [e.to_dict() for e in self.end_to_end],
+        }
+
+
+def _measurement(raw: Mapping[str, Any]) -> Measurement:
+    return Measurement(
+        op=op_from_dict(raw["op"]),
+        median_s=float(raw["median_s"]),
+        p10_s=float(raw.get("p10_s", raw["median_s"])),
+        p90_s=float(raw.get("p90_s", raw["median_s"])),
+        samples=int(raw.get("samples", 1)),
+    )
+
+
+def profile_from_dict(raw: Mapping[str, Any], where: str = "profile") -> Profile:
+    """Build a :class:`Profile` from its JSON dict (ProfileError naming the problem otherwise)."""
+    try:
+        if raw.get("schema") != SCHEMA_VERSION:
+            raise ProfileError(f"{where}: schema must be {SCHEMA_VERSION}, not {raw.get('schema')!r}")
+        return Profile(
+            device_id=str(raw["device_id"]),
+            device_name=str(raw["device_name"]),
+            backend=str(raw["backend"]),
+            torch_version=str(raw["torch_version"]),
+            threads=int(raw["threads"]),
+            date=str(raw["date"]),
+            peak_tflops={str(k): float(v) for k, v in raw["peak_tflops"].items()},
+            memory_bandwidth_gb_per_s=float(raw["memory_bandwidth_gb_per_s"]),
+            reference=str(raw.get("reference", "")),
+            points=tuple(_measurement(p) for p in raw["points"]),
+            end_to_end=tuple(EndToEnd(**e) for e in raw.get("end_to_end", ())),
+            notes=tuple(raw.get("notes", ())),
+        )
+    except ProfileError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProfileError(f"{where}: {type(error).__name__}: {error}") from None
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Read a profile JSON file."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ProfileError(f"{path}: {error}") from None
+    return profile_from_dict(raw, where=str(path))
+
+
+def save_profile(profile: Profile, path: str | Path) -> None:
+    """Write a profile as indented JSON (creating the folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(profile.to_dict(), indent=1) + "\n", encoding="utf-8")

@@ -1,0 +1,109 @@
+"""The roofline time model with size-dependent efficiency, for one class of ops on one device.
+
+For an op of ``F`` FLOPs moving ``B`` bytes::
+
+    t = overhead_s + max(F / (peak_flops * e_c(F)),  B / (bandwidth * e_m(B)))
+    e_c(F) = compute_efficiency * (clip(F, *flops_range) / flops_range[1]) ** flops_exponent
+    e_m(B) = memory_efficiency  * (clip(B, *bytes_range) / bytes_range[1]) ** bytes_exponent
+
+``compute_efficiency`` is the fraction of ``peak_flops`` reached by the largest op of the class that was
+measured (``flops_range[1]``); ``flops_exponent`` >= 0 says how fast efficiency falls for smaller ops (small
+GEMMs are far from peak). ``memory_efficiency`` and ``bytes_exponent`` do the same for bandwidth (a
+negative exponent means small working sets run faster than DRAM bandwidth: they stay in cache).
+Outside the measured range efficiency is held at its value at the nearest edge, so the model never
+extrapolates a trend. ``overhead_s`` is the fixed per-call cost (kernel launch, framework dispatch).
+A factor of 0 (``compute_factor`` or ``memory_factor``) switches that side of the roofline off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class RooflineFit:
+    """Fitted (or assumed) parameters of the model above. Units: seconds, FLOP/s, bytes/s, FLOPs, bytes.
+
+    ``compute_factor`` = 1 / ``compute_efficiency`` and ``memory_factor`` = 1 / ``memory_efficiency``
+    (0 = that term unused). ``basis`` is ``measured`` (fitted to a profile) or ``prior`` (assumed).
+    ``points`` is the number of measurements fitted (0 for a prior).
+    """
+
+    peak_flops: float
+    bandwidth: float
+    overhead_s: float
+    compute_factor: float
+    memory_factor: float
+    flops_exponent: float = 0.0
+    bytes_exponent: float = 0.0
+    flops_range: tuple[float, float] = (1.0, 1.0)
+    bytes_range: tuple[float, float] = (1.0, 1.0)
+    basis: str = "prior"
+    points: int = 0
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.peak_flops <= 0 or self.bandwidth <= 0:
+            raise ValueError("RooflineFit needs positive peak_flops and bandwidth")
+        if min(self.overhead_s, self.compute_factor, self.memory_factor) < 0:
+            raise ValueError("RooflineFit overhead and factors must be >= 0")
+        if self.compute_factor == 0 and self.memory_factor == 0:
+            raise ValueError("RooflineFit needs a compute or a memory term")
+
+    @property
+    def compute_efficiency(self) -> float:
+        """Fraction of peak FLOP/s at the top of the measured range (inf if the term is unused)."""
+        return math.inf if self.compute_factor == 0 else 1.0 / self.compute_factor
+
+    @property
+    def memory_efficiency(self) -> float:
+        """Fraction of bandwidth at the top of the measured range (inf if the term is unused)."""
+        return math.inf if self.memory_factor == 0 else 1.0 / self.memory_factor
+
+    def time(self, flops: float, nbytes: float) -> float:
+        """Predicted seconds for one op of ``flops`` FLOPs moving ``nbytes`` bytes."""
+        lo, hi = self.flops_range
+        t_c = 0.0
+        if self.compute_factor and flops > 0:
+            scale = (min(max(flops, lo), hi) / hi) ** -self.flops_exponent
+            t_c = flops * self.compute_factor * scale / self.peak_flops
+        t_m = 0.0
+        if self.memory_factor and nbytes > 0:
+            lo, hi = self.bytes_range
+            scale = (min(max(nbytes, lo), hi) / hi) ** -self.bytes_exponent
+            t_m = nbytes * self.memory_factor * scale / self.bandwidth
+        return self.overhead_s + (t_c if t_c > t_m else t_m)
+
+    def times(self, flops: FloatArray, nbytes: FloatArray) -> FloatArray:
+        """Vectorised :meth:`time` over arrays of FLOPs and bytes."""
+        t_c, t_m = self.terms(flops, nbytes)
+        return self.overhead_s + np.maximum(t_c, t_m)
+
+    def terms(self, flops: FloatArray, nbytes: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Compute-side and memory-side seconds (without overhead) for arrays of FLOPs and bytes."""
+        flops = np.asarray(flops, dtype=np.float64)
+        nbytes = np.asarray(nbytes, dtype=np.float64)
+        c_lo, c_hi = self.flops_range
+        m_lo, m_hi = self.bytes_range
+        t_c = flops * self.compute_factor / self.peak_flops
+        t_c = t_c * (np.clip(flops, c_lo, c_hi) / c_hi) ** -self.flops_exponent
+        t_m = nbytes * self.memory_factor / self.bandwidth
+        t_m = t_m * (np.clip(nbytes, m_lo, m_hi) / m_hi) ** -self.bytes_exponent
+        return t_c, t_m
+
+    def rescaled(self, peak_flops: float, bandwidth: float, basis: str, note: str) -> RooflineFit:
+        """The same efficiency curves on a device with other peaks (transfer of a fit as a prior)."""
+        values = asdict(self)
+        values.update(peak_flops=peak_flops, bandwidth=bandwidth, basis=basis, note=note, points=0)
+        return RooflineFit(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready parameters."""
+        return {**asdict(self), "flops_range": list(self.flops_range), "bytes_range": list(self.bytes_range)}

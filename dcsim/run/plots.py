@@ -1,0 +1,59 @@
+"""PNG plots of a run (matplotlib, Agg backend): utilization and queue length over time, JCT CDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    from dcsim.run.result import Result
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _step(path: Path, x: np.ndarray, y: np.ndarray, ylabel: str, title: str) -> Path:
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.step(x / 3600.0, y, where="post")
+    ax.set_xlabel("simulated time (h)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def write_plots(result: Result, folder: Path) -> list[Path]:
+    """Write the run's plots into ``folder`` and return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    timeline = result.timeline
+    name = result.scenario.name
+    time_s = timeline["time_s"].to_numpy()
+    paths = [
+        _step(folder / "utilization.png", time_s, timeline["utilization"].to_numpy(),
+              "busy accelerators (fraction)", f"{name}: accelerator utilization"),
+        _step(folder / "queue_length.png", time_s, timeline["queued_jobs"].to_numpy(),
+              "jobs waiting", f"{name}: queue length"),
+    ]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    jobs = result.jobs
+    for workload, group in jobs[jobs["status"] == "completed"].groupby("workload", sort=False):
+        jct = np.sort(group["jct_s"].to_numpy())
+        ax.plot(jct / 3600.0, np.arange(1, len(jct) + 1) / len(jct), label=str(workload))
+    ax.set_xlabel("job completion time (h)")
+    ax.set_ylabel("fraction of jobs")
+    ax.set_title(f"{name}: JCT CDF")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    paths.append(_save(fig, folder / "jct_cdf.png"))
+    return paths

@@ -1,0 +1,70 @@
+"""The outcome of a run: the summary dict of the contract and pandas tables, with writers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dcsim.engine.eventlog import EventLog
+from dcsim.scenario.schema import Scenario
+
+
+@dataclass
+class Result:
+    """A run's ``summary`` (JSON-ready dict) and ``tables`` (``jobs``, ``accelerators``, ``timeline``)."""
+
+    scenario: Scenario
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    event_log: EventLog | None = None
+
+    @property
+    def jobs(self) -> pd.DataFrame:
+        """One row per job."""
+        return self.tables["jobs"]
+
+    @property
+    def accelerators(self) -> pd.DataFrame:
+        """One row per accelerator: busy time, utilization, energy."""
+        return self.tables["accelerators"]
+
+    @property
+    def timeline(self) -> pd.DataFrame:
+        """Busy accelerators and queued jobs after every scheduling pass."""
+        return self.tables["timeline"]
+
+    def summary_json(self) -> str:
+        """The summary as JSON text (stable: same scenario and seed give the same bytes)."""
+        return json.dumps(self.summary, indent=2, allow_nan=False) + "\n"
+
+    def write(self, out_dir: str | Path, *, plots: bool = True, tables: str = "csv") -> list[Path]:
+        """Write summary.json, the tables and (optionally) plots into ``out_dir``; return the files written.
+
+        The summary is written first, so nothing computed is lost if a later writer fails.
+        """
+        from dcsim.run.plots import write_plots
+
+        target = Path(out_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        written = [target / "summary.json"]
+        written[0].write_text(self.summary_json(), encoding="utf-8")
+        for name, frame in self.tables.items():
+            path = target / f"{name}.{tables}"
+            if tables == "parquet":
+                frame.to_parquet(path, index=False)
+            else:
+                frame.to_csv(path, index=False)
+            written.append(path)
+        if plots:
+            written += write_plots(self, target / "plots")
+        return written
+
+    def write_chrome_trace(self, path: str | Path) -> Path:
+        """Write the run's event log as a Chrome trace (the run must have been made with ``trace=True``)."""
+        if self.event_log is None or not self.event_log.enabled:
+            raise ValueError("this run recorded no event log: run it with trace=True (dcsim run --trace FILE)")
+        return self.event_log.write_chrome_trace(path)

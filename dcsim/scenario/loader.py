@@ -1,0 +1,122 @@
+"""Read a scenario from a YAML path or a mapping; collect every problem, then raise them together."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from dcsim.cost import price_problems
+from dcsim.energy import power_problems
+from dcsim.errors import Problem, UserInputError
+from dcsim.scenario.problems import problems_from, unique
+from dcsim.scenario.schema import Scenario, ScenarioFile
+from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
+from dcsim.scheduler.placement import resolve_placement
+from dcsim.scheduler.policies import resolve_policy
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise UserInputError.single(str(path), "scenario file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise UserInputError.single(str(path), f"not valid YAML at {where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise UserInputError.single(str(path), "not a text file (UTF-8 expected)") from None
+
+
+def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
+    path = f"workloads[{index}]"
+    if not isinstance(raw, Mapping):
+        return None, [Problem(path, f"must be a mapping with a kind (got {raw!r})")]
+    kind = raw.get("kind")
+    if kind not in WORKLOAD_KINDS:
+        available = ", ".join(WORKLOAD_KINDS)
+        if kind in PLANNED_KINDS:
+            return None, [
+                Problem(
+                    f"{path}.kind",
+                    f"{kind!r} workloads are not available in this version of dcsim yet (available: {available})",
+                )
+            ]
+        return None, [Problem(f"{path}.kind", f"must be one of {available} (got {kind!r})")]
+    schema = WORKLOAD_KINDS[kind]
+    try:
+        return schema.model_validate(dict(raw)), []
+    except ValidationError as error:
+        return None, problems_from(error, path, schema)
+
+
+def _scheduler_problems(scenario: ScenarioFile) -> list[Problem]:
+    problems = []
+    try:
+        resolve_policy(scenario.scheduler.policy)
+    except ValueError as error:
+        problems.append(Problem("scheduler.policy", str(error)))
+    try:
+        resolve_placement(scenario.scheduler.placement)
+    except ValueError as error:
+        problems.append(Problem("scheduler.placement", str(error)))
+    if scenario.scheduler.preemption:
+        problems.append(Problem("scheduler.preemption", "preemption is not available in this version of dcsim yet"))
+    if scenario.failures is not None:
+        problems.append(Problem("failures", "failure simulation is not available in this version of dcsim yet"))
+    return problems
+
+
+def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
+    """Validate a scenario file (path) or mapping; raise :class:`UserInputError` with every problem."""
+    if isinstance(source, Mapping):
+        raw: Any = source
+        base_dir = "."
+    else:
+        path = Path(source)
+        raw = _read_yaml(path)
+        base_dir = str(path.parent)
+    if not isinstance(raw, Mapping):
+        raise UserInputError.single("", f"a scenario must be a mapping of sections (got {type(raw).__name__})")
+    try:
+        top = ScenarioFile.model_validate(dict(raw))
+    except ValidationError as error:
+        problems = problems_from(error, "", ScenarioFile)
+        workloads = raw.get("workloads")
+        if isinstance(workloads, list):
+            for index, item in enumerate(workloads):
+                problems += _workload(item, index)[1]
+        raise UserInputError(unique(problems)) from None
+    problems = _scheduler_problems(top)
+    workloads = []
+    for index, item in enumerate(top.workloads):
+        workload, found = _workload(item, index)
+        problems += found
+        workloads.append(workload)
+    names = [w.name for w in workloads if w is not None]
+    for index, workload in enumerate(workloads):
+        if workload is not None and names.count(workload.name) > 1:
+            problems.append(Problem(f"workloads[{index}].name", f"workload names must be unique ({workload.name!r})"))
+    if problems:
+        raise UserInputError(unique(problems))
+    scenario = Scenario(
+        name=top.name,
+        seed=top.seed,
+        duration_s=top.duration_s,
+        datacenter=top.datacenter,
+        workloads=workloads,
+        scheduler=top.scheduler,
+        outputs=top.outputs,
+        base_dir=base_dir,
+    )
+    problems += power_problems(top.datacenter) + price_problems(top.datacenter)
+    for index, workload in enumerate(workloads):
+        problems += [Problem(f"workloads[{index}].{p.path}", p.message) for p in workload.check(scenario)]
+    if problems:
+        raise UserInputError(unique(problems))
+    return scenario

@@ -1,0 +1,158 @@
+"""Workload sections by ``kind``: a registry from kind to its schema class.
+
+Each schema class may define ``check(scenario) -> list[Problem]`` for checks that need the whole scenario
+(the cluster's size, files next to the scenario). Paths in problems are relative to the workload.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, model_validator
+
+from dcsim.errors import Problem, UserInputError
+from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Number
+from dcsim.scenario.schema import Section
+from dcsim.workloads.jobs import Job, read_job_trace
+
+if TYPE_CHECKING:
+    from dcsim.scenario.schema import Scenario
+
+WORKLOAD_KINDS: dict[str, type[WorkloadSpec]] = {}
+# Kinds named in the contract that a later dcsim version will run; named precisely in errors meanwhile.
+PLANNED_KINDS = ("training", "inference", "collective")
+
+
+def register_workload_kind(kind: str) -> Any:
+    """Class decorator: the schema class for workloads of ``kind`` (a duplicate kind is an error)."""
+
+    def add(cls: type[WorkloadSpec]) -> type[WorkloadSpec]:
+        if kind in WORKLOAD_KINDS:
+            raise ValueError(f"workload kind {kind!r} is already registered")
+        WORKLOAD_KINDS[kind] = cls
+        return cls
+
+    return add
+
+
+class WorkloadSpec(Section):
+    """Fields every workload has: ``kind`` and a ``name`` unique in the scenario."""
+
+    kind: str
+    name: str = Field(min_length=1)
+
+    def check(self, scenario: Scenario) -> list[Problem]:
+        """Checks that need the whole scenario; none by default."""
+        return []
+
+
+class SyntheticJobs(Section):
+    """A generated job stream: ``count`` jobs, Poisson (or constant, or gamma with ``cv``) arrivals at
+    ``rate_per_h`` (or ``rate_per_s``), sizes from ``gpus`` and durations from ``duration_s``."""
+
+    count: Count = Field(ge=1)
+    arrival: Literal["poisson", "constant", "gamma"] = "poisson"
+    rate_per_h: Number | None = Field(default=None, gt=0)
+    rate_per_s: Number | None = Field(default=None, gt=0)
+    cv: Number | None = Field(default=None, gt=0)
+    gpus: DistributionField = 1
+    duration_s: DistributionField
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> SyntheticJobs:
+        if (self.rate_per_h is None) == (self.rate_per_s is None):
+            raise ValueError("give exactly one of rate_per_h and rate_per_s")
+        if self.arrival == "gamma" and self.cv is None:
+            raise ValueError("gamma arrivals need cv (coefficient of variation of inter-arrival times)")
+        return self
+
+    @property
+    def rate_per_second(self) -> float:
+        """Mean arrival rate in jobs per second."""
+        return self.rate_per_s if self.rate_per_s is not None else float(self.rate_per_h or 0) / 3600.0
+
+
+@register_workload_kind("jobs")
+class JobsWorkload(WorkloadSpec):
+    """A stream of opaque gang jobs: from a CSV ``trace`` or a ``synthetic`` generator.
+
+    ``trace`` is resolved against the scenario file's folder (then the working directory).
+    ``accelerator`` pins every job of a synthetic stream to one catalog type; trace rows may name their own.
+    """
+
+    kind: Literal["jobs"] = "jobs"
+    trace: str | None = None
+    synthetic: SyntheticJobs | None = None
+    accelerator: AcceleratorId | None = None
+    arrival_s: Number = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> JobsWorkload:
+        if (self.trace is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of trace and synthetic")
+        return self
+
+    def trace_path(self, base_dir: str) -> Path:
+        """The trace file: next to the scenario if it exists there, else relative to the working directory."""
+        assert self.trace is not None
+        beside = Path(base_dir) / self.trace
+        return beside if beside.exists() or Path(self.trace).is_absolute() else Path(self.trace)
+
+    def read_trace(self, base_dir: str) -> list[Job]:
+        """The trace's jobs (raises UserInputError naming the line and column)."""
+        jobs = read_job_trace(self.trace_path(base_dir), self.name)
+        for job in jobs:
+            job.submit_s += self.arrival_s
+        return jobs
+
+    def check(self, scenario: Scenario) -> list[Problem]:
+        pools = {}
+        for node in scenario.datacenter.nodes:
+            pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
+        largest = max(pools.values())
+        if self.synthetic is not None:
+            return self._check_synthetic(pools, largest)
+        try:
+            jobs = self.read_trace(scenario.base_dir)
+        except UserInputError as error:
+            return [Problem(f"trace ({p.path})", p.message) for p in error.problems]
+        for job in jobs:
+            capacity = pools.get(job.accelerator, 0) if job.accelerator else largest
+            if job.accelerator and job.accelerator not in pools:
+                return [
+                    Problem(
+                        "trace",
+                        f"job {job.job_id!r} asks for accelerator {job.accelerator!r}, "
+                        f"which no node type has ({', '.join(pools)})",
+                    )
+                ]
+            if job.gpus > capacity:
+                return [
+                    Problem(
+                        "trace",
+                        f"job {job.job_id!r} needs {job.gpus} accelerators but the largest pool has {capacity}",
+                    )
+                ]
+        return []
+
+    def _check_synthetic(self, pools: dict[str, int], largest: int) -> list[Problem]:
+        assert self.synthetic is not None
+        if self.accelerator is not None and self.accelerator not in pools:
+            return [Problem("accelerator", f"no node type has {self.accelerator!r} ({', '.join(pools)})")]
+        capacity = pools[self.accelerator] if self.accelerator else largest
+        gpus = self.synthetic.gpus
+        values = getattr(gpus, "values", None)
+        biggest = float(max(values)) if values is not None else gpus.high if gpus.high is not None else gpus.mean
+        problems = []
+        if biggest > capacity:
+            problems.append(
+                Problem(
+                    "synthetic.gpus",
+                    f"jobs of {biggest:g} accelerators cannot fit: the largest pool has {capacity}",
+                )
+            )
+        smallest = float(min(values)) if values is not None else gpus.low if gpus.low is not None else gpus.mean
+        if smallest < 1:
+            problems.append(Problem("synthetic.gpus", f"every job needs at least 1 accelerator (got {smallest:g})"))
+        return problems

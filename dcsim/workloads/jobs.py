@@ -1,0 +1,163 @@
+"""Cluster jobs: a gang of ``gpus`` accelerators held for ``duration_s`` seconds.
+
+Traces are CSV files with the header ``job_id,submit_s,gpus,duration_s`` and optional columns ``model``,
+``user``, ``priority`` and ``accelerator`` (a catalog id the job must run on). Rows may come in any order;
+jobs are submitted by ``submit_s`` (ties in file order).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcsim.errors import Problem, UserInputError
+
+REQUIRED_COLUMNS = ("job_id", "submit_s", "gpus", "duration_s")
+OPTIONAL_COLUMNS = ("model", "user", "priority", "accelerator")
+
+
+class Job:
+    """One gang job and, once run, when and where it ran (``start_s``, ``end_s``, ``accelerators``)."""
+
+    __slots__ = (
+        "accelerator",
+        "accelerators",
+        "duration_s",
+        "end_s",
+        "gpus",
+        "index",
+        "job_id",
+        "model",
+        "priority",
+        "seq",
+        "start_s",
+        "submit_s",
+        "user",
+        "workload",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        job_id: str,
+        submit_s: float,
+        gpus: int,
+        duration_s: float,
+        workload: str,
+        accelerator: str | None = None,
+        user: str = "",
+        model: str = "",
+        priority: int = 0,
+    ) -> None:
+        self.index = index
+        self.job_id = job_id
+        self.submit_s = submit_s
+        self.gpus = gpus
+        self.duration_s = duration_s
+        self.workload = workload
+        self.accelerator = accelerator
+        self.user = user
+        self.model = model
+        self.priority = priority
+        self.start_s = math.nan
+        self.end_s = math.nan
+        self.accelerators: list[int] = []
+        self.seq = index  # submission sequence number, set by the scheduler
+
+    def __repr__(self) -> str:
+        return f"Job({self.job_id!r}, submit_s={self.submit_s}, gpus={self.gpus}, duration_s={self.duration_s})"
+
+
+def synthetic_jobs(
+    workload: str,
+    count: int,
+    interarrival_s: np.ndarray,
+    gpus: np.ndarray,
+    durations_s: np.ndarray,
+    start_s: float = 0.0,
+    accelerator: str | None = None,
+) -> list[Job]:
+    """Jobs from sampled inter-arrival times, sizes and durations (arrays of length ``count``)."""
+    submits = start_s + np.cumsum(interarrival_s)
+    return [
+        Job(
+            i,
+            f"{workload}-{i}",
+            float(submits[i]),
+            int(gpus[i]),
+            float(durations_s[i]),
+            workload,
+            accelerator,
+        )
+        for i in range(count)
+    ]
+
+
+def _field(row: dict[str, Any], name: str, where: str, whole: bool, minimum: float) -> Any:
+    """Parse one numeric CSV cell; a clear error naming ``FILE line N.name`` otherwise."""
+    raw = (row.get(name) or "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UserInputError.single(f"{where}.{name}", f"must be a number (got {raw!r})") from None
+    if not math.isfinite(value) or value < minimum:
+        raise UserInputError.single(f"{where}.{name}", f"must be >= {minimum:g} (got {raw!r})")
+    if whole:
+        if not value.is_integer():
+            raise UserInputError.single(f"{where}.{name}", f"must be a whole number (got {raw!r})")
+        return int(value)
+    return value
+
+
+def read_job_trace(path: str | Path, workload: str) -> list[Job]:
+    """Read a job trace CSV; errors name ``FILE line N.column``. Returns jobs sorted by submit time."""
+    source = Path(path)
+    if not source.is_file():
+        raise UserInputError.single(str(path), "trace file not found")
+    with source.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise UserInputError.single(
+                f"{source.name}",
+                f"trace header lacks columns {', '.join(missing)} "
+                f"(expected {','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}])",
+            )
+        jobs: list[Job] = []
+        seen: set[str] = set()
+        for line, row in enumerate(reader, start=2):
+            row = {(k or "").strip(): v for k, v in row.items()}
+            where = f"{source.name} line {line}"
+            job_id = (row.get("job_id") or "").strip()
+            if not job_id:
+                raise UserInputError.single(f"{where}.job_id", "must not be empty")
+            if job_id in seen:
+                raise UserInputError.single(f"{where}.job_id", f"duplicate job id {job_id!r}")
+            seen.add(job_id)
+            priority = (row.get("priority") or "0").strip() or "0"
+            jobs.append(
+                Job(
+                    len(jobs),
+                    job_id,
+                    _field(row, "submit_s", where, False, 0.0),
+                    _field(row, "gpus", where, True, 1),
+                    _field(row, "duration_s", where, False, 0.0),
+                    workload,
+                    accelerator=(row.get("accelerator") or "").strip() or None,
+                    user=(row.get("user") or "").strip(),
+                    model=(row.get("model") or "").strip(),
+                    priority=_field({"priority": priority}, "priority", where, True, -(2**31)),
+                )
+            )
+    if not jobs:
+        raise UserInputError([Problem(source.name, "trace has no jobs")])
+    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_s, i))
+    ordered = [jobs[i] for i in order]
+    for index, job in enumerate(ordered):
+        job.index = index
+    return ordered
