@@ -14,7 +14,12 @@ from collections.abc import Sequence
 from dcsim.errors import UserInputError
 
 # Subcommand modules under dcsim.cli; each defines register(subparsers) -> None and sets `handler`.
-COMMAND_MODULES = ("run_cmd", "check_cmd", "catalog_cmd",)
+COMMAND_MODULES = (
+    "run_cmd",
+    "check_cmd",
+    "catalog_cmd",
+    "calibrate_cmd",
+)
 
 EXIT_USER_ERROR = 2
 

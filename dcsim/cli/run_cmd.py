@@ -54,10 +54,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"  datacenter: {dc['accelerators']} accelerators, utilization {dc['accelerator_utilization']:.1%}",
         f"    energy {_fmt(dc['energy_kwh'], ' kWh')} (IT {_fmt(dc['it_energy_kwh'], ' kWh')}), "
         f"carbon {_fmt(dc['carbon_kg'], ' kg')}",
-        "    cost $"
-        + _fmt(cost["total"])
-        + " = "
-        + " + ".join(f"{k} {_fmt(cost[k])}" for k in cost if k != "total"),
+        "    cost $" + _fmt(cost["total"]) + " = " + " + ".join(f"{k} {_fmt(cost[k])}" for k in cost if k != "total"),
     ]
     return "\n".join(lines)
 

@@ -84,7 +84,9 @@ class JobsRunner:
             )
         return pd.DataFrame(rows)
 
-    def summary(self, end_s: float, usd_per_accelerator_s: dict[str, float], busy_w: dict[str, float], pue: float) -> dict[str, Any]:
+    def summary(
+        self, end_s: float, usd_per_accelerator_s: dict[str, float], busy_w: dict[str, float], pue: float
+    ) -> dict[str, Any]:
         """The contract's jobs figures plus accelerator-hours, cost and energy of the work done."""
         done = [job for job in self.jobs if job.end_s == job.end_s]
         started = [job for job in self.jobs if job.start_s == job.start_s]

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 if TYPE_CHECKING:
     from dcsim.run.result import Result
@@ -39,10 +39,20 @@ def write_plots(result: Result, folder: Path) -> list[Path]:
     name = result.scenario.name
     time_s = timeline["time_s"].to_numpy()
     paths = [
-        _step(folder / "utilization.png", time_s, timeline["utilization"].to_numpy(),
-              "busy accelerators (fraction)", f"{name}: accelerator utilization"),
-        _step(folder / "queue_length.png", time_s, timeline["queued_jobs"].to_numpy(),
-              "jobs waiting", f"{name}: queue length"),
+        _step(
+            folder / "utilization.png",
+            time_s,
+            timeline["utilization"].to_numpy(),
+            "busy accelerators (fraction)",
+            f"{name}: accelerator utilization",
+        ),
+        _step(
+            folder / "queue_length.png",
+            time_s,
+            timeline["queued_jobs"].to_numpy(),
+            "jobs waiting",
+            f"{name}: queue length",
+        ),
     ]
     fig, ax = plt.subplots(figsize=(6, 4))
     jobs = result.jobs

@@ -18,6 +18,7 @@ class Node:
     accelerator: str
     accelerators: list[int]
     free: list[int] = field(default_factory=list)
+    pool_index: int = 0
 
     def __post_init__(self) -> None:
         self.free = list(reversed(self.accelerators))
@@ -30,16 +31,40 @@ class Node:
 
 @dataclass
 class Pool:
-    """All nodes whose accelerators are of one catalog type, with the free total kept up to date."""
+    """All nodes whose accelerators are of one catalog type.
+
+    Kept up to date on every take and release: ``free_total``, and ``buckets[k]``, the set of pool indices
+    of nodes with exactly ``k`` free accelerators (so placements find a best-fit node without a scan).
+    """
 
     accelerator: str
     nodes: list[Node]
     capacity: int = 0
     free_total: int = 0
+    buckets: list[set[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.capacity = sum(len(n.accelerators) for n in self.nodes)
         self.free_total = self.capacity
+        self.buckets = [set() for _ in range(max(len(n.accelerators) for n in self.nodes) + 1)]
+        for index, node in enumerate(self.nodes):
+            node.pool_index = index
+            self.buckets[len(node.free)].add(index)
+
+    @property
+    def max_free(self) -> int:
+        """The largest number of free accelerators any node can have."""
+        return len(self.buckets) - 1
+
+    def first_node_with(self, free: int) -> Node | None:
+        """The lowest-indexed node with exactly ``free`` free accelerators, if any."""
+        bucket = self.buckets[free]
+        return self.nodes[min(bucket)] if bucket else None
+
+    def moved(self, node: Node, old_free: int) -> None:
+        """Record that ``node`` went from ``old_free`` free accelerators to its current count."""
+        self.buckets[old_free].discard(node.pool_index)
+        self.buckets[len(node.free)].add(node.pool_index)
 
 
 class Cluster:
@@ -82,8 +107,10 @@ class Cluster:
 
     def take(self, pool: Pool, node: Node, count: int) -> list[int]:
         """Take ``count`` free accelerators from ``node``."""
+        old = len(node.free)
         taken = node.free[-count:]
         del node.free[-count:]
+        pool.moved(node, old)
         pool.free_total -= count
         self.busy += count
         return taken
@@ -92,6 +119,8 @@ class Cluster:
         """Return accelerators to their nodes."""
         for index in accelerators:
             node = self.nodes[self.node_of[index]]
+            pool = self.pools[node.accelerator]
             node.free.append(index)
-            self.pools[node.accelerator].free_total += 1
+            pool.moved(node, len(node.free) - 1)
+            pool.free_total += 1
         self.busy -= len(accelerators)

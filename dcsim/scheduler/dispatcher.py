@@ -24,7 +24,8 @@ class ClusterScheduler:
     """Runs jobs on a :class:`Cluster` under a policy and a placement, recording what happened.
 
     ``timeline`` holds one ``(time_s, busy_accelerators, queued_jobs)`` row per dispatch pass;
-    ``busy_s[a]`` is the busy time of accelerator ``a`` so far (seconds); ``finished`` the completed jobs.
+    ``finished`` the completed jobs; after :meth:`close`, ``busy_s[a]`` is the busy time of accelerator
+    ``a`` (seconds) and ``jobs_run[a]`` the jobs it ran.
     """
 
     def __init__(
@@ -93,8 +94,6 @@ class ClusterScheduler:
     def _finish(self, job: Job) -> None:
         job.end_s = float(self.env.now)
         del self.running[job.seq]
-        self.busy_s[job.accelerators] += job.duration_s
-        self.jobs_run[job.accelerators] += 1
         self.cluster.release(job.accelerators)
         self.finished.append(job)
         if self.sim.log.enabled:
@@ -113,9 +112,15 @@ class ClusterScheduler:
         self._request_dispatch()
 
     def close(self, end_s: float) -> None:
-        """At the end of the run: credit the busy time of jobs still running (up to ``end_s``)."""
-        for job in self.running.values():
-            self.busy_s[job.accelerators] += max(0.0, end_s - job.start_s)
+        """At the end of the run: busy time per accelerator (jobs still running count up to ``end_s``)."""
+        jobs = self.finished + list(self.running.values())
+        if not jobs:
+            return
+        index = np.fromiter((a for job in jobs for a in job.accelerators), dtype=np.int64)
+        gpus = np.fromiter((len(job.accelerators) for job in jobs), dtype=np.int64, count=len(jobs))
+        ran = np.fromiter((min(job.start_s + job.duration_s, end_s) - job.start_s for job in jobs), float, len(jobs))
+        np.add.at(self.busy_s, index, np.repeat(np.maximum(ran, 0.0), gpus))
+        np.add.at(self.jobs_run, index, 1)
 
     def waiting(self) -> list[Job]:
         """Jobs still in the queue, in policy order."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
-
 from dcsim.scheduler.cluster import Cluster, Pool
 from dcsim.scheduler.registry import Registry
 
@@ -35,16 +33,16 @@ class Pack(Placement):
         chosen: list[int] = []
         remaining = gpus
         while remaining > 0:
-            best = None
-            largest = None
-            for node in pool.nodes:
-                free = len(node.free)
-                if free >= remaining and (best is None or free < len(best.free)):
-                    best = node
-                if free and (largest is None or free > len(largest.free)):
-                    largest = node
-            node = best if best is not None else largest
-            assert node is not None, "pack placement called without enough free accelerators"
+            node = next(
+                (
+                    n
+                    for k in range(min(remaining, pool.max_free + 1), pool.max_free + 1)
+                    if (n := pool.first_node_with(k)) is not None
+                ),
+                None,
+            )
+            if node is None:  # no node fits the rest: take the emptiest node whole
+                node = next(n for k in range(pool.max_free, 0, -1) if (n := pool.first_node_with(k)) is not None)
             count = min(remaining, len(node.free))
             chosen += cluster.take(pool, node, count)
             remaining -= count
@@ -56,12 +54,8 @@ class Spread(Placement):
     """One accelerator at a time from the node with the most free ones (ties: lowest node first)."""
 
     def choose(self, cluster: Cluster, pool: Pool, gpus: int) -> list[int]:
-        heap = [(-len(node.free), i) for i, node in enumerate(pool.nodes) if node.free]
-        heapq.heapify(heap)
         chosen: list[int] = []
         while len(chosen) < gpus:
-            negative_free, i = heapq.heappop(heap)
-            chosen += cluster.take(pool, pool.nodes[i], 1)
-            if negative_free + 1 < 0:
-                heapq.heappush(heap, (negative_free + 1, i))
+            node = next(n for k in range(pool.max_free, 0, -1) if (n := pool.first_node_with(k)) is not None)
+            chosen += cluster.take(pool, node, 1)
         return chosen

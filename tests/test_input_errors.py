@@ -1,0 +1,142 @@
+"""Bad input: one line per problem naming the field path, exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcsim.cli import main
+from dcsim.errors import UserInputError
+from dcsim.scenario import load_scenario
+
+
+def errors_of(spec) -> list[str]:
+    with pytest.raises(UserInputError) as info:
+        load_scenario(spec)
+    return [str(p) for p in info.value.problems]
+
+
+def test_wrong_type(base):
+    base["datacenter"]["nodes"][0]["count"] = "many"
+    assert errors_of(base) == ["datacenter.nodes[0].count: must be a whole number (got 'many')"]
+
+
+def test_unknown_field_with_suggestion(base):
+    base["seeed"] = 1
+    assert errors_of(base) == ["seeed: unknown field; did you mean 'seed'?"]
+
+
+def test_unknown_catalog_id(base):
+    base["datacenter"]["nodes"][0]["accelerator"] = "a100"
+    [line] = errors_of(base)
+    assert line.startswith("datacenter.nodes[0].accelerator: unknown accelerator 'a100' (see `dcsim catalog`")
+
+
+def test_negative_count(base):
+    base["datacenter"]["nodes"][0]["count"] = -2
+    assert errors_of(base) == ["datacenter.nodes[0].count: must be >= 1 (got -2)"]
+
+
+def test_every_problem_reported_at_once(base):
+    base["datacenter"]["pue"] = 0.5
+    base["workloads"][0]["synthetic"]["count"] = 0
+    base["scheduler"] = {"policy": "fifoo"}
+    lines = errors_of(base)
+    assert "datacenter.pue: must be >= 1.0 (got 0.5)" in lines
+    assert "workloads[0].synthetic.count: must be >= 1 (got 0)" in lines
+
+
+def test_unknown_policy(base):
+    base["scheduler"] = {"policy": "fifoo"}
+    assert errors_of(base) == [
+        "scheduler.policy: unknown scheduler policy 'fifoo' (available: fifo, or 'module:Class')"
+    ]
+
+
+def test_job_larger_than_cluster(base):
+    base["workloads"][0]["synthetic"]["gpus"] = 16
+    assert errors_of(base) == [
+        "workloads[0].synthetic.gpus: jobs of 16 accelerators cannot fit: the largest pool has 8"
+    ]
+
+
+def test_planned_kind_is_named(base):
+    base["workloads"].append({"kind": "training", "name": "gpt"})
+    assert errors_of(base) == [
+        "workloads[1].kind: 'training' workloads are not available in this version of dcsim yet (available: jobs)"
+    ]
+
+
+def test_bad_distribution(base):
+    base["workloads"][0]["synthetic"]["duration_s"] = {"dist": "weibull", "mean": 3}
+    [line] = errors_of(base)
+    assert line.startswith("workloads[0].synthetic.duration_s: dist must be one of constant, exponential")
+
+
+def test_missing_power_figure(base):
+    base["datacenter"]["nodes"][0]["accelerator"] = "tpu-v5e"
+    assert errors_of(base) == [
+        "datacenter.nodes[0].accelerator_max_w: the catalog has no published max power for tpu-v5e; "
+        "give accelerator_max_w (W)",
+    ]
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: [x\n", "not valid YAML at line 2, column 1"),
+        ("- just\n- a list\n", "a scenario must be a mapping of sections (got list)"),
+    ],
+)
+def test_cli_unparsable(tmp_path, capsys, text, expected):
+    assert main(["check", write(tmp_path, text)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_cli_missing_file(capsys):
+    assert main(["run", "no/such/file.yaml"]) == 2
+    assert capsys.readouterr().err == "error: no/such/file.yaml: scenario file not found\n"
+
+
+def test_cli_one_line_per_problem(tmp_path, capsys, base):
+    bad = copy.deepcopy(base)
+    bad["datacenter"]["nodes"][0]["count"] = -1
+    bad["datacenter"]["nodes"][0]["accelerator"] = "a999"
+    assert main(["check", write(tmp_path, yaml.safe_dump(bad))]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0] == "error: datacenter.nodes[0].count: must be >= 1 (got -1)"
+    assert lines[1].startswith("error: datacenter.nodes[0].accelerator: unknown accelerator 'a999'")
+
+
+def test_cli_bad_trace_line(tmp_path, capsys, base):
+    (tmp_path / "jobs.csv").write_text("job_id,submit_s,gpus,duration_s\na,0,1,10\nb,5,two,10\n")
+    spec = copy.deepcopy(base)
+    spec["workloads"][0] = {"kind": "jobs", "name": "w", "trace": "jobs.csv"}
+    assert main(["check", write(tmp_path, yaml.safe_dump(spec))]) == 2
+    assert capsys.readouterr().err == "error: workloads[0].trace (jobs.csv line 3.gpus): must be a number (got 'two')\n"
+
+
+def test_cli_trace_missing_columns(tmp_path, capsys, base):
+    (tmp_path / "jobs.csv").write_text("id,submit,gpus\n1,0,1\n")
+    spec = copy.deepcopy(base)
+    spec["workloads"][0] = {"kind": "jobs", "name": "w", "trace": "jobs.csv"}
+    assert main(["check", write(tmp_path, yaml.safe_dump(spec))]) == 2
+    assert "trace header lacks columns job_id, submit_s, duration_s" in capsys.readouterr().err
+
+
+def test_cli_unknown_command_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
