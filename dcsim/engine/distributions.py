@@ -251,12 +251,12 @@ def make_distribution(spec: Any) -> Distribution:
             raise ValueError(f"dist must be one of {', '.join(sorted(_FIELDS))} (or give choices), got {kind!r}")
         cls, names = _FIELDS[kind]
         missing = sorted(set(names) - set(spec))
-        unknown = sorted(set(spec) - set(names))
+        extra = sorted(set(spec) - set(names))
         if missing:
             raise ValueError(f"{kind} distribution needs {', '.join(missing)}")
-        if unknown:
+        if extra:
             raise ValueError(
-                f"{kind} distribution has unknown keys {', '.join(unknown)} (it takes {', '.join(names)}, min, max)"
+                f"{kind} distribution has unknown keys {', '.join(extra)} (it takes {', '.join(names)}, min, max)"
             )
         try:
             kwargs = {names[key]: float(value) for key, value in spec.items()}

@@ -107,7 +107,7 @@ class JobsWorkload(WorkloadSpec):
         return jobs
 
     def check(self, scenario: Scenario) -> list[Problem]:
-        pools = {}
+        pools: dict[str, int] = {}
         for node in scenario.datacenter.nodes:
             pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
         largest = max(pools.values())

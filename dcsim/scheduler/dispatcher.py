@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -88,8 +89,11 @@ class ClusterScheduler:
         job.start_s = float(self.env.now)
         self.running[job.seq] = job
         timeout = self.env.timeout(job.duration_s)
-        timeout.callbacks.append(lambda _event, job=job: self._finish(job))
+        timeout.callbacks.append(partial(self._finish_event, job))
         return True
+
+    def _finish_event(self, job: Job, _event: Any) -> None:
+        self._finish(job)
 
     def _finish(self, job: Job) -> None:
         job.end_s = float(self.env.now)

@@ -46,6 +46,6 @@ class Registry(Generic[T]):
         except ImportError as error:
             raise ValueError(f"cannot import module {module_name!r} for {self.family} {reference!r}: {error}") from None
         cls = getattr(module, class_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, self.base)):  # type: ignore[arg-type]
-            raise ValueError(f"{reference!r} is not a {self.base.__name__} subclass")  # type: ignore[attr-defined]
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise ValueError(f"{reference!r} is not a {self.base.__name__} subclass")
         return cls

@@ -1,0 +1,68 @@
+"""Every file in scenarios/ runs, and its summary is checked against properties stated here.
+
+A new scenario needs an entry in EXPECTATIONS (the test fails otherwise), so none ships unchecked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dcsim
+from dcsim.testing import check_job_invariants
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def quickstart(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["research"]
+    assert w["jobs_completed"] == w["jobs_submitted"] == 500
+    dc = summary["datacenter"]
+    # offered load: 7 jobs/h x E[gpus] 3.6 x ~1 h on 32 accelerators ~ 0.8; FIFO head-of-line blocking with
+    # 16-accelerator gangs wastes some capacity, so realized utilization is lower but substantial
+    assert 0.5 < dc["accelerator_utilization"] < 0.95
+    assert w["wait_s"]["p50"] <= w["wait_s"]["p90"] <= w["wait_s"]["p99"]
+    assert dc["carbon_kg"] == pytest.approx(dc["energy_kwh"] * 0.4)
+    hours = summary["simulated_time_s"] / 3600
+    assert dc["cost_usd"]["compute"] == pytest.approx(4 * 32.0 * hours)
+
+
+def trace_replay(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["lab"]
+    assert w["jobs_completed"] == 20
+    # 20 jobs of the sample trace: total accelerator-hours = sum(gpus x duration) / 3600
+    assert w["accelerator_hours"] == pytest.approx(668400 / 3600)
+    assert summary["datacenter"]["price_basis"]["dgx-h100"].startswith("capex_usd amortized")
+
+
+EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "quickstart.yaml": quickstart,
+    "trace_replay.yaml": trace_replay,
+}
+
+
+def scenario_files() -> list[Path]:
+    return sorted(SCENARIOS.glob("*.yaml"))
+
+
+def test_every_scenario_has_expectations():
+    assert {p.name for p in scenario_files()} == set(EXPECTATIONS)
+
+
+@pytest.mark.parametrize("path", scenario_files(), ids=lambda p: p.name)
+def test_scenario_runs(path, tmp_path):
+    result = dcsim.run_scenario(path)
+    summary = json.loads(result.summary_json())
+    assert set(summary["workloads"]) == {w.name for w in result.scenario.workloads}
+    dc = summary["datacenter"]
+    assert dc["energy_kwh"] > 0 and dc["cost_usd"]["total"] > 0
+    assert 0 <= dc["accelerator_utilization"] <= 1
+    if "jobs" in result.tables:
+        assert check_job_invariants(result.jobs, dc["accelerators"]) == []
+    EXPECTATIONS[path.name](summary)
+    written = result.write(tmp_path / "out", plots=True)
+    assert all(p.stat().st_size > 0 for p in written)
