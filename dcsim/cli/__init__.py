@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "check_cmd",
     "catalog_cmd",
     "calibrate_cmd",
+    "net_cmd",
+    "trace_cmd",
 )
 
 EXIT_USER_ERROR = 2

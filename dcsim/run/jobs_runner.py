@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -59,13 +60,18 @@ class JobsRunner:
                 yield env.timeout(delay)
             submit(job)
 
-    def table(self, cluster_node_of: list[int], node_names: list[str], accelerator_type: list[str]) -> pd.DataFrame:
-        """One row per job: times, size, where it ran and its status."""
+    def _status(self, job: Job, end_s: float) -> str:
+        if job.end_s == job.end_s:
+            return "completed"
+        if job.seq in self.scheduler.running and job.submit_s <= end_s:
+            return "running"
+        return "waiting" if job.submit_s <= end_s else "not_submitted"
+
+    def table(self, usage: dict[int, JobUsage], end_s: float) -> pd.DataFrame:
+        """One row per job: times, size, where it ran, preemptions and its status at the end."""
         rows = []
         for job in self.jobs:
-            started = job.start_s == job.start_s
-            ended = job.end_s == job.end_s
-            nodes = sorted({cluster_node_of[a] for a in job.accelerators})
+            used = usage.get(job.seq)
             rows.append(
                 {
                     "workload": job.workload,
@@ -77,40 +83,66 @@ class JobsRunner:
                     "jct_s": job.end_s - job.submit_s,
                     "duration_s": job.duration_s,
                     "gpus": job.gpus,
-                    "accelerator": accelerator_type[job.accelerators[0]] if job.accelerators else job.accelerator,
-                    "nodes": ";".join(node_names[n] for n in nodes),
-                    "status": "completed" if ended else "running" if started else "waiting",
+                    "accelerator": used.accelerator if used else job.accelerator,
+                    "nodes": ";".join(used.nodes) if used else "",
+                    "preemptions": job.preemptions,
+                    "status": self._status(job, end_s),
                 }
             )
         return pd.DataFrame(rows)
 
     def summary(
-        self, end_s: float, usd_per_accelerator_s: dict[str, float], busy_w: dict[str, float], pue: float
+        self,
+        end_s: float,
+        usage: dict[int, JobUsage],
+        usd_per_accelerator_s: dict[str, float],
+        busy_w: dict[str, float],
+        pue: float,
     ) -> dict[str, Any]:
         """The contract's jobs figures plus accelerator-hours, cost and energy of the work done."""
+        statuses = [self._status(job, end_s) for job in self.jobs]
         done = [job for job in self.jobs if job.end_s == job.end_s]
         started = [job for job in self.jobs if job.start_s == job.start_s]
-        submitted = [job for job in self.jobs if job.submit_s <= end_s]
-        accelerator_s = 0.0
-        cost = 0.0
-        energy_j = 0.0
+        accelerator_s = cost = energy_j = 0.0
         for job in started:
-            ran = (job.end_s if job.end_s == job.end_s else end_s) - job.start_s
-            kind = self.scheduler.cluster.accelerator_type[job.accelerators[0]]
-            accelerator_s += ran * job.gpus
-            cost += ran * job.gpus * usd_per_accelerator_s[kind]
-            energy_j += ran * job.gpus * busy_w[kind] * pue
+            used = usage[job.seq]
+            accelerator_s += used.accelerator_s
+            cost += used.accelerator_s * usd_per_accelerator_s[used.accelerator]
+            energy_j += used.accelerator_s * busy_w[used.accelerator] * pue
         first_submit = min((job.submit_s for job in self.jobs), default=0.0)
         return {
             "kind": "jobs",
-            "jobs_submitted": len(submitted),
+            "jobs_submitted": len(self.jobs) - statuses.count("not_submitted"),
             "jobs_completed": len(done),
-            "jobs_running": len(started) - len(done),
-            "jobs_waiting": len(submitted) - len(started),
+            "jobs_running": statuses.count("running"),
+            "jobs_waiting": statuses.count("waiting"),
             "jct_s": quantiles([job.end_s - job.submit_s for job in done]),
             "wait_s": quantiles([job.start_s - job.submit_s for job in started]),
             "makespan_s": (max(job.end_s for job in done) - first_submit) if done else None,
+            "preemptions": sum(job.preemptions for job in self.jobs),
             "accelerator_hours": accelerator_s / 3600.0,
             "cost_usd": cost,
             "energy_kwh": energy_j / 3.6e6,
         }
+
+
+@dataclass
+class JobUsage:
+    """Where and how long a job ran, over all its segments: accelerator type, node names, accelerator-s."""
+
+    accelerator: str
+    nodes: list[str] = field(default_factory=list)
+    accelerator_s: float = 0.0
+
+
+def job_usage(scheduler: ClusterScheduler, end_s: float) -> dict[int, JobUsage]:
+    """Per job (by ``seq``): its usage summed over the scheduler's segments, clipped at ``end_s``."""
+    cluster = scheduler.cluster
+    usage: dict[int, JobUsage] = {}
+    for seg in scheduler.segments:
+        used = usage.setdefault(seg.job.seq, JobUsage(cluster.accelerator_type[seg.accelerators[0]]))
+        for name in dict.fromkeys(cluster.nodes[cluster.node_of[a]].name for a in seg.accelerators):
+            if name not in used.nodes:
+                used.nodes.append(name)
+        used.accelerator_s += max(0.0, min(seg.end_s, end_s) - seg.start_s) * len(seg.accelerators)
+    return usage

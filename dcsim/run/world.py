@@ -13,11 +13,11 @@ from dcsim._version import __version__
 from dcsim.cost import breakdown, node_price, storage_cost_usd
 from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
-from dcsim.run.jobs_runner import JobsRunner
+from dcsim.run.jobs_runner import JobsRunner, job_usage
 from dcsim.run.result import Result
 from dcsim.scenario import load_scenario
 from dcsim.scenario.schema import Scenario
-from dcsim.scheduler.cluster import Cluster
+from dcsim.scheduler.cluster import Cluster, NodeGroup
 from dcsim.scheduler.dispatcher import ClusterScheduler
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
@@ -34,12 +34,18 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
     scenario = source if isinstance(source, Scenario) else load_scenario(source)
     sim = Simulation(scenario.seed, trace=trace)
     nodes = scenario.datacenter.nodes
-    cluster = Cluster([(n.name, n.count, n.accelerator, n.accelerators_per_node) for n in nodes])
+    cluster = Cluster(
+        [NodeGroup(n.name, n.count, n.accelerator, n.accelerators_per_node, n.nodes_per_rack) for n in nodes]
+    )
+    spec = scenario.scheduler
     scheduler = ClusterScheduler(
         sim,
         cluster,
-        resolve_policy(scenario.scheduler.policy)(),
-        resolve_placement(scenario.scheduler.placement)(),
+        resolve_policy(spec.policy)(),
+        resolve_placement(spec.placement)(),
+        preemption=spec.preemption,
+        checkpoint_s=spec.checkpoint_s,
+        restart_s=spec.restart_s,
     )
     runners = [RUNNERS[w.kind](w, sim, scheduler, scenario) for w in scenario.workloads]
     for runner in runners:
@@ -105,7 +111,8 @@ def _result(
         rate[node.accelerator] = price.usd_per_s / node.accelerators_per_node + electricity
         busy_w[node.accelerator] = power.max_w
         price_basis[node.name] = price.basis
-    workloads = {r.spec.name: r.summary(end_s, rate, busy_w, dc.pue) for r in runners}
+    usage = job_usage(scheduler, end_s)
+    workloads = {r.spec.name: r.summary(end_s, usage, rate, busy_w, dc.pue) for r in runners}
     total_accelerators = cluster.size
     summary: dict[str, Any] = {
         "name": scenario.name,
@@ -124,10 +131,7 @@ def _result(
             "price_basis": price_basis,
         },
     }
-    node_names = [n.name for n in cluster.nodes]
-    jobs = pd.concat(
-        [r.table(cluster.node_of, node_names, cluster.accelerator_type) for r in runners], ignore_index=True
-    )
+    jobs = pd.concat([r.table(usage, end_s) for r in runners], ignore_index=True)
     timeline = pd.DataFrame(scheduler.timeline, columns=["time_s", "busy_accelerators", "queued_jobs"])
     timeline["utilization"] = timeline["busy_accelerators"] / total_accelerators
     tables = {"jobs": jobs, "accelerators": accelerators, "timeline": timeline}

@@ -65,8 +65,6 @@ def _scheduler_problems(scenario: ScenarioFile) -> list[Problem]:
         resolve_placement(scenario.scheduler.placement)
     except ValueError as error:
         problems.append(Problem("scheduler.placement", str(error)))
-    if scenario.scheduler.preemption:
-        problems.append(Problem("scheduler.preemption", "preemption is not available in this version of dcsim yet"))
     if scenario.failures is not None:
         problems.append(Problem("failures", "failure simulation is not available in this version of dcsim yet"))
     return problems

@@ -45,6 +45,7 @@ class NodeType(Section):
     accelerator_idle_w: Number | None = Field(default=None, ge=0)
     accelerator_max_w: Number | None = Field(default=None, ge=0)
     host_power_w: Number = Field(default=0.0, ge=0)
+    nodes_per_rack: Count | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _capex_needs_years(self) -> NodeType:
@@ -98,11 +99,16 @@ class Datacenter(Section):
 
 
 class SchedulerSpec(Section):
-    """Cluster scheduler: a policy (registered name or ``module:Class``), a placement, preemption."""
+    """Cluster scheduler: a policy (registered name or ``module:Class``), a placement, preemption.
+
+    A preempted job is checkpointed and later resumes after ``checkpoint_s + restart_s`` seconds of set-up.
+    """
 
     policy: str = "fifo"
     placement: str = "pack"
     preemption: bool = False
+    checkpoint_s: Number = Field(default=0.0, ge=0)
+    restart_s: Number = Field(default=0.0, ge=0)
 
 
 class FailuresSpec(Section):

@@ -1,88 +1,133 @@
-"""The resource pool: nodes of accelerators, grouped into pools by accelerator type.
+"""The resource pool: nodes of accelerators in racks, grouped into pools by accelerator type.
 
 Accelerators are numbered 0..N-1 in the order of the scenario's node types and nodes; node ``i`` of node
-type ``dgx`` is named ``dgx-i``. A job runs on accelerators of one type (its pool).
+type ``dgx`` is named ``dgx-i``. Racks are numbered across the cluster: each node type fills racks of
+``nodes_per_rack`` nodes (its own racks). A job runs on accelerators of one type (its pool).
+
+Free accelerators are indexed so that placements never scan the cluster: per pool and per rack,
+``buckets[k]`` holds the nodes with exactly ``k`` free accelerators.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """``count`` nodes named ``name-i`` with ``per_node`` accelerators of type ``accelerator`` each."""
+
+    name: str
+    count: int
+    accelerator: str
+    per_node: int
+    nodes_per_rack: int | None = None
 
 
 @dataclass
 class Node:
-    """One server: its accelerators (global indices) and the ones currently free (a stack)."""
+    """One server: its accelerators (global indices), the free ones (a stack), its rack."""
 
     name: str
     node_type: str
     accelerator: str
     accelerators: list[int]
+    rack: int = 0
     free: list[int] = field(default_factory=list)
     pool_index: int = 0
 
     def __post_init__(self) -> None:
         self.free = list(reversed(self.accelerators))
 
-    @property
-    def free_count(self) -> int:
-        """Free accelerators on this node."""
-        return len(self.free)
+
+class Buckets:
+    """Nodes by their free count: ``sets[k]`` = pool indices of nodes with ``k`` free accelerators."""
+
+    def __init__(self, size: int) -> None:
+        self.sets: list[set[int]] = [set() for _ in range(size + 1)]
+        self.free = 0
+
+    def first(self, free: int) -> int | None:
+        """The lowest pool index of a node with exactly ``free`` free accelerators, if any."""
+        bucket = self.sets[free]
+        return min(bucket) if bucket else None
+
+    def best_fit(self, need: int) -> int | None:
+        """The node whose free count is the smallest one >= ``need`` (lowest index on ties)."""
+        for k in range(min(need, len(self.sets)), len(self.sets)):
+            if self.sets[k]:
+                return min(self.sets[k])
+        return None
+
+    def emptiest(self) -> int | None:
+        """The node with the most free accelerators (lowest index on ties), if any is free."""
+        for k in range(len(self.sets) - 1, 0, -1):
+            if self.sets[k]:
+                return min(self.sets[k])
+        return None
+
+    def move(self, index: int, old_free: int, new_free: int) -> None:
+        self.sets[old_free].discard(index)
+        self.sets[new_free].add(index)
+        self.free += new_free - old_free
 
 
 @dataclass
 class Pool:
-    """All nodes whose accelerators are of one catalog type.
-
-    Kept up to date on every take and release: ``free_total``, and ``buckets[k]``, the set of pool indices
-    of nodes with exactly ``k`` free accelerators (so placements find a best-fit node without a scan).
-    """
+    """All nodes whose accelerators are of one catalog type, indexed by free count overall and per rack."""
 
     accelerator: str
     nodes: list[Node]
     capacity: int = 0
-    free_total: int = 0
-    buckets: list[set[int]] = field(default_factory=list)
+    buckets: Buckets = field(init=False)
+    racks: dict[int, Buckets] = field(init=False)
 
     def __post_init__(self) -> None:
         self.capacity = sum(len(n.accelerators) for n in self.nodes)
-        self.free_total = self.capacity
-        self.buckets = [set() for _ in range(max(len(n.accelerators) for n in self.nodes) + 1)]
+        size = max(len(n.accelerators) for n in self.nodes)
+        self.buckets = Buckets(size)
+        self.racks = {}
         for index, node in enumerate(self.nodes):
             node.pool_index = index
-            self.buckets[len(node.free)].add(index)
+            self.buckets.move(index, 0, len(node.free))
+            self.racks.setdefault(node.rack, Buckets(size)).move(index, 0, len(node.free))
 
     @property
-    def max_free(self) -> int:
-        """The largest number of free accelerators any node can have."""
-        return len(self.buckets) - 1
-
-    def first_node_with(self, free: int) -> Node | None:
-        """The lowest-indexed node with exactly ``free`` free accelerators, if any."""
-        bucket = self.buckets[free]
-        return self.nodes[min(bucket)] if bucket else None
+    def free_total(self) -> int:
+        """Free accelerators in the pool."""
+        return self.buckets.free
 
     def moved(self, node: Node, old_free: int) -> None:
         """Record that ``node`` went from ``old_free`` free accelerators to its current count."""
-        self.buckets[old_free].discard(node.pool_index)
-        self.buckets[len(node.free)].add(node.pool_index)
+        new_free = len(node.free)
+        self.buckets.move(node.pool_index, old_free, new_free)
+        self.racks[node.rack].move(node.pool_index, old_free, new_free)
 
 
 class Cluster:
-    """Nodes and pools built from ``(node_type_name, count, accelerator_id, accelerators_per_node)``."""
+    """Nodes, racks and pools built from :class:`NodeGroup` records (or ``(name, count, acc, per_node)``)."""
 
-    def __init__(self, node_types: list[tuple[str, int, str, int]]) -> None:
+    def __init__(self, groups: Sequence[NodeGroup | tuple[str, int, str, int]]) -> None:
         self.nodes: list[Node] = []
         self.node_of: list[int] = []
         self.accelerator_type: list[str] = []
         pools: dict[str, list[Node]] = {}
-        for type_name, count, accelerator, per_node in node_types:
-            for i in range(count):
+        rack = 0
+        for group in groups:
+            spec = group if isinstance(group, NodeGroup) else NodeGroup(*group)
+            per_rack = spec.nodes_per_rack or spec.count
+            for i in range(spec.count):
+                if i and i % per_rack == 0:
+                    rack += 1
                 first = len(self.node_of)
-                node = Node(f"{type_name}-{i}", type_name, accelerator, list(range(first, first + per_node)))
-                self.node_of += [len(self.nodes)] * per_node
-                self.accelerator_type += [accelerator] * per_node
+                accelerators = list(range(first, first + spec.per_node))
+                node = Node(f"{spec.name}-{i}", spec.name, spec.accelerator, accelerators, rack)
+                self.node_of += [len(self.nodes)] * spec.per_node
+                self.accelerator_type += [spec.accelerator] * spec.per_node
                 self.nodes.append(node)
-                pools.setdefault(accelerator, []).append(node)
+                pools.setdefault(spec.accelerator, []).append(node)
+            rack += 1
         self.pools = {name: Pool(name, nodes) for name, nodes in pools.items()}
         self.busy = 0
 
@@ -105,13 +150,18 @@ class Cluster:
                 return pool
         return None
 
+    def eligible_pools(self, accelerator: str | None) -> list[Pool]:
+        """The pools a job may run in: its accelerator's, or all of them."""
+        if accelerator is None:
+            return list(self.pools.values())
+        return [self.pools[accelerator]] if accelerator in self.pools else []
+
     def take(self, pool: Pool, node: Node, count: int) -> list[int]:
         """Take ``count`` free accelerators from ``node``."""
         old = len(node.free)
         taken = node.free[-count:]
         del node.free[-count:]
         pool.moved(node, old)
-        pool.free_total -= count
         self.busy += count
         return taken
 
@@ -119,8 +169,6 @@ class Cluster:
         """Return accelerators to their nodes."""
         for index in accelerators:
             node = self.nodes[self.node_of[index]]
-            pool = self.pools[node.accelerator]
             node.free.append(index)
-            pool.moved(node, len(node.free) - 1)
-            pool.free_total += 1
+            self.pools[node.accelerator].moved(node, len(node.free) - 1)
         self.busy -= len(accelerators)

@@ -1,16 +1,20 @@
-"""The cluster scheduler as a SimPy component: queue, gang allocation, dispatch passes, completions.
+"""The cluster scheduler as a SimPy component: queue, gang allocation, preemption, completions.
 
 Gang semantics: a job gets all the accelerators it asks for at once, or waits. Same-instant order (see
-:mod:`dcsim.engine.simulation`): arrivals and completions at time t only mark the scheduler dirty; one
-dispatch pass runs after all of them, trying waiting jobs in the policy's order.
+:mod:`dcsim.engine.simulation`): arrivals, completions and reviews at time t only mark the scheduler
+dirty; one dispatch pass runs after all of them, in which the policy's :meth:`schedule` decides.
+
+Preemption (when the scenario enables it and the policy asks for it) suspends a running job: its progress
+is kept (it is checkpointed on preemption) and it pays ``checkpoint_s + restart_s`` of set-up time when it
+resumes. Every run segment is recorded in ``segments``.
 """
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -20,13 +24,28 @@ from dcsim.scheduler.placement import Placement
 from dcsim.scheduler.policies import SchedulingPolicy
 from dcsim.workloads.jobs import Job
 
+# Segment outcomes recorded in ``ClusterScheduler.segments``.
+COMPLETED, PREEMPTED, RUNNING = "completed", "preempted", "running"
+
+
+class Segment(NamedTuple):
+    """One uninterrupted run of a job: ``setup_s`` of overhead, then useful work, until ``end_s``."""
+
+    job: Job
+    start_s: float
+    end_s: float
+    accelerators: list[int]
+    setup_s: float
+    outcome: str
+
 
 class ClusterScheduler:
     """Runs jobs on a :class:`Cluster` under a policy and a placement, recording what happened.
 
     ``timeline`` holds one ``(time_s, busy_accelerators, queued_jobs)`` row per dispatch pass;
-    ``finished`` the completed jobs; after :meth:`close`, ``busy_s[a]`` is the busy time of accelerator
-    ``a`` (seconds) and ``jobs_run[a]`` the jobs it ran.
+    ``segments`` one :class:`Segment` per uninterrupted run; ``finished`` the
+    completed jobs; after :meth:`close`, ``busy_s[a]`` is the busy time of accelerator ``a`` (seconds) and
+    ``jobs_run[a]`` the segments it ran.
     """
 
     def __init__(
@@ -35,6 +54,10 @@ class ClusterScheduler:
         cluster: Cluster,
         policy: SchedulingPolicy,
         placement: Placement,
+        *,
+        preemption: bool = False,
+        checkpoint_s: float = 0.0,
+        restart_s: float = 0.0,
         on_finish: Callable[[Job], None] | None = None,
     ) -> None:
         self.sim = sim
@@ -42,25 +65,60 @@ class ClusterScheduler:
         self.cluster = cluster
         self.policy = policy
         self.placement = placement
+        self.preemption = preemption
+        self.resume_cost_s = checkpoint_s + restart_s
         self.on_finish = on_finish
-        self.queue: list[tuple[Any, int, Job]] = []
+        self._keys: list[tuple[Any, int]] = []
+        self._waiting: dict[int, Job] = {}
         self.running: dict[int, Job] = {}
         self.finished: list[Job] = []
+        self.segments: list[Segment] = []
         self.busy_s = np.zeros(cluster.size)
         self.jobs_run = np.zeros(cluster.size, dtype=np.int64)
         self.timeline: list[tuple[float, int, int]] = [(0.0, 0, 0)]
+        self.reservations: dict[int, float] = {}
         self.submitted = 0
         self._dispatch_pending = False
+        policy.attach(self)
+
+    # ----------------------------------------------------------------- queue
+    @property
+    def now(self) -> float:
+        """Simulated time (s)."""
+        return float(self.env.now)
 
     def submit(self, job: Job) -> None:
         """A job arrives now; it will be considered in this instant's dispatch pass."""
         job.seq = self.submitted
         self.submitted += 1
-        heapq.heappush(self.queue, (self.policy.key(job), job.seq, job))
+        self._enqueue(job)
         self.sim.log.instant("submit", self.env.now, "scheduler", job=job.job_id, gpus=job.gpus)
-        self._request_dispatch()
+        self.request_dispatch()
 
-    def _request_dispatch(self) -> None:
+    def _enqueue(self, job: Job) -> None:
+        bisect.insort(self._keys, (self.policy.key(job), job.seq))
+        self._waiting[job.seq] = job
+
+    def _dequeue(self, job: Job) -> None:
+        key = (self.policy.key(job), job.seq)
+        index = bisect.bisect_left(self._keys, key)
+        assert self._keys[index] == key, "queue key of a waiting job changed"
+        del self._keys[index]
+        del self._waiting[job.seq]
+
+    def waiting(self) -> Iterator[Job]:
+        """Waiting jobs in the policy's order (a snapshot: starting jobs while iterating is safe)."""
+        waiting = self._waiting
+        return (waiting[seq] for _, seq in list(self._keys) if seq in waiting)
+
+    @property
+    def queue_length(self) -> int:
+        """Jobs waiting."""
+        return len(self._waiting)
+
+    # -------------------------------------------------------------- dispatch
+    def request_dispatch(self) -> None:
+        """Ask for one dispatch pass at the current instant (after every event already due now)."""
         if not self._dispatch_pending:
             self._dispatch_pending = True
             event = self.env.event()
@@ -69,63 +127,110 @@ class ClusterScheduler:
 
     def _dispatch(self, _event: Any = None) -> None:
         self._dispatch_pending = False
-        queue = self.queue
-        if self.policy.blocking:
-            while queue and self._try_start(queue[0][2]):
-                heapq.heappop(queue)
-        else:
-            kept = [entry for entry in sorted(queue) if not self._try_start(entry[2])]
-            heapq.heapify(kept)
-            self.queue = kept
-        now = float(self.env.now)
-        self.timeline.append((now, self.cluster.busy, len(self.queue)))
-        self.sim.log.counter("cluster", now, "scheduler", busy=self.cluster.busy, queued=len(self.queue))
+        self.policy.schedule(self)
+        now = self.now
+        self.timeline.append((now, self.cluster.busy, len(self._waiting)))
+        self.sim.log.counter("cluster", now, "scheduler", busy=self.cluster.busy, queued=len(self._waiting))
 
-    def _try_start(self, job: Job) -> bool:
+    def fits(self, job: Job) -> bool:
+        """Whether ``job`` could start now."""
+        return self.cluster.pool_for(job.gpus, job.accelerator) is not None
+
+    def try_start(self, job: Job) -> bool:
+        """Start a waiting job now if its gang fits; return whether it started."""
         pool = self.cluster.pool_for(job.gpus, job.accelerator)
         if pool is None:
             return False
+        self._dequeue(job)
         job.accelerators = self.placement.choose(self.cluster, pool, job.gpus)
-        job.start_s = float(self.env.now)
+        now = self.now
+        if job.start_s != job.start_s:
+            job.start_s = now
+        job.segment_start_s = now
+        job.token += 1
         self.running[job.seq] = job
-        timeout = self.env.timeout(job.duration_s)
-        timeout.callbacks.append(partial(self._finish_event, job))
+        timeout = self.env.timeout(job.setup_s + job.remaining_s)
+        timeout.callbacks.append(partial(self._finish_event, job, job.token))
+        review = self.policy.review_after_s(job)
+        if review is not None and review < job.setup_s + job.remaining_s:
+            self.env.timeout(review).callbacks.append(partial(self._review_event, job, job.token))
         return True
 
-    def _finish_event(self, job: Job, _event: Any) -> None:
-        self._finish(job)
+    def preempt(self, job: Job) -> None:
+        """Suspend a running job now and put it back in the queue (its progress is kept)."""
+        now = self.now
+        elapsed = now - job.segment_start_s
+        job.remaining_s = max(0.0, job.remaining_s - max(0.0, elapsed - job.setup_s))
+        job.attained_s += elapsed * job.gpus
+        job.preemptions += 1
+        job.token += 1
+        self._end_segment(job, now, PREEMPTED)
+        job.setup_s = self.resume_cost_s
+        self._enqueue(job)
+        self.sim.log.instant("preempt", now, "scheduler", job=job.job_id)
 
-    def _finish(self, job: Job) -> None:
-        job.end_s = float(self.env.now)
+    def _end_segment(self, job: Job, now: float, outcome: str) -> None:
         del self.running[job.seq]
-        self.cluster.release(job.accelerators)
-        self.finished.append(job)
+        self.segments.append(Segment(job, job.segment_start_s, now, job.accelerators, job.setup_s, outcome))
         if self.sim.log.enabled:
             node = self.cluster.nodes[self.cluster.node_of[job.accelerators[0]]].name
             self.sim.log.complete(
                 job.job_id,
-                job.start_s,
-                job.duration_s,
+                job.segment_start_s,
+                now - job.segment_start_s,
                 node,
                 job.workload,
                 gpus=job.gpus,
-                wait_s=job.start_s - job.submit_s,
+                outcome=outcome,
             )
+        self.cluster.release(job.accelerators)
+        job.accelerators = []
+
+    def _finish_event(self, job: Job, token: int, _event: Any) -> None:
+        if token != job.token:  # the job was preempted since this completion was scheduled
+            return
+        now = self.now
+        job.attained_s += (now - job.segment_start_s) * job.gpus
+        job.remaining_s = 0.0
+        job.end_s = now
+        job.token += 1
+        self._end_segment(job, now, COMPLETED)
+        self.finished.append(job)
         if self.on_finish is not None:
             self.on_finish(job)
-        self._request_dispatch()
+        self.request_dispatch()
 
+    def _review_event(self, job: Job, token: int, _event: Any) -> None:
+        if token == job.token:
+            self.request_dispatch()
+            review = self.policy.review_after_s(job)
+            if review is not None:
+                self.env.timeout(review).callbacks.append(partial(self._review_event, job, job.token))
+
+    def attained_now_s(self, job: Job) -> float:
+        """Accelerator-seconds the job has been given, including its current segment."""
+        if job.seq in self.running:
+            return job.attained_s + (self.now - job.segment_start_s) * job.gpus
+        return job.attained_s
+
+    def expected_end_s(self, job: Job) -> float:
+        """When a running job is expected to finish, from its run-time estimate (s)."""
+        estimated_left = max(0.0, job.estimate_s - (job.duration_s - job.remaining_s))
+        return job.segment_start_s + job.setup_s + estimated_left
+
+    # ------------------------------------------------------------------ end
     def close(self, end_s: float) -> None:
-        """At the end of the run: busy time per accelerator (jobs still running count up to ``end_s``)."""
-        jobs = self.finished + list(self.running.values())
-        if not jobs:
+        """At the end of the run: record running segments; busy time per accelerator up to ``end_s``."""
+        for job in list(self.running.values()):
+            self.segments.append(Segment(job, job.segment_start_s, end_s, job.accelerators, job.setup_s, RUNNING))
+        if not self.segments:
             return
-        index = np.fromiter((a for job in jobs for a in job.accelerators), dtype=np.int64)
-        gpus = np.fromiter((len(job.accelerators) for job in jobs), dtype=np.int64, count=len(jobs))
-        ran = np.fromiter((min(job.start_s + job.duration_s, end_s) - job.start_s for job in jobs), float, len(jobs))
-        np.add.at(self.busy_s, index, np.repeat(np.maximum(ran, 0.0), gpus))
+        index = np.fromiter((a for seg in self.segments for a in seg[3]), dtype=np.int64)
+        counts = np.fromiter((len(seg[3]) for seg in self.segments), dtype=np.int64, count=len(self.segments))
+        ran = np.fromiter((min(seg[2], end_s) - seg[1] for seg in self.segments), float, len(self.segments))
+        np.add.at(self.busy_s, index, np.repeat(np.maximum(ran, 0.0), counts))
         np.add.at(self.jobs_run, index, 1)
 
-    def waiting(self) -> list[Job]:
+    def waiting_jobs(self) -> list[Job]:
         """Jobs still in the queue, in policy order."""
-        return [entry[2] for entry in sorted(self.queue)]
+        return list(self.waiting())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dcsim.scheduler.cluster import Cluster, Pool
+from dcsim.scheduler.cluster import Buckets, Cluster, Pool
 from dcsim.scheduler.registry import Registry
 
 
@@ -22,31 +22,29 @@ def resolve_placement(reference: str) -> type[Placement]:
     return PLACEMENTS.resolve(reference)
 
 
+def pack_into(cluster: Cluster, pool: Pool, buckets: Buckets, gpus: int) -> list[int]:
+    """Best fit on the fewest nodes among ``buckets``: the node whose free count fits the rest most
+    tightly, else the emptiest node taken whole. ``buckets`` must hold at least ``gpus`` free."""
+    chosen: list[int] = []
+    remaining = gpus
+    while remaining > 0:
+        index = buckets.best_fit(remaining)
+        if index is None:
+            index = buckets.emptiest()
+        assert index is not None, "placement called without enough free accelerators"
+        node = pool.nodes[index]
+        count = min(remaining, len(node.free))
+        chosen += cluster.take(pool, node, count)
+        remaining -= count
+    return chosen
+
+
 @register_placement("pack")
 class Pack(Placement):
-    """Fewest nodes, best fit: the node whose free count fits the rest most tightly, else the emptiest.
-
-    Keeps whole nodes free for large jobs and a job's ranks on as few nodes as possible.
-    """
+    """Fewest nodes, best fit: keeps whole nodes free for large jobs and a job's ranks together."""
 
     def choose(self, cluster: Cluster, pool: Pool, gpus: int) -> list[int]:
-        chosen: list[int] = []
-        remaining = gpus
-        while remaining > 0:
-            node = next(
-                (
-                    n
-                    for k in range(min(remaining, pool.max_free + 1), pool.max_free + 1)
-                    if (n := pool.first_node_with(k)) is not None
-                ),
-                None,
-            )
-            if node is None:  # no node fits the rest: take the emptiest node whole
-                node = next(n for k in range(pool.max_free, 0, -1) if (n := pool.first_node_with(k)) is not None)
-            count = min(remaining, len(node.free))
-            chosen += cluster.take(pool, node, count)
-            remaining -= count
-        return chosen
+        return pack_into(cluster, pool, pool.buckets, gpus)
 
 
 @register_placement("spread")
@@ -56,6 +54,28 @@ class Spread(Placement):
     def choose(self, cluster: Cluster, pool: Pool, gpus: int) -> list[int]:
         chosen: list[int] = []
         while len(chosen) < gpus:
-            node = next(n for k in range(pool.max_free, 0, -1) if (n := pool.first_node_with(k)) is not None)
-            chosen += cluster.take(pool, node, 1)
+            index = pool.buckets.emptiest()
+            assert index is not None, "placement called without enough free accelerators"
+            chosen += cluster.take(pool, pool.nodes[index], 1)
+        return chosen
+
+
+@register_placement("topology_aware")
+class TopologyAware(Placement):
+    """Fewest racks (top-of-rack switches), then fewest nodes.
+
+    A job that fits in one rack goes to the rack that fits it most tightly (best fit, lowest rack on ties);
+    a larger one takes racks with the most free accelerators first. Within a rack it packs like ``pack``.
+    """
+
+    def choose(self, cluster: Cluster, pool: Pool, gpus: int) -> list[int]:
+        fitting = [(b.free, rack) for rack, b in pool.racks.items() if b.free >= gpus]
+        if fitting:
+            return pack_into(cluster, pool, pool.racks[min(fitting)[1]], gpus)
+        chosen: list[int] = []
+        for _, rack in sorted((-b.free, rack) for rack, b in pool.racks.items() if b.free):
+            take = min(gpus - len(chosen), pool.racks[rack].free)
+            chosen += pack_into(cluster, pool, pool.racks[rack], take)
+            if len(chosen) == gpus:
+                break
         return chosen

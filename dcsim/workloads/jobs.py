@@ -1,8 +1,10 @@
 """Cluster jobs: a gang of ``gpus`` accelerators held for ``duration_s`` seconds.
 
 Traces are CSV files with the header ``job_id,submit_s,gpus,duration_s`` and optional columns ``model``,
-``user``, ``priority`` and ``accelerator`` (a catalog id the job must run on). Rows may come in any order;
-jobs are submitted by ``submit_s`` (ties in file order).
+``user`` (the team, for fair-share policies and quotas), ``priority`` (larger runs first under ``priority``),
+``accelerator`` (a catalog id the job must run on) and ``estimate_s`` (the user's run-time estimate, used
+by ``sjf`` and ``backfill``; the true duration when absent). Rows may come in any order; jobs are submitted
+by ``submit_s`` (ties in file order).
 """
 
 from __future__ import annotations
@@ -17,25 +19,39 @@ import numpy as np
 from dcsim.errors import Problem, UserInputError
 
 REQUIRED_COLUMNS = ("job_id", "submit_s", "gpus", "duration_s")
-OPTIONAL_COLUMNS = ("model", "user", "priority", "accelerator")
+OPTIONAL_COLUMNS = ("model", "user", "priority", "accelerator", "estimate_s")
 
 
 class Job:
-    """One gang job and, once run, when and where it ran (``start_s``, ``end_s``, ``accelerators``)."""
+    """One gang job: ``duration_s`` seconds of work on ``gpus`` accelerators, and its run state.
+
+    ``start_s`` is its first start, ``end_s`` its completion. While it runs, ``accelerators`` are its
+    accelerators, ``segment_start_s`` when the current run segment began and ``setup_s`` the overhead at
+    the start of that segment (checkpoint restore, restart). ``remaining_s`` is work still to do;
+    ``attained_s`` the accelerator-seconds it has been given so far (least-attained-service policies);
+    ``token`` changes whenever it starts or stops, so stale completion events are ignored.
+    """
 
     __slots__ = (
         "accelerator",
         "accelerators",
+        "attained_s",
         "duration_s",
         "end_s",
+        "estimate_s",
         "gpus",
         "index",
         "job_id",
         "model",
+        "preemptions",
         "priority",
+        "remaining_s",
+        "segment_start_s",
         "seq",
+        "setup_s",
         "start_s",
         "submit_s",
+        "token",
         "user",
         "workload",
     )
@@ -52,6 +68,7 @@ class Job:
         user: str = "",
         model: str = "",
         priority: int = 0,
+        estimate_s: float | None = None,
     ) -> None:
         self.index = index
         self.job_id = job_id
@@ -66,6 +83,13 @@ class Job:
         self.start_s = math.nan
         self.end_s = math.nan
         self.accelerators: list[int] = []
+        self.estimate_s = duration_s if estimate_s is None else estimate_s
+        self.remaining_s = duration_s
+        self.attained_s = 0.0
+        self.segment_start_s = math.nan
+        self.setup_s = 0.0
+        self.preemptions = 0
+        self.token = 0
         self.seq = index  # submission sequence number, set by the scheduler
 
     def __repr__(self) -> str:
@@ -140,6 +164,7 @@ def read_job_trace(path: str | Path, workload: str) -> list[Job]:
                 raise UserInputError.single(f"{where}.job_id", f"duplicate job id {job_id!r}")
             seen.add(job_id)
             priority = (row.get("priority") or "0").strip() or "0"
+            estimate = (row.get("estimate_s") or "").strip()
             jobs.append(
                 Job(
                     len(jobs),
@@ -152,6 +177,7 @@ def read_job_trace(path: str | Path, workload: str) -> list[Job]:
                     user=(row.get("user") or "").strip(),
                     model=(row.get("model") or "").strip(),
                     priority=_field({"priority": priority}, "priority", where, True, -(2**31)),
+                    estimate_s=_field({"estimate_s": estimate}, "estimate_s", where, False, 0.0) if estimate else None,
                 )
             )
     if not jobs:

@@ -1,0 +1,85 @@
+"""Hypothesis strategies for property tests of scheduling policies (ours and users').
+
+``clusters()`` draws node groups (1-3 groups of 1-4 nodes with 1-8 accelerators, A100 or H100, in racks);
+``job_streams(cluster)`` draws gang jobs that fit the cluster (sizes, gaps, durations, priorities, teams,
+optional accelerator pins). Both are plain data, so a failing example prints readably.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from hypothesis import strategies as st
+
+from dcsim.scheduler.cluster import NodeGroup
+
+ACCELERATORS = ("a100-sxm-80gb", "h100-sxm")
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job of a drawn stream: arrives ``gap_s`` after the previous one."""
+
+    gap_s: float
+    gpus: int
+    duration_s: float
+    accelerator: str | None = None
+    priority: int = 0
+    team: str = "a"
+    estimate_s: float | None = None
+
+
+@st.composite
+def clusters(draw: st.DrawFn, max_groups: int = 3, accelerators: tuple[str, ...] = ACCELERATORS) -> list[NodeGroup]:
+    """Node groups of one or more accelerator types, with racks of 1-4 nodes."""
+    count = draw(st.integers(1, max_groups))
+    return [
+        NodeGroup(
+            name=f"g{i}",
+            count=draw(st.integers(1, 4)),
+            accelerator=draw(st.sampled_from(accelerators)),
+            per_node=draw(st.integers(1, 8)),
+            nodes_per_rack=draw(st.integers(1, 4)),
+        )
+        for i in range(count)
+    ]
+
+
+def pool_sizes(groups: list[NodeGroup]) -> dict[str, int]:
+    """Accelerators per accelerator type."""
+    pools: dict[str, int] = defaultdict(int)
+    for group in groups:
+        pools[group.accelerator] += group.count * group.per_node
+    return dict(pools)
+
+
+@st.composite
+def job_streams(
+    draw: st.DrawFn,
+    groups: list[NodeGroup],
+    max_jobs: int = 40,
+    pin_accelerators: bool = True,
+    estimates: bool = False,
+) -> list[JobSpec]:
+    """Jobs that each fit the cluster: sizes up to the largest pool (or their pinned pool)."""
+    pools = pool_sizes(groups)
+    largest = max(pools.values())
+    choices: list[str | None] = [None, *sorted(pools)] if pin_accelerators else [None]
+    jobs = []
+    for _ in range(draw(st.integers(1, max_jobs))):
+        accelerator = draw(st.sampled_from(choices))
+        limit = pools[accelerator] if accelerator else largest
+        duration = draw(st.floats(0.0, 50.0, allow_nan=False))
+        jobs.append(
+            JobSpec(
+                gap_s=draw(st.floats(0.0, 20.0, allow_nan=False)),
+                gpus=draw(st.integers(1, limit)),
+                duration_s=duration,
+                accelerator=accelerator,
+                priority=draw(st.integers(0, 2)),
+                team=draw(st.sampled_from("abc")),
+                estimate_s=duration if not estimates else draw(st.floats(0.0, 60.0, allow_nan=False)),
+            )
+        )
+    return jobs
