@@ -52,7 +52,8 @@ def test_every_problem_reported_at_once(base):
 def test_unknown_policy(base):
     base["scheduler"] = {"policy": "fifoo"}
     assert errors_of(base) == [
-        "scheduler.policy: unknown scheduler policy 'fifoo' (available: fifo, sjf, priority, las, backfill, drf, or 'module:Class')"
+        "scheduler.policy: unknown scheduler policy 'fifoo' "
+        "(available: fifo, sjf, priority, las, backfill, drf, or 'module:Class')"
     ]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+import simpy
 
 from dcsim.engine.simulation import Simulation
 from dcsim.scheduler.cluster import Cluster, NodeGroup
@@ -81,9 +83,9 @@ def simulate_policy(
         if fitting is not None:
             run.idle_while_fitting.append((target.now, fitting.job_id))
 
-    policy.schedule = audited  # type: ignore[method-assign]
+    policy.schedule = audited  # type: ignore[method-assign, assignment]
 
-    def arrivals():  # type: ignore[no-untyped-def]
+    def arrivals() -> Iterator[simpy.Event]:
         for job in jobs:
             yield sim.env.timeout(job.submit_s - sim.env.now)
             scheduler.submit(job)
