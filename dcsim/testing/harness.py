@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 
 import simpy
@@ -85,7 +85,7 @@ def simulate_policy(
 
     policy.schedule = audited  # type: ignore[method-assign, assignment]
 
-    def arrivals() -> Iterator[simpy.Event]:
+    def arrivals() -> Generator[simpy.Event, None, None]:
         for job in jobs:
             yield sim.env.timeout(job.submit_s - sim.env.now)
             scheduler.submit(job)
