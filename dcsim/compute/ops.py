@@ -105,7 +105,7 @@ def op_from_dict(data: Mapping[str, Any]) -> Op:
 @dataclass(frozen=True, slots=True)
 class Matmul(Op):
     """``batch`` independent products of an (m x k) by a (k x n) matrix: ``nn.Linear`` (batch 1, m =
-    tokens) or a batched matmul. Backward computes both the input gradient and the weight gradient
+    tokens; kind ``matmul``) or a batched matmul (batch > 1; kind ``bmm``). Backward computes both the input gradient and the weight gradient
     (two products of the same size). ``sparse_2_4`` marks a 2:4 structured-sparse weight."""
 
     m: int
@@ -122,7 +122,9 @@ class Matmul(Op):
 
     @property
     def kind(self) -> str:
-        return "matmul_sparse24" if self.sparse_2_4 else "matmul"
+        if self.sparse_2_4:
+            return "matmul_sparse24"
+        return "bmm" if self.batch > 1 else "matmul"
 
     @property
     def flops(self) -> float:
@@ -252,7 +254,7 @@ class Conv2d(Op):
 #: usual formulas (GELU tanh form, SiLU = x * sigmoid(x)).
 POINTWISE: Mapping[str, tuple[float, float, float]] = {
     "add": (1.0, 3.0, 3.0),
-    "mul": (1.0, 3.0, 4.0),
+    "mul": (1.0, 3.0, 6.0),
     "relu": (1.0, 2.0, 3.0),
     "gelu": (8.0, 2.0, 3.0),
     "silu": (4.0, 2.0, 3.0),

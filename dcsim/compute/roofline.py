@@ -1,8 +1,12 @@
 """The roofline time model with size-dependent efficiency, for one class of ops on one device.
 
-For an op of ``F`` FLOPs moving ``B`` bytes::
+For an op of ``F`` FLOPs moving ``B`` bytes, with compute time ``t_c = F / (peak_flops * e_c(F))`` and
+memory time ``t_m = B / (bandwidth * e_m(B))``::
 
-    t = overhead_s + max(F / (peak_flops * e_c(F)),  B / (bandwidth * e_m(B)))
+    t = overhead_s + max(t_c, t_m)          (combine="max", overlap=False: the classic roofline)
+    t = overhead_s + t_c + t_m              (combine="sum": compute and memory phases do not overlap)
+    t = max(overhead_s, max(t_c, t_m))      (overlap=True: asynchronous launches hide the device time
+                                             of small ops behind the host's dispatch cost, as on GPUs)
     e_c(F) = compute_efficiency * (clip(F, *flops_range) / flops_range[1]) ** flops_exponent
     e_m(B) = memory_efficiency  * (clip(B, *bytes_range) / bytes_range[1]) ** bytes_exponent
 
@@ -11,7 +15,8 @@ measured (``flops_range[1]``); ``flops_exponent`` >= 0 says how fast efficiency 
 GEMMs are far from peak). ``memory_efficiency`` and ``bytes_exponent`` do the same for bandwidth (a
 negative exponent means small working sets run faster than DRAM bandwidth: they stay in cache).
 Outside the measured range efficiency is held at its value at the nearest edge, so the model never
-extrapolates a trend. ``overhead_s`` is the fixed per-call cost (kernel launch, framework dispatch).
+extrapolates a trend. ``overhead_s`` is the fixed per-call cost (kernel launch, framework dispatch);
+the fit picks ``combine`` and ``overlap`` per op class, whichever explains the measurements best.
 A factor of 0 (``compute_factor`` or ``memory_factor``) switches that side of the roofline off.
 """
 
@@ -45,11 +50,15 @@ class RooflineFit:
     bytes_exponent: float = 0.0
     flops_range: tuple[float, float] = (1.0, 1.0)
     bytes_range: tuple[float, float] = (1.0, 1.0)
+    combine: str = "max"
+    overlap: bool = False
     basis: str = "prior"
     points: int = 0
     note: str = ""
 
     def __post_init__(self) -> None:
+        if self.combine not in ("max", "sum"):
+            raise ValueError(f"RooflineFit.combine must be 'max' or 'sum', not {self.combine!r}")
         if self.peak_flops <= 0 or self.bandwidth <= 0:
             raise ValueError("RooflineFit needs positive peak_flops and bandwidth")
         if min(self.overhead_s, self.compute_factor, self.memory_factor) < 0:
@@ -79,12 +88,18 @@ class RooflineFit:
             lo, hi = self.bytes_range
             scale = (min(max(nbytes, lo), hi) / hi) ** -self.bytes_exponent
             t_m = nbytes * self.memory_factor * scale / self.bandwidth
-        return self.overhead_s + (t_c if t_c > t_m else t_m)
+        device = t_c + t_m if self.combine == "sum" else (t_c if t_c > t_m else t_m)
+        if self.overlap:
+            return device if device > self.overhead_s else self.overhead_s
+        return self.overhead_s + device
 
     def times(self, flops: FloatArray, nbytes: FloatArray) -> FloatArray:
         """Vectorised :meth:`time` over arrays of FLOPs and bytes."""
         t_c, t_m = self.terms(flops, nbytes)
-        return self.overhead_s + np.maximum(t_c, t_m)
+        device = t_c + t_m if self.combine == "sum" else np.maximum(t_c, t_m)
+        if self.overlap:
+            return np.maximum(device, self.overhead_s)
+        return self.overhead_s + device
 
     def terms(self, flops: FloatArray, nbytes: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Compute-side and memory-side seconds (without overhead) for arrays of FLOPs and bytes."""

@@ -76,7 +76,9 @@ class LinkTable:
             # links out of the frontier, reversed: the neighbour reaches the frontier over its own link back.
             reverse = self._csr_link[offsets] ^ 1
             neighbours = self._csr_dst[offsets][alive[reverse]]
-            fresh = np.unique(neighbours[dist[neighbours] < 0])
+            seen = np.zeros(dist.size, dtype=bool)
+            seen[neighbours[dist[neighbours] < 0]] = True
+            fresh = np.flatnonzero(seen)
             level += 1
             dist[fresh] = level
             frontier = fresh

@@ -7,6 +7,10 @@ grow as flows freeze (a frozen flow takes no more than the link's share), every 
 minimum over all links of all its flows can be frozen in the same round: the rounds number the depth of
 the bottleneck hierarchy, not the number of links. The result is the unique max-min fair allocation
 (Bertsekas & Gallager, *Data Networks*, 2nd ed., section 6.5.2).
+
+Layout: flows are rows of a padded matrix of link ids (one column per hop, padding pointing at a dummy
+link of infinite capacity), and only the links in use are numbered, so each round is a handful of
+contiguous numpy passes.
 """
 
 from __future__ import annotations
@@ -14,34 +18,50 @@ from __future__ import annotations
 import numpy as np
 
 
+def _padded(ent_flow: np.ndarray, ent_link: np.ndarray, n_flows: int, n_links: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of link ids per flow that has links (padded with ``n_links``) and those flows' ids."""
+    lengths = np.bincount(ent_flow, minlength=n_flows)
+    order = np.argsort(ent_flow, kind="stable")
+    flows, links = ent_flow[order], ent_link[order]
+    starts = np.cumsum(lengths) - lengths
+    column = np.arange(flows.size) - starts[flows]
+    matrix = np.full((n_flows, int(lengths.max())), n_links, dtype=np.int64)
+    matrix[flows, column] = links
+    present = np.flatnonzero(lengths)
+    return matrix[present], present
+
+
 def max_min_rates(ent_flow: np.ndarray, ent_link: np.ndarray, n_flows: int, capacity: np.ndarray) -> np.ndarray:
     """Max-min fair rates (bytes/s) of ``n_flows`` flows.
 
-    ``ent_flow[i]`` crosses link ``ent_link[i]`` (one entry per flow and link crossed, a flow's entries
-    contiguous or not); ``capacity`` is bytes/s per link. A flow with no entry gets ``inf``.
+    ``ent_flow[i]`` crosses link ``ent_link[i]`` (one entry per flow and link crossed, in any order);
+    ``capacity`` is bytes/s per link. A flow with no entry gets ``inf``.
     """
     rates = np.full(n_flows, np.inf)
     if ent_flow.size == 0:
         return rates
-    if ent_flow.size > 1 and np.any(ent_flow[1:] < ent_flow[:-1]):
-        order = np.argsort(ent_flow, kind="stable")
-        ent_flow, ent_link = ent_flow[order], ent_link[order]
-    remaining = np.asarray(capacity, dtype=float).copy()
-    n_links = remaining.size
-    flows, links = ent_flow, ent_link
-    while flows.size:
-        count = np.bincount(links, minlength=n_links)
+    capacity = np.asarray(capacity, dtype=float)
+    used = np.zeros(capacity.size, dtype=bool)
+    used[ent_link] = True
+    ids = np.flatnonzero(used)
+    renumber = np.zeros(capacity.size, dtype=np.int64)
+    renumber[ids] = np.arange(ids.size)
+    n_links = ids.size
+    paths, flow_ids = _padded(ent_flow, renumber[ent_link], n_flows, n_links)
+    remaining = np.append(capacity[ids], np.inf)  # the last entry is the padding's dummy link
+    while flow_ids.size:
+        count = np.bincount(paths.ravel(), minlength=n_links + 1)
         share = remaining / np.maximum(count, 1)
-        entry_share = share[links]
-        starts = np.flatnonzero(np.concatenate(([True], flows[1:] != flows[:-1])))
-        lengths = np.diff(np.append(starts, flows.size))
-        flow_min = np.minimum.reduceat(entry_share, starts)
-        entry_min = np.repeat(flow_min, lengths)
-        loose = np.bincount(links[entry_share > entry_min], minlength=n_links) > 0
-        freeze = np.logical_or.reduceat(~loose[links], starts)
-        rates[flows[starts[freeze]]] = flow_min[freeze]
-        frozen = np.repeat(freeze, lengths)
-        remaining -= np.bincount(links[frozen], weights=entry_min[frozen], minlength=n_links)
+        shares = share[paths]
+        flow_min = shares.min(axis=1)
+        loose = np.bincount(paths[shares > flow_min[:, None]], minlength=n_links + 1) > 0
+        freeze = (~loose[paths]).any(axis=1)
+        rates[flow_ids[freeze]] = flow_min[freeze]
+        frozen = paths[freeze]
+        remaining -= np.bincount(
+            frozen.ravel(), weights=np.repeat(flow_min[freeze], paths.shape[1]), minlength=n_links + 1
+        )
         np.maximum(remaining, 0.0, out=remaining)
-        flows, links = flows[~frozen], links[~frozen]
+        remaining[-1] = np.inf
+        paths, flow_ids = paths[~freeze], flow_ids[~freeze]
     return rates

@@ -1,0 +1,170 @@
+"""Real PyTorch layers and ops for each dcsim op: forward and backward callables on fixed inputs.
+
+The forward callable runs the layer (the harness disables autograd around it). The backward callable
+runs ``torch.autograd.grad`` of a retained graph with a fixed output gradient: it computes every
+gradient a training step needs for that op (input and weights) and nothing else. The residual ``add``
+has no backward kernel of its own; what it costs in training is the accumulation of the two gradients
+where the branches meet, so its backward is timed as that add. Likewise the backward of a layout
+``copy`` is the same copy applied to the gradient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcsim.compute.ops import Attention, Conv2d, Embedding, Matmul, Normalization, Op, Pointwise, Pool2d
+
+DTYPES = {
+    "fp32": torch.float32,
+    "tf32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+
+
+@dataclass
+class Case:
+    """The callables that time one op (``backward`` None where only the forward is measured)."""
+
+    forward: Callable[[], object]
+    backward: Callable[[], object] | None
+
+
+def _backward(forward: Callable[[], torch.Tensor], inputs: list[torch.Tensor]) -> Callable[[], object]:
+    with torch.enable_grad():
+        out = forward()
+    grad = torch.randn_like(out)
+    return lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True)
+
+
+def _randn(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, grad: bool = True) -> torch.Tensor:
+    return torch.randn(shape, device=device, dtype=dtype).requires_grad_(grad)
+
+
+def _matmul(op: Matmul, device: torch.device, dtype: torch.dtype) -> Case:
+    if op.precision == "fp8":
+        return _fp8_matmul(op, device)
+    if op.sparse_2_4:
+        return _sparse_matmul(op, device, dtype)
+    if op.batch == 1:
+        layer = nn.Linear(op.k, op.n, device=device, dtype=dtype)
+        x = _randn((op.m, op.k), device, dtype)
+        return Case(lambda: layer(x), _backward(lambda: layer(x), [x, layer.weight, layer.bias]))
+    a = _randn((op.batch, op.m, op.k), device, dtype)
+    b = _randn((op.batch, op.k, op.n), device, dtype)
+    return Case(lambda: torch.bmm(a, b), _backward(lambda: torch.bmm(a, b), [a, b]))
+
+
+def _fp8_matmul(op: Matmul, device: torch.device) -> Case:
+    a = torch.randn(op.m, op.k, device=device).to(torch.float8_e4m3fn)
+    b = torch.randn(op.n, op.k, device=device).to(torch.float8_e4m3fn).t()  # column-major operand
+    one = torch.ones((), device=device, dtype=torch.float32)
+    scaled_mm = torch._scaled_mm
+
+    def forward() -> object:
+        return scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+
+    return Case(forward, None)
+
+
+def _sparse_matmul(op: Matmul, device: torch.device, dtype: torch.dtype) -> Case:
+    from torch.sparse import to_sparse_semi_structured
+
+    mask = torch.tensor([1, 1, 0, 0], device=device, dtype=dtype).tile(op.n, op.k // 4)
+    weight = to_sparse_semi_structured(torch.randn(op.n, op.k, device=device, dtype=dtype) * mask)
+    x = torch.randn(op.m, op.k, device=device, dtype=dtype)
+    return Case(lambda: F.linear(x, weight), None)
+
+
+def _attention(op: Attention, device: torch.device, dtype: torch.dtype) -> Case:
+    kv_heads = op.kv_heads or op.heads
+    q = _randn((op.batch, op.heads, op.q_len, op.head_dim), device, dtype)
+    k = _randn((op.batch, kv_heads, op.kv_len, op.head_dim), device, dtype)
+    v = _randn((op.batch, kv_heads, op.kv_len, op.head_dim), device, dtype)
+    causal = op.causal and op.q_len > 1
+    gqa = kv_heads != op.heads
+
+    def forward() -> torch.Tensor:
+        if gqa:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=True)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+    return Case(forward, _backward(forward, [q, k, v]))
+
+
+def _conv(op: Conv2d, device: torch.device, dtype: torch.dtype) -> Case:
+    layer = nn.Conv2d(
+        op.in_channels, op.out_channels, op.kernel, op.stride, op.padding, groups=op.groups, bias=False
+    ).to(device=device, dtype=dtype)
+    x = _randn((op.batch, op.in_channels, op.height, op.width), device, dtype)
+    return Case(lambda: layer(x), _backward(lambda: layer(x), [x, layer.weight]))
+
+
+def _pointwise(op: Pointwise, device: torch.device, dtype: torch.dtype) -> Case:
+    x = _randn((op.numel,), device, dtype)
+    y = _randn((op.numel,), device, dtype)
+    if op.op_kind == "add":
+        gx, gy = x.detach(), y.detach()
+        return Case(lambda: x + y, lambda: gx + gy)
+    if op.op_kind == "mul":
+        return Case(lambda: x * y, _backward(lambda: x * y, [x, y]))
+    if op.op_kind == "copy":  # a layout change (heads, tokens, 32) -> (tokens, heads, 32), both phases
+        shaped = x.detach().view(4, -1, 32)
+        grad = y.detach().view(4, -1, 32)
+        return Case(lambda: shaped.transpose(0, 1).contiguous(), lambda: grad.transpose(0, 1).contiguous())
+    fn = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}[op.op_kind]
+    return Case(lambda: fn(x), _backward(lambda: fn(x), [x]))
+
+
+def _normalization(op: Normalization, device: torch.device, dtype: torch.dtype) -> Case:
+    if op.op_kind == "softmax":
+        x = _randn((op.rows, op.cols), device, dtype)
+        return Case(lambda: torch.softmax(x, -1), _backward(lambda: torch.softmax(x, -1), [x]))
+    if op.op_kind == "batchnorm":  # channel-major like an NCHW activation, training mode
+        bn = nn.BatchNorm2d(op.cols).to(device=device, dtype=dtype).train()
+        x = _randn((1, op.cols, op.rows, 1), device, dtype)
+        return Case(lambda: bn(x), _backward(lambda: bn(x), [x, bn.weight, bn.bias]))
+    norm: nn.Module = nn.LayerNorm(op.cols) if op.op_kind == "layernorm" else nn.RMSNorm(op.cols)
+    norm = norm.to(device=device, dtype=dtype)
+    x = _randn((op.rows, op.cols), device, dtype)
+    return Case(lambda: norm(x), _backward(lambda: norm(x), [x, *norm.parameters()]))
+
+
+def _embedding(op: Embedding, device: torch.device, dtype: torch.dtype) -> Case:
+    table = nn.Embedding(op.vocab, op.hidden).to(device=device, dtype=dtype)
+    index = torch.randint(0, op.vocab, (op.tokens,), device=device)
+    return Case(lambda: table(index), _backward(lambda: table(index), [table.weight]))
+
+
+def _pool(op: Pool2d, device: torch.device, dtype: torch.dtype) -> Case:
+    x = _randn((op.batch, op.channels, op.height, op.width), device, dtype)
+    if op.op_kind == "maxpool":
+
+        def forward() -> torch.Tensor:
+            return F.max_pool2d(x, op.kernel, op.stride, op.padding)
+    else:
+
+        def forward() -> torch.Tensor:
+            return F.avg_pool2d(x, op.kernel, op.stride, op.padding)
+
+    return Case(forward, _backward(forward, [x]))
+
+
+def build_case(op: Op, device: torch.device) -> Case:
+    """Tensors and callables that run ``op`` (its forward-phase shape) on ``device``."""
+    dtype = DTYPES.get(op.precision, torch.float32)
+    builders: dict[type, Callable[..., Case]] = {
+        Matmul: _matmul,
+        Attention: _attention,
+        Conv2d: _conv,
+        Pointwise: _pointwise,
+        Normalization: _normalization,
+        Embedding: _embedding,
+        Pool2d: _pool,
+    }
+    return builders[type(op)](op, device, dtype)

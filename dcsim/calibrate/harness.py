@@ -1,0 +1,299 @@
+"""Run the calibration: time every op of the grid and the end-to-end models, write the profile.
+
+CPU runs fix ``torch.set_num_threads`` (recorded in the profile) and, except ``--quick`` ones, measure
+the grid in two passes a few minutes apart and keep each op's quieter pass (other processes on a
+shared machine only ever slow a measurement down). CUDA runs disable TF32 except for the
+``tf32`` precision, synchronise with CUDA events, and also time fp8 GEMMs (``torch._scaled_mm``) and 2:4
+sparse GEMMs (``torch.sparse.to_sparse_semi_structured``) where the device supports them. Every op and
+every section is guarded: a failure is recorded in the profile's notes and the run goes on. The
+profile is written after every section, so a run cut short keeps what it measured.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dcsim.calibrate.cases import build_case
+from dcsim.calibrate.grid import matmul_only_grid, op_grid
+from dcsim.calibrate.timing import TimingSettings, clock_name, first_call_s, measure
+from dcsim.calibrate.torch_models import build_torch_model, example_inputs
+from dcsim.catalog import load_catalog
+from dcsim.compute.ops import Matmul, Op, Pointwise
+from dcsim.compute.profile import EndToEnd, Measurement, Profile, save_profile
+from dcsim.models import get_model
+
+Log = Callable[[str], None]
+
+#: End-to-end cases: (model id, size, batches). Size is tokens per sequence or image side in pixels.
+E2E_CPU = (("gpt2-small", 128, (1, 2)), ("bert-base", 128, (1, 2)), ("resnet50", 224, (1, 2)))
+E2E_CUDA = (("gpt2-small", 1024, (4, 16)), ("bert-base", 512, (8, 32)), ("resnet50", 224, (32, 128)))
+
+
+@dataclass
+class RunConfig:
+    """One calibration run: ``device`` ``cpu`` or ``cuda``; ``budget_s`` caps the op section's time."""
+
+    device: str = "cpu"
+    quick: bool = False
+    threads: int = 1
+    out: Path | None = None
+    device_id: str | None = None
+    end_to_end: bool = True
+    budget_s: float = 3600.0
+    precisions: tuple[str, ...] = ()
+    log: Log = print
+    notes: list[str] = field(default_factory=list)
+
+
+def cuda_device_id(name: str) -> str:
+    """Catalog id for a CUDA device name (``NVIDIA H100 80GB HBM3`` -> ``h100-sxm``)."""
+    for key, device_id in (("H200", "h200-sxm"), ("H100", "h100-sxm"), ("A100", "a100-sxm-80gb")):
+        if key in name:
+            return device_id
+    return "cuda-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _settings(device: torch.device, quick: bool) -> TimingSettings:
+    if device.type == "cuda":
+        return TimingSettings(sample_s=0.002, warmup_s=0.02, min_samples=5, max_samples=15, budget_s=0.6)
+    if quick:
+        return TimingSettings(sample_s=0.003, warmup_s=0.01, min_samples=5, max_samples=15, budget_s=0.5)
+    return TimingSettings(sample_s=0.005, warmup_s=0.02, min_samples=7, max_samples=25, budget_s=2.0)
+
+
+def _set_tf32(enabled: bool) -> None:
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+    except (AttributeError, RuntimeError):  # newer torch: fp32_precision instead of allow_tf32
+        mode = "tf32" if enabled else "ieee"
+        torch.backends.cuda.matmul.fp32_precision = mode  # type: ignore[attr-defined]
+        torch.backends.cudnn.conv.fp32_precision = mode  # type: ignore[attr-defined]
+
+
+def _max_call_s(device: torch.device, quick: bool) -> float:
+    if device.type == "cuda":
+        return 0.5
+    return 0.25 if quick else 1.0
+
+
+def measure_op(op: Op, with_backward: bool, device: torch.device, cfg: RunConfig) -> list[Measurement]:
+    """Forward (and backward) measurements of one op; an op slower than the per-call cap is skipped."""
+    settings = _settings(device, cfg.quick)
+    case = build_case(op, device)
+    out = []
+    with torch.no_grad():
+        if first_call_s(case.forward, device) > _max_call_s(device, cfg.quick):
+            raise TimeoutError("forward slower than the per-call cap")
+        timing = measure(case.forward, device, settings)
+    out.append(Measurement(op, timing.median_s, timing.p10_s, timing.p90_s, timing.samples))
+    if with_backward and case.backward is not None:
+        if first_call_s(case.backward, device) > _max_call_s(device, cfg.quick):
+            raise TimeoutError("backward slower than the per-call cap")
+        timing = measure(case.backward, device, settings)
+        bwd = op.backward()
+        out.append(Measurement(bwd, timing.median_s, timing.p10_s, timing.p90_s, timing.samples))
+    return out
+
+
+def _precisions(device: torch.device) -> list[str]:
+    if device.type == "cpu":
+        return ["fp32", "bf16"]
+    names = ["bf16", "fp16", "tf32", "fp32"]
+    if torch.cuda.get_device_capability(device) >= (8, 9):
+        names.insert(1, "fp8")
+    return names
+
+
+def _interleave(grid: list[tuple[Op, bool]]) -> list[tuple[Op, bool]]:
+    """Round-robin over op kinds, so a run cut short by its budget still covers every kind."""
+    by_kind: dict[str, list[tuple[Op, bool]]] = {}
+    for item in grid:
+        by_kind.setdefault(item[0].kind, []).append(item)
+    out: list[tuple[Op, bool]] = []
+    queues = list(by_kind.values())
+    while any(queues):
+        for queue in queues:
+            if queue:
+                out.append(queue.pop(0))
+    return out
+
+
+def _grid_for(device: torch.device, precision: str, quick: bool) -> list[tuple[Op, bool]]:
+    backend = "cuda" if device.type == "cuda" else "cpu"
+    if precision in ("tf32", "fp8"):
+        return matmul_only_grid(precision, quick)
+    grid = op_grid(backend, precision, quick)
+    if backend == "cuda" and precision in ("bf16", "fp16"):
+        grid += matmul_only_grid(precision, quick, sparse=True)
+    return grid
+
+
+def _reference_peaks(
+    device_id: str, device: torch.device, points: list[Measurement]
+) -> tuple[dict[str, float], float, str]:
+    """Reference peak TFLOP/s per precision and GB/s: the catalog's for a catalogued accelerator, else
+    the best measured GEMM throughput and the best measured elementwise bandwidth."""
+    catalog = load_catalog().accelerators
+    if device.type == "cuda" and device_id in catalog:
+        acc = catalog[device_id]
+        return dict(acc.peak_tflops), acc.memory_bandwidth_gb_per_s, f"datasheet figures of {device_id}"
+    peaks: dict[str, float] = {}
+    for point in points:
+        if isinstance(point.op, Matmul) and point.op.phase == "fwd" and not point.op.sparse_2_4:
+            rate = point.op.flops / point.median_s / 1e12
+            peaks[point.op.precision] = max(peaks.get(point.op.precision, 0.0), rate)
+    streams = [
+        p.op.bytes / p.median_s / 1e9
+        for p in points
+        if isinstance(p.op, Pointwise) and p.op.op_kind in ("add", "copy") and p.op.phase == "fwd"
+    ]
+    bandwidth = max(streams) if streams else 1.0
+    return peaks, bandwidth, "measured: best forward GEMM throughput and best add/copy bandwidth of this run"
+
+
+def _profile(cfg: RunConfig, device: torch.device, device_id: str, name: str, points: list[Measurement],
+             e2e: list[EndToEnd]) -> Profile:
+    peaks, bandwidth, reference = _reference_peaks(device_id, device, points)
+    return Profile(
+        device_id=device_id,
+        device_name=name,
+        backend=device.type,
+        torch_version=torch.__version__,
+        threads=torch.get_num_threads(),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        peak_tflops=peaks,
+        memory_bandwidth_gb_per_s=bandwidth,
+        reference=reference,
+        points=tuple(points),
+        end_to_end=tuple(e2e),
+        notes=(f"quick={cfg.quick}", f"clock={clock_name(device)}", f"python {platform.python_version()}",
+               *cfg.notes),
+    )
+
+
+def _time_step(fn: Callable[[], object], device: torch.device, quick: bool) -> tuple[float, float, float, int]:
+    settings = TimingSettings(sample_s=0.0, warmup_s=0.0, min_samples=3 if quick else 5,
+                              max_samples=7 if quick else 11, rel_tol=0.01, budget_s=20.0)
+    timing = measure(fn, device, settings)
+    return timing.median_s, timing.p10_s, timing.p90_s, timing.samples
+
+
+def measure_end_to_end(model_id: str, size: int, batch: int, device: torch.device, precision: str,
+                       quick: bool) -> list[EndToEnd]:
+    """Forward and forward+backward (no optimizer step) of a whole model."""
+    cfg = get_model(model_id)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    model = build_torch_model(cfg).to(device=device, dtype=dtype)
+    inputs, targets = example_inputs(cfg, batch, size, device)
+    if inputs.is_floating_point():
+        inputs = inputs.to(dtype)
+
+    def forward() -> object:
+        with torch.no_grad():
+            return model(inputs)
+
+    def training_step() -> object:
+        logits = model(inputs)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
+        loss.backward()
+        return loss
+
+    out = []
+    for phase, fn in (("fwd", forward), ("fwd+bwd", training_step)):
+        median, p10, p90, samples = _time_step(fn, device, quick)
+        out.append(EndToEnd(model_id, batch, size, phase, precision, median, p10, p90, samples))
+    model.zero_grad(set_to_none=True)
+    return out
+
+
+def run_calibration(cfg: RunConfig) -> Profile:
+    """Measure the grid (and the end-to-end models) on ``cfg.device``; write and return the profile."""
+    if cfg.device == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: torch sees no CUDA device")
+        device = torch.device("cuda")
+        name = torch.cuda.get_device_name(device)
+        device_id = cfg.device_id or cuda_device_id(name)
+    else:
+        device = torch.device("cpu")
+        torch.set_num_threads(cfg.threads)
+        name = f"{_cpu_name()} ({cfg.threads} thread{'s' if cfg.threads > 1 else ''})"
+        device_id = cfg.device_id or "host-cpu"
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    points: list[Measurement] = []
+    e2e: list[EndToEnd] = []
+    precisions = list(cfg.precisions) or _precisions(device)
+    cfg.log(f"calibrating {device_id} ({name}), torch {torch.__version__}, precisions {precisions}")
+
+    def save() -> Profile:
+        profile = _profile(cfg, device, device_id, name, points, e2e)
+        if cfg.out is not None:
+            save_profile(profile, cfg.out)
+        return profile
+
+    passes = 1 if cfg.quick or device.type == "cuda" else 2
+    for number, precision in enumerate(precisions):
+        if device.type == "cuda":
+            _set_tf32(precision == "tf32")
+        grid = _interleave(_grid_for(device, precision, cfg.quick))
+        section_start = time.perf_counter()
+        share = (cfg.budget_s - (section_start - started)) / (len(precisions) - number)
+        rounds: dict[Op, list[Measurement]] = {}
+        failed: set[Op] = set()
+        for round_number in range(passes):
+            for op, with_backward in grid:
+                if time.perf_counter() - section_start > share * (round_number + 1) / passes:
+                    cfg.notes.append(f"{precision} pass {round_number + 1}: time budget reached")
+                    break
+                if op in failed:
+                    continue
+                try:
+                    for point in measure_op(op, with_backward, device, cfg):
+                        rounds.setdefault(point.op, []).append(point)
+                except Exception as error:  # one failing op must not lose the run
+                    failed.add(op)
+                    if not isinstance(error, TimeoutError):
+                        cfg.notes.append(f"{op.fit_key} {op.to_dict()}: {type(error).__name__}: {error}"[:300])
+        # On a shared machine, other processes only ever slow a pass down: keep the quieter pass.
+        points.extend(min(taken, key=lambda m: m.median_s) for taken in rounds.values())
+        elapsed = time.perf_counter() - started
+        cfg.log(f"  {precision}: {len(rounds)} measurements, {len(failed)} ops skipped, {elapsed:.0f} s")
+        save()
+    if cfg.end_to_end:
+        if device.type == "cuda":
+            _set_tf32(False)
+        cases = E2E_CUDA if device.type == "cuda" else E2E_CPU
+        precision = "bf16" if device.type == "cuda" else "fp32"
+        for model_id, size, batches in cases:
+            for batch in batches:
+                try:
+                    e2e.extend(measure_end_to_end(model_id, size, batch, device, precision, cfg.quick))
+                    cfg.log(f"  {model_id} batch {batch}: {e2e[-2].median_s:.4f} s fwd, "
+                            f"{e2e[-1].median_s:.4f} s fwd+bwd")
+                except Exception as error:
+                    cfg.notes.append(f"end-to-end {model_id} b{batch}: {type(error).__name__}: {error}"[:300])
+                save()
+    profile = save()
+    cfg.log(f"done in {time.perf_counter() - started:.0f} s: {len(points)} points, {len(e2e)} end-to-end")
+    return replace(profile)

@@ -1,0 +1,222 @@
+"""Regenerate ``docs/calibration.md``: held-out op errors, end-to-end errors and fitted parameters for
+every profile, a predicted-vs-measured plot per profile, and which catalog devices are costed from
+measurements or from priors (numpy and matplotlib only; no torch)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcsim.catalog import load_catalog
+from dcsim.compute import CostModel, ErrorRow, Profile, heldout_errors, load_profile
+from dcsim.compute.calibration import fit_profile
+from dcsim.models import ResNetConfig, get_model
+
+CPU_OP_TARGET_PCT = 10.0
+E2E_TARGET_PCT = 15.0
+
+
+@dataclass(frozen=True)
+class EndToEndRow:
+    """A measured model step against dcsim's prediction (sum of its op predictions)."""
+
+    model: str
+    batch: int
+    size: int
+    precision: str
+    phase: str
+    measured_s: float
+    p10_s: float
+    p90_s: float
+    predicted_s: float
+
+    @property
+    def error_pct(self) -> float:
+        """(predicted / measured - 1) in percent."""
+        return (self.predicted_s / self.measured_s - 1.0) * 100.0
+
+
+def end_to_end_rows(profile: Profile, model: CostModel) -> list[EndToEndRow]:
+    """Every end-to-end measurement of a profile with its prediction."""
+    rows = []
+    for entry in profile.end_to_end:
+        config = get_model(entry.model)
+        if isinstance(config, ResNetConfig):
+            ops = config.ops(entry.batch, entry.size, entry.precision)
+        else:
+            ops = config.ops(entry.batch, entry.size, precision=entry.precision)
+        predicted = ops.time(lambda op: model.predict(op, profile.device_id), entry.phase)
+        rows.append(
+            EndToEndRow(entry.model, entry.batch, entry.size, entry.precision, entry.phase,
+                        entry.median_s, entry.p10_s, entry.p90_s, predicted)
+        )
+    return rows
+
+
+def _seconds(value: float) -> str:
+    if value >= 1:
+        return f"{value:.3f} s"
+    if value >= 1e-3:
+        return f"{value * 1e3:.2f} ms"
+    return f"{value * 1e6:.1f} us"
+
+
+def _error_table(rows: Sequence[ErrorRow], target: float | None) -> list[str]:
+    head = "| op | fitted | held out | median abs error | max abs error |"
+    lines = [head + (" within target |" if target else ""), "|---|---:|---:|---:|---:|" + ("---|" if target else "")]
+    for row in rows:
+        line = f"| {row.name} | {row.fitted} | {row.held_out} | {row.median_abs_pct:.1f}% | {row.max_abs_pct:.1f}% |"
+        if target:
+            line += " yes |" if row.median_abs_pct <= target else " **no** |"
+        lines.append(line)
+    return lines
+
+
+def _e2e_table(rows: Sequence[EndToEndRow]) -> list[str]:
+    lines = [
+        "| model | batch | size | precision | phase | measured (p10-p90) | predicted | error |",
+        "|---|---:|---:|---|---|---|---:|---:|",
+    ]
+    for r in rows:
+        spread = f"{_seconds(r.measured_s)} ({_seconds(r.p10_s)}-{_seconds(r.p90_s)})"
+        lines.append(f"| {r.model} | {r.batch} | {r.size} | {r.precision} | {r.phase} | {spread} | "
+                     f"{_seconds(r.predicted_s)} | {r.error_pct:+.1f}% |")
+    return lines
+
+
+def _fit_table(profile: Profile) -> list[str]:
+    lines = [
+        "| op class | points | overhead | form | compute eff. (top) | flops exp. | memory eff. (top) | bytes exp. |",
+        "|---|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for key, fit in fit_profile(profile).items():
+        form = ("overlap " if fit.overlap else "") + fit.combine
+        ce = "-" if math.isinf(fit.compute_efficiency) else f"{fit.compute_efficiency:.3f}"
+        me = "-" if math.isinf(fit.memory_efficiency) else f"{fit.memory_efficiency:.3f}"
+        lines.append(f"| {key} | {fit.points} | {_seconds(fit.overhead_s)} | {form} | {ce} | "
+                     f"{fit.flops_exponent:.2f} | {me} | {fit.bytes_exponent:+.2f} |")
+    return lines
+
+
+def _plot(profile: Profile, pairs: Sequence[tuple[float, float, str]], e2e: Sequence[EndToEndRow],
+          path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    kinds = sorted({kind for _, _, kind in pairs})
+    cmap = plt.get_cmap("tab20")
+    for index, kind in enumerate(kinds):
+        xs = [m for m, _, k in pairs if k == kind]
+        ys = [p for _, p, k in pairs if k == kind]
+        ax.scatter(xs, ys, s=10, color=cmap(index % 20), label=kind, alpha=0.8)
+    if e2e:
+        ax.scatter([r.measured_s for r in e2e], [r.predicted_s for r in e2e], marker="*", s=120,
+                   color="black", label="end-to-end models")
+    values = [v for m, p, _ in pairs for v in (m, p)] + [v for r in e2e for v in (r.measured_s, r.predicted_s)]
+    low, high = min(values) / 1.5, max(values) * 1.5
+    grid = np.array([low, high])
+    ax.plot(grid, grid, color="grey", lw=1)
+    ax.fill_between(grid, grid / 1.1, grid * 1.1, color="grey", alpha=0.15, label="+-10%")
+    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), xlabel="measured median (s)",
+           ylabel="predicted (s)", title=f"{profile.device_id}: held-out ops and models")
+    ax.legend(fontsize=6, ncol=2, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _profile_section(profile: Profile, model: CostModel, plot_path: Path, doc_dir: Path) -> list[str]:
+    class_rows, kind_rows, pairs = heldout_errors(profile)
+    e2e = end_to_end_rows(profile, model)
+    _plot(profile, [(m.median_s, p, m.op.kind) for m, p in pairs], e2e, plot_path)
+    target = CPU_OP_TARGET_PCT if profile.backend == "cpu" else None
+    peaks = ", ".join(f"{k} {v:.4g}" for k, v in profile.peak_tflops.items())
+    lines = [
+        f"## {profile.device_id}: {profile.device_name}",
+        "",
+        f"torch {profile.torch_version}, {profile.threads} thread(s), measured {profile.date}, "
+        f"{len(profile.points)} op measurements, {len(profile.end_to_end)} end-to-end.",
+        f"Reference peaks (TFLOP/s): {peaks}; bandwidth {profile.memory_bandwidth_gb_per_s:.4g} GB/s "
+        f"({profile.reference}).",
+        "",
+        f"![predicted vs measured]({plot_path.relative_to(doc_dir).as_posix()})",
+        "",
+        "### Held-out error per op type",
+        "",
+        "Every 4th shape of each op class (sorted by size) is held out of the fit; the rest are fitted.",
+        "",
+        *_error_table(kind_rows, target),
+        "",
+        "### End to end",
+        "",
+        "dcsim's prediction is the sum of its op predictions for its own description of the model "
+        "(`dcsim.models`), with fits from all of this profile's points.",
+        "",
+        *(_e2e_table(e2e) if e2e else ["(no end-to-end measurements in this profile)"]),
+        "",
+        "<details><summary>Held-out error per op class (kind/phase/precision)</summary>",
+        "",
+        *_error_table(class_rows, None),
+        "",
+        "</details>",
+        "",
+        "<details><summary>Fitted parameters (all points)</summary>",
+        "",
+        *_fit_table(profile),
+        "",
+        "</details>",
+        "",
+    ]
+    return lines
+
+
+def _basis_table(model: CostModel) -> list[str]:
+    lines = ["| device | basis | from |", "|---|---|---|"]
+    for device_id in load_catalog().accelerators:
+        basis = model.prediction_basis(device_id)
+        prior = model.device(device_id).prior
+        source = "calibration profile" if basis == "measured" else (
+            f"datasheet + priors.yaml ({prior.kind}"
+            + (f"; curves transferred from {', '.join(model.device(device_id).references)}" if prior and
+               model.device(device_id).references else "")
+            + ")" if prior else "datasheet"
+        )
+        lines.append(f"| {device_id} | {basis} | {source} |")
+    return lines
+
+
+def write_report(profile_dir: Path, out: Path) -> list[Path]:
+    """Write the markdown report and one plot per profile; returns the written paths."""
+    profiles = [load_profile(p) for p in sorted(profile_dir.glob("*.json"))]
+    profiles.sort(key=lambda p: (p.backend != "cpu", p.device_id))
+    model = CostModel([profile_dir])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    lines = [
+        "# Calibration report",
+        "",
+        "Generated by `dcsim calibrate --report` from `calibration/profiles/*.json`; do not edit by hand.",
+        "",
+        "dcsim predicts an op's time with a roofline whose efficiencies are fitted per op class "
+        "(kind, phase, precision) to real PyTorch measurements (see `docs/compute.md`). Targets on the "
+        f"host CPU: median absolute held-out error at most {CPU_OP_TARGET_PCT:g}% per op type; end-to-end "
+        f"within {E2E_TARGET_PCT:g}%.",
+        "",
+        "## Which devices are predicted from measurements",
+        "",
+        *_basis_table(model),
+        "",
+    ]
+    for profile in profiles:
+        plot = out.parent / f"calibration_{profile.device_id}.png"
+        lines += _profile_section(profile, model, plot, out.parent)
+        written.append(plot)
+    out.write_text("\n".join(lines), encoding="utf-8")
+    return [out, *written]

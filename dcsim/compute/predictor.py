@@ -1,0 +1,175 @@
+"""Predict op times on a device: measured fits where a profile exists, datasheet priors elsewhere.
+
+:class:`CostModel` finds a device's profile (``<device-id>.json`` in its profile folders), fits it once,
+and caches every prediction per (op, device). Devices without a profile are costed from the catalog's
+datasheet peaks and the assumptions in ``data/priors.yaml``; op classes a measured profile lacks (a
+precision it did not measure, say) fall back to the same priors. Every fit says which it is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from dcsim.catalog import Accelerator, load_catalog
+from dcsim.compute.calibration import fit_profile
+from dcsim.compute.ops import Op
+from dcsim.compute.priors import KindPrior, load_priors
+from dcsim.compute.profile import Profile, load_profile
+from dcsim.compute.roofline import FloatArray, RooflineFit
+
+PROFILE_DIRS_ENV = "DCSIM_PROFILE_DIRS"
+MAX_CACHE_ENTRIES = 2_000_000
+
+
+def default_profile_dirs() -> list[Path]:
+    """Folders searched for ``<device-id>.json``: ``$DCSIM_PROFILE_DIRS`` (os.pathsep-separated), then
+    ``calibration/profiles`` of the source tree dcsim runs from."""
+    dirs = [Path(p) for p in os.environ.get(PROFILE_DIRS_ENV, "").split(os.pathsep) if p]
+    dirs.append(Path(__file__).resolve().parents[2] / "calibration" / "profiles")
+    return dirs
+
+
+class DeviceModel:
+    """Fits for one device: measured ones from its profile (if any), priors built on demand."""
+
+    def __init__(
+        self,
+        device_id: str,
+        accelerator: Accelerator | None,
+        profile: Profile | None,
+        prior: KindPrior | None,
+        references: Mapping[str, Mapping[str, RooflineFit]],
+    ) -> None:
+        if accelerator is None and profile is None:
+            raise KeyError(f"unknown device {device_id!r}: not in the catalog and no calibration profile")
+        self.device_id = device_id
+        self.accelerator = accelerator
+        self.profile = profile
+        self.prior = prior
+        self.references = references
+        self.measured: Mapping[str, RooflineFit] = fit_profile(profile) if profile else {}
+        self._fits: dict[str, RooflineFit] = dict(self.measured)
+
+    @property
+    def basis(self) -> str:
+        """``measured`` if the device has a calibration profile, else ``prior``."""
+        return "measured" if self.profile is not None else "prior"
+
+    def fit_for(self, op: Op) -> RooflineFit:
+        """The fit that prices ``op`` (measured for its class if there is one, else a prior)."""
+        fit = self._fits.get(op.fit_key)
+        if fit is None:
+            fit = self._prior_fit(op)
+            self._fits[op.fit_key] = fit
+        return fit
+
+    def predict(self, op: Op) -> float:
+        """Seconds ``op`` takes on this device."""
+        return self.fit_for(op).time(op.flops, op.bytes)
+
+    def predict_many(self, ops: Sequence[Op]) -> FloatArray:
+        """Seconds for each op, evaluated one vectorised pass per op class."""
+        out = np.empty(len(ops))
+        groups: dict[str, list[int]] = defaultdict(list)
+        for index, op in enumerate(ops):
+            groups[op.fit_key].append(index)
+        for indices in groups.values():
+            fit = self.fit_for(ops[indices[0]])
+            flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
+            nbytes = np.fromiter((ops[i].bytes for i in indices), np.float64, len(indices))
+            out[indices] = fit.times(flops, nbytes)
+        return out
+
+    def _peaks(self, op: Op) -> tuple[float, float]:
+        """Peak FLOP/s at the op's precision and bandwidth (bytes/s): catalog, else the profile's."""
+        sparse = op.kind == "matmul_sparse24"
+        if self.accelerator is not None:
+            acc = self.accelerator
+            try:
+                peak = acc.peak_flops(op.precision)
+            except KeyError as error:
+                raise ValueError(str(error.args[0])) from None
+            return peak * (2.0 if sparse and acc.sparse_2_4 else 1.0), acc.memory_bandwidth_gb_per_s * 1e9
+        assert self.profile is not None
+        try:
+            return self.profile.peak_flops(op.precision), self.profile.bandwidth
+        except KeyError as error:
+            raise ValueError(str(error.args[0])) from None
+
+    def _prior_fit(self, op: Op) -> RooflineFit:
+        peak, bandwidth = self._peaks(op)
+        if self.prior is None:
+            raise ValueError(f"{self.device_id}: no measurement of {op.fit_key} and no prior for its kind")
+        for ref_id, fits in self.references.items():
+            ref = fits.get(op.fit_key)
+            if ref is not None and ref_id != self.device_id:
+                note = f"prior: efficiency curve of measured {ref_id} rescaled to {self.device_id} peaks"
+                return ref.rescaled(peak, bandwidth, basis="prior", note=note)
+        return self.prior.fit(op.kind, peak, bandwidth)
+
+
+class CostModel:
+    """Op-time predictions for every device, cached per (op, device).
+
+    ``profile_dirs`` are the folders holding ``<device-id>.json`` profiles (default:
+    :func:`default_profile_dirs`).
+    """
+
+    def __init__(self, profile_dirs: Iterable[str | Path] | None = None) -> None:
+        dirs = default_profile_dirs() if profile_dirs is None else profile_dirs
+        self.profile_dirs = [Path(d) for d in dirs]
+        self._devices: dict[str, DeviceModel] = {}
+        self._cache: dict[tuple[Op, str], float] = {}
+
+    def find_profile(self, device_id: str) -> Profile | None:
+        """The first ``<device_id>.json`` in the profile folders, loaded, or None."""
+        for folder in self.profile_dirs:
+            path = folder / f"{device_id}.json"
+            if path.is_file():
+                return load_profile(path)
+        return None
+
+    def device(self, device_id: str) -> DeviceModel:
+        """The (cached) model of one device; KeyError for an id neither catalogued nor profiled."""
+        model = self._devices.get(device_id)
+        if model is None:
+            model = self._build(device_id)
+            self._devices[device_id] = model
+        return model
+
+    def _build(self, device_id: str) -> DeviceModel:
+        accelerator = load_catalog().accelerators.get(device_id)
+        profile = self.find_profile(device_id)
+        kind = accelerator.kind if accelerator else ("gpu" if profile and profile.backend == "cuda" else "cpu")
+        prior = load_priors().get(kind)
+        references: dict[str, Mapping[str, RooflineFit]] = {}
+        for ref_id in prior.transfer_from if prior else ():
+            if ref_id != device_id:
+                ref_profile = self.find_profile(ref_id)
+                if ref_profile is not None:
+                    references[ref_id] = self.device(ref_id).measured
+        return DeviceModel(device_id, accelerator, profile, prior, references)
+
+    def predict(self, op: Op, device_id: str) -> float:
+        """Seconds ``op`` takes on ``device_id`` (cached)."""
+        key = (op, device_id)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self.device(device_id).predict(op)
+            if len(self._cache) >= MAX_CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = cached
+        return cached
+
+    def predict_many(self, ops: Sequence[Op], device_id: str) -> FloatArray:
+        """Seconds for each op on ``device_id``, vectorised per op class (not cached)."""
+        return self.device(device_id).predict_many(ops)
+
+    def prediction_basis(self, device_id: str) -> str:
+        """``measured`` if ``device_id`` has a calibration profile, else ``prior``."""
+        return self.device(device_id).basis

@@ -1,0 +1,95 @@
+"""Model descriptions as op lists: what an architecture computes for one step, layer by layer.
+
+A :class:`ModelOps` is a tuple of :class:`LayerOp` (a named op, how many times it repeats, and whether it
+holds weights). Forward ops are listed; the backward pass is derived (each op's ``backward()``, in
+reverse order). Parameter count, FLOPs and bytes all come from this one list, so they never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from dcsim.compute.ops import Conv2d, Embedding, Matmul, Normalization, Op
+
+PHASES = ("fwd", "bwd", "fwd+bwd")
+
+
+@dataclass(frozen=True)
+class LayerOp:
+    """One forward op of a model: ``count`` identical copies (e.g. one per transformer layer).
+
+    ``weights`` marks an op that owns parameters (a Linear's matrix, an embedding table, a norm's
+    scale); ``bias`` adds the bias vector of a Linear or convolution to the parameter count (a tied
+    output head has a bias but no matrix of its own).
+    ``training_only`` ops (the loss) run only in a training step, not in inference.
+    """
+
+    name: str
+    op: Op
+    count: int = 1
+    weights: bool = False
+    bias: bool = False
+    training_only: bool = False
+
+    @property
+    def params(self) -> int:
+        """Parameters of one copy (0 unless ``weights``)."""
+        op = self.op
+        if isinstance(op, Matmul):  # a tied head has no weight matrix of its own but may have a bias
+            return (op.k * op.n if self.weights else 0) + (op.n if self.bias else 0)
+        if not self.weights:
+            return 0
+        if isinstance(op, Embedding):
+            return op.vocab * op.hidden
+        if isinstance(op, Conv2d):
+            return op.weight_count + (op.out_channels if self.bias else 0)
+        if isinstance(op, Normalization):
+            return op.cols * (1 if op.op_kind == "rmsnorm" else 2)
+        raise TypeError(f"{type(op).__name__} ops hold no parameters")
+
+
+@dataclass(frozen=True)
+class ModelOps:
+    """The forward ops of one model step at a given batch, size and sharding."""
+
+    name: str
+    layers: tuple[LayerOp, ...]
+
+    @property
+    def param_count(self) -> int:
+        """Parameters held by this op list (per tensor-parallel shard if the ops are sharded)."""
+        return sum(layer.params * layer.count for layer in self.layers)
+
+    def steps(self, phase: str, training: bool | None = None) -> Iterator[tuple[LayerOp, Op]]:
+        """(layer, op) in execution order for ``fwd``, ``bwd`` or ``fwd+bwd``.
+
+        ``training`` (default: True unless ``phase`` is ``fwd``) includes the training-only ops.
+        """
+        if phase not in PHASES:
+            raise ValueError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
+        training = phase != "fwd" if training is None else training
+        layers = [layer for layer in self.layers if training or not layer.training_only]
+        if phase in ("fwd", "fwd+bwd"):
+            yield from ((layer, layer.op) for layer in layers)
+        if phase in ("bwd", "fwd+bwd"):
+            yield from ((layer, layer.op.backward()) for layer in reversed(layers))
+
+    def ops(self, phase: str = "fwd") -> list[tuple[Op, int]]:
+        """(op, count) pairs of a phase, ready to cost."""
+        return [(op, layer.count) for layer, op in self.steps(phase)]
+
+    def flops(self, phase: str = "fwd") -> float:
+        """Total FLOPs of a phase."""
+        return sum(op.flops * count for op, count in self.ops(phase))
+
+    def time(self, predict: Callable[[Op], float], phase: str = "fwd") -> float:
+        """Seconds for a phase: the sum of ``predict(op)`` over its ops (ops run one after another)."""
+        return sum(predict(op) * count for op, count in self.ops(phase))
+
+    def breakdown(self, predict: Callable[[Op], float], phase: str = "fwd") -> dict[str, float]:
+        """Seconds per layer name (forward and backward of a layer summed), for inspection."""
+        out: dict[str, float] = {}
+        for layer, op in self.steps(phase):
+            out[layer.name] = out.get(layer.name, 0.0) + predict(op) * layer.count
+        return out

@@ -1,0 +1,117 @@
+"""The SDN controller: installs a path per flow with a routing policy and reroutes around failed links."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from dcsim.network.links import LinkTable
+from dcsim.network.routing import NoRouteError, RoutingPolicy, make_policy
+
+
+@dataclass(frozen=True)
+class Route:
+    """A path: directed link ids in order, node indices, and the sum of link latencies (s)."""
+
+    links: np.ndarray
+    nodes: tuple[int, ...]
+    latency_s: float
+
+
+class Controller:
+    """Holds the network's link table and link state and routes flows with a policy.
+
+    ``policy`` is a registered name (``shortest_path``, ``ecmp``, ``least_loaded``), ``module:Class`` or a
+    :class:`~dcsim.network.routing.RoutingPolicy` subclass; ``policy_params`` go to its constructor.
+    ``seed`` feeds the ECMP hash (and any policy that wants it), so paths are a function of the run's seed.
+    ``link_flows`` counts the flows installed on each directed link (kept by the flow simulator).
+    """
+
+    def __init__(
+        self,
+        graph: nx.Graph,
+        policy: str | type[RoutingPolicy] = "ecmp",
+        seed: int = 0,
+        policy_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.links = LinkTable(graph)
+        self.seed = int(seed)
+        self.alive = np.ones(self.links.count, dtype=bool)
+        self.link_flows = np.zeros(self.links.count, dtype=np.int64)
+        self.version = 0
+        self._distances: dict[int, list[int]] = {}
+        self._k_paths: dict[tuple[int, int, int], list[list[int]]] = {}
+        self.policy = make_policy(self, policy, policy_params or {})
+
+    def index(self, node: Hashable) -> int:
+        """Index of a node name (KeyError naming it otherwise)."""
+        try:
+            return self.links.node_index[node]
+        except KeyError:
+            raise KeyError(f"no node {node!r} in the network") from None
+
+    def name(self, index: int) -> Hashable:
+        """Name of the node with this index."""
+        return self.links.nodes[index]
+
+    def distances(self, dst: int) -> list[int]:
+        """Hop count from every node to ``dst`` over live links (-1 where unreachable), cached."""
+        dist = self._distances.get(dst)
+        if dist is None:
+            dist = self.links.hop_distances(dst, self.alive).tolist()
+            self._distances[dst] = dist
+        return dist
+
+    def next_hops(self, node: int, dist: list[int]) -> list[int]:
+        """Neighbours of ``node`` one hop closer to the target of ``dist``, over live links."""
+        want = dist[node] - 1
+        alive = self.alive
+        return [v for v, link in self.links.neighbours[node] if dist[v] == want and alive[link]]
+
+    def k_shortest_paths(self, src: int, dst: int, k: int) -> list[list[int]]:
+        """Up to ``k`` shortest simple paths by hop count over live links (Yen's algorithm), cached."""
+        cached = self._k_paths.get((src, dst, k))
+        if cached is None:
+            if self.distances(dst)[src] < 0:
+                raise NoRouteError(f"no route from {self.name(src)} to {self.name(dst)}")
+            dead = {self.links.endpoints(int(link)) for link in np.flatnonzero(~self.alive)}
+            view = nx.restricted_view(self.graph, [], dead) if dead else self.graph
+            paths = itertools.islice(nx.shortest_simple_paths(view, self.name(src), self.name(dst)), k)
+            cached = [[self.index(n) for n in path] for path in paths]
+            self._k_paths[(src, dst, k)] = cached
+        return cached
+
+    def route_index(self, src: int, dst: int, key: int) -> Route:
+        """The route the policy picks for a flow ``src`` -> ``dst`` (node indices) with hash ``key``."""
+        nodes = [src] if src == dst else self.policy.path(src, dst, key)
+        links = self.links.links_of_path(nodes)
+        return Route(links, tuple(nodes), float(self.links.latency_s[links].sum()))
+
+    def route(self, src: Hashable, dst: Hashable, key: int = 0) -> Route:
+        """The route for a flow between two node names."""
+        return self.route_index(self.index(src), self.index(dst), key)
+
+    def _set_link(self, u: Hashable, v: Hashable, up: bool) -> np.ndarray:
+        ui, vi = self.index(u), self.index(v)
+        if (ui, vi) not in self.links.link_id:
+            raise KeyError(f"no link {u}-{v} in the network")
+        ids = np.array([self.links.link_id[(ui, vi)], self.links.link_id[(vi, ui)]])
+        self.alive[ids] = up
+        self.version += 1
+        self._distances.clear()
+        self._k_paths.clear()
+        return ids
+
+    def fail_link(self, u: Hashable, v: Hashable) -> np.ndarray:
+        """Take link ``u``-``v`` down (both directions); returns its two directed link ids."""
+        return self._set_link(u, v, False)
+
+    def restore_link(self, u: Hashable, v: Hashable) -> np.ndarray:
+        """Bring link ``u``-``v`` back up; returns its two directed link ids."""
+        return self._set_link(u, v, True)

@@ -1,0 +1,82 @@
+"""`dcsim calibrate`: input errors exit 2 with one line, the report from a profile folder, and a tiny
+smoke run of the harness (no timing assertions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dcsim.cli import main
+from dcsim.compute import Matmul, Pointwise, load_profile
+
+FIXTURES = Path(__file__).parent / "data" / "compute"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--threads", "zero"], "error: --threads: must be a positive integer, not 'zero'"),
+        (["--threads", "0"], "error: --threads: must be a positive integer, not '0'"),
+        (["--device", "tpu"], "error: --device: must be cpu or cuda, not 'tpu'"),
+        (["--budget-s", "-3"], "error: --budget-s: must be a positive number, not '-3'"),
+        (["--report", "--profiles", "/nonexistent/dir"], "error: --profiles: no such folder: /nonexistent/dir"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, message, capsys):
+    assert main(["calibrate", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [message]
+
+
+def test_missing_torch_is_one_line_and_exit_2(monkeypatch, capsys):
+    import dcsim.cli.calibrate_cmd as cmd
+
+    monkeypatch.setattr(cmd.importlib.util, "find_spec", lambda name: None)
+    assert main(["calibrate", "--quick"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        'error: dcsim calibrate needs PyTorch: pip install -e ".[calibrate]"'
+    ]
+
+
+def test_report_from_a_profile_folder(tmp_path, capsys):
+    out = tmp_path / "calibration.md"
+    assert main(["calibrate", "--report", "--profiles", str(FIXTURES), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## fixture-cpu" in text and "Held-out error per op type" in text
+    assert "| a100-sxm-80gb | prior |" in text
+    assert (tmp_path / "calibration_fixture-cpu.png").stat().st_size > 0
+
+
+def test_harness_smoke_run(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    import dcsim.calibrate.harness as harness
+
+    grid = [(Matmul(16, 32, 8), True), (Pointwise("add", 1024), True)]
+    monkeypatch.setattr(harness, "_grid_for", lambda device, precision, quick: grid)
+    config = harness.RunConfig(quick=True, out=tmp_path / "p.json", end_to_end=False, precisions=("fp32",),
+                               log=lambda line: None)
+    harness.run_calibration(config)
+    profile = load_profile(tmp_path / "p.json")
+    assert profile.threads == 1 and profile.device_id == "host-cpu"
+    assert sorted(p.op.fit_key for p in profile.points) == [
+        "add/bwd/fp32", "add/fwd/fp32", "matmul/bwd/fp32", "matmul/fwd/fp32"
+    ]
+    assert all(p.p10_s <= p.median_s <= p.p90_s and p.samples >= 1 for p in profile.points)
+    assert "clock=thread_cpu_time" in profile.notes
+
+
+def test_torch_reference_models_match_dcsim_parameter_counts():
+    pytest.importorskip("torch")
+    from dcsim.calibrate.torch_models import build_torch_model
+    from dcsim.models import TransformerConfig, get_model
+
+    configs = [
+        get_model("resnet50"),
+        TransformerConfig("d", 2, 64, 4, 256, 500, 32, tied_embeddings=True),
+        TransformerConfig("e", 2, 64, 4, 256, 500, 32, family="encoder", token_types=2, tied_embeddings=True),
+    ]
+    for config in configs:
+        module = build_torch_model(config)
+        count = sum(p.numel() for p in module.parameters())
+        assert count == config.param_count(), config.name

@@ -1,0 +1,108 @@
+"""The fit recovers known efficiencies from synthetic measurements (no timing involved)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dcsim.compute import RooflineFit, fit_roofline
+
+PEAK = 100e12
+BANDWIDTH = 2e12
+
+
+def _truth(**changes) -> RooflineFit:
+    values = dict(
+        peak_flops=PEAK,
+        bandwidth=BANDWIDTH,
+        overhead_s=8e-6,
+        compute_factor=1 / 0.6,
+        memory_factor=1 / 0.8,
+        flops_exponent=0.0,
+        bytes_exponent=0.0,
+    )
+    values.update(changes)
+    return RooflineFit(**values)
+
+
+def _shapes(count: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    flops = 10 ** rng.uniform(6, 13, count)
+    intensity = 10 ** rng.uniform(-0.5, 3.5, count)  # FLOPs per byte: memory- and compute-bound points
+    return flops, flops / intensity
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_fit_recovers_constant_efficiencies(overlap):
+    truth = _truth(overlap=overlap)
+    flops, nbytes = _shapes()
+    rng = np.random.default_rng(1)
+    seconds = truth.times(flops, nbytes) * rng.uniform(0.99, 1.01, flops.size)
+    fit = fit_roofline(flops, nbytes, seconds, PEAK, BANDWIDTH)
+    assert fit.basis == "measured" and fit.points == flops.size
+    assert fit.overlap is overlap and fit.combine == "max"
+    assert fit.compute_efficiency == pytest.approx(0.6, rel=0.03)
+    assert fit.memory_efficiency == pytest.approx(0.8, rel=0.03)
+    assert fit.overhead_s == pytest.approx(8e-6, rel=0.1)
+    assert np.allclose(fit.times(flops, nbytes), seconds, rtol=0.03)
+
+
+def test_fit_recovers_size_dependent_compute_efficiency():
+    flops, nbytes = _shapes(80)
+    truth = _truth(flops_exponent=0.2, flops_range=(flops.min(), flops.max()))
+    seconds = truth.times(flops, nbytes)
+    fit = fit_roofline(flops, nbytes, seconds, PEAK, BANDWIDTH)
+    assert fit.flops_exponent == pytest.approx(0.2)
+    assert fit.compute_efficiency == pytest.approx(0.6, rel=0.03)
+    assert np.allclose(fit.times(flops, nbytes), seconds, rtol=0.02)
+
+
+def test_additive_form_is_chosen_when_phases_do_not_overlap():
+    flops, nbytes = _shapes()
+    truth = _truth(combine="sum")
+    seconds = truth.times(flops, nbytes)
+    fit = fit_roofline(flops, nbytes, seconds, PEAK, BANDWIDTH)
+    assert fit.combine == "sum"
+    assert np.allclose(fit.times(flops, nbytes), seconds, rtol=0.02)
+
+
+def test_memory_only_class_has_no_compute_term():
+    nbytes = np.logspace(4, 9, 12)
+    seconds = 5e-6 + nbytes / (0.7 * BANDWIDTH)
+    fit = fit_roofline(np.zeros_like(nbytes), nbytes, seconds, PEAK, BANDWIDTH)
+    assert fit.compute_factor == 0
+    assert fit.memory_efficiency == pytest.approx(0.7, rel=0.02)
+
+
+def test_overhead_bound_data_keeps_the_overhead_and_assumes_peak_beyond():
+    flops = np.array([1e3, 1e4, 1e5])
+    seconds = np.full(3, 1e-5)
+    fit = fit_roofline(flops, flops, seconds, PEAK, BANDWIDTH)
+    assert fit.time(1e4, 1e4) == pytest.approx(1e-5, rel=0.01)
+    assert fit.time(1e15, 1e4) >= 1e15 / PEAK
+
+
+def test_fit_needs_two_positive_times():
+    with pytest.raises(ValueError, match="at least 2 positive times"):
+        fit_roofline(np.array([1.0]), np.array([1.0]), np.array([1.0]), PEAK, BANDWIDTH)
+
+
+def test_efficiency_is_held_flat_outside_the_measured_range():
+    fit = _truth(flops_exponent=0.3, memory_factor=0.0, overhead_s=0.0, flops_range=(1e6, 1e9))
+    # above the range: constant efficiency, so time scales linearly with FLOPs
+    assert fit.time(1e11, 0) / fit.time(1e10, 0) == pytest.approx(10.0)
+    # below the range: efficiency frozen at its value at 1e6
+    assert fit.time(1e4, 0) / fit.time(1e5, 0) == pytest.approx(0.1)
+
+
+def test_vectorised_and_scalar_agree():
+    fit = _truth(flops_exponent=0.1, bytes_exponent=-0.1, flops_range=(1e6, 1e12), bytes_range=(1e4, 1e9))
+    flops, nbytes = _shapes(20)
+    assert np.allclose(fit.times(flops, nbytes), [fit.time(f, b) for f, b in zip(flops, nbytes, strict=True)])
+
+
+def test_invalid_fit_parameters_are_rejected():
+    with pytest.raises(ValueError, match="combine must be 'max' or 'sum'"):
+        _truth(combine="min")
+    with pytest.raises(ValueError, match="needs a compute or a memory term"):
+        _truth(compute_factor=0.0, memory_factor=0.0)

@@ -1,0 +1,104 @@
+"""Predictions from a small shipped profile and from datasheet priors (no timing assertions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcsim.compute import (
+    Attention,
+    CostModel,
+    Matmul,
+    Normalization,
+    Pointwise,
+    load_profile,
+    predict,
+    prediction_basis,
+)
+
+FIXTURES = Path(__file__).parent / "data" / "compute"
+DEVICE = "fixture-cpu"  # tests/data/compute/fixture-cpu.json: a subset of a real host-cpu profile
+
+
+@pytest.fixture(scope="module")
+def model() -> CostModel:
+    return CostModel([FIXTURES])
+
+
+def test_fixture_profile_loads(model):
+    profile = load_profile(FIXTURES / f"{DEVICE}.json")
+    assert profile.device_id == DEVICE and profile.backend == "cpu" and profile.threads == 1
+    assert {"matmul/fwd/fp32", "add/fwd/fp32"} <= {p.op.fit_key for p in profile.points}
+    assert model.prediction_basis(DEVICE) == "measured"
+
+
+def test_measured_and_prior_labelling(model):
+    assert model.prediction_basis("a100-sxm-80gb") == "prior"
+    assert model.prediction_basis("tpu-v4") == "prior"
+    device = model.device(DEVICE)
+    assert device.fit_for(Matmul(64, 64, 64)).basis == "measured"
+    # a precision the profile never measured falls back to a prior, labelled as such
+    assert device.fit_for(Matmul(64, 64, 64, precision="bf16")).basis == "prior"
+
+
+def test_predictions_grow_with_size(model):
+    for device in (DEVICE, "a100-sxm-80gb", "h100-sxm"):
+        gemms = [model.predict(Matmul(s, s, s), device) for s in (16, 64, 256, 1024, 4096)]
+        assert all(a < b for a, b in zip(gemms, gemms[1:], strict=False)), device
+        adds = [model.predict(Pointwise("add", n), device) for n in (1 << 10, 1 << 16, 1 << 22, 1 << 26)]
+        assert all(a < b for a, b in zip(adds, adds[1:], strict=False)), device
+
+
+def test_memory_bound_and_compute_bound_regimes():
+    model = CostModel([FIXTURES])
+    h100 = model.device("h100-sxm")
+    for op in (
+        Attention(8, 32, 1, 8192, 128, causal=False, precision="bf16"),  # decode: one query, big KV cache
+        Matmul(1, 8192, 8192, precision="bf16"),  # batch-1 GEMV: the weights dominate
+    ):
+        fit = h100.fit_for(op)
+        t_c, t_m = fit.terms(np.array([op.flops]), np.array([op.bytes]))
+        assert t_m[0] > t_c[0], op
+    big = Matmul(8192, 8192, 8192, precision="bf16")
+    t_c, t_m = h100.fit_for(big).terms(np.array([big.flops]), np.array([big.bytes]))
+    assert t_c[0] > t_m[0]
+
+
+def test_prior_is_near_datasheet_roofline_for_large_ops():
+    model = CostModel([Path("/nonexistent")])
+    op = Matmul(8192, 8192, 8192, precision="bf16")
+    seconds = model.predict(op, "a100-sxm-80gb")
+    ideal = op.flops / 312e12
+    assert ideal < seconds < ideal / 0.4
+    assert model.device("a100-sxm-80gb").fit_for(op).note.startswith("gpu datasheet prior")
+
+
+def test_priors_transfer_measured_curves_from_a_reference_gpu(tmp_path):
+    shipped = Path(__file__).parents[1] / "calibration" / "profiles" / "h100-sxm.json"
+    if not shipped.exists():
+        pytest.skip("no measured H100 profile shipped")
+    model = CostModel([shipped.parent])
+    fit = model.device("a100-sxm-80gb").fit_for(Matmul(4096, 4096, 4096, precision="bf16"))
+    assert fit.basis == "prior" and "h100-sxm" in fit.note
+    assert fit.peak_flops == 312e12
+
+
+def test_predict_many_matches_predict(model):
+    ops = [Matmul(m, 768, 768) for m in (1, 8, 64, 512)] + [Normalization("layernorm", 128, 768)]
+    ops += [Pointwise("gelu", 4096), Matmul(32, 32, 32)]
+    many = model.predict_many(ops, DEVICE)
+    assert np.allclose(many, [model.predict(op, DEVICE) for op in ops])
+
+
+def test_unsupported_precision_and_unknown_device(model):
+    with pytest.raises(ValueError, match=r"v100-sxm-32gb has no bf16 units"):
+        model.predict(Matmul(8, 8, 8, precision="bf16"), "v100-sxm-32gb")
+    with pytest.raises(KeyError, match="unknown device 'nope'"):
+        model.predict(Matmul(8, 8, 8), "nope")
+
+
+def test_module_level_api_uses_the_shipped_profiles():
+    assert prediction_basis("a100-sxm-80gb") == "prior"
+    assert predict(Matmul(128, 768, 768), "a100-sxm-80gb") > 0

@@ -1,0 +1,185 @@
+"""The flow simulator: single-flow timing, fair sharing, batching, property tests, link failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import pytest
+import simpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dcsim.network import Controller, FlowSimulator, NoRouteError, build_topology, hosts
+from dcsim.network.graph import add_link, add_node
+
+
+def _value(event: simpy.Event) -> Any:
+    """An event's value (typed Any for attribute access in assertions)."""
+    return event.value
+
+
+def _star(n_hosts: int, gbps: float = 80.0, latency_us: float = 2.0) -> nx.Graph:
+    return build_topology("leaf_spine", {"leaves": 1, "spines": 1, "hosts_per_leaf": n_hosts}, gbps, latency_us)
+
+
+def _sim(graph: nx.Graph, policy: str = "ecmp", seed: int = 0) -> tuple[simpy.Environment, FlowSimulator]:
+    env = simpy.Environment()
+    return env, FlowSimulator(env, Controller(graph, policy, seed))
+
+
+def test_one_flow_takes_latency_plus_bytes_over_capacity() -> None:
+    env, sim = _sim(_star(2))
+    done = sim.start_flow("host0", "host1", 1e9)
+    env.run()
+    capacity = 80e9 / 8
+    assert _value(done).end_s == pytest.approx(2 * 2e-6 + 1e9 / capacity, rel=1e-12)
+    assert _value(done).bytes == 1e9
+
+
+def test_n_flows_on_one_bottleneck_share_it_equally() -> None:
+    env, sim = _sim(_star(5))
+    events = [sim.start_flow(f"host{i}", "host0", 1e9) for i in range(1, 5)]
+    env.run()
+    for event in events:  # each gets capacity / 4 on host0's downlink
+        assert _value(event).end_s == pytest.approx(4e-6 + 1e9 / (10e9 / 4), rel=1e-12)
+    assert sim.rerates == 2  # one re-rate for the four same-instant starts, one for their common end
+
+
+def test_rates_change_when_a_flow_ends() -> None:
+    env, sim = _sim(_star(3))
+    small = sim.start_flow("host1", "host0", 1e9)
+    big = sim.start_flow("host2", "host0", 3e9)
+    env.run()
+    capacity = 10e9
+    # both at capacity/2 until the small one drains at 2e9/capacity; then the big one alone.
+    assert _value(small).end_s == pytest.approx(2e9 / capacity + 4e-6)
+    assert _value(big).end_s == pytest.approx(2e9 / capacity + 2e9 / capacity + 4e-6)
+
+
+def test_zero_byte_and_self_flows_finish_after_latency_only() -> None:
+    env, sim = _sim(_star(2))
+    empty = sim.start_flow("host0", "host1", 0)
+    itself = sim.start_flow("host0", "host0", 1e6)
+    env.run()
+    assert _value(empty).end_s == pytest.approx(4e-6)
+    assert _value(itself).end_s == 0
+
+
+def test_flow_ids_belong_to_the_simulator_so_runs_repeat() -> None:
+    graph = build_topology("fat_tree", {"k": 4})
+
+    def run() -> list[float]:
+        env, sim = _sim(graph, "ecmp", seed=7)
+        events = [sim.start_flow(f"host{i}", f"host{15 - i}", 1e8 * (i + 1)) for i in range(8)]
+        env.run()
+        return [_value(e).end_s for e in events]
+
+    assert run() == run()
+
+
+def test_link_failure_reroutes_active_flows() -> None:
+    graph = build_topology("leaf_spine", {"leaves": 2, "spines": 2, "hosts_per_leaf": 1, "uplink_gbps": 100}, 100, 1)
+    env, sim = _sim(graph, "shortest_path")
+    done = sim.start_flow("host0", "host1", 1e9)
+    first = sim.controller.route("host0", "host1")
+    spine = sim.controller.name(first.nodes[2])
+
+    def breaker() -> simpy.events.ProcessGenerator:
+        yield env.timeout(0.01)
+        assert sim.fail_link("leaf0", spine) == 1
+
+    env.process(breaker())
+    env.run()
+    rerouted = sim.controller.route("host0", "host1")
+    assert sim.controller.name(rerouted.nodes[2]) != spine
+    assert _value(done).end_s == pytest.approx(1e9 / 12.5e9 + 4e-6)  # same speed on the other spine
+    assert sim.usage.bytes[first.links[1]] == pytest.approx(0.01 * 12.5e9)
+
+
+def test_flow_with_no_route_left_fails_its_event() -> None:
+    graph = build_topology("leaf_spine", {"leaves": 2, "spines": 1, "hosts_per_leaf": 1}, 100, 1)
+    env, sim = _sim(graph)
+    done = sim.start_flow("host0", "host1", 1e9)
+    caught: list[Exception] = []
+
+    def waiter() -> simpy.events.ProcessGenerator:
+        try:
+            yield done
+        except NoRouteError as error:
+            caught.append(error)
+
+    env.process(waiter())
+    env.run(until=0.01)
+    sim.fail_link("leaf0", "spine0")
+    env.run()
+    assert len(caught) == 1 and "no route from host0 to host1" in str(caught[0])
+    assert sim.active_flows == 0
+
+
+@st.composite
+def networks_and_flows(draw: st.DrawFn) -> tuple[nx.Graph, list[tuple[int, int, float, float]]]:
+    n = draw(st.integers(3, 9))
+    seed = draw(st.integers(0, 10_000))
+    wiring = nx.gnp_random_graph(n, 0.5, seed=seed)
+    wiring.add_edges_from((i, i + 1) for i in range(n - 1))  # connected
+    graph = nx.Graph()
+    for node in wiring.nodes:
+        add_node(graph, node, "host")
+    rng = np.random.default_rng(seed)
+    for u, v in wiring.edges:
+        add_link(graph, u, v, float(rng.uniform(1e8, 1e10)), float(rng.uniform(0, 1e-5)), "link")
+    flows = draw(
+        st.lists(
+            st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.floats(1e3, 1e9), st.floats(0, 0.2)),
+            min_size=1,
+            max_size=30,
+        )
+    )
+    return graph, flows
+
+
+@settings(max_examples=40, deadline=None)
+@given(networks_and_flows(), st.sampled_from(["shortest_path", "ecmp", "least_loaded"]))
+def test_every_flow_finishes_delivers_its_bytes_and_no_link_is_overloaded(
+    case: tuple[nx.Graph, list[tuple[int, int, float, float]]], policy: str
+) -> None:
+    graph, flows = case
+    env, sim = _sim(graph, policy)
+    events: list[simpy.Event] = []
+    expected = np.zeros(sim.controller.links.count)
+
+    def starter(src: int, dst: int, nbytes: float, at: float) -> simpy.events.ProcessGenerator:
+        yield env.timeout(at)
+        event = sim.start_flow(src, dst, nbytes)
+        if src != dst:
+            expected[sim.flows.staged[-1].links] += nbytes  # the path the controller installed
+        events.append(event)
+        result = yield event
+        assert result.bytes == nbytes and result.end_s >= at
+
+    for src, dst, nbytes, at in flows:
+        env.process(starter(src, dst, nbytes, at))
+    env.run()
+    assert len(events) == len(flows) and all(e.processed and e.ok for e in events)
+    assert sim.active_flows == 0 and np.all(sim.controller.link_flows == 0)
+    assert np.all(sim.usage.peak_utilization <= 1 + 1e-9), "a link carried more than its capacity"
+    assert np.allclose(sim.usage.bytes, expected, rtol=1e-6, atol=1e-3), "bytes delivered differ from bytes sent"
+
+
+def test_link_bytes_equal_bytes_of_flows_routed_over_them() -> None:
+    graph = build_topology("fat_tree", {"k": 4}, 100, 1)
+    env, sim = _sim(graph, "ecmp", seed=3)
+    rng = np.random.default_rng(5)
+    expected = np.zeros(sim.controller.links.count)
+    names = hosts(graph)
+    for i in range(40):
+        src, dst = rng.choice(len(names), 2, replace=False)
+        nbytes = float(rng.uniform(1e6, 1e8))
+        route = sim.controller.route(names[src], names[dst], key=i)
+        expected[route.links] += nbytes
+        sim.start_flow(names[src], names[dst], nbytes, key=i)
+    env.run()
+    assert np.allclose(sim.usage.bytes, expected, rtol=1e-6, atol=1.0)
+    assert np.all(sim.usage.peak_utilization <= 1 + 1e-9)
