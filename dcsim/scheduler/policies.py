@@ -4,8 +4,8 @@ A policy is one short subclass. Hooks, combined by the base class's :meth:`Sched
 
 - ``key(job)``: the queue order, smallest first; it must not change while the job waits;
 - ``blocking``: stop at the first waiting job that does not fit (FIFO's head-of-line rule), or try all;
-- ``may_preempt(job, victim)``: whether a waiting job may take a running job's accelerators (used only when
-  the scenario enables preemption);
+- ``rank(job)``: a job's current importance (smaller first); with preemption enabled in the scenario, a
+  waiting job may take the accelerators of running jobs of strictly larger rank;
 - ``review_after_s(job)``: seconds after a running job's start when its priority changes (LAS demotion),
   so that a dispatch pass reconsiders it.
 
@@ -37,9 +37,10 @@ class SchedulingPolicy:
         """Sort key of a waiting job; smaller runs first. Default: submission order."""
         return (job.submit_s, job.seq)
 
-    def may_preempt(self, job: Job, victim: Job) -> bool:
-        """Whether waiting ``job`` may preempt running ``victim``; never by default."""
-        return False
+    def rank(self, job: Job) -> Any:
+        """Importance of a job right now, smaller is more important; a waiting job may preempt a running
+        job of strictly larger rank. ``None`` (the default) means the policy never preempts."""
+        return None
 
     def review_after_s(self, job: Job) -> float | None:
         """Seconds from now until a running job's priority changes; ``None`` if it never does."""
@@ -53,40 +54,51 @@ class SchedulingPolicy:
         rescan = True
         while rescan:
             rescan = False
+            preemptable = scheduler.preemption
             for job in scheduler.waiting():
                 if scheduler.try_start(job):
                     continue
-                if scheduler.preemption and self._preempt_for(scheduler, job):
-                    rescan = True
-                    break
+                if preemptable:
+                    outcome = self._preempt_for(scheduler, job)
+                    if outcome is None:  # ranks only grow along the queue: no later job can preempt either
+                        preemptable = False
+                    elif outcome:
+                        rescan = True
+                        break
                 if self.blocking or scheduler.cluster.busy == scheduler.cluster.size:
                     return
 
-    def _preempt_for(self, scheduler: ClusterScheduler, job: Job) -> bool:
-        """Preempt the fewest lowest-priority running jobs that free enough accelerators for ``job``."""
-        for pool in scheduler.cluster.eligible_pools(job.accelerator):
+    def _preempt_for(self, scheduler: ClusterScheduler, job: Job) -> bool | None:
+        """Preempt the least important running jobs, if that frees enough accelerators for ``job``.
+
+        Returns whether ``job`` started, or ``None`` when it outranks no running job at all."""
+        rank = self.rank(job)
+        if rank is None or not scheduler.running:
+            return None
+        cluster = scheduler.cluster
+        outranks_any = False
+        for pool in cluster.eligible_pools(job.accelerator):
             victims = sorted(
                 (
-                    v
+                    (self.rank(v), v.segment_start_s, v.seq, v)
                     for v in scheduler.running.values()
-                    if scheduler.cluster.accelerator_type[v.accelerators[0]] == pool.accelerator
-                    and self.may_preempt(job, v)
+                    if cluster.accelerator_type[v.accelerators[0]] == pool.accelerator
                 ),
-                key=lambda v: (self.key(v), -v.segment_start_s),
                 reverse=True,
             )
             freed = pool.free_total
             chosen: list[Job] = []
-            for victim in victims:
-                if freed >= job.gpus:
+            for victim_rank, _, _, victim in victims:
+                if freed >= job.gpus or not rank < victim_rank:
                     break
+                outranks_any = True
                 chosen.append(victim)
                 freed += victim.gpus
             if freed >= job.gpus and chosen:
                 for victim in chosen:
                     scheduler.preempt(victim)
                 return scheduler.try_start(job)
-        return False
+        return False if outranks_any else None
 
 
 POLICIES: Registry[SchedulingPolicy] = Registry("scheduler policy", SchedulingPolicy)
@@ -130,8 +142,8 @@ class Priority(SchedulingPolicy):
     def key(self, job: Job) -> Any:
         return (-job.priority, job.submit_s, job.seq)
 
-    def may_preempt(self, job: Job, victim: Job) -> bool:
-        return victim.priority < job.priority
+    def rank(self, job: Job) -> Any:
+        return -job.priority
 
 
 @register_policy("las")
@@ -149,7 +161,8 @@ class LeastAttainedService(SchedulingPolicy):
     thresholds_s: Sequence[float] = (3600.0, 36000.0)
 
     def level(self, attained_s: float) -> int:
-        return sum(attained_s >= t for t in self.thresholds_s)
+        """The queue of a job with ``attained_s`` accelerator-seconds (0 is the first served)."""
+        return sum(attained_s * (1 + 1e-9) + 1e-9 >= t for t in self.thresholds_s)
 
     def attach(self, scheduler: ClusterScheduler) -> None:
         self.scheduler = scheduler
@@ -157,17 +170,13 @@ class LeastAttainedService(SchedulingPolicy):
     def key(self, job: Job) -> Any:
         return (self.level(job.attained_s), job.submit_s, job.seq)
 
-    def may_preempt(self, job: Job, victim: Job) -> bool:
-        return self.level(job.attained_s) < self.level(self.scheduler.attained_now_s(victim))
+    def rank(self, job: Job) -> Any:
+        return self.level(self.scheduler.attained_now_s(job))
 
     def review_after_s(self, job: Job) -> float | None:
         attained = self.scheduler.attained_now_s(job)
-        above = [t for t in self.thresholds_s if t > attained]
+        above = [t for t in self.thresholds_s if t > attained * (1 + 1e-9) + 1e-9]  # not the one just crossed
         return (min(above) - attained) / job.gpus if above else None
-
-    def schedule(self, scheduler: ClusterScheduler) -> None:
-        # A running job's level is read at its current attained service, waiting jobs' at their last one.
-        super().schedule(scheduler)
 
 
 @register_policy("backfill")
