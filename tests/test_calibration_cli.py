@@ -54,13 +54,17 @@ def test_harness_smoke_run(tmp_path, monkeypatch):
 
     grid = [(Matmul(16, 32, 8), True), (Pointwise("add", 1024), True)]
     monkeypatch.setattr(harness, "_grid_for", lambda device, precision, quick: grid)
-    config = harness.RunConfig(quick=True, out=tmp_path / "p.json", end_to_end=False, precisions=("fp32",),
-                               log=lambda line: None)
+    config = harness.RunConfig(
+        quick=True, out=tmp_path / "p.json", end_to_end=False, precisions=("fp32",), log=lambda line: None
+    )
     harness.run_calibration(config)
     profile = load_profile(tmp_path / "p.json")
     assert profile.threads == 1 and profile.device_id == "host-cpu"
     assert sorted(p.op.fit_key for p in profile.points) == [
-        "add/bwd/fp32", "add/fwd/fp32", "matmul/bwd/fp32", "matmul/fwd/fp32"
+        "add/bwd/fp32",
+        "add/fwd/fp32",
+        "matmul/bwd/fp32",
+        "matmul/fwd/fp32",
     ]
     assert all(p.p10_s <= p.median_s <= p.p90_s and p.samples >= 1 for p in profile.points)
     assert "clock=thread_cpu_time" in profile.notes

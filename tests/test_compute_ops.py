@@ -86,3 +86,10 @@ def test_ops_round_trip_through_dicts():
         assert op_from_dict(op.to_dict()) == op
     with pytest.raises(ValueError, match="unknown op 'Nope'"):
         op_from_dict({"op": "Nope"})
+
+
+def test_allocations_are_the_outputs_or_the_gradients():
+    assert Matmul(128, 3072, 768).allocations == (128 * 3072 * 4,)
+    assert Matmul(128, 3072, 768).backward().allocations == (128 * 768 * 4, 768 * 3072 * 4)
+    assert Embedding(16, 1000, 8).backward().allocations == (1000 * 8 * 4,)
+    assert Attention(1, 2, 8, 16, 4).backward().allocations == (2 * 8 * 4 * 4, 2 * 16 * 4 * 4, 2 * 16 * 4 * 4)

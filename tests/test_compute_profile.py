@@ -32,5 +32,18 @@ def test_malformed_profiles_are_reported(tmp_path):
     with pytest.raises(ProfileError, match="KeyError"):
         load_profile(tmp_path / "bad.json")
     (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(ProfileError, match="broken.json"):
+    with pytest.raises(ProfileError, match=r"broken\.json"):
         load_profile(tmp_path / "broken.json")
+
+
+def test_page_fault_time_counts_only_allocations_above_the_threshold():
+    from dataclasses import replace
+
+    from dcsim.compute import Embedding, Matmul
+
+    profile = replace(load_profile(FIXTURE), page_fault_s_per_byte=1e-9, mmap_threshold_bytes=32 << 20)
+    small = Matmul(128, 768, 768)  # 393 kB output
+    assert profile.fault_seconds(small) == 0.0
+    table = Embedding(128, 50257, 768).backward()  # a fresh 154 MB gradient table
+    assert profile.fault_seconds(table) == pytest.approx(50257 * 768 * 4 * 1e-9)
+    assert replace(profile, page_fault_s_per_byte=0.0).fault_seconds(table) == 0.0

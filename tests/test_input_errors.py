@@ -67,7 +67,8 @@ def test_job_larger_than_cluster(base):
 def test_planned_kind_is_named(base):
     base["workloads"].append({"kind": "training", "name": "gpt"})
     assert errors_of(base) == [
-        "workloads[1].kind: 'training' workloads are not available in this version of dcsim yet (available: jobs)"
+        "workloads[1].kind: 'training' workloads are not available in this version of dcsim yet "
+        "(available: jobs, collective)"
     ]
 
 

@@ -26,10 +26,11 @@ def test_parameter_counts_match_published_figures():
 
 def test_narayanan_parameter_formula():
     """P = 12 l h^2 (1 + 13/(12h) + (V + s)/(12 l h)) (Narayanan et al. SC'21, Eq. 2), untied head."""
-    cfg = TransformerConfig("gpt", layers=24, hidden=2048, heads=16, ffn_hidden=8192, vocab=51200,
-                            max_seq_len=2048, tied_embeddings=True)
-    l, h, v, s = 24, 2048, 51200, 2048
-    formula = 12 * l * h * h * (1 + 13 / (12 * h) + (v + s) / (12 * l * h))
+    cfg = TransformerConfig(
+        "gpt", layers=24, hidden=2048, heads=16, ffn_hidden=8192, vocab=51200, max_seq_len=2048, tied_embeddings=True
+    )
+    layers, h, v, s = 24, 2048, 51200, 2048
+    formula = 12 * layers * h * h * (1 + 13 / (12 * h) + (v + s) / (12 * layers * h))
     assert cfg.param_count() == pytest.approx(formula, rel=1e-3)
 
 
@@ -50,17 +51,29 @@ def test_backward_is_derived_in_reverse_with_twice_the_matmul_flops():
     fwd = [op for op, _ in ops.ops("fwd")]
     bwd = [op for op, _ in ops.ops("bwd")]
     assert all(op.phase == "bwd" for op in bwd)
-    assert bwd[0].kind == "softmax"  # the loss, last forward op, is the first backward one
-    assert len(bwd) == len(fwd) + 1  # the loss runs only in training
+    assert bwd[0].kind == "softmax"  # the loss, the last forward op, is the first backward one
+    assert bwd[-1].kind == "add"  # the tied table's two gradients are added at the very end
+    assert len(bwd) == len(fwd) + 2  # the loss runs only in training; the accumulation only backward
     mm = [op for op in fwd if isinstance(op, Matmul)]
     assert sum(op.backward().flops for op in mm) == 2 * sum(op.flops for op in mm)
     assert ops.flops("fwd+bwd") > 2.9 * ops.flops("fwd")
 
 
 def test_tensor_parallel_shards_split_the_work():
-    cfg = TransformerConfig("t", layers=4, hidden=1024, heads=16, ffn_hidden=4096, vocab=32000,
-                            max_seq_len=2048, kv_heads=4, norm="rmsnorm", activation="swiglu",
-                            positional="rope", bias=False)
+    cfg = TransformerConfig(
+        "t",
+        layers=4,
+        hidden=1024,
+        heads=16,
+        ffn_hidden=4096,
+        vocab=32000,
+        max_seq_len=2048,
+        kv_heads=4,
+        norm="rmsnorm",
+        activation="swiglu",
+        positional="rope",
+        bias=False,
+    )
     full, shard = cfg.ops(1, 256), cfg.ops(1, 256, tp=4)
     assert shard.flops("fwd") < 0.3 * full.flops("fwd")
     assert cfg.param_count(tp=4) < cfg.param_count()

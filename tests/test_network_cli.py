@@ -54,7 +54,7 @@ def test_net_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ("change", "message"),
     [
         (("ranks: 16}", "ranks: 64}"), "error: workloads[0].ranks: 64 ranks asked for but the datacenter has 16"),
-        (("op: all_reduce", "op: allreduce"), "error: workloads[0].op: must be one of all_reduce"),
+        (("op: all_reduce", "op: allreduce"), "error: workloads[0].op: must be one of 'all_reduce'"),
         (("hosts: [dgx-1]", "hosts: [dgx-9]"), "error: workloads[1].hosts: 'dgx-9' is neither a server"),
         (("routing: least_loaded", "routing: nope"), "error: datacenter.network.routing: unknown routing policy"),
         (("hosts_per_leaf: 8", "hosts_per_leaf: 4"), "error: datacenter.network: the leaf_spine network has 8 hosts"),

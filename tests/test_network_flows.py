@@ -24,9 +24,11 @@ def _star(n_hosts: int, gbps: float = 80.0, latency_us: float = 2.0) -> nx.Graph
     return build_topology("leaf_spine", {"leaves": 1, "spines": 1, "hosts_per_leaf": n_hosts}, gbps, latency_us)
 
 
-def _sim(graph: nx.Graph, policy: str = "ecmp", seed: int = 0) -> tuple[simpy.Environment, FlowSimulator]:
+def _sim(
+    graph: nx.Graph, policy: str = "ecmp", seed: int = 0, incremental: bool = True
+) -> tuple[simpy.Environment, FlowSimulator]:
     env = simpy.Environment()
-    return env, FlowSimulator(env, Controller(graph, policy, seed))
+    return env, FlowSimulator(env, Controller(graph, policy, seed), incremental=incremental, check=True)
 
 
 def test_one_flow_takes_latency_plus_bytes_over_capacity() -> None:
@@ -44,7 +46,8 @@ def test_n_flows_on_one_bottleneck_share_it_equally() -> None:
     env.run()
     for event in events:  # each gets capacity / 4 on host0's downlink
         assert _value(event).end_s == pytest.approx(4e-6 + 1e9 / (10e9 / 4), rel=1e-12)
-    assert sim.rerates == 2  # one re-rate for the four same-instant starts, one for their common end
+    # one water-filling for the four same-instant starts; their common end needs none (nobody is left)
+    assert (sim.rerates, sim.incremental_updates) == (1, 1)
 
 
 def test_rates_change_when_a_flow_ends() -> None:
@@ -141,12 +144,14 @@ def networks_and_flows(draw: st.DrawFn) -> tuple[nx.Graph, list[tuple[int, int, 
 
 
 @settings(max_examples=40, deadline=None)
-@given(networks_and_flows(), st.sampled_from(["shortest_path", "ecmp", "least_loaded"]))
+@given(networks_and_flows(), st.sampled_from(["shortest_path", "ecmp", "least_loaded"]), st.booleans())
 def test_every_flow_finishes_delivers_its_bytes_and_no_link_is_overloaded(
-    case: tuple[nx.Graph, list[tuple[int, int, float, float]]], policy: str
+    case: tuple[nx.Graph, list[tuple[int, int, float, float]]], policy: str, incremental: bool
 ) -> None:
+    """Random topologies and flow sets (random start times); every allocation, incremental or not, is
+    checked against a full max-min water-filling by the simulator's ``check`` mode."""
     graph, flows = case
-    env, sim = _sim(graph, policy)
+    env, sim = _sim(graph, policy, incremental=incremental)
     events: list[simpy.Event] = []
     expected = np.zeros(sim.controller.links.count)
 
@@ -183,3 +188,26 @@ def test_link_bytes_equal_bytes_of_flows_routed_over_them() -> None:
     env.run()
     assert np.allclose(sim.usage.bytes, expected, rtol=1e-6, atol=1.0)
     assert np.all(sim.usage.peak_utilization <= 1 + 1e-9)
+
+
+def test_incremental_updates_agree_with_full_water_filling_on_a_busy_fat_tree() -> None:
+    graph = build_topology("fat_tree", {"k": 4}, 100, 1)
+    names = hosts(graph)
+    ends: dict[bool, tuple[float, np.ndarray]] = {}
+    for incremental in (True, False):
+        env, sim = _sim(graph, "ecmp", seed=2, incremental=incremental)
+
+        def source(sim: FlowSimulator = sim, env: simpy.Environment = env) -> simpy.events.ProcessGenerator:
+            local = np.random.default_rng(11)
+            for i in range(300):
+                yield env.timeout(float(local.exponential(2e-5)))
+                src, dst = local.choice(len(names), 2, replace=False)
+                sim.start_flow(names[src], names[dst], float(local.lognormal(12, 1)), key=i)
+
+        env.process(source())
+        env.run()
+        ends[incremental] = (env.now, sim.usage.bytes.copy())
+        if incremental:
+            assert sim.incremental_updates > 100 and sim.rerates > 10
+    assert ends[True][0] == pytest.approx(ends[False][0], rel=1e-9)
+    assert np.allclose(ends[True][1], ends[False][1], rtol=1e-6)

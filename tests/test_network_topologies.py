@@ -7,7 +7,15 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from dcsim.network import NetworkConfig, NodeGroup, TopologyError, build_datacenter_fabric, build_topology, hosts
+from dcsim.network import (
+    Controller,
+    NetworkConfig,
+    NodeGroup,
+    TopologyError,
+    build_datacenter_fabric,
+    build_topology,
+    hosts,
+)
 from dcsim.network.graph import accelerators
 
 
@@ -110,7 +118,8 @@ def test_datacenter_joins_fabrics_to_nics() -> None:
     assert list(fabric.servers) == ["dgx-0", "dgx-1", "dgx1-0", "pc-0", "tpu-0"]
     # NVSwitch: 300 GB/s x 0.8 efficiency per GPU; the NIC's network link at min(100, 200) Gb/s
     assert graph.edges["dgx-0/acc0", "dgx-0/nvswitch"]["capacity_bytes_per_s"] == pytest.approx(240e9)
-    assert graph.edges["dgx-0/acc3", "dgx-0/nic3"]["capacity_bytes_per_s"] == pytest.approx(25e9)
+    assert graph.edges["dgx-0/acc3", "dgx-0/acc3-pcie"]["capacity_bytes_per_s"] == pytest.approx(25e9)
+    assert graph.edges["dgx-0/acc3-pcie", "dgx-0/nic3"]["capacity_bytes_per_s"] == pytest.approx(25e9)
     nic_links = [d["capacity_bytes_per_s"] for _, _, d in graph.edges("dgx-0/nic3", data=True) if d["tier"] != "nic"]
     assert nic_links == [pytest.approx(12.5e9)]
     # DGX-1 hybrid cube-mesh: 6 NVLinks of 25 GB/s x 0.8 per GPU, over 4 neighbours
@@ -119,6 +128,15 @@ def test_datacenter_joins_fabrics_to_nics() -> None:
     assert fabric.expand(["pc-0", "dgx-1/acc2"]) == [*fabric.servers["pc-0"], "dgx-1/acc2"]
     with pytest.raises(ValueError, match="'nope' is neither a server nor an accelerator"):
         fabric.expand(["nope"])
+
+
+def test_intra_node_traffic_never_hairpins_through_a_nic() -> None:
+    fabric = build_datacenter_fabric([NodeGroup("pc", 2, 4, "l4", "pcie4", 1, 100)], NetworkConfig("leaf_spine"))
+    controller = Controller(fabric.graph, "ecmp")
+    paths = {tuple(controller.name(n) for n in controller.route("pc-0/acc0", "pc-0/acc1", k).nodes) for k in range(20)}
+    assert paths == {("pc-0/acc0", "pc-0/pcie", "pc-0/acc1")}
+    across = [controller.name(n) for n in controller.route("pc-0/acc0", "pc-1/acc2").nodes]
+    assert across == ["pc-0/acc0", "pc-0/acc0-pcie", "pc-0/nic0", "leaf0", "pc-1/nic0", "pc-1/acc2-pcie", "pc-1/acc2"]
 
 
 def test_too_small_a_network_is_reported() -> None:

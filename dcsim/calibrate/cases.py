@@ -117,7 +117,8 @@ def _pointwise(op: Pointwise, device: torch.device, dtype: torch.dtype) -> Case:
         shaped = x.detach().view(4, -1, 32)
         grad = y.detach().view(4, -1, 32)
         return Case(lambda: shaped.transpose(0, 1).contiguous(), lambda: grad.transpose(0, 1).contiguous())
-    fn = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}[op.op_kind]
+    activations: dict[str, Callable[..., torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu, "silu": F.silu}
+    fn = activations[op.op_kind]
     return Case(lambda: fn(x), _backward(lambda: fn(x), [x]))
 
 

@@ -92,7 +92,13 @@ def linear_ops(precision: str, spec: GridSpec) -> list[Op]:
         n = _pick(rng, DIMS + VOCABS)
         return Matmul(m, n, k, precision=precision)
 
-    return _sample(make, _rng("linear", precision), _count(48, spec), spec)
+    sampled = _sample(make, _rng("linear", precision), _count(48, spec), spec)
+    # and the layer shapes transformers are made of (QKV, MLP, output head over the vocabulary),
+    # at token counts other than the end-to-end check's, so that check stays an interpolation
+    layers = [(768, 2304), (768, 3072), (3072, 768), (1024, 4096), (4096, 1024), (768, 30522), (768, 50257)]
+    fixed = [Matmul(m, n, k, precision=precision) for m in (32, 512) for k, n in layers]
+    fixed = [op for op in fixed if op.flops <= spec.max_flops and op not in sampled]
+    return sorted([*sampled, *fixed], key=lambda o: (o.flops, o.bytes))
 
 
 def bmm_ops(precision: str, spec: GridSpec) -> list[Op]:
@@ -128,8 +134,8 @@ def attention_ops(precision: str, spec: GridSpec) -> list[Op]:
             return None
         return Attention(batch, heads, 1, length, dim, False, None, precision)
 
-    return _sample(prefill, _rng("prefill", precision), _count(20, spec), spec) + _sample(
-        decode, _rng("decode", precision), _count(12, spec), spec
+    return _sample(prefill, _rng("prefill", precision), _count(22, spec), spec) + _sample(
+        decode, _rng("decode", precision), _count(18, spec), spec
     )
 
 
@@ -162,7 +168,7 @@ def norm_ops(kind: str, precision: str, spec: GridSpec) -> list[Op]:
     """LayerNorm / RMSNorm / softmax over (rows x cols); BatchNorm over ResNet-50 activations."""
     if kind == "batchnorm":
         shapes = [(112, 64), (56, 64), (56, 256), (28, 128), (28, 512), (14, 256), (14, 1024), (7, 2048)]
-        batches = (1, 2, 8, 32) if spec.max_flops > 1e11 else (1, 2)
+        batches = (1, 2, 8, 32) if spec.max_flops > 1e11 else (1, 2, 4)
         ops: list[Op] = [
             Normalization("batchnorm", b * side * side, c, precision) for b in batches for side, c in shapes
         ]
@@ -174,13 +180,13 @@ def norm_ops(kind: str, precision: str, spec: GridSpec) -> list[Op]:
         cols = _pick(rng, cols_choices)
         return Normalization(kind, rows, cols, precision) if rows * cols <= spec.max_numel else None
 
-    return _sample(make, _rng(kind, precision), _count(14, spec), spec)
+    return _sample(make, _rng(kind, precision), _count(18, spec), spec)
 
 
 def pointwise_ops(kind: str, precision: str, spec: GridSpec) -> list[Op]:
     """Elementwise ops over 2^10 .. max_numel elements (multiples of 128, log-spaced)."""
     top = int(np.log2(spec.max_numel))
-    sizes = np.unique(np.logspace(10, top, _count(12, spec), base=2).astype(np.int64) // 128 * 128)
+    sizes = np.unique(np.logspace(10, top, _count(15, spec), base=2).astype(np.int64) // 128 * 128)
     return [Pointwise(kind, int(n), precision) for n in sizes]
 
 
@@ -193,16 +199,16 @@ def embedding_ops(precision: str, spec: GridSpec) -> list[Op]:
         tokens = _pow2(rng, 0, int(np.log2(spec.max_tokens)))
         return Embedding(tokens, vocab, hidden, precision)
 
-    return _sample(make, _rng("embedding", precision), _count(12, spec), spec)
+    return _sample(make, _rng("embedding", precision), _count(15, spec), spec)
 
 
 def pool_ops(precision: str, spec: GridSpec) -> list[Op]:
     """The stem max-pool of ResNets and global average pools, at a few batch and image sizes."""
     ops: list[Op] = []
-    for batch in (1, 2, 8) if spec.scale >= 1 else (1, 2):
-        for side in (112, 56, 28):
-            ops.append(Pool2d("maxpool", batch, 64, side, side, 3, 2, 1, precision=precision))
-        for channels, side in ((2048, 7), (512, 7), (2048, 4)):
+    for batch in (1, 2, 4, 8) if spec.scale >= 1 else (1, 2):
+        for channels, side in ((64, 112), (64, 56), (128, 56), (64, 28)):
+            ops.append(Pool2d("maxpool", batch, channels, side, side, 3, 2, 1, precision=precision))
+        for channels, side in ((2048, 7), (512, 7), (2048, 4), (1024, 14)):
             ops.append(Pool2d("avgpool", batch, channels, side, side, side, precision=precision))
     return ops
 

@@ -16,7 +16,7 @@ import platform
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,6 +27,7 @@ from dcsim.calibrate.grid import matmul_only_grid, op_grid
 from dcsim.calibrate.timing import TimingSettings, clock_name, first_call_s, measure
 from dcsim.calibrate.torch_models import build_torch_model, example_inputs
 from dcsim.catalog import load_catalog
+from dcsim.compute.calibration import with_fits
 from dcsim.compute.ops import Matmul, Op, Pointwise
 from dcsim.compute.profile import EndToEnd, Measurement, Profile, save_profile
 from dcsim.models import get_model
@@ -86,7 +87,7 @@ def _set_tf32(enabled: bool) -> None:
         torch.backends.cudnn.allow_tf32 = enabled
     except (AttributeError, RuntimeError):  # newer torch: fp32_precision instead of allow_tf32
         mode = "tf32" if enabled else "ieee"
-        torch.backends.cuda.matmul.fp32_precision = mode  # type: ignore[attr-defined]
+        torch.backends.cuda.matmul.fp32_precision = mode
         torch.backends.cudnn.conv.fp32_precision = mode  # type: ignore[attr-defined]
 
 
@@ -113,6 +114,21 @@ def measure_op(op: Op, with_backward: bool, device: torch.device, cfg: RunConfig
         bwd = op.backward()
         out.append(Measurement(bwd, timing.median_s, timing.p10_s, timing.p90_s, timing.samples))
     return out
+
+
+def measure_page_faults(device: torch.device, quick: bool) -> float:
+    """Seconds per byte of faulting in fresh memory: filling a newly allocated 64 or 256 MiB buffer
+    (glibc serves it with new pages from the OS) against filling one that is already mapped."""
+    if device.type != "cpu":
+        return 0.0
+    settings = TimingSettings(sample_s=0.0, warmup_s=0.0, min_samples=5, max_samples=9, budget_s=5.0)
+    costs = []
+    for size in (64 << 20, 256 << 20) if not quick else (64 << 20,):
+        mapped = torch.empty(size, dtype=torch.uint8)
+        warm = measure(lambda: mapped.fill_(1), device, settings).median_s
+        fresh = measure(lambda: torch.empty(size, dtype=torch.uint8).fill_(1), device, settings).median_s
+        costs.append(max(fresh - warm, 0.0) / size)
+    return sorted(costs)[len(costs) // 2]
 
 
 def _precisions(device: torch.device) -> list[str]:
@@ -171,8 +187,15 @@ def _reference_peaks(
     return peaks, bandwidth, "measured: best forward GEMM throughput and best add/copy bandwidth of this run"
 
 
-def _profile(cfg: RunConfig, device: torch.device, device_id: str, name: str, points: list[Measurement],
-             e2e: list[EndToEnd]) -> Profile:
+def _profile(
+    cfg: RunConfig,
+    device: torch.device,
+    device_id: str,
+    name: str,
+    points: list[Measurement],
+    e2e: list[EndToEnd],
+    fault_s_per_byte: float,
+) -> Profile:
     peaks, bandwidth, reference = _reference_peaks(device_id, device, points)
     return Profile(
         device_id=device_id,
@@ -186,21 +209,29 @@ def _profile(cfg: RunConfig, device: torch.device, device_id: str, name: str, po
         reference=reference,
         points=tuple(points),
         end_to_end=tuple(e2e),
-        notes=(f"quick={cfg.quick}", f"clock={clock_name(device)}", f"python {platform.python_version()}",
-               *cfg.notes),
+        page_fault_s_per_byte=fault_s_per_byte,
+        notes=(f"quick={cfg.quick}", f"clock={clock_name(device)}", f"python {platform.python_version()}", *cfg.notes),
     )
 
 
 def _time_step(fn: Callable[[], object], device: torch.device, quick: bool) -> tuple[float, float, float, int]:
-    settings = TimingSettings(sample_s=0.0, warmup_s=0.0, min_samples=3 if quick else 5,
-                              max_samples=7 if quick else 11, rel_tol=0.01, budget_s=20.0)
+    settings = TimingSettings(
+        sample_s=0.0,
+        warmup_s=0.0,
+        min_samples=3 if quick else 5,
+        max_samples=7 if quick else 11,
+        rel_tol=0.01,
+        budget_s=20.0,
+    )
     timing = measure(fn, device, settings)
     return timing.median_s, timing.p10_s, timing.p90_s, timing.samples
 
 
-def measure_end_to_end(model_id: str, size: int, batch: int, device: torch.device, precision: str,
-                       quick: bool) -> list[EndToEnd]:
-    """Forward and forward+backward (no optimizer step) of a whole model."""
+def measure_end_to_end(
+    model_id: str, size: int, batch: int, device: torch.device, precision: str, quick: bool
+) -> list[EndToEnd]:
+    """Forward (no autograd) and forward+backward (gradients set to None first, as in a training loop;
+    no optimizer step) of a whole model."""
     cfg = get_model(model_id)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     model = build_torch_model(cfg).to(device=device, dtype=dtype)
@@ -213,6 +244,7 @@ def measure_end_to_end(model_id: str, size: int, batch: int, device: torch.devic
             return model(inputs)
 
     def training_step() -> object:
+        model.zero_grad(set_to_none=True)  # as a training loop does: gradients are stored, not added
         logits = model(inputs)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets)
         loss.backward()
@@ -246,12 +278,16 @@ def run_calibration(cfg: RunConfig) -> Profile:
     precisions = list(cfg.precisions) or _precisions(device)
     cfg.log(f"calibrating {device_id} ({name}), torch {torch.__version__}, precisions {precisions}")
 
-    def save() -> Profile:
-        profile = _profile(cfg, device, device_id, name, points, e2e)
+    def save(final: bool = False) -> Profile:
+        profile = _profile(cfg, device, device_id, name, points, e2e, fault_s_per_byte)
+        if final:
+            profile = with_fits(profile)
         if cfg.out is not None:
             save_profile(profile, cfg.out)
         return profile
 
+    fault_s_per_byte = measure_page_faults(device, cfg.quick)
+    cfg.log(f"  fresh memory costs {fault_s_per_byte * 1e9:.3f} s/GB in page faults")
     passes = 1 if cfg.quick or device.type == "cuda" else 2
     for number, precision in enumerate(precisions):
         if device.type == "cuda":
@@ -289,11 +325,12 @@ def run_calibration(cfg: RunConfig) -> Profile:
             for batch in batches:
                 try:
                     e2e.extend(measure_end_to_end(model_id, size, batch, device, precision, cfg.quick))
-                    cfg.log(f"  {model_id} batch {batch}: {e2e[-2].median_s:.4f} s fwd, "
-                            f"{e2e[-1].median_s:.4f} s fwd+bwd")
+                    cfg.log(
+                        f"  {model_id} batch {batch}: {e2e[-2].median_s:.4f} s fwd, {e2e[-1].median_s:.4f} s fwd+bwd"
+                    )
                 except Exception as error:
                     cfg.notes.append(f"end-to-end {model_id} b{batch}: {type(error).__name__}: {error}"[:300])
                 save()
-    profile = save()
+    profile = save(final=True)
     cfg.log(f"done in {time.perf_counter() - started:.0f} s: {len(points)} points, {len(e2e)} end-to-end")
-    return replace(profile)
+    return profile

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from dcsim.catalog import load_catalog
-from dcsim.compute import CostModel, ErrorRow, Profile, heldout_errors, load_profile
-from dcsim.compute.calibration import fit_profile
+from dcsim.compute import CostModel, ErrorRow, Profile, heldout_errors, load_profile, save_profile
+from dcsim.compute.calibration import FIT_VERSION, fit_profile, with_fits
 from dcsim.models import ResNetConfig, get_model
 
 CPU_OP_TARGET_PCT = 10.0
@@ -51,8 +51,17 @@ def end_to_end_rows(profile: Profile, model: CostModel) -> list[EndToEndRow]:
             ops = config.ops(entry.batch, entry.size, precision=entry.precision)
         predicted = ops.time(lambda op: model.predict(op, profile.device_id), entry.phase)
         rows.append(
-            EndToEndRow(entry.model, entry.batch, entry.size, entry.precision, entry.phase,
-                        entry.median_s, entry.p10_s, entry.p90_s, predicted)
+            EndToEndRow(
+                entry.model,
+                entry.batch,
+                entry.size,
+                entry.precision,
+                entry.phase,
+                entry.median_s,
+                entry.p10_s,
+                entry.p90_s,
+                predicted,
+            )
         )
     return rows
 
@@ -83,8 +92,10 @@ def _e2e_table(rows: Sequence[EndToEndRow]) -> list[str]:
     ]
     for r in rows:
         spread = f"{_seconds(r.measured_s)} ({_seconds(r.p10_s)}-{_seconds(r.p90_s)})"
-        lines.append(f"| {r.model} | {r.batch} | {r.size} | {r.precision} | {r.phase} | {spread} | "
-                     f"{_seconds(r.predicted_s)} | {r.error_pct:+.1f}% |")
+        lines.append(
+            f"| {r.model} | {r.batch} | {r.size} | {r.precision} | {r.phase} | {spread} | "
+            f"{_seconds(r.predicted_s)} | {r.error_pct:+.1f}% |"
+        )
     return lines
 
 
@@ -97,13 +108,14 @@ def _fit_table(profile: Profile) -> list[str]:
         form = ("overlap " if fit.overlap else "") + fit.combine
         ce = "-" if math.isinf(fit.compute_efficiency) else f"{fit.compute_efficiency:.3f}"
         me = "-" if math.isinf(fit.memory_efficiency) else f"{fit.memory_efficiency:.3f}"
-        lines.append(f"| {key} | {fit.points} | {_seconds(fit.overhead_s)} | {form} | {ce} | "
-                     f"{fit.flops_exponent:.2f} | {me} | {fit.bytes_exponent:+.2f} |")
+        lines.append(
+            f"| {key} | {fit.points} | {_seconds(fit.overhead_s)} | {form} | {ce} | "
+            f"{fit.flops_exponent:.2f} | {me} | {fit.bytes_exponent:+.2f} |"
+        )
     return lines
 
 
-def _plot(profile: Profile, pairs: Sequence[tuple[float, float, str]], e2e: Sequence[EndToEndRow],
-          path: Path) -> None:
+def _plot(profile: Profile, pairs: Sequence[tuple[float, float, str]], e2e: Sequence[EndToEndRow], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,15 +129,28 @@ def _plot(profile: Profile, pairs: Sequence[tuple[float, float, str]], e2e: Sequ
         ys = [p for _, p, k in pairs if k == kind]
         ax.scatter(xs, ys, s=10, color=cmap(index % 20), label=kind, alpha=0.8)
     if e2e:
-        ax.scatter([r.measured_s for r in e2e], [r.predicted_s for r in e2e], marker="*", s=120,
-                   color="black", label="end-to-end models")
+        ax.scatter(
+            [r.measured_s for r in e2e],
+            [r.predicted_s for r in e2e],
+            marker="*",
+            s=120,
+            color="black",
+            label="end-to-end models",
+        )
     values = [v for m, p, _ in pairs for v in (m, p)] + [v for r in e2e for v in (r.measured_s, r.predicted_s)]
     low, high = min(values) / 1.5, max(values) * 1.5
     grid = np.array([low, high])
     ax.plot(grid, grid, color="grey", lw=1)
     ax.fill_between(grid, grid / 1.1, grid * 1.1, color="grey", alpha=0.15, label="+-10%")
-    ax.set(xscale="log", yscale="log", xlim=(low, high), ylim=(low, high), xlabel="measured median (s)",
-           ylabel="predicted (s)", title=f"{profile.device_id}: held-out ops and models")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlim=(low, high),
+        ylim=(low, high),
+        xlabel="measured median (s)",
+        ylabel="predicted (s)",
+        title=f"{profile.device_id}: held-out ops and models",
+    )
     ax.legend(fontsize=6, ncol=2, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -182,23 +207,40 @@ def _basis_table(model: CostModel) -> list[str]:
     for device_id in load_catalog().accelerators:
         basis = model.prediction_basis(device_id)
         prior = model.device(device_id).prior
-        source = "calibration profile" if basis == "measured" else (
-            f"datasheet + priors.yaml ({prior.kind}"
-            + (f"; curves transferred from {', '.join(model.device(device_id).references)}" if prior and
-               model.device(device_id).references else "")
-            + ")" if prior else "datasheet"
+        source = (
+            "calibration profile"
+            if basis == "measured"
+            else (
+                f"datasheet + priors.yaml ({prior.kind}"
+                + (
+                    f"; curves transferred from {', '.join(model.device(device_id).references)}"
+                    if prior and model.device(device_id).references
+                    else ""
+                )
+                + ")"
+                if prior
+                else "datasheet"
+            )
         )
         lines.append(f"| {device_id} | {basis} | {source} |")
     return lines
 
 
 def write_report(profile_dir: Path, out: Path) -> list[Path]:
-    """Write the markdown report and one plot per profile; returns the written paths."""
-    profiles = [load_profile(p) for p in sorted(profile_dir.glob("*.json"))]
+    """Write the markdown report and one plot per profile; returns the written paths. Profiles whose
+    stored fits are missing or were made by an older fit version are refitted and rewritten."""
+    written: list[Path] = []
+    profiles = []
+    for path in sorted(profile_dir.glob("*.json")):
+        profile = load_profile(path)
+        if profile.fit_version != FIT_VERSION or not profile.fits:  # refresh fits made by older code
+            profile = with_fits(profile)
+            save_profile(profile, path)
+            written.append(path)
+        profiles.append(profile)
     profiles.sort(key=lambda p: (p.backend != "cpu", p.device_id))
     model = CostModel([profile_dir])
     out.parent.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
     lines = [
         "# Calibration report",
         "",
@@ -208,6 +250,12 @@ def write_report(profile_dir: Path, out: Path) -> list[Path]:
         "(kind, phase, precision) to real PyTorch measurements (see `docs/compute.md`). Targets on the "
         f"host CPU: median absolute held-out error at most {CPU_OP_TARGET_PCT:g}% per op type; end-to-end "
         f"within {E2E_TARGET_PCT:g}%.",
+        "",
+        "How to reproduce: `dcsim calibrate` (host CPU, one thread, about 15 minutes; `--quick` under two)"
+        " writes `calibration/profiles/host-cpu.json`; `OUT=calibration/profiles bash calibration/run_gpu.sh`"
+        " on a CUDA machine writes `<gpu-id>.json`; `dcsim calibrate --report` rewrites this page.",
+        "CPU samples are timed with the calling thread's CPU time, so other processes on a shared machine"
+        " do not inflate them; each op keeps the quieter of two passes. GPU samples use CUDA events.",
         "",
         "## Which devices are predicted from measurements",
         "",
@@ -219,4 +267,4 @@ def write_report(profile_dir: Path, out: Path) -> list[Path]:
         lines += _profile_section(profile, model, plot, out.parent)
         written.append(plot)
     out.write_text("\n".join(lines), encoding="utf-8")
-    return [out, *written]
+    return [*written, out]

@@ -1,11 +1,11 @@
 """Timing of one callable: warm-up, repeats until the median is stable, median and spread.
 
-On CUDA devices CUDA events bracket each sample and the stream is synchronised before reading them. On
-CPUs with one torch thread the calling thread's CPU time is used (see :func:`cpu_clock`: on a machine
-shared with other processes it leaves out the time the OS gave to them), else wall-clock time. A sample runs the callable ``inner`` times (enough
-for ``sample_s`` seconds) so that timer resolution and Python overhead between samples do not bias short
-ops; the per-call time is the sample time divided by ``inner``.
-"""
+On CUDA devices CUDA events bracket each sample and the stream is synchronised before reading them.
+On CPUs with one torch thread the calling thread's CPU time is used (see :func:`cpu_clock`: on a
+machine shared with other processes it leaves out the time the OS gave to them), else wall-clock
+time. A sample runs the callable ``inner`` times (enough for ``sample_s`` seconds) so that timer
+resolution and Python overhead between samples do not bias short ops; the per-call time is the sample
+time divided by ``inner``."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def measure(fn: Callable[[], object], device: torch.device, settings: TimingSett
     warm_until = time.perf_counter() + max(settings.warmup_s, 2 * once)
     calls = 0
     while time.perf_counter() < warm_until or calls < 2:
-        once = first_call_s(fn, device)
+        once = min(once, first_call_s(fn, device))  # the fastest call: a preempted one says nothing
         calls += 1
     inner = max(1, min(10_000, int(settings.sample_s / max(once, 1e-7))))
     samples: list[float] = []

@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The calibrate options (shared with ``python -m dcsim.calibrate``)."""
-    parser.add_argument("--quick", action="store_true", help="a small grid that runs in under two minutes")
+    parser.add_argument("--quick", action="store_true", help="a small grid, no end-to-end models: under two minutes")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", default="1", help="torch CPU threads, fixed for the run (default 1)")
     parser.add_argument("--report", action="store_true", help="regenerate docs/calibration.md from profiles")
@@ -89,8 +89,14 @@ def handle(args: argparse.Namespace) -> int:
     device_id = args.device_id
     if device_id is not None and (not device_id or os.sep in device_id or device_id.startswith(".")):
         raise UserInputError.single("--device-id", f"not a usable file name: {device_id!r}")
-    config = RunConfig(device=args.device, quick=args.quick, threads=threads, device_id=device_id,
-                       end_to_end=not args.no_e2e, budget_s=budget)
+    config = RunConfig(
+        device=args.device,
+        quick=args.quick,
+        threads=threads,
+        device_id=device_id,
+        end_to_end=not (args.no_e2e or args.quick),
+        budget_s=budget,
+    )
     folder = REPO_ROOT / "calibration" / "profiles"
     if args.out and not Path(args.out).is_dir():
         config.out = Path(args.out)

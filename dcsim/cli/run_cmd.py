@@ -49,6 +49,13 @@ def format_summary(summary: dict[str, Any]) -> str:
                 f"    makespan {_fmt(w['makespan_s'], ' h', 3600)}; {_fmt(w['accelerator_hours'])} accelerator-hours, "
                 f"${_fmt(w['cost_usd'])}, {_fmt(w['energy_kwh'], ' kWh')}"
             )
+        elif w["kind"] == "collective" and w["completed"]:
+            lines.append(
+                f"    {w['op']} ({w['algorithm']}) over {w['ranks']} ranks, {w['bytes']:.4g} bytes: "
+                f"{w['time_s'] * 1e3:.4g} ms, algbw {w['algbw_gbps']:.4g} Gb/s, busbw {w['busbw_gbps']:.4g} Gb/s"
+            )
+        elif w["kind"] == "collective":
+            lines.append("    did not complete before the end of the run")
     cost = dc["cost_usd"]
     lines += [
         f"  datacenter: {dc['accelerators']} accelerators, utilization {dc['accelerator_utilization']:.1%}",

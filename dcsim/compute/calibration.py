@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,6 +17,8 @@ from dcsim.compute.roofline import RooflineFit
 HOLDOUT_EVERY = 4
 HOLDOUT_OFFSET = 2
 MIN_POINTS = 3
+#: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
+FIT_VERSION = 3
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -40,7 +42,8 @@ def split_heldout(points: Iterable[Measurement]) -> tuple[list[Measurement], lis
 
 
 def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, RooflineFit]:
-    """One fit per op class with at least 2 points, against the profile's reference peaks."""
+    """One fit per op class with at least 2 points, against the profile's reference peaks (with a
+    page-fault term where the class has allocations above the profile's mmap threshold)."""
     fits: dict[str, RooflineFit] = {}
     for key, group in group_by_class(points).items():
         precision = key.rsplit("/", 1)[1]
@@ -56,13 +59,24 @@ def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, Roo
             peak,
             profile.bandwidth,
             note=f"fitted to {len(group)} points of profile {profile.device_id} ({profile.date})",
+            fresh_bytes=np.array([profile.fresh_bytes(p.op) for p in group]),
+            fault_threshold_bytes=profile.mmap_threshold_bytes,
         )
     return fits
 
 
 def fit_profile(profile: Profile) -> dict[str, RooflineFit]:
-    """Fits of every op class of a profile, from all its points (what predictions use)."""
+    """Fits of every op class of a profile, from all its points (what predictions use): the ones
+    stored in the profile if they were made by this version of the fit, else fitted now."""
+    if profile.fit_version == FIT_VERSION and profile.fits:
+        return {key: RooflineFit.from_dict(raw) for key, raw in profile.fits.items()}
     return fit_points(profile, profile.points)
+
+
+def with_fits(profile: Profile) -> Profile:
+    """The profile with its fits (re)computed by this version of the fit code, ready to save."""
+    fits = fit_points(profile, profile.points)
+    return replace(profile, fits={k: v.to_dict() for k, v in fits.items()}, fit_version=FIT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,7 @@ def heldout_errors(profile: Profile) -> tuple[list[ErrorRow], list[ErrorRow], li
         fit = fits.get(point.op.fit_key)
         if fit is None:
             continue
-        predicted = fit.time(point.op.flops, point.op.bytes)
+        predicted = fit.time(point.op.flops, point.op.bytes, fit.fresh_bytes(point.op.allocations))
         pairs.append((point, predicted))
         error = predicted / point.median_s - 1.0
         by_class[point.op.fit_key].append(error)

@@ -2,12 +2,14 @@
 
 For each pair of exponents on a small grid and each of the four model forms (``combine`` max or sum,
 ``overlap`` or not), the model is linear in (overhead, compute factor, memory factor) once every point
-is assigned to the term that bounds it. The fit alternates
-between a weighted least-squares solve (weights 1/t, so the relative error is minimised) and
-re-assigning points, from a start where both terms add up. Coefficients stay non-negative (a negative
-one is dropped and the rest re-solved). The exponent pair with the smallest mean squared log error,
+is assigned to the term that bounds it. The fit alternates between a
+weighted least-squares solve (weights 1/t, so the relative error is minimised) and re-assigning
+points, from a start where both terms add up; a few reweighting rounds then make it a
+least-absolute-relative-error fit, robust to a few pathological shapes. Coefficients stay
+non-negative (the best feasible solution over the column subsets). The exponent pair with the smallest mean absolute log error,
 plus a small penalty on the exponents (a constant efficiency is preferred unless the data say
-otherwise), wins. If the overhead alone explains every time (launch-bound small ops), the fit keeps
+otherwise), wins. Classes with allocations above the CPU allocator's mmap threshold get a fourth,
+additive term: seconds per fresh byte (page faults). If the overhead alone explains every time (launch-bound small ops), the fit keeps
 that overhead and assumes peak FLOP/s and bandwidth beyond the measured range.
 """
 
@@ -20,68 +22,100 @@ import numpy as np
 
 from dcsim.compute.roofline import FloatArray, RooflineFit
 
-FLOPS_EXPONENTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
-BYTES_EXPONENTS = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2, 0.3, 0.4)
+FLOPS_EXPONENTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
+BYTES_EXPONENTS = (-0.3, -0.2, -0.1, 0.0, 0.1, 0.2)
 EXPONENT_PENALTY = 0.002
-MAX_ITERATIONS = 12
+MAX_ITERATIONS = 8
+ROBUST_ROUNDS = 3
+ROBUST_FLOOR = 0.02
 NEGLIGIBLE = 0.01  # a term below 1% of the fastest measured time at the largest size is dropped
 
 
-def _nonnegative_lstsq(design: FloatArray, target: FloatArray) -> FloatArray:
-    """Least squares with coefficients >= 0: solve, drop negative columns, solve again (3 unknowns)."""
-    columns = [j for j in range(design.shape[1]) if np.any(design[:, j])]
-    for size in range(len(columns), 0, -1):
-        best: FloatArray | None = None
-        best_cost = math.inf
-        for subset in itertools.combinations(columns, size):
-            sub = design[:, subset]
-            coef, *_ = np.linalg.lstsq(sub, target, rcond=None)
-            if np.all(coef >= 0):
-                cost = float(np.sum((sub @ coef - target) ** 2))
-                if cost < best_cost:
-                    best_cost = cost
-                    best = np.zeros(design.shape[1])
-                    best[list(subset)] = coef
-        if best is not None:
-            return best
-    return np.zeros(design.shape[1])
+def _subsets(columns: int) -> list[list[int]]:
+    """Column subsets tried by the non-negative solve, largest first."""
+    return [list(c) for size in range(columns, 0, -1) for c in itertools.combinations(range(columns), size)]
 
 
-def _fit_linear(x_c: FloatArray, x_m: FloatArray, t: FloatArray, combine: str, overlap: bool) -> FloatArray:
-    """(overhead, compute factor, memory factor) for one model form (see :mod:`roofline`), weights 1/t.
+def _batched_nnls(design: FloatArray, target: FloatArray) -> FloatArray:
+    """Non-negative least squares ``design @ c ~ target`` for a batch of (n x k) designs, shape
+    (G, n, k), and targets (G, n); k is 3 or 4.
+
+    With so few unknowns the exact active-set answer is the best feasible solution over the column
+    subsets; each subset is solved for the whole batch at once (normal equations on norm-scaled
+    columns, a tiny ridge for empty columns). Returns (G, k) coefficients.
+    """
+    groups, _, columns = design.shape
+    best = np.zeros((groups, columns))
+    best_cost = np.full(groups, np.inf)
+    norms = np.sqrt(np.einsum("gni,gni->gi", design, design)) + 1e-300
+    scaled = design / norms[:, None, :]
+    gram = np.einsum("gni,gnj->gij", scaled, scaled)
+    rhs = np.einsum("gni,gn->gi", scaled, target)
+    for cols in _subsets(columns):
+        sub_gram = gram[:, cols][:, :, cols] + 1e-12 * np.eye(len(cols))
+        coef_s = np.linalg.solve(sub_gram, rhs[:, cols][..., None])[..., 0]
+        coef = np.zeros((groups, columns))
+        coef[:, cols] = coef_s / norms[:, cols]
+        residual = np.einsum("gni,gi->gn", design, coef) - target
+        cost = np.einsum("gn,gn->g", residual, residual)
+        better = np.all(coef >= 0, axis=1) & (cost < best_cost - 1e-15)
+        best[better] = coef[better]
+        best_cost[better] = cost[better]
+    return best
+
+
+def _fit_form(
+    x: tuple[FloatArray, FloatArray, FloatArray | None],
+    t: FloatArray,
+    row_weight: FloatArray,
+    combine: str,
+    overlap: bool,
+) -> FloatArray:
+    """(overhead, compute factor, memory factor, fault factor) for one model form (see :mod:`roofline`)
+    for a batch of exponent choices: ``x`` = (compute seconds at peak (G, n), memory seconds at full
+    bandwidth (G, n), fresh bytes (n,) or None); row weights (G, n).
 
     Starts from the additive form; then alternates between assigning each point to the term that
     bounds it (compute or memory side for ``max``, overhead or device side with ``overlap``) and a
     non-negative weighted least-squares solve of the resulting linear model.
     """
-    weight = 1.0 / t
-    ones = np.ones_like(t)
-    coef = _nonnegative_lstsq(np.column_stack([ones, x_c, x_m]) * weight[:, None], ones)
+    x_c, x_m, fresh = x
+    weight = row_weight[:, :, None]
+    target = row_weight * t
+    ones = np.ones_like(x_c)
+    extra = [np.broadcast_to(fresh, x_c.shape)] if fresh is not None else []
+    coef = _batched_nnls(np.stack([ones, x_c, x_m, *extra], axis=2) * weight, target)
     state: FloatArray | None = None
     for _ in range(MAX_ITERATIONS):
-        t_c, t_m = coef[1] * x_c, coef[2] * x_m
-        compute = t_c >= t_m if combine == "max" else np.ones_like(t, dtype=bool)
+        t_c, t_m = coef[:, 1:2] * x_c, coef[:, 2:3] * x_m
+        compute = t_c >= t_m if combine == "max" else np.ones_like(x_c, dtype=bool)
         memory = ~compute if combine == "max" else compute
         device = np.maximum(t_c, t_m) if combine == "max" else t_c + t_m
-        launch = coef[0] >= device if overlap else np.zeros_like(compute)
-        new_state = np.concatenate([compute, launch])
+        launch = coef[:, 0:1] >= device if overlap else np.zeros_like(compute)
+        new_state = np.concatenate([compute, launch], axis=1)
         if state is not None and np.array_equal(new_state, state):
             break
         state = new_state
-        design = np.column_stack(
-            [
-                launch if overlap else ones,
-                np.where(compute & ~launch, x_c, 0.0),
-                np.where(memory & ~launch, x_m, 0.0),
-            ]
-        ).astype(np.float64)
-        coef = _nonnegative_lstsq(design * weight[:, None], ones)
+        columns = [
+            launch.astype(np.float64) if overlap else ones,
+            np.where(compute & ~launch, x_c, 0.0),
+            np.where(memory & ~launch, x_m, 0.0),
+            *extra,
+        ]
+        coef = _batched_nnls(np.stack(columns, axis=2) * weight, target)
+    if fresh is None:
+        coef = np.concatenate([coef, np.zeros((coef.shape[0], 1))], axis=1)
     return coef
 
 
-def _predict(coef: FloatArray, x_c: FloatArray, x_m: FloatArray, combine: str, overlap: bool) -> FloatArray:
-    device = coef[1] * x_c + coef[2] * x_m if combine == "sum" else np.maximum(coef[1] * x_c, coef[2] * x_m)
-    return np.maximum(coef[0], device) if overlap else coef[0] + device
+def _predict(
+    coef: FloatArray, x: tuple[FloatArray, FloatArray, FloatArray | None], combine: str, overlap: bool
+) -> FloatArray:
+    x_c, x_m, fresh = x
+    t_c, t_m = coef[:, 1:2] * x_c, coef[:, 2:3] * x_m
+    device = t_c + t_m if combine == "sum" else np.maximum(t_c, t_m)
+    out = np.maximum(coef[:, 0:1], device) if overlap else coef[:, 0:1] + device
+    return out + coef[:, 3:4] * fresh if fresh is not None else out
 
 
 def _scaled(values: FloatArray, exponent: float) -> FloatArray:
@@ -93,6 +127,11 @@ def _scaled(values: FloatArray, exponent: float) -> FloatArray:
     return values * (np.clip(values, lo, hi) / hi) ** -exponent
 
 
+def _range(values: FloatArray) -> tuple[float, float]:
+    positive = values[values > 0]
+    return (float(positive.min()), float(positive.max())) if positive.size else (1.0, 1.0)
+
+
 def fit_roofline(
     flops: FloatArray,
     nbytes: FloatArray,
@@ -100,53 +139,71 @@ def fit_roofline(
     peak_flops: float,
     bandwidth: float,
     note: str = "",
+    fresh_bytes: FloatArray | None = None,
+    fault_threshold_bytes: float = math.inf,
 ) -> RooflineFit:
     """Fit the model to measurements: arrays of FLOPs, bytes and median seconds of one op class.
 
     ``peak_flops`` (FLOP/s) and ``bandwidth`` (bytes/s) are the device's reference figures; the fitted
-    efficiencies are fractions of them. Needs at least 2 points.
+    efficiencies are fractions of them. ``fresh_bytes`` (per point: bytes of allocations above
+    ``fault_threshold_bytes``, which fault in new pages on each call on CPUs) adds a fitted
+    seconds-per-byte term where any point has some. Needs at least 2 points.
     """
     flops = np.asarray(flops, dtype=np.float64)
     nbytes = np.asarray(nbytes, dtype=np.float64)
     t = np.asarray(seconds, dtype=np.float64)
     if t.size < 2 or np.any(t <= 0):
         raise ValueError("fit_roofline needs at least 2 positive times")
+    fresh = None
+    if fresh_bytes is not None and np.any(np.asarray(fresh_bytes) > 0):
+        fresh = np.asarray(fresh_bytes, dtype=np.float64)
     best: tuple[float, float, float, str, bool, FloatArray] | None = None
     flops_grid = FLOPS_EXPONENTS if np.any(flops > 0) else (0.0,)
-    forms = [(c, o) for c in ("max", "sum") for o in (False, True)]
-    for gamma, delta in itertools.product(flops_grid, BYTES_EXPONENTS):
-        x_c = _scaled(flops, gamma) / peak_flops
-        x_m = _scaled(nbytes, delta) / bandwidth
-        for combine, overlap in forms:
-            coef = _fit_linear(x_c, x_m, t, combine, overlap)
-            for column, x in ((1, x_c), (2, x_m)):  # a term that never matters is no term
-                if coef[column] * float(np.max(x)) < NEGLIGIBLE * float(np.min(t)):
-                    coef[column] = 0.0
-            log_error = np.abs(np.log(np.maximum(_predict(coef, x_c, x_m, combine, overlap), 1e-12) / t))
-            score = float(np.mean(log_error**2)) + EXPONENT_PENALTY * (gamma**2 + delta**2) * 10
-            if best is None or score < best[0]:
-                best = (score, gamma, delta, combine, overlap, coef)
+    pairs = list(itertools.product(flops_grid, BYTES_EXPONENTS))
+    x = (
+        np.stack([_scaled(flops, gamma) / peak_flops for gamma, _ in pairs]),
+        np.stack([_scaled(nbytes, delta) / bandwidth for _, delta in pairs]),
+        fresh,
+    )
+    penalty = EXPONENT_PENALTY * 10 * np.array([g * g + d * d for g, d in pairs])
+    for combine in ("max", "sum"):
+        for overlap in (False, True):
+            # weights 1/t minimise the relative error; a few reweighting rounds (1/sqrt|r|) turn the
+            # squared error into an absolute one, so a few pathological shapes cannot drag the fit
+            row_weight = np.broadcast_to(1.0 / t, x[0].shape)
+            for _ in range(ROBUST_ROUNDS + 1):
+                coef = _fit_form(x, t, row_weight, combine, overlap)
+                # a term that never matters is no term
+                coef[:, 1] *= coef[:, 1] * x[0].max(axis=1) >= NEGLIGIBLE * t.min()
+                coef[:, 2] *= coef[:, 2] * x[1].max(axis=1) >= NEGLIGIBLE * t.min()
+                predicted = np.maximum(_predict(coef, x, combine, overlap), 1e-15)
+                residual = np.abs(predicted / t - 1.0)
+                row_weight = 1.0 / t / np.sqrt(np.maximum(residual, ROBUST_FLOOR))
+            score = np.mean(np.abs(np.log(predicted / t)), axis=1) + penalty
+            index = int(np.argmin(score))
+            if best is None or score[index] < best[0]:
+                gamma, delta = pairs[index]
+                best = (float(score[index]), gamma, delta, combine, overlap, coef[index].copy())
     assert best is not None
-    if best[5][1] == 0 and best[5][2] == 0:  # the overhead alone explains the times: peak rates beyond
-        best = (0.0, 0.0, 0.0, "max", True, np.array([best[5][0], 1.0, 1.0]))
-        note = f"{note}; overhead-bound over the measured range, peak rates assumed beyond it".lstrip("; ")
     _, gamma, delta, combine, overlap, coef = best
-    positive_f = flops[flops > 0]
-    f_range = (float(positive_f.min()), float(positive_f.max())) if positive_f.size else (1.0, 1.0)
-    positive_b = nbytes[nbytes > 0]
-    b_range = (float(positive_b.min()), float(positive_b.max())) if positive_b.size else (1.0, 1.0)
+    if coef[1] == 0 and coef[2] == 0:  # the overhead alone explains the times: peak rates beyond
+        gamma, delta, combine, overlap = 0.0, 0.0, "max", True
+        coef = np.array([coef[0], 1.0, 1.0, coef[3]])
+        note = f"{note}; overhead-bound over the measured range, peak rates assumed beyond it".lstrip("; ")
     return RooflineFit(
         peak_flops=peak_flops,
         bandwidth=bandwidth,
         overhead_s=float(coef[0]),
         compute_factor=float(coef[1]),
         memory_factor=float(coef[2]),
-        combine=combine,
-        overlap=overlap,
         flops_exponent=gamma if coef[1] else 0.0,
         bytes_exponent=delta if coef[2] else 0.0,
-        flops_range=f_range,
-        bytes_range=b_range,
+        flops_range=_range(flops),
+        bytes_range=_range(nbytes),
+        combine=combine,
+        overlap=overlap,
+        fault_s_per_byte=float(coef[3]),
+        fault_threshold_bytes=fault_threshold_bytes if coef[3] else math.inf,
         basis="measured",
         points=int(t.size),
         note=note,

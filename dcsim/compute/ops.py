@@ -70,6 +70,11 @@ class Op:
         raise NotImplementedError
 
     @property
+    def allocations(self) -> tuple[float, ...]:
+        """Bytes of each tensor the op allocates (its outputs; for ``bwd``, the gradients it returns)."""
+        raise NotImplementedError
+
+    @property
     def fit_key(self) -> str:
         """``kind/phase/precision``: ops with one key share one fitted efficiency curve."""
         return f"{self.kind}/{self.phase}/{self.precision}"
@@ -104,9 +109,12 @@ def op_from_dict(data: Mapping[str, Any]) -> Op:
 
 @dataclass(frozen=True, slots=True)
 class Matmul(Op):
-    """``batch`` independent products of an (m x k) by a (k x n) matrix: ``nn.Linear`` (batch 1, m =
-    tokens; kind ``matmul``) or a batched matmul (batch > 1; kind ``bmm``). Backward computes both the input gradient and the weight gradient
-    (two products of the same size). ``sparse_2_4`` marks a 2:4 structured-sparse weight."""
+    """``batch`` independent products of an (m x k) by a (k x n) matrix.
+
+    ``nn.Linear`` is batch 1 with m = tokens (kind ``matmul``); a batched matmul has batch > 1 (kind
+    ``bmm``). Backward computes both the input gradient and the weight gradient (two products of the
+    same size). ``sparse_2_4`` marks a 2:4 structured-sparse weight (kind ``matmul_sparse24``).
+    """
 
     m: int
     n: int
@@ -132,6 +140,13 @@ class Matmul(Op):
         return fwd if self.phase == "fwd" else 2.0 * fwd
 
     @property
+    def allocations(self) -> tuple[float, ...]:
+        e = self.element_bytes
+        if self.phase == "fwd":
+            return (self.batch * self.m * self.n * e,)
+        return (self.batch * self.m * self.k * e, self.batch * self.k * self.n * e)
+
+    @property
     def bytes(self) -> float:
         weight = self.k * self.n * (0.5625 if self.sparse_2_4 else 1.0)  # 2:4 keeps half plus metadata
         fwd = self.batch * (self.m * self.k + weight + self.m * self.n) * self.element_bytes
@@ -142,7 +157,8 @@ class Matmul(Op):
 class Attention(Op):
     """Scaled dot-product attention core (QK^T, softmax, PV) as one fused kernel.
 
-    Prefill: ``q_len == kv_len``; decode: ``q_len == 1`` against a KV cache of ``kv_len`` tokens.
+    Prefill: ``q_len == kv_len`` (kind ``attention``); decode: ``q_len == 1`` against a KV cache of
+    ``kv_len`` tokens (kind ``attention_decode``: a memory-bound kernel of its own).
     ``kv_heads`` < ``heads`` is grouped-query attention (``None`` means equal). Causal attention computes
     only the query-key pairs at or before each query. Backward (flash-attention style) recomputes the
     scores: 2.5x the forward FLOPs, and reads Q, K, V, O, dO and writes dQ, dK, dV."""
@@ -165,7 +181,7 @@ class Attention(Op):
 
     @property
     def kind(self) -> str:
-        return "attention"
+        return "attention_decode" if self.q_len == 1 else "attention"
 
     @property
     def pairs(self) -> float:
@@ -180,6 +196,14 @@ class Attention(Op):
     def flops(self) -> float:
         fwd = 4.0 * self.batch * self.heads * self.pairs * self.head_dim
         return fwd if self.phase == "fwd" else 2.5 * fwd
+
+    @property
+    def allocations(self) -> tuple[float, ...]:
+        q = self.batch * self.heads * self.q_len * self.head_dim * self.element_bytes
+        if self.phase == "fwd":
+            return (q,)
+        kv = self.batch * (self.kv_heads or self.heads) * self.kv_len * self.head_dim * self.element_bytes
+        return (q, kv, kv)
 
     @property
     def bytes(self) -> float:
@@ -240,6 +264,13 @@ class Conv2d(Op):
         return fwd if self.phase == "fwd" else 2.0 * fwd
 
     @property
+    def allocations(self) -> tuple[float, ...]:
+        e = self.element_bytes
+        if self.phase == "fwd":
+            return (self.batch * self.out_channels * self.out_height * self.out_width * e,)
+        return (self.batch * self.in_channels * self.height * self.width * e, self.weight_count * e)
+
+    @property
     def bytes(self) -> float:
         inputs = self.batch * self.in_channels * self.height * self.width
         outputs = self.batch * self.out_channels * self.out_height * self.out_width
@@ -287,6 +318,11 @@ class Pointwise(Op):
         return factor * self.numel * (1.0 if self.phase == "fwd" else 2.0)
 
     @property
+    def allocations(self) -> tuple[float, ...]:
+        size = self.numel * self.element_bytes
+        return (size, size) if self.phase == "bwd" and self.op_kind == "mul" else (size,)
+
+    @property
     def bytes(self) -> float:
         _, fwd, bwd = POINTWISE[self.op_kind]
         return (fwd if self.phase == "fwd" else bwd) * self.numel * self.element_bytes
@@ -331,6 +367,10 @@ class Normalization(Op):
         return factor * self.rows * self.cols * (1.0 if self.phase == "fwd" else 2.0)
 
     @property
+    def allocations(self) -> tuple[float, ...]:
+        return (self.rows * self.cols * self.element_bytes,)
+
+    @property
     def bytes(self) -> float:
         _, fwd, bwd = NORMALIZATION[self.op_kind]
         return (fwd if self.phase == "fwd" else bwd) * self.rows * self.cols * self.element_bytes
@@ -358,6 +398,11 @@ class Embedding(Op):
     @property
     def flops(self) -> float:
         return 0.0 if self.phase == "fwd" else float(self.tokens * self.hidden)
+
+    @property
+    def allocations(self) -> tuple[float, ...]:
+        rows = self.vocab if self.phase == "bwd" else self.tokens
+        return (rows * self.hidden * self.element_bytes,)
 
     @property
     def bytes(self) -> float:
@@ -404,6 +449,11 @@ class Pool2d(Op):
     def flops(self) -> float:
         fwd = float(self.outputs * self.kernel**2)
         return fwd if self.phase == "fwd" else 2.0 * fwd
+
+    @property
+    def allocations(self) -> tuple[float, ...]:
+        inputs = self.batch * self.channels * self.height * self.width
+        return ((self.outputs if self.phase == "fwd" else inputs) * self.element_bytes,)
 
     @property
     def bytes(self) -> float:

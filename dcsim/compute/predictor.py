@@ -69,8 +69,14 @@ class DeviceModel:
         return fit
 
     def predict(self, op: Op) -> float:
-        """Seconds ``op`` takes on this device."""
-        return self.fit_for(op).time(op.flops, op.bytes)
+        """Seconds ``op`` takes on this device (roofline plus, on a profiled CPU, page faults)."""
+        fit = self.fit_for(op)
+        if fit.fault_s_per_byte:
+            return fit.time(op.flops, op.bytes, fit.fresh_bytes(op.allocations))
+        seconds = fit.time(op.flops, op.bytes)
+        if self.profile is not None and self.profile.page_fault_s_per_byte:
+            seconds += self.profile.fault_seconds(op)
+        return seconds
 
     def predict_many(self, ops: Sequence[Op]) -> FloatArray:
         """Seconds for each op, evaluated one vectorised pass per op class."""
@@ -83,7 +89,17 @@ class DeviceModel:
             flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
             nbytes = np.fromiter((ops[i].bytes for i in indices), np.float64, len(indices))
             out[indices] = fit.times(flops, nbytes)
+        if self.profile is not None and self.profile.page_fault_s_per_byte:
+            out += np.fromiter((self._fault_seconds(op) for op in ops), np.float64, len(ops))
         return out
+
+    def _fault_seconds(self, op: Op) -> float:
+        """Page-fault seconds: the fit's own term where it has one, else the profile's measured cost."""
+        fit = self.fit_for(op)
+        if fit.fault_s_per_byte:
+            return fit.fresh_bytes(op.allocations) * fit.fault_s_per_byte
+        assert self.profile is not None
+        return self.profile.fault_seconds(op)
 
     def _peaks(self, op: Op) -> tuple[float, float]:
         """Peak FLOP/s at the op's precision and bandwidth (bytes/s): catalog, else the profile's."""

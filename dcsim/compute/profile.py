@@ -70,7 +70,12 @@ class EndToEnd:
 class Profile:
     """A device's calibration profile (see the module docstring). ``peak_tflops`` maps precision to the
     reference peak in 10^12 FLOP/s, ``memory_bandwidth_gb_per_s`` is the reference bandwidth in 10^9
-    bytes/s; ``reference`` says where those come from (datasheet or measured)."""
+    bytes/s; ``reference`` says where those come from (datasheet or measured). ``fits`` caches the
+    parameters fitted to ``points`` (per op class) by fit code version ``fit_version``, so loading a
+    profile need not refit it (see :func:`dcsim.compute.calibration.fit_profile`).
+    ``page_fault_s_per_byte`` is the measured cost of faulting in fresh memory, paid by allocations
+    larger than ``mmap_threshold_bytes`` (glibc's malloc serves those with new pages on every call; 32
+    MiB is its largest dynamic threshold on 64-bit Linux); 0 on GPUs, whose allocators cache memory."""
 
     device_id: str
     device_name: str
@@ -84,6 +89,22 @@ class Profile:
     points: Sequence[Measurement]
     end_to_end: Sequence[EndToEnd] = ()
     notes: Sequence[str] = field(default_factory=tuple)
+    fits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    fit_version: int = 0
+    page_fault_s_per_byte: float = 0.0
+    mmap_threshold_bytes: float = float(32 << 20)
+
+    def fresh_bytes(self, op: Op) -> float:
+        """Bytes ``op`` allocates above the C allocator's mmap threshold: they get new pages from the
+        OS on each call (on CPUs: 0 where the profile measured no page-fault cost, as on GPUs)."""
+        if not self.page_fault_s_per_byte:
+            return 0.0
+        return sum(size for size in op.allocations if size > self.mmap_threshold_bytes)
+
+    def fault_seconds(self, op: Op) -> float:
+        """Seconds ``op`` spends faulting in fresh pages at the profile's measured cost per byte (the
+        fallback for op classes whose fit has no page-fault term of its own)."""
+        return self.fresh_bytes(op) * self.page_fault_s_per_byte
 
     def peak_flops(self, precision: str) -> float:
         """Reference peak FLOP/s at ``precision`` (KeyError if the profile has none)."""
@@ -110,6 +131,10 @@ class Profile:
             "memory_bandwidth_gb_per_s": self.memory_bandwidth_gb_per_s,
             "reference": self.reference,
             "notes": list(self.notes),
+            "page_fault_s_per_byte": self.page_fault_s_per_byte,
+            "mmap_threshold_bytes": self.mmap_threshold_bytes,
+            "fit_version": self.fit_version,
+            "fits": {k: dict(v) for k, v in self.fits.items()},
             "points": [p.to_dict() for p in self.points],
             "end_to_end": [e.to_dict() for e in self.end_to_end],
         }
@@ -143,6 +168,10 @@ def profile_from_dict(raw: Mapping[str, Any], where: str = "profile") -> Profile
             points=tuple(_measurement(p) for p in raw["points"]),
             end_to_end=tuple(EndToEnd(**e) for e in raw.get("end_to_end", ())),
             notes=tuple(raw.get("notes", ())),
+            fits={str(k): dict(v) for k, v in raw.get("fits", {}).items()},
+            fit_version=int(raw.get("fit_version", 0)),
+            page_fault_s_per_byte=float(raw.get("page_fault_s_per_byte", 0.0)),
+            mmap_threshold_bytes=float(raw.get("mmap_threshold_bytes", 32 << 20)),
         )
     except ProfileError:
         raise

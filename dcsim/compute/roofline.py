@@ -18,11 +18,16 @@ Outside the measured range efficiency is held at its value at the nearest edge, 
 extrapolates a trend. ``overhead_s`` is the fixed per-call cost (kernel launch, framework dispatch);
 the fit picks ``combine`` and ``overlap`` per op class, whichever explains the measurements best.
 A factor of 0 (``compute_factor`` or ``memory_factor``) switches that side of the roofline off.
+
+On CPUs every allocation larger than the C allocator's mmap threshold gets fresh pages from the OS on
+each call; the page faults cost ``fault_s_per_byte`` seconds per such byte, added to the time
+(``fault_threshold_bytes``; infinite, i.e. no such term, on GPUs).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,6 +57,8 @@ class RooflineFit:
     bytes_range: tuple[float, float] = (1.0, 1.0)
     combine: str = "max"
     overlap: bool = False
+    fault_s_per_byte: float = 0.0
+    fault_threshold_bytes: float = math.inf
     basis: str = "prior"
     points: int = 0
     note: str = ""
@@ -76,8 +83,15 @@ class RooflineFit:
         """Fraction of bandwidth at the top of the measured range (inf if the term is unused)."""
         return math.inf if self.memory_factor == 0 else 1.0 / self.memory_factor
 
-    def time(self, flops: float, nbytes: float) -> float:
-        """Predicted seconds for one op of ``flops`` FLOPs moving ``nbytes`` bytes."""
+    def fresh_bytes(self, allocations: tuple[float, ...]) -> float:
+        """Bytes of the allocations above the fault threshold (0 where the fit has no fault term)."""
+        if not self.fault_s_per_byte:
+            return 0.0
+        return sum(size for size in allocations if size > self.fault_threshold_bytes)
+
+    def time(self, flops: float, nbytes: float, fresh_bytes: float = 0.0) -> float:
+        """Predicted seconds for one op of ``flops`` FLOPs moving ``nbytes`` bytes that allocates
+        ``fresh_bytes`` bytes above the fault threshold (see :meth:`fresh_bytes`)."""
         lo, hi = self.flops_range
         t_c = 0.0
         if self.compute_factor and flops > 0:
@@ -89,17 +103,19 @@ class RooflineFit:
             scale = (min(max(nbytes, lo), hi) / hi) ** -self.bytes_exponent
             t_m = nbytes * self.memory_factor * scale / self.bandwidth
         device = t_c + t_m if self.combine == "sum" else (t_c if t_c > t_m else t_m)
+        faults = fresh_bytes * self.fault_s_per_byte
         if self.overlap:
-            return device if device > self.overhead_s else self.overhead_s
-        return self.overhead_s + device
+            return (device if device > self.overhead_s else self.overhead_s) + faults
+        return self.overhead_s + device + faults
 
-    def times(self, flops: FloatArray, nbytes: FloatArray) -> FloatArray:
-        """Vectorised :meth:`time` over arrays of FLOPs and bytes."""
+    def times(self, flops: FloatArray, nbytes: FloatArray, fresh_bytes: FloatArray | float = 0.0) -> FloatArray:
+        """Vectorised :meth:`time` over arrays of FLOPs, bytes and fresh bytes."""
         t_c, t_m = self.terms(flops, nbytes)
         device = t_c + t_m if self.combine == "sum" else np.maximum(t_c, t_m)
+        faults = np.asarray(fresh_bytes, dtype=np.float64) * self.fault_s_per_byte
         if self.overlap:
-            return np.maximum(device, self.overhead_s)
-        return self.overhead_s + device
+            return np.maximum(device, self.overhead_s) + faults
+        return self.overhead_s + device + faults
 
     def terms(self, flops: FloatArray, nbytes: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Compute-side and memory-side seconds (without overhead) for arrays of FLOPs and bytes."""
@@ -120,5 +136,20 @@ class RooflineFit:
         return RooflineFit(**values)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready parameters."""
-        return {**asdict(self), "flops_range": list(self.flops_range), "bytes_range": list(self.bytes_range)}
+        """JSON-ready parameters (read back by :meth:`from_dict`; an infinite threshold is written as
+        ``null``)."""
+        out = {**asdict(self), "flops_range": list(self.flops_range), "bytes_range": list(self.bytes_range)}
+        if math.isinf(self.fault_threshold_bytes):
+            out["fault_threshold_bytes"] = None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> RooflineFit:
+        """Parameters written by :meth:`to_dict`."""
+        values = dict(raw)
+        threshold = values.get("fault_threshold_bytes")
+        values["fault_threshold_bytes"] = math.inf if threshold is None else float(threshold)
+        for key in ("flops_range", "bytes_range"):
+            low, high = values[key]
+            values[key] = (float(low), float(high))
+        return cls(**values)

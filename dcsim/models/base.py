@@ -22,7 +22,9 @@ class LayerOp:
     ``weights`` marks an op that owns parameters (a Linear's matrix, an embedding table, a norm's
     scale); ``bias`` adds the bias vector of a Linear or convolution to the parameter count (a tied
     output head has a bias but no matrix of its own).
-    ``training_only`` ops (the loss) run only in a training step, not in inference.
+    ``training_only`` ops (the loss) run only in a training step, not in inference;
+    ``backward_only`` ops have no forward work and cost ``op.backward()`` in the backward pass (the
+    accumulation of a tied weight's two gradients).
     """
 
     name: str
@@ -31,6 +33,7 @@ class LayerOp:
     weights: bool = False
     bias: bool = False
     training_only: bool = False
+    backward_only: bool = False
 
     @property
     def params(self) -> int:
@@ -71,7 +74,7 @@ class ModelOps:
         training = phase != "fwd" if training is None else training
         layers = [layer for layer in self.layers if training or not layer.training_only]
         if phase in ("fwd", "fwd+bwd"):
-            yield from ((layer, layer.op) for layer in layers)
+            yield from ((layer, layer.op) for layer in layers if not layer.backward_only)
         if phase in ("bwd", "fwd+bwd"):
             yield from ((layer, layer.op.backward()) for layer in reversed(layers))
 

@@ -72,7 +72,12 @@ class TransformerConfig:
 
     def _embedding(self, tokens: int, seq_len: int, tp: int, precision: str) -> list[LayerOp]:
         d = self.hidden
-        out = [LayerOp("embed.tokens", Embedding(tokens, self.vocab // tp, d, precision), weights=True)]
+        out = []
+        if self.tied_embeddings:  # the table's two gradients (output head, lookup) are added last
+            out.append(
+                LayerOp("embed.tied_grad", Pointwise("add", self.vocab // tp * d, precision), backward_only=True)
+            )
+        out.append(LayerOp("embed.tokens", Embedding(tokens, self.vocab // tp, d, precision), weights=True))
         extra = []
         if self.positional == "learned":
             extra.append(("embed.positions", Embedding(seq_len, self.max_seq_len, d, precision)))

@@ -46,6 +46,7 @@ class Controller:
         self.link_flows = np.zeros(self.links.count, dtype=np.int64)
         self.version = 0
         self._distances: dict[int, list[int]] = {}
+        self._next_hops: dict[int, dict[int, list[int]]] = {}
         self._k_paths: dict[tuple[int, int, int], list[list[int]]] = {}
         self.policy = make_policy(self, policy, policy_params or {})
 
@@ -68,11 +69,20 @@ class Controller:
             self._distances[dst] = dist
         return dist
 
-    def next_hops(self, node: int, dist: list[int]) -> list[int]:
-        """Neighbours of ``node`` one hop closer to the target of ``dist``, over live links."""
-        want = dist[node] - 1
-        alive = self.alive
-        return [v for v, link in self.links.neighbours[node] if dist[v] == want and alive[link]]
+    def next_hops(self, node: int, dst: int) -> list[int]:
+        """Neighbours of ``node`` one hop closer to ``dst`` over live links (cached per destination)."""
+        cache = self._next_hops.setdefault(dst, {})
+        hops = cache.get(node)
+        if hops is None:
+            dist, alive, final = self.distances(dst), self.alive, self.links.final_only
+            want = dist[node] - 1
+            hops = [
+                v
+                for v, link in self.links.neighbours[node]
+                if dist[v] == want and alive[link] and (v == dst or not final[link])
+            ]
+            cache[node] = hops
+        return hops
 
     def k_shortest_paths(self, src: int, dst: int, k: int) -> list[list[int]]:
         """Up to ``k`` shortest simple paths by hop count over live links (Yen's algorithm), cached."""
@@ -82,10 +92,16 @@ class Controller:
                 raise NoRouteError(f"no route from {self.name(src)} to {self.name(dst)}")
             dead = {self.links.endpoints(int(link)) for link in np.flatnonzero(~self.alive)}
             view = nx.restricted_view(self.graph, [], dead) if dead else self.graph
-            paths = itertools.islice(nx.shortest_simple_paths(view, self.name(src), self.name(dst)), k)
-            cached = [[self.index(n) for n in path] for path in paths]
+            paths = (
+                [self.index(n) for n in path] for path in nx.shortest_simple_paths(view, self.name(src), self.name(dst))
+            )
+            cached = list(itertools.islice((p for p in paths if self._no_hairpin(p)), k))
             self._k_paths[(src, dst, k)] = cached
         return cached
+
+    def _no_hairpin(self, path: list[int]) -> bool:
+        """True unless the path crosses a ``final_only`` link (NIC into accelerator) before its end."""
+        return not self.links.final_only[self.links.links_of_path(path[:-1])].any()
 
     def route_index(self, src: int, dst: int, key: int) -> Route:
         """The route the policy picks for a flow ``src`` -> ``dst`` (node indices) with hash ``key``."""
@@ -105,6 +121,7 @@ class Controller:
         self.alive[ids] = up
         self.version += 1
         self._distances.clear()
+        self._next_hops.clear()
         self._k_paths.clear()
         return ids
 

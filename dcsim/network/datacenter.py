@@ -3,8 +3,11 @@
 Independent of the scenario schema: plain dataclasses that ``dcsim run``/``dcsim net`` fill from a scenario.
 Servers are named ``{node type}-{j}``, their accelerators ``{server}/acc{i}`` and NICs ``{server}/nic{m}``.
 The network's hosts (in builder order) become the NICs, server by server, so consecutive servers share
-racks. Accelerator i uses NIC ``i * nics // accelerators`` over a link at the NIC's line rate (GPUDirect
-RDMA through a PCIe switch); the NIC's link into the network runs at min(link_gbps, nic_gbps).
+racks. Accelerator i uses NIC ``i * nics // accelerators`` through its own PCIe switch port
+(``{accelerator}-pcie``) at the NIC's line rate (GPUDirect RDMA); the port makes a NIC hairpin between
+two accelerators longer than the intra-node fabric, so hop-count routing never uses one. A NIC never
+forwards into an accelerator other than a flow's destination (see ``LinkTable.final_only``). The NIC's
+link into the network runs at min(link_gbps, nic_gbps).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import networkx as nx
 
 from dcsim.catalog import load_catalog
 from dcsim.network.fabric import add_node_fabric
-from dcsim.network.graph import TopologyError, add_link, hosts
+from dcsim.network.graph import TopologyError, add_link, add_node, hosts
 from dcsim.network.topologies import build_topology, smallest_params
 from dcsim.network.units import gbps_to_bytes_per_s, us_to_s
 
@@ -101,7 +104,10 @@ def _attach_nics(graph: nx.Graph, server: str, accs: list[str], nic_hosts: list[
         for _, _, data in graph.edges(name, data=True):
             data["capacity_bytes_per_s"] = min(data["capacity_bytes_per_s"], nic_bps)
     for i, acc in enumerate(accs):
-        add_link(graph, acc, names[i * len(names) // len(accs)], nic_bps, us_to_s(NIC_LATENCY_US), "nic")
+        port = f"{acc}-pcie"  # a PCIe switch port: makes the NIC hairpin (acc -> NIC -> acc) a longer path
+        add_node(graph, port, "fabric", server=server)
+        add_link(graph, acc, port, nic_bps, us_to_s(NIC_LATENCY_US) / 2, "nic")
+        add_link(graph, port, names[i * len(names) // len(accs)], nic_bps, us_to_s(NIC_LATENCY_US) / 2, "nic")
     return names
 
 

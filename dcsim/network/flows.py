@@ -20,6 +20,7 @@ from simpy.events import EventPriority
 
 from dcsim.network.controller import Controller, Route
 from dcsim.network.flowtable import FlowBatch, FlowTable
+from dcsim.network.incremental import arrival_rate, departures_keep_allocation
 from dcsim.network.maxmin import max_min_rates
 from dcsim.network.routing import NoRouteError
 from dcsim.network.usage import LinkUsage
@@ -50,7 +51,6 @@ class RoutedFlows:
     ptr: np.ndarray
     links: np.ndarray
     latency_s: np.ndarray
-    link_counts: np.ndarray
     version: int
 
 
@@ -75,9 +75,18 @@ class _Group:
 
 
 class FlowSimulator:
-    """Max-min fair flow simulator over a :class:`Controller`'s network, driven by a SimPy ``env``."""
+    """Max-min fair flow simulator over a :class:`Controller`'s network, driven by a SimPy ``env``.
 
-    def __init__(self, env: simpy.Environment, controller: Controller) -> None:
+    ``incremental`` lets a change that provably leaves the other flows' rates max-min fair (a lone
+    arrival on unsaturated links, departures that were nobody else's bottleneck; see
+    :mod:`dcsim.network.incremental`) skip the full water-filling; ``check`` verifies every allocation
+    against a full one (slow; for tests). Counters: ``rerates`` (full water-fillings), ``flows_rerated``
+    (flows whose rate was computed), ``incremental_updates``.
+    """
+
+    def __init__(
+        self, env: simpy.Environment, controller: Controller, *, incremental: bool = True, check: bool = False
+    ) -> None:
         self.env = env
         self.controller = controller
         self.flows = FlowTable()
@@ -93,6 +102,12 @@ class FlowSimulator:
         self._link_rate: np.ndarray = np.zeros(controller.links.count)
         self._rerate_pending = False
         self._timer_generation = 0
+        self._force_full = False
+        self._capacity_version = -1
+        self._effective_capacity = controller.links.capacity_bytes_per_s
+        self.incremental = incremental
+        self.check = check
+        self.incremental_updates = 0
 
     # ----- starting transfers -------------------------------------------------------------------------
     def route(
@@ -121,8 +136,7 @@ class FlowSimulator:
         ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
         links = np.concatenate([r.links for r in routes]) if routes else np.empty(0, dtype=np.int64)
         latency = np.array([r.latency_s for r in routes], dtype=float)
-        counts = np.bincount(links, minlength=self.controller.links.count)
-        return RoutedFlows(src, dst, key, ptr, links, latency, counts, self.controller.version)
+        return RoutedFlows(src, dst, key, ptr, links, latency, self.controller.version)
 
     def start_flow(self, src: Hashable, dst: Hashable, nbytes: float, key: int | None = None) -> simpy.Event:
         """Start one flow of ``nbytes`` bytes; the event fires on delivery with a :class:`TransferDone`."""
@@ -161,7 +175,7 @@ class FlowSimulator:
             group.deliver_at = max(group.deliver_at, now + float(routed.latency_s[empty].max()))
             routed = _subset(routed, ~empty)
             sizes, fid = sizes[~empty], fid[~empty]
-        self.controller.link_flows += routed.link_counts
+        self._count_flows(routed.links, +1)
         if sizes.size:
             self.flows.staged.append(
                 FlowBatch(
@@ -186,6 +200,8 @@ class FlowSimulator:
         """Take link ``u``-``v`` down now; the controller reroutes every flow crossing it. Flows left
         without a route fail their transfer's event with :class:`NoRouteError`. Returns flows rerouted."""
         self._advance()
+        self._force_full = True  # capacities change and staged flows join unrated: water-fill from scratch
+        self._request_rerate()
         self.flows.merge_staged()
         dead = self.controller.fail_link(u, v)
         table = self.flows
@@ -195,7 +211,7 @@ class FlowSimulator:
         if positions.size == 0:
             return 0
         old_links = table.ent_link[hit[table.ent_flow]]
-        self.controller.link_flows -= np.bincount(old_links, minlength=self.controller.links.count)
+        self._count_flows(old_links, -1)
         routes: dict[int, Route] = {}
         lost = np.zeros(table.size, dtype=bool)
         for pos in positions.tolist():
@@ -212,12 +228,10 @@ class FlowSimulator:
             ptr = np.concatenate(([0], np.cumsum([r.links.size for r in new])))
             table.replace_links(kept, ptr, links)
             table.latency_s[kept] = [r.latency_s for r in new]
-            self.controller.link_flows += np.bincount(links, minlength=self.controller.links.count)
+            self._count_flows(links, +1)
         if lost.any():
             untouched = lost & ~hit  # flows of a failed transfer that still hold their old links
-            self.controller.link_flows -= np.bincount(
-                table.ent_link[untouched[table.ent_flow]], minlength=self.controller.links.count
-            )
+            self._count_flows(table.ent_link[untouched[table.ent_flow]], -1)
             table.remove(lost)
         self._request_rerate()
         return int(kept.size)
@@ -235,10 +249,66 @@ class FlowSimulator:
     def _rerate(self, _event: simpy.Event) -> None:
         self._rerate_pending = False
         self._advance()
+        table, capacity = self.flows, self._capacity()
+        done = self._drained()
+        local = (
+            self.incremental
+            and not self._force_full
+            and (
+                not done.any()
+                or departures_keep_allocation(
+                    table.ent_flow, table.ent_link, table.rate, self._link_rate, capacity, done
+                )
+            )
+        )
+        if done.any():
+            if local:  # the others keep their rates: take the leavers' rates off their links
+                entries = done[table.ent_flow]
+                self._link_rate -= np.bincount(
+                    table.ent_link[entries], weights=table.rate[table.ent_flow[entries]], minlength=capacity.size
+                )
+            self._retire(done)
+        if local and not self._place_arrival(capacity):
+            local = False
         self.flows.merge_staged()
-        self._finish_drained()
-        self._allocate()
+        if local:
+            self.incremental_updates += 1
+        else:
+            self._allocate(capacity)
+        self._force_full = False
+        if self.check:
+            self._check_allocation(capacity)
         self._arm_timer()
+
+    def _capacity(self) -> np.ndarray:
+        if self._capacity_version != self.controller.version:
+            self._effective_capacity = np.where(self.controller.alive, self.controller.links.capacity_bytes_per_s, 0.0)
+            self._capacity_version = self.controller.version
+        return self._effective_capacity
+
+    def _place_arrival(self, capacity: np.ndarray) -> bool:
+        """Give a lone new flow its max-min rate without touching the others, where that is exact."""
+        staged = self.flows.staged
+        if not staged:
+            return True
+        if len(staged) > 1 or staged[0].fid.size > 1:
+            return False
+        table, path = self.flows, staged[0].links
+        new_rate = arrival_rate(table.ent_flow, table.ent_link, table.rate, self._link_rate, capacity, path)
+        if new_rate is None:
+            return False
+        table.merge_staged()
+        table.rate[-1] = new_rate
+        self._link_rate[path] += new_rate
+        self.usage.observe_links(path, self._link_rate[path])
+        self.flows_rerated += 1
+        return True
+
+    def _check_allocation(self, capacity: np.ndarray) -> None:
+        table = self.flows
+        exact = max_min_rates(table.ent_flow, table.ent_link, table.size, capacity)
+        if not np.allclose(table.rate, exact, rtol=1e-6, atol=0.0):
+            raise AssertionError("incremental rates differ from a full max-min water-filling")
 
     def _advance(self) -> None:
         now = float(self.env.now)
@@ -249,26 +319,27 @@ class FlowSimulator:
             self.usage.accumulate(self._last_update, now, self._link_rate)
         self._last_update = now
 
-    def _finish_drained(self) -> None:
+    def _drained(self) -> np.ndarray:
         table = self.flows
-        if table.size == 0:
-            return
         horizon = TIME_TOLERANCE * max(1.0, float(self.env.now))
-        done = (table.remaining <= BYTES_TOLERANCE * table.bytes) | (table.remaining <= table.rate * horizon)
-        if not done.any():
-            return
-        self.controller.link_flows -= np.bincount(
-            table.ent_link[done[table.ent_flow]], minlength=self.controller.links.count
-        )
+        return (table.remaining <= BYTES_TOLERANCE * table.bytes) | (table.remaining <= table.rate * horizon)
+
+    def _retire(self, done: np.ndarray) -> None:
+        table = self.flows
+        self._count_flows(table.ent_link[done[table.ent_flow]], -1)
         now = float(self.env.now)
         groups, latency = table.group[done], table.latency_s[done]
         table.remove(done)
-        order = np.argsort(groups, kind="stable")
-        groups, latency = groups[order], latency[order]
-        starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
-        counts = np.diff(np.append(starts, groups.size))
-        slowest = np.maximum.reduceat(latency, starts)
-        for gid, count, lat in zip(groups[starts].tolist(), counts.tolist(), slowest.tolist(), strict=True):
+        if groups.size == 1:  # the common case of one flow: skip the grouping
+            per_group = [(int(groups[0]), 1, float(latency[0]))]
+        else:
+            order = np.argsort(groups, kind="stable")
+            groups, latency = groups[order], latency[order]
+            starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
+            counts = np.diff(np.append(starts, groups.size))
+            slowest = np.maximum.reduceat(latency, starts)
+            per_group = list(zip(groups[starts].tolist(), counts.tolist(), slowest.tolist(), strict=True))
+        for gid, count, lat in per_group:
             group = self._groups.get(gid)
             if group is None:
                 continue
@@ -277,9 +348,8 @@ class FlowSimulator:
             if group.pending == 0:
                 self._complete(gid)
 
-    def _allocate(self) -> None:
+    def _allocate(self, capacity: np.ndarray) -> None:
         table = self.flows
-        capacity = np.where(self.controller.alive, self.controller.links.capacity_bytes_per_s, 0.0)
         table.rate = max_min_rates(table.ent_flow, table.ent_link, table.size, capacity)
         self._link_rate = np.bincount(table.ent_link, weights=table.rate[table.ent_flow], minlength=capacity.size)
         self.usage.observe_rates(self._link_rate)
@@ -308,6 +378,14 @@ class FlowSimulator:
         if group is not None:
             group.event.fail(error)
 
+    def _count_flows(self, links: np.ndarray, sign: int) -> None:
+        """Add ``sign`` to the controller's flow count of each link in ``links`` (repeats count)."""
+        counts = self.controller.link_flows
+        if links.size * 8 > counts.size:
+            counts += sign * np.bincount(links, minlength=counts.size)
+        else:
+            np.add.at(counts, links, sign)
+
     def next_collective_id(self) -> int:
         """A fresh id for a collective run on this simulator (0, 1, 2, ...): seeds its ECMP keys."""
         value = self._next_collective
@@ -329,7 +407,6 @@ def _subset(routed: RoutedFlows, keep: np.ndarray) -> RoutedFlows:
     entry_keep = np.repeat(keep, lengths)
     links = routed.links[entry_keep]
     ptr = np.concatenate(([0], np.cumsum(lengths[keep]))).astype(np.int64)
-    counts = np.bincount(links, minlength=routed.link_counts.size)
     return RoutedFlows(
-        routed.src[keep], routed.dst[keep], routed.key[keep], ptr, links, routed.latency_s[keep], counts, routed.version
+        routed.src[keep], routed.dst[keep], routed.key[keep], ptr, links, routed.latency_s[keep], routed.version
     )

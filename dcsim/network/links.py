@@ -28,6 +28,7 @@ class LinkTable:
         self.capacity_bytes_per_s = np.empty(count)
         self.latency_s = np.empty(count)
         self.tier: list[str] = []
+        roles = [graph.nodes[n].get("role") for n in self.nodes]
         self.link_id: dict[tuple[int, int], int] = {}
         for e, (u, v, data) in enumerate(edges):
             ui, vi = self.node_index[u], self.node_index[v]
@@ -37,6 +38,14 @@ class LinkTable:
                 self.latency_s[link] = data["latency_s"]
                 self.link_id[(a, b)] = link
             self.tier += [str(data.get("tier", "link"))] * 2
+        # a NIC (host) does not forward between accelerators: its links into one end a path there
+        self.final_only = np.array(
+            [
+                roles[int(a)] == "host" and roles[int(b)] == "accelerator"
+                for a, b in zip(self.src, self.dst, strict=True)
+            ],
+            dtype=bool,
+        )
         self.neighbours: list[list[tuple[int, int]]] = [[] for _ in self.nodes]
         for link in range(count):
             self.neighbours[int(self.src[link])].append((int(self.dst[link]), link))
@@ -62,7 +71,8 @@ class LinkTable:
     def hop_distances(self, target: int, alive: np.ndarray) -> np.ndarray:
         """Hop count from every node to ``target`` over links with ``alive`` true (-1: unreachable).
 
-        Breadth-first search over the reverse links, one numpy step per level.
+        Breadth-first search over the reverse links, one numpy step per level; a ``final_only`` link
+        (NIC into accelerator) is used only into ``target``.
         """
         dist = np.full(len(self.nodes), -1, dtype=np.int64)
         dist[target] = 0
@@ -75,7 +85,8 @@ class LinkTable:
             offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
             # links out of the frontier, reversed: the neighbour reaches the frontier over its own link back.
             reverse = self._csr_link[offsets] ^ 1
-            neighbours = self._csr_dst[offsets][alive[reverse]]
+            usable = alive[reverse] & ~(self.final_only[reverse] & (np.repeat(frontier, lengths) != target))
+            neighbours = self._csr_dst[offsets][usable]
             seen = np.zeros(dist.size, dtype=bool)
             seen[neighbours[dist[neighbours] < 0]] = True
             fresh = np.flatnonzero(seen)

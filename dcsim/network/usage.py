@@ -24,19 +24,28 @@ class LinkUsage:
         self.bytes = np.zeros(links.count)
         self.peak_utilization = np.zeros(links.count)
         self.timeline: list[tuple[float, float, float, float]] = []
+        self._inverse_capacity = 1.0 / links.capacity_bytes_per_s
+        self._scratch = np.empty(links.count)
 
     def accumulate(self, from_s: float, to_s: float, link_rate: np.ndarray) -> None:
         """Add ``link_rate`` (bytes/s per link) held from ``from_s`` to ``to_s``."""
         self.end_s = to_s
-        if not link_rate.any():
+        utilization = np.multiply(link_rate, self._inverse_capacity, out=self._scratch)
+        busiest = float(utilization.max())
+        if busiest <= 0:
             return
-        self.bytes += link_rate * (to_s - from_s)
-        utilization = link_rate / self.links.capacity_bytes_per_s
-        self.timeline.append((from_s, to_s, float(utilization.max()), float(utilization.mean())))
+        mean = float(utilization.sum()) / utilization.size
+        self.bytes += np.multiply(link_rate, to_s - from_s, out=self._scratch)
+        self.timeline.append((from_s, to_s, busiest, mean))
 
     def observe_rates(self, link_rate: np.ndarray) -> None:
         """Record a new allocation's rates for the per-link peaks."""
         np.maximum(self.peak_utilization, link_rate / self.links.capacity_bytes_per_s, out=self.peak_utilization)
+
+    def observe_links(self, links: np.ndarray, link_rate: np.ndarray) -> None:
+        """Record new rates (bytes/s) of some ``links`` for their peaks."""
+        peaks = link_rate / self.links.capacity_bytes_per_s[links]
+        self.peak_utilization[links] = np.maximum(self.peak_utilization[links], peaks)
 
     def table(self, until_s: float | None = None) -> pd.DataFrame:
         """One row per directed link: endpoints, tier, capacity (bytes/s), bytes carried, mean and peak

@@ -11,6 +11,7 @@ import pandas as pd
 
 from dcsim.engine.distributions import Gamma
 from dcsim.engine.simulation import Simulation
+from dcsim.run.context import RunContext
 from dcsim.run.stats import quantiles
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.workloads import JobsWorkload
@@ -67,8 +68,9 @@ class JobsRunner:
             return "running"
         return "waiting" if job.submit_s <= end_s else "not_submitted"
 
-    def table(self, usage: dict[int, JobUsage], end_s: float) -> pd.DataFrame:
+    def table(self, context: RunContext) -> pd.DataFrame:
         """One row per job: times, size, where it ran, preemptions and its status at the end."""
+        usage, end_s = context.usage, context.end_s
         rows = []
         for job in self.jobs:
             used = usage.get(job.seq)
@@ -91,15 +93,10 @@ class JobsRunner:
             )
         return pd.DataFrame(rows)
 
-    def summary(
-        self,
-        end_s: float,
-        usage: dict[int, JobUsage],
-        usd_per_accelerator_s: dict[str, float],
-        busy_w: dict[str, float],
-        pue: float,
-    ) -> dict[str, Any]:
+    def summary(self, context: RunContext) -> dict[str, Any]:
         """The contract's jobs figures plus accelerator-hours, cost and energy of the work done."""
+        end_s, usage, pue = context.end_s, context.usage, context.pue
+        usd_per_accelerator_s, busy_w = context.usd_per_accelerator_s, context.busy_w
         statuses = [self._status(job, end_s) for job in self.jobs]
         done = [job for job in self.jobs if job.end_s == job.end_s]
         started = [job for job in self.jobs if job.start_s == job.start_s]

@@ -54,6 +54,12 @@ def write_plots(result: Result, folder: Path) -> list[Path]:
             f"{name}: queue length",
         ),
     ]
+    if result.link_usage is not None:
+        from dcsim.network.plot import plot_link_utilization
+
+        paths.append(plot_link_utilization(result.link_usage, folder / "link_utilization.png", f"{name}: links"))
+    if "jobs" not in result.tables:
+        return paths
     fig, ax = plt.subplots(figsize=(6, 4))
     jobs = result.jobs
     for workload, group in jobs[jobs["status"] == "completed"].groupby("workload", sort=False):

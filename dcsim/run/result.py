@@ -15,12 +15,14 @@ from dcsim.scenario.schema import Scenario
 
 @dataclass
 class Result:
-    """A run's ``summary`` (JSON-ready dict) and ``tables`` (``jobs``, ``accelerators``, ``timeline``)."""
+    """A run's ``summary`` (JSON-ready dict) and ``tables``: ``accelerators`` and ``timeline`` always,
+    ``jobs`` with jobs workloads, ``collectives`` and ``links`` (per-link traffic) with collectives."""
 
     scenario: Scenario
     summary: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     event_log: EventLog | None = None
+    link_usage: Any = None  # dcsim.network.usage.LinkUsage when the run used the network
 
     @property
     def jobs(self) -> pd.DataFrame:

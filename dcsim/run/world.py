@@ -13,6 +13,8 @@ from dcsim._version import __version__
 from dcsim.cost import breakdown, node_price, storage_cost_usd
 from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
+from dcsim.run.collective_runner import CollectiveRunner, NetworkSession, collectives_table
+from dcsim.run.context import RunContext
 from dcsim.run.jobs_runner import JobsRunner, job_usage
 from dcsim.run.result import Result
 from dcsim.scenario import load_scenario
@@ -22,7 +24,7 @@ from dcsim.scheduler.dispatcher import ClusterScheduler
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
 
-RUNNERS = {"jobs": JobsRunner}
+Runner = JobsRunner | CollectiveRunner
 
 
 def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bool = False) -> Result:
@@ -47,31 +49,37 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
         checkpoint_s=spec.checkpoint_s,
         restart_s=spec.restart_s,
     )
-    runners = [RUNNERS[w.kind](w, sim, scheduler, scenario) for w in scenario.workloads]
+    network = None
+    runners: list[Runner] = []
+    for workload in scenario.workloads:
+        if workload.kind == "jobs":
+            runners.append(JobsRunner(workload, sim, scheduler, scenario))
+        else:
+            network = network or NetworkSession(sim, scenario)
+            runners.append(CollectiveRunner(workload, sim, network))
     for runner in runners:
         runner.start()
     sim.env.run(until=scenario.duration_s)
     end_s = float(scenario.duration_s if scenario.duration_s is not None else sim.now)
     scheduler.close(end_s)
-    return _result(scenario, sim, cluster, scheduler, runners, end_s)
+    return _result(scenario, sim, cluster, scheduler, runners, network, end_s)
 
 
 def _per_accelerator(scenario: Scenario, cluster: Cluster) -> pd.DataFrame:
-    rows = []
-    for node in cluster.nodes:
-        spec = next(n for n in scenario.datacenter.nodes if n.name == node.node_type)
-        power = node_power(spec)
-        for index in node.accelerators:
-            rows.append(
-                {
-                    "accelerator_index": index,
-                    "node": node.name,
-                    "node_type": node.node_type,
-                    "accelerator": node.accelerator,
-                    "idle_w": power.idle_w,
-                    "max_w": power.max_w,
-                }
-            )
+    powers = {n.name: node_power(n) for n in scenario.datacenter.nodes}
+    rows = [
+        {
+            "accelerator_index": index,
+            "node": node.name,
+            "node_type": node.node_type,
+            "accelerator": node.accelerator,
+            "rack": node.rack,
+            "idle_w": powers[node.node_type].idle_w,
+            "max_w": powers[node.node_type].max_w,
+        }
+        for node in cluster.nodes
+        for index in node.accelerators
+    ]
     return pd.DataFrame(rows)
 
 
@@ -80,7 +88,8 @@ def _result(
     sim: Simulation,
     cluster: Cluster,
     scheduler: ClusterScheduler,
-    runners: list[JobsRunner],
+    runners: list[Runner],
+    network: NetworkSession | None,
     end_s: float,
 ) -> Result:
     dc = scenario.datacenter
@@ -95,31 +104,31 @@ def _result(
     host_j = sum(n.count * n.host_power_w * end_s for n in dc.nodes)
     it_kwh = to_kwh(float(energy_j.sum()) + host_j)
     facility_kwh = it_kwh * dc.pue
+    context = RunContext(end_s, scheduler, dc.pue, usage=job_usage(scheduler, end_s))
     compute_usd = 0.0
-    rate: dict[str, float] = {}
-    busy_w: dict[str, float] = {}
     price_basis: dict[str, str] = {}
+    node_type = accelerators["node_type"].to_numpy()
     for node in dc.nodes:
         price = node_price(node)
         power = node_power(node)
-        node_kwh = to_kwh(float(energy_j[accelerators["node_type"].to_numpy() == node.name].sum()))
-        node_kwh = (node_kwh + to_kwh(node.count * node.host_power_w * end_s)) * dc.pue
         compute_usd += price.usd_per_s * node.count * end_s
-        electricity = dc.electricity_usd_per_kwh / 3.6e6 * power.max_w * dc.pue if price.pays_electricity else 0.0
+        electricity_per_s = 0.0
         if price.pays_electricity:
-            compute_usd += node_kwh * dc.electricity_usd_per_kwh
-        rate[node.accelerator] = price.usd_per_s / node.accelerators_per_node + electricity
-        busy_w[node.accelerator] = power.max_w
+            node_kwh = to_kwh(float(energy_j[node_type == node.name].sum()) + node.count * node.host_power_w * end_s)
+            compute_usd += node_kwh * dc.pue * dc.electricity_usd_per_kwh
+            electricity_per_s = dc.electricity_usd_per_kwh / 3.6e6 * power.max_w * dc.pue
+        context.usd_per_accelerator_s[node.accelerator] = (
+            price.usd_per_s / node.accelerators_per_node + electricity_per_s
+        )
+        context.busy_w[node.accelerator] = power.max_w
         price_basis[node.name] = price.basis
-    usage = job_usage(scheduler, end_s)
-    workloads = {r.spec.name: r.summary(end_s, usage, rate, busy_w, dc.pue) for r in runners}
     total_accelerators = cluster.size
     summary: dict[str, Any] = {
         "name": scenario.name,
         "seed": scenario.seed,
         "dcsim_version": __version__,
         "simulated_time_s": end_s,
-        "workloads": workloads,
+        "workloads": {runner.spec.name: runner.summary(context) for runner in runners},
         "datacenter": {
             "accelerators": total_accelerators,
             "accelerator_utilization": float(busy_s.sum() / (total_accelerators * end_s)) if end_s > 0 else 0.0,
@@ -131,8 +140,20 @@ def _result(
             "price_basis": price_basis,
         },
     }
-    jobs = pd.concat([r.table(usage, end_s) for r in runners], ignore_index=True)
+    jobs_runners = [r for r in runners if isinstance(r, JobsRunner)]
+    tables: dict[str, pd.DataFrame] = {}
+    if jobs_runners:
+        tables["jobs"] = pd.concat([r.table(context) for r in jobs_runners], ignore_index=True)
+    tables["accelerators"] = accelerators
     timeline = pd.DataFrame(scheduler.timeline, columns=["time_s", "busy_accelerators", "queued_jobs"])
     timeline["utilization"] = timeline["busy_accelerators"] / total_accelerators
-    tables = {"jobs": jobs, "accelerators": accelerators, "timeline": timeline}
-    return Result(scenario=scenario, summary=summary, tables=tables, event_log=sim.log)
+    tables["timeline"] = timeline
+    collective_runners = [r for r in runners if isinstance(r, CollectiveRunner)]
+    if collective_runners:
+        tables["collectives"] = collectives_table(collective_runners)
+    link_usage = None
+    if network is not None:
+        link_usage = network.flows.usage
+        links = link_usage.table(end_s)
+        tables["links"] = links[links["bytes"] > 0].astype({"src": str, "dst": str}).reset_index(drop=True)
+    return Result(scenario=scenario, summary=summary, tables=tables, event_log=sim.log, link_usage=link_usage)

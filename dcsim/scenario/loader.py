@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from dcsim.cost import price_problems
 from dcsim.energy import power_problems
 from dcsim.errors import Problem, UserInputError
+from dcsim.scenario.network import build_fabric
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Scenario, ScenarioFile
 from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
@@ -113,6 +114,11 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
         base_dir=base_dir,
     )
     problems += power_problems(top.datacenter) + price_problems(top.datacenter)
+    if top.datacenter.network is not None or any(w.kind == "collective" for w in workloads):
+        try:
+            build_fabric(top.datacenter, top.seed)
+        except UserInputError as error:
+            problems += error.problems
     for index, workload in enumerate(workloads):
         problems += [Problem(f"workloads[{index}].{p.path}", p.message) for p in workload.check(scenario)]
     if problems:

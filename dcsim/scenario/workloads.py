@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dcsim.errors import Problem, UserInputError
 from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Number
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 WORKLOAD_KINDS: dict[str, type[WorkloadSpec]] = {}
 # Kinds named in the contract that a later dcsim version will run; named precisely in errors meanwhile.
-PLANNED_KINDS = ("training", "inference", "collective")
+PLANNED_KINDS = ("training", "inference")
 
 
 def register_workload_kind(kind: str) -> Any:
@@ -56,7 +56,7 @@ class SyntheticJobs(Section):
     rate_per_h: Number | None = Field(default=None, gt=0)
     rate_per_s: Number | None = Field(default=None, gt=0)
     cv: Number | None = Field(default=None, gt=0)
-    gpus: DistributionField = 1
+    gpus: DistributionField = Field(default=1, validate_default=True)
     duration_s: DistributionField
 
     @model_validator(mode="after")
@@ -156,3 +156,59 @@ class JobsWorkload(WorkloadSpec):
         if smallest < 1:
             problems.append(Problem("synthetic.gpus", f"every job needs at least 1 accelerator (got {smallest:g})"))
         return problems
+
+
+@register_workload_kind("collective")
+class CollectiveWorkload(WorkloadSpec):
+    """One collective on the datacenter's fabric, nccl-tests style: ``op`` of ``bytes`` per rank over
+    ``ranks`` accelerators (the first ones, packed) or the accelerators of ``hosts`` (server or accelerator
+    names such as ``dgx-0`` or ``dgx-0/gpu3``), started at ``arrival_s``."""
+
+    kind: Literal["collective"] = "collective"
+    op: Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "broadcast", "send_recv"]
+    bytes: Number = Field(ge=0)
+    ranks: Count | None = Field(default=None, ge=2)
+    hosts: list[str] | None = None
+    algorithm: str = "auto"
+    arrival_s: Number = Field(default=0.0, ge=0)
+
+    @field_validator("algorithm")
+    @classmethod
+    def _known_algorithm(cls, algorithm: str, info: ValidationInfo) -> str:
+        from dcsim.network.collectives import ALGORITHMS
+
+        op = info.data.get("op")
+        if op is not None and algorithm != "auto" and algorithm not in ALGORITHMS[op]:
+            raise ValueError(f"{op} takes auto, {', '.join(ALGORITHMS[op])} (got {algorithm!r})")
+        return algorithm
+
+    @model_validator(mode="after")
+    def _ranks_or_hosts(self) -> CollectiveWorkload:
+        if self.ranks is None and self.hosts is None:
+            raise ValueError("give ranks (a count) or hosts (server or accelerator names)")
+        return self
+
+    def rank_names(self, fabric: Any) -> list[str]:
+        """The accelerators taking part, by name (ValueError naming the problem)."""
+        if self.hosts is not None:
+            names = list(fabric.expand(self.hosts))
+            if self.ranks is not None and self.ranks != len(names):
+                raise ValueError(f"hosts name {len(names)} accelerators but ranks is {self.ranks}")
+        else:
+            names = list(fabric.ranks(int(self.ranks or 0)))
+        if len(names) < 2:
+            raise ValueError("a collective needs at least 2 ranks")
+        return names
+
+    def check(self, scenario: Scenario) -> list[Problem]:
+        from dcsim.scenario.network import build_fabric
+
+        try:
+            fabric = build_fabric(scenario.datacenter, scenario.seed)
+        except UserInputError:
+            return []  # reported once, at datacenter.network, by the loader
+        try:
+            self.rank_names(fabric)
+        except (ValueError, KeyError) as error:
+            return [Problem("hosts" if self.hosts is not None else "ranks", str(error.args[0]))]
+        return []

@@ -73,7 +73,7 @@ class RoutingPolicy:
             if here == dst:
                 found.append(partial)
                 continue
-            for nxt in reversed(self.controller.next_hops(here, dist)):
+            for nxt in reversed(self.controller.next_hops(here, dst)):
                 stack.append([*partial, nxt])
         return found
 

@@ -20,7 +20,7 @@ class ShortestPath(RoutingPolicy):
             raise NoRouteError(f"no route from {self.controller.name(src)} to {self.controller.name(dst)}")
         path = [src]
         while path[-1] != dst:
-            path.append(self.controller.next_hops(path[-1], dist)[0])
+            path.append(self.controller.next_hops(path[-1], dst)[0])
         return path
 
 
@@ -38,7 +38,7 @@ class Ecmp(RoutingPolicy):
         path = [src]
         while path[-1] != dst:
             here = path[-1]
-            hops = self.controller.next_hops(here, dist)
+            hops = self.controller.next_hops(here, dst)
             path.append(hops[mix64(seed, key, here) % len(hops)] if len(hops) > 1 else hops[0])
         return path
 

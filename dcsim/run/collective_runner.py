@@ -1,0 +1,85 @@
+"""Runs ``kind: collective`` workloads on the datacenter fabric, in the run's SimPy environment, so
+that collectives contend with each other (and with any other traffic on the same flow simulator)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pandas as pd
+import simpy
+
+from dcsim.engine.simulation import Simulation
+from dcsim.network import CollectiveResult, Controller, FlowSimulator, run_collective
+from dcsim.run.context import RunContext
+from dcsim.scenario.network import build_fabric, network_config
+from dcsim.scenario.schema import Scenario
+from dcsim.scenario.workloads import CollectiveWorkload
+
+
+class NetworkSession:
+    """One run's network: the fabric, its SDN controller and the flow simulator on the run's clock."""
+
+    def __init__(self, sim: Simulation, scenario: Scenario) -> None:
+        self.fabric = build_fabric(scenario.datacenter, scenario.seed)
+        routing = network_config(scenario.datacenter).routing
+        self.flows = FlowSimulator(sim.env, Controller(self.fabric.graph, routing, scenario.seed))
+
+
+class CollectiveRunner:
+    """One collective: starts at ``arrival_s`` and records its :class:`CollectiveResult`."""
+
+    def __init__(self, spec: CollectiveWorkload, sim: Simulation, network: NetworkSession) -> None:
+        self.spec = spec
+        self.sim = sim
+        self.network = network
+        self.ranks = spec.rank_names(network.fabric)
+        self.result: CollectiveResult | None = None
+
+    def start(self) -> None:
+        """Schedule the collective."""
+        self.sim.env.process(self._run())
+
+    def _run(self) -> Generator[simpy.Event, Any, None]:
+        spec = self.spec
+        yield self.sim.env.timeout(spec.arrival_s)
+        body = run_collective(self.network.flows, spec.op, self.ranks, spec.bytes, spec.algorithm)
+        self.result = yield self.sim.env.process(body)
+        if self.sim.log.enabled:
+            self.sim.log.complete(
+                spec.name,
+                spec.arrival_s,
+                self.result.time_s,
+                "network",
+                spec.op,
+                bytes=spec.bytes,
+                ranks=len(self.ranks),
+            )
+
+    def summary(self, context: RunContext) -> dict[str, Any]:
+        """The contract's collective figures (time, algbw and busbw in Gb/s) or ``completed: false``."""
+        if self.result is None:
+            return {"kind": "collective", "completed": False, "op": self.spec.op, "ranks": len(self.ranks)}
+        return {"kind": "collective", "completed": True, **self.result.summary()}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row for the ``collectives`` table."""
+        result = self.result
+        return [
+            {
+                "workload": self.spec.name,
+                "op": self.spec.op,
+                "ranks": len(self.ranks),
+                "bytes": self.spec.bytes,
+                "algorithm": result.algorithm if result else self.spec.algorithm,
+                "start_s": self.spec.arrival_s,
+                "time_s": result.time_s if result else None,
+                "algbw_gbps": result.algbw_gbps if result else None,
+                "busbw_gbps": result.busbw_gbps if result else None,
+            }
+        ]
+
+
+def collectives_table(runners: list[CollectiveRunner]) -> pd.DataFrame:
+    """The ``collectives`` table of a run."""
+    return pd.DataFrame([row for runner in runners for row in runner.rows()])

@@ -1,0 +1,59 @@
+"""The bridge from a scenario's ``datacenter`` section to the network layer's fabric."""
+
+from __future__ import annotations
+
+import functools
+
+from dcsim.errors import UserInputError
+from dcsim.network import (
+    DatacenterFabric,
+    NetworkConfig,
+    NodeGroup,
+    TopologyError,
+    build_datacenter_fabric,
+    resolve_policy,
+)
+from dcsim.scenario.schema import Datacenter
+
+
+def network_config(datacenter: Datacenter) -> NetworkConfig:
+    """The network layer's configuration for the scenario's ``datacenter.network`` (defaults if absent)."""
+    net = datacenter.network
+    if net is None:
+        return NetworkConfig()
+    return NetworkConfig(net.topology, net.params or None, net.link_gbps, net.link_latency_us, net.routing)
+
+
+def build_fabric(datacenter: Datacenter, seed: int) -> DatacenterFabric:
+    """The datacenter's servers, intra-node fabrics, NICs and network as one graph (built once per
+    distinct datacenter and seed in a process; treat it as read-only).
+
+    Raises :class:`UserInputError` naming ``datacenter.network`` fields for a topology that cannot be built.
+    """
+    return _build_fabric(datacenter.model_dump_json(), seed)
+
+
+@functools.lru_cache(maxsize=8)
+def _build_fabric(datacenter_json: str, seed: int) -> DatacenterFabric:
+    datacenter = Datacenter.model_validate_json(datacenter_json)
+    groups = [
+        NodeGroup(
+            n.name,
+            n.count,
+            n.accelerators_per_node,
+            n.accelerator,
+            n.intra_node,
+            n.nics.count if n.nics else 1,
+            n.nics.gbps if n.nics else None,
+        )
+        for n in datacenter.nodes
+    ]
+    config = network_config(datacenter)
+    try:
+        resolve_policy(config.routing)
+    except ValueError as error:
+        raise UserInputError.single("datacenter.network.routing", str(error)) from None
+    try:
+        return build_datacenter_fabric(groups, config, seed)
+    except (TopologyError, KeyError, ValueError) as error:
+        raise UserInputError.single("datacenter.network", str(error).strip("'\"")) from None
