@@ -62,7 +62,8 @@ def run_case(label: str, body: Callable[[FlowSimulator], None], routing: str = "
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(
         f"{label:<46} wall {wall:6.2f} s (cpu {cpu:6.2f} s)  sim {sim.env.now * 1e3:8.3f} ms  "
-        f"flows {sim.flows_started:>9,}  water-fillings {sim.rerates:>6,}  incremental {sim.incremental_updates:>6,}  "
+        f"flows {sim.flows_started:>9,}  water-fillings {sim.rerates:>6,} (local {sim.local_rerates:>6,})  "
+        f"incremental {sim.incremental_updates:>6,}  "
         f"flows re-rated {sim.flows_rerated:>10,} ({sim.flows_rerated / wall:>9,.0f}/s)"
         f"{'' if wall < TARGET_S else '  [over the 5 s target]'}"
     )

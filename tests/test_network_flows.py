@@ -211,3 +211,30 @@ def test_incremental_updates_agree_with_full_water_filling_on_a_busy_fat_tree() 
             assert sim.incremental_updates > 100 and sim.rerates > 10
     assert ends[True][0] == pytest.approx(ends[False][0], rel=1e-9)
     assert np.allclose(ends[True][1], ends[False][1], rtol=1e-6)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(20, 120))
+def test_local_rerates_match_a_full_water_filling_on_a_fat_tree(seed: int, n_flows: int) -> None:
+    """Poisson arrivals on a k=4 fat-tree: the local re-rate (checked against a full water-filling at
+    every change by ``check=True``) is used, and the run ends as one with full water-fillings only."""
+    graph = build_topology("fat_tree", {"k": 4}, 100, 1)
+    names = hosts(graph)
+    ends = []
+    for incremental in (True, False):
+        env, sim = _sim(graph, "ecmp", seed=seed, incremental=incremental)
+
+        def source(sim: FlowSimulator = sim, env: simpy.Environment = env) -> simpy.events.ProcessGenerator:
+            local = np.random.default_rng(seed)
+            for i in range(n_flows):
+                yield env.timeout(float(local.exponential(1e-5)))
+                src, dst = local.choice(len(names), 2, replace=False)
+                sim.start_flow(names[src], names[dst], float(local.lognormal(12, 1)), key=i)
+
+        env.process(source())
+        env.run()
+        ends.append((env.now, sim.usage.bytes.copy()))
+        if incremental:
+            assert sim.local_rerates > 0
+    assert ends[0][0] == pytest.approx(ends[1][0], rel=1e-9)
+    assert np.allclose(ends[0][1], ends[1][1], rtol=1e-6)

@@ -12,6 +12,7 @@ profile is written after every section, so a run cut short keeps what it measure
 from __future__ import annotations
 
 import datetime
+import functools
 import platform
 import re
 import time
@@ -29,7 +30,7 @@ from dcsim.calibrate.torch_models import build_torch_model, example_inputs
 from dcsim.catalog import load_catalog
 from dcsim.compute.calibration import with_fits
 from dcsim.compute.ops import Matmul, Op, Pointwise
-from dcsim.compute.profile import EndToEnd, Measurement, Profile, save_profile
+from dcsim.compute.profile import EndToEnd, Measurement, Profile, merge_profiles, save_profile
 from dcsim.models import get_model
 
 Log = Callable[[str], None]
@@ -53,6 +54,7 @@ class RunConfig:
     precisions: tuple[str, ...] = ()
     log: Log = print
     notes: list[str] = field(default_factory=list)
+    merge_with: Profile | None = None
 
 
 def cuda_device_id(name: str) -> str:
@@ -103,17 +105,23 @@ def measure_op(op: Op, with_backward: bool, device: torch.device, cfg: RunConfig
     case = build_case(op, device)
     out = []
     with torch.no_grad():
+        case.forward()  # the first call may initialise a library (MKL, cuBLAS): not part of the cap
         if first_call_s(case.forward, device) > _max_call_s(device, cfg.quick):
             raise TimeoutError("forward slower than the per-call cap")
         timing = measure(case.forward, device, settings)
     out.append(Measurement(op, timing.median_s, timing.p10_s, timing.p90_s, timing.samples))
     if with_backward and case.backward is not None:
+        case.backward()  # likewise (the autograd engine starts on the first backward)
         if first_call_s(case.backward, device) > _max_call_s(device, cfg.quick):
             raise TimeoutError("backward slower than the per-call cap")
         timing = measure(case.backward, device, settings)
         bwd = op.backward()
         out.append(Measurement(bwd, timing.median_s, timing.p10_s, timing.p90_s, timing.samples))
     return out
+
+
+def _fresh_fill(size: int) -> torch.Tensor:
+    return torch.empty(size, dtype=torch.uint8).fill_(1)
 
 
 def measure_page_faults(device: torch.device, quick: bool) -> float:
@@ -125,8 +133,8 @@ def measure_page_faults(device: torch.device, quick: bool) -> float:
     costs = []
     for size in (64 << 20, 256 << 20) if not quick else (64 << 20,):
         mapped = torch.empty(size, dtype=torch.uint8)
-        warm = measure(lambda: mapped.fill_(1), device, settings).median_s
-        fresh = measure(lambda: torch.empty(size, dtype=torch.uint8).fill_(1), device, settings).median_s
+        warm = measure(functools.partial(mapped.fill_, 1), device, settings).median_s
+        fresh = measure(functools.partial(_fresh_fill, size), device, settings).median_s
         costs.append(max(fresh - warm, 0.0) / size)
     return sorted(costs)[len(costs) // 2]
 
@@ -280,6 +288,8 @@ def run_calibration(cfg: RunConfig) -> Profile:
 
     def save(final: bool = False) -> Profile:
         profile = _profile(cfg, device, device_id, name, points, e2e, fault_s_per_byte)
+        if cfg.merge_with is not None:
+            profile = merge_profiles(cfg.merge_with, profile)
         if final:
             profile = with_fits(profile)
         if cfg.out is not None:

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end model timings")
     parser.add_argument("--budget-s", default=None, help="stop measuring ops after this many seconds")
     parser.add_argument("--profiles", default=None, help="profile folder for --report")
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the quieter measurement of this run and the existing profile"
+    )
 
 
 def register(subparsers: Any) -> None:
@@ -110,6 +113,14 @@ def handle(args: argparse.Namespace) -> int:
                 raise UserInputError.single("--device", "cuda: torch sees no CUDA device")
             device_id = cuda_device_id(torch.cuda.get_device_name())
         config.out = (Path(args.out) if args.out else folder) / f"{device_id or 'host-cpu'}.json"
+    assert config.out is not None
+    if args.merge and config.out.is_file():
+        from dcsim.compute import ProfileError, load_profile
+
+        try:
+            config.merge_with = load_profile(config.out)
+        except ProfileError as error:
+            raise UserInputError.single("--merge", str(error)) from None
     try:
         run_calibration(config)
     except RuntimeError as error:

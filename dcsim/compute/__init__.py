@@ -26,7 +26,15 @@ from dcsim.compute.ops import (
     op_from_dict,
 )
 from dcsim.compute.predictor import CostModel, DeviceModel, default_profile_dirs
-from dcsim.compute.profile import EndToEnd, Measurement, Profile, ProfileError, load_profile, save_profile
+from dcsim.compute.profile import (
+    EndToEnd,
+    Measurement,
+    Profile,
+    ProfileError,
+    load_profile,
+    merge_profiles,
+    save_profile,
+)
 from dcsim.compute.roofline import FloatArray, RooflineFit
 
 __all__ = [
@@ -53,6 +61,7 @@ __all__ = [
     "fit_roofline",
     "heldout_errors",
     "load_profile",
+    "merge_profiles",
     "op_from_dict",
     "predict",
     "predict_many",

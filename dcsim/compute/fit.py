@@ -2,14 +2,14 @@
 
 For each pair of exponents on a small grid and each of the four model forms (``combine`` max or sum,
 ``overlap`` or not), the model is linear in (overhead, compute factor, memory factor) once every point
-is assigned to the term that bounds it. The fit alternates between a
-weighted least-squares solve (weights 1/t, so the relative error is minimised) and re-assigning
-points, from a start where both terms add up; a few reweighting rounds then make it a
-least-absolute-relative-error fit, robust to a few pathological shapes. Coefficients stay
-non-negative (the best feasible solution over the column subsets). The exponent pair with the smallest mean absolute log error,
-plus a small penalty on the exponents (a constant efficiency is preferred unless the data say
-otherwise), wins. Classes with allocations above the CPU allocator's mmap threshold get a fourth,
-additive term: seconds per fresh byte (page faults). If the overhead alone explains every time (launch-bound small ops), the fit keeps
+is assigned to the term that bounds it. The fit alternates between a weighted least-squares solve
+(weights 1/t, so the relative error is minimised) and re-assigning points, from a start where both
+terms add up; a few reweighting rounds then make it a least-absolute-relative-error fit, robust to a
+few pathological shapes. Coefficients stay non-negative (the best feasible solution over the column
+subsets). The exponent pair with the smallest mean absolute log error, plus a small penalty on the
+exponents (a constant efficiency is preferred unless the data say otherwise), wins. Classes with
+allocations above the CPU allocator's mmap threshold get a fourth, additive term: seconds per fresh
+byte (page faults). If the overhead alone explains every time (launch-bound small ops), the fit keeps
 that overhead and assumes peak FLOP/s and bandwidth beyond the measured range.
 """
 

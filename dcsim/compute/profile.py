@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +194,29 @@ def save_profile(profile: Profile, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(profile.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+
+def merge_profiles(old: Profile, new: Profile) -> Profile:
+    """``new`` with, per op and per end-to-end case, the quieter (lower-median) measurement of the two
+    runs: on a shared machine other processes only ever slow a measurement down, so more runs can only
+    bring each point closer to the device's own speed. Both must be of one device and thread count."""
+    if (old.device_id, old.threads, old.backend) != (new.device_id, new.threads, new.backend):
+        raise ProfileError(f"cannot merge profiles of {old.device_id} and {new.device_id} (or thread counts)")
+    points: dict[Op, Measurement] = {}
+    for point in (*old.points, *new.points):
+        if point.op not in points or point.median_s < points[point.op].median_s:
+            points[point.op] = point
+    cases: dict[tuple[str, int, int, str, str], EndToEnd] = {}
+    for entry in (*old.end_to_end, *new.end_to_end):
+        key = (entry.model, entry.batch, entry.size, entry.phase, entry.precision)
+        if key not in cases or entry.median_s < cases[key].median_s:
+            cases[key] = entry
+    note = f"merged with the run of {old.date}: the quieter measurement of each point is kept"
+    return replace(
+        new,
+        points=tuple(points.values()),
+        end_to_end=tuple(cases.values()),
+        notes=(*new.notes, note),
+        fits={},
+        fit_version=0,
+    )

@@ -20,14 +20,18 @@ from simpy.events import EventPriority
 
 from dcsim.network.controller import Controller, Route
 from dcsim.network.flowtable import FlowBatch, FlowTable
-from dcsim.network.incremental import arrival_rate, departures_keep_allocation
-from dcsim.network.maxmin import max_min_rates
+from dcsim.network.incremental import SAME_RATE, SATURATED, arrival_rate, departures_keep_allocation
+from dcsim.network.local import local_rerate
+from dcsim.network.maxmin import max_min_rows
 from dcsim.network.routing import NoRouteError
 from dcsim.network.usage import LinkUsage
 
 RERATE_PRIORITY = EventPriority(2)  # after simpy's URGENT (0) and NORMAL (1)
 BYTES_TOLERANCE = 1e-9  # a flow with at most this fraction of its bytes left has drained
 TIME_TOLERANCE = 1e-12  # ... or one whose remaining time is below this fraction of the clock (>= 1 s)
+LOCAL_CHANGE = 16  # re-rate locally (dcsim.network.local) when at most this many flows start and end at once
+LOCAL_MAX_FLOWS = 24  # ... unless more than this many flows would need new rates: then water-fill all
+LOCAL_REBUILD = 8192  # rebuild the per-link flow sets for a local re-rate only up to this many active flows
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,10 @@ class FlowSimulator:
     ``incremental`` lets a change that provably leaves the other flows' rates max-min fair (a lone
     arrival on unsaturated links, departures that were nobody else's bottleneck; see
     :mod:`dcsim.network.incremental`) skip the full water-filling; ``check`` verifies every allocation
-    against a full one (slow; for tests). Counters: ``rerates`` (full water-fillings), ``flows_rerated``
-    (flows whose rate was computed), ``incremental_updates``.
+    against a full one (slow; for tests). Counters: ``rerates`` (water-fillings, of which
+    ``local_rerates`` re-rated only the flows a small change reaches, see :mod:`dcsim.network.local`),
+    ``flows_rerated`` (flows whose rate was computed), ``incremental_updates`` (changes that left every
+    running flow's rate as it was).
     """
 
     def __init__(
@@ -89,7 +95,7 @@ class FlowSimulator:
     ) -> None:
         self.env = env
         self.controller = controller
-        self.flows = FlowTable()
+        self.flows = FlowTable(controller.links.count)
         self.usage = LinkUsage(controller.links, float(env.now))
         self.rerates = 0
         self.flows_rerated = 0
@@ -105,9 +111,11 @@ class FlowSimulator:
         self._force_full = False
         self._capacity_version = -1
         self._effective_capacity = controller.links.capacity_bytes_per_s
+        self._capacity_list: list[float] = []
         self.incremental = incremental
         self.check = check
         self.incremental_updates = 0
+        self.local_rerates = 0
 
     # ----- starting transfers -------------------------------------------------------------------------
     def route(
@@ -205,22 +213,20 @@ class FlowSimulator:
         self.flows.merge_staged()
         dead = self.controller.fail_link(u, v)
         table = self.flows
-        hit = np.zeros(table.size, dtype=bool)
-        hit[table.ent_flow[np.isin(table.ent_link, dead)]] = True
+        hit = np.isin(table.paths, dead).any(axis=1) & table.active
         positions = np.flatnonzero(hit)
         if positions.size == 0:
             return 0
-        old_links = table.ent_link[hit[table.ent_flow]]
-        self._count_flows(old_links, -1)
+        self._count_flows(table.entries(positions), -1)
         routes: dict[int, Route] = {}
-        lost = np.zeros(table.size, dtype=bool)
+        lost = np.zeros(table.capacity, dtype=bool)
         for pos in positions.tolist():
             try:
                 routes[pos] = self.controller.route_index(int(table.src[pos]), int(table.dst[pos]), int(table.key[pos]))
             except NoRouteError as error:
                 lost[pos] = True
                 self._fail_group(int(table.group[pos]), error)
-        lost |= np.isin(table.group, table.group[lost])  # a failed transfer stops all its flows
+        lost |= np.isin(table.group, table.group[lost]) & table.active  # a failed transfer stops all its flows
         kept = positions[~lost[positions]]
         if kept.size:
             new = [routes[pos] for pos in kept.tolist()]
@@ -231,8 +237,8 @@ class FlowSimulator:
             self._count_flows(links, +1)
         if lost.any():
             untouched = lost & ~hit  # flows of a failed transfer that still hold their old links
-            self._count_flows(table.ent_link[untouched[table.ent_flow]], -1)
-            table.remove(lost)
+            self._count_flows(table.entries(np.flatnonzero(untouched)), -1)
+            table.remove(np.flatnonzero(lost))
         self._request_rerate()
         return int(kept.size)
 
@@ -251,38 +257,104 @@ class FlowSimulator:
         self._advance()
         table, capacity = self.flows, self._capacity()
         done = self._drained()
-        local = (
-            self.incremental
-            and not self._force_full
-            and (
-                not done.any()
-                or departures_keep_allocation(
-                    table.ent_flow, table.ent_link, table.rate, self._link_rate, capacity, done
-                )
-            )
-        )
-        if done.any():
-            if local:  # the others keep their rates: take the leavers' rates off their links
-                entries = done[table.ent_flow]
-                self._link_rate -= np.bincount(
-                    table.ent_link[entries], weights=table.rate[table.ent_flow[entries]], minlength=capacity.size
-                )
-            self._retire(done)
-        if local and not self._place_arrival(capacity):
-            local = False
-        self.flows.merge_staged()
-        if local:
-            self.incremental_updates += 1
+        use_shortcuts = self.incremental and not self._force_full
+        arriving = sum(b.fid.size for b in table.staged)
+        if (
+            use_shortcuts
+            and done.size + arriving <= LOCAL_CHANGE
+            and (arriving == 0 or table.size > done.size)  # newcomers alone: plain water-filling
+            and (table.flows_on is not None or table.size <= LOCAL_REBUILD)
+        ):
+            if not self._rerate_locally(done, capacity):
+                self._allocate(capacity)
         else:
-            self._allocate(capacity)
+            local = use_shortcuts and (
+                done.size == 0 or departures_keep_allocation(table.paths, table.rate, self._link_rate, capacity, done)
+            )
+            if done.size:
+                if local:  # the others keep their rates: take the leavers' rates off their links
+                    rows = table.paths[done]
+                    keep = rows < table.dummy
+                    self._link_rate -= np.bincount(
+                        rows[keep],
+                        weights=np.broadcast_to(table.rate[done][:, None], rows.shape)[keep],
+                        minlength=capacity.size,
+                    )
+                self._retire(done)
+            if local and not self._place_arrival(capacity):
+                local = False
+            table.merge_staged()
+            if local:
+                self.incremental_updates += 1
+            else:
+                self._allocate(capacity)
         self._force_full = False
         if self.check:
             self._check_allocation(capacity)
         self._arm_timer()
 
+    def _rerate_locally(self, done: np.ndarray, capacity: np.ndarray) -> bool:
+        """Retire ``done``, merge the staged flows and re-rate only the flows the change reaches
+        (:func:`dcsim.network.local.local_rerate`); False if that would reach too many (nothing rated).
+
+        Counts an incremental update when no flow that was already running changes its rate (the
+        shortcuts of :mod:`dcsim.network.incremental`), else a (local) water-filling."""
+        table = self.flows
+        flows_on = table.adjacency()
+        leaver_links = set(table.entries(done).tolist())
+        link_rate = self._link_rate
+        saturated = [link for link in leaver_links if link_rate[link] >= capacity[link] * (1 - SATURATED)]
+        self._retire(done)
+        new_slots = table.merge_staged().tolist()
+        seeds = set(new_slots)
+        changed = leaver_links
+        for slot in new_slots:
+            changed.update(table.path_of[slot])
+            # flows on links the newcomer finds full may have to give way: re-rate them with it
+            saturated.extend(lk for lk in table.path_of[slot] if link_rate[lk] >= capacity[lk] * (1 - SATURATED))
+        for link in saturated:
+            seeds.update(flows_on[link])
+        result = local_rerate(
+            flows_on,
+            table.path_of,
+            table.bottleneck,
+            table.rate,
+            link_rate,
+            self._capacity_list,
+            seeds,
+            changed,
+            LOCAL_MAX_FLOWS,
+        )
+        if result is None:
+            return False
+        moved = False
+        if result.rates:
+            slots = np.fromiter(result.rates, np.int64, len(result.rates))
+            values = np.fromiter(result.rates.values(), float, len(result.rates))
+            old = table.rate[slots]
+            arrived = set(new_slots)
+            moved = any(
+                abs(v - o) > SAME_RATE * o
+                for s, v, o in zip(result.rates, values.tolist(), old.tolist(), strict=True)
+                if s not in arrived
+            )
+            table.rate[slots] = values
+        if result.link_load:
+            links = np.fromiter(result.link_load, np.int64, len(result.link_load))
+            link_rate[links] = list(result.link_load.values())
+            self.usage.observe_links(links, link_rate[links])
+        self.flows_rerated += len(result.rates)
+        if moved:
+            self.rerates += 1
+            self.local_rerates += 1
+        else:
+            self.incremental_updates += 1
+        return True
+
     def _capacity(self) -> np.ndarray:
         if self._capacity_version != self.controller.version:
             self._effective_capacity = np.where(self.controller.alive, self.controller.links.capacity_bytes_per_s, 0.0)
+            self._capacity_list = self._effective_capacity.tolist()
             self._capacity_version = self.controller.version
         return self._effective_capacity
 
@@ -294,11 +366,11 @@ class FlowSimulator:
         if len(staged) > 1 or staged[0].fid.size > 1:
             return False
         table, path = self.flows, staged[0].links
-        new_rate = arrival_rate(table.ent_flow, table.ent_link, table.rate, self._link_rate, capacity, path)
+        new_rate = arrival_rate(table.paths, table.rate, self._link_rate, capacity, path)
         if new_rate is None:
             return False
-        table.merge_staged()
-        table.rate[-1] = new_rate
+        slots = table.merge_staged()
+        table.rate[slots] = new_rate
         self._link_rate[path] += new_rate
         self.usage.observe_links(path, self._link_rate[path])
         self.flows_rerated += 1
@@ -306,8 +378,9 @@ class FlowSimulator:
 
     def _check_allocation(self, capacity: np.ndarray) -> None:
         table = self.flows
-        exact = max_min_rates(table.ent_flow, table.ent_link, table.size, capacity)
-        if not np.allclose(table.rate, exact, rtol=1e-6, atol=0.0):
+        slots = table.slots()
+        exact = max_min_rows(table.paths[slots], capacity)
+        if not np.allclose(table.rate[slots], exact, rtol=1e-6, atol=0.0):
             raise AssertionError("incremental rates differ from a full max-min water-filling")
 
     def _advance(self) -> None:
@@ -320,13 +393,18 @@ class FlowSimulator:
         self._last_update = now
 
     def _drained(self) -> np.ndarray:
+        """Slots of the flows that have sent all their bytes (free slots never qualify)."""
         table = self.flows
         horizon = TIME_TOLERANCE * max(1.0, float(self.env.now))
-        return (table.remaining <= BYTES_TOLERANCE * table.bytes) | (table.remaining <= table.rate * horizon)
+        return np.flatnonzero(
+            (table.remaining <= BYTES_TOLERANCE * table.bytes) | (table.remaining <= table.rate * horizon)
+        )
 
     def _retire(self, done: np.ndarray) -> None:
+        if done.size == 0:
+            return
         table = self.flows
-        self._count_flows(table.ent_link[done[table.ent_flow]], -1)
+        self._count_flows(table.entries(done), -1)
         now = float(self.env.now)
         groups, latency = table.group[done], table.latency_s[done]
         table.remove(done)
@@ -350,8 +428,13 @@ class FlowSimulator:
 
     def _allocate(self, capacity: np.ndarray) -> None:
         table = self.flows
-        table.rate = max_min_rates(table.ent_flow, table.ent_link, table.size, capacity)
-        self._link_rate = np.bincount(table.ent_link, weights=table.rate[table.ent_flow], minlength=capacity.size)
+        slots = table.slots()
+        rows = table.paths[slots]
+        rates = max_min_rows(rows, capacity)
+        table.rate[slots] = rates
+        table.bottleneck = [-1] * table.capacity
+        weights = np.broadcast_to(rates[:, None], rows.shape).ravel()
+        self._link_rate = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
         self.usage.observe_rates(self._link_rate)
         self.rerates += 1
         self.flows_rerated += table.size

@@ -1,18 +1,26 @@
-"""The active flows of a :class:`~dcsim.network.flows.FlowSimulator` as parallel numpy arrays.
+"""The active flows of a :class:`~dcsim.network.flows.FlowSimulator` as slot-indexed numpy arrays.
 
-Position ``i`` in every per-flow array is one active flow; ``ent_flow``/``ent_link`` list the directed
-links each flow crosses (one entry per flow and link), kept grouped by flow position in increasing order.
-New flows are staged and appended in one step; finished flows are removed by a mask, keeping the order.
+Every flow lives in a *slot*: the same index in every per-flow array for its whole life, so a flow's
+slot is a stable handle. ``paths`` holds each slot's directed links, one row per slot padded with the
+dummy link ``n_links`` (infinite capacity); free slots have only padding, no rate and no bytes left, so
+most whole-array passes need no mask. New flows are staged (:class:`FlowBatch`) and merged in one step;
+finished flows free their slots for reuse.
+
+For small changes the table also keeps, in plain Python, each slot's links (``path_of``), a link known
+to be its bottleneck (``bottleneck``, -1 if unknown) and the slots on every link (``flows_on``), which
+the local re-rate (:mod:`dcsim.network.local`) walks. They are kept up to date for small merges and
+removals and dropped on large ones (rebuilt on demand by :meth:`FlowTable.adjacency`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 PER_FLOW = ("fid", "group", "src", "dst", "key", "bytes", "remaining", "rate", "latency_s")
 _INT_FIELDS = ("fid", "group", "src", "dst", "key")
+SMALL_CHANGE = 64  # merges and removals up to this many flows keep the Python adjacency up to date
 
 
 @dataclass
@@ -30,65 +38,171 @@ class FlowBatch:
     links: np.ndarray
 
 
-def _empty(name: str) -> np.ndarray:
-    return np.empty(0, dtype=np.int64 if name in _INT_FIELDS else float)
-
-
-@dataclass
 class FlowTable:
-    """Active flows (see module docstring). Rates are bytes/s, sizes bytes, latencies seconds."""
+    """Active flows in slots (see module docstring). Rates are bytes/s, sizes bytes, latencies seconds."""
 
-    fid: np.ndarray = field(default_factory=lambda: _empty("fid"))
-    group: np.ndarray = field(default_factory=lambda: _empty("group"))
-    src: np.ndarray = field(default_factory=lambda: _empty("src"))
-    dst: np.ndarray = field(default_factory=lambda: _empty("dst"))
-    key: np.ndarray = field(default_factory=lambda: _empty("key"))
-    bytes: np.ndarray = field(default_factory=lambda: _empty("bytes"))
-    remaining: np.ndarray = field(default_factory=lambda: _empty("remaining"))
-    rate: np.ndarray = field(default_factory=lambda: _empty("rate"))
-    latency_s: np.ndarray = field(default_factory=lambda: _empty("latency_s"))
-    ent_flow: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    ent_link: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    staged: list[FlowBatch] = field(default_factory=list)
+    def __init__(self, n_links: int) -> None:
+        self.dummy = n_links
+        self.active = np.zeros(0, dtype=bool)
+        self.fid = np.zeros(0, dtype=np.int64)
+        self.group = np.zeros(0, dtype=np.int64)
+        self.src = np.zeros(0, dtype=np.int64)
+        self.dst = np.zeros(0, dtype=np.int64)
+        self.key = np.zeros(0, dtype=np.int64)
+        self.bytes = np.zeros(0)
+        self.remaining = np.zeros(0)
+        self.rate = np.zeros(0)
+        self.latency_s = np.zeros(0)
+        self.paths = np.full((0, 1), n_links, dtype=np.int64)
+        self.free: list[int] = []
+        self.count = 0
+        self.staged: list[FlowBatch] = []
+        self.path_of: list[tuple[int, ...]] = []
+        self.bottleneck: list[int] = []
+        self.flows_on: dict[int, set[int]] | None = None
 
     @property
     def size(self) -> int:
         """Number of active (merged) flows."""
-        return int(self.fid.size)
+        return self.count
 
-    def merge_staged(self) -> None:
-        """Append every staged batch to the active arrays (one concatenation per array)."""
-        if not self.staged:
-            return
-        batches, self.staged = self.staged, []
-        base = self.size
-        offsets = np.cumsum([base] + [b.fid.size for b in batches[:-1]])
-        ent_flow = [self.ent_flow]
-        for offset, b in zip(offsets, batches, strict=True):
-            ent_flow.append(offset + np.repeat(np.arange(b.fid.size), np.diff(b.ptr)))
-        self.ent_flow = np.concatenate(ent_flow)
-        self.ent_link = np.concatenate([self.ent_link] + [b.links for b in batches])
-        for name in ("fid", "group", "src", "dst", "key", "bytes", "latency_s"):
-            setattr(self, name, np.concatenate([getattr(self, name)] + [getattr(b, name) for b in batches]))
-        self.remaining = np.concatenate([self.remaining] + [b.bytes for b in batches])
-        self.rate = np.concatenate([self.rate, np.zeros(self.size - base)])
+    @property
+    def capacity(self) -> int:
+        """Number of slots (active or free)."""
+        return int(self.active.size)
 
-    def remove(self, gone: np.ndarray) -> None:
-        """Drop the flows where the boolean mask ``gone`` is true."""
-        keep = ~gone
-        new_position = np.cumsum(keep) - 1
-        entry_keep = keep[self.ent_flow]
-        self.ent_flow = new_position[self.ent_flow[entry_keep]]
-        self.ent_link = self.ent_link[entry_keep]
+    def slots(self) -> np.ndarray:
+        """Slots of the active flows, in increasing order."""
+        return np.flatnonzero(self.active)
+
+    def _grow(self, needed: int) -> None:
+        old = self.capacity
+        new = max(needed, 2 * old, 64)
+        extra = new - old
+        self.active = np.concatenate([self.active, np.zeros(extra, dtype=bool)])
         for name in PER_FLOW:
-            setattr(self, name, getattr(self, name)[keep])
+            array = getattr(self, name)
+            fill = np.inf if name == "remaining" else 0
+            setattr(self, name, np.concatenate([array, np.full(extra, fill, dtype=array.dtype)]))
+        self.paths = np.vstack([self.paths, np.full((extra, self.paths.shape[1]), self.dummy, dtype=np.int64)])
+        self.path_of.extend([()] * extra)
+        self.bottleneck.extend([-1] * extra)
+        self.free.extend(range(new - 1, old - 1, -1))  # popped from the end: lowest slots first
 
-    def replace_links(self, positions: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
-        """Give the flows at ``positions`` new link lists (CSR ``ptr``/``links``), keeping entries grouped."""
-        moved = np.zeros(self.size, dtype=bool)
-        moved[positions] = True
-        entry_keep = ~moved[self.ent_flow]
-        flows = np.concatenate([self.ent_flow[entry_keep], np.repeat(positions, np.diff(ptr))])
-        all_links = np.concatenate([self.ent_link[entry_keep], links])
-        order = np.argsort(flows, kind="stable")
-        self.ent_flow, self.ent_link = flows[order], all_links[order]
+    def _widen(self, width: int) -> None:
+        pad = np.full((self.capacity, width - self.paths.shape[1]), self.dummy, dtype=np.int64)
+        self.paths = np.hstack([self.paths, pad])
+
+    def merge_staged(self) -> np.ndarray:
+        """Put every staged batch into slots; returns the new flows' slots."""
+        if not self.staged:
+            return np.zeros(0, dtype=np.int64)
+        batches, self.staged = self.staged, []
+        n = sum(b.fid.size for b in batches)
+        if n > len(self.free):
+            self._grow(self.capacity + n - len(self.free))
+        taken = self.free[len(self.free) - n :]
+        del self.free[len(self.free) - n :]
+        slots = np.array(taken[::-1], dtype=np.int64)
+        if len(batches) == 1:
+            b = batches[0]
+            ptr, links = b.ptr, b.links
+            for name in ("fid", "group", "src", "dst", "key", "bytes", "latency_s"):
+                getattr(self, name)[slots] = getattr(b, name)
+            self.remaining[slots] = b.bytes
+        else:
+            for name in ("fid", "group", "src", "dst", "key", "bytes", "latency_s"):
+                getattr(self, name)[slots] = np.concatenate([getattr(b, name) for b in batches])
+            self.remaining[slots] = self.bytes[slots]
+            lengths = np.concatenate([np.diff(b.ptr) for b in batches])
+            ptr = np.concatenate(([0], np.cumsum(lengths)))
+            links = np.concatenate([b.links for b in batches])
+        self.rate[slots] = 0.0
+        self.active[slots] = True
+        self.count += n
+        self._write_paths(slots, ptr, links)
+        return slots
+
+    def _write_paths(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
+        lengths = np.diff(ptr)
+        width = int(lengths.max()) if lengths.size else 0
+        if width > self.paths.shape[1]:
+            self._widen(width)
+        rows = np.repeat(slots, lengths)
+        columns = np.arange(links.size) - np.repeat(ptr[:-1], lengths)
+        self.paths[slots] = self.dummy
+        self.paths[rows, columns] = links
+        if slots.size > SMALL_CHANGE:  # drop the Python view; adjacency() rebuilds it when needed
+            self.flows_on = None
+            return
+        flows_on = self.flows_on
+        bounds = ptr.tolist()
+        link_list = links.tolist()
+        for i, slot in enumerate(slots.tolist()):
+            path = tuple(link_list[bounds[i] : bounds[i + 1]])
+            self.path_of[slot] = path
+            self.bottleneck[slot] = -1
+            if flows_on is not None:
+                for link in path:
+                    on = flows_on.get(link)
+                    if on is None:
+                        flows_on[link] = {slot}
+                    else:
+                        on.add(slot)
+
+    def remove(self, slots: np.ndarray) -> None:
+        """Free the given slots (their flows are gone)."""
+        flows_on = self.flows_on
+        if flows_on is not None and slots.size > SMALL_CHANGE:
+            self.flows_on = flows_on = None
+        slot_list = slots.tolist()
+        if flows_on is not None:
+            path_of = self.path_of
+            for slot in slot_list:
+                for link in path_of[slot]:
+                    flows_on[link].discard(slot)
+        self.active[slots] = False
+        self.rate[slots] = 0.0
+        self.remaining[slots] = np.inf
+        self.bytes[slots] = 0.0
+        self.paths[slots] = self.dummy
+        self.count -= len(slot_list)
+        self.free.extend(sorted(slot_list, reverse=True))
+
+    def replace_links(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
+        """Give the flows at ``slots`` new link lists (CSR ``ptr``/``links``)."""
+        self.flows_on = None
+        self._write_paths(slots, ptr, links)
+
+    def adjacency(self) -> dict[int, set[int]]:
+        """The slots on every link (with ``path_of``, rebuilt from ``paths`` if they were dropped)."""
+        if self.flows_on is None:
+            flows_on: dict[int, set[int]] = {}
+            slots = self.slots()
+            rows = self.paths[slots]
+            dummy = self.dummy
+            for slot, row in zip(slots.tolist(), rows.tolist(), strict=True):
+                self.path_of[slot] = tuple(link for link in row if link != dummy)
+                self.bottleneck[slot] = -1
+            keep = rows < self.dummy
+            links = rows[keep]
+            owners = np.repeat(slots, keep.sum(axis=1))
+            order = np.argsort(links, kind="stable")
+            links, owners = links[order], owners[order]
+            cuts = np.flatnonzero(np.diff(links)) + 1 if links.size else np.zeros(0, dtype=np.int64)
+            starts = np.concatenate(([0], cuts)).tolist()
+            ends = np.concatenate((cuts, [links.size])).tolist()
+            if not links.size:
+                starts, ends = [], []
+            link_ids = links[starts].tolist()
+            owner_list = owners.tolist()
+            for link, a, b in zip(link_ids, starts, ends, strict=True):
+                if b > a:
+                    flows_on[link] = set(owner_list[a:b])
+            self.flows_on = flows_on
+        return self.flows_on
+
+    def entries(self, slots: np.ndarray) -> np.ndarray:
+        """Links of the flows in ``slots`` (padding dropped; repeats kept)."""
+        rows = self.paths[slots]
+        return rows[rows < self.dummy]

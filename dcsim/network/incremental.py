@@ -1,4 +1,5 @@
-"""Exact shortcuts that keep a max-min fair allocation without recomputing it.
+"""Exact shortcuts that keep a max-min fair allocation without recomputing it, vectorized for large
+changes (small ones go to :mod:`dcsim.network.local`).
 
 An allocation is max-min fair exactly when every flow has a *bottleneck*: a saturated link on which no
 flow gets more than it does (Bertsekas & Gallager, *Data Networks*, section 6.5.2). Two cases leave every
@@ -11,7 +12,8 @@ bottleneck in place:
   it fills become its bottlenecks if no flow on them gets more than ``r``. The links it crosses were not
   saturated, so no other flow's bottleneck changes.
 
-Anything else falls back to a full water-filling (:func:`dcsim.network.maxmin.max_min_rates`).
+Flows are rows of link ids padded with ``capacity.size`` (see :class:`~dcsim.network.flowtable.FlowTable`).
+Anything else falls back to a full water-filling (:func:`dcsim.network.maxmin.max_min_rows`).
 """
 
 from __future__ import annotations
@@ -23,38 +25,32 @@ SAME_RATE = 1e-9  # relative: rates this close count as equal
 
 
 def departures_keep_allocation(
-    ent_flow: np.ndarray,
-    ent_link: np.ndarray,
-    rate: np.ndarray,
-    link_rate: np.ndarray,
-    capacity: np.ndarray,
-    leaving: np.ndarray,
+    paths: np.ndarray, rate: np.ndarray, link_rate: np.ndarray, capacity: np.ndarray, leaving: np.ndarray
 ) -> bool:
-    """True if removing the flows where ``leaving`` is set leaves the others' rates max-min fair."""
-    leaving_entry = leaving[ent_flow]
-    links = ent_link[leaving_entry]
+    """True if removing the flows in rows ``leaving`` leaves the others' rates max-min fair."""
+    n_links = capacity.size
+    links = paths[leaving].ravel()
+    links = links[links < n_links]
     saturated = links[link_rate[links] >= capacity[links] * (1 - SATURATED)]
     if saturated.size == 0:
         return True
-    on_saturated = np.zeros(capacity.size, dtype=bool)
+    on_saturated = np.zeros(n_links + 1, dtype=bool)
     on_saturated[saturated] = True
-    entries = on_saturated[ent_link]
-    if not (entries & ~leaving_entry).any():
+    entries = on_saturated[paths]
+    staying = np.ones(paths.shape[0], dtype=bool)
+    staying[leaving] = False
+    staying_entries = entries & staying[:, None]
+    if not staying_entries.any():
         return True
-    link_max = np.zeros(capacity.size)
-    np.maximum.at(link_max, ent_link[entries], rate[ent_flow[entries]])
-    staying = entries & ~leaving_entry
-    rates = rate[ent_flow[staying]]
-    return not bool((rates >= link_max[ent_link[staying]] * (1 - SAME_RATE)).any())
+    rows, _ = np.nonzero(entries)
+    link_max = np.zeros(n_links + 1)
+    np.maximum.at(link_max, paths[entries], rate[rows])
+    rows, _ = np.nonzero(staying_entries)
+    return not bool((rate[rows] >= link_max[paths[staying_entries]] * (1 - SAME_RATE)).any())
 
 
 def arrival_rate(
-    ent_flow: np.ndarray,
-    ent_link: np.ndarray,
-    rate: np.ndarray,
-    link_rate: np.ndarray,
-    capacity: np.ndarray,
-    path: np.ndarray,
+    paths: np.ndarray, rate: np.ndarray, link_rate: np.ndarray, capacity: np.ndarray, path: np.ndarray
 ) -> float | None:
     """The max-min rate of one new flow over ``path`` if the others keep theirs, else None."""
     spare = capacity[path] - link_rate[path]
@@ -62,9 +58,11 @@ def arrival_rate(
     if not new_rate > capacity[path].min() * SATURATED:
         return None
     filled = path[spare <= new_rate * (1 + SAME_RATE)]
-    on_filled = np.zeros(capacity.size, dtype=bool)
+    on_filled = np.zeros(capacity.size + 1, dtype=bool)
     on_filled[filled] = True
-    entries = on_filled[ent_link]
-    if entries.any() and float(rate[ent_flow[entries]].max()) > new_rate * (1 + SAME_RATE):
-        return None
+    entries = on_filled[paths]
+    if entries.any():
+        rows, _ = np.nonzero(entries)
+        if float(rate[rows].max()) > new_rate * (1 + SAME_RATE):
+            return None
     return new_rate

@@ -41,13 +41,30 @@ def max_min_rates(ent_flow: np.ndarray, ent_link: np.ndarray, n_flows: int, capa
     if ent_flow.size == 0:
         return rates
     capacity = np.asarray(capacity, dtype=float)
-    used = np.zeros(capacity.size, dtype=bool)
-    used[ent_link] = True
+    paths, flow_ids = _padded(ent_flow, ent_link, n_flows, capacity.size)
+    rates[flow_ids] = max_min_rows(paths, capacity)
+    return rates
+
+
+def max_min_rows(paths: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """Max-min fair rates of flows given as rows of link ids, padded with ``capacity.size`` (no link).
+
+    A row of padding only gets ``inf``.
+    """
+    n_all = capacity.size
+    rates = np.full(paths.shape[0], np.inf)
+    if paths.size == 0:
+        return rates
+    used = np.zeros(n_all + 1, dtype=bool)
+    used[paths] = True
+    used[n_all] = False
     ids = np.flatnonzero(used)
-    renumber = np.zeros(capacity.size, dtype=np.int64)
-    renumber[ids] = np.arange(ids.size)
     n_links = ids.size
-    paths, flow_ids = _padded(ent_flow, renumber[ent_link], n_flows, n_links)
+    renumber = np.full(n_all + 1, n_links, dtype=np.int64)
+    renumber[ids] = np.arange(n_links)
+    paths = renumber[paths]
+    flow_ids = np.flatnonzero((paths < n_links).any(axis=1))
+    paths = paths[flow_ids]
     remaining = np.append(capacity[ids], np.inf)  # the last entry is the padding's dummy link
     while flow_ids.size:
         count = np.bincount(paths.ravel(), minlength=n_links + 1)

@@ -37,8 +37,8 @@ class CollectiveRunner:
         self.result: CollectiveResult | None = None
 
     def start(self) -> None:
-        """Schedule the collective."""
-        self.sim.env.process(self._run())
+        """Schedule the collective; ``done`` is its process."""
+        self.done = self.sim.env.process(self._run())
 
     def _run(self) -> Generator[simpy.Event, Any, None]:
         spec = self.spec

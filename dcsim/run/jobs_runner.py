@@ -47,10 +47,20 @@ class JobsRunner:
         self.sim = sim
         self.scheduler = scheduler
         self.jobs = make_jobs(spec, sim, scenario.base_dir)
+        self.done = sim.env.event()
+        self._completed = 0
 
     def start(self) -> None:
         """Start the arrival process."""
         self.sim.env.process(self._arrivals())
+        if not self.jobs:
+            self.done.succeed()
+
+    def job_finished(self) -> None:
+        """Count a completion; ``done`` fires with the last one."""
+        self._completed += 1
+        if self._completed == len(self.jobs):
+            self.done.succeed()
 
     def _arrivals(self) -> Generator[Any, Any, None]:
         env = self.sim.env
@@ -117,6 +127,8 @@ class JobsRunner:
             "wait_s": quantiles([job.start_s - job.submit_s for job in started]),
             "makespan_s": (max(job.end_s for job in done) - first_submit) if done else None,
             "preemptions": sum(job.preemptions for job in self.jobs),
+            "failures": sum(job.failures for job in self.jobs),
+            "lost_accelerator_hours": sum(job.lost_s * job.gpus for job in self.jobs) / 3600.0,
             "accelerator_hours": accelerator_s / 3600.0,
             "cost_usd": cost,
             "energy_kwh": energy_j / 3.6e6,

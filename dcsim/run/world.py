@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import simpy
 
 from dcsim._version import __version__
 from dcsim.cost import breakdown, node_price, storage_cost_usd
@@ -19,10 +21,13 @@ from dcsim.run.jobs_runner import JobsRunner, job_usage
 from dcsim.run.result import Result
 from dcsim.scenario import load_scenario
 from dcsim.scenario.schema import Scenario
+from dcsim.scheduler.checkpointing import NO_CHECKPOINTS, Checkpointing
 from dcsim.scheduler.cluster import Cluster, NodeGroup
 from dcsim.scheduler.dispatcher import ClusterScheduler
+from dcsim.scheduler.failures import FailureInjector
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
+from dcsim.workloads.jobs import Job
 
 Runner = JobsRunner | CollectiveRunner
 
@@ -48,6 +53,7 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
         preemption=spec.preemption,
         checkpoint_s=spec.checkpoint_s,
         restart_s=spec.restart_s,
+        checkpointing=checkpointing(scenario),
     )
     network = None
     runners: list[Runner] = []
@@ -57,12 +63,60 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
         else:
             network = network or NetworkSession(sim, scenario)
             runners.append(CollectiveRunner(workload, sim, network))
+    scheduler.on_finish = _route_finishes([r for r in runners if isinstance(r, JobsRunner)])
     for runner in runners:
         runner.start()
-    sim.env.run(until=scenario.duration_s)
+    # A plain event, not the AllOf itself: SimPy strips a condition's checks when it is nested in another
+    # condition (the failure process waits on AnyOf(timeout, done)).
+    done = sim.env.event()
+    sim.env.all_of([runner.done for runner in runners]).callbacks.append(partial(_succeed, done))
+    injector = _failures(scenario, sim, scheduler, done)
+    sim.env.run(until=scenario.duration_s if scenario.duration_s is not None else done)
     end_s = float(scenario.duration_s if scenario.duration_s is not None else sim.now)
     scheduler.close(end_s)
-    return _result(scenario, sim, cluster, scheduler, runners, network, end_s)
+    result = _result(scenario, sim, cluster, scheduler, runners, network, end_s)
+    result.summary["datacenter"]["accelerator_failures"] = len(injector.events) if injector else 0
+    return result
+
+
+def _succeed(event: simpy.Event, _trigger: simpy.Event) -> None:
+    event.succeed()
+
+
+def checkpointing(scenario: Scenario) -> Checkpointing:
+    """The scenario's checkpointing model (none without a ``failures`` section)."""
+    failures = scenario.failures
+    if failures is None:
+        return NO_CHECKPOINTS
+    cost_s = failures.checkpoint_s or 0.0
+    if failures.checkpoint_gb is not None:
+        cost_s = failures.checkpoint_gb * 1e9 / (scenario.datacenter.storage.write_bytes_per_s or 1.0)
+    mtbf_s = failures.accelerator_mtbf_h * 3600.0 if failures.accelerator_mtbf_h else None
+    return Checkpointing(failures.checkpoint_interval_s, cost_s, failures.restart_s, mtbf_s)
+
+
+def _failures(scenario: Scenario, sim: Simulation, scheduler: ClusterScheduler, done: Any) -> FailureInjector | None:
+    failures = scenario.failures
+    if failures is None:
+        return None
+    injector = FailureInjector(
+        scheduler,
+        sim.stream("failures"),
+        failures.repair_s,
+        failures.accelerator_mtbf_h * 3600.0 if failures.accelerator_mtbf_h else None,
+        failures.node_mtbf_h * 3600.0 if failures.node_mtbf_h else None,
+    )
+    injector.start(done)
+    return injector
+
+
+def _route_finishes(runners: list[JobsRunner]) -> Callable[[Job], None]:
+    by_name = {runner.spec.name: runner for runner in runners}
+
+    def finished(job: Job) -> None:
+        by_name[job.workload].job_finished()
+
+    return finished
 
 
 def _per_accelerator(scenario: Scenario, cluster: Cluster) -> pd.DataFrame:
@@ -138,6 +192,7 @@ def _result(
             "cost_usd": breakdown(compute_usd, storage_cost_usd(dc, end_s)),
             "carbon_kg": None if dc.carbon_g_per_kwh is None else facility_kwh * dc.carbon_g_per_kwh / 1000.0,
             "price_basis": price_basis,
+            "goodput": goodput(scheduler.segments, end_s),
         },
     }
     jobs_runners = [r for r in runners if isinstance(r, JobsRunner)]
@@ -157,3 +212,12 @@ def _result(
         links = link_usage.table(end_s)
         tables["links"] = links[links["bytes"] > 0].astype({"src": str, "dst": str}).reset_index(drop=True)
     return Result(scenario=scenario, summary=summary, tables=tables, event_log=sim.log, link_usage=link_usage)
+
+
+def goodput(segments: list[Any], end_s: float) -> float | None:
+    """Useful accelerator-seconds over allocated accelerator-seconds (``None`` when nothing ran).
+
+    Useful work excludes set-up (restarts), checkpoint writing and work discarded by failures."""
+    allocated = sum((min(seg.end_s, end_s) - seg.start_s) * len(seg.accelerators) for seg in segments)
+    useful = sum(seg.useful_s * len(seg.accelerators) for seg in segments)
+    return useful / allocated if allocated > 0 else None

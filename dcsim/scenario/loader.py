@@ -66,8 +66,15 @@ def _scheduler_problems(scenario: ScenarioFile) -> list[Problem]:
         resolve_placement(scenario.scheduler.placement)
     except ValueError as error:
         problems.append(Problem("scheduler.placement", str(error)))
-    if scenario.failures is not None:
-        problems.append(Problem("failures", "failure simulation is not available in this version of dcsim yet"))
+    failures = scenario.failures
+    storage = scenario.datacenter.storage
+    if failures is not None and failures.checkpoint_gb is not None and storage.write_bytes_per_s is None:
+        problems.append(
+            Problem(
+                "failures.checkpoint_gb",
+                "needs datacenter.storage.write_gbps (or read_gbps) to turn checkpoint size into time",
+            )
+        )
     return problems
 
 
@@ -111,6 +118,7 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
         workloads=workloads,
         scheduler=top.scheduler,
         outputs=top.outputs,
+        failures=top.failures,
         base_dir=base_dir,
     )
     problems += power_problems(top.datacenter) + price_problems(top.datacenter)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dcsim.scenario.fields import AcceleratorId, Count, InterconnectId, Number
+from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
 
 
 class Section(BaseModel):
@@ -72,11 +72,18 @@ class NetworkSpec(Section):
 
 
 class Storage(Section):
-    """Shared storage: capacity (TB), price per TB-month (USD), aggregate read bandwidth (Gb/s)."""
+    """Shared storage: capacity (TB), price per TB-month (USD), aggregate read/write bandwidth (Gb/s)."""
 
     capacity_tb: Number = Field(default=0.0, ge=0)
     usd_per_tb_month: Number = Field(default=0.0, ge=0)
     read_gbps: Number | None = Field(default=None, gt=0)
+    write_gbps: Number | None = Field(default=None, gt=0)
+
+    @property
+    def write_bytes_per_s(self) -> float | None:
+        """Write bandwidth in bytes/s (``write_gbps``, else ``read_gbps``), if known."""
+        gbps = self.write_gbps if self.write_gbps is not None else self.read_gbps
+        return None if gbps is None else gbps * 1e9 / 8
 
 
 class Datacenter(Section):
@@ -112,9 +119,36 @@ class SchedulerSpec(Section):
 
 
 class FailuresSpec(Section):
-    """Failure model (accelerator MTBF, checkpointing); parsed so that it can be rejected precisely."""
+    """Failures and checkpointing.
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    Accelerators fail with ``accelerator_mtbf_h`` and whole nodes with ``node_mtbf_h`` (hours, mean time
+    between failures of one accelerator / node); a failed one is repaired after ``repair_s`` (a number or a
+    distribution). Jobs checkpoint every ``checkpoint_interval_s`` of work (``auto``: Young/Daly per job),
+    each checkpoint costing ``checkpoint_s``, or ``checkpoint_gb`` written at the storage's ``write_gbps``;
+    a killed job restarts from its last checkpoint after ``restart_s``.
+    """
+
+    accelerator_mtbf_h: Number | None = Field(default=None, gt=0)
+    node_mtbf_h: Number | None = Field(default=None, gt=0)
+    repair_s: DistributionField
+    checkpoint_interval_s: Number | Literal["auto"] | None = None
+    checkpoint_s: Number | None = Field(default=None, ge=0)
+    checkpoint_gb: Number | None = Field(default=None, gt=0)
+    restart_s: Number = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FailuresSpec:
+        if self.accelerator_mtbf_h is None and self.node_mtbf_h is None:
+            raise ValueError("give accelerator_mtbf_h or node_mtbf_h (or leave failures out)")
+        if self.checkpoint_s is not None and self.checkpoint_gb is not None:
+            raise ValueError("give either checkpoint_s or checkpoint_gb, not both")
+        if self.checkpoint_interval_s is not None and self.checkpoint_s is None and self.checkpoint_gb is None:
+            raise ValueError("checkpoint_interval_s needs the cost of a checkpoint: checkpoint_s or checkpoint_gb")
+        if self.checkpoint_interval_s == "auto" and self.accelerator_mtbf_h is None:
+            raise ValueError("checkpoint_interval_s: auto (Young/Daly) needs accelerator_mtbf_h")
+        if isinstance(self.checkpoint_interval_s, float) and self.checkpoint_interval_s <= 0:
+            raise ValueError("checkpoint_interval_s must be > 0 or auto")
+        return self
 
 
 class Outputs(Section):
@@ -148,6 +182,7 @@ class Scenario(Section):
     workloads: list[Any]
     scheduler: SchedulerSpec
     outputs: Outputs
+    failures: FailuresSpec | None = None
     base_dir: str = "."
 
     @property

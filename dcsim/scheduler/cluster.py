@@ -130,6 +130,7 @@ class Cluster:
             rack += 1
         self.pools = {name: Pool(name, nodes) for name, nodes in pools.items()}
         self.busy = 0
+        self.down: set[int] = set()
 
     @property
     def size(self) -> int:
@@ -166,9 +167,30 @@ class Cluster:
         return taken
 
     def release(self, accelerators: list[int]) -> None:
-        """Return accelerators to their nodes."""
+        """Return accelerators to their nodes (failed ones stay out of service until repaired)."""
         for index in accelerators:
-            node = self.nodes[self.node_of[index]]
-            node.free.append(index)
-            self.pools[node.accelerator].moved(node, len(node.free) - 1)
+            if index not in self.down:
+                self._free(index)
         self.busy -= len(accelerators)
+
+    def _free(self, index: int) -> None:
+        node = self.nodes[self.node_of[index]]
+        node.free.append(index)
+        self.pools[node.accelerator].moved(node, len(node.free) - 1)
+
+    def take_offline(self, index: int) -> None:
+        """Take a failed accelerator out of service (out of the free set if it was free)."""
+        if index in self.down:
+            return
+        self.down.add(index)
+        node = self.nodes[self.node_of[index]]
+        if index in node.free:
+            node.free.remove(index)
+            self.pools[node.accelerator].moved(node, len(node.free) + 1)
+
+    def bring_online(self, index: int, held: bool) -> None:
+        """Return a repaired accelerator to service (free unless a job still ``held`` it)."""
+        if index in self.down:
+            self.down.discard(index)
+            if not held:
+                self._free(index)

@@ -19,17 +19,19 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from dcsim.engine.simulation import Simulation
+from dcsim.scheduler.checkpointing import NO_CHECKPOINTS, Checkpointing
 from dcsim.scheduler.cluster import Cluster
 from dcsim.scheduler.placement import Placement
 from dcsim.scheduler.policies import SchedulingPolicy
 from dcsim.workloads.jobs import Job
 
 # Segment outcomes recorded in ``ClusterScheduler.segments``.
-COMPLETED, PREEMPTED, RUNNING = "completed", "preempted", "running"
+COMPLETED, PREEMPTED, FAILED, RUNNING = "completed", "preempted", "failed", "running"
 
 
 class Segment(NamedTuple):
-    """One uninterrupted run of a job: ``setup_s`` of overhead, then useful work, until ``end_s``."""
+    """One uninterrupted run of a job: ``setup_s`` of overhead, then work (and checkpoints) until ``end_s``;
+    ``useful_s`` is the work of this segment that counts towards the job's completion."""
 
     job: Job
     start_s: float
@@ -37,6 +39,7 @@ class Segment(NamedTuple):
     accelerators: list[int]
     setup_s: float
     outcome: str
+    useful_s: float
 
 
 class ClusterScheduler:
@@ -58,6 +61,7 @@ class ClusterScheduler:
         preemption: bool = False,
         checkpoint_s: float = 0.0,
         restart_s: float = 0.0,
+        checkpointing: Checkpointing = NO_CHECKPOINTS,
         on_finish: Callable[[Job], None] | None = None,
     ) -> None:
         self.sim = sim
@@ -67,6 +71,8 @@ class ClusterScheduler:
         self.placement = placement
         self.preemption = preemption
         self.resume_cost_s = checkpoint_s + restart_s
+        self.checkpointing = checkpointing
+        self.holder: dict[int, Job] = {}
         self.on_finish = on_finish
         self._keys: list[tuple[Any, int]] = []
         self._waiting: dict[int, Job] = {}
@@ -149,29 +155,70 @@ class ClusterScheduler:
         job.segment_start_s = now
         job.token += 1
         self.running[job.seq] = job
-        timeout = self.env.timeout(job.setup_s + job.remaining_s)
+        for accelerator in job.accelerators:
+            self.holder[accelerator] = job
+        job.checkpoint_interval_s = self.checkpointing.interval_for(job.gpus)
+        wall_s = (
+            job.setup_s + job.remaining_s + self.checkpointing.overhead_s(job.remaining_s, job.checkpoint_interval_s)
+        )
+        timeout = self.env.timeout(wall_s)
         timeout.callbacks.append(partial(self._finish_event, job, job.token))
         review = self.policy.review_after_s(job)
-        if review is not None and review < job.setup_s + job.remaining_s:
+        if review is not None and review < wall_s:
             self.env.timeout(review).callbacks.append(partial(self._review_event, job, job.token))
         return True
 
+    def _worked_s(self, job: Job, now: float) -> float:
+        """Useful work a running job has done in its current segment (s)."""
+        done = self.checkpointing.progress_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s)
+        return min(done, job.remaining_s)
+
     def preempt(self, job: Job) -> None:
-        """Suspend a running job now and put it back in the queue (its progress is kept)."""
+        """Suspend a running job now and put it back in the queue (it checkpoints: no progress is lost)."""
         now = self.now
-        elapsed = now - job.segment_start_s
-        job.remaining_s = max(0.0, job.remaining_s - max(0.0, elapsed - job.setup_s))
-        job.attained_s += elapsed * job.gpus
+        useful = self._worked_s(job, now)
         job.preemptions += 1
-        job.token += 1
-        self._end_segment(job, now, PREEMPTED)
+        self._stop(job, now, PREEMPTED, useful)
         job.setup_s = self.resume_cost_s
         self._enqueue(job)
         self.sim.log.instant("preempt", now, "scheduler", job=job.job_id)
 
-    def _end_segment(self, job: Job, now: float, outcome: str) -> None:
+    def fail(self, accelerator: int) -> None:
+        """An accelerator fails now: it goes out of service, and the job using it (if any) is killed and
+        requeued, keeping only the work saved by its last checkpoint."""
+        now = self.now
+        job = self.holder.get(accelerator)
+        self.cluster.take_offline(accelerator)
+        if job is None:
+            return
+        worked = self._worked_s(job, now)
+        saved = min(
+            self.checkpointing.saved_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s), worked
+        )
+        job.failures += 1
+        job.lost_s += worked - saved
+        self._stop(job, now, FAILED, saved)
+        job.setup_s = self.checkpointing.restart_s
+        self._enqueue(job)
+        self.sim.log.instant("failure", now, "scheduler", job=job.job_id, accelerator=accelerator)
+        self.request_dispatch()
+
+    def repair(self, accelerator: int) -> None:
+        """A failed accelerator is back in service."""
+        self.cluster.bring_online(accelerator, held=accelerator in self.holder)
+        self.request_dispatch()
+
+    def _stop(self, job: Job, now: float, outcome: str, useful_s: float) -> None:
+        job.attained_s += (now - job.segment_start_s) * job.gpus
+        job.remaining_s = max(0.0, job.remaining_s - useful_s)
+        job.token += 1
+        self._end_segment(job, now, outcome, useful_s)
+
+    def _end_segment(self, job: Job, now: float, outcome: str, useful_s: float) -> None:
         del self.running[job.seq]
-        self.segments.append(Segment(job, job.segment_start_s, now, job.accelerators, job.setup_s, outcome))
+        for accelerator in job.accelerators:
+            del self.holder[accelerator]
+        self.segments.append(Segment(job, job.segment_start_s, now, job.accelerators, job.setup_s, outcome, useful_s))
         if self.sim.log.enabled:
             node = self.cluster.nodes[self.cluster.node_of[job.accelerators[0]]].name
             self.sim.log.complete(
@@ -190,11 +237,8 @@ class ClusterScheduler:
         if token != job.token:  # the job was preempted since this completion was scheduled
             return
         now = self.now
-        job.attained_s += (now - job.segment_start_s) * job.gpus
-        job.remaining_s = 0.0
         job.end_s = now
-        job.token += 1
-        self._end_segment(job, now, COMPLETED)
+        self._stop(job, now, COMPLETED, job.remaining_s)
         self.finished.append(job)
         if self.on_finish is not None:
             self.on_finish(job)
@@ -215,14 +259,19 @@ class ClusterScheduler:
 
     def expected_end_s(self, job: Job) -> float:
         """When a running job is expected to finish, from its run-time estimate (s)."""
-        estimated_left = max(0.0, job.estimate_s - (job.duration_s - job.remaining_s))
-        return job.segment_start_s + job.setup_s + estimated_left
+        left = max(0.0, job.estimate_s - (job.duration_s - job.remaining_s))
+        overhead = self.checkpointing.overhead_s(left, job.checkpoint_interval_s)
+        return job.segment_start_s + job.setup_s + left + overhead
 
     # ------------------------------------------------------------------ end
     def close(self, end_s: float) -> None:
         """At the end of the run: record running segments; busy time per accelerator up to ``end_s``."""
         for job in list(self.running.values()):
-            self.segments.append(Segment(job, job.segment_start_s, end_s, job.accelerators, job.setup_s, RUNNING))
+            self.segments.append(
+                Segment(
+                    job, job.segment_start_s, end_s, job.accelerators, job.setup_s, RUNNING, self._worked_s(job, end_s)
+                )
+            )
         if not self.segments:
             return
         index = np.fromiter((a for seg in self.segments for a in seg[3]), dtype=np.int64)

@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 import simpy
 
 from dcsim.engine.simulation import Simulation
+from dcsim.engine.distributions import Constant
+from dcsim.scheduler.checkpointing import NO_CHECKPOINTS, Checkpointing
 from dcsim.scheduler.cluster import Cluster, NodeGroup
 from dcsim.scheduler.dispatcher import ClusterScheduler
+from dcsim.scheduler.failures import FailureInjector
 from dcsim.scheduler.placement import Placement, resolve_placement
 from dcsim.scheduler.policies import SchedulingPolicy, resolve_policy
 from dcsim.testing.strategies import JobSpec
@@ -40,8 +43,12 @@ def simulate_policy(
     checkpoint_s: float = 0.0,
     restart_s: float = 0.0,
     until_s: float | None = None,
+    failures: Sequence[tuple[float, int, float]] = (),
+    checkpointing: Checkpointing = NO_CHECKPOINTS,
 ) -> PolicyRun:
-    """Simulate ``specs`` on ``groups`` under ``policy`` (an instance, a registered name or ``module:Class``)."""
+    """Simulate ``specs`` on ``groups`` under ``policy`` (an instance, a registered name or ``module:Class``).
+
+    ``failures`` are ``(time_s, accelerator index, repair_s)``; ``checkpointing`` is the jobs' work model."""
     if isinstance(policy, str):
         policy = resolve_policy(policy)()
     if isinstance(placement, str):
@@ -55,6 +62,7 @@ def simulate_policy(
         preemption=preemption,
         checkpoint_s=checkpoint_s,
         restart_s=restart_s,
+        checkpointing=checkpointing,
     )
     jobs: list[Job] = []
     now = 0.0
@@ -91,6 +99,8 @@ def simulate_policy(
             scheduler.submit(job)
 
     sim.env.process(arrivals())
+    if failures:
+        FailureInjector(scheduler, sim.stream("failures"), Constant(0.0)).schedule(failures)
     sim.env.run(until=until_s)
     scheduler.close(until_s if until_s is not None else sim.now)
     return run

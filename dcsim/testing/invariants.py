@@ -79,11 +79,13 @@ def every_job_once(run: PolicyRun) -> list[str]:
 
 
 def work_accounted(run: PolicyRun) -> list[str]:
-    """Useful work over a job's segments (segment time minus its set-up) equals its duration when it
-    completed, and never exceeds it: preempted progress is counted once."""
+    """Useful work over a job's segments equals its duration when it completed and never exceeds it (work
+    kept across preemptions and failures is counted once); no segment does more work than it had time."""
     useful: dict[int, float] = defaultdict(float)
     for seg in run.scheduler.segments:
-        useful[seg.job.seq] += max(0.0, seg.end_s - seg.start_s - seg.setup_s)
+        if seg.useful_s > max(0.0, seg.end_s - seg.start_s - seg.setup_s) + EPS:
+            return [f"{seg.job.job_id}: {seg.useful_s:g} s of work in a {seg.end_s - seg.start_s:g} s segment"]
+        useful[seg.job.seq] += seg.useful_s
     problems = []
     for job in run.jobs:
         done = useful.get(job.seq, 0.0)

@@ -83,3 +83,15 @@ def job_streams(
             )
         )
     return jobs
+
+
+@st.composite
+def failure_schedules(draw: st.DrawFn, groups: list[NodeGroup], max_failures: int = 8) -> list[tuple[float, int, float]]:
+    """Accelerator failures ``(time_s, accelerator index, repair_s)`` on the drawn cluster."""
+    size = sum(group.count * group.per_node for group in groups)
+    return draw(
+        st.lists(
+            st.tuples(st.floats(0.0, 300.0, allow_nan=False), st.integers(0, size - 1), st.floats(0.0, 60.0)),
+            max_size=max_failures,
+        )
+    )

@@ -29,19 +29,23 @@ class Job:
     accelerators, ``segment_start_s`` when the current run segment began and ``setup_s`` the overhead at
     the start of that segment (checkpoint restore, restart). ``remaining_s`` is work still to do;
     ``attained_s`` the accelerator-seconds it has been given so far (least-attained-service policies);
-    ``token`` changes whenever it starts or stops, so stale completion events are ignored.
+    ``token`` changes whenever it starts or stops, so stale completion events are ignored. ``failures``
+    counts the times a failure killed it and ``lost_s`` the useful work those failures discarded (s).
     """
 
     __slots__ = (
         "accelerator",
         "accelerators",
         "attained_s",
+        "checkpoint_interval_s",
         "duration_s",
         "end_s",
         "estimate_s",
+        "failures",
         "gpus",
         "index",
         "job_id",
+        "lost_s",
         "model",
         "preemptions",
         "priority",
@@ -89,6 +93,9 @@ class Job:
         self.segment_start_s = math.nan
         self.setup_s = 0.0
         self.preemptions = 0
+        self.failures = 0
+        self.lost_s = 0.0
+        self.checkpoint_interval_s: float | None = None
         self.token = 0
         self.seq = index  # submission sequence number, set by the scheduler
 
