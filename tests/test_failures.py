@@ -64,8 +64,9 @@ def test_invariants_hold_under_failures(policy, data, preemption):
     jobs = data.draw(job_streams(groups))
     failures = data.draw(failure_schedules(groups))
     ckpt = Checkpointing(data.draw(st.sampled_from([None, 5.0, 20.0])), 1.0, 2.0)
-    run = simulate_policy(groups, jobs, policy, preemption=preemption, checkpoint_s=1.0,
-                          failures=failures, checkpointing=ckpt)
+    run = simulate_policy(
+        groups, jobs, policy, preemption=preemption, checkpoint_s=1.0, failures=failures, checkpointing=ckpt
+    )
     assert check_invariants(run) == []
     assert len(run.scheduler.finished) == len(jobs)
     assert not run.cluster.down  # every failed accelerator was repaired
@@ -73,15 +74,33 @@ def test_invariants_hold_under_failures(policy, data, preemption):
 
 def test_scenario_with_mtbf_reports_goodput_and_losses():
     spec = {
-        "name": "failures", "seed": 5,
-        "datacenter": {"nodes": [{"name": "n", "count": 8, "accelerator": "h100-sxm", "accelerators_per_node": 8,
-                                  "usd_per_hour": 20.0}],
-                       "storage": {"capacity_tb": 10, "write_gbps": 100}},
-        "workloads": [{"kind": "jobs", "name": "train", "synthetic": {
-            "count": 60, "rate_per_h": 2, "gpus": {"choices": [8, 16, 32]},
-            "duration_s": {"dist": "lognormal", "mean": 36000, "sigma": 0.5}}}],
-        "failures": {"accelerator_mtbf_h": 500, "repair_s": 3600, "checkpoint_interval_s": "auto",
-                     "checkpoint_gb": 500, "restart_s": 300},
+        "name": "failures",
+        "seed": 5,
+        "datacenter": {
+            "nodes": [
+                {"name": "n", "count": 8, "accelerator": "h100-sxm", "accelerators_per_node": 8, "usd_per_hour": 20.0}
+            ],
+            "storage": {"capacity_tb": 10, "write_gbps": 100},
+        },
+        "workloads": [
+            {
+                "kind": "jobs",
+                "name": "train",
+                "synthetic": {
+                    "count": 60,
+                    "rate_per_h": 2,
+                    "gpus": {"choices": [8, 16, 32]},
+                    "duration_s": {"dist": "lognormal", "mean": 36000, "sigma": 0.5},
+                },
+            }
+        ],
+        "failures": {
+            "accelerator_mtbf_h": 500,
+            "repair_s": 3600,
+            "checkpoint_interval_s": "auto",
+            "checkpoint_gb": 500,
+            "restart_s": 300,
+        },
         "outputs": {"plots": False},
     }
     summary = dcsim.run_scenario(spec).summary

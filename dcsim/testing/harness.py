@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import simpy
 
-from dcsim.engine.simulation import Simulation
 from dcsim.engine.distributions import Constant
+from dcsim.engine.simulation import Simulation
 from dcsim.scheduler.checkpointing import NO_CHECKPOINTS, Checkpointing
 from dcsim.scheduler.cluster import Cluster, NodeGroup
 from dcsim.scheduler.dispatcher import ClusterScheduler

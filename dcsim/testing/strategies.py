@@ -86,7 +86,9 @@ def job_streams(
 
 
 @st.composite
-def failure_schedules(draw: st.DrawFn, groups: list[NodeGroup], max_failures: int = 8) -> list[tuple[float, int, float]]:
+def failure_schedules(
+    draw: st.DrawFn, groups: list[NodeGroup], max_failures: int = 8
+) -> list[tuple[float, int, float]]:
     """Accelerator failures ``(time_s, accelerator index, repair_s)`` on the drawn cluster."""
     size = sum(group.count * group.per_node for group in groups)
     return draw(
