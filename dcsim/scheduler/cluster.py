@@ -168,9 +168,15 @@ class Cluster:
 
     def release(self, accelerators: list[int]) -> None:
         """Return accelerators to their nodes (failed ones stay out of service until repaired)."""
+        by_node: dict[int, list[int]] = {}
         for index in accelerators:
             if index not in self.down:
-                self._free(index)
+                by_node.setdefault(self.node_of[index], []).append(index)
+        for number, indices in by_node.items():
+            node = self.nodes[number]
+            old = len(node.free)
+            node.free.extend(indices)
+            self.pools[node.accelerator].moved(node, old)
         self.busy -= len(accelerators)
 
     def _free(self, index: int) -> None:

@@ -73,6 +73,8 @@ class ClusterScheduler:
         self.resume_cost_s = checkpoint_s + restart_s
         self.checkpointing = checkpointing
         self.holder: dict[int, Job] = {}
+        # per pool: running jobs as (expected end s, seq, gpus), sorted (what backfill reserves against)
+        self.expected_ends: dict[str, list[tuple[float, int, int]]] = {name: [] for name in cluster.pools}
         self.on_finish = on_finish
         self._keys: list[tuple[Any, int]] = []
         self._waiting: dict[int, Job] = {}
@@ -158,6 +160,7 @@ class ClusterScheduler:
         for accelerator in job.accelerators:
             self.holder[accelerator] = job
         job.checkpoint_interval_s = self.checkpointing.interval_for(job.gpus)
+        bisect.insort(self.expected_ends[pool.accelerator], (self.expected_end_s(job), job.seq, job.gpus))
         wall_s = (
             job.setup_s + job.remaining_s + self.checkpointing.overhead_s(job.remaining_s, job.checkpoint_interval_s)
         )
@@ -216,6 +219,8 @@ class ClusterScheduler:
 
     def _end_segment(self, job: Job, now: float, outcome: str, useful_s: float) -> None:
         del self.running[job.seq]
+        ends = self.expected_ends[self.cluster.accelerator_type[job.accelerators[0]]]
+        del ends[bisect.bisect_left(ends, (self.expected_end_s(job), job.seq, job.gpus))]
         for accelerator in job.accelerators:
             del self.holder[accelerator]
         self.segments.append(Segment(job, job.segment_start_s, now, job.accelerators, job.setup_s, outcome, useful_s))

@@ -199,25 +199,25 @@ class Backfill(SchedulingPolicy):
                 break
         if head is None:
             return
+        candidates: list[Job] = []  # later jobs that fit now; without any there is nothing to backfill
+        for job in waiting:
+            if len(candidates) >= self.depth or scheduler.cluster.busy == scheduler.cluster.size:
+                break
+            if scheduler.fits(job):
+                candidates.append(job)
+        if not candidates:
+            return
         reservation = self._reservation(scheduler, head)
         if reservation is None:
             return
         shadow_s, pool_name, extra = reservation
         scheduler.reservations.setdefault(head.seq, shadow_s)
         now = scheduler.now
-        for tried, job in enumerate(waiting):
-            if tried >= self.depth or scheduler.cluster.busy == scheduler.cluster.size:
-                break
-            if not scheduler.fits(job):
-                continue
-            same_pool = job.accelerator in (None, pool_name) and pool_name in [
-                p.accelerator for p in scheduler.cluster.eligible_pools(job.accelerator)
-            ]
+        for job in candidates:
             pool = scheduler.cluster.pool_for(job.gpus, job.accelerator)
-            assert pool is not None
-            if pool.accelerator != pool_name or not same_pool:
-                scheduler.try_start(job)
-            elif now + job.estimate_s <= shadow_s:
+            if pool is None:
+                continue
+            if pool.accelerator != pool_name or now + job.estimate_s <= shadow_s:
                 scheduler.try_start(job)
             elif job.gpus <= extra:
                 extra -= job.gpus
@@ -230,13 +230,8 @@ class Backfill(SchedulingPolicy):
         for pool in scheduler.cluster.eligible_pools(head.accelerator):
             if pool.capacity < head.gpus:
                 continue
-            ends = sorted(
-                (scheduler.expected_end_s(job), job.gpus)
-                for job in scheduler.running.values()
-                if scheduler.cluster.accelerator_type[job.accelerators[0]] == pool.accelerator
-            )
             free = pool.free_total
-            for end_s, gpus in ends:
+            for end_s, _, gpus in scheduler.expected_ends[pool.accelerator]:
                 free += gpus
                 if free >= head.gpus:
                     candidate = (max(end_s, scheduler.now), pool.accelerator, free - head.gpus)

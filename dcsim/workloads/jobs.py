@@ -10,6 +10,7 @@ by ``submit_s`` (ties in file order).
 from __future__ import annotations
 
 import csv
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,29 @@ def _field(row: dict[str, Any], name: str, where: str, whole: bool, minimum: flo
 
 
 def read_job_trace(path: str | Path, workload: str) -> list[Job]:
-    """Read a job trace CSV; errors name ``FILE line N.column``. Returns jobs sorted by submit time."""
+    """Read a job trace CSV; errors name ``FILE line N.column``. Returns jobs sorted by submit time.
+
+    The parsed rows are cached per (file, modification time, size), so validating a scenario and then
+    running it parses a large trace once; every call returns fresh :class:`Job` objects."""
     source = Path(path)
     if not source.is_file():
         raise UserInputError.single(str(path), "trace file not found")
+    stat = source.stat()
+    rows = _parse_trace(str(source.resolve()), stat.st_mtime_ns, stat.st_size)
+    return [
+        Job(index, job_id, submit_s, gpus, duration_s, workload, accelerator, user, model, priority, estimate_s)
+        for index, (job_id, submit_s, gpus, duration_s, accelerator, user, model, priority, estimate_s) in enumerate(
+            rows
+        )
+    ]
+
+
+TraceRow = tuple[str, float, int, float, str | None, str, str, int, float | None]
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_trace(path: str, _mtime_ns: int, _size: int) -> tuple[TraceRow, ...]:
+    source = Path(path)
     with source.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = [c.strip() for c in (reader.fieldnames or [])]
@@ -159,10 +179,10 @@ def read_job_trace(path: str | Path, workload: str) -> list[Job]:
                 f"trace header lacks columns {', '.join(missing)} "
                 f"(expected {','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}])",
             )
-        jobs: list[Job] = []
+        rows: list[TraceRow] = []
         seen: set[str] = set()
-        for line, row in enumerate(reader, start=2):
-            row = {(k or "").strip(): v for k, v in row.items()}
+        for line, raw in enumerate(reader, start=2):
+            row = {(k or "").strip(): v for k, v in raw.items()}
             where = f"{source.name} line {line}"
             job_id = (row.get("job_id") or "").strip()
             if not job_id:
@@ -172,25 +192,20 @@ def read_job_trace(path: str | Path, workload: str) -> list[Job]:
             seen.add(job_id)
             priority = (row.get("priority") or "0").strip() or "0"
             estimate = (row.get("estimate_s") or "").strip()
-            jobs.append(
-                Job(
-                    len(jobs),
+            rows.append(
+                (
                     job_id,
                     _field(row, "submit_s", where, False, 0.0),
                     _field(row, "gpus", where, True, 1),
                     _field(row, "duration_s", where, False, 0.0),
-                    workload,
-                    accelerator=(row.get("accelerator") or "").strip() or None,
-                    user=(row.get("user") or "").strip(),
-                    model=(row.get("model") or "").strip(),
-                    priority=_field({"priority": priority}, "priority", where, True, -(2**31)),
-                    estimate_s=_field({"estimate_s": estimate}, "estimate_s", where, False, 0.0) if estimate else None,
+                    (row.get("accelerator") or "").strip() or None,
+                    (row.get("user") or "").strip(),
+                    (row.get("model") or "").strip(),
+                    _field({"priority": priority}, "priority", where, True, -(2**31)),
+                    _field({"estimate_s": estimate}, "estimate_s", where, False, 0.0) if estimate else None,
                 )
             )
-    if not jobs:
+    if not rows:
         raise UserInputError([Problem(source.name, "trace has no jobs")])
-    order = sorted(range(len(jobs)), key=lambda i: (jobs[i].submit_s, i))
-    ordered = [jobs[i] for i in order]
-    for index, job in enumerate(ordered):
-        job.index = index
-    return ordered
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][1], i))
+    return tuple(rows[i] for i in order)
