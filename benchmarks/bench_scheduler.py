@@ -25,8 +25,15 @@ def write_trace(path: Path, jobs: int, gpus_total: int, seed: int) -> None:
     durations = rng.lognormal(np.log(3600) - 0.5, 1.0, jobs)
     rate = 0.9 * gpus_total / (sizes.mean() * durations.mean())
     submits = np.cumsum(rng.exponential(1 / rate, jobs))
-    frame = pd.DataFrame({"job_id": [f"j{i}" for i in range(jobs)], "submit_s": submits, "gpus": sizes,
-                          "duration_s": durations, "user": rng.choice(["a", "b", "c", "d"], jobs)})
+    frame = pd.DataFrame(
+        {
+            "job_id": [f"j{i}" for i in range(jobs)],
+            "submit_s": submits,
+            "gpus": sizes,
+            "duration_s": durations,
+            "user": rng.choice(["a", "b", "c", "d"], jobs),
+        }
+    )
     frame.to_csv(path, index=False)
 
 
@@ -42,8 +49,18 @@ def main() -> None:
         scenario = {
             "name": "bench-scheduler",
             "seed": 1,
-            "datacenter": {"nodes": [{"name": "dgx", "count": 512, "accelerator": "h100-sxm",
-                                      "accelerators_per_node": 8, "nodes_per_rack": 16, "usd_per_hour": 30.0}]},
+            "datacenter": {
+                "nodes": [
+                    {
+                        "name": "dgx",
+                        "count": 512,
+                        "accelerator": "h100-sxm",
+                        "accelerators_per_node": 8,
+                        "nodes_per_rack": 16,
+                        "usd_per_hour": 30.0,
+                    }
+                ]
+            },
             "workloads": [{"kind": "jobs", "name": "trace", "trace": str(trace)}],
             "scheduler": {"policy": args.policy, "placement": args.placement},
             "outputs": {"plots": False},
@@ -56,8 +73,10 @@ def main() -> None:
     work = result.summary["workloads"]["trace"]
     print(f"{args.jobs:,} jobs on 4,096 GPUs (512 nodes, 32 racks), {args.policy} + {args.placement}")
     print(f"wall {wall:.2f} s, CPU {cpu:.2f} s: {args.jobs / wall:,.0f} jobs/s (target >= 5,000)")
-    print(f"utilization {result.summary['datacenter']['accelerator_utilization']:.3f}, "
-          f"mean wait {work['wait_s']['mean'] / 3600:.2f} h, completed {work['jobs_completed']:,}")
+    print(
+        f"utilization {result.summary['datacenter']['accelerator_utilization']:.3f}, "
+        f"mean wait {work['wait_s']['mean'] / 3600:.2f} h, completed {work['jobs_completed']:,}"
+    )
 
 
 if __name__ == "__main__":

@@ -61,11 +61,30 @@ def leaf_spine_oversubscribed(summary: dict[str, Any]) -> None:
     assert across["time_s"] == pytest.approx(2 * inside["time_s"], rel=0.02)
 
 
+def research_cluster(summary: dict[str, Any]) -> None:
+    work = summary["workloads"]["research"]
+    assert work["jobs_completed"] == 600
+    # sample trace: 600 jobs of the offered load ~0.89 on 64 GPUs; every accelerator-second is a job's
+    assert work["accelerator_hours"] == pytest.approx(
+        summary["datacenter"]["accelerator_utilization"] * 64 * summary["simulated_time_s"] / 3600
+    )
+    assert summary["datacenter"]["goodput"] == pytest.approx(1.0)
+
+
+def research_cluster_failures(summary: dict[str, Any]) -> None:
+    work, dc = summary["workloads"]["research"], summary["datacenter"]
+    assert work["jobs_completed"] == 600
+    assert dc["accelerator_failures"] > 0 and work["failures"] > 0
+    assert 0.9 < dc["goodput"] < 1.0 and work["lost_accelerator_hours"] > 0
+
+
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "quickstart.yaml": quickstart,
     "trace_replay.yaml": trace_replay,
     "nccl_allreduce_dgx_a100.yaml": nccl_allreduce_dgx_a100,
     "leaf_spine_oversubscribed.yaml": leaf_spine_oversubscribed,
+    "research_cluster.yaml": research_cluster,
+    "research_cluster_failures.yaml": research_cluster_failures,
 }
 
 
@@ -85,7 +104,7 @@ def test_scenario_runs(path, tmp_path):
     dc = summary["datacenter"]
     assert dc["energy_kwh"] > 0 and dc["cost_usd"]["total"] >= 0
     assert 0 <= dc["accelerator_utilization"] <= 1
-    if "jobs" in result.tables:
+    if "jobs" in result.tables and result.scenario.failures is None and not result.scenario.scheduler.preemption:
         assert check_job_invariants(result.jobs, dc["accelerators"]) == []
     EXPECTATIONS[path.name](summary)
     written = result.write(tmp_path / "out", plots=True)

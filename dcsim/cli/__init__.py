@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "run_cmd",
     "check_cmd",
     "catalog_cmd",
+    "policies_cmd",
     "calibrate_cmd",
     "net_cmd",
     "trace_cmd",
