@@ -5,7 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
+
 import dcsim
+from dcsim.errors import UserInputError
 
 BASE: dict[str, Any] = {
     "name": "classic",
@@ -88,3 +91,23 @@ def test_priority_preemption_serves_high_priority_first(tmp_path):
     # the low job ran 10 s, was preempted, resumed at 110 after 25 s of checkpoint + restart set-up
     assert jobs.loc["low", "preemptions"] == 1
     assert jobs.loc["low", "end_s"] == 110 + 25 + 990
+
+
+def test_user_policy_from_yaml_by_module_and_class(tmp_path, monkeypatch):
+    (tmp_path / "mypolicies.py").write_text(
+        "from dcsim.scheduler import SchedulingPolicy\n\n"
+        "class LargestFirst(SchedulingPolicy):\n"
+        "    blocking = False\n\n"
+        "    def key(self, job):\n"
+        "        return (-job.gpus, job.submit_s, job.seq)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "t.csv").write_text("job_id,submit_s,gpus,duration_s\nblock,0,32,100\nsmall,1,1,10\nbig,2,16,10\n")
+    spec = copy.deepcopy(BASE)
+    spec["workloads"][0] = {"kind": "jobs", "name": "w", "trace": str(tmp_path / "t.csv")}
+    spec["scheduler"] = {"policy": "mypolicies:LargestFirst"}
+    jobs = dcsim.run_scenario(spec).jobs.set_index("job_id")
+    assert jobs.loc["big", "start_s"] == 100 and jobs.loc["small", "start_s"] == 100  # both fit after "block"
+    spec["scheduler"] = {"policy": "mypolicies:Missing"}
+    with pytest.raises(UserInputError, match="'mypolicies:Missing' is not a SchedulingPolicy subclass"):
+        dcsim.run_scenario(spec)

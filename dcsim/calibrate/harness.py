@@ -17,7 +17,7 @@ import platform
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -55,6 +55,10 @@ class RunConfig:
     log: Log = print
     notes: list[str] = field(default_factory=list)
     merge_with: Profile | None = None
+    #: measure only these op kinds (all if empty): with ``merge_with``, re-measures a part of a profile
+    kinds: tuple[str, ...] = ()
+    #: skip ops that ``merge_with`` already holds (to add new grid shapes to a profile)
+    only_new: bool = False
 
 
 def cuda_device_id(name: str) -> str:
@@ -160,6 +164,17 @@ def _interleave(grid: list[tuple[Op, bool]]) -> list[tuple[Op, bool]]:
             if queue:
                 out.append(queue.pop(0))
     return out
+
+
+def _selected(grid: list[tuple[Op, bool]], cfg: RunConfig) -> list[tuple[Op, bool]]:
+    """The grid restricted to ``cfg.kinds`` and, with ``cfg.only_new``, to ops the profile being
+    merged with has not measured."""
+    if cfg.kinds:
+        grid = [item for item in grid if item[0].kind in cfg.kinds]
+    if cfg.only_new and cfg.merge_with is not None:
+        known = {point.op for point in cfg.merge_with.points}
+        grid = [item for item in grid if item[0] not in known]
+    return grid
 
 
 def _grid_for(device: torch.device, precision: str, quick: bool) -> list[tuple[Op, bool]]:
@@ -290,19 +305,25 @@ def run_calibration(cfg: RunConfig) -> Profile:
         profile = _profile(cfg, device, device_id, name, points, e2e, fault_s_per_byte)
         if cfg.merge_with is not None:
             profile = merge_profiles(cfg.merge_with, profile)
+            # reference peaks from all the merged points (a partial run alone would set them low)
+            peaks, bandwidth, reference = _reference_peaks(device_id, device, list(profile.points))
+            profile = replace(profile, peak_tflops=peaks, memory_bandwidth_gb_per_s=bandwidth, reference=reference)
         if final:
             profile = with_fits(profile)
         if cfg.out is not None:
             save_profile(profile, cfg.out)
         return profile
 
-    fault_s_per_byte = measure_page_faults(device, cfg.quick)
+    if cfg.kinds and cfg.merge_with is not None:  # a partial re-measurement keeps the measured cost
+        fault_s_per_byte = cfg.merge_with.page_fault_s_per_byte
+    else:
+        fault_s_per_byte = measure_page_faults(device, cfg.quick)
     cfg.log(f"  fresh memory costs {fault_s_per_byte * 1e9:.3f} s/GB in page faults")
     passes = 1 if cfg.quick or device.type == "cuda" else 2
     for number, precision in enumerate(precisions):
         if device.type == "cuda":
             _set_tf32(precision == "tf32")
-        grid = _interleave(_grid_for(device, precision, cfg.quick))
+        grid = _interleave(_selected(_grid_for(device, precision, cfg.quick), cfg))
         section_start = time.perf_counter()
         share = (cfg.budget_s - (section_start - started)) / (len(precisions) - number)
         rounds: dict[Op, list[Measurement]] = {}

@@ -75,6 +75,12 @@ class Op:
         raise NotImplementedError
 
     @property
+    def unaligned(self) -> bool:
+        """True for ops whose operand rows are not a multiple of 8 elements wide (see :class:`Matmul`):
+        vectorised kernels then run a slower path; the fit prices it with an extra compute factor."""
+        return False
+
+    @property
     def fit_key(self) -> str:
         """``kind/phase/precision``: ops with one key share one fitted efficiency curve."""
         return f"{self.kind}/{self.phase}/{self.precision}"
@@ -133,6 +139,13 @@ class Matmul(Op):
         if self.sparse_2_4:
             return "matmul_sparse24"
         return "bmm" if self.batch > 1 else "matmul"
+
+    @property
+    def unaligned(self) -> bool:
+        """``n`` or ``k`` not a multiple of 8: rows of the weight and output start off vector and cache-line
+        boundaries (a 50,257-token output head). On the host CPU such a GEMM runs 20-40% slower than
+        one a column narrower or wider (50,256 or 50,264)."""
+        return self.n % 8 != 0 or self.k % 8 != 0
 
     @property
     def flops(self) -> float:
