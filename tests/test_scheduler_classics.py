@@ -111,3 +111,65 @@ def test_user_policy_from_yaml_by_module_and_class(tmp_path, monkeypatch):
     spec["scheduler"] = {"policy": "mypolicies:Missing"}
     with pytest.raises(UserInputError, match="'mypolicies:Missing' is not a SchedulingPolicy subclass"):
         dcsim.run_scenario(spec)
+
+
+def test_quotas_labels_and_taints_from_yaml():
+    spec = copy.deepcopy(BASE)
+    spec["datacenter"]["nodes"] = [
+        {
+            "name": "ondemand",
+            "count": 2,
+            "accelerator": "a100-sxm-80gb",
+            "accelerators_per_node": 8,
+            "usd_per_hour": 10.0,
+            "labels": {"tier": "prod"},
+        },
+        {
+            "name": "spot",
+            "count": 2,
+            "accelerator": "a100-sxm-80gb",
+            "accelerators_per_node": 8,
+            "usd_per_hour": 4.0,
+            "labels": {"tier": "batch"},
+            "taints": ["preemptible"],
+        },
+    ]
+    stream = {
+        "count": 200,
+        "rate_per_h": 30,
+        "gpus": {"choices": [1, 2, 4, 8]},
+        "duration_s": {"dist": "exponential", "mean": 1800},
+    }
+    spec["workloads"] = [
+        {"kind": "jobs", "name": "prod", "team": "prod", "node_selector": {"tier": "prod"}, "synthetic": stream},
+        {"kind": "jobs", "name": "batch", "team": "batch", "tolerations": ["preemptible"], "synthetic": stream},
+    ]
+    spec["scheduler"] = {"policy": "sjf", "quotas": {"batch": 12}}
+    jobs = dcsim.run_scenario(spec).jobs
+    prod = jobs[jobs["workload"] == "prod"]
+    assert set(";".join(prod["nodes"]).split(";")) <= {"ondemand-0", "ondemand-1"}
+    batch = jobs[jobs["workload"] == "batch"]
+    assert {n.split("-")[0] for n in ";".join(batch["nodes"]).split(";")} == {"ondemand", "spot"}
+    # the batch team never holds more than its quota of 12 accelerators
+    events = sorted(
+        [(t, g) for t, g in zip(batch["start_s"], batch["gpus"], strict=True)]
+        + [(t, -g) for t, g in zip(batch["end_s"], batch["gpus"], strict=True)],
+        key=lambda e: (e[0], e[1]),
+    )
+    held = peak = 0
+    for _, delta in events:
+        held += delta
+        peak = max(peak, held)
+    assert peak <= 12 and peak >= 8
+
+
+def test_selector_matching_no_node_is_an_input_error():
+    spec = copy.deepcopy(BASE)
+    spec["workloads"][0] = {
+        "kind": "jobs",
+        "name": "w",
+        "node_selector": {"zone": "mars"},
+        "synthetic": {"count": 5, "rate_per_h": 1, "duration_s": 60},
+    }
+    with pytest.raises(UserInputError, match=r"workloads\[0\].node_selector: no node type matches"):
+        dcsim.load_scenario(spec)

@@ -56,6 +56,39 @@ def test_runs_cut_short_lose_nothing(case, until):
     assert check_invariants(run) == []
 
 
+@pytest.mark.parametrize("policy", POLICIES.names())
+@settings(max_examples=40, deadline=None)
+@given(case=cases(), quota=st.integers(1, 16))
+def test_quotas_cap_each_team(policy, case, quota):
+    groups, jobs, placement = case
+    quotas = {"a": max(quota, max(j.gpus for j in jobs if j.team == "a") if any(j.team == "a" for j in jobs) else 1)}
+    run = simulate_policy(groups, jobs, policy, placement, quotas=quotas)
+    cls = POLICIES.resolve(policy)
+    assert check_invariants(run, conserving=cls.work_conserving) == []
+    assert len(run.scheduler.finished) == len(jobs)
+
+
+def test_selectors_and_taints_steer_jobs():
+    from dcsim.scheduler.cluster import NodeGroup
+    from dcsim.testing.strategies import JobSpec
+
+    groups = [
+        NodeGroup("a", 1, "h100-sxm", 4, labels=(("zone", "a"),)),
+        NodeGroup("b", 1, "h100-sxm", 4, labels=(("zone", "b"),), taints=("spot",)),
+    ]
+    jobs = [
+        JobSpec(0, 4, 10),  # no toleration: only zone a
+        JobSpec(0, 4, 10),  # waits for zone a even though zone b is free
+        JobSpec(0, 4, 10, node_selector=(("zone", "b"),), tolerations=("spot",)),
+    ]
+    run = simulate_policy(groups, jobs, "sjf")
+    pools = {seg.job.job_id: run.cluster.pool_of[seg.accelerators[0]] for seg in run.scheduler.segments}
+    assert pools["j0"].startswith("h100-sxm[zone=a") and pools["j1"].startswith("h100-sxm[zone=a")
+    assert pools["j2"] == "h100-sxm[zone=b,taint:spot]"
+    assert run.jobs[1].start_s == 10 and run.jobs[2].start_s == 0
+    assert check_invariants(run, conserving=True) == []
+
+
 def test_kit_catches_a_broken_policy():
     """The checks are not vacuous: a policy that never starts a fitting job is flagged as non-conserving,
     and one that reorders under FIFO's name is flagged as out of order."""

@@ -18,7 +18,7 @@ HOLDOUT_EVERY = 4
 HOLDOUT_OFFSET = 2
 MIN_POINTS = 3
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 3
+FIT_VERSION = 4
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -61,6 +61,8 @@ def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, Roo
             note=f"fitted to {len(group)} points of profile {profile.device_id} ({profile.date})",
             fresh_bytes=np.array([profile.fresh_bytes(p.op) for p in group]),
             fault_threshold_bytes=profile.mmap_threshold_bytes,
+            unaligned=np.array([float(p.op.unaligned) for p in group]),
+            segments=np.array([p.op.segments for p in group]),
         )
     return fits
 
@@ -114,7 +116,8 @@ def heldout_errors(profile: Profile) -> tuple[list[ErrorRow], list[ErrorRow], li
         fit = fits.get(point.op.fit_key)
         if fit is None:
             continue
-        predicted = fit.time(point.op.flops, point.op.bytes, fit.fresh_bytes(point.op.allocations))
+        op = point.op
+        predicted = fit.time(op.flops, op.bytes, fit.fresh_bytes(op.allocations), op.unaligned, op.segments)
         pairs.append((point, predicted))
         error = predicted / point.median_s - 1.0
         by_class[point.op.fit_key].append(error)

@@ -9,8 +9,10 @@ few pathological shapes. Coefficients stay non-negative (the best feasible solut
 subsets). The exponent pair with the smallest mean absolute log error, plus a small penalty on the
 exponents (a constant efficiency is preferred unless the data say otherwise), wins. Classes with
 allocations above the CPU allocator's mmap threshold get a fourth, additive term: seconds per fresh
-byte (page faults). If the overhead alone explains every time (launch-bound small ops), the fit keeps
-that overhead and assumes peak FLOP/s and bandwidth beyond the measured range.
+byte (page faults); classes that measured both aligned and unaligned ops (``Op.unaligned``) an extra
+compute factor for the unaligned ones; classes whose ops have segments (``Op.segments``: rows,
+channels or heads a kernel loops over) a cost per segment. If the overhead alone explains every time
+(launch-bound small ops), the fit keeps that overhead and assumes peak FLOP/s and bandwidth beyond the measured range.
 """
 
 from __future__ import annotations
@@ -64,30 +66,36 @@ def _batched_nnls(design: FloatArray, target: FloatArray) -> FloatArray:
     return best
 
 
-def _fit_form(
-    x: tuple[FloatArray, FloatArray, FloatArray | None],
-    t: FloatArray,
-    row_weight: FloatArray,
-    combine: str,
-    overlap: bool,
-) -> FloatArray:
-    """(overhead, compute factor, memory factor, fault factor) for one model form (see :mod:`roofline`)
-    for a batch of exponent choices: ``x`` = (compute seconds at peak (G, n), memory seconds at full
-    bandwidth (G, n), fresh bytes (n,) or None); row weights (G, n).
+#: (compute seconds at peak (G, n), memory seconds at full bandwidth (G, n), fresh bytes (n,), unaligned
+#: flags (n,), segments (n,)); the last three are None where a class has no such term
+Features = tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray | None]
+#: positions of the coefficients: overhead, compute, memory, fault, unaligned, segment
+COEFFICIENTS = 6
+
+
+def _fit_form(x: Features, t: FloatArray, row_weight: FloatArray, combine: str, overlap: bool) -> FloatArray:
+    """(overhead, compute factor, memory factor, fault factor, unaligned factor, seconds per segment)
+    for one model form (see :mod:`roofline`) for a batch of exponent choices (``x``: see
+    :data:`Features`); row weights (G, n).
 
     Starts from the additive form; then alternates between assigning each point to the term that
     bounds it (compute or memory side for ``max``, overhead or device side with ``overlap``) and a
-    non-negative weighted least-squares solve of the resulting linear model.
+    non-negative weighted least-squares solve of the resulting linear model. The unaligned factor
+    is a second compute column (the compute seconds of the unaligned points only); fresh bytes and
+    segments are additive columns.
     """
-    x_c, x_m, fresh = x
+    x_c, x_m, fresh, unaligned, segments = x
     weight = row_weight[:, :, None]
     target = row_weight * t
     ones = np.ones_like(x_c)
-    extra = [np.broadcast_to(fresh, x_c.shape)] if fresh is not None else []
-    coef = _batched_nnls(np.stack([ones, x_c, x_m, *extra], axis=2) * weight, target)
+    x_u = x_c * unaligned if unaligned is not None else None
+    additive = [np.broadcast_to(v, x_c.shape) for v in (fresh, segments) if v is not None]
+    first = [ones, x_c, x_m, *additive] + ([x_u] if x_u is not None else [])
+    coef = _expand(_batched_nnls(np.stack(first, axis=2) * weight, target), x)
     state: FloatArray | None = None
     for _ in range(MAX_ITERATIONS):
-        t_c, t_m = coef[:, 1:2] * x_c, coef[:, 2:3] * x_m
+        t_c = coef[:, 1:2] * x_c + (coef[:, 4:5] * x_u if x_u is not None else 0.0)
+        t_m = coef[:, 2:3] * x_m
         compute = t_c >= t_m if combine == "max" else np.ones_like(x_c, dtype=bool)
         memory = ~compute if combine == "max" else compute
         device = np.maximum(t_c, t_m) if combine == "max" else t_c + t_m
@@ -100,22 +108,40 @@ def _fit_form(
             launch.astype(np.float64) if overlap else ones,
             np.where(compute & ~launch, x_c, 0.0),
             np.where(memory & ~launch, x_m, 0.0),
-            *extra,
+            *additive,
         ]
-        coef = _batched_nnls(np.stack(columns, axis=2) * weight, target)
-    if fresh is None:
-        coef = np.concatenate([coef, np.zeros((coef.shape[0], 1))], axis=1)
+        if x_u is not None:
+            columns.append(np.where(compute & ~launch, x_u, 0.0))
+        coef = _expand(_batched_nnls(np.stack(columns, axis=2) * weight, target), x)
     return coef
 
 
-def _predict(
-    coef: FloatArray, x: tuple[FloatArray, FloatArray, FloatArray | None], combine: str, overlap: bool
-) -> FloatArray:
-    x_c, x_m, fresh = x
-    t_c, t_m = coef[:, 1:2] * x_c, coef[:, 2:3] * x_m
+def _expand(coef: FloatArray, x: Features) -> FloatArray:
+    """Solver coefficients (overhead, compute, memory[, fault][, segment][, unaligned]) as the full
+    :data:`COEFFICIENTS` (see :func:`_fit_form`)."""
+    out = np.zeros((coef.shape[0], COEFFICIENTS))
+    out[:, :3] = coef[:, :3]
+    column = 3
+    for index, feature in ((3, x[2]), (5, x[4]), (4, x[3])):
+        if feature is not None:
+            out[:, index] = coef[:, column]
+            column += 1
+    return out
+
+
+def _predict(coef: FloatArray, x: Features, combine: str, overlap: bool) -> FloatArray:
+    x_c, x_m, fresh, unaligned, segments = x
+    t_c = coef[:, 1:2] * x_c
+    if unaligned is not None:
+        t_c = t_c + coef[:, 4:5] * x_c * unaligned
+    t_m = coef[:, 2:3] * x_m
     device = t_c + t_m if combine == "sum" else np.maximum(t_c, t_m)
     out = np.maximum(coef[:, 0:1], device) if overlap else coef[:, 0:1] + device
-    return out + coef[:, 3:4] * fresh if fresh is not None else out
+    if fresh is not None:
+        out = out + coef[:, 3:4] * fresh
+    if segments is not None:
+        out = out + coef[:, 5:6] * segments
+    return out
 
 
 def _scaled(values: FloatArray, exponent: float) -> FloatArray:
@@ -141,13 +167,18 @@ def fit_roofline(
     note: str = "",
     fresh_bytes: FloatArray | None = None,
     fault_threshold_bytes: float = math.inf,
+    unaligned: FloatArray | None = None,
+    segments: FloatArray | None = None,
 ) -> RooflineFit:
     """Fit the model to measurements: arrays of FLOPs, bytes and median seconds of one op class.
 
     ``peak_flops`` (FLOP/s) and ``bandwidth`` (bytes/s) are the device's reference figures; the fitted
     efficiencies are fractions of them. ``fresh_bytes`` (per point: bytes of allocations above
     ``fault_threshold_bytes``, which fault in new pages on each call on CPUs) adds a fitted
-    seconds-per-byte term where any point has some. Needs at least 2 points.
+    seconds-per-byte term where any point has some; ``unaligned`` (per point, 0 or 1: see
+    ``Op.unaligned``) adds an extra compute factor for those points where the class has some of each;
+    ``segments`` (per point: ``Op.segments``) a fitted cost per segment where the class has some.
+    Needs at least 2 points.
     """
     flops = np.asarray(flops, dtype=np.float64)
     nbytes = np.asarray(nbytes, dtype=np.float64)
@@ -157,6 +188,12 @@ def fit_roofline(
     fresh = None
     if fresh_bytes is not None and np.any(np.asarray(fresh_bytes) > 0):
         fresh = np.asarray(fresh_bytes, dtype=np.float64)
+    flags = None
+    if unaligned is not None and 0 < np.count_nonzero(unaligned) < t.size:
+        flags = np.asarray(unaligned, dtype=np.float64)
+    rows = None
+    if segments is not None and np.any(np.asarray(segments) > 0):
+        rows = np.asarray(segments, dtype=np.float64)
     best: tuple[float, float, float, str, bool, FloatArray] | None = None
     flops_grid = FLOPS_EXPONENTS if np.any(flops > 0) else (0.0,)
     pairs = list(itertools.product(flops_grid, BYTES_EXPONENTS))
@@ -164,6 +201,8 @@ def fit_roofline(
         np.stack([_scaled(flops, gamma) / peak_flops for gamma, _ in pairs]),
         np.stack([_scaled(nbytes, delta) / bandwidth for _, delta in pairs]),
         fresh,
+        flags,
+        rows,
     )
     penalty = EXPONENT_PENALTY * 10 * np.array([g * g + d * d for g, d in pairs])
     for combine in ("max", "sum"):
@@ -175,6 +214,7 @@ def fit_roofline(
                 coef = _fit_form(x, t, row_weight, combine, overlap)
                 # a term that never matters is no term
                 coef[:, 1] *= coef[:, 1] * x[0].max(axis=1) >= NEGLIGIBLE * t.min()
+                coef[:, 4] *= coef[:, 1] > 0
                 coef[:, 2] *= coef[:, 2] * x[1].max(axis=1) >= NEGLIGIBLE * t.min()
                 predicted = np.maximum(_predict(coef, x, combine, overlap), 1e-15)
                 residual = np.abs(predicted / t - 1.0)
@@ -188,7 +228,7 @@ def fit_roofline(
     _, gamma, delta, combine, overlap, coef = best
     if coef[1] == 0 and coef[2] == 0:  # the overhead alone explains the times: peak rates beyond
         gamma, delta, combine, overlap = 0.0, 0.0, "max", True
-        coef = np.array([coef[0], 1.0, 1.0, coef[3]])
+        coef = np.array([coef[0], 1.0, 1.0, coef[3], 0.0, coef[5]])
         note = f"{note}; overhead-bound over the measured range, peak rates assumed beyond it".lstrip("; ")
     return RooflineFit(
         peak_flops=peak_flops,
@@ -204,6 +244,8 @@ def fit_roofline(
         overlap=overlap,
         fault_s_per_byte=float(coef[3]),
         fault_threshold_bytes=fault_threshold_bytes if coef[3] else math.inf,
+        unaligned_factor=float(coef[4]),
+        segment_s=float(coef[5]),
         basis="measured",
         points=int(t.size),
         note=note,

@@ -81,6 +81,12 @@ class Op:
         return False
 
     @property
+    def segments(self) -> float:
+        """Independent rows, channels or heads the op's kernel loops over, each with a fixed setup
+        cost (0 where that is not modelled: GEMMs, convolutions, elementwise ops)."""
+        return 0.0
+
+    @property
     def fit_key(self) -> str:
         """``kind/phase/precision``: ops with one key share one fitted efficiency curve."""
         return f"{self.kind}/{self.phase}/{self.precision}"
@@ -195,6 +201,11 @@ class Attention(Op):
     @property
     def kind(self) -> str:
         return "attention_decode" if self.q_len == 1 else "attention"
+
+    @property
+    def segments(self) -> float:
+        """Query heads: one small score-softmax-value product each."""
+        return float(self.batch * self.heads)
 
     @property
     def pairs(self) -> float:
@@ -375,6 +386,11 @@ class Normalization(Op):
         return self.op_kind
 
     @property
+    def segments(self) -> float:
+        """Reductions: one per channel for BatchNorm, one per row for the others."""
+        return float(self.cols if self.op_kind == "batchnorm" else self.rows)
+
+    @property
     def flops(self) -> float:
         factor = NORMALIZATION[self.op_kind][0]
         return factor * self.rows * self.cols * (1.0 if self.phase == "fwd" else 2.0)
@@ -450,6 +466,11 @@ class Pool2d(Op):
     @property
     def kind(self) -> str:
         return self.op_kind
+
+    @property
+    def segments(self) -> float:
+        """Planes pooled: one per (image, channel)."""
+        return float(self.batch * self.channels)
 
     @property
     def outputs(self) -> int:

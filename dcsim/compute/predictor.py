@@ -71,9 +71,11 @@ class DeviceModel:
     def predict(self, op: Op) -> float:
         """Seconds ``op`` takes on this device (roofline plus, on a profiled CPU, page faults)."""
         fit = self.fit_for(op)
+        unaligned = op.unaligned if fit.unaligned_factor else False
+        segments = op.segments if fit.segment_s else 0.0
         if fit.fault_s_per_byte:
-            return fit.time(op.flops, op.bytes, fit.fresh_bytes(op.allocations))
-        seconds = fit.time(op.flops, op.bytes)
+            return fit.time(op.flops, op.bytes, fit.fresh_bytes(op.allocations), unaligned, segments)
+        seconds = fit.time(op.flops, op.bytes, 0.0, unaligned, segments)
         if self.profile is not None and self.profile.page_fault_s_per_byte:
             seconds += self.profile.fault_seconds(op)
         return seconds
@@ -88,7 +90,13 @@ class DeviceModel:
             fit = self.fit_for(ops[indices[0]])
             flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
             nbytes = np.fromiter((ops[i].bytes for i in indices), np.float64, len(indices))
-            out[indices] = fit.times(flops, nbytes)
+            unaligned = None
+            if fit.unaligned_factor:
+                unaligned = np.fromiter((ops[i].unaligned for i in indices), np.float64, len(indices))
+            segments: FloatArray | float = 0.0
+            if fit.segment_s:
+                segments = np.fromiter((ops[i].segments for i in indices), np.float64, len(indices))
+            out[indices] = fit.times(flops, nbytes, 0.0, unaligned, segments)
         if self.profile is not None and self.profile.page_fault_s_per_byte:
             out += np.fromiter((self._fault_seconds(op) for op in ops), np.float64, len(ops))
         return out

@@ -22,6 +22,12 @@ A factor of 0 (``compute_factor`` or ``memory_factor``) switches that side of th
 On CPUs every allocation larger than the C allocator's mmap threshold gets fresh pages from the OS on
 each call; the page faults cost ``fault_s_per_byte`` seconds per such byte, added to the time
 (``fault_threshold_bytes``; infinite, i.e. no such term, on GPUs).
+
+Ops whose rows are not a multiple of 8 elements wide (``op.unaligned``: the 50,257-token output head
+of GPT-2) run a slower kernel path: their compute factor is ``compute_factor + unaligned_factor``
+(0 where the class measured no such op or the fit found no penalty). ``segment_s`` is a fixed cost
+per segment (``op.segments``: the channels a BatchNorm or a pool reduces, the rows of a LayerNorm, the
+heads of an attention), added to the time: small kernels that loop over many short segments pay it.
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class RooflineFit:
     overlap: bool = False
     fault_s_per_byte: float = 0.0
     fault_threshold_bytes: float = math.inf
+    unaligned_factor: float = 0.0
+    segment_s: float = 0.0
     basis: str = "prior"
     points: int = 0
     note: str = ""
@@ -68,7 +76,7 @@ class RooflineFit:
             raise ValueError(f"RooflineFit.combine must be 'max' or 'sum', not {self.combine!r}")
         if self.peak_flops <= 0 or self.bandwidth <= 0:
             raise ValueError("RooflineFit needs positive peak_flops and bandwidth")
-        if min(self.overhead_s, self.compute_factor, self.memory_factor) < 0:
+        if min(self.overhead_s, self.compute_factor, self.memory_factor, self.unaligned_factor, self.segment_s) < 0:
             raise ValueError("RooflineFit overhead and factors must be >= 0")
         if self.compute_factor == 0 and self.memory_factor == 0:
             raise ValueError("RooflineFit needs a compute or a memory term")
@@ -89,41 +97,61 @@ class RooflineFit:
             return 0.0
         return sum(size for size in allocations if size > self.fault_threshold_bytes)
 
-    def time(self, flops: float, nbytes: float, fresh_bytes: float = 0.0) -> float:
+    def time(
+        self, flops: float, nbytes: float, fresh_bytes: float = 0.0, unaligned: bool = False, segments: float = 0.0
+    ) -> float:
         """Predicted seconds for one op of ``flops`` FLOPs moving ``nbytes`` bytes that allocates
-        ``fresh_bytes`` bytes above the fault threshold (see :meth:`fresh_bytes`)."""
+        ``fresh_bytes`` bytes above the fault threshold (see :meth:`fresh_bytes`); ``unaligned`` and
+        ``segments``: see ``Op.unaligned`` and ``Op.segments``."""
         lo, hi = self.flops_range
         t_c = 0.0
         if self.compute_factor and flops > 0:
+            factor = self.compute_factor + self.unaligned_factor if unaligned else self.compute_factor
             scale = (min(max(flops, lo), hi) / hi) ** -self.flops_exponent
-            t_c = flops * self.compute_factor * scale / self.peak_flops
+            t_c = flops * factor * scale / self.peak_flops
         t_m = 0.0
         if self.memory_factor and nbytes > 0:
             lo, hi = self.bytes_range
             scale = (min(max(nbytes, lo), hi) / hi) ** -self.bytes_exponent
             t_m = nbytes * self.memory_factor * scale / self.bandwidth
         device = t_c + t_m if self.combine == "sum" else (t_c if t_c > t_m else t_m)
-        faults = fresh_bytes * self.fault_s_per_byte
+        extra = fresh_bytes * self.fault_s_per_byte + segments * self.segment_s
         if self.overlap:
-            return (device if device > self.overhead_s else self.overhead_s) + faults
-        return self.overhead_s + device + faults
+            return (device if device > self.overhead_s else self.overhead_s) + extra
+        return self.overhead_s + device + extra
 
-    def times(self, flops: FloatArray, nbytes: FloatArray, fresh_bytes: FloatArray | float = 0.0) -> FloatArray:
-        """Vectorised :meth:`time` over arrays of FLOPs, bytes and fresh bytes."""
-        t_c, t_m = self.terms(flops, nbytes)
+    def times(
+        self,
+        flops: FloatArray,
+        nbytes: FloatArray,
+        fresh_bytes: FloatArray | float = 0.0,
+        unaligned: FloatArray | None = None,
+        segments: FloatArray | float = 0.0,
+    ) -> FloatArray:
+        """Vectorised :meth:`time` over arrays of FLOPs, bytes, fresh bytes, unaligned flags and
+        segments."""
+        t_c, t_m = self.terms(flops, nbytes, unaligned)
         device = t_c + t_m if self.combine == "sum" else np.maximum(t_c, t_m)
         faults = np.asarray(fresh_bytes, dtype=np.float64) * self.fault_s_per_byte
+        if self.segment_s:
+            faults = faults + np.asarray(segments, dtype=np.float64) * self.segment_s
         if self.overlap:
             return np.maximum(device, self.overhead_s) + faults
         return self.overhead_s + device + faults
 
-    def terms(self, flops: FloatArray, nbytes: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Compute-side and memory-side seconds (without overhead) for arrays of FLOPs and bytes."""
+    def terms(
+        self, flops: FloatArray, nbytes: FloatArray, unaligned: FloatArray | None = None
+    ) -> tuple[FloatArray, FloatArray]:
+        """Compute-side and memory-side seconds (without overhead) for arrays of FLOPs and bytes (and
+        unaligned flags, 0 or 1)."""
         flops = np.asarray(flops, dtype=np.float64)
         nbytes = np.asarray(nbytes, dtype=np.float64)
         c_lo, c_hi = self.flops_range
         m_lo, m_hi = self.bytes_range
-        t_c = flops * self.compute_factor / self.peak_flops
+        factor: FloatArray | float = self.compute_factor
+        if unaligned is not None and self.unaligned_factor and self.compute_factor:
+            factor = self.compute_factor + self.unaligned_factor * np.asarray(unaligned, dtype=np.float64)
+        t_c = flops * factor / self.peak_flops
         t_c = t_c * (np.clip(flops, c_lo, c_hi) / c_hi) ** -self.flops_exponent
         t_m = nbytes * self.memory_factor / self.bandwidth
         t_m = t_m * (np.clip(nbytes, m_lo, m_hi) / m_hi) ** -self.bytes_exponent

@@ -14,6 +14,34 @@ from dcsim.network.links import LinkTable
 from dcsim.network.routing import NoRouteError, RoutingPolicy, make_policy
 
 
+class HopTable:
+    """Next hops of every node towards one destination over live links, in CSR form: the hops of node
+    ``u`` are ``node[start[u] : start[u] + count[u]]`` over links ``link[...]``, in the order of
+    :meth:`Controller.next_hops`. ``dist`` is the hop count to the destination (-1: unreachable). The
+    ``*_list`` attributes are the same as Python lists, for per-flow walks."""
+
+    __slots__ = (
+        "count",
+        "count_list",
+        "dist",
+        "dist_list",
+        "link",
+        "link_list",
+        "node",
+        "node_list",
+        "start",
+        "start_list",
+    )
+
+    def __init__(self, dist: np.ndarray, start: np.ndarray, count: np.ndarray, node: np.ndarray, link: np.ndarray):
+        self.dist, self.start, self.count, self.node, self.link = dist, start, count, node, link
+        self.dist_list: list[int] = dist.tolist()
+        self.count_list: list[int] = count.tolist()
+        self.node_list: list[int] = node.tolist()
+        self.link_list: list[int] = link.tolist()
+        self.start_list: list[int] = start.tolist()
+
+
 @dataclass(frozen=True)
 class Route:
     """A path: directed link ids in order, node indices, and the sum of link latencies (s)."""
@@ -48,6 +76,9 @@ class Controller:
         self._distances: dict[int, list[int]] = {}
         self._next_hops: dict[int, dict[int, list[int]]] = {}
         self._k_paths: dict[tuple[int, int, int], list[list[int]]] = {}
+        self._hop_tables: dict[int, HopTable] = {}
+        self._leaf_links: list[int] | None = None
+        self.latency_list: list[float] = self.links.latency_s.tolist()
         self.policy = make_policy(self, policy, policy_params or {})
 
     def index(self, node: Hashable) -> int:
@@ -83,6 +114,40 @@ class Controller:
             ]
             cache[node] = hops
         return hops
+
+    def hop_table(self, dst: int) -> HopTable:
+        """Next hops of every node towards ``dst`` over live links (the vectorized :meth:`next_hops`), cached."""
+        table = self._hop_tables.get(dst)
+        if table is None:
+            links = self.links
+            dist_list = self.distances(dst)
+            dist = np.asarray(dist_list, dtype=np.int64)
+            out, tail, head = links.out_links, links.out_tail, links.out_head
+            usable = (dist[head] == dist[tail] - 1) & self.alive[out] & ((head == dst) | ~links.out_final)
+            count = np.bincount(tail[usable], minlength=len(links.nodes))
+            start = np.cumsum(count) - count
+            table = HopTable(dist, start, count, head[usable], out[usable])
+            self._hop_tables[dst] = table
+        return table
+
+    def leaf_links(self) -> list[int]:
+        """Per node, its only live link in when that link's tail is where every route to the node ends
+        (-1 otherwise), cached until a link changes state.
+
+        A node with one live link ``w -> node`` (a host on its switch) is reached only through ``w``, and
+        every node other than ``w`` has the same next hops towards it as towards ``w`` (unless a link into
+        ``w`` is ``final_only``); so its routes are ``w``'s routes plus that link, and need no search of
+        their own."""
+        if self._leaf_links is None:
+            links, alive = self.links, self.alive
+            out_degree = np.bincount(links.src[alive], minlength=len(links.nodes))
+            final_into = np.bincount(links.dst[links.final_only], minlength=len(links.nodes)) > 0
+            leaf = np.full(len(links.nodes), -1, dtype=np.int64)
+            inward = np.flatnonzero(alive & (out_degree[links.dst] == 1) & alive[np.arange(links.count) ^ 1])
+            inward = inward[~final_into[links.src[inward]]]
+            leaf[links.dst[inward]] = inward
+            self._leaf_links = leaf.tolist()
+        return self._leaf_links
 
     def k_shortest_paths(self, src: int, dst: int, k: int) -> list[list[int]]:
         """Up to ``k`` shortest simple paths by hop count over live links (Yen's algorithm), cached."""
@@ -123,6 +188,8 @@ class Controller:
         self._distances.clear()
         self._next_hops.clear()
         self._k_paths.clear()
+        self._hop_tables.clear()
+        self._leaf_links = None
         return ids
 
     def fail_link(self, u: Hashable, v: Hashable) -> np.ndarray:

@@ -12,6 +12,7 @@ from counters owned by the simulator instance, so two simulators in one process 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,13 @@ from simpy.events import EventPriority
 
 from dcsim.network.controller import Controller, Route
 from dcsim.network.flowtable import FlowBatch, FlowTable
-from dcsim.network.incremental import SAME_RATE, SATURATED, arrival_rate, departures_keep_allocation
+from dcsim.network.incremental import (
+    SAME_RATE,
+    SATURATED,
+    arrival_rate,
+    departures_keep_allocation,
+    departures_keep_allocation_indexed,
+)
 from dcsim.network.local import local_rerate
 from dcsim.network.maxmin import max_min_rows
 from dcsim.network.routing import NoRouteError
@@ -31,6 +38,7 @@ BYTES_TOLERANCE = 1e-9  # a flow with at most this fraction of its bytes left ha
 TIME_TOLERANCE = 1e-12  # ... or one whose remaining time is below this fraction of the clock (>= 1 s)
 LOCAL_CHANGE = 16  # re-rate locally (dcsim.network.local) when at most this many flows start and end at once
 LOCAL_MAX_FLOWS = 24  # ... unless more than this many flows would need new rates: then water-fill all
+INDEXED_DEPARTURES = 4096  # check departures of a table this large through its link index (kept until merges)
 LOCAL_REBUILD = 8192  # rebuild the per-link flow sets for a local re-rate only up to this many active flows
 
 
@@ -131,6 +139,10 @@ class FlowSimulator:
         return self._route_indices(src, dst, key.astype(np.int64))
 
     def _route_indices(self, src: np.ndarray, dst: np.ndarray, key: np.ndarray) -> RoutedFlows:
+        policy = self.controller.policy
+        if policy.static:  # the policy routes the whole batch (Ecmp vectorizes it)
+            ptr, links, latency = policy.route_links(src, dst, key)
+            return RoutedFlows(src, dst, key, ptr, links, latency, self.controller.version)
         route, load = self.controller.route_index, self.controller.link_flows
         routes = []
         for s, d, k in zip(src.tolist(), dst.tolist(), key.tolist(), strict=True):
@@ -148,7 +160,48 @@ class FlowSimulator:
 
     def start_flow(self, src: Hashable, dst: Hashable, nbytes: float, key: int | None = None) -> simpy.Event:
         """Start one flow of ``nbytes`` bytes; the event fires on delivery with a :class:`TransferDone`."""
-        return self.start_flows([src], [dst], nbytes, None if key is None else [key])
+        controller = self.controller
+        if not controller.policy.static:
+            return self.start_flows([src], [dst], nbytes, None if key is None else [key])
+        # one flow: the same steps as start_routed, without the batch machinery
+        s, d = controller.index(src), controller.index(dst)
+        k = self._next_flow if key is None else int(key)
+        path, latency = controller.policy.route_one(s, d, k)
+        size = float(nbytes)
+        if size < 0 or not math.isfinite(size):
+            raise ValueError("flow sizes must be finite and >= 0 bytes")
+        now = float(self.env.now)
+        event = self.env.event()
+        gid = self._next_group
+        self._next_group += 1
+        group = _Group(event, 1, size, now)
+        self._groups[gid] = group
+        fid = self._next_flow
+        self._next_flow += 1
+        self.flows_started += 1
+        if size == 0 or not path:  # nothing to send, or nothing to cross: delivered after the path latency
+            group.pending = 0
+            group.deliver_at = max(now, now + latency)
+            self._complete(gid)
+            return event
+        counts = controller.link_flows
+        for link in path:
+            counts[link] += 1
+        self.flows.staged.append(
+            FlowBatch(
+                np.array([fid]),
+                np.array([gid]),
+                np.array([s]),
+                np.array([d]),
+                np.array([k]),
+                np.array([size]),
+                np.array([latency]),
+                np.array([0, len(path)]),
+                np.array(path, dtype=np.int64),
+            )
+        )
+        self._request_rerate()
+        return event
 
     def start_flows(
         self,
@@ -268,9 +321,7 @@ class FlowSimulator:
             if not self._rerate_locally(done, capacity):
                 self._allocate(capacity)
         else:
-            local = use_shortcuts and (
-                done.size == 0 or departures_keep_allocation(table.paths, table.rate, self._link_rate, capacity, done)
-            )
+            local = use_shortcuts and (done.size in (0, table.size) or self._departures_keep(done, capacity))
             if done.size:
                 if local:  # the others keep their rates: take the leavers' rates off their links
                     rows = table.paths[done]
@@ -292,6 +343,15 @@ class FlowSimulator:
         if self.check:
             self._check_allocation(capacity)
         self._arm_timer()
+
+    def _departures_keep(self, done: np.ndarray, capacity: np.ndarray) -> bool:
+        """Whether the flows in slots ``done`` leave the others' rates max-min fair (see incremental)."""
+        table = self.flows
+        if table.size >= INDEXED_DEPARTURES:
+            return departures_keep_allocation_indexed(
+                table.link_index(), table.active, table.paths, table.rate, self._link_rate, capacity, done
+            )
+        return departures_keep_allocation(table.paths, table.rate, self._link_rate, capacity, done)
 
     def _rerate_locally(self, done: np.ndarray, capacity: np.ndarray) -> bool:
         """Retire ``done``, merge the staged flows and re-rate only the flows the change reaches

@@ -60,6 +60,7 @@ class FlowTable:
         self.path_of: list[tuple[int, ...]] = []
         self.bottleneck: list[int] = []
         self.flows_on: dict[int, set[int]] | None = None
+        self._link_index: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def size(self) -> int:
@@ -98,9 +99,12 @@ class FlowTable:
         if not self.staged:
             return np.zeros(0, dtype=np.int64)
         batches, self.staged = self.staged, []
+        self._link_index = None
         n = sum(b.fid.size for b in batches)
         if n > len(self.free):
             self._grow(self.capacity + n - len(self.free))
+        if n == 1:
+            return self._merge_one(batches[0])
         taken = self.free[len(self.free) - n :]
         del self.free[len(self.free) - n :]
         slots = np.array(taken[::-1], dtype=np.int64)
@@ -123,7 +127,35 @@ class FlowTable:
         self._write_paths(slots, ptr, links)
         return slots
 
+    def _merge_one(self, b: FlowBatch) -> np.ndarray:
+        """:meth:`merge_staged` for a single flow, with scalar writes."""
+        slot = self.free.pop()
+        self.fid[slot], self.group[slot], self.src[slot] = b.fid[0], b.group[0], b.src[0]
+        self.dst[slot], self.key[slot], self.latency_s[slot] = b.dst[0], b.key[0], b.latency_s[0]
+        self.bytes[slot] = self.remaining[slot] = b.bytes[0]
+        self.rate[slot] = 0.0
+        self.active[slot] = True
+        self.count += 1
+        path = tuple(b.links.tolist())
+        if len(path) > self.paths.shape[1]:
+            self._widen(len(path))
+        row = self.paths[slot]
+        row[:] = self.dummy
+        row[: len(path)] = path
+        self.path_of[slot] = path
+        self.bottleneck[slot] = -1
+        flows_on = self.flows_on
+        if flows_on is not None:
+            for link in path:
+                on = flows_on.get(link)
+                if on is None:
+                    flows_on[link] = {slot}
+                else:
+                    on.add(slot)
+        return np.array([slot], dtype=np.int64)
+
     def _write_paths(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
+        self._link_index = None
         lengths = np.diff(ptr)
         width = int(lengths.max()) if lengths.size else 0
         if width > self.paths.shape[1]:
@@ -201,6 +233,20 @@ class FlowTable:
                     flows_on[link] = set(owner_list[a:b])
             self.flows_on = flows_on
         return self.flows_on
+
+    def link_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """The slots on every link in CSR form (``slots[ptr[l] : ptr[l + 1]]`` cross link ``l``), kept
+        until flows are merged or rerouted; slots freed since may still be listed (check ``active``)."""
+        if self._link_index is None:
+            slots = self.slots()
+            rows = self.paths[slots]
+            keep = rows < self.dummy
+            links = rows[keep]
+            owners = np.repeat(slots, keep.sum(axis=1))
+            order = np.argsort(links, kind="stable")
+            ptr = np.concatenate(([0], np.cumsum(np.bincount(links, minlength=self.dummy))))
+            self._link_index = (ptr, owners[order])
+        return self._link_index
 
     def entries(self, slots: np.ndarray) -> np.ndarray:
         """Links of the flows in ``slots`` (padding dropped; repeats kept)."""

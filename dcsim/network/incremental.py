@@ -49,6 +49,43 @@ def departures_keep_allocation(
     return not bool((rate[rows] >= link_max[paths[staying_entries]] * (1 - SAME_RATE)).any())
 
 
+def departures_keep_allocation_indexed(
+    index: tuple[np.ndarray, np.ndarray],
+    active: np.ndarray,
+    paths: np.ndarray,
+    rate: np.ndarray,
+    link_rate: np.ndarray,
+    capacity: np.ndarray,
+    leaving: np.ndarray,
+) -> bool:
+    """:func:`departures_keep_allocation` over the flows on the leavers' saturated links only, found with
+    a link index (``ptr``, ``slots``: see :meth:`~dcsim.network.flowtable.FlowTable.link_index`)."""
+    ptr, owners = index
+    n_links = capacity.size
+    links = paths[leaving].ravel()
+    links = links[links < n_links]
+    saturated = np.unique(links[link_rate[links] >= capacity[links] * (1 - SATURATED)])
+    if saturated.size == 0:
+        return True
+    starts = ptr[saturated]
+    lengths = ptr[saturated + 1] - starts
+    total = int(lengths.sum())
+    entry = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+    slots = owners[entry]
+    link_of = np.repeat(np.arange(saturated.size), lengths)
+    live = active[slots]
+    slots, link_of = slots[live], link_of[live]
+    gone = np.zeros(active.size, dtype=bool)
+    gone[leaving] = True
+    staying = ~gone[slots]
+    if not staying.any():
+        return True
+    rates = rate[slots]
+    link_max = np.zeros(saturated.size)
+    np.maximum.at(link_max, link_of, rates)
+    return not bool((rates[staying] >= link_max[link_of[staying]] * (1 - SAME_RATE)).any())
+
+
 def arrival_rate(
     paths: np.ndarray, rate: np.ndarray, link_rate: np.ndarray, capacity: np.ndarray, path: np.ndarray
 ) -> float | None:

@@ -53,6 +53,9 @@ class LinkTable:
         self._csr_dst = self.dst[order]
         self._csr_link = order
         self._csr_ptr = np.searchsorted(self.src[order], np.arange(len(self.nodes) + 1))
+        # out-links grouped by source node, each node's in link order (as ``neighbours``), and their ends
+        self.out_links = order
+        self.out_tail, self.out_head, self.out_final = self.src[order], self.dst[order], self.final_only[order]
 
     @property
     def count(self) -> int:

@@ -22,6 +22,17 @@ from dcsim.workloads.jobs import Job, synthetic_jobs
 def make_jobs(spec: JobsWorkload, sim: Simulation, base_dir: str) -> list[Job]:
     """The workload's jobs. Synthetic streams draw arrivals, sizes and durations from three child streams
     (``NAME/arrivals``, ``NAME/gpus``, ``NAME/durations``), so changing one leaves the others' draws alone."""
+    jobs = _jobs(spec, sim, base_dir)
+    selector, tolerations = dict(spec.node_selector), frozenset(spec.tolerations)
+    for job in jobs:
+        job.node_selector = selector
+        job.tolerations = tolerations
+        if spec.team is not None and not job.user:
+            job.user = spec.team
+    return jobs
+
+
+def _jobs(spec: JobsWorkload, sim: Simulation, base_dir: str) -> list[Job]:
     if spec.synthetic is None:
         return spec.read_trace(base_dir)
     synth = spec.synthetic

@@ -42,7 +42,11 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
     sim = Simulation(scenario.seed, trace=trace)
     nodes = scenario.datacenter.nodes
     cluster = Cluster(
-        [NodeGroup(n.name, n.count, n.accelerator, n.accelerators_per_node, n.nodes_per_rack) for n in nodes]
+        [
+            NodeGroup(n.name, n.count, n.accelerator, n.accelerators_per_node, n.nodes_per_rack,
+                      tuple(n.labels.items()), tuple(n.taints))
+            for n in nodes
+        ]
     )
     spec = scenario.scheduler
     scheduler = ClusterScheduler(
@@ -54,6 +58,7 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
         checkpoint_s=spec.checkpoint_s,
         restart_s=spec.restart_s,
         checkpointing=checkpointing(scenario),
+        quotas=dict(spec.quotas),
     )
     network = None
     runners: list[Runner] = []

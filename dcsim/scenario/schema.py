@@ -28,7 +28,9 @@ class NodeType(Section):
     Price: ``usd_per_hour`` per node (cloud-style, power included), or ``capex_usd`` per node amortized over
     ``amortization_years`` plus electricity; without either, the catalog's per-accelerator reference price.
     ``accelerator_idle_w``/``accelerator_max_w`` override the catalog's power figures; ``host_power_w`` is the
-    constant draw of the rest of the node (CPUs, fans, NICs), 0 unless given.
+    constant draw of the rest of the node (CPUs, fans, NICs), 0 unless given. ``labels`` and ``taints`` work
+    as in Kubernetes: a job runs here only if its ``node_selector`` matches the labels and it tolerates every
+    taint. ``nodes_per_rack`` groups the nodes into racks (one top-of-rack switch each).
     """
 
     name: str = Field(min_length=1)
@@ -46,6 +48,8 @@ class NodeType(Section):
     accelerator_max_w: Number | None = Field(default=None, ge=0)
     host_power_w: Number = Field(default=0.0, ge=0)
     nodes_per_rack: Count | None = Field(default=None, ge=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _capex_needs_years(self) -> NodeType:
@@ -109,6 +113,7 @@ class SchedulerSpec(Section):
     """Cluster scheduler: a policy (registered name or ``module:Class``), a placement, preemption.
 
     A preempted job is checkpointed and later resumes after ``checkpoint_s + restart_s`` seconds of set-up.
+    ``quotas`` caps the accelerators each team (the jobs' ``user``) may hold at once.
     """
 
     policy: str = "fifo"
@@ -116,6 +121,7 @@ class SchedulerSpec(Section):
     preemption: bool = False
     checkpoint_s: Number = Field(default=0.0, ge=0)
     restart_s: Number = Field(default=0.0, ge=0)
+    quotas: dict[str, Count] = Field(default_factory=dict)
 
 
 class FailuresSpec(Section):

@@ -79,6 +79,8 @@ class JobsWorkload(WorkloadSpec):
 
     ``trace`` is resolved against the scenario file's folder (then the working directory).
     ``accelerator`` pins every job of a synthetic stream to one catalog type; trace rows may name their own.
+    ``team`` sets the team (``user``) of synthetic jobs. ``node_selector`` and ``tolerations`` apply to every
+    job of the workload (Kubernetes style; see the node types' ``labels`` and ``taints``).
     """
 
     kind: Literal["jobs"] = "jobs"
@@ -86,6 +88,9 @@ class JobsWorkload(WorkloadSpec):
     synthetic: SyntheticJobs | None = None
     accelerator: AcceleratorId | None = None
     arrival_s: Number = Field(default=0.0, ge=0)
+    team: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_source(self) -> JobsWorkload:
@@ -109,7 +114,11 @@ class JobsWorkload(WorkloadSpec):
     def check(self, scenario: Scenario) -> list[Problem]:
         pools: dict[str, int] = {}
         for node in scenario.datacenter.nodes:
-            pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
+            labels_match = all(node.labels.get(k) == v for k, v in self.node_selector.items())
+            if labels_match and set(node.taints) <= set(self.tolerations):
+                pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
+        if not pools:
+            return [Problem("node_selector", "no node type matches this workload's node_selector and tolerations")]
         largest = max(pools.values())
         if self.synthetic is not None:
             return self._check_synthetic(pools, largest)

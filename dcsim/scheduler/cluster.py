@@ -1,8 +1,10 @@
-"""The resource pool: nodes of accelerators in racks, grouped into pools by accelerator type.
+"""The resource pool: nodes of accelerators in racks, grouped into pools.
 
 Accelerators are numbered 0..N-1 in the order of the scenario's node types and nodes; node ``i`` of node
 type ``dgx`` is named ``dgx-i``. Racks are numbered across the cluster: each node type fills racks of
-``nodes_per_rack`` nodes (its own racks). A job runs on accelerators of one type (its pool).
+``nodes_per_rack`` nodes (its own racks). A pool is every node with the same accelerator type, labels and
+taints (Kubernetes style); a gang job runs inside one pool: one whose accelerator matches the job's, whose
+labels include the job's node selector and whose taints the job tolerates.
 
 Free accelerators are indexed so that placements never scan the cluster: per pool and per rack,
 ``buckets[k]`` holds the nodes with exactly ``k`` free accelerators.
@@ -23,6 +25,13 @@ class NodeGroup:
     accelerator: str
     per_node: int
     nodes_per_rack: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[str, ...] = ()
+
+    @property
+    def pool_key(self) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]:
+        """Node groups with equal keys share a pool."""
+        return (self.accelerator, tuple(sorted(self.labels)), tuple(sorted(self.taints)))
 
 
 @dataclass
@@ -36,6 +45,7 @@ class Node:
     rack: int = 0
     free: list[int] = field(default_factory=list)
     pool_index: int = 0
+    pool: str = ""
 
     def __post_init__(self) -> None:
         self.free = list(reversed(self.accelerators))
@@ -75,10 +85,13 @@ class Buckets:
 
 @dataclass
 class Pool:
-    """All nodes whose accelerators are of one catalog type, indexed by free count overall and per rack."""
+    """Nodes of one accelerator type, labels and taints, indexed by free count overall and per rack."""
 
+    name: str
     accelerator: str
     nodes: list[Node]
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: frozenset[str] = frozenset()
     capacity: int = 0
     buckets: Buckets = field(init=False)
     racks: dict[int, Buckets] = field(init=False)
@@ -90,6 +103,7 @@ class Pool:
         self.racks = {}
         for index, node in enumerate(self.nodes):
             node.pool_index = index
+            node.pool = self.name
             self.buckets.move(index, 0, len(node.free))
             self.racks.setdefault(node.rack, Buckets(size)).move(index, 0, len(node.free))
 
@@ -97,6 +111,14 @@ class Pool:
     def free_total(self) -> int:
         """Free accelerators in the pool."""
         return self.buckets.free
+
+    def admits(self, accelerator: str | None, selector: dict[str, str], tolerations: frozenset[str]) -> bool:
+        """Whether a job with this accelerator pin, node selector and tolerations may run here."""
+        return (
+            (accelerator is None or accelerator == self.accelerator)
+            and all(self.labels.get(key) == value for key, value in selector.items())
+            and self.taints <= tolerations
+        )
 
     def moved(self, node: Node, old_free: int) -> None:
         """Record that ``node`` went from ``old_free`` free accelerators to its current count."""
@@ -112,7 +134,8 @@ class Cluster:
         self.nodes: list[Node] = []
         self.node_of: list[int] = []
         self.accelerator_type: list[str] = []
-        pools: dict[str, list[Node]] = {}
+        self.pool_of: list[str] = []
+        pools: dict[tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]], list[Node]] = {}
         rack = 0
         for group in groups:
             spec = group if isinstance(group, NodeGroup) else NodeGroup(*group)
@@ -126,9 +149,14 @@ class Cluster:
                 self.node_of += [len(self.nodes)] * spec.per_node
                 self.accelerator_type += [spec.accelerator] * spec.per_node
                 self.nodes.append(node)
-                pools.setdefault(spec.accelerator, []).append(node)
+                pools.setdefault(spec.pool_key, []).append(node)
             rack += 1
-        self.pools = {name: Pool(name, nodes) for name, nodes in pools.items()}
+        self.pools: dict[str, Pool] = {}
+        for (accelerator, labels, taints), nodes in pools.items():
+            extra = ",".join([f"{k}={v}" for k, v in labels] + [f"taint:{t}" for t in taints])
+            name = f"{accelerator}[{extra}]" if extra else accelerator
+            self.pools[name] = Pool(name, accelerator, nodes, dict(labels), frozenset(taints))
+        self.pool_of = [self.nodes[n].pool for n in self.node_of]
         self.busy = 0
         self.down: set[int] = set()
 
@@ -141,21 +169,11 @@ class Cluster:
         """Accelerators in the largest pool: no gang job can be larger."""
         return max(pool.capacity for pool in self.pools.values())
 
-    def pool_for(self, gpus: int, accelerator: str | None) -> Pool | None:
-        """The pool a job of ``gpus`` accelerators (of type ``accelerator`` or any) can start in now."""
-        if accelerator is not None:
-            pool = self.pools.get(accelerator)
-            return pool if pool is not None and pool.free_total >= gpus else None
-        for pool in self.pools.values():
-            if pool.free_total >= gpus:
-                return pool
-        return None
-
-    def eligible_pools(self, accelerator: str | None) -> list[Pool]:
-        """The pools a job may run in: its accelerator's, or all of them."""
-        if accelerator is None:
-            return list(self.pools.values())
-        return [self.pools[accelerator]] if accelerator in self.pools else []
+    def eligible_pools(
+        self, accelerator: str | None, selector: dict[str, str] | None = None, tolerations: frozenset[str] = frozenset()
+    ) -> list[Pool]:
+        """The pools a job may run in, in cluster order."""
+        return [pool for pool in self.pools.values() if pool.admits(accelerator, selector or {}, tolerations)]
 
     def take(self, pool: Pool, node: Node, count: int) -> list[int]:
         """Take ``count`` free accelerators from ``node``."""
@@ -176,13 +194,13 @@ class Cluster:
             node = self.nodes[number]
             old = len(node.free)
             node.free.extend(indices)
-            self.pools[node.accelerator].moved(node, old)
+            self.pools[node.pool].moved(node, old)
         self.busy -= len(accelerators)
 
     def _free(self, index: int) -> None:
         node = self.nodes[self.node_of[index]]
         node.free.append(index)
-        self.pools[node.accelerator].moved(node, len(node.free) - 1)
+        self.pools[node.pool].moved(node, len(node.free) - 1)
 
     def take_offline(self, index: int) -> None:
         """Take a failed accelerator out of service (out of the free set if it was free)."""
@@ -192,7 +210,7 @@ class Cluster:
         node = self.nodes[self.node_of[index]]
         if index in node.free:
             node.free.remove(index)
-            self.pools[node.accelerator].moved(node, len(node.free) + 1)
+            self.pools[node.pool].moved(node, len(node.free) + 1)
 
     def bring_online(self, index: int, held: bool) -> None:
         """Return a repaired accelerator to service (free unless a job still ``held`` it)."""

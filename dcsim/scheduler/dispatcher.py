@@ -20,7 +20,7 @@ import numpy as np
 
 from dcsim.engine.simulation import Simulation
 from dcsim.scheduler.checkpointing import NO_CHECKPOINTS, Checkpointing
-from dcsim.scheduler.cluster import Cluster
+from dcsim.scheduler.cluster import Cluster, Pool
 from dcsim.scheduler.placement import Placement
 from dcsim.scheduler.policies import SchedulingPolicy
 from dcsim.workloads.jobs import Job
@@ -62,6 +62,7 @@ class ClusterScheduler:
         checkpoint_s: float = 0.0,
         restart_s: float = 0.0,
         checkpointing: Checkpointing = NO_CHECKPOINTS,
+        quotas: dict[str, int] | None = None,
         on_finish: Callable[[Job], None] | None = None,
     ) -> None:
         self.sim = sim
@@ -75,6 +76,9 @@ class ClusterScheduler:
         self.holder: dict[int, Job] = {}
         # per pool: running jobs as (expected end s, seq, gpus), sorted (what backfill reserves against)
         self.expected_ends: dict[str, list[tuple[float, int, int]]] = {name: [] for name in cluster.pools}
+        self.quotas = dict(quotas or {})
+        self.team_usage: dict[str, int] = {}
+        self._pools_of: dict[int, list[Pool]] = {}
         self.on_finish = on_finish
         self._keys: list[tuple[Any, int]] = []
         self._waiting: dict[int, Job] = {}
@@ -140,15 +144,38 @@ class ClusterScheduler:
         self.timeline.append((now, self.cluster.busy, len(self._waiting)))
         self.sim.log.counter("cluster", now, "scheduler", busy=self.cluster.busy, queued=len(self._waiting))
 
+    def pools_for(self, job: Job) -> list[Pool]:
+        """The pools ``job`` may run in (its accelerator pin, node selector and tolerations)."""
+        pools = self._pools_of.get(job.seq)
+        if pools is None:
+            pools = self.cluster.eligible_pools(job.accelerator, job.node_selector, job.tolerations)
+            self._pools_of[job.seq] = pools
+        return pools
+
+    def pool_for(self, job: Job) -> Pool | None:
+        """The first eligible pool with enough free accelerators for ``job`` now, if any."""
+        for pool in self.pools_for(job):
+            if pool.free_total >= job.gpus:
+                return pool
+        return None
+
+    def within_quota(self, job: Job) -> bool:
+        """Whether starting ``job`` keeps its team (``user``) within its accelerator quota."""
+        quota = self.quotas.get(job.user)
+        return quota is None or self.team_usage.get(job.user, 0) + job.gpus <= quota
+
     def fits(self, job: Job) -> bool:
-        """Whether ``job`` could start now."""
-        return self.cluster.pool_for(job.gpus, job.accelerator) is not None
+        """Whether ``job`` could start now (free accelerators in an eligible pool, and within quota)."""
+        return self.within_quota(job) and self.pool_for(job) is not None
 
     def try_start(self, job: Job) -> bool:
         """Start a waiting job now if its gang fits; return whether it started."""
-        pool = self.cluster.pool_for(job.gpus, job.accelerator)
+        if not self.within_quota(job):
+            return False
+        pool = self.pool_for(job)
         if pool is None:
             return False
+        self.team_usage[job.user] = self.team_usage.get(job.user, 0) + job.gpus
         self._dequeue(job)
         job.accelerators = self.placement.choose(self.cluster, pool, job.gpus)
         now = self.now
@@ -160,7 +187,7 @@ class ClusterScheduler:
         for accelerator in job.accelerators:
             self.holder[accelerator] = job
         job.checkpoint_interval_s = self.checkpointing.interval_for(job.gpus)
-        bisect.insort(self.expected_ends[pool.accelerator], (self.expected_end_s(job), job.seq, job.gpus))
+        bisect.insort(self.expected_ends[pool.name], (self.expected_end_s(job), job.seq, job.gpus))
         wall_s = (
             job.setup_s + job.remaining_s + self.checkpointing.overhead_s(job.remaining_s, job.checkpoint_interval_s)
         )
@@ -219,7 +246,8 @@ class ClusterScheduler:
 
     def _end_segment(self, job: Job, now: float, outcome: str, useful_s: float) -> None:
         del self.running[job.seq]
-        ends = self.expected_ends[self.cluster.accelerator_type[job.accelerators[0]]]
+        self.team_usage[job.user] -= job.gpus
+        ends = self.expected_ends[self.cluster.pool_of[job.accelerators[0]]]
         del ends[bisect.bisect_left(ends, (self.expected_end_s(job), job.seq, job.gpus))]
         for accelerator in job.accelerators:
             del self.holder[accelerator]

@@ -77,12 +77,14 @@ class SchedulingPolicy:
             return None
         cluster = scheduler.cluster
         outranks_any = False
-        for pool in cluster.eligible_pools(job.accelerator):
+        if not scheduler.within_quota(job):
+            return False
+        for pool in scheduler.pools_for(job):
             victims = sorted(
                 (
                     (self.rank(v), v.segment_start_s, v.seq, v)
                     for v in scheduler.running.values()
-                    if cluster.accelerator_type[v.accelerators[0]] == pool.accelerator
+                    if cluster.pool_of[v.accelerators[0]] == pool.name
                 ),
                 reverse=True,
             )
@@ -214,10 +216,10 @@ class Backfill(SchedulingPolicy):
         scheduler.reservations.setdefault(head.seq, shadow_s)
         now = scheduler.now
         for job in candidates:
-            pool = scheduler.cluster.pool_for(job.gpus, job.accelerator)
-            if pool is None:
+            pool = scheduler.pool_for(job)
+            if pool is None or not scheduler.within_quota(job):
                 continue
-            if pool.accelerator != pool_name or now + job.estimate_s <= shadow_s:
+            if pool.name != pool_name or now + job.estimate_s <= shadow_s:
                 scheduler.try_start(job)
             elif job.gpus <= extra:
                 extra -= job.gpus
@@ -227,14 +229,14 @@ class Backfill(SchedulingPolicy):
     def _reservation(scheduler: ClusterScheduler, head: Job) -> tuple[float, str, int] | None:
         """(shadow time, pool, accelerators spare at that time) of the earliest pool for the head job."""
         best: tuple[float, str, int] | None = None
-        for pool in scheduler.cluster.eligible_pools(head.accelerator):
+        for pool in scheduler.pools_for(head):
             if pool.capacity < head.gpus:
                 continue
             free = pool.free_total
-            for end_s, _, gpus in scheduler.expected_ends[pool.accelerator]:
+            for end_s, _, gpus in scheduler.expected_ends[pool.name]:
                 free += gpus
                 if free >= head.gpus:
-                    candidate = (max(end_s, scheduler.now), pool.accelerator, free - head.gpus)
+                    candidate = (max(end_s, scheduler.now), pool.name, free - head.gpus)
                     if best is None or candidate[0] < best[0]:
                         best = candidate
                     break

@@ -45,6 +45,7 @@ def simulate_policy(
     until_s: float | None = None,
     failures: Sequence[tuple[float, int, float]] = (),
     checkpointing: Checkpointing = NO_CHECKPOINTS,
+    quotas: dict[str, int] | None = None,
 ) -> PolicyRun:
     """Simulate ``specs`` on ``groups`` under ``policy`` (an instance, a registered name or ``module:Class``).
 
@@ -63,6 +64,7 @@ def simulate_policy(
         checkpoint_s=checkpoint_s,
         restart_s=restart_s,
         checkpointing=checkpointing,
+        quotas=quotas,
     )
     jobs: list[Job] = []
     now = 0.0
@@ -82,6 +84,8 @@ def simulate_policy(
                 estimate_s=spec.estimate_s,
             )
         )
+        jobs[-1].node_selector = dict(spec.node_selector)
+        jobs[-1].tolerations = frozenset(spec.tolerations)
     run = PolicyRun(scheduler, jobs)
     schedule = policy.schedule
 

@@ -66,6 +66,36 @@ def no_over_allocation(run: PolicyRun) -> list[str]:
     return problems
 
 
+def placement_constraints_kept(run: PolicyRun) -> list[str]:
+    """Every segment ran on nodes whose labels match the job's node selector and whose taints it tolerates."""
+    cluster = run.cluster
+    problems = []
+    for seg in run.scheduler.segments:
+        job = seg.job
+        for pool_name in {cluster.pool_of[a] for a in seg.accelerators}:
+            if not cluster.pools[pool_name].admits(job.accelerator, job.node_selector, job.tolerations):
+                problems.append(f"{job.job_id} ran in pool {pool_name}, which its selector/tolerations exclude")
+    return problems
+
+
+def quotas_respected(run: PolicyRun) -> list[str]:
+    """At no instant does a team hold more accelerators than its quota."""
+    quotas = run.scheduler.quotas
+    events: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for seg in run.scheduler.segments:
+        if seg.job.user in quotas:
+            events[seg.job.user] += [(seg.start_s, len(seg.accelerators)), (seg.end_s, -len(seg.accelerators))]
+    problems = []
+    for team, items in events.items():
+        held = 0
+        for _, delta in sorted(items, key=lambda item: (item[0], item[1])):  # releases first at equal times
+            held += delta
+            if held > quotas[team]:
+                problems.append(f"team {team} held {held} accelerators, quota {quotas[team]}")
+                break
+    return problems
+
+
 def every_job_once(run: PolicyRun) -> list[str]:
     """Every job completed exactly once, or is still running or waiting; none lost or duplicated."""
     finished = [job.job_id for job in run.scheduler.finished]
@@ -130,8 +160,10 @@ def work_conserving(run: PolicyRun) -> list[str]:
 def check_invariants(
     run: PolicyRun, *, fifo_order: bool = False, conserving: bool = False, reservations: bool = False
 ) -> list[str]:
-    """All general invariants, plus the policy-specific ones asked for."""
+    """All general invariants (allocation, completion, work accounting, selectors and taints, quotas),
+    plus the policy-specific ones asked for."""
     problems = no_over_allocation(run) + every_job_once(run) + work_accounted(run)
+    problems += placement_constraints_kept(run) + quotas_respected(run)
     if fifo_order:
         problems += starts_in_submission_order(run)
     if conserving:

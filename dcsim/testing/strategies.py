@@ -28,11 +28,16 @@ class JobSpec:
     priority: int = 0
     team: str = "a"
     estimate_s: float | None = None
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[str, ...] = ()
 
 
 @st.composite
-def clusters(draw: st.DrawFn, max_groups: int = 3, accelerators: tuple[str, ...] = ACCELERATORS) -> list[NodeGroup]:
-    """Node groups of one or more accelerator types, with racks of 1-4 nodes."""
+def clusters(
+    draw: st.DrawFn, max_groups: int = 3, accelerators: tuple[str, ...] = ACCELERATORS, labels: bool = True
+) -> list[NodeGroup]:
+    """Node groups of one or more accelerator types, with racks of 1-4 nodes, and (if ``labels``) a
+    ``zone`` label (``a``/``b``) and sometimes a ``spot`` taint."""
     count = draw(st.integers(1, max_groups))
     return [
         NodeGroup(
@@ -41,6 +46,8 @@ def clusters(draw: st.DrawFn, max_groups: int = 3, accelerators: tuple[str, ...]
             accelerator=draw(st.sampled_from(accelerators)),
             per_node=draw(st.integers(1, 8)),
             nodes_per_rack=draw(st.integers(1, 4)),
+            labels=(("zone", draw(st.sampled_from("ab"))),) if labels else (),
+            taints=("spot",) if labels and draw(st.booleans()) else (),
         )
         for i in range(count)
     ]
@@ -63,13 +70,20 @@ def job_streams(
     estimates: bool = False,
 ) -> list[JobSpec]:
     """Jobs that each fit the cluster: sizes up to the largest pool (or their pinned pool)."""
-    pools = pool_sizes(groups)
-    largest = max(pools.values())
-    choices: list[str | None] = [None, *sorted(pools)] if pin_accelerators else [None]
     jobs = []
     for _ in range(draw(st.integers(1, max_jobs))):
+        selector: tuple[tuple[str, str], ...] = ()
+        tolerations: tuple[str, ...] = ("spot",)
+        if any(group.labels or group.taints for group in groups):
+            selector = draw(st.sampled_from([(), (("zone", "a"),), (("zone", "b"),)]))
+            tolerations = draw(st.sampled_from([(), ("spot",)]))
+        eligible = [g for g in groups if set(selector) <= set(g.labels) and set(g.taints) <= set(tolerations)]
+        if not eligible:  # no node admits this job: drop the constraints rather than draw an impossible job
+            selector, tolerations, eligible = (), ("spot",), list(groups)
+        pools = pool_sizes(eligible)
+        choices: list[str | None] = [None, *sorted(pools)] if pin_accelerators else [None]
         accelerator = draw(st.sampled_from(choices))
-        limit = pools[accelerator] if accelerator else largest
+        limit = _largest_pool(eligible, accelerator)
         duration = draw(st.floats(0.0, 50.0, allow_nan=False))
         jobs.append(
             JobSpec(
@@ -80,9 +94,20 @@ def job_streams(
                 priority=draw(st.integers(0, 2)),
                 team=draw(st.sampled_from("abc")),
                 estimate_s=duration if not estimates else draw(st.floats(0.0, 60.0, allow_nan=False)),
+                node_selector=selector,
+                tolerations=tolerations,
             )
         )
     return jobs
+
+
+def _largest_pool(groups: list[NodeGroup], accelerator: str | None) -> int:
+    """Accelerators in the largest pool (same accelerator, labels, taints) among ``groups``."""
+    sizes: dict[tuple[object, ...], int] = defaultdict(int)
+    for group in groups:
+        if accelerator is None or group.accelerator == accelerator:
+            sizes[group.pool_key] += group.count * group.per_node
+    return max(sizes.values())
 
 
 @st.composite

@@ -30,7 +30,9 @@ class Job:
     accelerators, ``segment_start_s`` when the current run segment began and ``setup_s`` the overhead at
     the start of that segment (checkpoint restore, restart). ``remaining_s`` is work still to do;
     ``attained_s`` the accelerator-seconds it has been given so far (least-attained-service policies);
-    ``token`` changes whenever it starts or stops, so stale completion events are ignored. ``failures``
+    ``token`` changes whenever it starts or stops, so stale completion events are ignored.
+    ``node_selector`` (labels a node must have) and ``tolerations`` (taints it may ignore) restrict where it
+    runs, as in Kubernetes. ``failures``
     counts the times a failure killed it and ``lost_s`` the useful work those failures discarded (s).
     """
 
@@ -48,6 +50,7 @@ class Job:
         "job_id",
         "lost_s",
         "model",
+        "node_selector",
         "preemptions",
         "priority",
         "remaining_s",
@@ -57,6 +60,7 @@ class Job:
         "start_s",
         "submit_s",
         "token",
+        "tolerations",
         "user",
         "workload",
     )
@@ -98,6 +102,8 @@ class Job:
         self.lost_s = 0.0
         self.checkpoint_interval_s: float | None = None
         self.token = 0
+        self.node_selector: dict[str, str] = {}
+        self.tolerations: frozenset[str] = frozenset()
         self.seq = index  # submission sequence number, set by the scheduler
 
     def __repr__(self) -> str:

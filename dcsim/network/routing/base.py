@@ -17,6 +17,8 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
+
 if TYPE_CHECKING:
     from dcsim.network.controller import Controller
 
@@ -24,6 +26,9 @@ Path = list[int]
 
 ROUTING_POLICIES: dict[str, type[RoutingPolicy]] = {}
 MASK64 = (1 << 64) - 1
+MIX_START = 0x9E3779B97F4A7C15
+MIX_A = 0xBF58476D1CE4E5B9
+MIX_B = 0x94D049BB133111EB
 
 
 class NoRouteError(RuntimeError):
@@ -32,12 +37,24 @@ class NoRouteError(RuntimeError):
 
 def mix64(*values: int) -> int:
     """A deterministic 64-bit hash of integers (splitmix64 finaliser; Python's ``hash`` is salted for str)."""
-    state = 0x9E3779B97F4A7C15
+    state = MIX_START
     for value in values:
-        state = (state ^ (value & MASK64)) * 0xBF58476D1CE4E5B9 & MASK64
-        state = (state ^ (state >> 31)) * 0x94D049BB133111EB & MASK64
-        state ^= state >> 29
+        state = mix64_step(state, value)
     return state
+
+
+def mix64_step(state: int, value: int) -> int:
+    """One step of :func:`mix64`: ``mix64(a, b) == mix64_step(mix64(a), b)``."""
+    state = (state ^ (value & MASK64)) * MIX_A & MASK64
+    state = (state ^ (state >> 31)) * MIX_B & MASK64
+    return state ^ (state >> 29)
+
+
+def mix64_array(state: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """:func:`mix64_step` element-wise on ``uint64`` arrays (numpy wraps products modulo 2**64)."""
+    state = (state ^ values) * np.uint64(MIX_A)
+    state = (state ^ (state >> np.uint64(31))) * np.uint64(MIX_B)
+    return state ^ (state >> np.uint64(29))
 
 
 class RoutingPolicy:
@@ -80,6 +97,23 @@ class RoutingPolicy:
     def choose(self, candidates: list[Path], key: int) -> Path:
         """Pick one candidate; the base policy takes the first."""
         return candidates[0]
+
+    def route_links(
+        self, src: np.ndarray, dst: np.ndarray, key: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Routes of many flows (node indices, keys) as CSR ``ptr``/``links`` and each path's latency (s),
+        as :meth:`Controller.route_index` gives them one by one (policies may vectorize this)."""
+        routes = [
+            self.controller.route_index(s, d, k) for s, d, k in zip(src.tolist(), dst.tolist(), key.tolist(), strict=True)
+        ]
+        ptr = np.concatenate(([0], np.cumsum([r.links.size for r in routes], dtype=np.int64))).astype(np.int64)
+        links = np.concatenate([r.links for r in routes]) if routes else np.empty(0, dtype=np.int64)
+        return ptr, links, np.array([r.latency_s for r in routes], dtype=float)
+
+    def route_one(self, src: int, dst: int, key: int) -> tuple[list[int], float]:
+        """The links (ids) and latency (s) of one flow's route, as :meth:`Controller.route_index` gives it."""
+        route = self.controller.route_index(src, dst, key)
+        return route.links.tolist(), route.latency_s
 
 
 def register_routing_policy(name: str) -> Callable[[type[RoutingPolicy]], type[RoutingPolicy]]:

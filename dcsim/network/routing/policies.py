@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from dcsim.network.routing.base import NoRouteError, Path, RoutingPolicy, mix64, register_routing_policy
+import numpy as np
+
+from dcsim.network.routing.base import (
+    MASK64,
+    MIX_START,
+    NoRouteError,
+    Path,
+    RoutingPolicy,
+    mix64,
+    mix64_array,
+    mix64_step,
+    register_routing_policy,
+)
+
+SEQUENTIAL_SUM = 8  # numpy sums fewer values than this one after another (pairwise from here on)
 
 if TYPE_CHECKING:
     from dcsim.network.controller import Controller
@@ -41,6 +55,96 @@ class Ecmp(RoutingPolicy):
             hops = self.controller.next_hops(here, dst)
             path.append(hops[mix64(seed, key, here) % len(hops)] if len(hops) > 1 else hops[0])
         return path
+
+    # The same walk over the controller's per-destination hop tables, without building node paths: one
+    # flow in plain Python, many flows vectorized (one numpy step per hop). A subclass overriding ``path``
+    # gets the generic versions. Latencies are summed in numpy's order, so routes match bit for bit.
+    def route_one(self, src: int, dst: int, key: int) -> tuple[list[int], float]:
+        if type(self).path is not Ecmp.path:
+            return super().route_one(src, dst, key)
+        if src == dst:
+            return [], 0.0
+        last = self.controller.leaf_links()[dst]
+        target = dst if last < 0 else int(self.controller.links.src[last])  # route to the leaf's switch
+        table = self.controller.hop_table(target)
+        if table.dist_list[src] < 0:
+            raise NoRouteError(f"no route from {self.controller.name(src)} to {self.controller.name(dst)}")
+        state = mix64_step(mix64_step(MIX_START, self.controller.seed), key)
+        count, start, node, link = table.count_list, table.start_list, table.node_list, table.link_list
+        links: list[int] = []
+        here = src
+        while here != target:
+            hops = count[here]
+            i = start[here] + (mix64_step(state, here) % hops if hops > 1 else 0)
+            links.append(link[i])
+            here = node[i]
+        if last >= 0:
+            links.append(last)
+        if len(links) >= SEQUENTIAL_SUM:
+            return links, float(self.controller.links.latency_s[links].sum())
+        latency = self.controller.latency_list
+        total = 0.0
+        for lk in links:
+            total += latency[lk]
+        return links, total
+
+    def route_links(
+        self, src: np.ndarray, dst: np.ndarray, key: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if type(self).path is not Ecmp.path:
+            return super().route_links(src, dst, key)
+        controller = self.controller
+        n = src.size
+        last = np.asarray(controller.leaf_links(), dtype=np.int64)[dst] if n else np.zeros(0, dtype=np.int64)
+        leaf = (last >= 0) & (src != dst)
+        goal = np.where(leaf, controller.links.src[np.maximum(last, 0)], dst)  # a leaf's switch, else dst
+        targets, row = np.unique(goal, return_inverse=True)
+        tables = [controller.hop_table(d) for d in targets.tolist()]
+        dist = np.stack([t.dist for t in tables]) if tables else np.zeros((0, 0), dtype=np.int64)
+        unreachable = np.flatnonzero((dist[row, src] < 0) & (src != dst)) if n else np.zeros(0, dtype=np.int64)
+        # (a leaf's switch reaches the leaf: the leaf is unreachable exactly when its switch is)
+        if unreachable.size:
+            first = int(unreachable[0])
+            raise NoRouteError(f"no route from {controller.name(int(src[first]))} to {controller.name(int(dst[first]))}")
+        if n:
+            sizes = np.array([t.node.size for t in tables], dtype=np.int64)
+            base = np.cumsum(sizes) - sizes
+            start = np.stack([t.start for t in tables]) + base[:, None]
+            count = np.stack([t.count for t in tables])
+            node = np.concatenate([t.node for t in tables])
+            link = np.concatenate([t.link for t in tables])
+        state = np.full(n, MIX_START, dtype=np.uint64)
+        state = mix64_array(state, np.full(n, controller.seed & MASK64, dtype=np.uint64))
+        state = mix64_array(state, key.astype(np.uint64))
+        here = src.copy()
+        moving = np.flatnonzero(here != goal)
+        flows, hops = [], []
+        while moving.size:
+            at, tab = here[moving], row[moving]
+            choices, i = count[tab, at], start[tab, at]
+            multi = np.flatnonzero(choices > 1)
+            if multi.size:
+                hashed = mix64_array(state[moving[multi]], at[multi].astype(np.uint64))
+                i[multi] += (hashed % choices[multi].astype(np.uint64)).astype(np.int64)
+            flows.append(moving)
+            hops.append(link[i])
+            reached = node[i]
+            here[moving] = reached
+            moving = moving[reached != goal[moving]]
+        ends = np.flatnonzero(leaf)
+        flows.append(ends)
+        hops.append(last[ends])
+        ent_flow = np.concatenate(flows)
+        ent_link = np.concatenate(hops)
+        order = np.argsort(ent_flow, kind="stable")
+        ent_flow, links = ent_flow[order], ent_link[order]
+        lengths = np.bincount(ent_flow, minlength=n)
+        ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        latency_s = controller.links.latency_s
+        latency = np.bincount(ent_flow, weights=latency_s[links], minlength=n).astype(float)
+        for f in np.flatnonzero(lengths >= SEQUENTIAL_SUM).tolist():  # numpy sums these pairwise
+            latency[f] = float(latency_s[links[ptr[f] : ptr[f + 1]]].sum())
+        return ptr, links.astype(np.int64), latency
 
 
 @register_routing_policy("least_loaded")
