@@ -80,3 +80,8 @@ def test_duration_cuts_running_jobs(tmp_path):
     assert (w["jobs_completed"], w["jobs_running"], w["jobs_waiting"]) == (0, 1, 1)
     assert result.summary["datacenter"]["accelerator_utilization"] == pytest.approx(1.0)
     assert list(result.jobs["status"]) == ["running", "waiting"]
+
+
+def test_summary_says_which_devices_are_costed_from_measurements(tmp_path):
+    summary = one_job(tmp_path, usd_per_hour=10.0)
+    assert summary["datacenter"]["compute_basis"] == {"a100-sxm-80gb": "prior"}

@@ -89,3 +89,55 @@ def test_policy_parameters_are_checked() -> None:
     assert Controller(graph, "least_loaded", policy_params={"k": 2}).policy.k == 2  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="routing policy ecmp takes no parameters"):
         Controller(graph, "ecmp", policy_params={"k": 2})
+
+
+def _graphs() -> list[object]:
+    from dcsim.network import NetworkConfig, NodeGroup, build_datacenter_fabric
+
+    fabric = build_datacenter_fabric(
+        [NodeGroup("dgx", 2, 8, "a100-sxm-80gb", "nvswitch-a100", 2, 200)], NetworkConfig("leaf_spine", None, 200)
+    )
+    return [
+        build_topology("fat_tree", {"k": 4}, 100, 1.0),
+        build_topology("torus", {"dims": [3, 4]}, 100, 0.7),
+        build_topology("jellyfish", {"switches": 8, "degree": 3, "hosts": 2}, 100, 0.3, seed=2),
+        fabric.graph,
+    ]
+
+
+@pytest.mark.parametrize("graph", _graphs())
+@pytest.mark.parametrize("failed", [False, True])
+def test_fast_ecmp_routes_match_the_hop_by_hop_walk(graph: object, failed: bool) -> None:
+    """Ecmp's vectorized batch routing and its single-flow walk (per-destination hop tables, leaves
+    routed through their switch) give the links and latency of ``Controller.route_index``, bit for bit."""
+    import networkx as nx
+    import numpy as np
+
+    from dcsim.network.routing import NoRouteError
+
+    assert isinstance(graph, nx.Graph)
+    controller = Controller(graph, "ecmp", seed=5)
+    if failed:  # a link between two switches goes down (a leaf may lose its only link in the dgx fabric)
+        u, v = next((u, v) for u, v in graph.edges if graph.degree(u) > 1 and graph.degree(v) > 1)
+        controller.fail_link(u, v)
+    n = len(controller.links.nodes)
+    rng = np.random.default_rng(1)
+    src = rng.integers(0, n, 400)
+    dst = rng.integers(0, n, 400)
+    key = rng.integers(-(2**40), 2**62, 400)
+    expected = []
+    for s, d, k in zip(src.tolist(), dst.tolist(), key.tolist(), strict=True):
+        try:
+            route = controller.route_index(s, d, k)
+        except NoRouteError:
+            expected.append(None)
+            continue
+        expected.append((route.links.tolist(), route.latency_s))
+        assert controller.policy.route_one(s, d, k) == expected[-1]
+    ok = np.array([e is not None for e in expected])
+    ptr, links, latency = controller.policy.route_links(src[ok], dst[ok], key[ok])
+    got = [(links[a:b].tolist(), lat) for a, b, lat in zip(ptr[:-1], ptr[1:], latency.tolist(), strict=True)]
+    assert got == [e for e in expected if e is not None]
+    if not ok.all():
+        with pytest.raises(NoRouteError):
+            controller.policy.route_links(src, dst, key)

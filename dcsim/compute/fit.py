@@ -67,10 +67,16 @@ def _batched_nnls(design: FloatArray, target: FloatArray) -> FloatArray:
 
 
 #: (compute seconds at peak (G, n), memory seconds at full bandwidth (G, n), fresh bytes (n,), unaligned
-#: flags (n,), segments (n,)); the last three are None where a class has no such term
-Features = tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray | None]
-#: positions of the coefficients: overhead, compute, memory, fault, unaligned, segment
-COEFFICIENTS = 6
+#: flags (n,), segments (n,), seconds at full bandwidth of the bytes beyond a cache size (n,)); the last
+#: four are None where a class has no such term
+Features = tuple[
+    FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray | None, FloatArray | None
+]
+#: positions of the coefficients: overhead, compute, memory, fault, unaligned, segment, beyond cache
+COEFFICIENTS = 7
+#: cache sizes tried for the beyond-cache term (bytes), and the score it must gain to be kept
+CACHE_SIZES = tuple(float(1 << bits) for bits in range(21, 27))
+CACHE_GAIN = 0.01
 
 
 def _fit_form(x: Features, t: FloatArray, row_weight: FloatArray, combine: str, overlap: bool) -> FloatArray:
@@ -84,12 +90,12 @@ def _fit_form(x: Features, t: FloatArray, row_weight: FloatArray, combine: str, 
     is a second compute column (the compute seconds of the unaligned points only); fresh bytes and
     segments are additive columns.
     """
-    x_c, x_m, fresh, unaligned, segments = x
+    x_c, x_m, fresh, unaligned, segments, beyond = x
     weight = row_weight[:, :, None]
     target = row_weight * t
     ones = np.ones_like(x_c)
     x_u = x_c * unaligned if unaligned is not None else None
-    additive = [np.broadcast_to(v, x_c.shape) for v in (fresh, segments) if v is not None]
+    additive = [np.broadcast_to(v, x_c.shape) for v in (fresh, segments, beyond) if v is not None]
     first = [ones, x_c, x_m, *additive] + ([x_u] if x_u is not None else [])
     coef = _expand(_batched_nnls(np.stack(first, axis=2) * weight, target), x)
     state: FloatArray | None = None
@@ -122,7 +128,7 @@ def _expand(coef: FloatArray, x: Features) -> FloatArray:
     out = np.zeros((coef.shape[0], COEFFICIENTS))
     out[:, :3] = coef[:, :3]
     column = 3
-    for index, feature in ((3, x[2]), (5, x[4]), (4, x[3])):
+    for index, feature in ((3, x[2]), (5, x[4]), (6, x[5]), (4, x[3])):
         if feature is not None:
             out[:, index] = coef[:, column]
             column += 1
@@ -130,7 +136,7 @@ def _expand(coef: FloatArray, x: Features) -> FloatArray:
 
 
 def _predict(coef: FloatArray, x: Features, combine: str, overlap: bool) -> FloatArray:
-    x_c, x_m, fresh, unaligned, segments = x
+    x_c, x_m, fresh, unaligned, segments, beyond = x
     t_c = coef[:, 1:2] * x_c
     if unaligned is not None:
         t_c = t_c + coef[:, 4:5] * x_c * unaligned
@@ -141,7 +147,26 @@ def _predict(coef: FloatArray, x: Features, combine: str, overlap: bool) -> Floa
         out = out + coef[:, 3:4] * fresh
     if segments is not None:
         out = out + coef[:, 5:6] * segments
+    if beyond is not None:
+        out = out + coef[:, 6:7] * beyond
     return out
+
+
+def _robust_fit(x: Features, t: FloatArray, combine: str, overlap: bool) -> tuple[FloatArray, FloatArray]:
+    """Coefficients (G, COEFFICIENTS) and mean absolute log error (G,) of one form: weights 1/t
+    minimise the relative error; a few reweighting rounds (1/sqrt|r|) turn the squared error into an
+    absolute one, so a few pathological shapes cannot drag the fit."""
+    row_weight = np.broadcast_to(1.0 / t, x[0].shape)
+    for _ in range(ROBUST_ROUNDS + 1):
+        coef = _fit_form(x, t, row_weight, combine, overlap)
+        # a term that never matters is no term
+        coef[:, 1] *= coef[:, 1] * x[0].max(axis=1) >= NEGLIGIBLE * t.min()
+        coef[:, 4] *= coef[:, 1] > 0
+        coef[:, 2] *= coef[:, 2] * x[1].max(axis=1) >= NEGLIGIBLE * t.min()
+        predicted = np.maximum(_predict(coef, x, combine, overlap), 1e-15)
+        residual = np.abs(predicted / t - 1.0)
+        row_weight = 1.0 / t / np.sqrt(np.maximum(residual, ROBUST_FLOOR))
+    return coef, np.mean(np.abs(np.log(predicted / t)), axis=1)
 
 
 def _scaled(values: FloatArray, exponent: float) -> FloatArray:
@@ -203,32 +228,41 @@ def fit_roofline(
         fresh,
         flags,
         rows,
+        None,
     )
     penalty = EXPONENT_PENALTY * 10 * np.array([g * g + d * d for g, d in pairs])
     for combine in ("max", "sum"):
         for overlap in (False, True):
-            # weights 1/t minimise the relative error; a few reweighting rounds (1/sqrt|r|) turn the
-            # squared error into an absolute one, so a few pathological shapes cannot drag the fit
-            row_weight = np.broadcast_to(1.0 / t, x[0].shape)
-            for _ in range(ROBUST_ROUNDS + 1):
-                coef = _fit_form(x, t, row_weight, combine, overlap)
-                # a term that never matters is no term
-                coef[:, 1] *= coef[:, 1] * x[0].max(axis=1) >= NEGLIGIBLE * t.min()
-                coef[:, 4] *= coef[:, 1] > 0
-                coef[:, 2] *= coef[:, 2] * x[1].max(axis=1) >= NEGLIGIBLE * t.min()
-                predicted = np.maximum(_predict(coef, x, combine, overlap), 1e-15)
-                residual = np.abs(predicted / t - 1.0)
-                row_weight = 1.0 / t / np.sqrt(np.maximum(residual, ROBUST_FLOOR))
-            score = np.mean(np.abs(np.log(predicted / t)), axis=1) + penalty
+            coef, error = _robust_fit(x, t, combine, overlap)
+            score = error + penalty
             index = int(np.argmin(score))
             if best is None or score[index] < best[0]:
                 gamma, delta = pairs[index]
                 best = (float(score[index]), gamma, delta, combine, overlap, coef[index].copy())
     assert best is not None
-    _, gamma, delta, combine, overlap, coef = best
+    score_best, gamma, delta, combine, overlap, coef = best
+    # working sets beyond a cache run at a lower bandwidth: with the chosen form, try an extra
+    # seconds-per-byte term for the bytes beyond each cache size that splits the measured sizes
+    cache = math.inf
+    if coef[2] > 0:
+        single = (
+            _scaled(flops, gamma)[None] / peak_flops,
+            _scaled(nbytes, delta)[None] / bandwidth,
+            fresh,
+            flags,
+            rows,
+        )
+        penalty_best = EXPONENT_PENALTY * 10 * (gamma * gamma + delta * delta)
+        for size in CACHE_SIZES:
+            if min(np.count_nonzero(nbytes > size), np.count_nonzero(nbytes <= size)) < 3:
+                continue
+            trial, error = _robust_fit((*single, np.maximum(nbytes - size, 0.0) / bandwidth), t, combine, overlap)
+            if trial[0, 6] > 0 and error[0] + penalty_best + CACHE_GAIN < score_best:
+                score_best, cache, coef = error[0] + penalty_best + CACHE_GAIN, size, trial[0]
     if coef[1] == 0 and coef[2] == 0:  # the overhead alone explains the times: peak rates beyond
         gamma, delta, combine, overlap = 0.0, 0.0, "max", True
-        coef = np.array([coef[0], 1.0, 1.0, coef[3], 0.0, coef[5]])
+        coef = np.array([coef[0], 1.0, 1.0, coef[3], 0.0, coef[5], 0.0])
+        cache = math.inf
         note = f"{note}; overhead-bound over the measured range, peak rates assumed beyond it".lstrip("; ")
     return RooflineFit(
         peak_flops=peak_flops,
@@ -246,6 +280,8 @@ def fit_roofline(
         fault_threshold_bytes=fault_threshold_bytes if coef[3] else math.inf,
         unaligned_factor=float(coef[4]),
         segment_s=float(coef[5]),
+        cache_bytes=cache if coef[6] else math.inf,
+        beyond_cache_factor=float(coef[6]),
         basis="measured",
         points=int(t.size),
         note=note,

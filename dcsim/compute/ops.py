@@ -203,11 +203,6 @@ class Attention(Op):
         return "attention_decode" if self.q_len == 1 else "attention"
 
     @property
-    def segments(self) -> float:
-        """Query heads: one small score-softmax-value product each."""
-        return float(self.batch * self.heads)
-
-    @property
     def pairs(self) -> float:
         """Query-key pairs computed per head (causal: queries are the last ``q_len`` positions)."""
         q, kv = self.q_len, self.kv_len

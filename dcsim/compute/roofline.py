@@ -18,6 +18,8 @@ Outside the measured range efficiency is held at its value at the nearest edge, 
 extrapolates a trend. ``overhead_s`` is the fixed per-call cost (kernel launch, framework dispatch);
 the fit picks ``combine`` and ``overlap`` per op class, whichever explains the measurements best.
 A factor of 0 (``compute_factor`` or ``memory_factor``) switches that side of the roofline off.
+Where working sets beyond a cache run slower than the power law says, the bytes beyond
+``cache_bytes`` cost ``beyond_cache_factor / bandwidth`` seconds each, added to the time.
 
 On CPUs every allocation larger than the C allocator's mmap threshold gets fresh pages from the OS on
 each call; the page faults cost ``fault_s_per_byte`` seconds per such byte, added to the time
@@ -26,8 +28,7 @@ each call; the page faults cost ``fault_s_per_byte`` seconds per such byte, adde
 Ops whose rows are not a multiple of 8 elements wide (``op.unaligned``: the 50,257-token output head
 of GPT-2) run a slower kernel path: their compute factor is ``compute_factor + unaligned_factor``
 (0 where the class measured no such op or the fit found no penalty). ``segment_s`` is a fixed cost
-per segment (``op.segments``: the channels a BatchNorm or a pool reduces, the rows of a LayerNorm, the
-heads of an attention), added to the time: small kernels that loop over many short segments pay it.
+per segment (``op.segments``: the channels a BatchNorm or a pool reduces, the rows of a LayerNorm), added to the time: small kernels that loop over many short segments pay it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class RooflineFit:
     fault_threshold_bytes: float = math.inf
     unaligned_factor: float = 0.0
     segment_s: float = 0.0
+    cache_bytes: float = math.inf
+    beyond_cache_factor: float = 0.0
     basis: str = "prior"
     points: int = 0
     note: str = ""
@@ -116,6 +119,8 @@ class RooflineFit:
             t_m = nbytes * self.memory_factor * scale / self.bandwidth
         device = t_c + t_m if self.combine == "sum" else (t_c if t_c > t_m else t_m)
         extra = fresh_bytes * self.fault_s_per_byte + segments * self.segment_s
+        if self.beyond_cache_factor and nbytes > self.cache_bytes:
+            extra += (nbytes - self.cache_bytes) * self.beyond_cache_factor / self.bandwidth
         if self.overlap:
             return (device if device > self.overhead_s else self.overhead_s) + extra
         return self.overhead_s + device + extra
@@ -135,6 +140,9 @@ class RooflineFit:
         faults = np.asarray(fresh_bytes, dtype=np.float64) * self.fault_s_per_byte
         if self.segment_s:
             faults = faults + np.asarray(segments, dtype=np.float64) * self.segment_s
+        if self.beyond_cache_factor:
+            beyond = np.maximum(np.asarray(nbytes, dtype=np.float64) - self.cache_bytes, 0.0)
+            faults = faults + beyond * self.beyond_cache_factor / self.bandwidth
         if self.overlap:
             return np.maximum(device, self.overhead_s) + faults
         return self.overhead_s + device + faults
@@ -167,16 +175,18 @@ class RooflineFit:
         """JSON-ready parameters (read back by :meth:`from_dict`; an infinite threshold is written as
         ``null``)."""
         out = {**asdict(self), "flops_range": list(self.flops_range), "bytes_range": list(self.bytes_range)}
-        if math.isinf(self.fault_threshold_bytes):
-            out["fault_threshold_bytes"] = None
+        for key in ("fault_threshold_bytes", "cache_bytes"):
+            if math.isinf(out[key]):
+                out[key] = None
         return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RooflineFit:
         """Parameters written by :meth:`to_dict`."""
         values = dict(raw)
-        threshold = values.get("fault_threshold_bytes")
-        values["fault_threshold_bytes"] = math.inf if threshold is None else float(threshold)
+        for key in ("fault_threshold_bytes", "cache_bytes"):
+            threshold = values.get(key)
+            values[key] = math.inf if threshold is None else float(threshold)
         for key in ("flops_range", "bytes_range"):
             low, high = values[key]
             values[key] = (float(low), float(high))

@@ -12,6 +12,7 @@ import pandas as pd
 import simpy
 
 from dcsim._version import __version__
+from dcsim.compute import prediction_basis
 from dcsim.cost import breakdown, node_price, storage_cost_usd
 from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
@@ -198,6 +199,9 @@ def _result(
             "carbon_kg": None if dc.carbon_g_per_kwh is None else facility_kwh * dc.carbon_g_per_kwh / 1000.0,
             "price_basis": price_basis,
             "goodput": goodput(scheduler.segments, end_s),
+            # how dcsim.compute would cost work on each accelerator type: from a calibration profile
+            # measured on that device, or from its datasheet with documented efficiency priors
+            "compute_basis": {n.accelerator: prediction_basis(n.accelerator) for n in dc.nodes},
         },
     }
     jobs_runners = [r for r in runners if isinstance(r, JobsRunner)]

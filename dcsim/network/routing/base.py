@@ -104,7 +104,8 @@ class RoutingPolicy:
         """Routes of many flows (node indices, keys) as CSR ``ptr``/``links`` and each path's latency (s),
         as :meth:`Controller.route_index` gives them one by one (policies may vectorize this)."""
         routes = [
-            self.controller.route_index(s, d, k) for s, d, k in zip(src.tolist(), dst.tolist(), key.tolist(), strict=True)
+            self.controller.route_index(s, d, k)
+            for s, d, k in zip(src.tolist(), dst.tolist(), key.tolist(), strict=True)
         ]
         ptr = np.concatenate(([0], np.cumsum([r.links.size for r in routes], dtype=np.int64))).astype(np.int64)
         links = np.concatenate([r.links for r in routes]) if routes else np.empty(0, dtype=np.int64)

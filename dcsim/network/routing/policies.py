@@ -105,7 +105,9 @@ class Ecmp(RoutingPolicy):
         # (a leaf's switch reaches the leaf: the leaf is unreachable exactly when its switch is)
         if unreachable.size:
             first = int(unreachable[0])
-            raise NoRouteError(f"no route from {controller.name(int(src[first]))} to {controller.name(int(dst[first]))}")
+            raise NoRouteError(
+                f"no route from {controller.name(int(src[first]))} to {controller.name(int(dst[first]))}"
+            )
         if n:
             sizes = np.array([t.node.size for t in tables], dtype=np.int64)
             base = np.cumsum(sizes) - sizes
