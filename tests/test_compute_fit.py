@@ -106,3 +106,32 @@ def test_invalid_fit_parameters_are_rejected():
         _truth(combine="min")
     with pytest.raises(ValueError, match="needs a compute or a memory term"):
         _truth(compute_factor=0.0, memory_factor=0.0)
+
+
+def test_fit_recovers_the_unaligned_penalty_and_the_segment_cost():
+    """Unaligned ops pay an extra compute factor; every segment a fixed cost: both are recovered, and
+    the fitted model round-trips through its dict."""
+    truth = _truth(unaligned_factor=0.5, segment_s=2e-7)
+    flops, nbytes = _shapes(80)
+    rng = np.random.default_rng(3)
+    unaligned = (rng.uniform(size=flops.size) < 0.3).astype(float)
+    segments = np.round(10 ** rng.uniform(1, 4, flops.size))
+    seconds = truth.times(flops, nbytes, 0.0, unaligned, segments)
+    fit = fit_roofline(flops, nbytes, seconds, PEAK, BANDWIDTH, unaligned=unaligned, segments=segments)
+    assert fit.unaligned_factor == pytest.approx(0.5 * fit.compute_factor / (1 / 0.6), rel=0.1)
+    assert fit.segment_s == pytest.approx(2e-7, rel=0.1)
+    predicted = fit.times(flops, nbytes, 0.0, unaligned, segments)
+    assert np.allclose(predicted, seconds, rtol=0.03)
+    assert fit.time(flops[0], nbytes[0], 0.0, bool(unaligned[0]), segments[0]) == pytest.approx(predicted[0])
+    assert RooflineFit.from_dict(fit.to_dict()) == fit
+
+
+def test_fit_finds_a_bandwidth_step_beyond_a_cache():
+    """Bytes beyond 8 MiB at a third of the bandwidth: the fit adds a beyond-cache term there (the
+    exponents, chosen first, may take part of the step)."""
+    nbytes = np.geomspace(1e5, 1e9, 40)
+    seconds = 2e-6 + nbytes / 1e11 + np.maximum(nbytes - (8 << 20), 0.0) * 2 / 1e11
+    fit = fit_roofline(np.zeros_like(nbytes), nbytes, seconds, PEAK, 1e11)
+    assert fit.cache_bytes == 8 << 20 and fit.beyond_cache_factor > 0
+    assert np.allclose(fit.times(np.zeros_like(nbytes), nbytes), seconds, rtol=0.03)
+    assert RooflineFit.from_dict(fit.to_dict()) == fit

@@ -284,11 +284,13 @@ def write_report(profile_dir: Path, out: Path) -> list[Path]:
         "",
         "## Known gaps",
         "",
-        "- A roofline sees an op's FLOPs and bytes, not its shape: on the CPU, GEMMs with a very wide"
-        " output (a 50,257-token LM head) run 12-16% slower than the class fit, which is most of the"
-        " GPT-2 forward error; `mlp.down` and `mlp.up` backward GEMMs of equal size differ by 40%.",
-        "- Small CPU kernels (residual add, BatchNorm, global average pool, decode attention) vary by"
-        " 10-30% between neighbouring shapes; their held-out medians sit at 10-12%.",
+        "- Decode attention on the CPU: fp32 kernels with 128-wide heads run about 20% slower per byte"
+        " than 64-wide ones of the same size, which no term of the model sees.",
+        "- GPT-2 forward at batch 1 is still predicted 13% low: GEMMs of 128 tokens run a few percent"
+        " slower than the fit of the class, and the output head's alignment penalty is fitted from"
+        " other token counts.",
+        "- The CPU's end-to-end forward passes include 3-5% of framework time between ops (Python"
+        " module calls) that no op measurement contains.",
         "- GPU profile: its small ops are bound by PyTorch's host-side dispatch (8-50 us per call,"
         " noisy), and end-to-end forward passes in eager mode are 1.5-2x slower than the sum of"
         " their ops (framework overhead between ops that no op measurement contains); forward+backward"

@@ -10,9 +10,11 @@ subsets). The exponent pair with the smallest mean absolute log error, plus a sm
 exponents (a constant efficiency is preferred unless the data say otherwise), wins. Classes with
 allocations above the CPU allocator's mmap threshold get a fourth, additive term: seconds per fresh
 byte (page faults); classes that measured both aligned and unaligned ops (``Op.unaligned``) an extra
-compute factor for the unaligned ones; classes whose ops have segments (``Op.segments``: rows,
-channels or heads a kernel loops over) a cost per segment. If the overhead alone explains every time
-(launch-bound small ops), the fit keeps that overhead and assumes peak FLOP/s and bandwidth beyond the measured range.
+compute factor for the unaligned ones; classes whose ops have segments (``Op.segments``: rows or
+channels a kernel loops over) a cost per segment. With the winning form and exponents, an extra
+seconds-per-byte term for the bytes beyond a cache size is tried at a few sizes and kept where it
+lowers the error by more than ``CACHE_GAIN``. If the overhead alone explains every time (launch-bound
+small ops), the fit keeps that overhead and assumes peak FLOP/s and bandwidth beyond the measured range.
 """
 
 from __future__ import annotations
@@ -69,9 +71,7 @@ def _batched_nnls(design: FloatArray, target: FloatArray) -> FloatArray:
 #: (compute seconds at peak (G, n), memory seconds at full bandwidth (G, n), fresh bytes (n,), unaligned
 #: flags (n,), segments (n,), seconds at full bandwidth of the bytes beyond a cache size (n,)); the last
 #: four are None where a class has no such term
-Features = tuple[
-    FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray | None, FloatArray | None
-]
+Features = tuple[FloatArray, FloatArray, FloatArray | None, FloatArray | None, FloatArray | None, FloatArray | None]
 #: positions of the coefficients: overhead, compute, memory, fault, unaligned, segment, beyond cache
 COEFFICIENTS = 7
 #: cache sizes tried for the beyond-cache term (bytes), and the score it must gain to be kept
@@ -241,24 +241,29 @@ def fit_roofline(
                 best = (float(score[index]), gamma, delta, combine, overlap, coef[index].copy())
     assert best is not None
     score_best, gamma, delta, combine, overlap, coef = best
-    # working sets beyond a cache run at a lower bandwidth: with the chosen form, try an extra
-    # seconds-per-byte term for the bytes beyond each cache size that splits the measured sizes
+    # working sets beyond a cache run at a lower bandwidth: with the chosen form and compute exponent,
+    # try an extra seconds-per-byte term for the bytes beyond each cache size that splits the measured
+    # sizes (the bytes exponent refitted with it)
     cache = math.inf
     if coef[2] > 0:
+        deltas = [d for d in BYTES_EXPONENTS]
         single = (
-            _scaled(flops, gamma)[None] / peak_flops,
-            _scaled(nbytes, delta)[None] / bandwidth,
+            np.broadcast_to(_scaled(flops, gamma) / peak_flops, (len(deltas), t.size)),
+            np.stack([_scaled(nbytes, d) / bandwidth for d in deltas]),
             fresh,
             flags,
             rows,
         )
-        penalty_best = EXPONENT_PENALTY * 10 * (gamma * gamma + delta * delta)
+        penalties = EXPONENT_PENALTY * 10 * np.array([gamma * gamma + d * d for d in deltas])
         for size in CACHE_SIZES:
             if min(np.count_nonzero(nbytes > size), np.count_nonzero(nbytes <= size)) < 3:
                 continue
             trial, error = _robust_fit((*single, np.maximum(nbytes - size, 0.0) / bandwidth), t, combine, overlap)
-            if trial[0, 6] > 0 and error[0] + penalty_best + CACHE_GAIN < score_best:
-                score_best, cache, coef = error[0] + penalty_best + CACHE_GAIN, size, trial[0]
+            score = error + penalties + CACHE_GAIN
+            score[trial[:, 6] <= 0] = np.inf
+            index = int(np.argmin(score))
+            if score[index] < score_best:
+                score_best, cache, coef, delta = float(score[index]), size, trial[index], deltas[index]
     if coef[1] == 0 and coef[2] == 0:  # the overhead alone explains the times: peak rates beyond
         gamma, delta, combine, overlap = 0.0, 0.0, "max", True
         coef = np.array([coef[0], 1.0, 1.0, coef[3], 0.0, coef[5], 0.0])

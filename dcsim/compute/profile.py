@@ -216,7 +216,7 @@ def merge_profiles(old: Profile, new: Profile) -> Profile:
         new,
         points=tuple(points.values()),
         end_to_end=tuple(cases.values()),
-        notes=(*new.notes, note),
+        notes=(*old.notes, *(n for n in new.notes if n not in old.notes), note),
         fits={},
         fit_version=0,
     )

@@ -28,7 +28,8 @@ each call; the page faults cost ``fault_s_per_byte`` seconds per such byte, adde
 Ops whose rows are not a multiple of 8 elements wide (``op.unaligned``: the 50,257-token output head
 of GPT-2) run a slower kernel path: their compute factor is ``compute_factor + unaligned_factor``
 (0 where the class measured no such op or the fit found no penalty). ``segment_s`` is a fixed cost
-per segment (``op.segments``: the channels a BatchNorm or a pool reduces, the rows of a LayerNorm), added to the time: small kernels that loop over many short segments pay it.
+per segment (``op.segments``: the channels a BatchNorm or a pool reduces, the rows of a LayerNorm),
+added to the time: small kernels that loop over many short segments pay it.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ LOCAL_CHANGE = 16  # re-rate locally (dcsim.network.local) when at most this man
 LOCAL_MAX_FLOWS = 24  # ... unless more than this many flows would need new rates: then water-fill all
 INDEXED_DEPARTURES = 4096  # check departures of a table this large through its link index (kept until merges)
 LOCAL_REBUILD = 8192  # rebuild the per-link flow sets for a local re-rate only up to this many active flows
+FEW_LEAVERS = 8  # update the controller's per-link flow counts of this many leavers in plain Python
 
 
 @dataclass(frozen=True)
@@ -361,27 +362,34 @@ class FlowSimulator:
         Counts an incremental update when no flow that was already running changes its rate (the
         shortcuts of :mod:`dcsim.network.incremental`), else a (local) water-filling."""
         table = self.flows
-        flows_on = table.adjacency()
-        leaver_links = set(table.entries(done).tolist())
+        flows_on = table.adjacency()  # also makes path_of valid for every active slot
+        path_of = table.path_of
         link_rate = self._link_rate
-        saturated = [link for link in leaver_links if link_rate[link] >= capacity[link] * (1 - SATURATED)]
-        self._retire(done)
+        link_item = link_rate.item
+        capacity_list = self._capacity_list
+        full = 1 - SATURATED
+        done_list = done.tolist()
+        leaver_links: set[int] = set()
+        for slot in done_list:  # the same links, in the same order, as table.entries(done)
+            leaver_links.update(path_of[slot])
+        saturated = [link for link in leaver_links if link_item(link) >= capacity_list[link] * full]
+        self._retire(done, done_list)
         new_slots = table.merge_staged().tolist()
         seeds = set(new_slots)
         changed = leaver_links
         for slot in new_slots:
-            changed.update(table.path_of[slot])
+            changed.update(path_of[slot])
             # flows on links the newcomer finds full may have to give way: re-rate them with it
-            saturated.extend(lk for lk in table.path_of[slot] if link_rate[lk] >= capacity[lk] * (1 - SATURATED))
+            saturated.extend(lk for lk in path_of[slot] if link_item(lk) >= capacity_list[lk] * full)
         for link in saturated:
             seeds.update(flows_on[link])
         result = local_rerate(
             flows_on,
-            table.path_of,
+            path_of,
             table.bottleneck,
             table.rate,
             link_rate,
-            self._capacity_list,
+            capacity_list,
             seeds,
             changed,
             LOCAL_MAX_FLOWS,
@@ -389,21 +397,17 @@ class FlowSimulator:
         if result is None:
             return False
         moved = False
-        if result.rates:
-            slots = np.fromiter(result.rates, np.int64, len(result.rates))
-            values = np.fromiter(result.rates.values(), float, len(result.rates))
-            old = table.rate[slots]
-            arrived = set(new_slots)
-            moved = any(
-                abs(v - o) > SAME_RATE * o
-                for s, v, o in zip(result.rates, values.tolist(), old.tolist(), strict=True)
-                if s not in arrived
-            )
-            table.rate[slots] = values
-        if result.link_load:
-            links = np.fromiter(result.link_load, np.int64, len(result.link_load))
-            link_rate[links] = list(result.link_load.values())
-            self.usage.observe_links(links, link_rate[links])
+        rate, rate_item = table.rate, table.rate.item
+        arrived = set(new_slots)
+        for slot, value in result.rates.items():  # a handful of flows: scalar writes beat fancy indexing
+            if not moved and slot not in arrived:
+                old = rate_item(slot)
+                moved = abs(value - old) > SAME_RATE * old
+            rate[slot] = value
+        observe = self.usage.observe_link
+        for link, load in result.link_load.items():
+            link_rate[link] = load
+            observe(link, load)
         self.flows_rerated += len(result.rates)
         if moved:
             self.rerates += 1
@@ -461,23 +465,33 @@ class FlowSimulator:
             (table.remaining <= BYTES_TOLERANCE * table.bytes) | (table.remaining <= table.rate * horizon)
         )
 
-    def _retire(self, done: np.ndarray) -> None:
+    def _retire(self, done: np.ndarray, done_list: list[int] | None = None) -> None:
+        """Remove the flows in slots ``done`` and complete their transfers. ``done_list``: the same slots
+        as a list, given when ``path_of`` is valid for them (then a few leavers are handled in Python)."""
         if done.size == 0:
             return
         table = self.flows
-        self._count_flows(table.entries(done), -1)
-        now = float(self.env.now)
-        groups, latency = table.group[done], table.latency_s[done]
-        table.remove(done)
-        if groups.size == 1:  # the common case of one flow: skip the grouping
-            per_group = [(int(groups[0]), 1, float(latency[0]))]
+        if done_list is not None and len(done_list) <= FEW_LEAVERS:
+            counts, path_of = self.controller.link_flows, table.path_of
+            for slot in done_list:
+                for link in path_of[slot]:
+                    counts[link] -= 1
         else:
+            self._count_flows(table.entries(done), -1)
+        now = float(self.env.now)
+        if done.size == 1:  # the common case of one flow: skip the grouping
+            slot = int(done[0])
+            per_group = [(table.group.item(slot), 1, table.latency_s.item(slot))]
+            table.remove(done)
+        else:
+            groups, latency = table.group[done], table.latency_s[done]
+            table.remove(done)
             order = np.argsort(groups, kind="stable")
             groups, latency = groups[order], latency[order]
             starts = np.flatnonzero(np.concatenate(([True], groups[1:] != groups[:-1])))
-            counts = np.diff(np.append(starts, groups.size))
+            sizes = np.diff(np.append(starts, groups.size))
             slowest = np.maximum.reduceat(latency, starts)
-            per_group = list(zip(groups[starts].tolist(), counts.tolist(), slowest.tolist(), strict=True))
+            per_group = list(zip(groups[starts].tolist(), sizes.tolist(), slowest.tolist(), strict=True))
         for gid, count, lat in per_group:
             group = self._groups.get(gid)
             if group is None:

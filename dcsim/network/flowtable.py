@@ -21,6 +21,7 @@ import numpy as np
 PER_FLOW = ("fid", "group", "src", "dst", "key", "bytes", "remaining", "rate", "latency_s")
 _INT_FIELDS = ("fid", "group", "src", "dst", "key")
 SMALL_CHANGE = 64  # merges and removals up to this many flows keep the Python adjacency up to date
+FEW_SCALAR = 4  # removals of up to this many flows write their slots one by one
 
 
 @dataclass
@@ -193,11 +194,20 @@ class FlowTable:
             for slot in slot_list:
                 for link in path_of[slot]:
                     flows_on[link].discard(slot)
-        self.active[slots] = False
-        self.rate[slots] = 0.0
-        self.remaining[slots] = np.inf
-        self.bytes[slots] = 0.0
-        self.paths[slots] = self.dummy
+        if len(slot_list) <= FEW_SCALAR:  # scalar writes beat fancy indexing for a few slots
+            active, rate, remaining, nbytes, paths = self.active, self.rate, self.remaining, self.bytes, self.paths
+            for slot in slot_list:
+                active[slot] = False
+                rate[slot] = 0.0
+                remaining[slot] = np.inf
+                nbytes[slot] = 0.0
+                paths[slot] = self.dummy
+        else:
+            self.active[slots] = False
+            self.rate[slots] = 0.0
+            self.remaining[slots] = np.inf
+            self.bytes[slots] = 0.0
+            self.paths[slots] = self.dummy
         self.count -= len(slot_list)
         self.free.extend(sorted(slot_list, reverse=True))
 

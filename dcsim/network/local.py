@@ -16,6 +16,7 @@ of active flows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -53,8 +54,8 @@ def local_rerate(
     whose flows changed (the leavers' and newcomers' links). Returns None when more than ``max_flows``
     flows would have to be re-rated (then water-fill everything).
     """
-    old: dict[int, float] = {}
-    item = rate.item
+    rates = rate.tolist()  # plain floats: new rates are written here as rounds assign them
+    link_item = link_rate.item
     group = set(seeds)
     changed = set(changed_links)
     full = 1 - SATURATED
@@ -74,17 +75,14 @@ def local_rerate(
                 if slot in group:
                     n += 1
                 else:
-                    value = old.get(slot)
-                    if value is None:
-                        value = old[slot] = item(slot)
-                    left -= value
+                    left -= rates[slot]
             residual[link] = left if left > 0.0 else 0.0
             count[link] = n
         # progressive filling of the group, one bottleneck link at a time
         new: dict[int, float] = {}
         open_links = {link for link in links if count[link]}
         while open_links:
-            best, level = -1, np.inf
+            best, level = -1, math.inf
             for link in open_links:
                 share = residual[link] / count[link]
                 if share < level:
@@ -99,14 +97,8 @@ def local_rerate(
                         if not count[link]:
                             open_links.discard(link)
             open_links.discard(best)
-        current = old.copy()
-        current.update(new)
-
-        def rate_of(slot: int, current: dict[int, float] = current) -> float:
-            value = current.get(slot)
-            if value is None:
-                value = current[slot] = old[slot] = item(slot)
-            return value
+        for slot, value in new.items():
+            rates[slot] = value
 
         # loads and fastest flow of every link that changed; other links as they were
         touched = links | changed
@@ -115,7 +107,7 @@ def local_rerate(
         for link in touched:
             total, top = 0.0, 0.0
             for slot in flows_on[link]:
-                value = rate_of(slot)
+                value = rates[slot]
                 total += value
                 if value > top:
                     top = value
@@ -130,17 +122,17 @@ def local_rerate(
                 if known >= 0 and known not in touched and slot not in new:
                     found[slot] = known  # its bottleneck link kept its load and flows
                     continue
-                mine = rate_of(slot) * (1 + SAME_RATE)
+                mine = rates[slot] * (1 + SAME_RATE)
                 found[slot] = -1
                 for lk in path_of[slot]:
                     carried = load.get(lk)
                     if carried is None:
-                        carried = load[lk] = link_rate.item(lk)
+                        carried = load[lk] = link_item(lk)
                     if carried < capacity[lk] * full:
                         continue
                     peak = fastest.get(lk)
                     if peak is None:
-                        peak = fastest[lk] = max(rate_of(s) for s in flows_on[lk])
+                        peak = fastest[lk] = max(map(rates.__getitem__, flows_on[lk]))
                     if mine >= peak:
                         found[slot] = lk
                         break
@@ -149,14 +141,13 @@ def local_rerate(
         if not failing:
             for slot, link in found.items():
                 bottleneck[slot] = link
-            rates = {slot: new[slot] for slot in group}
-            return LocalResult(rates, {link: load[link] for link in touched})
+            return LocalResult(new, {link: load[link] for link in touched})
         size = len(group)
         for slot in failing:
             group.add(slot)
-            mine = rate_of(slot) * (1 + SAME_RATE)
+            mine = rates[slot] * (1 + SAME_RATE)
             for link in path_of[slot]:
                 if link in load and load[link] >= capacity[link] * full:
-                    group.update(s for s in flows_on[link] if rate_of(s) > mine)
+                    group.update(s for s in flows_on[link] if rates[s] > mine)
         if len(group) == size:  # nothing new to try: give up (cannot happen for a consistent state)
             return None

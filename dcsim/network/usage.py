@@ -26,6 +26,7 @@ class LinkUsage:
         self.timeline: list[tuple[float, float, float, float]] = []
         self._inverse_capacity = 1.0 / links.capacity_bytes_per_s
         self._scratch = np.empty(links.count)
+        self._capacity_list: list[float] = links.capacity_bytes_per_s.tolist()
 
     def accumulate(self, from_s: float, to_s: float, link_rate: np.ndarray) -> None:
         """Add ``link_rate`` (bytes/s per link) held from ``from_s`` to ``to_s``."""
@@ -46,6 +47,12 @@ class LinkUsage:
         """Record new rates (bytes/s) of some ``links`` for their peaks."""
         peaks = link_rate / self.links.capacity_bytes_per_s[links]
         self.peak_utilization[links] = np.maximum(self.peak_utilization[links], peaks)
+
+    def observe_link(self, link: int, rate: float) -> None:
+        """Record a new rate (bytes/s) of one ``link`` for its peak (:meth:`observe_links` for one link)."""
+        utilization = rate / self._capacity_list[link]
+        if utilization > self.peak_utilization.item(link):
+            self.peak_utilization[link] = utilization
 
     def table(self, until_s: float | None = None) -> pd.DataFrame:
         """One row per directed link: endpoints, tier, capacity (bytes/s), bytes carried, mean and peak

@@ -44,8 +44,15 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
     nodes = scenario.datacenter.nodes
     cluster = Cluster(
         [
-            NodeGroup(n.name, n.count, n.accelerator, n.accelerators_per_node, n.nodes_per_rack,
-                      tuple(n.labels.items()), tuple(n.taints))
+            NodeGroup(
+                n.name,
+                n.count,
+                n.accelerator,
+                n.accelerators_per_node,
+                n.nodes_per_rack,
+                tuple(n.labels.items()),
+                tuple(n.taints),
+            )
             for n in nodes
         ]
     )
