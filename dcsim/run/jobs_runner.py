@@ -91,28 +91,28 @@ class JobsRunner:
 
     def table(self, context: RunContext) -> pd.DataFrame:
         """One row per job: times, size, where it ran, preemptions and its status at the end."""
-        usage, end_s = context.usage, context.end_s
-        rows = []
-        for job in self.jobs:
-            used = usage.get(job.seq)
-            rows.append(
-                {
-                    "workload": job.workload,
-                    "job_id": job.job_id,
-                    "submit_s": job.submit_s,
-                    "start_s": job.start_s,
-                    "end_s": job.end_s,
-                    "wait_s": job.start_s - job.submit_s,
-                    "jct_s": job.end_s - job.submit_s,
-                    "duration_s": job.duration_s,
-                    "gpus": job.gpus,
-                    "accelerator": used.accelerator if used else job.accelerator,
-                    "nodes": ";".join(used.nodes) if used else "",
-                    "preemptions": job.preemptions,
-                    "status": self._status(job, end_s),
-                }
-            )
-        return pd.DataFrame(rows)
+        usage, end_s, jobs = context.usage, context.end_s, self.jobs
+        used = [usage.get(job.seq) for job in jobs]
+        submit = np.fromiter((job.submit_s for job in jobs), float, len(jobs))
+        start = np.fromiter((job.start_s for job in jobs), float, len(jobs))
+        end = np.fromiter((job.end_s for job in jobs), float, len(jobs))
+        return pd.DataFrame(
+            {
+                "workload": [job.workload for job in jobs],
+                "job_id": [job.job_id for job in jobs],
+                "submit_s": submit,
+                "start_s": start,
+                "end_s": end,
+                "wait_s": start - submit,
+                "jct_s": end - submit,
+                "duration_s": [job.duration_s for job in jobs],
+                "gpus": [job.gpus for job in jobs],
+                "accelerator": [u.accelerator if u else job.accelerator for u, job in zip(used, jobs, strict=True)],
+                "nodes": [";".join(u.nodes) if u else "" for u in used],
+                "preemptions": [job.preemptions for job in jobs],
+                "status": [self._status(job, end_s) for job in jobs],
+            }
+        )
 
     def summary(self, context: RunContext) -> dict[str, Any]:
         """The contract's jobs figures plus accelerator-hours, cost and energy of the work done."""
@@ -158,11 +158,21 @@ class JobUsage:
 def job_usage(scheduler: ClusterScheduler, end_s: float) -> dict[int, JobUsage]:
     """Per job (by ``seq``): its usage summed over the scheduler's segments, clipped at ``end_s``."""
     cluster = scheduler.cluster
+    node_names = [node.name for node in cluster.nodes]
+    node_of = cluster.node_of
     usage: dict[int, JobUsage] = {}
     for seg in scheduler.segments:
-        used = usage.setdefault(seg.job.seq, JobUsage(cluster.accelerator_type[seg.accelerators[0]]))
-        for name in dict.fromkeys(cluster.nodes[cluster.node_of[a]].name for a in seg.accelerators):
+        accelerators = seg.accelerators
+        used = usage.get(seg.job.seq)
+        if used is None:
+            used = usage[seg.job.seq] = JobUsage(cluster.accelerator_type[accelerators[0]])
+        if len(accelerators) == 1:
+            name = node_names[node_of[accelerators[0]]]
             if name not in used.nodes:
                 used.nodes.append(name)
-        used.accelerator_s += max(0.0, min(seg.end_s, end_s) - seg.start_s) * len(seg.accelerators)
+        else:
+            for number in sorted({node_of[a] for a in accelerators}):
+                if node_names[number] not in used.nodes:
+                    used.nodes.append(node_names[number])
+        used.accelerator_s += max(0.0, min(seg.end_s, end_s) - seg.start_s) * len(accelerators)
     return usage

@@ -105,6 +105,12 @@ class Pool:
             node.pool_index = index
             node.pool = self.name
             self.buckets.move(index, 0, len(node.free))
+
+    def track_racks(self) -> None:
+        """Also index free counts per rack (for rack-aware placement; costs one more update per change)."""
+        size = len(self.buckets.sets) - 1
+        self.racks = {}
+        for index, node in enumerate(self.nodes):
             self.racks.setdefault(node.rack, Buckets(size)).move(index, 0, len(node.free))
 
     @property
@@ -124,7 +130,8 @@ class Pool:
         """Record that ``node`` went from ``old_free`` free accelerators to its current count."""
         new_free = len(node.free)
         self.buckets.move(node.pool_index, old_free, new_free)
-        self.racks[node.rack].move(node.pool_index, old_free, new_free)
+        if self.racks:
+            self.racks[node.rack].move(node.pool_index, old_free, new_free)
 
 
 class Cluster:

@@ -70,6 +70,9 @@ class ClusterScheduler:
         self.cluster = cluster
         self.policy = policy
         self.placement = placement
+        if placement.uses_racks:
+            for pool in cluster.pools.values():
+                pool.track_racks()
         self.preemption = preemption
         self.resume_cost_s = checkpoint_s + restart_s
         self.checkpointing = checkpointing
@@ -78,7 +81,7 @@ class ClusterScheduler:
         self.expected_ends: dict[str, list[tuple[float, int, int]]] = {name: [] for name in cluster.pools}
         self.quotas = dict(quotas or {})
         self.team_usage: dict[str, int] = {}
-        self._pools_of: dict[int, list[Pool]] = {}
+        self._pools_of: dict[tuple[Any, ...], list[Pool]] = {}
         self.on_finish = on_finish
         self._keys: list[tuple[Any, int]] = []
         self._waiting: dict[int, Job] = {}
@@ -146,10 +149,11 @@ class ClusterScheduler:
 
     def pools_for(self, job: Job) -> list[Pool]:
         """The pools ``job`` may run in (its accelerator pin, node selector and tolerations)."""
-        pools = self._pools_of.get(job.seq)
+        key = (job.accelerator, tuple(sorted(job.node_selector.items())) if job.node_selector else (), job.tolerations)
+        pools = self._pools_of.get(key)
         if pools is None:
             pools = self.cluster.eligible_pools(job.accelerator, job.node_selector, job.tolerations)
-            self._pools_of[job.seq] = pools
+            self._pools_of[key] = pools
         return pools
 
     def pool_for(self, job: Job) -> Pool | None:

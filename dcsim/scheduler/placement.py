@@ -7,7 +7,11 @@ from dcsim.scheduler.registry import Registry
 
 
 class Placement:
-    """Base class: ``choose`` takes ``gpus`` free accelerators from ``pool`` (the caller checked they exist)."""
+    """Base class: ``choose`` takes ``gpus`` free accelerators from ``pool`` (the caller checked they exist).
+
+    ``uses_racks``: the cluster must index free accelerators per rack for this placement."""
+
+    uses_racks = False
 
     def choose(self, cluster: Cluster, pool: Pool, gpus: int) -> list[int]:
         raise NotImplementedError
@@ -67,6 +71,8 @@ class TopologyAware(Placement):
     A job that fits in one rack goes to the rack that fits it most tightly (best fit, lowest rack on ties);
     a larger one takes racks with the most free accelerators first. Within a rack it packs like ``pack``.
     """
+
+    uses_racks = True
 
     def choose(self, cluster: Cluster, pool: Pool, gpus: int) -> list[int]:
         fitting = [(b.free, rack) for rack, b in pool.racks.items() if b.free >= gpus]
