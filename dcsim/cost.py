@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dcsim.catalog import load_catalog
-from dcsim.errors import Problem
 
 if TYPE_CHECKING:
     from dcsim.scenario.schema import Datacenter, NodeType
@@ -54,18 +53,6 @@ def node_price(node: NodeType) -> NodePrice:
         )
     per_node = accelerator.usd_per_hour * node.accelerators_per_node
     return NodePrice(per_node / SECONDS_PER_HOUR, False, f"catalog: {accelerator.source['usd_per_hour']}")
-
-
-def price_problems(datacenter: Datacenter) -> list[Problem]:
-    """One problem per node type with no known price."""
-    problems = []
-    for index, node in enumerate(datacenter.nodes):
-        try:
-            node_price(node)
-        except ValueError as error:
-            field, _, message = str(error).partition(": ")
-            problems.append(Problem(f"datacenter.nodes[{index}].{field}", message))
-    return problems
 
 
 def storage_cost_usd(datacenter: Datacenter, period_s: float) -> float:

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dcsim.catalog import load_catalog
-from dcsim.errors import Problem
 
 if TYPE_CHECKING:
-    from dcsim.scenario.schema import Datacenter, NodeType
+    from dcsim.scenario.schema import NodeType
 
 JOULES_PER_KWH = 3.6e6
 
@@ -47,18 +46,6 @@ def node_power(node: NodeType) -> NodePower:
             "give accelerator_idle_w (W)"
         )
     return NodePower(float(idle), float(peak), float(node.host_power_w))
-
-
-def power_problems(datacenter: Datacenter) -> list[Problem]:
-    """One problem per node type whose power figures are unknown."""
-    problems = []
-    for index, node in enumerate(datacenter.nodes):
-        try:
-            node_power(node)
-        except ValueError as error:
-            field, _, message = str(error).partition(": ")
-            problems.append(Problem(f"datacenter.nodes[{index}].{field}", message))
-    return problems
 
 
 def accelerator_energy_j(busy_s: np.ndarray, period_s: float, idle_w: np.ndarray, max_w: np.ndarray) -> np.ndarray:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from dcsim.cost import price_problems
-from dcsim.energy import power_problems
+from dcsim.cost import node_price
+from dcsim.energy import node_power
 from dcsim.errors import Problem, UserInputError
 from dcsim.scenario.network import build_fabric
 from dcsim.scenario.problems import problems_from, unique
-from dcsim.scenario.schema import Scenario, ScenarioFile
+from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
 from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
@@ -78,6 +78,18 @@ def _scheduler_problems(scenario: ScenarioFile) -> list[Problem]:
     return problems
 
 
+def _node_problems(datacenter: Datacenter, figures: Callable[[NodeType], object]) -> list[Problem]:
+    """One problem per node type for which ``figures`` (power or price) raises ``ValueError("field: why")``."""
+    problems = []
+    for index, node in enumerate(datacenter.nodes):
+        try:
+            figures(node)
+        except ValueError as error:
+            field, _, message = str(error).partition(": ")
+            problems.append(Problem(f"datacenter.nodes[{index}].{field}", message))
+    return problems
+
+
 def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
     """Validate a scenario file (path) or mapping; raise :class:`UserInputError` with every problem."""
     if isinstance(source, Mapping):
@@ -121,7 +133,7 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
         failures=top.failures,
         base_dir=base_dir,
     )
-    problems += power_problems(top.datacenter) + price_problems(top.datacenter)
+    problems += _node_problems(top.datacenter, node_power) + _node_problems(top.datacenter, node_price)
     if top.datacenter.network is not None or any(w.kind == "collective" for w in workloads):
         try:
             build_fabric(top.datacenter, top.seed)
