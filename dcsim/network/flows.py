@@ -115,12 +115,14 @@ class FlowSimulator:
         self._next_collective = 0
         self._last_update = float(env.now)
         self._link_rate: np.ndarray = np.zeros(controller.links.count)
+        self._ratio: np.ndarray = np.zeros(0)
         self._rerate_pending = False
         self._timer_generation = 0
         self._force_full = False
         self._capacity_version = -1
         self._effective_capacity = controller.links.capacity_bytes_per_s
         self._capacity_list: list[float] = []
+        self._saturated_at: list[float] = []  # per link: capacity * (1 - SATURATED)
         self._last_allocation: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.incremental = incremental
         self.check = check
@@ -333,6 +335,7 @@ class FlowSimulator:
                         weights=np.broadcast_to(table.rate[done][:, None], rows.shape)[keep],
                         minlength=capacity.size,
                     )
+                    self.usage.rates_changed()
                 self._retire(done)
             if local and not self._place_arrival(capacity):
                 local = False
@@ -344,6 +347,7 @@ class FlowSimulator:
         self._force_full = False
         if self.check:
             self._check_allocation(capacity)
+            self.usage.check(self._link_rate)
         self._arm_timer()
 
     def _departures_keep(self, done: np.ndarray, capacity: np.ndarray) -> bool:
@@ -366,13 +370,12 @@ class FlowSimulator:
         path_of = table.path_of
         link_rate = self._link_rate
         link_item = link_rate.item
-        capacity_list = self._capacity_list
-        full = 1 - SATURATED
+        capacity_list, saturated_at = self._capacity_list, self._saturated_at
         done_list = done.tolist()
         leaver_links: set[int] = set()
         for slot in done_list:  # the same links, in the same order, as table.entries(done)
             leaver_links.update(path_of[slot])
-        saturated = [link for link in leaver_links if link_item(link) >= capacity_list[link] * full]
+        saturated = [link for link in leaver_links if link_item(link) >= saturated_at[link]]
         self._retire(done, done_list)
         new_slots = table.merge_staged().tolist()
         seeds = set(new_slots)
@@ -380,7 +383,7 @@ class FlowSimulator:
         for slot in new_slots:
             changed.update(path_of[slot])
             # flows on links the newcomer finds full may have to give way: re-rate them with it
-            saturated.extend(lk for lk in path_of[slot] if link_item(lk) >= capacity_list[lk] * full)
+            saturated.extend(lk for lk in path_of[slot] if link_item(lk) >= saturated_at[lk])
         for link in saturated:
             seeds.update(flows_on[link])
         result = local_rerate(
@@ -393,6 +396,7 @@ class FlowSimulator:
             seeds,
             changed,
             LOCAL_MAX_FLOWS,
+            saturated_at,
         )
         if result is None:
             return False
@@ -404,10 +408,7 @@ class FlowSimulator:
                 old = rate_item(slot)
                 moved = abs(value - old) > SAME_RATE * old
             rate[slot] = value
-        observe = self.usage.observe_link
-        for link, load in result.link_load.items():
-            link_rate[link] = load
-            observe(link, load)
+        self.usage.set_link_rates(result.link_load, link_rate)
         self.flows_rerated += len(result.rates)
         if moved:
             self.rerates += 1
@@ -420,6 +421,7 @@ class FlowSimulator:
         if self._capacity_version != self.controller.version:
             self._effective_capacity = np.where(self.controller.alive, self.controller.links.capacity_bytes_per_s, 0.0)
             self._capacity_list = self._effective_capacity.tolist()
+            self._saturated_at = [c * (1 - SATURATED) for c in self._capacity_list]
             self._capacity_version = self.controller.version
         return self._effective_capacity
 
@@ -522,10 +524,15 @@ class FlowSimulator:
     def _arm_timer(self) -> None:
         self._timer_generation += 1
         table = self.flows
-        moving = table.rate > 0
-        if not moving.any():
+        rate = table.rate
+        ratio = self._ratio
+        if ratio.size != rate.size:
+            ratio = self._ratio = np.empty(rate.size)
+        ratio.fill(np.inf)
+        np.divide(table.remaining, rate, out=ratio, where=rate > 0)  # time left of every moving flow
+        delay = float(ratio.min()) if ratio.size else np.inf
+        if delay == np.inf:  # nothing moves
             return
-        delay = float((table.remaining[moving] / table.rate[moving]).min())
         generation = self._timer_generation
         timer = self.env.timeout(max(delay, 0.0))
         timer.callbacks.append(lambda _e: self._request_rerate() if generation == self._timer_generation else None)

@@ -16,7 +16,6 @@ of active flows.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -44,21 +43,25 @@ def local_rerate(
     seeds: Iterable[int],
     changed_links: Iterable[int],
     max_flows: int,
+    saturated_at: list[float] | None = None,
 ) -> LocalResult | None:
     """Rates after a change, computed for as few flows as the bottleneck check allows.
 
     ``flows_on``/``path_of``: the active flows (slots) per link and each slot's links, already showing
     the change (newcomers in, leavers out). ``bottleneck``: per slot, a link known to be its bottleneck
     (-1: unknown); updated for the flows checked. ``rate``: current rates per slot (newcomers 0).
-    ``link_rate`` and ``capacity`` per link. ``seeds``: flows to re-rate first; ``changed_links``: links
+    ``link_rate`` and ``capacity`` per link (``saturated_at``: ``capacity * (1 - SATURATED)`` per link, computed
+    here if not given). ``seeds``: flows to re-rate first; ``changed_links``: links
     whose flows changed (the leavers' and newcomers' links). Returns None when more than ``max_flows``
     flows would have to be re-rated (then water-fill everything).
     """
-    rates = rate.tolist()  # plain floats: new rates are written here as rounds assign them
-    link_item = link_rate.item
+    old: dict[int, float] = {}
+    item = rate.item
     group = set(seeds)
     changed = set(changed_links)
     full = 1 - SATURATED
+    if saturated_at is None:
+        saturated_at = [c * full for c in capacity]
     while True:
         if len(group) > max_flows:
             return None
@@ -75,14 +78,17 @@ def local_rerate(
                 if slot in group:
                     n += 1
                 else:
-                    left -= rates[slot]
+                    value = old.get(slot)
+                    if value is None:
+                        value = old[slot] = item(slot)
+                    left -= value
             residual[link] = left if left > 0.0 else 0.0
             count[link] = n
         # progressive filling of the group, one bottleneck link at a time
         new: dict[int, float] = {}
         open_links = {link for link in links if count[link]}
         while open_links:
-            best, level = -1, math.inf
+            best, level = -1, np.inf
             for link in open_links:
                 share = residual[link] / count[link]
                 if share < level:
@@ -97,8 +103,14 @@ def local_rerate(
                         if not count[link]:
                             open_links.discard(link)
             open_links.discard(best)
-        for slot, value in new.items():
-            rates[slot] = value
+        current = old.copy()
+        current.update(new)
+
+        def rate_of(slot: int, current: dict[int, float] = current) -> float:
+            value = current.get(slot)
+            if value is None:
+                value = current[slot] = old[slot] = item(slot)
+            return value
 
         # loads and fastest flow of every link that changed; other links as they were
         touched = links | changed
@@ -107,7 +119,9 @@ def local_rerate(
         for link in touched:
             total, top = 0.0, 0.0
             for slot in flows_on[link]:
-                value = rates[slot]
+                value = current.get(slot)
+                if value is None:
+                    value = current[slot] = old[slot] = item(slot)
                 total += value
                 if value > top:
                     top = value
@@ -122,17 +136,20 @@ def local_rerate(
                 if known >= 0 and known not in touched and slot not in new:
                     found[slot] = known  # its bottleneck link kept its load and flows
                     continue
-                mine = rates[slot] * (1 + SAME_RATE)
+                mine = current.get(slot)
+                if mine is None:
+                    mine = current[slot] = old[slot] = item(slot)
+                mine *= 1 + SAME_RATE
                 found[slot] = -1
                 for lk in path_of[slot]:
                     carried = load.get(lk)
                     if carried is None:
-                        carried = load[lk] = link_item(lk)
-                    if carried < capacity[lk] * full:
+                        carried = load[lk] = link_rate.item(lk)
+                    if carried < saturated_at[lk]:
                         continue
                     peak = fastest.get(lk)
                     if peak is None:
-                        peak = fastest[lk] = max(map(rates.__getitem__, flows_on[lk]))
+                        peak = fastest[lk] = max(rate_of(s) for s in flows_on[lk])
                     if mine >= peak:
                         found[slot] = lk
                         break
@@ -141,13 +158,14 @@ def local_rerate(
         if not failing:
             for slot, link in found.items():
                 bottleneck[slot] = link
-            return LocalResult(new, {link: load[link] for link in touched})
+            rates = {slot: new[slot] for slot in group}
+            return LocalResult(rates, {link: load[link] for link in touched})
         size = len(group)
         for slot in failing:
             group.add(slot)
-            mine = rates[slot] * (1 + SAME_RATE)
+            mine = rate_of(slot) * (1 + SAME_RATE)
             for link in path_of[slot]:
-                if link in load and load[link] >= capacity[link] * full:
-                    group.update(s for s in flows_on[link] if rates[s] > mine)
+                if link in load and load[link] >= saturated_at[link]:
+                    group.update(s for s in flows_on[link] if rate_of(s) > mine)
         if len(group) == size:  # nothing new to try: give up (cannot happen for a consistent state)
             return None

@@ -27,32 +27,83 @@ class LinkUsage:
         self._inverse_capacity = 1.0 / links.capacity_bytes_per_s
         self._scratch = np.empty(links.count)
         self._capacity_list: list[float] = links.capacity_bytes_per_s.tolist()
+        self._inverse_list: list[float] = self._inverse_capacity.tolist()
+        self._utilization: np.ndarray | None = None  # link rate x inverse capacity, None: recompute
+        self._busiest: float | None = None  # its largest value, None: recompute
+        self._busiest_link = -1
 
     def accumulate(self, from_s: float, to_s: float, link_rate: np.ndarray) -> None:
-        """Add ``link_rate`` (bytes/s per link) held from ``from_s`` to ``to_s``."""
+        """Add ``link_rate`` (bytes/s per link) held from ``from_s`` to ``to_s``.
+
+        The per-link utilization and the busiest link are kept between calls: :meth:`set_link_rates`
+        updates a few links, other changes to ``link_rate`` must be announced (:meth:`rates_changed`,
+        :meth:`observe_rates`, :meth:`observe_links`) and are recomputed here."""
         self.end_s = to_s
-        utilization = np.multiply(link_rate, self._inverse_capacity, out=self._scratch)
-        busiest = float(utilization.max())
+        utilization = self._utilization
+        if utilization is None:
+            utilization = self._utilization = np.multiply(link_rate, self._inverse_capacity)
+            self._busiest = None
+        busiest = self._busiest
+        if busiest is None:
+            self._busiest_link = int(utilization.argmax())
+            busiest = self._busiest = utilization.item(self._busiest_link)
         if busiest <= 0:
             return
         mean = float(utilization.sum()) / utilization.size
         self.bytes += np.multiply(link_rate, to_s - from_s, out=self._scratch)
         self.timeline.append((from_s, to_s, busiest, mean))
 
+    def rates_changed(self) -> None:
+        """``link_rate`` changed in bulk: recompute the utilization at the next :meth:`accumulate`."""
+        self._utilization = None
+
     def observe_rates(self, link_rate: np.ndarray) -> None:
         """Record a new allocation's rates for the per-link peaks."""
+        self._utilization = None
         np.maximum(self.peak_utilization, link_rate / self.links.capacity_bytes_per_s, out=self.peak_utilization)
 
     def observe_links(self, links: np.ndarray, link_rate: np.ndarray) -> None:
         """Record new rates (bytes/s) of some ``links`` for their peaks."""
+        self._utilization = None
         peaks = link_rate / self.links.capacity_bytes_per_s[links]
         self.peak_utilization[links] = np.maximum(self.peak_utilization[links], peaks)
 
-    def observe_link(self, link: int, rate: float) -> None:
-        """Record a new rate (bytes/s) of one ``link`` for its peak (:meth:`observe_links` for one link)."""
-        utilization = rate / self._capacity_list[link]
-        if utilization > self.peak_utilization.item(link):
-            self.peak_utilization[link] = utilization
+    def set_link_rates(self, loads: dict[int, float], link_rate: np.ndarray) -> None:
+        """Write new rates (bytes/s) of a few links into ``link_rate`` and record them: peaks,
+        utilization and the busiest link. Links whose rate is unchanged are skipped."""
+        read = link_rate.item
+        peaks, peak_of = self.peak_utilization, self.peak_utilization.item
+        capacity, inverse = self._capacity_list, self._inverse_list
+        utilization = self._utilization
+        busiest, busiest_link = self._busiest, self._busiest_link
+        for link, rate in loads.items():
+            if rate == read(link):
+                continue
+            link_rate[link] = rate
+            peak = rate / capacity[link]
+            if peak > peak_of(link):
+                peaks[link] = peak
+            if utilization is None:
+                continue
+            value = rate * inverse[link]  # as np.multiply(link_rate, inverse capacity) computes it
+            utilization[link] = value
+            if busiest is None:
+                continue
+            if not value < busiest:
+                busiest, busiest_link = value, link
+            elif link == busiest_link:  # the busiest link slowed down: find the new one when needed
+                busiest = None
+        self._busiest, self._busiest_link = busiest, busiest_link
+
+    def check(self, link_rate: np.ndarray) -> None:
+        """Assert that the kept utilization and busiest link match ``link_rate`` (for tests)."""
+        if self._utilization is None:
+            return
+        exact = np.multiply(link_rate, self._inverse_capacity)
+        if not np.array_equal(self._utilization, exact):
+            raise AssertionError("kept link utilization differs from the link rates")
+        if self._busiest is not None and self._busiest != exact.max():
+            raise AssertionError("kept busiest link utilization differs from the link rates")
 
     def table(self, until_s: float | None = None) -> pd.DataFrame:
         """One row per directed link: endpoints, tier, capacity (bytes/s), bytes carried, mean and peak
