@@ -6,14 +6,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from dcsim.errors import UserInputError
+from dcsim.run.plots import finish_axes, plt, save_figure
 from dcsim.run.result import Result
 from dcsim.run.world import run_scenario
 from dcsim.scenario import load_scenario
@@ -75,26 +72,11 @@ def plot_policies(results: Mapping[str, Result], folder: str | Path) -> list[Pat
         if len(jct):
             ax.plot(jct / 3600.0, np.arange(1, len(jct) + 1) / len(jct), label=policy)
     ax.set_xscale("log")
-    ax.set_xlabel("job completion time (h, log scale)")
-    ax.set_ylabel("fraction of jobs")
-    ax.set_title("JCT CDF by scheduling policy")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    cdf = target / "policies_jct_cdf.png"
-    fig.savefig(cdf, dpi=100)
-    plt.close(fig)
+    finish_axes(ax, "job completion time (h, log scale)", "fraction of jobs", "JCT CDF by scheduling policy", True)
+    cdf = save_figure(fig, target / "policies_jct_cdf.png")
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for policy, result in results.items():
         timeline = result.timeline
         ax.step(timeline["time_s"] / 3600.0, timeline["utilization"], where="post", label=policy, alpha=0.8)
-    ax.set_xlabel("simulated time (h)")
-    ax.set_ylabel("busy accelerators (fraction)")
-    ax.set_title("Utilization by scheduling policy")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    utilization = target / "policies_utilization.png"
-    fig.savefig(utilization, dpi=100)
-    plt.close(fig)
-    return [cdf, utilization]
+    finish_axes(ax, "simulated time (h)", "busy accelerators (fraction)", "Utilization by scheduling policy", True)
+    return [cdf, save_figure(fig, target / "policies_utilization.png")]

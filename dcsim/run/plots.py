@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -15,7 +15,18 @@ if TYPE_CHECKING:
     from dcsim.run.result import Result
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def finish_axes(ax: Any, xlabel: str, ylabel: str, title: str, legend: bool = False) -> None:
+    """Labels, title, a light grid and (if asked) a legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` and close it."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -25,11 +36,8 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def _step(path: Path, x: np.ndarray, y: np.ndarray, ylabel: str, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.step(x / 3600.0, y, where="post")
-    ax.set_xlabel("simulated time (h)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+    finish_axes(ax, "simulated time (h)", ylabel, title)
+    return save_figure(fig, path)
 
 
 def write_plots(result: Result, folder: Path) -> list[Path]:
@@ -65,11 +73,6 @@ def write_plots(result: Result, folder: Path) -> list[Path]:
     for workload, group in jobs[jobs["status"] == "completed"].groupby("workload", sort=False):
         jct = np.sort(group["jct_s"].to_numpy())
         ax.plot(jct / 3600.0, np.arange(1, len(jct) + 1) / len(jct), label=str(workload))
-    ax.set_xlabel("job completion time (h)")
-    ax.set_ylabel("fraction of jobs")
-    ax.set_title(f"{name}: JCT CDF")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    paths.append(_save(fig, folder / "jct_cdf.png"))
+    finish_axes(ax, "job completion time (h)", "fraction of jobs", f"{name}: JCT CDF", legend=True)
+    paths.append(save_figure(fig, folder / "jct_cdf.png"))
     return paths

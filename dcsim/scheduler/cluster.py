@@ -172,10 +172,6 @@ class Cluster:
         """Accelerators in the cluster."""
         return len(self.node_of)
 
-    def largest_pool(self) -> int:
-        """Accelerators in the largest pool: no gang job can be larger."""
-        return max(pool.capacity for pool in self.pools.values())
-
     def eligible_pools(
         self, accelerator: str | None, selector: dict[str, str] | None = None, tolerations: frozenset[str] = frozenset()
     ) -> list[Pool]:

@@ -316,7 +316,3 @@ class ClusterScheduler:
         ran = np.fromiter((min(seg[2], end_s) - seg[1] for seg in self.segments), float, len(self.segments))
         np.add.at(self.busy_s, index, np.repeat(np.maximum(ran, 0.0), counts))
         np.add.at(self.jobs_run, index, 1)
-
-    def waiting_jobs(self) -> list[Job]:
-        """Jobs still in the queue, in policy order."""
-        return list(self.waiting())
