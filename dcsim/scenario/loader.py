@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,9 @@ from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
 
+# Modules that register further workload kinds (each calls register_workload_kind on import).
+KIND_MODULES: tuple[str, ...] = ()
+
 
 def _read_yaml(path: Path) -> Any:
     if not path.is_file():
@@ -35,6 +39,8 @@ def _read_yaml(path: Path) -> Any:
 
 
 def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
+    for module in KIND_MODULES:
+        importlib.import_module(module)
     path = f"workloads[{index}]"
     if not isinstance(raw, Mapping):
         return None, [Problem(path, f"must be a mapping with a kind (got {raw!r})")]

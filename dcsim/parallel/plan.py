@@ -1,0 +1,71 @@
+"""A training parallel plan: how a model's work is split over accelerators.
+
+Rank layout (Megatron-LM order): tensor-parallel ranks are innermost (consecutive accelerators, so a TP
+group sits inside one node by default), then pipeline stages, then data-parallel replicas. Expert
+parallelism (MoE) shards the experts over ``ep`` ranks taken from the data-parallel dimension.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SCHEDULES = ("1f1b", "interleaved", "gpipe")
+RECOMPUTE = ("none", "selective", "full")
+
+
+@dataclass(frozen=True)
+class ParallelPlan:
+    """Degrees of data (``dp``), tensor (``tp``), pipeline (``pp``) and expert (``ep``) parallelism, the
+    microbatch size in sequences, the pipeline ``schedule`` (``interleaved`` with ``virtual_stages``
+    model chunks per stage), the ZeRO stage (0: none; 1: optimizer state; 2: + gradients; 3: + weights,
+    i.e. FSDP full sharding), activation ``recompute`` (none | selective | full, Korthikanti et al. 2022),
+    Megatron ``sequence_parallel`` (norms and dropout sharded over the TP group) and whether the
+    data-parallel gradient reduction overlaps the backward pass (``overlap_dp``)."""
+
+    dp: int = 1
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    microbatch_size: int = 1
+    schedule: str = "1f1b"
+    virtual_stages: int = 1
+    zero_stage: int = 0
+    recompute: str = "none"
+    sequence_parallel: bool = False
+    overlap_dp: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("dp", "tp", "pp", "ep", "microbatch_size", "virtual_stages"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer (got {value!r})")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
+        if self.recompute not in RECOMPUTE:
+            raise ValueError(f"recompute must be one of {', '.join(RECOMPUTE)} (got {self.recompute!r})")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise ValueError(f"zero_stage must be 0, 1, 2 or 3 (got {self.zero_stage!r})")
+        if self.virtual_stages > 1 and self.schedule != "interleaved":
+            raise ValueError("virtual_stages > 1 needs schedule: interleaved")
+        if self.dp % self.ep:
+            raise ValueError(f"ep ({self.ep}) must divide dp ({self.dp})")
+
+    @property
+    def world_size(self) -> int:
+        """Accelerators the plan uses: dp * tp * pp."""
+        return self.dp * self.tp * self.pp
+
+    def microbatches(self, global_batch_size: int) -> int:
+        """Microbatches per step on each pipeline (gradient-accumulation steps when ``pp`` is 1).
+
+        Raises ValueError when ``global_batch_size`` is not a multiple of dp * microbatch_size."""
+        per_replica = self.dp * self.microbatch_size
+        if global_batch_size % per_replica:
+            raise ValueError(
+                f"global_batch_size ({global_batch_size}) must be a multiple of dp * microbatch_size ({per_replica})"
+            )
+        return global_batch_size // per_replica
+
+    def rank(self, dp: int, pp: int, tp: int) -> int:
+        """Global rank of a (data, pipeline, tensor) coordinate; TP innermost."""
+        return (dp * self.pp + pp) * self.tp + tp
