@@ -55,6 +55,18 @@ def node_price(node: NodeType) -> NodePrice:
     return NodePrice(per_node / SECONDS_PER_HOUR, False, f"catalog: {accelerator.source['usd_per_hour']}")
 
 
+def busy_accelerator_usd_per_s(node: NodeType, datacenter: Datacenter) -> float:
+    """What one busy accelerator of a node type costs per second: its share of the node's price plus, for
+    owned nodes, its electricity at full power (facility energy, PUE included)."""
+    from dcsim.energy import node_power
+
+    price = node_price(node)
+    per_s = price.usd_per_s / node.accelerators_per_node
+    if price.pays_electricity:
+        per_s += datacenter.electricity_usd_per_kwh / 3.6e6 * node_power(node).max_w * datacenter.pue
+    return per_s
+
+
 def storage_cost_usd(datacenter: Datacenter, period_s: float) -> float:
     """Storage rent for ``period_s`` seconds."""
     storage = datacenter.storage

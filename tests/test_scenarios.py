@@ -78,6 +78,51 @@ def research_cluster_failures(summary: dict[str, Any]) -> None:
     assert 0.9 < dc["goodput"] < 1.0 and work["lost_accelerator_hours"] > 0
 
 
+def llama2_7b_chat_a100(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["chat"]
+    assert w["requests_completed"] == w["requests"] > 5000  # 20 req/s for 300 s, all served
+    # below capacity the pool generates what arrives: ~20 req/s x ~127 output tokens (lognormal mean 128, max 1024)
+    assert w["throughput_tokens_per_s"] == pytest.approx(20 * 127, rel=0.1)
+    # a decode step reads 13.5 GB of fp16 weights: at least 6.6 ms at A100's 2,039 GB/s, well under the SLO
+    assert 6.6 < w["tpot_ms"]["p50"] < 50 and w["ttft_ms"]["p50"] < 500
+    assert w["slo_attainment"] > 0.95
+    hours = summary["simulated_time_s"] / 3600
+    assert w["cost_usd"] == pytest.approx(4 * 4.0 * hours)  # 4 GPUs at $16/h per 4-GPU node
+    tokens = w["throughput_tokens_per_s"] * w["requests"] / w["requests_per_s"]
+    assert w["usd_per_million_tokens"] == pytest.approx(w["cost_usd"] / tokens * 1e6)
+    assert 0 < w["kv_peak_occupancy"] < 1 and w["preemptions"] == 0
+
+
+def llama2_70b_tp_h100(summary: dict[str, Any]) -> None:
+    tp4, tp8 = summary["workloads"]["tp4"], summary["workloads"]["tp8"]
+    assert tp4["requests_completed"] == tp4["requests"] and tp8["requests_completed"] == tp8["requests"]
+    # a TP8 decode step reads half the weight bytes per GPU that a TP4 step does: shorter steps
+    assert tp8["tpot_ms"]["p50"] < tp4["tpot_ms"]["p50"]
+    # floors: 138 GB of fp16 weights over 4 or 8 GPUs at 3,350 GB/s each
+    assert tp4["tpot_ms"]["p50"] > 138e9 / 4 / 3350e9 * 1e3 and tp8["tpot_ms"]["p50"] > 138e9 / 8 / 3350e9 * 1e3
+    # both hold 8 GPUs for about the same time: about the same cost
+    assert tp4["cost_usd"] == pytest.approx(tp8["cost_usd"], rel=0.05)
+
+
+def bursty_autoscale(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["bursty"]
+    assert w["requests_completed"] == w["requests"]
+    assert w["max_live_replicas"] > 1 and w["scale_events"] > 2  # bursts scale the pool up
+    # ... and quiet spells scale it down: fewer replica-hours than 8 replicas for the whole run
+    assert w["replica_hours"] < 0.75 * 8 * summary["simulated_time_s"] / 3600
+
+
+def mixed_a100_l4(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["chat"]
+    a100, l4 = w["by_accelerator"]["a100-sxm-80gb"], w["by_accelerator"]["l4"]
+    assert (a100["replicas"], l4["replicas"]) == (2, 4)
+    assert a100["requests_completed"] + l4["requests_completed"] == w["requests"]
+    # an L4 streams weights at 300 GB/s against the A100's 2,039: several times slower per token
+    assert l4["tpot_ms"]["p50"] > 3 * a100["tpot_ms"]["p50"]
+    # least-loaded routing gives the faster replicas more requests each
+    assert a100["requests_completed"] / 2 > l4["requests_completed"] / 4
+
+
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "quickstart.yaml": quickstart,
     "trace_replay.yaml": trace_replay,
@@ -85,6 +130,10 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "leaf_spine_oversubscribed.yaml": leaf_spine_oversubscribed,
     "research_cluster.yaml": research_cluster,
     "research_cluster_failures.yaml": research_cluster_failures,
+    "llama2_7b_chat_a100.yaml": llama2_7b_chat_a100,
+    "llama2_70b_tp_h100.yaml": llama2_70b_tp_h100,
+    "bursty_autoscale.yaml": bursty_autoscale,
+    "mixed_a100_l4.yaml": mixed_a100_l4,
 }
 
 

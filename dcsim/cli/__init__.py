@@ -22,6 +22,10 @@ COMMAND_MODULES = (
     "calibrate_cmd",
     "net_cmd",
     "trace_cmd",
+    "plan_cmd",
+    "sweep_cmd",
+    "report_cmd",
+    "optimize_cmd",
 )
 
 EXIT_USER_ERROR = 2

@@ -32,6 +32,25 @@ def _dist(stats: dict[str, Any], unit: str, scale: float) -> str:
     return ", ".join(f"{key} {_fmt(stats[key], unit, scale)}" for key in ("p50", "p90", "p99", "mean"))
 
 
+def _training_lines(w: dict[str, Any]) -> list[str]:
+    plan = w["plan"]
+    shape = ", ".join(f"{key} {plan[key]}" for key in ("dp", "tp", "pp", "microbatch_size", "zero_stage", "recompute"))
+    memory = f"{w['memory_per_accelerator_gb']:.4g} GB per accelerator"
+    lines = [f"    {w['model']} on {w['accelerators']} x {w['accelerator']} ({shape}): {w['status']}"]
+    if not w["fits_in_memory"]:
+        parts = ", ".join(f"{k} {v:.3g}" for k, v in w["memory_breakdown_gb"].items())
+        lines.append(f"    does not fit: {memory} ({parts} GB)")
+        return lines
+    parts = ", ".join(f"{k.removesuffix('_s')} {v:.3g}" for k, v in w["step_breakdown_s"].items())
+    lines += [
+        f"    step {w['step_time_s']:.4g} s ({parts}); {w['tokens_per_s']:,.0f} tokens/s, "
+        f"{w['tflops_per_accelerator']:.4g} TFLOP/s per accelerator, MFU {w['mfu']:.1%}; {memory}",
+        f"    {w['steps']:,} steps: time to train {_fmt(w['time_to_train_s'], ' days', 86400)}, "
+        f"${_fmt(w['cost_usd'])}, {_fmt(w['energy_kwh'], ' kWh')}",
+    ]
+    return lines
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """A human-readable rendering of the summary."""
     dc = summary["datacenter"]
@@ -56,6 +75,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             )
         elif w["kind"] == "collective":
             lines.append("    did not complete before the end of the run")
+        elif w["kind"] == "training":
+            lines += _training_lines(w)
     cost = dc["cost_usd"]
     lines += [
         f"  datacenter: {dc['accelerators']} accelerators, utilization {dc['accelerator_utilization']:.1%}",

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from dcsim.compute.ops import Conv2d, Embedding, Matmul, Normalization, Op
 
 PHASES = ("fwd", "bwd", "fwd+bwd")
+#: Where an op sits: before the repeated layers (embeddings, stem, patchify), inside them, or after them
+#: (final norm, head, loss). A pipeline puts ``pre`` on its first stage, ``post`` on its last and splits ``block``.
+PARTS = ("pre", "block", "post")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,11 @@ class LayerOp:
     ``training_only`` ops (the loss) run only in a training step, not in inference;
     ``backward_only`` ops have no forward work and cost ``op.backward()`` in the backward pass (the
     accumulation of a tied weight's two gradients).
+    ``expert`` marks the per-expert weights of a mixture-of-experts layer (``count`` = layers x experts
+    held; expert parallelism shards these, data parallelism over ``dp / ep`` replicates them).
+    ``part`` is ``pre``, ``block`` or ``post`` (see :data:`PARTS`). A transformer's ``block`` ops have
+    ``count`` = the layers of their stack (one copy per layer; encoder-decoder models prefix the names with
+    ``encoder.`` / ``decoder.``); a ResNet's are listed block by block with ``count`` 1.
     """
 
     name: str
@@ -34,6 +42,12 @@ class LayerOp:
     bias: bool = False
     training_only: bool = False
     backward_only: bool = False
+    part: str = "block"
+    expert: bool = False
+
+    def __post_init__(self) -> None:
+        if self.part not in PARTS:
+            raise ValueError(f"LayerOp.part must be one of {', '.join(PARTS)}, not {self.part!r}")
 
     @property
     def params(self) -> int:
@@ -63,6 +77,13 @@ class ModelOps:
     def param_count(self) -> int:
         """Parameters held by this op list (per tensor-parallel shard if the ops are sharded)."""
         return sum(layer.params * layer.count for layer in self.layers)
+
+    def part(self, *parts: str) -> ModelOps:
+        """The ops of the given parts only (e.g. ``part("block")``), in order."""
+        for part in parts:
+            if part not in PARTS:
+                raise ValueError(f"part must be one of {', '.join(PARTS)}, not {part!r}")
+        return ModelOps(self.name, tuple(layer for layer in self.layers if layer.part in parts))
 
     def steps(self, phase: str, training: bool | None = None) -> Iterator[tuple[LayerOp, Op]]:
         """(layer, op) in execution order for ``fwd``, ``bwd`` or ``fwd+bwd``.

@@ -1,28 +1,44 @@
 """Transformer architectures (decoder, encoder) as op lists: GPT-2/GPT-3, BERT and, through the
-options, Llama-style models (RMSNorm, SwiGLU, grouped-query attention, rotary positions).
+options, Llama-style models (RMSNorm, SwiGLU, grouped-query attention, rotary positions) and
+mixture-of-experts models (Mixtral: a router and ``experts_per_token`` of ``experts`` MLPs per token).
 
 :meth:`TransformerConfig.ops` lists one step's forward ops for ``batch`` sequences of ``seq_len``
 tokens on one tensor-parallel shard of ``tp`` (Megatron-style: attention heads, the QKV/first-MLP
 output columns, the projection/second-MLP input rows and the vocabulary are split ``tp`` ways; norms,
-residual adds and position embeddings are replicated).
+residual adds, position embeddings and the MoE router are replicated) and one expert-parallel rank of
+``ep`` (each rank holds ``experts / ep`` experts).
+
+The block code (:meth:`TransformerConfig.block_ops`) is shared by the ViT and encoder-decoder
+configurations (:mod:`dcsim.models.vit`, :mod:`dcsim.models.encdec`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-from dcsim.compute.ops import Attention, Embedding, Matmul, Normalization, Pointwise
+from dcsim.compute.ops import Attention, Embedding, Matmul, Normalization, Op, Pointwise
 from dcsim.models.base import LayerOp, ModelOps
+
+FAMILIES = ("decoder", "encoder")
+NORMS = ("layernorm", "rmsnorm")
+ACTIVATIONS = ("gelu", "silu", "swiglu", "relu")
+POSITIONALS = ("learned", "rope", "none", "relative", "sinusoidal")
 
 
 @dataclass(frozen=True)
 class TransformerConfig:
     """A transformer's shape. ``family`` is ``decoder`` (causal, LM head) or ``encoder`` (bidirectional,
-    post-norm, masked-LM head as in BERT). ``kv_heads`` < ``heads`` is grouped-query attention;
-    ``activation`` ``swiglu`` uses a gated MLP (gate and up projections fused, ``ffn_hidden`` wide each);
-    ``positional`` ``learned`` adds a position-embedding table of ``max_seq_len`` rows, ``rope`` and
-    ``none`` add no table. ``bias`` gives Linear layers a bias vector; ``tied_embeddings`` shares the
-    token table with the output head (the head's matmul still runs)."""
+    post-norm, masked-LM head as in BERT). ``kv_heads`` < ``heads`` is grouped-query attention (0 or None:
+    as many as ``heads``; after construction always an int); ``activation`` ``swiglu`` uses a gated MLP
+    (gate and up projections fused, ``ffn_hidden`` wide each); ``positional`` ``learned`` adds a
+    position-embedding table of ``max_seq_len`` rows, ``relative`` a T5 bucketed bias table
+    (``relative_buckets`` x heads, added to every layer's attention scores), ``sinusoidal`` a fixed table
+    (no parameters), ``rope`` and ``none`` no table. ``bias`` gives Linear layers a bias vector;
+    ``tied_embeddings`` shares the token table with the output head (the head's matmul still runs).
+    ``pre_norm`` (default: True for decoders, False for encoders, as in BERT) puts the norms before the
+    attention and MLP. ``experts`` > 1 makes every MLP a mixture of experts: a router picks
+    ``experts_per_token`` of them per token (the parameter count holds every expert)."""
 
     name: str
     layers: int
@@ -32,7 +48,7 @@ class TransformerConfig:
     vocab: int
     max_seq_len: int
     family: str = "decoder"
-    kv_heads: int | None = None
+    kv_heads: int = 0
     norm: str = "layernorm"
     activation: str = "gelu"
     positional: str = "learned"
@@ -40,122 +56,246 @@ class TransformerConfig:
     tied_embeddings: bool = False
     token_types: int = 0
     source: str = ""
+    experts: int = 1
+    experts_per_token: int = 1
+    pre_norm: bool | None = None
+    relative_buckets: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("layers", "hidden", "heads", "ffn_hidden", "vocab", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TransformerConfig.{name} must be >= 1")
+        for name in ("layers", "hidden", "heads", "ffn_hidden", "vocab", "max_seq_len", "experts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
         if self.hidden % self.heads:
-            raise ValueError(f"TransformerConfig.heads ({self.heads}) must divide hidden ({self.hidden})")
-        if self.kv_heads is not None and self.heads % self.kv_heads:
-            raise ValueError(f"TransformerConfig.kv_heads ({self.kv_heads}) must divide heads ({self.heads})")
-        checks = {
-            "family": ("decoder", "encoder"),
-            "norm": ("layernorm", "rmsnorm"),
-            "activation": ("gelu", "silu", "swiglu"),
-            "positional": ("learned", "rope", "none"),
-        }
+            raise ValueError(f"heads ({self.heads}) must divide hidden ({self.hidden})")
+        if not self.kv_heads:
+            object.__setattr__(self, "kv_heads", self.heads)
+        if not isinstance(self.kv_heads, int) or self.kv_heads < 1 or self.heads % self.kv_heads:
+            raise ValueError(f"kv_heads ({self.kv_heads}) must divide heads ({self.heads})")
+        if not isinstance(self.experts_per_token, int) or not 1 <= self.experts_per_token <= self.experts:
+            raise ValueError(
+                f"experts_per_token ({self.experts_per_token}) must be between 1 and experts ({self.experts})"
+            )
+        if self.positional == "relative" and self.relative_buckets < 1:
+            raise ValueError(f"relative_buckets must be >= 1, not {self.relative_buckets}")
+        checks = {"family": FAMILIES, "norm": NORMS, "activation": ACTIVATIONS, "positional": POSITIONALS}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"TransformerConfig.{name} must be one of {', '.join(allowed)}")
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+
+    # --- the uniform model interface -------------------------------------------------------------------
 
     @property
     def head_dim(self) -> int:
         """Width of one attention head."""
         return self.hidden // self.heads
 
-    def _check_shard(self, tp: int) -> None:
-        kv = self.kv_heads or self.heads
-        for what, size in (("heads", self.heads), ("kv_heads", kv), ("ffn_hidden", self.ffn_hidden)):
-            if size % tp:
-                raise ValueError(f"tp ({tp}) must divide {what} ({size})")
+    @property
+    def is_pre_norm(self) -> bool:
+        """Whether norms come before attention and MLP (``pre_norm``, else by family)."""
+        return self.family == "decoder" if self.pre_norm is None else self.pre_norm
 
-    def _embedding(self, tokens: int, seq_len: int, tp: int, precision: str) -> list[LayerOp]:
-        d = self.hidden
-        out = []
-        if self.tied_embeddings:  # the table's two gradients (output head, lookup) are added last
-            out.append(
-                LayerOp("embed.tied_grad", Pointwise("add", self.vocab // tp * d, precision), backward_only=True)
-            )
-        out.append(LayerOp("embed.tokens", Embedding(tokens, self.vocab // tp, d, precision), weights=True))
-        extra = []
-        if self.positional == "learned":
-            extra.append(("embed.positions", Embedding(seq_len, self.max_seq_len, d, precision)))
-        if self.token_types:
-            extra.append(("embed.token_types", Embedding(tokens, self.token_types, d, precision)))
-        for name, table in extra:
-            out.append(LayerOp(name, table, weights=True))
-            out.append(LayerOp(f"{name}.add", Pointwise("add", tokens * d, precision)))
-        if self.family == "encoder":
-            out.append(LayerOp("embed.norm", Normalization(self.norm, tokens, d, precision), weights=True))
-        return out
+    @property
+    def block_layers(self) -> int:
+        """Repeated layers a pipeline can split."""
+        return self.layers
 
-    def _block(self, batch: int, seq_len: int, tp: int, precision: str) -> list[LayerOp]:
-        """One layer's ops (pre-norm for decoders, post-norm for encoders)."""
-        tokens, d, p, n = batch * seq_len, self.hidden, precision, self.layers
-        heads, kv = self.heads // tp, (self.kv_heads or self.heads) // tp
-        hd = self.head_dim
-        qkv_width = (heads + 2 * kv) * hd
-        ffn = self.ffn_hidden // tp
-        up_width = 2 * ffn if self.activation == "swiglu" else ffn
-        causal = self.family == "decoder"
+    @property
+    def default_seq_len(self) -> int:
+        """Tokens per sequence when a step does not say: the maximum context."""
+        return self.max_seq_len
 
-        def norm(name: str) -> LayerOp:
-            return LayerOp(name, Normalization(self.norm, tokens, d, p), count=n, weights=True)
+    def tokens_per_sample(self, seq_len: int | None = None) -> int:
+        """Tokens one sequence contributes to tokens/s."""
+        return self.default_seq_len if seq_len is None else seq_len
 
-        attn = [
-            LayerOp("attn.qkv", Matmul(tokens, qkv_width, d, precision=p), n, weights=True, bias=self.bias),
-            LayerOp("attn.core", Attention(batch, heads, seq_len, seq_len, hd, causal, kv, p), n),
-            LayerOp("attn.layout", Pointwise("copy", tokens * heads * hd, p), n),
-            LayerOp("attn.proj", Matmul(tokens, d, heads * hd, precision=p), n, weights=True, bias=self.bias),
-            LayerOp("attn.residual", Pointwise("add", tokens * d, p), n),
-        ]
-        act = "silu" if self.activation == "swiglu" else self.activation
-        mlp = [
-            LayerOp("mlp.up", Matmul(tokens, up_width, d, precision=p), n, weights=True, bias=self.bias),
-            LayerOp("mlp.act", Pointwise(act, tokens * ffn, p), n),
-        ]
-        if self.activation == "swiglu":
-            mlp.append(LayerOp("mlp.gate", Pointwise("mul", tokens * ffn, p), n))
-        mlp += [
-            LayerOp("mlp.down", Matmul(tokens, d, ffn, precision=p), n, weights=True, bias=self.bias),
-            LayerOp("mlp.residual", Pointwise("add", tokens * d, p), n),
-        ]
-        if self.family == "encoder":
-            return [*attn, norm("attn.norm"), *mlp, norm("mlp.norm")]
-        return [norm("attn.norm"), *attn, norm("mlp.norm"), *mlp]
+    def param_count(self, tp: int = 1, ep: int = 1) -> int:
+        """Parameters (per TP shard and EP rank; every expert at ``ep`` 1), from the op list that is costed."""
+        return self.ops(1, 1, tp, ep=ep).param_count
 
-    def _head(self, tokens: int, tp: int, precision: str) -> list[LayerOp]:
-        d, p, vocab = self.hidden, precision, self.vocab // tp
-        out = []
-        if self.family == "encoder":  # BERT masked-LM head transform
-            out += [
-                LayerOp("head.dense", Matmul(tokens, d, d, precision=p), weights=True, bias=self.bias),
-                LayerOp("head.act", Pointwise("gelu", tokens * d, p)),
-            ]
-        out.append(LayerOp("head.norm", Normalization(self.norm, tokens, d, p), weights=True))
-        weights = not self.tied_embeddings
-        bias = self.bias and self.family == "encoder"
-        out.append(LayerOp("head.logits", Matmul(tokens, vocab, d, precision=p), weights=weights, bias=bias))
-        loss = Normalization("softmax", tokens, vocab, p)  # cross-entropy = log-softmax + gather
-        out.append(LayerOp("head.loss", loss, training_only=True))
-        return out
+    def active_param_count(self) -> int:
+        """Parameters one token's forward pass uses: all but the experts the router did not pick."""
+        total = 0
+        for layer in self.ops(1, 1).layers:
+            if layer.expert:
+                total += layer.params * self.layers * self.experts_per_token
+            else:
+                total += layer.params * layer.count
+        return total
 
-    def ops(self, batch: int, seq_len: int, tp: int = 1, precision: str = "fp32") -> ModelOps:
-        """Forward ops of one step over ``batch`` sequences of ``seq_len`` tokens on one TP shard."""
-        if batch < 1 or seq_len < 1 or tp < 1:
-            raise ValueError("batch, seq_len and tp must be >= 1")
+    def step_ops(
+        self, batch: int, seq_len: int | None = None, tp: int = 1, precision: str = "fp32", ep: int = 1
+    ) -> ModelOps:
+        """Forward ops of one step (``seq_len`` None: :attr:`default_seq_len`)."""
+        return self.ops(batch, self.default_seq_len if seq_len is None else seq_len, tp, precision, ep)
+
+    def ops(self, batch: int, seq_len: int, tp: int = 1, precision: str = "fp32", ep: int = 1) -> ModelOps:
+        """Forward ops of one step over ``batch`` sequences of ``seq_len`` tokens on one TP shard / EP rank."""
+        if batch < 1 or seq_len < 1 or tp < 1 or ep < 1:
+            raise ValueError("batch, seq_len, tp and ep must be >= 1")
         if self.positional == "learned" and seq_len > self.max_seq_len:
             raise ValueError(f"seq_len ({seq_len}) exceeds max_seq_len ({self.max_seq_len})")
-        self._check_shard(tp)
+        self.check_shard(tp, ep)
         tokens = batch * seq_len
         layers = [
-            *self._embedding(tokens, seq_len, tp, precision),
-            *self._block(batch, seq_len, tp, precision),
-            *self._head(tokens, tp, precision),
+            *self.embedding_ops(tokens, seq_len, tp, precision),
+            *self.block_ops(batch, seq_len, tp, precision, ep),
+            *self.head_ops(tokens, tp, precision),
         ]
         return ModelOps(f"{self.name} b{batch} s{seq_len} tp{tp} {precision}", tuple(layers))
 
-    def param_count(self, tp: int = 1) -> int:
-        """Parameters (per TP shard), from the same op list that is costed."""
-        return self.ops(1, 1, tp).param_count
+    # --- building blocks, shared with the ViT and encoder-decoder configurations -----------------------
+
+    def check_shard(self, tp: int, ep: int = 1) -> None:
+        """ValueError unless ``tp`` divides the heads and MLP width and ``ep`` divides the experts."""
+        for what, size in (("heads", self.heads), ("kv_heads", self.kv_heads), ("ffn_hidden", self.ffn_hidden)):
+            if size % tp:
+                raise ValueError(f"tp ({tp}) must divide {what} ({size})")
+        if self.experts % ep:
+            raise ValueError(f"ep ({ep}) must divide experts ({self.experts})")
+
+    def position_ops(self, batch: int, seq_len: int, tp: int, precision: str, prefix: str = "") -> list[LayerOp]:
+        """The position information added to (or, ``relative``, computed for) the token activations."""
+        d, tokens, p = self.hidden, batch * seq_len, precision
+        if self.positional == "learned":
+            table = Embedding(seq_len, self.max_seq_len, d, p)
+            return [
+                LayerOp(f"{prefix}embed.positions", table, weights=True, part="pre"),
+                LayerOp(f"{prefix}embed.positions.add", Pointwise("add", tokens * d, p), part="pre"),
+            ]
+        if self.positional == "sinusoidal":  # a fixed table: the add, no parameters
+            return [LayerOp(f"{prefix}embed.positions.add", Pointwise("add", tokens * d, p), part="pre")]
+        if self.positional == "relative":  # one bias per (query, key) bucket and head, shared by the layers
+            table = Embedding(seq_len * seq_len, self.relative_buckets, self.heads // tp, p)
+            return [LayerOp(f"{prefix}embed.relative_bias", table, weights=True, part="pre")]
+        return []
+
+    def embedding_ops(self, tokens: int, seq_len: int, tp: int, precision: str) -> list[LayerOp]:
+        """Token (and position, segment) embeddings: the ``pre`` ops."""
+        d = self.hidden
+        out = []
+        if self.tied_embeddings:  # the table's two gradients (output head, lookup) are added last
+            grad = Pointwise("add", self.vocab // tp * d, precision)
+            out.append(LayerOp("embed.tied_grad", grad, backward_only=True, part="pre"))
+        table = Embedding(tokens, self.vocab // tp, d, precision)
+        out.append(LayerOp("embed.tokens", table, weights=True, part="pre"))
+        out += self.position_ops(tokens // seq_len, seq_len, tp, precision)
+        if self.token_types:
+            types = Embedding(tokens, self.token_types, d, precision)
+            out.append(LayerOp("embed.token_types", types, weights=True, part="pre"))
+            out.append(LayerOp("embed.token_types.add", Pointwise("add", tokens * d, precision), part="pre"))
+        if self.family == "encoder" and not self.is_pre_norm:
+            norm = Normalization(self.norm, tokens, d, precision)
+            out.append(LayerOp("embed.norm", norm, weights=True, part="pre"))
+        return out
+
+    def block_ops(
+        self,
+        batch: int,
+        seq_len: int,
+        tp: int,
+        precision: str,
+        ep: int = 1,
+        *,
+        cross_len: int | None = None,
+        prefix: str = "",
+    ) -> list[LayerOp]:
+        """One layer's ops, ``count`` = :attr:`layers` (pre-norm or post-norm). ``cross_len`` adds a
+        cross-attention sub-layer over that many encoder positions (an encoder-decoder's decoder)."""
+        tokens, d, p, n = batch * seq_len, self.hidden, precision, self.layers
+        heads, kv, hd = self.heads // tp, self.kv_heads // tp, self.head_dim
+
+        def op(name: str, value: Op, weights: bool = False, bias: bool = False) -> LayerOp:
+            return LayerOp(f"{prefix}{name}", value, n, weights=weights, bias=bias)
+
+        def norm(name: str) -> LayerOp:
+            return op(name, Normalization(self.norm, tokens, d, p), weights=True)
+
+        attn = [op("attn.qkv", Matmul(tokens, (heads + 2 * kv) * hd, d, precision=p), weights=True, bias=self.bias)]
+        if self.positional == "relative":  # the shared bias is added to every layer's scores
+            attn.append(op("attn.position_bias", Pointwise("add", batch * heads * seq_len * seq_len, p)))
+        causal = self.family == "decoder"
+        attn += [
+            op("attn.core", Attention(batch, heads, seq_len, seq_len, hd, causal, kv, p)),
+            op("attn.layout", Pointwise("copy", tokens * heads * hd, p)),
+            op("attn.proj", Matmul(tokens, d, heads * hd, precision=p), weights=True, bias=self.bias),
+            op("attn.residual", Pointwise("add", tokens * d, p)),
+        ]
+        cross: list[LayerOp] = []
+        if cross_len is not None:
+            memory = batch * cross_len
+            cross = [
+                op("xattn.q", Matmul(tokens, heads * hd, d, precision=p), weights=True, bias=self.bias),
+                op("xattn.kv", Matmul(memory, 2 * kv * hd, d, precision=p), weights=True, bias=self.bias),
+                op("xattn.core", Attention(batch, heads, seq_len, cross_len, hd, False, kv, p)),
+                op("xattn.layout", Pointwise("copy", tokens * heads * hd, p)),
+                op("xattn.proj", Matmul(tokens, d, heads * hd, precision=p), weights=True, bias=self.bias),
+                op("xattn.residual", Pointwise("add", tokens * d, p)),
+            ]
+        mlp = self._mlp_ops(batch * seq_len, tp, ep, precision, prefix)
+        if not self.is_pre_norm:
+            return [*attn, norm("attn.norm"), *cross, *([norm("xattn.norm")] if cross else []), *mlp, norm("mlp.norm")]
+        return [norm("attn.norm"), *attn, *([norm("xattn.norm")] if cross else []), *cross, norm("mlp.norm"), *mlp]
+
+    def _mlp_ops(self, tokens: int, tp: int, ep: int, precision: str, prefix: str) -> list[LayerOp]:
+        """The MLP (dense) or mixture-of-experts sub-layer of one layer."""
+        d, p, n = self.hidden, precision, self.layers
+        ffn = self.ffn_hidden // tp
+        up_width = 2 * ffn if self.activation == "swiglu" else ffn
+        act = "silu" if self.activation == "swiglu" else self.activation
+        if self.experts == 1:
+            mlp = [
+                LayerOp(f"{prefix}mlp.up", Matmul(tokens, up_width, d, precision=p), n, weights=True, bias=self.bias),
+                LayerOp(f"{prefix}mlp.act", Pointwise(act, tokens * ffn, p), n),
+            ]
+            if self.activation == "swiglu":
+                mlp.append(LayerOp(f"{prefix}mlp.gate", Pointwise("mul", tokens * ffn, p), n))
+            return [
+                *mlp,
+                LayerOp(f"{prefix}mlp.down", Matmul(tokens, d, ffn, precision=p), n, weights=True, bias=self.bias),
+                LayerOp(f"{prefix}mlp.residual", Pointwise("add", tokens * d, p), n),
+            ]
+        # Mixture of experts with balanced routing: the EP group's tokens x top-k assignments are spread
+        # evenly over the experts; this rank holds experts / ep of them, so it computes the same tokens x k
+        # expert-MLP rows as without EP (its share of the group's ep x tokens x k), rounded up per expert.
+        # Every held expert is listed (its weights are held); with fewer assignments than experts (small
+        # decode batches) each still runs one row, which overprices those steps.
+        k, local = self.experts_per_token, self.experts // ep
+        rows = math.ceil(tokens * k * ep / self.experts)
+        e, bias = n * local, self.bias
+        experts = [
+            LayerOp(f"{prefix}moe.expert.up", Matmul(rows, up_width, d, precision=p), e, True, bias, expert=True),
+            LayerOp(f"{prefix}moe.expert.act", Pointwise(act, rows * ffn, p), e, expert=True),
+        ]
+        if self.activation == "swiglu":
+            experts.append(LayerOp(f"{prefix}moe.expert.gate", Pointwise("mul", rows * ffn, p), e, expert=True))
+        experts.append(
+            LayerOp(f"{prefix}moe.expert.down", Matmul(rows, d, ffn, precision=p), e, True, bias, expert=True)
+        )
+        return [
+            LayerOp(f"{prefix}moe.router", Matmul(tokens, self.experts, d, precision=p), n, weights=True),
+            LayerOp(f"{prefix}moe.route", Normalization("softmax", tokens, self.experts, p), n),
+            LayerOp(f"{prefix}moe.dispatch", Pointwise("copy", tokens * k * d, p), n),
+            *experts,
+            LayerOp(f"{prefix}moe.combine", Pointwise("mul", tokens * k * d, p), n),
+            LayerOp(f"{prefix}mlp.residual", Pointwise("add", tokens * d, p), n),
+        ]
+
+    def head_ops(self, tokens: int, tp: int, precision: str, prefix: str = "") -> list[LayerOp]:
+        """Final norm, output head and loss: the ``post`` ops."""
+        d, p, vocab = self.hidden, precision, self.vocab // tp
+        out = []
+        if self.family == "encoder" and not self.is_pre_norm:  # BERT masked-LM head transform
+            dense = Matmul(tokens, d, d, precision=p)
+            out += [
+                LayerOp(f"{prefix}head.dense", dense, weights=True, bias=self.bias, part="post"),
+                LayerOp(f"{prefix}head.act", Pointwise("gelu", tokens * d, p), part="post"),
+            ]
+        out.append(LayerOp(f"{prefix}head.norm", Normalization(self.norm, tokens, d, p), weights=True, part="post"))
+        weights = not self.tied_embeddings
+        bias = self.bias and self.family == "encoder"
+        logits = Matmul(tokens, vocab, d, precision=p)
+        out.append(LayerOp(f"{prefix}head.logits", logits, weights=weights, bias=bias, part="post"))
+        loss = Normalization("softmax", tokens, vocab, p)  # cross-entropy = log-softmax + gather
+        out.append(LayerOp(f"{prefix}head.loss", loss, training_only=True, part="post"))
+        return out

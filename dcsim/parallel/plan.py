@@ -1,7 +1,8 @@
 """A training parallel plan: how a model's work is split over accelerators.
 
-Rank layout (Megatron-LM order): tensor-parallel ranks are innermost (consecutive accelerators, so a TP
-group sits inside one node by default), then pipeline stages, then data-parallel replicas. Expert
+Rank layout (Megatron-LM's default order): tensor-parallel ranks are innermost (consecutive accelerators, so a
+TP group sits inside one node by default), then data-parallel replicas, then pipeline stages outermost (the
+heavy data-parallel gradient traffic stays between nearby nodes; stages exchange only activations). Expert
 parallelism (MoE) shards the experts over ``ep`` ranks taken from the data-parallel dimension.
 """
 
@@ -68,4 +69,4 @@ class ParallelPlan:
 
     def rank(self, dp: int, pp: int, tp: int) -> int:
         """Global rank of a (data, pipeline, tensor) coordinate; TP innermost."""
-        return (dp * self.pp + pp) * self.tp + tp
+        return (pp * self.dp + dp) * self.tp + tp

@@ -66,6 +66,8 @@ def write_plots(result: Result, folder: Path) -> list[Path]:
         from dcsim.network.plot import plot_link_utilization
 
         paths.append(plot_link_utilization(result.link_usage, folder / "link_utilization.png", f"{name}: links"))
+    if "requests" in result.tables:
+        paths += write_inference_plots(result, folder)
     if "jobs" not in result.tables:
         return paths
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -75,4 +77,33 @@ def write_plots(result: Result, folder: Path) -> list[Path]:
         ax.plot(jct / 3600.0, np.arange(1, len(jct) + 1) / len(jct), label=str(workload))
     finish_axes(ax, "job completion time (h)", "fraction of jobs", f"{name}: JCT CDF", legend=True)
     paths.append(save_figure(fig, folder / "jct_cdf.png"))
+    return paths
+
+
+def write_inference_plots(result: Result, folder: Path) -> list[Path]:
+    """Serving plots: TTFT, TPOT and end-to-end latency CDFs per workload; batch size and KV-cache
+    occupancy of each replica over time."""
+    name = result.scenario.name
+    requests = result.tables["requests"]
+    done = requests[requests["status"] == "completed"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, column, label in zip(axes, ("ttft_ms", "tpot_ms", "e2e_ms"), ("TTFT", "TPOT", "end-to-end"), strict=True):
+        for workload, group in done.groupby("workload", sort=False, observed=True):
+            values = np.sort(group[column].dropna().to_numpy())
+            if len(values):
+                ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=str(workload))
+        ax.set_xscale("log")
+        finish_axes(ax, f"{label} (ms)", "fraction of requests", f"{name}: {label}", legend=True)
+    paths = [save_figure(fig, folder / "latency_cdf.png")]
+    timeline = result.tables["replica_timeline"]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for key, group in timeline.groupby(["workload", "replica"], sort=False):
+        label = "/".join(str(part) for part in key)
+        top.step(group["time_s"], group["batch_size"], where="post", label=label, lw=0.8)
+        bottom.step(group["time_s"], group["kv_occupancy"], where="post", label=label, lw=0.8)
+    finish_axes(top, "", "sequences in batch", f"{name}: batch size per replica")
+    finish_axes(bottom, "simulated time (s)", "KV cache occupancy", f"{name}: KV cache per replica")
+    if timeline["replica"].nunique() <= 16:
+        top.legend(fontsize=7, ncol=4)
+    paths.append(save_figure(fig, folder / "kv_batch_timeline.png"))
     return paths

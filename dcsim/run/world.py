@@ -13,13 +13,15 @@ import simpy
 
 from dcsim._version import __version__
 from dcsim.compute import prediction_basis
-from dcsim.cost import breakdown, node_price, storage_cost_usd
+from dcsim.cost import breakdown, busy_accelerator_usd_per_s, node_price, storage_cost_usd
 from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
 from dcsim.run.collective_runner import CollectiveRunner, NetworkSession, collectives_table
 from dcsim.run.context import RunContext
+from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer
 from dcsim.run.jobs_runner import JobsRunner, job_usage
 from dcsim.run.result import Result
+from dcsim.run.training_runner import TrainingRunner
 from dcsim.scenario import load_scenario
 from dcsim.scenario.schema import Scenario
 from dcsim.scheduler.checkpointing import NO_CHECKPOINTS, Checkpointing
@@ -30,7 +32,7 @@ from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
 from dcsim.workloads.jobs import Job
 
-Runner = JobsRunner | CollectiveRunner
+Runner = JobsRunner | CollectiveRunner | TrainingRunner | InferenceRunner
 
 
 def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bool = False) -> Result:
@@ -69,14 +71,20 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
         quotas=dict(spec.quotas),
     )
     network = None
+    placer: ReplicaPlacer | None = None
     runners: list[Runner] = []
     for workload in scenario.workloads:
         if workload.kind == "jobs":
             runners.append(JobsRunner(workload, sim, scheduler, scenario))
+        elif workload.kind == "training":
+            runners.append(TrainingRunner(workload, sim, scheduler, scenario))
+        elif workload.kind == "inference":
+            placer = placer or ReplicaPlacer(scenario)
+            runners.append(InferenceRunner(workload, sim, scenario, placer))
         else:
             network = network or NetworkSession(sim, scenario)
             runners.append(CollectiveRunner(workload, sim, network))
-    scheduler.on_finish = _route_finishes([r for r in runners if isinstance(r, JobsRunner)])
+    scheduler.on_finish = _route_finishes([r for r in runners if isinstance(r, JobsRunner | TrainingRunner)])
     for runner in runners:
         runner.start()
     # A plain event, not the AllOf itself: SimPy strips a condition's checks when it is nested in another
@@ -123,7 +131,7 @@ def _failures(scenario: Scenario, sim: Simulation, scheduler: ClusterScheduler, 
     return injector
 
 
-def _route_finishes(runners: list[JobsRunner]) -> Callable[[Job], None]:
+def _route_finishes(runners: list[JobsRunner | TrainingRunner]) -> Callable[[Job], None]:
     by_name = {runner.spec.name: runner for runner in runners}
 
     def finished(job: Job) -> None:
@@ -179,14 +187,10 @@ def _result(
         price = node_price(node)
         power = node_power(node)
         compute_usd += price.usd_per_s * node.count * end_s
-        electricity_per_s = 0.0
         if price.pays_electricity:
             node_kwh = to_kwh(float(energy_j[node_type == node.name].sum()) + node.count * node.host_power_w * end_s)
             compute_usd += node_kwh * dc.pue * dc.electricity_usd_per_kwh
-            electricity_per_s = dc.electricity_usd_per_kwh / 3.6e6 * power.max_w * dc.pue
-        context.usd_per_accelerator_s[node.accelerator] = (
-            price.usd_per_s / node.accelerators_per_node + electricity_per_s
-        )
+        context.usd_per_accelerator_s[node.accelerator] = busy_accelerator_usd_per_s(node, dc)
         context.busy_w[node.accelerator] = power.max_w
         price_basis[node.name] = price.basis
     total_accelerators = cluster.size
@@ -219,6 +223,13 @@ def _result(
     timeline = pd.DataFrame(scheduler.timeline, columns=["time_s", "busy_accelerators", "queued_jobs"])
     timeline["utilization"] = timeline["busy_accelerators"] / total_accelerators
     tables["timeline"] = timeline
+    training_runners = [r for r in runners if isinstance(r, TrainingRunner)]
+    if training_runners:
+        tables["training"] = pd.concat([r.table() for r in training_runners], ignore_index=True)
+    inference_runners = [r for r in runners if isinstance(r, InferenceRunner)]
+    if inference_runners:
+        tables["requests"] = pd.concat([r.requests_table() for r in inference_runners], ignore_index=True)
+        tables["replica_timeline"] = pd.concat([r.timeline() for r in inference_runners], ignore_index=True)
     collective_runners = [r for r in runners if isinstance(r, CollectiveRunner)]
     if collective_runners:
         tables["collectives"] = collectives_table(collective_runners)

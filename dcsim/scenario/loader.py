@@ -21,7 +21,7 @@ from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
 
 # Modules that register further workload kinds (each calls register_workload_kind on import).
-KIND_MODULES: tuple[str, ...] = ()
+KIND_MODULES: tuple[str, ...] = ("dcsim.scenario.training_spec", "dcsim.scenario.inference_spec")
 
 
 def _read_yaml(path: Path) -> Any:

@@ -83,6 +83,9 @@ class ClusterScheduler:
         self.team_usage: dict[str, int] = {}
         self._pools_of: dict[tuple[Any, ...], list[Pool]] = {}
         self.on_finish = on_finish
+        # per workload name: called with a job right after it is placed, before its run time is fixed (a
+        # model-backed job re-prices its remaining work for the accelerators it got)
+        self.on_start: dict[str, Callable[[Job], None]] = {}
         self._keys: list[tuple[Any, int]] = []
         self._waiting: dict[int, Job] = {}
         self.running: dict[int, Job] = {}
@@ -182,6 +185,9 @@ class ClusterScheduler:
         self.team_usage[job.user] = self.team_usage.get(job.user, 0) + job.gpus
         self._dequeue(job)
         job.accelerators = self.placement.choose(self.cluster, pool, job.gpus)
+        hook = self.on_start.get(job.workload)
+        if hook is not None:
+            hook(job)
         now = self.now
         if job.start_s != job.start_s:
             job.start_s = now

@@ -1,0 +1,89 @@
+"""Communication times of a training job's collectives, measured on the flow-level network model.
+
+A query runs the collectives of several rank groups *at the same time* on a fresh
+:class:`~dcsim.network.FlowSimulator` over the datacenter graph, so groups that share NICs, NVSwitch ports or
+fabric links slow each other down exactly as the network model says. Results are cached per query: a
+training plan asks the same few questions (its TP all-reduce, its stage-to-stage sends, its DP all-reduce)
+for every microbatch of every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import networkx as nx
+import simpy
+
+from dcsim.network import Controller, FlowSimulator
+from dcsim.network.collectives.runner import choose_algorithm, plan, rank_groups
+from dcsim.network.routing import RoutingPolicy, mix64
+
+Groups = tuple[tuple[str, ...], ...]
+
+
+class CommModel:
+    """Collective and point-to-point times (seconds) on one fabric graph with one routing policy."""
+
+    def __init__(self, graph: nx.Graph, routing: str | type[RoutingPolicy] = "ecmp", seed: int = 0) -> None:
+        self.graph = graph
+        self.routing = routing
+        self.seed = seed
+        # one controller for every query (its route tables are the costly part); each query's flows all
+        # finish before it returns, so no query sees another's load
+        self.controller = Controller(graph, routing, seed)
+        self._cache: dict[tuple[str, Groups, float, str], float] = {}
+
+    def collective_s(self, op: str, groups: Sequence[Sequence[str]], nbytes: float, algorithm: str = "auto") -> float:
+        """Seconds until the last of ``groups`` finishes ``op`` of ``nbytes`` (nccl-tests size per rank), all
+        groups started together. Groups of one rank take no time."""
+        key_groups = tuple(tuple(g) for g in groups if len(g) > 1)
+        if not key_groups or nbytes <= 0:
+            return 0.0
+        key = (op, key_groups, float(nbytes), algorithm)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self._run(op, key_groups, float(nbytes), algorithm)
+        return cached
+
+    def send_s(self, pairs: Sequence[tuple[str, str]], nbytes: float) -> float:
+        """Seconds until the last of the (src, dst) transfers of ``nbytes`` each completes, all started together
+        (the stage-to-stage activation sends of a pipeline, one per tensor-parallel rank)."""
+        return self.collective_s("send_recv", [pair for pair in pairs if pair[0] != pair[1]], nbytes)
+
+    def _run(self, op: str, groups: Groups, nbytes: float, algorithm: str) -> float:
+        """All groups' phase ``i`` start together; one round of each phase is simulated and multiplied by the
+        phase's rounds (every round of a ring sends the same flows, so on an otherwise idle network each takes
+        the same time). This keeps a ring over ``n`` ranks at ``n`` flows instead of ``2n(n-1)``."""
+        env = simpy.Environment()
+        flows = FlowSimulator(env, self.controller)
+        planned = []
+        tags = [flows.next_collective_id() for _ in groups]  # ECMP keys as run_collective draws them
+        for g in groups:
+            grouping = rank_groups(self.graph, g)
+            planned.append(plan(op, choose_algorithm(op, algorithm, grouping), len(g), nbytes, grouping))
+        total = 0.0
+        for index in range(max(len(phases) for phases in planned)):
+            srcs: list[str] = []
+            dsts: list[str] = []
+            keys: list[int] = []
+            sizes: list[float] = []
+            rounds = fill = 0
+            for number, (g, phases) in enumerate(zip(groups, planned, strict=True)):
+                if index >= len(phases) or not phases[index].pairs:
+                    continue
+                phase = phases[index]
+                for i, j in phase.pairs:
+                    srcs.append(g[i])
+                    dsts.append(g[j])
+                    keys.append(mix64(tags[number], i, j) & 0x7FFFFFFFFFFFFFFF)
+                    sizes.append(phase.bytes_per_flow)
+                rounds = max(rounds, phase.repeat)
+                fill = max(fill, phase.fill_hops)
+            if not srcs:
+                continue
+            routed = flows.route(srcs, dsts, keys)
+            start = float(env.now)
+            env.run(until=flows.start_routed(routed, sizes))
+            one_round = float(env.now) - start
+            total += one_round * rounds + fill * float(routed.latency_s.max())
+        return total

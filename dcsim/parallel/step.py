@@ -1,0 +1,333 @@
+"""One training step of a parallel plan: compute, TP/PP/DP/EP communication, pipeline schedule, optimizer.
+
+:func:`estimate_step` prices a step of ``global_batch_size`` sequences for a (model, plan, accelerator,
+placement):
+
+1. Each pipeline chunk's per-microbatch forward and backward seconds come from the calibrated cost model
+   (:mod:`dcsim.parallel.stages`), with recompute added to the backward.
+2. Megatron tensor parallelism adds, per layer, two all-reduces of the layer's activations
+   (``microbatch * seq_len * hidden`` elements) in the forward and two in the backward (two more under full
+   recompute); with sequence parallelism each becomes a reduce-scatter plus an all-gather (Korthikanti et al.
+   2022, Section 4.2). They block compute (exposed). Expert parallelism adds two all-to-alls per layer and
+   pass. Their times come from the flow-level network model on the ranks' actual accelerators, with every
+   TP (or EP) group that shares those servers running at the same time (:class:`~dcsim.parallel.comm.CommModel`).
+3. Pipeline stages pass ``microbatch * seq_len * hidden / tp`` activations (Megatron's scatter-gather
+   optimisation) between consecutive stages, timed on the network the same way, and run the schedule
+   (:mod:`dcsim.parallel.pipeline`): ``fidelity="detailed"`` simulates it microbatch by microbatch in SimPy,
+   ``"fast"`` uses the closed form (the two agree within a few percent; tests hold them to it).
+4. Data parallelism all-reduces each stage's gradients (ZeRO 1/2: reduce-scatter plus all-gather, the same
+   volume) across its data-parallel group, all tensor ranks of the stage together; with ``overlap_dp`` it
+   hides behind the stage's last backward. ZeRO-3 gathers the weights before each microbatch's forward and
+   backward and reduce-scatters its gradients, overlapped with that microbatch's compute.
+5. The optimizer step (:mod:`dcsim.parallel.optimizer_step`) over the rank's (ZeRO-sharded) parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+from dcsim.catalog import load_catalog
+from dcsim.compute import BYTES_PER_ELEMENT, predict_many
+from dcsim.parallel.comm import CommModel
+from dcsim.parallel.layout import RankLayout
+from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
+from dcsim.parallel.plan import ParallelPlan
+from dcsim.parallel.stages import block_layers, layer_part, part_times, stage_compute, step_ops
+
+FIDELITIES = ("fast", "detailed")
+# Precisions a step's GEMMs run in -> the element type of its activations, gradients and comm traffic
+ACTIVATION_PRECISION = {"fp32": "fp32", "tf32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp8": "bf16"}
+
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What is trained, independent of the plan: a model config (zoo or inline), the accelerator type, the
+    global batch (sequences per step), sequence length, training precision and optimizer."""
+
+    model: Any
+    accelerator: str
+    global_batch_size: int
+    seq_len: int
+    precision: str = "bf16"
+    optimizer: str = "adamw"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ACTIVATION_PRECISION:
+            raise ValueError(f"precision must be one of {', '.join(ACTIVATION_PRECISION)} (got {self.precision!r})")
+        if self.global_batch_size < 1 or self.seq_len < 1:
+            raise ValueError("global_batch_size and seq_len must be >= 1")
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens a step trains on (images for vision models: one per sample)."""
+        per_sample = getattr(self.model, "tokens_per_sample", None)
+        tokens = per_sample(self.seq_len) if callable(per_sample) else self.seq_len
+        return int(tokens) * self.global_batch_size
+
+    @property
+    def element_bytes(self) -> float:
+        """Bytes of one activation or gradient element."""
+        return BYTES_PER_ELEMENT[ACTIVATION_PRECISION[self.precision]]
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """One step's time (s) and its breakdown on the busiest device: ``compute_s`` (forward, backward and
+    recompute of all its microbatches), ``tp_exposed_s`` (tensor- and expert-parallel communication, which
+    blocks compute), ``pp_bubble_s`` (pipeline fill, drain and sends), ``dp_exposed_s`` (gradient reduction
+    not hidden behind the backward, ZeRO-3 gathers included) and ``optimizer_s``. They add up to
+    ``step_time_s``."""
+
+    step_time_s: float
+    compute_s: float
+    tp_exposed_s: float
+    pp_bubble_s: float
+    dp_exposed_s: float
+    optimizer_s: float
+    microbatches: int
+    fidelity: str
+    comm_s: dict[str, float] = field(default_factory=dict)
+
+    def breakdown(self) -> dict[str, float]:
+        """The five parts of the step, seconds."""
+        return {
+            "compute_s": self.compute_s,
+            "tp_exposed_s": self.tp_exposed_s,
+            "pp_bubble_s": self.pp_bubble_s,
+            "dp_exposed_s": self.dp_exposed_s,
+            "optimizer_s": self.optimizer_s,
+        }
+
+
+def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]]:
+    """Problems with a plan for a setup, as (field, message): tp must divide heads, the pipeline must divide
+    the layers, the global batch must split into microbatches that cover the pipeline, ... Empty if valid."""
+    model = setup.model
+    problems: list[tuple[str, str]] = []
+    heads = getattr(model, "heads", None)
+    if heads is None:
+        if plan.tp > 1:
+            problems.append(("parallelism.tp", f"must be 1 for {model.name}: tensor parallelism splits attention"))
+        if plan.pp > 1:
+            problems.append(("parallelism.pp", f"must be 1 for {model.name}: pipelines split transformer layers"))
+    else:
+        kv_heads = getattr(model, "kv_heads", None) or heads
+        for what, size in (("heads", heads), ("kv_heads", kv_heads), ("ffn_hidden", model.ffn_hidden)):
+            if size % plan.tp:
+                problems.append(("parallelism.tp", f"must divide {what} ({size})"))
+                break
+    layers = block_layers(model)
+    chunks = plan.pp * plan.virtual_stages
+    if layers % chunks:
+        what = "pp * virtual_stages" if plan.virtual_stages > 1 else "pp"
+        problems.append(("parallelism.pp", f"{what} ({chunks}) must divide the model's layers ({layers})"))
+    experts = getattr(model, "experts", 1) or 1
+    if plan.ep > 1 and experts % plan.ep:
+        problems.append(("parallelism.ep", f"must divide the experts ({experts})"))
+    per_replica = plan.dp * plan.microbatch_size
+    if setup.global_batch_size % per_replica:
+        problems.append(
+            (
+                "global_batch_size",
+                f"{setup.global_batch_size} is not a multiple of dp * microbatch_size ({per_replica})",
+            )
+        )
+    else:
+        m = setup.global_batch_size // per_replica
+        if plan.pp > 1 and m < plan.pp:
+            problems.append(
+                ("parallelism.microbatch_size", f"gives {m} microbatches, fewer than the pipeline's {plan.pp} stages")
+            )
+        if plan.schedule == "interleaved" and m % plan.pp:
+            problems.append(
+                ("parallelism.schedule", f"interleaved needs microbatches ({m}) to be a multiple of pp ({plan.pp})")
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class _ModelSlice:
+    """Per-microbatch facts of the plan's op list on one shard."""
+
+    times: Any
+    layers: int
+    params_by_part: dict[str, int]
+    hidden: int | None
+    flops_fwd: float
+
+
+@functools.lru_cache(maxsize=1024)
+def _slice(model: Any, mbs: int, seq_len: int, tp: int, ep: int, precision: str, device: str) -> _ModelSlice:
+    ops = step_ops(model, mbs, seq_len, tp, precision, ep)
+    params = dict.fromkeys(("pre", "block", "post"), 0)
+    for layer in ops.layers:
+        params[layer_part(layer)] += layer.params * layer.count
+    times = part_times(ops, device)
+    return _ModelSlice(times, block_layers(model), params, getattr(model, "hidden", None), times.flops_fwd)
+
+
+def stage_params(slice_: _ModelSlice, plan: ParallelPlan) -> list[int]:
+    """Parameters held by each pipeline device (per TP shard; its chunks' layers, plus the embedding on the
+    first device and the head on the last)."""
+    chunks = plan.pp * plan.virtual_stages
+    out = [0] * plan.pp
+    for c in range(chunks):
+        device = c % plan.pp
+        out[device] += slice_.params_by_part["block"] // chunks
+        if c == 0:
+            out[device] += slice_.params_by_part["pre"]
+        if c == chunks - 1:
+            out[device] += slice_.params_by_part["post"]
+    return out
+
+
+def optimizer_seconds(setup: TrainingSetup, params: int, device: str) -> float:
+    """Seconds of one optimizer step over ``params`` parameters on ``device``."""
+    from dcsim.parallel.optimizer_step import optimizer_step_ops
+
+    master = setup.precision in ("bf16", "fp16", "fp8")
+    weights = ACTIVATION_PRECISION[setup.precision]
+    ops = optimizer_step_ops(setup.optimizer, params, weights, master_weights=master)
+    if not ops:
+        return 0.0
+    seconds = predict_many([op for op, _ in ops], device)
+    return float(sum(float(s) * count for s, (_, count) in zip(seconds, ops, strict=True)))
+
+
+def estimate_step(
+    setup: TrainingSetup,
+    plan: ParallelPlan,
+    layout: RankLayout,
+    comm: CommModel,
+    server_of: dict[str, str],
+    fidelity: str = "fast",
+) -> StepEstimate:
+    """One step of ``plan`` on the accelerators of ``layout`` (see the module docstring). Raises ValueError
+    naming the problem for an invalid plan."""
+    if fidelity not in FIDELITIES:
+        raise ValueError(f"fidelity must be one of {', '.join(FIDELITIES)} (got {fidelity!r})")
+    problems = check_plan(setup, plan)
+    if problems:
+        raise ValueError(f"{problems[0][0]}: {problems[0][1]}")
+    m = plan.microbatches(setup.global_batch_size)
+    compute_precision = "fp32" if setup.precision == "tf32" else setup.precision
+    sl = _slice(
+        setup.model, plan.microbatch_size, setup.seq_len, plan.tp, plan.ep, compute_precision, setup.accelerator
+    )
+    stages = stage_compute(sl.times, sl.layers, plan)
+    chunks = plan.pp * plan.virtual_stages
+    layers_per_chunk = sl.layers // chunks
+    elem = setup.element_bytes
+    act_bytes = plan.microbatch_size * setup.seq_len * (sl.hidden or 0) * elem
+    comm_s: dict[str, float] = {}
+
+    # tensor (and expert) parallel communication per layer, blocking compute
+    tp_fwd = tp_bwd = 0.0
+    if plan.tp > 1:
+        groups = layout.sharing(layout.tp_groups(0), server_of)
+        if plan.sequence_parallel:
+            one = comm.collective_s("reduce_scatter", groups, act_bytes) + comm.collective_s(
+                "all_gather", groups, act_bytes
+            )
+        else:
+            one = comm.collective_s("all_reduce", groups, act_bytes)
+        comm_s["tp_collective_s"] = one
+        tp_fwd = 2 * one
+        tp_bwd = (4 if plan.recompute == "full" else 2) * one
+    experts = getattr(setup.model, "experts", 1) or 1
+    if experts > 1 and plan.ep > 1:
+        top_k = getattr(setup.model, "experts_per_token", 1) or 1
+        groups = layout.sharing(layout.ep_groups(0), server_of)
+        one = comm.collective_s("all_to_all", groups, act_bytes * top_k / plan.tp)
+        comm_s["ep_all_to_all_s"] = one
+        tp_fwd += 2 * one
+        tp_bwd += (4 if plan.recompute == "full" else 2) * one
+    fwd = [f + tp_fwd * layers_per_chunk for f in stages.fwd_s]
+    bwd = [b + tp_bwd * layers_per_chunk for b in stages.bwd_s]
+
+    # ZeRO-3: gather weights for forward and backward, reduce-scatter gradients, every microbatch
+    params = stage_params(sl, plan)
+    zero3_exposed = [0.0] * plan.pp
+    if plan.zero_stage == 3 and plan.dp > 1:
+        for d in range(plan.pp):
+            groups = layout.dp_groups([d])
+            nbytes = params[d] * elem
+            gather = comm.collective_s("all_gather", groups, nbytes)
+            scatter = comm.collective_s("reduce_scatter", groups, nbytes)
+            busy = sum(fwd[c] + bwd[c] for c in range(d, chunks, plan.pp))
+            zero3_exposed[d] = max(0.0, 2 * gather + scatter - busy)
+            comm_s[f"zero3_stage{d}_s"] = 2 * gather + scatter
+        for c in range(chunks):  # the exposed part lengthens every microbatch on that device
+            bwd[c] += zero3_exposed[c % plan.pp] / plan.virtual_stages
+
+    send_s = 0.0
+    if plan.pp > 1:
+        send_s = comm.send_s(layout.stage_pairs(0), act_bytes / plan.tp)
+        comm_s["pp_send_s"] = send_s
+    timing: PipelineTiming
+    if fidelity == "detailed":
+        timing = simulate_pipeline(fwd, bwd, m, plan.schedule if plan.pp > 1 else "gpipe", plan.pp, send_s)
+    else:
+        timing = analytic_pipeline(fwd, bwd, m, plan.pp, send_s)
+
+    # data-parallel gradient reduction at the end of each device's backward
+    ends = list(timing.device_end_s)
+    if plan.dp > 1 and plan.zero_stage < 3:
+        for d, nbytes in _distinct_stage_bytes(params, elem):
+            groups = layout.dp_groups([d])
+            reduce_s = comm.collective_s("all_reduce", groups, nbytes)
+            comm_s[f"dp_stage{d}_s"] = reduce_s
+            for dev in _same_bytes(params, d):
+                hidden = bwd[_last_chunk(dev, plan)] if plan.overlap_dp else 0.0
+                ends[dev] += max(0.0, reduce_s - hidden)
+    pipeline_end = max(ends)
+
+    sharded = plan.dp if plan.zero_stage >= 1 else 1
+    opt_s = max(optimizer_seconds(setup, max(1, p // sharded), setup.accelerator) for p in params)
+
+    per_device = [0.0] * plan.pp
+    comm_device = [0.0] * plan.pp
+    for c in range(chunks):
+        per_device[c % plan.pp] += stages.fwd_s[c] + stages.bwd_s[c]
+        comm_device[c % plan.pp] += (tp_fwd + tp_bwd) * layers_per_chunk
+    busiest = max(range(plan.pp), key=lambda d: per_device[d] + comm_device[d] + zero3_exposed[d])
+    compute_s = m * per_device[busiest]
+    tp_s = m * comm_device[busiest]
+    zero3_s = m * zero3_exposed[busiest]
+    bubble_s = max(0.0, timing.makespan_s - compute_s - tp_s - zero3_s)
+    dp_s = pipeline_end - timing.makespan_s + zero3_s
+    return StepEstimate(
+        step_time_s=pipeline_end + opt_s,
+        compute_s=compute_s,
+        tp_exposed_s=tp_s,
+        pp_bubble_s=bubble_s,
+        dp_exposed_s=dp_s,
+        optimizer_s=opt_s,
+        microbatches=m,
+        fidelity=fidelity,
+        comm_s=comm_s,
+    )
+
+
+def _distinct_stage_bytes(params: list[int], elem: float) -> list[tuple[int, float]]:
+    """(a representative device, gradient bytes) for each distinct per-device parameter count."""
+    seen: dict[int, int] = {}
+    for d, p in enumerate(params):
+        seen.setdefault(p, d)
+    return [(d, p * elem) for p, d in seen.items()]
+
+
+def _same_bytes(params: list[int], device: int) -> list[int]:
+    return [d for d, p in enumerate(params) if p == params[device]]
+
+
+def _last_chunk(device: int, plan: ParallelPlan) -> int:
+    """The chunk whose backward a device runs last (its first chunk, holding the earliest layers)."""
+    return device
+
+
+def peak_flops(accelerator: str, precision: str) -> float:
+    """The catalog's dense peak FLOP/s of ``accelerator`` in ``precision``."""
+    return float(load_catalog().accelerator(accelerator).peak_flops(precision))

@@ -1,0 +1,268 @@
+"""Runs a ``kind: inference`` workload: builds its replicas and traffic, serves it, summarises it.
+
+Replicas reserve their accelerators directly from the datacenter's node types (``tp x pp`` accelerators
+inside one node each, filling node types in order and nodes in order), not through the cluster scheduler:
+they are not visible to jobs workloads, and the datacenter's ``accelerator_utilization`` counts only
+scheduler jobs. Several inference workloads share one :class:`ReplicaPlacer`, so they never take the same
+accelerators. With ``autoscale`` every replica up to ``max`` is placed, and each is paid for only while on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dcsim.catalog import load_catalog
+from dcsim.energy import node_power
+from dcsim.engine.simulation import Simulation
+from dcsim.errors import UserInputError
+from dcsim.models.inference import weight_bytes
+from dcsim.run.context import RunContext
+from dcsim.run.stats import quantiles
+from dcsim.scenario.inference_spec import InferenceWorkload
+from dcsim.scenario.schema import NodeType, Scenario
+from dcsim.serving import (
+    IterationCost,
+    KVCache,
+    Replica,
+    RequestRecords,
+    ServingSystem,
+    Traffic,
+    diurnal_arrivals,
+    gamma_arrivals,
+    poisson_arrivals,
+    read_trace,
+    replica_memory,
+    resolve_router,
+)
+from dcsim.serving.replica import Batching
+from dcsim.serving.system import Autoscale
+
+#: Timeline samples per replica over a run (the timeline's size does not grow with the request count).
+TIMELINE_SAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a replica runs: a node type, the node's number within it, and its accelerators there."""
+
+    node: NodeType
+    node_index: int
+    first_accelerator: int
+
+
+class ReplicaPlacer:
+    """Hands out ``tp x pp`` accelerators inside one node per replica, shared by a run's inference workloads."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.free = {n.name: [n.accelerators_per_node] * n.count for n in scenario.datacenter.nodes}
+
+    def take(self, spec: InferenceWorkload, scenario: Scenario, count: int) -> list[Place]:
+        """Places for ``count`` replicas of ``spec`` (UserInputError naming the field if they do not fit)."""
+        size = spec.parallelism.tp * spec.parallelism.pp
+        places: list[Place] = []
+        for node in spec.host_nodes(scenario):
+            free = self.free[node.name]
+            for index in range(node.count):
+                while free[index] >= size and len(places) < count:
+                    places.append(Place(node, index, node.accelerators_per_node - free[index]))
+                    free[index] -= size
+        if len(places) < count:
+            field = "replicas" if spec.replicas is not None else "autoscale.max"
+            raise UserInputError.single(
+                f"workloads[{spec.name}].{field}",
+                f"only {len(places)} of {count} replicas fit on the accelerators left by other inference workloads",
+            )
+        return places
+
+
+def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Traffic:
+    """The workload's requests. Arrival times and token lengths use separate streams (``NAME/arrivals``,
+    ``NAME/lengths``), so a change of one leaves the other's draws alone."""
+    t = spec.traffic
+    if t.arrival == "trace":
+        traffic = read_trace(spec.trace_path(base_dir), t.time_scale)
+    else:
+        rng = sim.stream(f"{spec.name}/arrivals")
+        assert t.rate_per_s is not None and t.duration_s is not None
+        if t.arrival == "poisson":
+            arrivals = poisson_arrivals(t.rate_per_s, t.duration_s, rng)
+        elif t.arrival == "gamma":
+            arrivals = gamma_arrivals(t.rate_per_s, float(t.cv or 1.0), t.duration_s, rng)
+        else:
+            arrivals = diurnal_arrivals(t.rate_per_s, t.amplitude, t.period_s, t.duration_s, rng)
+        traffic = Traffic.from_lengths(arrivals, t.prompt_tokens, t.output_tokens, sim.stream(f"{spec.name}/lengths"))
+    if spec.arrival_s:
+        traffic = Traffic(traffic.arrival_s + spec.arrival_s, traffic.prompt_tokens, traffic.output_tokens)
+    return traffic
+
+
+class InferenceRunner:
+    """One inference workload on the run's SimPy environment; ``done`` fires when all traffic is served."""
+
+    def __init__(
+        self, spec: InferenceWorkload, sim: Simulation, scenario: Scenario, placer: ReplicaPlacer | None = None
+    ) -> None:
+        self.spec = spec
+        self.sim = sim
+        self.scenario = scenario
+        self.cfg = spec.architecture()
+        self.traffic = make_traffic(spec, sim, scenario.base_dir)
+        self.records = RequestRecords(self.traffic)
+        placer = placer or ReplicaPlacer(scenario)
+        self.places = placer.take(spec, scenario, spec.max_replicas)
+        span = float(self.traffic.arrival_s[-1]) if len(self.traffic) else 1.0
+        interval = max(span, 1e-3) / TIMELINE_SAMPLES
+        b = spec.batching
+        batching = Batching(b.effective_policy, b.max_batch_size, b.max_batch_tokens)
+        catalog = load_catalog()
+        tp, pp = spec.parallelism.tp, spec.parallelism.pp
+        costs: dict[str, IterationCost] = {}
+        self.memory: dict[str, Any] = {}
+        replicas = []
+        for index, place in enumerate(self.places):
+            node = place.node
+            acc = catalog.accelerators[node.accelerator]
+            if node.name not in costs:
+                link = catalog.interconnects[node.intra_node] if node.intra_node else None
+                costs[node.name] = IterationCost(
+                    self.cfg,
+                    spec.precision,
+                    acc.id,
+                    tp,
+                    pp,
+                    link.bandwidth_gb_per_s * 1e9 if link else None,
+                    link.latency_us * 1e-6 if link else 0.0,
+                )
+                memory_gb = node.memory_gb if acc.id == "host-cpu" and node.memory_gb else acc.memory_gb
+                self.memory[node.name] = replica_memory(
+                    self.cfg, spec.precision, memory_gb, tp, pp, b.max_batch_tokens, b.max_batch_size, b.block_tokens
+                )
+            kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
+            replicas.append(
+                Replica(index, sim.env, costs[node.name], kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            )
+        self.replicas = replicas
+        autoscale = None
+        if spec.autoscale is not None:
+            a = spec.autoscale
+            cold = a.cold_start_s
+            if cold is None:
+                read = scenario.datacenter.storage.read_gbps
+                assert read is not None  # checked at load time
+                cold = weight_bytes(self.cfg, spec.precision) / (read * 1e9 / 8)
+            autoscale = Autoscale(a.min, a.max, a.target_utilization, a.target_queue, a.interval_s, cold)
+        router = resolve_router(spec.routing)(sim.stream(f"{spec.name}/router"))
+        self.system = ServingSystem(sim.env, replicas, router, self.records, autoscale)
+        self.done = self.system.done
+
+    def start(self) -> None:
+        """Start the arrivals (offset by the workload's ``arrival_s``)."""
+        self.system.start()
+
+    # ------------------------------------------------------------------ results
+    def _window_s(self, end_s: float) -> float:
+        col = self.records.column
+        if len(self.records) == 0:
+            return 0.0
+        ends = col("end_s")
+        last = float(np.nanmax(ends)) if np.any(ends == ends) else end_s
+        return max(min(last, end_s) - float(col("arrival_s")[0]), 0.0)
+
+    def summary(self, context: RunContext) -> dict[str, Any]:
+        """The contract's inference figures, plus the pool, the KV cache and the request counts."""
+        end_s = context.end_s
+        self.system.close(end_s)
+        table = self.records.table(self.spec.name)
+        done = table[table["status"] == "completed"]
+        counts = self.records.counts()
+        window = self._window_s(end_s)
+        output_tokens = float(done["output_tokens"].sum())
+        cost = energy_j = 0.0
+        for replica, on_s in zip(self.replicas, self.system.on_s, strict=True):
+            place = self.places[replica.index]
+            power = node_power(place.node)
+            busy = min(replica.busy_s, on_s)
+            cost += context.usd_per_accelerator_s[replica.accelerator] * replica.accelerators * on_s
+            energy_j += replica.accelerators * (busy * power.max_w + (on_s - busy) * power.idle_w)
+        energy_j *= context.pue
+        slo = self.spec.slo
+        attainment = None
+        if slo.ttft_ms is not None or slo.tpot_ms is not None:
+            ok = np.ones(len(done), dtype=bool)
+            if slo.ttft_ms is not None:
+                ok &= done["ttft_ms"].to_numpy() <= slo.ttft_ms
+            if slo.tpot_ms is not None:
+                tpot = done["tpot_ms"].to_numpy()
+                ok &= ~(tpot > slo.tpot_ms)  # single-token outputs have no TPOT and meet it
+            judged = len(done) + counts["dropped"]
+            attainment = float(ok.sum() / judged) if judged else None
+        on_s = sum(self.system.on_s)
+        busy_s = sum(min(r.busy_s, s) for r, s in zip(self.replicas, self.system.on_s, strict=True))
+        batch = self.timeline()
+        return {
+            "kind": "inference",
+            "model": self.cfg.name,
+            "requests": len(self.records),
+            "requests_completed": counts["completed"],
+            "requests_dropped": counts["dropped"],
+            "requests_in_flight": counts["queued"] + counts["running"],
+            "throughput_tokens_per_s": output_tokens / window if window > 0 else 0.0,
+            "input_tokens_per_s": float(done["prompt_tokens"].sum()) / window if window > 0 else 0.0,
+            "requests_per_s": len(done) / window if window > 0 else 0.0,
+            "ttft_ms": quantiles(done["ttft_ms"].to_numpy()),
+            "tpot_ms": quantiles(done["tpot_ms"].dropna().to_numpy()),
+            "e2e_ms": quantiles(done["e2e_ms"].to_numpy()),
+            "queue_ms": quantiles(done["queue_ms"].to_numpy()),
+            "slo_attainment": attainment,
+            "cost_usd": cost,
+            "usd_per_million_tokens": cost / output_tokens * 1e6 if output_tokens else None,
+            "energy_kwh": energy_j / 3.6e6,
+            "replicas": len(self.replicas) if self.spec.autoscale is None else self.spec.autoscale.max,
+            "replica_hours": on_s / 3600.0,
+            "accelerators": sorted({r.accelerator for r in self.replicas}),
+            "utilization": busy_s / on_s if on_s > 0 else 0.0,
+            "mean_batch_size": float(batch["batch_size"].mean()) if len(batch) else 0.0,
+            "preemptions": int(sum(r.preemptions for r in self.replicas)),
+            "kv_capacity_tokens": {name: m.capacity_blocks * m.block_tokens for name, m in sorted(self.memory.items())},
+            "kv_peak_occupancy": max((r.kv.peak / r.kv.capacity for r in self.replicas), default=0.0),
+            "by_accelerator": self._by_accelerator(done),
+            "scale_events": len(self.system.scale_events),
+            "max_live_replicas": max((n for _, n in self.system.scale_events), default=len(self.replicas)),
+        }
+
+    def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:
+        """Per accelerator type (mixed pools): replicas, completed requests and their latencies."""
+        kinds = np.array([r.accelerator for r in self.replicas])
+        out = {}
+        for kind in sorted(set(kinds)):
+            served = done[np.isin(done["replica"].to_numpy(), np.flatnonzero(kinds == kind))]
+            out[kind] = {
+                "replicas": int(np.sum(kinds == kind)),
+                "requests_completed": len(served),
+                "ttft_ms": quantiles(served["ttft_ms"].to_numpy()),
+                "tpot_ms": quantiles(served["tpot_ms"].dropna().to_numpy()),
+            }
+        return out
+
+    def requests_table(self) -> pd.DataFrame:
+        """One row per request (see :meth:`RequestRecords.table`)."""
+        return self.records.table(self.spec.name)
+
+    def timeline(self) -> pd.DataFrame:
+        """Samples per replica: time, batch size, KV blocks used and occupancy, queued requests."""
+        rows = [s for r in self.replicas for s in r.samples]
+        frame = pd.DataFrame(rows, columns=["time_s", "replica", "batch_size", "kv_blocks", "queued"])
+        capacity = np.array([r.kv.capacity for r in self.replicas])
+        frame["kv_occupancy"] = (
+            frame["kv_blocks"].to_numpy() / capacity[frame["replica"].to_numpy()] if len(frame) else []
+        )
+        frame.insert(0, "workload", self.spec.name)
+        return frame.sort_values(["time_s", "replica"], kind="stable").reset_index(drop=True)
+
+
+def _unset(replica: Replica, rid: int) -> None:
+    raise RuntimeError("replica used before its serving system set on_complete")

@@ -1,0 +1,170 @@
+"""The ``kind: training`` workload section (contract v1): a model trained with a parallel plan."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dcsim.errors import Problem
+from dcsim.scenario.fields import AcceleratorId, Count, Number
+from dcsim.scenario.schema import Section
+from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
+
+if TYPE_CHECKING:
+    from dcsim.parallel.plan import ParallelPlan
+    from dcsim.parallel.step import TrainingSetup
+    from dcsim.scenario.schema import Scenario
+
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
+OPTIMIZERS = ("adamw", "sgd", "adafactor")
+
+
+class Parallelism(Section):
+    """A parallel plan (see :class:`dcsim.parallel.ParallelPlan`); ``fsdp: true`` is ZeRO stage 3."""
+
+    dp: Count = Field(default=1, ge=1)
+    tp: Count = Field(default=1, ge=1)
+    pp: Count = Field(default=1, ge=1)
+    ep: Count = Field(default=1, ge=1)
+    microbatch_size: Count = Field(default=1, ge=1)
+    schedule: Literal["1f1b", "interleaved", "gpipe"] = "1f1b"
+    virtual_stages: Count = Field(default=1, ge=1)
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    fsdp: bool = False
+    recompute: Literal["none", "selective", "full"] = "none"
+    sequence_parallel: bool = False
+    overlap_dp: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Parallelism:
+        if self.virtual_stages > 1 and self.schedule != "interleaved":
+            raise ValueError("virtual_stages > 1 needs schedule: interleaved")
+        if self.fsdp and self.zero_stage not in (0, 3):
+            raise ValueError("fsdp is ZeRO stage 3; give one of fsdp and zero_stage")
+        if self.dp % self.ep:
+            raise ValueError(f"ep ({self.ep}) must divide dp ({self.dp})")
+        return self
+
+    def plan(self) -> ParallelPlan:
+        """The :class:`~dcsim.parallel.ParallelPlan` this section describes."""
+        from dcsim.parallel.plan import ParallelPlan
+
+        return ParallelPlan(
+            dp=self.dp,
+            tp=self.tp,
+            pp=self.pp,
+            ep=self.ep,
+            microbatch_size=self.microbatch_size,
+            schedule=self.schedule,
+            virtual_stages=self.virtual_stages,
+            zero_stage=3 if self.fsdp else self.zero_stage,
+            recompute=self.recompute,
+            sequence_parallel=self.sequence_parallel,
+            overlap_dp=self.overlap_dp,
+        )
+
+
+@register_workload_kind("training")
+class TrainingWorkload(WorkloadSpec):
+    """Train ``model`` (a zoo id or an inline architecture) with ``parallelism`` on the accelerators of one
+    node type (``accelerator`` picks it when several types exist), for ``tokens`` (or ``steps``) of
+    ``global_batch_size`` sequences of ``seq_len`` tokens. The job goes through the cluster scheduler like
+    any other: it waits for ``dp * tp * pp`` accelerators, the placement policy picks them, and its step
+    time is priced on the accelerators it got. ``fidelity`` ``detailed`` simulates the pipeline microbatch
+    by microbatch, ``fast`` uses the closed form. ``target_loss`` adds a time-to-target-loss estimate from
+    a published scaling law (a model, labelled as such)."""
+
+    kind: Literal["training"] = "training"
+    model: str | dict[str, Any]
+    precision: Literal["fp32", "tf32", "bf16", "fp16", "fp8"] = "bf16"
+    parallelism: Parallelism = Field(default_factory=Parallelism)
+    global_batch_size: Count = Field(ge=1)
+    seq_len: Count | None = Field(default=None, ge=1)
+    tokens: Number | None = Field(default=None, gt=0)
+    steps: Count | None = Field(default=None, ge=1)
+    optimizer: Literal["adamw", "sgd", "adafactor"] = "adamw"
+    arrival_s: Number = Field(default=0.0, ge=0)
+    accelerator: AcceleratorId | None = None
+    fidelity: Literal["fast", "detailed"] = "detailed"
+    target_loss: Number | None = Field(default=None, gt=0)
+    compression: dict[str, Any] = Field(default_factory=dict)
+    team: str | None = None
+    priority: int = 0
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[str] = Field(default_factory=list)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str | dict[str, Any]) -> str | dict[str, Any]:
+        from dcsim.models.zoo import model_from_spec
+
+        try:
+            model_from_spec(model)
+        except KeyError as error:
+            raise ValueError(str(error.args[0])) from None
+        return model
+
+    @field_validator("compression")
+    @classmethod
+    def _no_compression_yet(cls, compression: dict[str, Any]) -> dict[str, Any]:
+        if compression:
+            raise ValueError("compression of trained models is not available in this version of dcsim yet")
+        return compression
+
+    @model_validator(mode="after")
+    def _one_length(self) -> TrainingWorkload:
+        if (self.tokens is None) == (self.steps is None):
+            raise ValueError("give exactly one of tokens and steps")
+        return self
+
+    def model_config_obj(self) -> Any:
+        """The architecture (zoo entry or inline)."""
+        from dcsim.models.zoo import model_from_spec
+
+        return model_from_spec(self.model)
+
+    def setup(self, accelerator: str) -> TrainingSetup:
+        """The plan-independent description of this training run on ``accelerator``."""
+        from dcsim.parallel.step import TrainingSetup
+
+        model = self.model_config_obj()
+        seq_len = self.seq_len or int(getattr(model, "default_seq_len", 0) or getattr(model, "max_seq_len", 1))
+        return TrainingSetup(model, accelerator, self.global_batch_size, seq_len, self.precision, self.optimizer)
+
+    def pool(self, scenario: Scenario) -> tuple[str, int] | None:
+        """(accelerator id, accelerators) of the node types this job may use, or None if none match."""
+        pools: dict[str, int] = {}
+        for node in scenario.datacenter.nodes:
+            labels_match = all(node.labels.get(k) == v for k, v in self.node_selector.items())
+            if labels_match and set(node.taints) <= set(self.tolerations):
+                if self.accelerator is None or node.accelerator == self.accelerator:
+                    pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
+        if not pools:
+            return None
+        accelerator = max(pools, key=lambda a: pools[a])
+        return accelerator, pools[accelerator]
+
+    def check(self, scenario: Scenario) -> list[Problem]:
+        pool = self.pool(scenario)
+        if pool is None:
+            field = "accelerator" if self.accelerator is not None else "node_selector"
+            return [Problem(field, "no node type matches this workload's accelerator, node_selector and tolerations")]
+        accelerator, available = pool
+        plan = self.parallelism.plan()
+        problems = []
+        if plan.world_size > available:
+            problems.append(
+                Problem(
+                    "parallelism",
+                    f"dp * tp * pp = {plan.world_size} accelerators, but the {accelerator} nodes have {available}",
+                )
+            )
+        from dcsim.parallel.step import check_plan
+
+        try:
+            setup = self.setup(accelerator)
+        except ValueError as error:
+            return [*problems, Problem("model", str(error))]
+        problems += [Problem(path, message) for path, message in check_plan(setup, plan)]
+        return problems

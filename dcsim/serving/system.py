@@ -1,0 +1,177 @@
+"""A pool of replicas behind a router, fed by a request stream, with optional autoscaling.
+
+Requests arrive in order (one SimPy timeout per distinct arrival time) and are routed on arrival to one of
+the replicas accepting work. ``done`` fires when every request has completed or been dropped.
+
+Autoscaling (:class:`Autoscale`): every ``interval_s`` the pool computes the utilization of its live replicas
+over the last interval (busy iteration time / wall time) and the queued requests per replica, and sets the
+desired replica count the way Kubernetes' horizontal pod autoscaler does,
+``ceil(live x observed / target)``, clamped to [min, max]. A new replica starts cold: it is paid for from
+the decision on and accepts requests after ``cold_start_s`` (loading the weights from storage). A replica
+scaled down stops receiving requests, finishes those it holds, and is then switched off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import simpy
+
+from dcsim.serving.records import RequestRecords
+from dcsim.serving.replica import _QUEUED, Replica
+from dcsim.serving.routing import Router
+
+
+@dataclass(frozen=True)
+class Autoscale:
+    """Replica bounds, targets (utilization in (0, 1], queued requests per replica) and timings."""
+
+    min_replicas: int
+    max_replicas: int
+    target_utilization: float | None = 0.7
+    target_queue: float | None = None
+    interval_s: float = 10.0
+    cold_start_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
+            raise ValueError("autoscale needs 0 <= min <= max and max >= 1")
+        if self.target_utilization is None and self.target_queue is None:
+            raise ValueError("autoscale needs target_utilization or target_queue")
+
+
+class ServingSystem:
+    """Replicas, a router and a request stream on ``env``; ``autoscale`` (optional) varies the live pool.
+
+    Without autoscaling every replica is live for the whole run. ``on_s`` of each replica counts the
+    seconds it was switched on (paid for).
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        replicas: Sequence[Replica],
+        router: Router,
+        records: RequestRecords,
+        autoscale: Autoscale | None = None,
+    ) -> None:
+        if not replicas:
+            raise ValueError("a serving system needs at least one replica")
+        self.env = env
+        self.replicas = list(replicas)
+        self.router = router
+        self.records = records
+        self.autoscale = autoscale
+        self.done = env.event()
+        self.finished = 0
+        self.arrived = 0
+        self.scale_events: list[tuple[float, int]] = []
+        live = len(self.replicas) if autoscale is None else max(1, autoscale.min_replicas)
+        self.on_since: list[float | None] = [0.0 if i < live else None for i in range(len(self.replicas))]
+        self.on_s = [0.0] * len(self.replicas)
+        for i, replica in enumerate(self.replicas):
+            replica.on_complete = self._completed
+            replica.accepting = i < live
+        self._accepting = [r for r in self.replicas if r.accepting]
+        self._draining: set[int] = set()
+
+    def start(self) -> None:
+        """Start the arrival process (and the autoscaler)."""
+        if len(self.records) == 0:
+            self.done.succeed()
+            return
+        self.env.process(self._arrivals())
+        if self.autoscale is not None:
+            self.scale_events.append((0.0, len(self._accepting)))
+            self.env.process(self._autoscaler())
+
+    def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+        env, arrival_s, records = self.env, self.records.arrival_s, self.records
+        choose = self.router.choose
+        for rid in range(len(arrival_s)):
+            delay = float(arrival_s[rid]) - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            records.status[rid] = _QUEUED
+            self.arrived += 1
+            choose(self._accepting, rid).submit(rid)
+
+    def _completed(self, replica: Replica, rid: int) -> None:
+        self.finished += 1
+        if replica.index in self._draining and replica.outstanding == 0:
+            self._switch_off(replica)
+        if self.finished == len(self.records) and not self.done.triggered:
+            self.done.succeed()
+
+    # ------------------------------------------------------------------ autoscaling
+    def _switch_off(self, replica: Replica) -> None:
+        self._draining.discard(replica.index)
+        since = self.on_since[replica.index]
+        if since is not None:
+            self.on_s[replica.index] += self.env.now - since
+            self.on_since[replica.index] = None
+
+    def _autoscaler(self) -> Generator[simpy.Event, Any, None]:
+        spec = self.autoscale
+        assert spec is not None
+        env = self.env
+        last_busy = [r.busy_s for r in self.replicas]
+        while not self.done.triggered:
+            yield env.timeout(spec.interval_s)
+            live = [r for r in self._accepting]
+            busy = [r.busy_s for r in self.replicas]
+            observed: list[float] = []
+            if spec.target_utilization is not None and live:
+                used = sum(busy[r.index] - last_busy[r.index] for r in live)
+                observed.append(used / (spec.interval_s * len(live)) / spec.target_utilization)
+            if spec.target_queue is not None and live:
+                queued = sum(len(r.waiting) for r in live)
+                observed.append(queued / len(live) / spec.target_queue)
+            last_busy = busy
+            ratio = max(observed) if observed else 1.0
+            pending = sum(1 for i, s in enumerate(self.on_since) if s is not None and not self.replicas[i].accepting)
+            current = len(live) + pending - len(self._draining)
+            desired = min(spec.max_replicas, max(spec.min_replicas, 1, math.ceil(len(live) * ratio - 1e-9)))
+            if desired > current:
+                self._scale_up(desired - current, spec.cold_start_s)
+            elif desired < len(live):
+                self._scale_down(len(live) - desired)
+
+    def _scale_up(self, count: int, cold_start_s: float) -> None:
+        for replica in self.replicas:
+            if count == 0:
+                break
+            i = replica.index
+            if self.on_since[i] is None:
+                self.on_since[i] = self.env.now
+                self._draining.discard(i)
+                count -= 1
+                self.env.timeout(cold_start_s, replica).callbacks.append(self._ready)
+
+    def _ready(self, event: Any) -> None:
+        replica: Replica = event.value
+        if self.on_since[replica.index] is None or replica.accepting:
+            return
+        replica.accepting = True
+        self._accepting = [r for r in self.replicas if r.accepting]
+        self.scale_events.append((self.env.now, len(self._accepting)))
+
+    def _scale_down(self, count: int) -> None:
+        victims = sorted(self._accepting, key=lambda r: (r.outstanding, -r.index))[:count]
+        for replica in victims:
+            replica.accepting = False
+            self._draining.add(replica.index)
+            if replica.outstanding == 0:
+                self._switch_off(replica)
+        self._accepting = [r for r in self.replicas if r.accepting]
+        self.scale_events.append((self.env.now, len(self._accepting)))
+
+    def close(self, end_s: float) -> None:
+        """Account the replicas still on at ``end_s``."""
+        for i, since in enumerate(self.on_since):
+            if since is not None:
+                self.on_s[i] += max(0.0, end_s - since)
+                self.on_since[i] = end_s

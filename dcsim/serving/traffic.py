@@ -1,0 +1,120 @@
+"""Request streams: arrival times and token lengths as numpy arrays, sorted by arrival.
+
+Arrivals are Poisson, Gamma renewal (``cv`` > 1 is burstier than Poisson), a diurnal rate curve
+(a non-homogeneous Poisson process by thinning) or replayed from a CSV trace with the columns
+``arrival_s,prompt_tokens,output_tokens`` (the shape of public LLM-serving traces such as Azure's).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcsim.engine.distributions import Distribution, Gamma
+from dcsim.errors import UserInputError
+
+IntArray = np.ndarray
+FloatArray = np.ndarray
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """``arrival_s`` (sorted, seconds), ``prompt_tokens`` and ``output_tokens`` (each >= 1), one per request."""
+
+    arrival_s: FloatArray
+    prompt_tokens: IntArray
+    output_tokens: IntArray
+
+    def __post_init__(self) -> None:
+        n = len(self.arrival_s)
+        if len(self.prompt_tokens) != n or len(self.output_tokens) != n:
+            raise ValueError("arrival_s, prompt_tokens and output_tokens need the same length")
+        if n and (np.any(np.diff(self.arrival_s) < 0) or self.arrival_s[0] < 0):
+            raise ValueError("arrival_s must be sorted and >= 0")
+        if n and (self.prompt_tokens.min() < 1 or self.output_tokens.min() < 1):
+            raise ValueError("prompt_tokens and output_tokens must be >= 1")
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+    @staticmethod
+    def from_lengths(
+        arrival_s: FloatArray, prompts: Distribution, outputs: Distribution, rng: np.random.Generator
+    ) -> Traffic:
+        """Token lengths drawn from ``prompts`` and ``outputs`` (rounded, at least 1) for given arrivals."""
+        n = len(arrival_s)
+        p = np.maximum(1, np.rint(prompts.sample(rng, n))).astype(np.int64)
+        o = np.maximum(1, np.rint(outputs.sample(rng, n))).astype(np.int64)
+        return Traffic(np.asarray(arrival_s, dtype=np.float64), p, o)
+
+
+def poisson_arrivals(rate_per_s: float, duration_s: float, rng: np.random.Generator) -> FloatArray:
+    """Arrival times of a Poisson process of ``rate_per_s`` on [0, duration_s)."""
+    return _renewal(lambda n: rng.exponential(1.0 / rate_per_s, n), rate_per_s, duration_s)
+
+
+def gamma_arrivals(rate_per_s: float, cv: float, duration_s: float, rng: np.random.Generator) -> FloatArray:
+    """Arrival times of a Gamma renewal process: mean gap 1/rate, coefficient of variation ``cv``."""
+    dist = Gamma(1.0 / rate_per_s, cv)
+    return _renewal(lambda n: dist.sample(rng, n), rate_per_s, duration_s)
+
+
+def _renewal(gaps: object, rate_per_s: float, duration_s: float) -> FloatArray:
+    if rate_per_s <= 0 or duration_s <= 0:
+        raise ValueError("rate_per_s and duration_s must be > 0")
+    expected = rate_per_s * duration_s
+    chunk = int(expected + 6 * math.sqrt(expected) + 16)
+    times = np.cumsum(gaps(chunk))  # type: ignore[operator]
+    while times[-1] < duration_s:
+        times = np.concatenate([times, times[-1] + np.cumsum(gaps(chunk))])  # type: ignore[operator]
+    return times[times < duration_s]
+
+
+def diurnal_arrivals(
+    rate_per_s: float, amplitude: float, period_s: float, duration_s: float, rng: np.random.Generator
+) -> FloatArray:
+    """Non-homogeneous Poisson arrivals with rate ``rate_per_s * (1 + amplitude * sin(2 pi t / period_s))``
+    (``0 <= amplitude <= 1``), by thinning a Poisson process at the peak rate."""
+    if not 0 <= amplitude <= 1:
+        raise ValueError("amplitude must be in [0, 1]")
+    peak = rate_per_s * (1 + amplitude)
+    candidates = poisson_arrivals(peak, duration_s, rng)
+    keep = rng.random(len(candidates)) * peak < rate_per_s * (1 + amplitude * np.sin(2 * np.pi * candidates / period_s))
+    return candidates[keep]
+
+
+def read_trace(path: Path, time_scale: float = 1.0) -> Traffic:
+    """A CSV trace ``arrival_s,prompt_tokens,output_tokens`` (header row required; extra columns ignored).
+    Rows are sorted by arrival; ``time_scale`` multiplies arrival times. Errors name ``FILE line N``."""
+    if not path.is_file():
+        raise UserInputError.single(str(path), "trace file not found")
+    arrivals: list[float] = []
+    prompts: list[int] = []
+    outputs: list[int] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"arrival_s", "prompt_tokens", "output_tokens"} - set(reader.fieldnames or ())
+        if missing:
+            raise UserInputError.single(f"{path} line 1", f"missing columns: {', '.join(sorted(missing))}")
+        for line, row in enumerate(reader, start=2):
+            try:
+                t, p, o = float(row["arrival_s"]), int(row["prompt_tokens"]), int(row["output_tokens"])
+            except (TypeError, ValueError):
+                raise UserInputError.single(f"{path} line {line}", f"not numbers: {row}") from None
+            if t < 0 or p < 1 or o < 1 or not math.isfinite(t):
+                raise UserInputError.single(
+                    f"{path} line {line}", "arrival_s must be >= 0 and token counts >= 1"
+                ) from None
+            arrivals.append(t * time_scale)
+            prompts.append(p)
+            outputs.append(o)
+    order = np.argsort(np.asarray(arrivals), kind="stable")
+    return Traffic(
+        np.asarray(arrivals, dtype=np.float64)[order],
+        np.asarray(prompts, dtype=np.int64)[order],
+        np.asarray(outputs, dtype=np.int64)[order],
+    )

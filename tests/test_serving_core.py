@@ -1,0 +1,210 @@
+"""Serving core: roofline sanity of iteration costs, queueing sanity, and conservation properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simpy
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dcsim.catalog import load_catalog
+from dcsim.models import TransformerConfig, get_model
+from dcsim.models.inference import dense_ops, kv_bytes_per_token, prefill_ops, weight_bytes
+from dcsim.serving import (
+    IterationCost,
+    KVCache,
+    Replica,
+    RequestRecords,
+    ServingSystem,
+    Status,
+    Traffic,
+    poisson_arrivals,
+    replica_memory,
+    resolve_router,
+)
+from dcsim.serving.replica import Batching
+
+
+def _decoder(name: str) -> TransformerConfig:
+    cfg = get_model(name)
+    assert isinstance(cfg, TransformerConfig)
+    return cfg
+
+
+LLAMA = _decoder("llama2-7b")
+
+
+def test_kv_bytes_per_token_formula() -> None:
+    # 2 (K, V) x 32 layers x 32 kv heads x 128 head dim x 2 bytes = 512 KiB per token for Llama-2-7B fp16
+    assert kv_bytes_per_token(LLAMA, "fp16") == 2 * 32 * 32 * 128 * 2
+    assert kv_bytes_per_token(LLAMA, "fp16", tp=4) == 2 * 32 * 8 * 128 * 2
+    with pytest.raises(ValueError, match="tp"):
+        kv_bytes_per_token(LLAMA, "fp16", tp=3)
+
+
+def test_decode_at_batch_one_is_memory_bound() -> None:
+    cost = IterationCost(LLAMA, "fp16", "h100-sxm")
+    acc = load_catalog().accelerators["h100-sxm"]
+    floor_s = weight_bytes(LLAMA, "fp16") / (acc.memory_bandwidth_gb_per_s * 1e9)
+    one = cost.decode_s(1, 512)
+    # time ~ weight bytes / achievable bandwidth: above the datasheet floor, within 2.5x of it
+    assert floor_s < one < 2.5 * floor_s
+    # memory-bound: eight sequences read the same weights, so the step is barely longer
+    assert cost.decode_s(8, 8 * 512) < 1.3 * one
+    # the FLOPs at batch 1 would take a small fraction of the time at peak
+    flops = sum(op.flops * n for op, n in dense_ops(LLAMA, 1, 1, 1, "fp16"))
+    assert flops / acc.peak_flops("fp16") < 0.05 * one
+
+
+def test_long_prompt_prefill_is_compute_bound() -> None:
+    cost = IterationCost(LLAMA, "fp16", "h100-sxm")
+    acc = load_catalog().accelerators["h100-sxm"]
+    t2k = cost.iteration_s(0, 0, [(2048, 0)], 1)
+    t4k = cost.iteration_s(0, 0, [(4096, 0)], 1)
+    flops = sum(op.flops * n for op, n in prefill_ops(LLAMA, [4096], 1, "fp16"))
+    assert flops / acc.peak_flops("fp16") < t4k < 2.0 * flops / acc.peak_flops("fp16")
+    # time grows with the tokens (compute), not stays at the weight-read time; slightly superlinear (attention)
+    assert 1.9 < t4k / t2k < 2.5
+    assert t4k > 10 * weight_bytes(LLAMA, "fp16") / (acc.memory_bandwidth_gb_per_s * 1e9)
+
+
+def _system(
+    traffic: Traffic,
+    replicas: int = 1,
+    policy: str = "continuous",
+    blocks: int | None = None,
+    max_batch: int = 64,
+    max_tokens: int = 4096,
+    router: str = "least_loaded",
+    seed: int = 0,
+) -> tuple[ServingSystem, RequestRecords, simpy.Environment]:
+    env = simpy.Environment()
+    records = RequestRecords(traffic)
+    cost = IterationCost(LLAMA, "fp16", "a100-sxm-80gb")
+    capacity = blocks or replica_memory(LLAMA, "fp16", 80, max_batch_tokens=max_tokens).capacity_blocks
+    pool = [
+        Replica(i, env, cost, KVCache(capacity, 16), records, Batching(policy, max_batch, max_tokens), print, 0.0)
+        for i in range(replicas)
+    ]
+    system = ServingSystem(env, pool, resolve_router(router)(np.random.default_rng(seed)), records)
+    return system, records, env
+
+
+def _constant_traffic(rate: float, duration: float, prompt: int, output: int, seed: int = 1) -> Traffic:
+    arrivals = poisson_arrivals(rate, duration, np.random.default_rng(seed))
+    n = len(arrivals)
+    return Traffic(arrivals, np.full(n, prompt), np.full(n, output))
+
+
+def test_low_load_ttft_approaches_bare_prefill_time() -> None:
+    traffic = _constant_traffic(0.2, 200.0, 512, 16)
+    system, records, env = _system(traffic)
+    system.start()
+    env.run(until=system.done)
+    ttft = (records.column("first_token_s") - records.column("arrival_s")).mean()
+    bare = system.replicas[0].cost.iteration_s(0, 0, [(512, 0)], 1)
+    assert ttft == pytest.approx(bare, rel=0.05)
+
+
+def test_latency_grows_without_bound_as_load_nears_capacity() -> None:
+    means = []
+    for rate in (2.0, 8.0, 14.0, 20.0, 40.0):
+        system, records, env = _system(_constant_traffic(rate, 60.0, 512, 128), max_batch=32)
+        system.start()
+        env.run(until=system.done)
+        means.append(float(np.mean(records.column("end_s") - records.column("arrival_s"))))
+    assert all(a < b for a, b in zip(means, means[1:], strict=False)), means
+    # past capacity the queue grows through the whole arrival window: latency ~ tens of seconds, not ~4 s
+    assert means[-1] > 5 * means[0]
+
+
+class Audit:
+    """Checks the invariants of every replica at each completion and keeps a completion count per request."""
+
+    def __init__(self, system: ServingSystem, records: RequestRecords) -> None:
+        self.records = records
+        self.completions = np.zeros(len(records), dtype=int)
+        self.system = system
+        inner = system._completed
+        for replica in system.replicas:
+            replica.on_complete = self.on_complete
+        self.inner = inner
+
+    def on_complete(self, replica: Replica, rid: int) -> None:
+        self.completions[rid] += 1
+        r = self.records
+        if r.status[rid] == Status.COMPLETED:
+            assert r.generated[rid] == r.output_tokens[rid]  # every token generated before completion
+            assert r.arrival_s[rid] <= r.first_token_s[rid] <= r.end_s[rid]
+        for rep in self.system.replicas:
+            kv = rep.kv
+            assert 0 <= kv.used <= kv.capacity
+            if rep.static:
+                continue
+            held = sum(kv.blocks_for(s[0] + rep.iteration - s[1]) for s in rep.decoding.values())
+            held += sum(kv.blocks_for(done) for _, done, _ in rep.prefilling)
+            if rep.run_k == 0 or not rep.run_chunks:
+                assert held <= kv.used
+        counts = self.records.counts()
+        assert sum(counts.values()) == len(self.records)
+        self.inner(replica, rid)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rate=st.floats(1.0, 40.0),
+    replicas=st.integers(1, 3),
+    policy=st.sampled_from(["continuous", "chunked", "static"]),
+    blocks=st.integers(40, 400),
+    max_batch=st.integers(1, 32),
+    max_tokens=st.sampled_from([256, 1024, 4096]),
+    router=st.sampled_from(["round_robin", "least_loaded", "random", "power_of_two"]),
+    seed=st.integers(0, 1000),
+)
+def test_conservation(
+    rate: float, replicas: int, policy: str, blocks: int, max_batch: int, max_tokens: int, router: str, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    arrivals = poisson_arrivals(rate, 5.0, rng)
+    n = len(arrivals)
+    traffic = Traffic(arrivals, rng.integers(1, 900, n), rng.integers(1, 300, n))
+    system, records, env = _system(traffic, replicas, policy, blocks, max_batch, max_tokens, router, seed)
+    audit = Audit(system, records)
+    system.start()
+    horizon = float(rng.uniform(1.0, 8.0))
+    env.run(until=horizon)  # mid-run: every request is pending, queued, running, done or dropped
+    counts = records.counts()
+    assert sum(counts.values()) == n
+    assert counts["pending"] == int(np.sum(arrivals > horizon)) or counts["pending"] <= int(np.sum(arrivals >= horizon))
+    assert all(r.kv.used <= r.kv.capacity for r in system.replicas)
+    env.run(until=system.done)
+    counts = records.counts()
+    assert counts["completed"] + counts["dropped"] == n  # nothing lost
+    assert np.all(audit.completions == 1)  # nothing completed twice
+    completed = records.column("status") == Status.COMPLETED
+    assert np.all(records.column("generated")[completed] == records.column("output_tokens")[completed])
+    assert all(r.kv.used == 0 for r in system.replicas)  # every block returned
+    assert all(r.kv.peak <= r.kv.capacity for r in system.replicas)
+
+
+def test_preemption_by_recompute_happens_and_conserves() -> None:
+    traffic = _constant_traffic(30.0, 5.0, 200, 200)
+    system, records, env = _system(traffic, blocks=60, max_batch=32)
+    audit = Audit(system, records)
+    system.start()
+    env.run(until=system.done)
+    assert system.replicas[0].preemptions > 0
+    assert records.counts()["completed"] == len(traffic)
+    assert np.all(audit.completions == 1)
+
+
+def test_kv_growth_counts_block_boundaries() -> None:
+    kv = KVCache(100, 4)
+    kv.add_decoding(4, 0)  # full blocks: needs a block at the next token
+    kv.add_decoding(5, 0)  # one token into its second block: three more fit
+    assert kv.growth(0, 1) == 1
+    assert kv.growth(0, 4) == 2
+    assert kv.growth(0, 8) == 4
+    kv.used = 98
+    assert kv.max_iterations(0, 100) == 4  # iterations 0 and 3 take the two free blocks; iteration 4 needs a third

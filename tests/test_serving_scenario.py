@@ -1,0 +1,151 @@
+"""``kind: inference`` scenarios: the summary contract, determinism, tables and input errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dcsim
+from dcsim.errors import UserInputError
+from dcsim.scenario import load_scenario
+
+
+def scenario(**workload: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "kind": "inference",
+        "name": "chat",
+        "model": "llama2-7b",
+        "replicas": 2,
+        "traffic": {
+            "arrival": "poisson",
+            "rate_per_s": 4,
+            "duration_s": 20,
+            "prompt_tokens": {"dist": "lognormal", "mean": 256, "sigma": 0.5, "max": 2048},
+            "output_tokens": {"dist": "lognormal", "mean": 64, "sigma": 0.5, "max": 512},
+        },
+        "slo": {"ttft_ms": 500, "tpot_ms": 50},
+    }
+    base.update(workload)
+    return {
+        "name": "serving-test",
+        "seed": 3,
+        "datacenter": {
+            "nodes": [
+                {
+                    "name": "a100",
+                    "count": 1,
+                    "accelerator": "a100-sxm-80gb",
+                    "accelerators_per_node": 8,
+                    "intra_node": "nvswitch-a100",
+                    "usd_per_hour": 32.0,
+                }
+            ],
+            "storage": {"read_gbps": 100},
+        },
+        "workloads": [base],
+    }
+
+
+CONTRACT = ("requests_completed", "throughput_tokens_per_s", "input_tokens_per_s", "slo_attainment", "cost_usd")
+
+
+def test_summary_has_the_contract_fields() -> None:
+    result = dcsim.run_scenario(scenario())
+    w = result.summary["workloads"]["chat"]
+    for key in (*CONTRACT, "usd_per_million_tokens", "energy_kwh"):
+        assert key in w
+    for key in ("ttft_ms", "tpot_ms", "e2e_ms"):
+        assert set(w[key]) == {"p50", "p90", "p99", "mean"}
+        assert w[key]["p50"] <= w[key]["p90"] <= w[key]["p99"]
+    requests = result.tables["requests"]
+    assert w["requests_completed"] == len(requests) == w["requests"]
+    window = requests["end_s"].max() - requests["arrival_s"].min()
+    assert w["throughput_tokens_per_s"] == pytest.approx(requests["output_tokens"].sum() / window)
+    assert w["input_tokens_per_s"] == pytest.approx(requests["prompt_tokens"].sum() / window)
+    # 2 replicas of one A100 each, paid for the whole run at $32/h per 8-GPU node
+    assert w["cost_usd"] == pytest.approx(2 * 4.0 / 3600 * result.summary["simulated_time_s"])
+    assert w["usd_per_million_tokens"] == pytest.approx(w["cost_usd"] / requests["output_tokens"].sum() * 1e6)
+    assert 0 < w["slo_attainment"] <= 1 and w["energy_kwh"] > 0
+    timeline = result.tables["replica_timeline"]
+    assert set(timeline["replica"]) == {0, 1}
+    assert (timeline["kv_occupancy"] <= 1).all() and (timeline["batch_size"] >= 0).all()
+
+
+def test_same_seed_same_summary_and_other_seed_differs() -> None:
+    a = dcsim.run_scenario(scenario()).summary_json()
+    b = dcsim.run_scenario(scenario()).summary_json()
+    assert a == b
+    other = scenario()
+    other["seed"] = 4
+    assert dcsim.run_scenario(other).summary_json() != a
+
+
+def test_policies_and_routers_run() -> None:
+    for batching in ({"policy": "static", "max_batch_size": 8}, {"chunked_prefill": True, "max_batch_tokens": 512}):
+        for routing in ("round_robin", "power_of_two", "random"):
+            w = dcsim.run_scenario(scenario(batching=batching, routing=routing)).summary["workloads"]["chat"]
+            assert w["requests_completed"] == w["requests"]
+
+
+def test_static_batching_is_slower_than_continuous() -> None:
+    cont = dcsim.run_scenario(scenario(replicas=1)).summary["workloads"]["chat"]
+    static = dcsim.run_scenario(scenario(replicas=1, batching={"policy": "static"})).summary["workloads"]["chat"]
+    assert static["e2e_ms"]["mean"] > cont["e2e_ms"]["mean"]
+
+
+def test_trace_replay(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0.5,100,10\n0.0,200,20\n1.0,300,30\n")
+    data = scenario(traffic={"arrival": "trace", "trace": str(trace)})
+    result = dcsim.run_scenario(data)
+    requests = result.tables["requests"]
+    assert list(requests["prompt_tokens"]) == [200, 100, 300]  # sorted by arrival
+    assert result.summary["workloads"]["chat"]["requests_completed"] == 3
+
+
+def problems(data: dict[str, Any]) -> str:
+    with pytest.raises(UserInputError) as error:
+        load_scenario(data)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"parallelism": {"tp": 3}}, "workloads[0].parallelism.tp: tp (3) must divide heads (32)"),
+        ({"compression": {"quantization": {"weights": "int4"}}}, "workloads[0].compression"),
+        ({"replicas": 9}, "workloads[0].replicas: 9 replicas"),
+        ({"routing": "nearest"}, "workloads[0].routing"),
+        ({"model": "bert-base"}, "workloads[0].model"),
+        ({"model": "llama2-70b"}, "workloads[0].model: llama2-70b does not fit"),
+        ({"batching": {"policy": "greedy"}}, "workloads[0].batching.policy"),
+        ({"autoscale": {"min": 1, "max": 2, "target_utilization": 0.7}}, "exactly one of replicas and autoscale"),
+        ({"parallelism": {"tp": 16}}, "workloads[0].parallelism: tp x pp = 16"),
+    ],
+)
+def test_bad_input_names_the_field(change: dict[str, Any], expected: str) -> None:
+    assert expected in problems(scenario(**change))
+
+
+def test_traffic_errors_name_the_field() -> None:
+    data = scenario()
+    del data["workloads"][0]["traffic"]["rate_per_s"]
+    assert "workloads[0].traffic" in problems(data) and "rate_per_s" in problems(data)
+    data = scenario(traffic={"arrival": "trace", "trace": "missing.csv"})
+    assert "workloads[0].traffic.trace" in problems(data)
+
+
+def test_autoscale_needs_a_cold_start() -> None:
+    data = copy.deepcopy(scenario(replicas=None, autoscale={"min": 1, "max": 2, "target_utilization": 0.7}))
+    del data["workloads"][0]["replicas"]
+    data["datacenter"]["storage"] = {}
+    assert "workloads[0].autoscale.cold_start_s" in problems(data)
+
+
+def test_results_are_json_ready() -> None:
+    summary = dcsim.run_scenario(scenario()).summary
+    json.dumps(summary, allow_nan=False)
