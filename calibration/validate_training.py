@@ -11,10 +11,13 @@ Parts (``--parts``, default all):
   doing data-parallel steps of a 2-layer GPT-2-small-like model (forward, backward, one ``all_reduce``
   per gradient tensor after the backward pass, AdamW step) and gloo ``all_reduce`` of 1 KiB to 256 MiB.
 
-Writes ``calibration/validation/host-cpu-training.json``. Times of one process are its thread's CPU time
-(``time.thread_time``: other processes on this shared machine do not inflate them); the data-parallel
-steps and all-reduces wait on the other rank, so they are wall-clock (``time.perf_counter``).
-Run from the repository root: ``python calibration/validate_training.py`` (about 5 minutes).
+Writes ``calibration/validation/host-cpu-training.json``. Every part waits (up to ``--max-wait-s``) for the
+machine's load average to drop below ``--max-load``: the 2 cores are shared with other jobs, which take
+time slices and share the L3 cache and memory bandwidth. Training steps are timed in parts with both the
+thread's CPU time (``time.thread_time``) and wall time (``time.perf_counter``); steps whose compute took at
+most 10% more wall than CPU time are "quiet" and summarised apart. Optimizer cases keep the quietest of
+``--passes`` passes. The all-reduce runs in gloo's threads, so only its wall time counts.
+Run from the repository root: ``python calibration/validate_training.py`` (5-20 minutes).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from dcsim.calibrate.torch_models import build_torch_model, example_inputs
 from dcsim.models import TransformerConfig, get_model
 
 OUT = Path(__file__).resolve().parent / "validation" / "host-cpu-training.json"
-SINGLE: dict[str, Any] = {"model": "gpt2-small", "batch": 1, "seq_len": 128, "steps": 9, "warmup": 2}
+SINGLE: dict[str, Any] = {"model": "gpt2-small", "batch": 1, "seq_len": 128, "steps": 15, "warmup": 2}
 DP: dict[str, Any] = {
     "model": "gpt2-small",
     "layers": 2,
@@ -101,8 +104,9 @@ def _optimizer_cases() -> dict[str, list[list[int]]]:
     }
 
 
-def measure_optimizers(repeats: int) -> list[dict[str, Any]]:
-    """Median seconds of one optimizer step (after two warm-up steps that create the state)."""
+def _optimizer_pass(repeats: int) -> list[dict[str, Any]]:
+    """One pass over every case: median seconds of one optimizer step (after two warm-up steps that create
+    the state), with the 1-minute load average when the case started."""
     out = []
     generator = torch.Generator().manual_seed(0)
     for case, shapes in _optimizer_cases().items():
@@ -110,6 +114,7 @@ def measure_optimizers(repeats: int) -> list[dict[str, Any]]:
         for p in params:
             p.grad = torch.randn(p.shape, generator=generator) * 1e-3
         for name in ("adamw", "sgd", "adafactor"):
+            load = os.getloadavg()[0]
             opt = _make_optimizer(name, params)
             opt.step()
             opt.step()
@@ -118,9 +123,22 @@ def measure_optimizers(repeats: int) -> list[dict[str, Any]]:
                 begin = time.thread_time()
                 opt.step()
                 samples.append(time.thread_time() - begin)
-            out.append({"optimizer": name, "case": case, "shapes": shapes, **_stats(samples)})
-            print(f"  {name:9s} {case:18s} {out[-1]['median_s'] * 1e3:9.3f} ms", flush=True)
+            out.append({"optimizer": name, "case": case, "shapes": shapes, "load_average": load, **_stats(samples)})
+            print(f"  {name:9s} {case:18s} {out[-1]['median_s'] * 1e3:9.3f} ms (load {load:.2f})", flush=True)
             del opt
+    return out
+
+
+def measure_optimizers(repeats: int, passes: int) -> list[dict[str, Any]]:
+    """``passes`` passes over the cases (minutes apart); each case keeps its quietest pass (the lowest
+    median: other jobs on this shared machine only ever slow a pass down), and lists every pass's median."""
+    runs = [_optimizer_pass(repeats) for _ in range(passes)]
+    out = []
+    for index, first in enumerate(runs[0]):
+        rows = [run[index] for run in runs]
+        best = min(rows, key=lambda row: row["median_s"])
+        out.append({**best, "pass_medians_s": [row["median_s"] for row in rows]})
+        assert best["case"] == first["case"] and best["optimizer"] == first["optimizer"]
     return out
 
 
@@ -346,6 +364,7 @@ def main() -> None:
     parser.add_argument("--parts", default="optimizer,single,dp", help="comma-separated: optimizer,single,dp")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--repeats", type=int, default=9, help="optimizer steps timed per case")
+    parser.add_argument("--passes", type=int, default=3, help="passes over the optimizer cases (quietest kept)")
     parser.add_argument("--max-load", type=float, default=1.5, help="wait for a 1-minute load average below this")
     parser.add_argument("--max-wait-s", type=float, default=300.0, help="longest wait for it before each part")
     args = parser.parse_args()
@@ -364,7 +383,7 @@ def main() -> None:
     if "optimizer" in parts:
         print("optimizer steps", flush=True)
         load = _wait_for_quiet(args.max_load, args.max_wait_s)
-        cases = measure_optimizers(args.repeats)
+        cases = measure_optimizers(args.repeats, args.passes)
         data["optimizer_steps"] = {"date": _now(), "clock": "thread_cpu_time", **_load(load), "cases": cases}
     if "single" in parts:
         print("single-process GPT-2 small training steps", flush=True)

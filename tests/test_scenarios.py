@@ -123,6 +123,18 @@ def mixed_a100_l4(summary: dict[str, Any]) -> None:
     assert a100["requests_completed"] / 2 > l4["requests_completed"] / 4
 
 
+def disaggregated_serving(summary: dict[str, Any]) -> None:
+    colocated, split = summary["workloads"]["colocated"], summary["workloads"]["split"]
+    assert colocated["requests_completed"] == colocated["requests"] and split["requests_completed"] == split["requests"]
+    assert split["kv_transfers"] == split["requests"] and colocated["kv_transfers"] == 0
+    # prefill iterations carry no decode tokens: the first token comes sooner
+    assert split["ttft_ms"]["p50"] < colocated["ttft_ms"]["p50"]
+    # decode iterations never stall behind a long prompt: time per output token is steadier
+    spread = split["tpot_ms"]["p99"] / split["tpot_ms"]["p50"]
+    assert spread < colocated["tpot_ms"]["p99"] / colocated["tpot_ms"]["p50"]
+    assert split["preemptions"] == 0 and colocated["preemptions"] == 0
+
+
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "quickstart.yaml": quickstart,
     "trace_replay.yaml": trace_replay,
@@ -134,6 +146,7 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "llama2_70b_tp_h100.yaml": llama2_70b_tp_h100,
     "bursty_autoscale.yaml": bursty_autoscale,
     "mixed_a100_l4.yaml": mixed_a100_l4,
+    "disaggregated_serving.yaml": disaggregated_serving,
 }
 
 

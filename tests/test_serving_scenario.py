@@ -70,6 +70,9 @@ def test_summary_has_the_contract_fields() -> None:
     assert w["cost_usd"] == pytest.approx(2 * 4.0 / 3600 * result.summary["simulated_time_s"])
     assert w["usd_per_million_tokens"] == pytest.approx(w["cost_usd"] / requests["output_tokens"].sum() * 1e6)
     assert 0 < w["slo_attainment"] <= 1 and w["energy_kwh"] > 0
+    replicas = result.tables["replicas"]
+    assert list(replicas["replica"]) == [0, 1] and (replicas["utilization"] <= 1).all()
+    assert replicas["busy_s"].sum() == pytest.approx(result.accelerators["busy_s"].sum())
     timeline = result.tables["replica_timeline"]
     assert set(timeline["replica"]) == {0, 1}
     assert (timeline["kv_occupancy"] <= 1).all() and (timeline["batch_size"] >= 0).all()
@@ -149,3 +152,27 @@ def test_autoscale_needs_a_cold_start() -> None:
 def test_results_are_json_ready() -> None:
     summary = dcsim.run_scenario(scenario()).summary
     json.dumps(summary, allow_nan=False)
+
+
+def test_swap_preemption_copies_instead_of_recomputing() -> None:
+    def run(preemption: str) -> dict[str, Any]:
+        batching: dict[str, Any] = {"max_batch_size": 256, "preemption": preemption}
+        if preemption == "swap":
+            batching["swap_interconnect"] = "pcie4"
+        traffic = {
+            "arrival": "poisson",
+            "rate_per_s": 20,
+            "duration_s": 4,
+            "prompt_tokens": {"dist": "constant", "value": 1500},
+            "output_tokens": {"dist": "constant", "value": 600},
+        }
+        data = scenario(replicas=1, traffic=traffic, batching=batching)
+        data["datacenter"]["nodes"][0].update(accelerator="l4", intra_node="pcie4")  # 24 GB: a small KV cache
+        return dcsim.run_scenario(data).summary["workloads"]["chat"]
+
+    recompute, swap = run("recompute"), run("swap")
+    assert recompute["requests_completed"] == recompute["requests"] and swap["requests_completed"] == swap["requests"]
+    assert recompute["preemptions"] > 0 and swap["preemptions"] > 0
+    assert recompute["swapped_tokens"] == 0 and swap["swapped_tokens"] > 0
+    # copying 0.5 MiB per token over PCIe 4 (31.5 GB/s) is cheaper than prefilling 1,500+ tokens again on an L4
+    assert swap["e2e_ms"]["mean"] < recompute["e2e_ms"]["mean"]

@@ -24,7 +24,16 @@ from dcsim.serving import IterationCost
 MEASURED = Path(__file__).resolve().parent.parent / "calibration" / "validation" / "host-cpu-serving.json"
 TARGET = 0.15
 # (metric, batch, prompt) whose error exceeds the target, with why (docs/serving.md, "Validation").
-KNOWN_GAPS: dict[tuple[str, int, int], str] = {}
+KNOWN_GAPS: dict[tuple[str, int, int], str] = {
+    ("decode_s_per_token", 8, 128): (
+        "cost model: batch-8 decode GEMMs have 8 rows; MKL packs the weights on every call and runs them at"
+        " ~20 GFLOP/s, while the host-cpu Matmul fit prices them close to the batch-1 GEMV (-40%)"
+    ),
+    ("ttft_s", 8, 128): (
+        "-18%: the shared machine ran 5-23% slower than at calibration (control GEMM 28-33 ms against"
+        " 26.9 ms in the profile) on top of the batch-8 GEMM gap"
+    ),
+}
 
 
 def _record() -> dict[str, Any]:

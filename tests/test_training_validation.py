@@ -139,7 +139,8 @@ def test_measurements_describe_this_setup(data):
 
 
 def test_single_process_step_within_15_percent(data):
-    """GPT-2 small, batch 1, 128 tokens, AdamW, 1 thread: forward + backward + optimizer step."""
+    """GPT-2 small, batch 1, 128 tokens, AdamW, 1 thread: forward + backward + optimizer step against the
+    median CPU time of the steps (CPU time leaves out the slices other jobs on this machine took)."""
     single = data["single"]
     model = get_model(single["model"]).ops(single["batch"], single["seq_len"])
     predicted = predict_single_step(model, _predict)
@@ -156,14 +157,17 @@ def _loopback() -> tuple[float, float]:
 
 
 def test_loopback_entry_is_the_measured_fit(data):
+    """The catalog entry holds the script's alpha-beta fit, and the fit describes the message sizes of
+    1-64 MiB (the gradients' range but the table's 154 MB) within 35%; 256 MiB ran about 55% slower
+    than the line, which the relative-error fit does not follow."""
     fit = data["dp"]["allreduce_fit"]
     latency_s, bandwidth = _loopback()
     assert latency_s == pytest.approx(fit["latency_s"], rel=0.01)
     assert bandwidth == pytest.approx(fit["bandwidth_gb_per_s"] * 1e9, rel=0.01)
-    for point in data["dp"]["allreduce"]:  # the fit describes the sizes that carry the gradients
-        if point["bytes"] >= 2**20:
+    for point in data["dp"]["allreduce"]:
+        if 2**20 <= point["bytes"] <= 2**26:
             fitted = ring_allreduce_s(point["bytes"], 2, latency_s, bandwidth)
-            assert abs(_relative_error(fitted, point["median_s"])) <= 0.35
+            assert abs(_relative_error(fitted, point["median_s"])) <= 0.35, point["bytes"]
 
 
 def _dp_model(dp: dict[str, Any]):
@@ -174,21 +178,21 @@ def _dp_model(dp: dict[str, Any]):
 
 def test_two_rank_data_parallel_step(data):
     """Two gloo ranks on this 2-core machine: compute per rank plus one ring all-reduce per gradient tensor
-    over the loopback entry. Compared with the step as its parts' own clocks see them (CPU time of forward,
-    backward and optimizer, wall time of the all-reduce): within 20%, the single-process tolerance plus the
-    spread of the all-reduce fit (see docs/calibration.md). The wall-clock step on the shared machine is
-    reported, not asserted."""
+    over the loopback entry, nothing overlapped, against the median wall-clock step. Tolerance 20%: the
+    single-process target (15%) plus what the model leaves out, the two ranks' contention for memory
+    bandwidth when both run the memory-bound optimizer step at once (docs/calibration.md)."""
     dp = data["dp"]
     model = _dp_model(dp)
     assert model.param_count == dp["params"]
     latency_s, bandwidth = _loopback()
     predicted = predict_dp_step(model, _predict, dp["world_size"], latency_s, bandwidth)
-    cpu, wall = dp["parts"]["cpu"], dp["parts"]["wall"]
-    measured = sum(cpu[k]["median_s"] for k in ("fwd_s", "bwd_s", "optimizer_s")) + wall["allreduce_s"]["median_s"]
-    error = _relative_error(predicted.step_s, measured)
-    assert abs(error) <= 0.20, f"dp step: predicted {predicted.step_s:.3f} s vs {measured:.3f} s, {error:+.1%}"
+    wall = dp["parts"]["wall"]
+    error = _relative_error(predicted.step_s, wall["step_s"]["median_s"])
+    assert abs(error) <= 0.20, f"dp step: predicted {predicted.step_s:.3f} s, error {error:+.1%}"
     comm_error = _relative_error(predicted.allreduce_s, wall["allreduce_s"]["median_s"])
-    assert abs(comm_error) <= 0.35, f"dp all-reduce: {comm_error:+.1%}"
+    assert abs(comm_error) <= 0.25, f"dp all-reduce: {comm_error:+.1%}"
+    compute = wall["fwd_s"]["median_s"] + wall["bwd_s"]["median_s"]
+    assert abs(_relative_error(predicted.fwd_bwd_s, compute)) <= 0.15
 
 
 #: (optimizer, case, tolerance): the parameter sets of a real model and the per-tensor regime. Left out

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from dcsim.cli.sweep_cmd import parse_set, write_table
+from dcsim.cli.sweep_cmd import EXIT_INTERRUPTED, INTERRUPTED, parse_set, write_table
 from dcsim.errors import UserInputError
 
 
@@ -59,6 +60,9 @@ def handle(args: argparse.Namespace) -> int:
             cluster=args.cluster,
             progress=not args.no_progress,
         )
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ValueError as error:
         field, _, message = str(error).partition(": ")
         flag = f"--{field}" if field in ("minimize", "maximize", "constraint") else field

@@ -14,6 +14,8 @@ import yaml
 from dcsim.errors import UserInputError
 
 _RANGE = re.compile(r"^\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)\s*\.\.\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)\s*$", re.IGNORECASE)
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
+INTERRUPTED = "interrupted: finished points are in the cache; run the same command again to resume"
 _OPEN = "[{("
 _CLOSE = "]})"
 
@@ -125,6 +127,9 @@ def handle(args: argparse.Namespace) -> int:
     except ValueError as error:
         field, _, message = str(error).partition(": ")
         raise UserInputError.single(field if message else "", message or field) from None
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
     try:
         written = write_table(frame, out)
     except OSError as error:

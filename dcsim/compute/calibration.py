@@ -18,7 +18,7 @@ HOLDOUT_EVERY = 4
 HOLDOUT_OFFSET = 2
 MIN_POINTS = 3
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 5
+FIT_VERSION = 6
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -52,7 +52,7 @@ def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, Roo
         peak = profile.peak_flops(precision)
         if key.startswith("matmul_sparse24/"):
             peak *= 2.0  # 2:4 sparse tensor cores double the dense peak
-        fits[key] = fit_roofline(
+        fit = fit_roofline(
             np.array([p.op.flops for p in group]),
             np.array([p.op.bytes for p in group]),
             np.array([p.median_s for p in group]),
@@ -64,6 +64,8 @@ def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, Roo
             unaligned=np.array([float(p.op.unaligned) for p in group]),
             segments=np.array([p.op.segments for p in group]),
         )
+        best_rate = max(p.op.flops / p.median_s for p in group)
+        fits[key] = replace(fit, max_compute_efficiency=best_rate / peak) if best_rate > 0 else fit
     return fits
 
 

@@ -51,7 +51,9 @@ class RooflineFit:
 
     ``compute_factor`` = 1 / ``compute_efficiency`` and ``memory_factor`` = 1 / ``memory_efficiency``
     (0 = that term unused). ``basis`` is ``measured`` (fitted to a profile) or ``prior`` (assumed).
-    ``points`` is the number of measurements fitted (0 for a prior).
+    ``points`` is the number of measurements fitted (0 for a prior). ``max_compute_efficiency`` (0 = none)
+    caps the predicted FLOP rate at the best the class measured, as a fraction of peak: a power law
+    fitted to noisy points must not extrapolate beyond what the device was ever seen to do.
     """
 
     peak_flops: float
@@ -71,6 +73,7 @@ class RooflineFit:
     segment_s: float = 0.0
     cache_bytes: float = math.inf
     beyond_cache_factor: float = 0.0
+    max_compute_efficiency: float = 0.0
     basis: str = "prior"
     points: int = 0
     note: str = ""
@@ -122,9 +125,14 @@ class RooflineFit:
         extra = fresh_bytes * self.fault_s_per_byte + segments * self.segment_s
         if self.beyond_cache_factor and nbytes > self.cache_bytes:
             extra += (nbytes - self.cache_bytes) * self.beyond_cache_factor / self.bandwidth
-        if self.overlap:
-            return (device if device > self.overhead_s else self.overhead_s) + extra
-        return self.overhead_s + device + extra
+        total = (
+            (device if device > self.overhead_s else self.overhead_s) + extra
+            if self.overlap
+            else (self.overhead_s + device + extra)
+        )
+        if self.max_compute_efficiency and flops > 0:
+            return max(total, flops / (self.peak_flops * self.max_compute_efficiency))
+        return total
 
     def times(
         self,
@@ -144,9 +152,12 @@ class RooflineFit:
         if self.beyond_cache_factor:
             beyond = np.maximum(np.asarray(nbytes, dtype=np.float64) - self.cache_bytes, 0.0)
             faults = faults + beyond * self.beyond_cache_factor / self.bandwidth
-        if self.overlap:
-            return np.maximum(device, self.overhead_s) + faults
-        return self.overhead_s + device + faults
+        total = np.maximum(device, self.overhead_s) + faults if self.overlap else self.overhead_s + device + faults
+        if self.max_compute_efficiency:
+            return np.maximum(
+                total, np.asarray(flops, dtype=np.float64) / (self.peak_flops * self.max_compute_efficiency)
+            )
+        return total
 
     def terms(
         self, flops: FloatArray, nbytes: FloatArray, unaligned: FloatArray | None = None

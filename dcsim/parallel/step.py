@@ -183,15 +183,27 @@ def stage_params(slice_: _ModelSlice, plan: ParallelPlan) -> list[int]:
     return out
 
 
+#: Above this many parameters an optimizer step is priced as linear in the parameter count: every kernel
+#: streams the tensors through memory (bandwidth-bound), so time per parameter is constant there, and the
+#: op list of a multi-billion-parameter shard would otherwise hold thousands of pieces.
+LINEAR_OPTIMIZER_PARAMS = 2**25
+
+
 def optimizer_seconds(setup: TrainingSetup, params: int, device: str) -> float:
     """Seconds of one optimizer step over ``params`` parameters on ``device``."""
-    from dcsim.parallel.optimizer_step import optimizer_step_ops
-
     master = setup.precision in ("bf16", "fp16", "fp8")
     weights = ACTIVATION_PRECISION[setup.precision]
-    ops = optimizer_step_ops(setup.optimizer, params, weights, master_weights=master)
-    if not ops:
-        return 0.0
+    if params > LINEAR_OPTIMIZER_PARAMS:
+        base = _optimizer_seconds(setup.optimizer, LINEAR_OPTIMIZER_PARAMS, weights, master, device)
+        return base * params / LINEAR_OPTIMIZER_PARAMS
+    return _optimizer_seconds(setup.optimizer, params, weights, master, device)
+
+
+@functools.lru_cache(maxsize=4096)
+def _optimizer_seconds(optimizer: str, params: int, weights: str, master: bool, device: str) -> float:
+    from dcsim.parallel.optimizer_step import optimizer_step_ops
+
+    ops = optimizer_step_ops(optimizer, params, weights, master_weights=master)
     seconds = predict_many([op for op, _ in ops], device)
     return float(sum(float(s) * count for s, (_, count) in zip(seconds, ops, strict=True)))
 

@@ -31,8 +31,8 @@ MAX_LINES = 8
 
 def plotted_metrics(metrics: list[str]) -> list[str]:
     """Up to :data:`MAX_PLOTS` figures to plot: preferred ones first."""
-    chosen = [m for suffix in PREFERRED_SUFFIXES for m in metrics if m.endswith(suffix) and m.startswith("datacenter")]
-    chosen += [m for suffix in PREFERRED_SUFFIXES for m in metrics if m.endswith(suffix)]
+    preferred = [m for suffix in PREFERRED_SUFFIXES for m in metrics if m.endswith("." + suffix)]
+    chosen = [m for m in preferred if m.startswith("datacenter.")] + preferred
     chosen += metrics
     return list(dict.fromkeys(chosen))[:MAX_PLOTS]
 

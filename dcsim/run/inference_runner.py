@@ -9,6 +9,7 @@ accelerators. With ``autoscale`` every replica up to ``max`` is placed, and each
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ from dcsim.catalog import load_catalog
 from dcsim.energy import node_power
 from dcsim.engine.simulation import Simulation
 from dcsim.errors import UserInputError
-from dcsim.models.inference import weight_bytes
+from dcsim.models.inference import kv_bytes_per_token, weight_bytes
 from dcsim.run.context import RunContext
 from dcsim.run.stats import quantiles
 from dcsim.scenario.inference_spec import InferenceWorkload
@@ -142,9 +143,14 @@ class InferenceRunner:
                     self.cfg, spec.precision, memory_gb, tp, pp, b.max_batch_tokens, b.max_batch_size, b.block_tokens
                 )
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
-            replicas.append(
-                Replica(index, sim.env, costs[node.name], kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            replica = Replica(
+                index, sim.env, costs[node.name], kv, self.records, batching, _unset, interval, acc.id, tp * pp
             )
+            if b.preemption == "swap":
+                assert b.swap_interconnect is not None
+                replica.swap_bytes_per_s = catalog.interconnects[b.swap_interconnect].bandwidth_gb_per_s * 1e9
+                replica.kv_bytes_per_token = self.memory[node.name].kv_bytes_per_token
+            replicas.append(replica)
         self.replicas = replicas
         autoscale = None
         if spec.autoscale is not None:
@@ -155,9 +161,57 @@ class InferenceRunner:
                 assert read is not None  # checked at load time
                 cold = weight_bytes(self.cfg, spec.precision) / (read * 1e9 / 8)
             autoscale = Autoscale(a.min, a.max, a.target_utilization, a.target_queue, a.interval_s, cold)
-        router = resolve_router(spec.routing)(sim.stream(f"{spec.name}/router"))
-        self.system = ServingSystem(sim.env, replicas, router, self.records, autoscale)
+        router_cls = resolve_router(spec.routing)
+        router = router_cls(sim.stream(f"{spec.name}/router"))
+        dis = spec.disaggregation
+        if dis is None:
+            self.system = ServingSystem(sim.env, replicas, router, self.records, autoscale)
+        else:
+            n = dis.prefill_replicas
+            self.system = ServingSystem(
+                sim.env,
+                replicas[:n],
+                router,
+                self.records,
+                decode_replicas=replicas[n:],
+                transfer_s=self._transfer_time(self.places[0].node),
+                decode_router=router_cls(sim.stream(f"{spec.name}/decode-router")),
+            )
         self.done = self.system.done
+
+    def _transfer_time(self, node: NodeType) -> Callable[[int], float]:
+        """Seconds to send a request's KV cache (all layers and heads) of ``tokens`` tokens from a prefill
+        replica to a decode replica: at ``kv_transfer_gbps``, else the prefill replica's share of its node's
+        NIC bandwidth, plus the network's link latency; other traffic on the links is not modelled."""
+        dis = self.spec.disaggregation
+        assert dis is not None
+        if dis.kv_transfer_gbps is not None:
+            gbps = dis.kv_transfer_gbps
+        else:
+            assert node.nics is not None  # checked at load time
+            share = self.spec.parallelism.tp * self.spec.parallelism.pp / node.accelerators_per_node
+            gbps = node.nics.count * node.nics.gbps * min(1.0, share)
+        bytes_per_s = gbps * 1e9 / 8
+        network = self.scenario.datacenter.network
+        latency_s = network.link_latency_us * 1e-6 if network is not None else 0.0
+        per_token = kv_bytes_per_token(self.cfg, self.spec.precision)
+
+        def seconds(tokens: int) -> float:
+            return latency_s + tokens * per_token / bytes_per_s
+
+        return seconds
+
+    def add_busy_time(self, busy_s: np.ndarray, cluster: Any, end_s: float) -> None:
+        """Add each replica's busy iteration time (to ``end_s``) to ``busy_s`` of the cluster's accelerators
+        it occupies, so that the datacenter's utilization and energy include the serving work."""
+        nodes: dict[str, list[Any]] = {}
+        for node in cluster.nodes:
+            nodes.setdefault(node.node_type, []).append(node)
+        size = self.spec.parallelism.tp * self.spec.parallelism.pp
+        for replica, place in zip(self.replicas, self.places, strict=True):
+            node = nodes[place.node.name][place.node_index]
+            indices = node.accelerators[place.first_accelerator : place.first_accelerator + size]
+            busy_s[indices] += min(replica.busy_s, end_s)
 
     def start(self) -> None:
         """Start the arrivals (offset by the workload's ``arrival_s``)."""
@@ -230,6 +284,8 @@ class InferenceRunner:
             "kv_capacity_tokens": {name: m.capacity_blocks * m.block_tokens for name, m in sorted(self.memory.items())},
             "kv_peak_occupancy": max((r.kv.peak / r.kv.capacity for r in self.replicas), default=0.0),
             "by_accelerator": self._by_accelerator(done),
+            "kv_transfers": self.system.transfers,
+            "swapped_tokens": int(sum(r.swapped_tokens for r in self.replicas)),
             "scale_events": len(self.system.scale_events),
             "max_live_replicas": max((n for _, n in self.system.scale_events), default=len(self.replicas)),
         }
@@ -251,6 +307,33 @@ class InferenceRunner:
     def requests_table(self) -> pd.DataFrame:
         """One row per request (see :meth:`RequestRecords.table`)."""
         return self.records.table(self.spec.name)
+
+    def replicas_table(self) -> pd.DataFrame:
+        """One row per replica: where it ran, role, time on and busy, utilization, iterations, preemptions,
+        KV capacity and peak occupancy (call after :meth:`summary`, which closes the books at the run's end)."""
+        rows = []
+        for replica, on_s in zip(self.replicas, self.system.on_s, strict=True):
+            place = self.places[replica.index]
+            busy = min(replica.busy_s, on_s)
+            rows.append(
+                {
+                    "workload": self.spec.name,
+                    "replica": replica.index,
+                    "role": replica.role,
+                    "node_type": place.node.name,
+                    "node": place.node_index,
+                    "accelerator": replica.accelerator,
+                    "accelerators": replica.accelerators,
+                    "on_s": on_s,
+                    "busy_s": busy,
+                    "utilization": busy / on_s if on_s > 0 else 0.0,
+                    "iterations": replica.iterations_run,
+                    "preemptions": replica.preemptions,
+                    "kv_capacity_blocks": replica.kv.capacity,
+                    "kv_peak_occupancy": replica.kv.peak / replica.kv.capacity,
+                }
+            )
+        return pd.DataFrame(rows)
 
     def timeline(self) -> pd.DataFrame:
         """Samples per replica: time, batch size, KV blocks used and occupancy, queued requests."""

@@ -95,6 +95,9 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
     sim.env.run(until=scenario.duration_s if scenario.duration_s is not None else done)
     end_s = float(scenario.duration_s if scenario.duration_s is not None else sim.now)
     scheduler.close(end_s)
+    for runner in runners:
+        if isinstance(runner, InferenceRunner):
+            runner.add_busy_time(scheduler.busy_s, cluster, end_s)
     result = _result(scenario, sim, cluster, scheduler, runners, network, end_s)
     result.summary["datacenter"]["accelerator_failures"] = len(injector.events) if injector else 0
     return result
@@ -230,6 +233,7 @@ def _result(
     if inference_runners:
         tables["requests"] = pd.concat([r.requests_table() for r in inference_runners], ignore_index=True)
         tables["replica_timeline"] = pd.concat([r.timeline() for r in inference_runners], ignore_index=True)
+        tables["replicas"] = pd.concat([r.replicas_table() for r in inference_runners], ignore_index=True)
     collective_runners = [r for r in runners if isinstance(r, CollectiveRunner)]
     if collective_runners:
         tables["collectives"] = collectives_table(collective_runners)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from dcsim.errors import Problem
-from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Number
+from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
 from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
 
@@ -35,13 +35,16 @@ class ServingParallelism(Section):
 
 class BatchingSpec(Section):
     """Batching policy (``continuous``, ``static`` or ``chunked``; ``chunked_prefill: true`` selects
-    ``chunked``), sequences per batch, tokens per iteration and KV-cache block size (tokens)."""
+    ``chunked``), sequences per batch, tokens per iteration, KV-cache block size (tokens), and how a sequence
+    is preempted when blocks run out: ``recompute`` or ``swap`` to host memory over ``swap_interconnect``."""
 
     policy: Literal["continuous", "static", "chunked"] = "continuous"
     max_batch_size: Count = Field(default=256, ge=1)
     max_batch_tokens: Count = Field(default=8192, ge=1)
     chunked_prefill: bool = False
     block_tokens: Count = Field(default=16, ge=1)
+    preemption: Literal["recompute", "swap"] = "recompute"
+    swap_interconnect: InterconnectId | None = None
 
     @property
     def effective_policy(self) -> str:
@@ -54,6 +57,8 @@ class BatchingSpec(Section):
     def _consistent(self) -> BatchingSpec:
         if self.chunked_prefill and self.policy == "static":
             raise ValueError("chunked_prefill needs policy continuous (or chunked), not static")
+        if self.preemption == "swap" and self.swap_interconnect is None:
+            raise ValueError("preemption: swap needs swap_interconnect (the host link, e.g. pcie4 or pcie5)")
         return self
 
 
@@ -74,6 +79,15 @@ class AutoscaleSpec(Section):
         if self.target_utilization is None and self.target_queue is None:
             raise ValueError("give target_utilization (0-1] or target_queue (requests per replica)")
         return self
+
+
+class DisaggregationSpec(Section):
+    """Separate prefill and decode replicas: the first ``prefill_replicas`` of the workload's replicas only
+    prefill; the KV cache of each prefilled request is sent to a decode replica at ``kv_transfer_gbps``
+    (default: the prefill replica's share of its node's NIC bandwidth)."""
+
+    prefill_replicas: Count = Field(ge=1)
+    kv_transfer_gbps: Number | None = Field(default=None, gt=0)
 
 
 class TrafficSpec(Section):
@@ -132,6 +146,7 @@ class InferenceWorkload(WorkloadSpec):
     routing: str = "least_loaded"
     traffic: TrafficSpec
     slo: SloSpec = Field(default_factory=SloSpec)
+    disaggregation: DisaggregationSpec | None = None
     arrival_s: Number = Field(default=0.0, ge=0)
 
     @field_validator("compression")
@@ -153,6 +168,16 @@ class InferenceWorkload(WorkloadSpec):
     def _replicas_or_autoscale(self) -> InferenceWorkload:
         if (self.replicas is None) == (self.autoscale is None):
             raise ValueError("give exactly one of replicas and autoscale")
+        if self.disaggregation is not None:
+            if self.replicas is None:
+                raise ValueError("disaggregation needs a fixed replicas count (not autoscale)")
+            if self.disaggregation.prefill_replicas >= self.replicas:
+                raise ValueError(
+                    f"disaggregation.prefill_replicas ({self.disaggregation.prefill_replicas}) must leave decode "
+                    f"replicas among the {self.replicas} replicas"
+                )
+            if self.batching.effective_policy == "static":
+                raise ValueError("disaggregation needs continuous or chunked batching, not static")
         return self
 
     @property
@@ -259,6 +284,11 @@ class InferenceWorkload(WorkloadSpec):
                         "give cold_start_s, or datacenter.storage.read_gbps to load the weights from storage",
                     )
                 )
+        dis = self.disaggregation
+        if dis is not None and dis.kv_transfer_gbps is None and any(n.nics is None for n in usable):
+            problems.append(
+                Problem("disaggregation.kv_transfer_gbps", "give it, or nics on the node types (the KV transfer path)")
+            )
         if self.traffic.arrival == "trace":
             from dcsim.errors import UserInputError
             from dcsim.serving.traffic import read_trace

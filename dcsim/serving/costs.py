@@ -116,6 +116,8 @@ class IterationCost:
         self._decode_attn: dict[tuple[int, int], float] = {}
         self._prefill_attn: dict[tuple[int, int], float] = {}
         self._decode: dict[tuple[int, int], float] = {}
+        self._dense_body: dict[int, float] = {}
+        self._prefill_exact: dict[tuple[int, int], float] = {}
 
     def _ops_s(self, ops: list[tuple[Op, int]]) -> float:
         times = self._predict([op for op, _ in ops], self.device_id)
@@ -146,14 +148,17 @@ class IterationCost:
         """Seconds of every op but attention for ``tokens`` new tokens with logits for ``sequences`` rows,
         plus the iteration's communication. Above ``GRID_EXACT`` tokens the layers' time is interpolated
         linearly between multiples of ``GRID_STEP`` tokens (it is close to affine there)."""
-        if tokens <= GRID_EXACT:
-            body = self._dense_exact(tokens)
-        else:
-            low = tokens // GRID_STEP * GRID_STEP
-            body = self._dense_exact(low)
-            if low != tokens:
-                high = self._dense_exact(low + GRID_STEP)
-                body += (high - body) * (tokens - low) / GRID_STEP
+        body = self._dense_body.get(tokens)
+        if body is None:
+            if tokens <= GRID_EXACT:
+                body = self._dense_exact(tokens)
+            else:
+                low = tokens // GRID_STEP * GRID_STEP
+                body = self._dense_exact(low)
+                if low != tokens:
+                    high = self._dense_exact(low + GRID_STEP)
+                    body += (high - body) * (tokens - low) / GRID_STEP
+            self._dense_body[tokens] = body
         head = self._dense.get((0, sequences))
         if head is None:
             ops = dense_ops(self.cfg, sequences, sequences, self.tp, self.precision)[-2:]
@@ -177,12 +182,16 @@ class IterationCost:
         """Seconds of the causal attention of a ``q_len``-token prefill chunk after ``past`` cached tokens
         (above ``GRID_EXACT`` tokens, ``q_len`` interpolated linearly between multiples of ``GRID_STEP`` and
         ``past`` rounded to one)."""
+        cached = self._prefill_exact.get((q_len, past))
+        if cached is not None:
+            return cached
         if past > GRID_EXACT:
             past = (past + GRID_STEP // 2) // GRID_STEP * GRID_STEP
         if q_len > GRID_EXACT and q_len % GRID_STEP:
             low = q_len // GRID_STEP * GRID_STEP
             a, b = self.prefill_attention_s(low, past), self.prefill_attention_s(low + GRID_STEP, past)
-            return a + (b - a) * (q_len - low) / GRID_STEP
+            cached = self._prefill_exact[(q_len, past)] = a + (b - a) * (q_len - low) / GRID_STEP
+            return cached
         key = (q_len, past)
         seconds = self._prefill_attn.get(key)
         if seconds is None:

@@ -117,6 +117,17 @@ class Replica:
         self.samples: list[tuple[float, int, int, int, int]] = []
         self._last_sample_s = -math.inf
         self.accepting = True
+        # disaggregated serving: "prefill" replicas hand each prefilled request to ``handoff``; "decode"
+        # replicas take requests whose KV cache arrives (``accept_transfer``) straight into their batch
+        self.role = "both"
+        self.handoff: Callable[[Replica, int, int], None] | None = None
+        self.transferred: dict[int, int] = {}  # KV cache here or in host memory: rejoin without prefill
+        self.arrived_kv: set[int] = set()  # of those, the ones whose KV came from a prefill replica
+        # swap preemption: host link bandwidth (bytes/s) and KV bytes per token of one shard
+        self.swap_bytes_per_s = 0.0
+        self.kv_bytes_per_token = 0.0
+        self.pending_s = 0.0  # swap copies to add to the next iteration
+        self.swapped_tokens = 0
 
     # ------------------------------------------------------------------ arrivals
     def can_ever_fit(self, rid: int) -> bool:
@@ -145,6 +156,26 @@ class Replica:
             and not self.static
             and len(self.decoding) + len(self.prefilling) < self.batching.max_batch_size
         ):
+            self._cut_run()
+
+    def accept_transfer(self, rid: int, cached: int) -> None:
+        """A request prefilled elsewhere whose ``cached`` tokens of KV cache have arrived: it joins the batch
+        at the next iteration boundary without a prefill (disaggregated serving)."""
+        self.records.replica[rid] = self.index
+        if not self.can_ever_fit(rid):  # a decode replica with a smaller cache than the prefill one
+            self.records.status[rid] = _DROPPED
+            self.on_complete(self, rid)
+            return
+        self.outstanding += 1
+        self.transferred[rid] = cached
+        self.arrived_kv.add(rid)
+        self.waiting.append(rid)
+        if not self.busy:
+            self.busy = True
+            self.run_k = 0
+            self.epoch += 1
+            self.env.timeout(0.0, self.epoch).callbacks.append(self._boundary)
+        elif self.run_k > 1 and len(self.decoding) + len(self.prefilling) < self.batching.max_batch_size:
             self._cut_run()
 
     def _cut_run(self) -> None:
@@ -211,6 +242,11 @@ class Replica:
                 kv.release(-(-cached // block))
                 self._complete(rid, now)
                 continue
+            if self.handoff is not None:  # a prefill replica: the KV cache moves to a decode replica
+                kv.release(-(-cached // block))
+                self.outstanding -= 1
+                self.handoff(self, rid, cached)
+                continue
             end_iter = iteration + remaining
             decoding[rid] = [cached, iteration, end_iter]
             self.sum_ctx += cached
@@ -265,7 +301,9 @@ class Replica:
         self.on_complete(self, rid)
 
     def _preempt_one(self) -> None:
-        """Preempt the most recently admitted decoding sequence by recompute."""
+        """Preempt the most recently admitted decoding sequence: by recompute (its blocks are dropped), or,
+        with ``swap_bytes_per_s``, by swapping its KV cache out to host memory (it pays the copy now, and
+        the copy back when it rejoins)."""
         rid = next(reversed(self.decoding))
         cached, base, _ = self.decoding.pop(rid)
         iteration = self.iteration
@@ -280,6 +318,10 @@ class Replica:
         records.status[rid] = _QUEUED
         self.preemptions += 1
         self.waiting.appendleft(rid)
+        if self.swap_bytes_per_s:
+            self.transferred[rid] = cached
+            self.pending_s += cached * self.kv_bytes_per_token / self.swap_bytes_per_s
+            self.swapped_tokens += cached
 
     def _stuck(self, budget: int) -> bool:
         _, done, total = self.prefilling[0]
@@ -334,8 +376,34 @@ class Replica:
             chunked = self.chunked
             prompt_col, generated_col = records.prompt_tokens, records.generated
             status_col, scheduled_col = records.status, records.first_scheduled_s
+            transferred = self.transferred
             while waiting and slots > 0 and (budget > 0 or not chunks):
                 rid = waiting[0]
+                if transferred and rid in transferred:  # KV already here: join the decode batch directly
+                    cached = transferred[rid]
+                    need = -(-cached // block) + (1 if cached % block == 0 else 0)
+                    if need > spare or budget <= 0:
+                        break
+                    waiting.popleft()
+                    del transferred[rid]
+                    status_col[rid] = _RUNNING
+                    if rid in self.arrived_kv:
+                        self.arrived_kv.discard(rid)
+                    else:  # swapped out earlier: copy its KV cache back from host memory
+                        self.pending_s += cached * self.kv_bytes_per_token / self.swap_bytes_per_s
+                    spare -= need
+                    kv.allocate(-(-cached // block))
+                    budget -= 1
+                    slots -= 1
+                    remaining = records.output_tokens[rid] - generated_col[rid]
+                    decoding[rid] = [cached, iteration, iteration + remaining]
+                    self.sum_ctx += cached
+                    self.active += 1
+                    phase[(cached - iteration) % block] += 1
+                    kv.decoding += 1
+                    heapq.heappush(self.heap, (iteration + remaining, rid))
+                    b += 1
+                    continue
                 total = prompt_col[rid] + generated_col[rid]
                 q = min(total, budget) if chunked else total
                 if q <= 0 or (not chunked and q > budget and chunks):
@@ -361,7 +429,8 @@ class Replica:
                 pieces.append((c[1], c[2]))
                 if c[3]:
                     emitting += 1
-            dt = self.cost.iteration_s(b, self.sum_ctx + b, pieces, emitting)
+            dt = self.cost.iteration_s(b, self.sum_ctx + b, pieces, emitting) + self.pending_s
+            self.pending_s = 0.0
             self._start_run(now, 1, dt, chunks)
             return
         if not b:
@@ -379,7 +448,10 @@ class Replica:
             k = MAX_RUN
         if k > 1:
             k = kv.max_iterations(iteration, k, spare + growth)
-        dt = self.cost.decode_s(b, self.sum_ctx + b * (k + 1) / 2.0)
+        if self.pending_s:  # swap copies go into the next iteration alone
+            k = 1
+        dt = self.cost.decode_s(b, self.sum_ctx + b * (k + 1) / 2.0) + self.pending_s
+        self.pending_s = 0.0
         self._start_run(now, k, dt, chunks)
 
     def _plan_static(self, now: float) -> None:

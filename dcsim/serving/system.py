@@ -9,12 +9,16 @@ desired replica count the way Kubernetes' horizontal pod autoscaler does,
 ``ceil(live x observed / target)``, clamped to [min, max]. A new replica starts cold: it is paid for from
 the decision on and accepts requests after ``cold_start_s`` (loading the weights from storage). A replica
 scaled down stops receiving requests, finishes those it holds, and is then switched off.
+
+Disaggregated serving (Splitwise / DistServe style): with ``decode_replicas``, the replicas given first only
+prefill; each prefilled request (its first token out) has its KV cache sent to a decode replica chosen by
+``decode_router``, arriving after ``transfer_s(tokens)``, where it joins the batch without a prefill.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,11 +61,20 @@ class ServingSystem:
         router: Router,
         records: RequestRecords,
         autoscale: Autoscale | None = None,
+        decode_replicas: Sequence[Replica] = (),
+        transfer_s: Callable[[int], float] | None = None,
+        decode_router: Router | None = None,
     ) -> None:
         if not replicas:
             raise ValueError("a serving system needs at least one replica")
+        if decode_replicas and (autoscale is not None or transfer_s is None or decode_router is None):
+            raise ValueError("disaggregated serving needs transfer_s and decode_router, and no autoscaling")
         self.env = env
-        self.replicas = list(replicas)
+        self.replicas = list(replicas) + list(decode_replicas)
+        self.decode_pool = list(decode_replicas)
+        self.transfer_s = transfer_s
+        self.decode_router = decode_router
+        self.transfers = 0
         self.router = router
         self.records = records
         self.autoscale = autoscale
@@ -74,7 +87,13 @@ class ServingSystem:
         self.on_s = [0.0] * len(self.replicas)
         for i, replica in enumerate(self.replicas):
             replica.on_complete = self._completed
-            replica.accepting = i < live
+            replica.accepting = i < live and i < len(replicas)
+        for replica in self.decode_pool:
+            replica.role = "decode"
+        if self.decode_pool:
+            for replica in replicas:
+                replica.role = "prefill"
+                replica.handoff = self._handoff
         self._accepting = [r for r in self.replicas if r.accepting]
         self._draining: set[int] = set()
 
@@ -89,15 +108,27 @@ class ServingSystem:
             self.env.process(self._autoscaler())
 
     def _arrivals(self) -> Generator[simpy.Event, Any, None]:
-        env, arrival_s, records = self.env, self.records.arrival_s, self.records
+        env, arrival_s, status = self.env, self.records.arrival_s, self.records.status
         choose = self.router.choose
+        timeout = env.timeout
         for rid in range(len(arrival_s)):
-            delay = float(arrival_s[rid]) - env.now
+            delay = arrival_s[rid] - env.now
             if delay > 0:
-                yield env.timeout(delay)
-            records.status[rid] = _QUEUED
-            self.arrived += 1
+                yield timeout(delay)
+            status[rid] = _QUEUED
             choose(self._accepting, rid).submit(rid)
+        self.arrived = len(arrival_s)
+
+    def _handoff(self, replica: Replica, rid: int, cached: int) -> None:
+        """A prefill replica is done with ``rid``: its KV cache of ``cached`` tokens travels to a decode replica."""
+        assert self.transfer_s is not None
+        self.transfers += 1
+        self.env.timeout(self.transfer_s(cached), (rid, cached)).callbacks.append(self._transferred)
+
+    def _transferred(self, event: Any) -> None:
+        rid, cached = event.value
+        assert self.decode_router is not None
+        self.decode_router.choose(self.decode_pool, rid).accept_transfer(rid, cached)
 
     def _completed(self, replica: Replica, rid: int) -> None:
         self.finished += 1
