@@ -133,25 +133,39 @@ def _succeed(event: simpy.Event) -> None:
 
 
 def analytic_pipeline(
-    fwd_s: Sequence[float], bwd_s: Sequence[float], microbatches: int, pp: int, send_s: float = 0.0
+    fwd_s: Sequence[float],
+    bwd_s: Sequence[float],
+    microbatches: int,
+    pp: int,
+    send_s: float = 0.0,
+    schedule: str = "1f1b",
 ) -> PipelineTiming:
-    """Closed-form span of a 1F1B, GPipe or interleaved pipeline (see the module docstring).
+    """Closed-form span of a 1F1B, interleaved or GPipe pipeline whose stages are alike apart from extra work
+    on the first and last (the embedding, the head and loss): what a plan's stages are.
 
-    Per device ``T_d`` sums its chunks; the steady state runs at the slowest device, ``T_max``; fill and drain
-    pass once through every chunk and ``2 * (p - 1)`` sends (interleaved: ``(2 - 1/v)`` times that). Device
-    ``d`` finishes its last backward when the drain leaves it: ``d`` chunk backwards and sends before the end."""
+    1F1B and interleaved: the steady state runs at the slowest device, ``T_max`` per microbatch; fill and
+    drain pass once through every chunk and ``2 * (p - 1)`` sends (interleaved: ``(2 - 1/v)`` times that).
+    GPipe: all forwards, then all backwards, each phase paced by its slowest device. Device ``d`` finishes
+    its last backward when the drain leaves it: ``d`` chunk backwards and sends before the end."""
     chunks = len(fwd_s)
     m = microbatches
     v = chunks // pp
     per_device = [0.0] * pp
+    fwd_device = [0.0] * pp
+    bwd_device = [0.0] * pp
     for c in range(chunks):
         per_device[c % pp] += fwd_s[c] + bwd_s[c]
-    t_max = max(per_device)
-    fill_drain = (sum(f + b for f, b in zip(fwd_s, bwd_s, strict=True)) - t_max) / v
-    sends = 2 * (pp - 1) * send_s * (1 + (v - 1) / v)
-    span = m * t_max + fill_drain + sends if pp > 1 else m * t_max
+        fwd_device[c % pp] += fwd_s[c]
+        bwd_device[c % pp] += bwd_s[c]
     if pp == 1:
+        span = m * per_device[0]
         return PipelineTiming(span, (span,))
+    sends = 2 * (pp - 1) * send_s * (2 - 1 / v)
+    if schedule == "gpipe":
+        span = (m - 1) * (max(fwd_device) + max(bwd_device)) + sum(fwd_s) + sum(bwd_s) + sends
+    else:
+        t_max = max(per_device)
+        span = m * t_max + (sum(fwd_s) + sum(bwd_s) - t_max) / v + sends
     ends = []
     for d in range(pp):
         tail = sum(bwd_s[c] for c in range(d)) / v + d * send_s  # the drain still has to pass devices < d

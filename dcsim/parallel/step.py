@@ -282,7 +282,7 @@ def estimate_step(
     if fidelity == "detailed":
         timing = simulate_pipeline(fwd, bwd, m, plan.schedule if plan.pp > 1 else "gpipe", plan.pp, send_s)
     else:
-        timing = analytic_pipeline(fwd, bwd, m, plan.pp, send_s)
+        timing = analytic_pipeline(fwd, bwd, m, plan.pp, send_s, plan.schedule)
 
     # data-parallel gradient reduction at the end of each device's backward
     ends = list(timing.device_end_s)

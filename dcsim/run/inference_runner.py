@@ -264,6 +264,7 @@ class InferenceRunner:
             "requests_completed": counts["completed"],
             "requests_dropped": counts["dropped"],
             "requests_in_flight": counts["queued"] + counts["running"],
+            "requests_not_arrived": counts["pending"],
             "throughput_tokens_per_s": output_tokens / window if window > 0 else 0.0,
             "input_tokens_per_s": float(done["prompt_tokens"].sum()) / window if window > 0 else 0.0,
             "requests_per_s": len(done) / window if window > 0 else 0.0,

@@ -81,18 +81,21 @@ def write_plots(result: Result, folder: Path) -> list[Path]:
 
 
 def write_inference_plots(result: Result, folder: Path) -> list[Path]:
-    """Serving plots: TTFT, TPOT and end-to-end latency CDFs per workload; batch size and KV-cache
-    occupancy of each replica over time."""
+    """Serving plots: TTFT, TPOT and end-to-end latency CDFs per workload (up to the 99.5th percentile);
+    batch size and KV-cache occupancy of each replica over time."""
     name = result.scenario.name
     requests = result.tables["requests"]
     done = requests[requests["status"] == "completed"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, column, label in zip(axes, ("ttft_ms", "tpot_ms", "e2e_ms"), ("TTFT", "TPOT", "end-to-end"), strict=True):
+        right = 0.0
         for workload, group in done.groupby("workload", sort=False, observed=True):
             values = np.sort(group[column].dropna().to_numpy())
             if len(values):
                 ax.plot(values, np.arange(1, len(values) + 1) / len(values), label=str(workload))
-        ax.set_xscale("log")
+                right = max(right, float(np.percentile(values, 99.5)))
+        if right > 0:
+            ax.set_xlim(0, right * 1.05)  # the last half percent would squeeze the rest into a corner
         finish_axes(ax, f"{label} (ms)", "fraction of requests", f"{name}: {label}", legend=True)
     paths = [save_figure(fig, folder / "latency_cdf.png")]
     timeline = result.tables["replica_timeline"]

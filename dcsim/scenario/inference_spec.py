@@ -203,6 +203,8 @@ class InferenceWorkload(WorkloadSpec):
                 raise ValueError(f"inline architecture: {error}") from None
         if not isinstance(cfg, TransformerConfig) or cfg.family != "decoder":
             raise ValueError(f"{getattr(cfg, 'name', self.model)!r} is not a decoder transformer: serving needs one")
+        if getattr(cfg, "experts", 1) > 1:
+            raise ValueError(f"{cfg.name!r} is a mixture of experts: serving it is not modelled yet")
         return cfg
 
     def host_nodes(self, scenario: Scenario) -> list[NodeType]:

@@ -180,6 +180,8 @@ class Replica:
 
     def _cut_run(self) -> None:
         """End the current run at its next iteration boundary, so that a new request can join there."""
+        if self.run_dt <= 0:
+            return
         done = int((self.env.now - self.run_start_s) / self.run_dt)
         k = done + 1
         if k < self.run_k:
