@@ -126,13 +126,71 @@ def mixed_a100_l4(summary: dict[str, Any]) -> None:
 def disaggregated_serving(summary: dict[str, Any]) -> None:
     colocated, split = summary["workloads"]["colocated"], summary["workloads"]["split"]
     assert colocated["requests_completed"] == colocated["requests"] and split["requests_completed"] == split["requests"]
-    assert split["kv_transfers"] == split["requests"] and colocated["kv_transfers"] == 0
+    assert split["kv_transfers"] == split["requests"] == colocated["requests"] and colocated["kv_transfers"] == 0
     # prefill iterations carry no decode tokens: the first token comes sooner
     assert split["ttft_ms"]["p50"] < colocated["ttft_ms"]["p50"]
     # decode iterations never stall behind a long prompt: time per output token is steadier
     spread = split["tpot_ms"]["p99"] / split["tpot_ms"]["p50"]
     assert spread < colocated["tpot_ms"]["p99"] / colocated["tpot_ms"]["p50"]
     assert split["preemptions"] == 0 and colocated["preemptions"] == 0
+
+
+def _training_consistent(w: dict[str, Any], tokens_per_step: float) -> None:
+    assert w["status"] == "completed" and w["fits_in_memory"]
+    assert w["time_to_train_s"] == pytest.approx(w["steps"] * w["step_time_s"])
+    assert w["tokens_per_s"] == pytest.approx(tokens_per_step / w["step_time_s"])
+    assert sum(w["step_breakdown_s"].values()) == pytest.approx(w["step_time_s"])
+    assert 0 < w["mfu"] < 1 and w["memory_per_accelerator_gb"] <= 80
+
+
+def gpt3_175b_dgx_a100(summary: dict[str, Any]) -> None:
+    plans = summary["workloads"]
+    for w in plans.values():
+        _training_consistent(w, 1536 * 2048)
+        assert w["steps"] == 95368  # ceil(300e9 / (1536 x 2048))
+        assert w["accelerators"] == 1024
+    megatron, interleaved, dp32 = (plans[k] for k in ("megatron-tp8-pp8", "interleaved-tp8-pp16", "tp4-pp8-dp32"))
+    # the three plans share the cluster: each waits for the one before it
+    assert interleaved["wait_s"] == pytest.approx(megatron["time_to_train_s"])
+    assert dp32["wait_s"] == pytest.approx(megatron["time_to_train_s"] + interleaved["time_to_train_s"])
+    # interleaving two chunks per stage shrinks the bubble (p - 1)/(v m) relative to the compute
+    bubble = {k: w["step_breakdown_s"]["pp_bubble_s"] / w["step_breakdown_s"]["compute_s"] for k, w in plans.items()}
+    assert bubble["interleaved-tp8-pp16"] < bubble["megatron-tp8-pp8"]
+    # full recompute re-runs the forward: more compute per step than selective recompute
+    assert dp32["step_breakdown_s"]["compute_s"] > megatron["step_breakdown_s"]["compute_s"]
+    assert 0.3 < megatron["mfu"] < 0.6
+
+
+def llama3_70b_dgx_h100(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["llama3-70b"]
+    _training_consistent(w, 512 * 8192)
+    assert summary["datacenter"]["compute_basis"]["h100-sxm"] == "measured"
+    assert w["tflops_per_accelerator"] < 989.5  # the dense bf16 peak
+    target = w["time_to_target_loss"]
+    assert target["reachable"] and target["label"].startswith("model estimate")
+    assert target["time_s"] == pytest.approx(target["steps"] * w["step_time_s"])
+    assert summary["datacenter"]["cost_usd"]["storage"] > 0
+
+
+def bert_finetune(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["bert-large-squad"]
+    _training_consistent(w, 32 * 384)
+    parts = w["step_breakdown_s"]
+    assert parts["tp_exposed_s"] == parts["pp_bubble_s"] == 0  # pure data parallelism
+    assert w["cost_usd"] == pytest.approx(8 * w["time_to_train_s"] * 32.0 / 8 / 3600)
+
+
+def vit_imagenet(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["vit-b16"]
+    _training_consistent(w, 4096)  # images per step
+    assert w["steps"] == 93834
+
+
+def whisper_large(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["whisper-large"]
+    assert w["steps"] == 2**20 and w["status"] == "completed"
+    assert w["time_to_train_s"] == pytest.approx(w["steps"] * w["step_time_s"])
+    assert w["plan"]["zero_stage"] == 2 and w["memory_per_accelerator_gb"] < 80
 
 
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
@@ -147,6 +205,11 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "bursty_autoscale.yaml": bursty_autoscale,
     "mixed_a100_l4.yaml": mixed_a100_l4,
     "disaggregated_serving.yaml": disaggregated_serving,
+    "gpt3_175b_dgx_a100.yaml": gpt3_175b_dgx_a100,
+    "llama3_70b_dgx_h100.yaml": llama3_70b_dgx_h100,
+    "bert_finetune.yaml": bert_finetune,
+    "vit_imagenet.yaml": vit_imagenet,
+    "whisper_large.yaml": whisper_large,
 }
 
 

@@ -179,3 +179,19 @@ def test_swap_preemption_copies_instead_of_recomputing() -> None:
     assert recompute["swapped_tokens"] == 0 and swap["swapped_tokens"] > 0
     # copying 0.5 MiB per token over PCIe 4 (31.5 GB/s) is cheaper than prefilling 1,500+ tokens again on an L4
     assert swap["e2e_ms"]["mean"] < recompute["e2e_ms"]["mean"]
+
+
+def test_shared_traffic_stream_gives_identical_requests() -> None:
+    data = scenario()
+    data["workloads"][0]["traffic"]["stream"] = "shared"
+    second = copy.deepcopy(data["workloads"][0])
+    second.update(name="other", replicas=1, routing="round_robin")
+    third = copy.deepcopy(second)
+    del third["traffic"]["stream"]
+    third["name"] = "own"
+    data["workloads"] += [second, third]
+    requests = dcsim.run_scenario(data).tables["requests"]
+    chat, other, own = (requests[requests["workload"] == n].reset_index(drop=True) for n in ("chat", "other", "own"))
+    for column in ("arrival_s", "prompt_tokens", "output_tokens"):
+        assert chat[column].equals(other[column])
+    assert len(own) != len(chat) or not own["arrival_s"].equals(chat["arrival_s"])

@@ -9,6 +9,7 @@ accelerators. With ``autoscale`` every replica up to ``max`` is placed, and each
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -73,8 +74,9 @@ class ReplicaPlacer:
                     free[index] -= size
         if len(places) < count:
             field = "replicas" if spec.replicas is not None else "autoscale.max"
+            index = next(i for i, w in enumerate(scenario.workloads) if w is spec)
             raise UserInputError.single(
-                f"workloads[{spec.name}].{field}",
+                f"workloads[{index}].{field}",
                 f"only {len(places)} of {count} replicas fit on the accelerators left by other inference workloads",
             )
         return places
@@ -82,12 +84,22 @@ class ReplicaPlacer:
 
 def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Traffic:
     """The workload's requests. Arrival times and token lengths use separate streams (``NAME/arrivals``,
-    ``NAME/lengths``), so a change of one leaves the other's draws alone."""
+    ``NAME/lengths``, NAME the traffic's ``stream`` or the workload's name), so a change of one leaves the
+    other's draws alone."""
     t = spec.traffic
+    name = t.stream or spec.name
+
+    def stream(what: str) -> np.random.Generator:
+        if t.stream is None:
+            return sim.stream(f"{name}/{what}")
+        # a shared stream: a fresh generator per workload, seeded as Simulation.stream seeds a name
+        key = zlib.crc32(f"traffic:{name}/{what}".encode())
+        return np.random.default_rng(np.random.SeedSequence([sim.seed, key]))
+
     if t.arrival == "trace":
         traffic = read_trace(spec.trace_path(base_dir), t.time_scale)
     else:
-        rng = sim.stream(f"{spec.name}/arrivals")
+        rng = stream("arrivals")
         assert t.rate_per_s is not None and t.duration_s is not None
         if t.arrival == "poisson":
             arrivals = poisson_arrivals(t.rate_per_s, t.duration_s, rng)
@@ -95,7 +107,7 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
             arrivals = gamma_arrivals(t.rate_per_s, float(t.cv or 1.0), t.duration_s, rng)
         else:
             arrivals = diurnal_arrivals(t.rate_per_s, t.amplitude, t.period_s, t.duration_s, rng)
-        traffic = Traffic.from_lengths(arrivals, t.prompt_tokens, t.output_tokens, sim.stream(f"{spec.name}/lengths"))
+        traffic = Traffic.from_lengths(arrivals, t.prompt_tokens, t.output_tokens, stream("lengths"))
     if spec.arrival_s:
         traffic = Traffic(traffic.arrival_s + spec.arrival_s, traffic.prompt_tokens, traffic.output_tokens)
     return traffic

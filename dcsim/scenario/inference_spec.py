@@ -91,7 +91,9 @@ class DisaggregationSpec(Section):
 
 
 class TrafficSpec(Section):
-    """Request arrivals and token lengths (or a CSV trace ``arrival_s,prompt_tokens,output_tokens``)."""
+    """Request arrivals and token lengths (or a CSV trace ``arrival_s,prompt_tokens,output_tokens``).
+    ``stream`` names the random streams drawn from (default: the workload's name): workloads with the same
+    ``stream`` and traffic fields get identical requests, for side-by-side comparisons."""
 
     arrival: Literal["poisson", "gamma", "diurnal", "trace"] = "poisson"
     rate_per_s: Number | None = Field(default=None, gt=0)
@@ -103,6 +105,7 @@ class TrafficSpec(Section):
     output_tokens: DistributionField = None
     trace: str | None = None
     time_scale: Number = Field(default=1.0, gt=0)
+    stream: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _complete(self) -> TrafficSpec:
