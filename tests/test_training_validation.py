@@ -47,6 +47,13 @@ def _relative_error(predicted: float, measured: float) -> float:
     return predicted / measured - 1.0
 
 
+def _steps(parts: dict[str, Any]) -> dict[str, Any]:
+    """The summary the predictions are held to: the quiet steps (no time slices taken by other jobs; see
+    calibration/validate_training.py) when there are at least 3 of them, else all steps. dcsim predicts a
+    machine without other jobs."""
+    return parts["quiet"] if parts["quiet_steps"] >= 3 else parts
+
+
 # --- the op lists -------------------------------------------------------------------------------------
 
 
@@ -140,11 +147,11 @@ def test_measurements_describe_this_setup(data):
 
 def test_single_process_step_within_15_percent(data):
     """GPT-2 small, batch 1, 128 tokens, AdamW, 1 thread: forward + backward + optimizer step against the
-    median CPU time of the steps (CPU time leaves out the slices other jobs on this machine took)."""
+    median CPU time of the steps."""
     single = data["single"]
     model = get_model(single["model"]).ops(single["batch"], single["seq_len"])
     predicted = predict_single_step(model, _predict)
-    measured = single["parts"]["cpu"]
+    measured = _steps(single["parts"])["cpu"]
     error = _relative_error(predicted.step_s, measured["step_s"]["median_s"])
     assert abs(error) <= 0.15, f"step: predicted {predicted.step_s:.3f} s, error {error:+.1%}"
     opt_error = _relative_error(predicted.optimizer_s, measured["optimizer_s"]["median_s"])
@@ -180,13 +187,14 @@ def test_two_rank_data_parallel_step(data):
     """Two gloo ranks on this 2-core machine: compute per rank plus one ring all-reduce per gradient tensor
     over the loopback entry, nothing overlapped, against the median wall-clock step. Tolerance 20%: the
     single-process target (15%) plus what the model leaves out, the two ranks' contention for memory
-    bandwidth when both run the memory-bound optimizer step at once (docs/calibration.md)."""
+    bandwidth when both run the memory-bound optimizer step at once (docs/calibration.md). Against the quiet
+    steps' median (:func:`_steps`); the median of all steps on this shared machine is reported there."""
     dp = data["dp"]
     model = _dp_model(dp)
     assert model.param_count == dp["params"]
     latency_s, bandwidth = _loopback()
     predicted = predict_dp_step(model, _predict, dp["world_size"], latency_s, bandwidth)
-    wall = dp["parts"]["wall"]
+    wall = _steps(dp["parts"])["wall"]
     error = _relative_error(predicted.step_s, wall["step_s"]["median_s"])
     assert abs(error) <= 0.20, f"dp step: predicted {predicted.step_s:.3f} s, error {error:+.1%}"
     comm_error = _relative_error(predicted.allreduce_s, wall["allreduce_s"]["median_s"])
