@@ -64,11 +64,13 @@ def test_job_larger_than_cluster(base):
     ]
 
 
-def test_planned_kind_is_named(base):
+def test_unknown_kind_and_missing_training_fields_are_named(base):
     base["workloads"].append({"kind": "training", "name": "gpt"})
+    base["workloads"].append({"kind": "nonsense", "name": "x"})
     assert errors_of(base) == [
-        "workloads[1].kind: 'training' workloads are not available in this version of dcsim yet "
-        "(available: jobs, collective)"
+        "workloads[1].model: required field is missing",
+        "workloads[1].global_batch_size: required field is missing",
+        "workloads[2].kind: must be one of jobs, collective, training, inference (got 'nonsense')",
     ]
 
 

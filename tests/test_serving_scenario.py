@@ -195,3 +195,14 @@ def test_shared_traffic_stream_gives_identical_requests() -> None:
     for column in ("arrival_s", "prompt_tokens", "output_tokens"):
         assert chat[column].equals(other[column])
     assert len(own) != len(chat) or not own["arrival_s"].equals(chat["arrival_s"])
+
+
+def test_inference_workloads_do_not_share_accelerators() -> None:
+    data = scenario(replicas=6)
+    second = copy.deepcopy(data["workloads"][0])
+    second.update(name="other", replicas=4)
+    data["workloads"].append(second)
+    assert problems(data) == (
+        "workloads[1].replicas: only 2 of 4 replicas fit on the accelerators left by the inference workloads "
+        "before this one"
+    )

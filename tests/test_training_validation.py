@@ -164,15 +164,14 @@ def _loopback() -> tuple[float, float]:
 
 
 def test_loopback_entry_is_the_measured_fit(data):
-    """The catalog entry holds the script's alpha-beta fit, and the fit describes the message sizes of
-    1-64 MiB (the gradients' range but the table's 154 MB) within 35%; 256 MiB ran about 55% slower
-    than the line, which the relative-error fit does not follow."""
+    """The catalog entry holds the script's alpha-beta fit, and the fit describes the messages of 1 MiB and
+    more (the gradients' sizes) within 35%, the spread of loopback times on this shared machine."""
     fit = data["dp"]["allreduce_fit"]
     latency_s, bandwidth = _loopback()
     assert latency_s == pytest.approx(fit["latency_s"], rel=0.01)
     assert bandwidth == pytest.approx(fit["bandwidth_gb_per_s"] * 1e9, rel=0.01)
     for point in data["dp"]["allreduce"]:
-        if 2**20 <= point["bytes"] <= 2**26:
+        if point["bytes"] >= 2**20:
             fitted = ring_allreduce_s(point["bytes"], 2, latency_s, bandwidth)
             assert abs(_relative_error(fitted, point["median_s"])) <= 0.35, point["bytes"]
 
@@ -187,7 +186,7 @@ def test_two_rank_data_parallel_step(data):
     """Two gloo ranks on this 2-core machine: compute per rank plus one ring all-reduce per gradient tensor
     over the loopback entry, nothing overlapped, against the median wall-clock step. Tolerance 20%: the
     single-process target (15%) plus what the model leaves out, the two ranks' contention for memory
-    bandwidth when both run the memory-bound optimizer step at once (docs/calibration.md). Against the quiet
+    bandwidth when both run the memory-bound optimizer step at once (docs/training.md). Against the quiet
     steps' median (:func:`_steps`); the median of all steps on this shared machine is reported there."""
     dp = data["dp"]
     model = _dp_model(dp)
@@ -205,7 +204,7 @@ def test_two_rank_data_parallel_step(data):
 
 #: (optimizer, case): the parameter sets of a real model, a 1 M-element vector and the per-tensor regime,
 #: asserted within 20% (the quietest of 3 passes; passes of one case differ by up to 25% on this shared
-#: machine). Left out (reported in docs/calibration.md): single tensors of 64 K and 4-16 M elements stepped
+#: machine). Left out (reported in docs/training.md): single tensors of 64 K and 4-16 M elements stepped
 #: over and over, which stay in the 32 MiB L3 cache or take fresh pages, and Adafactor on matrices, whose
 #: column norm torch computes strided at 5-8 ns per element, which no measured op class prices.
 OPTIMIZER_CASES = [
@@ -223,7 +222,7 @@ OPTIMIZER_CASES = [
 def test_optimizer_step_against_torch(data, optimizer, case):
     (row,) = [c for c in data["optimizer_steps"]["cases"] if c["optimizer"] == optimizer and c["case"] == case]
     shapes = [tuple(s) for s in row["shapes"]]
-    predicted = optimizer_step_time_s(optimizer, shapes, _predict)
+    predicted = optimizer_step_time_s(optimizer, shapes, _predict, per_tensor_s=HOST_CPU_PER_TENSOR_S[optimizer])
     error = _relative_error(predicted, row["median_s"])
     assert abs(error) <= 0.20, f"{optimizer} {case}: {error:+.1%}"
 

@@ -104,4 +104,3 @@ def handle(args: argparse.Namespace) -> int:
     if args.out:
         print(f"all {len(table)} plans written to {args.out}")
     return 0
-

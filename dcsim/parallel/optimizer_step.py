@@ -36,15 +36,15 @@ its division) keep the whole tensor and its faults.
 
 What the ops leave out is the Python work of the per-tensor loop (state lookups, the step counter, scalar
 bias corrections, ``.item()`` calls): a fixed time per tensor, measured on the host CPU by
-``calibration/validate_training.py`` (:data:`HOST_CPU_PER_TENSOR_S`) and added by
-:func:`optimizer_step_time_s`.
+``calibration/validate_training.py`` (:data:`HOST_CPU_PER_TENSOR_S`), which :func:`optimizer_step_time_s`
+adds when given.
 
-Known gaps on the host CPU (docs/calibration.md, "Training step on this CPU"): Adafactor's column norm
+Known gaps on the host CPU (docs/training.md, "Validation: a training step on this CPU"): Adafactor's column norm
 (``torch.norm(grad, dim=-2)``) runs strided at 5-8 ns per element, 15-30x a row norm, which no measured
-class prices, so Adafactor on matrices is predicted about 40% low; and one tensor of 1-16 M elements stepped
-over and over stays in the 32 MiB L3 cache or takes fresh pages at 16 MiB, which the fits of allocating
-ops do not describe (errors of -47% to +58%); a model's parameter set, streamed through once per step, is
-what the pricing is validated for.
+class prices, so Adafactor on matrices is predicted 30-45% low; and one tensor of 2-38 M elements stepped
+over and over stays partly in the 32 MiB L3 cache or takes fresh pages at 16 MiB, which the fits of
+allocating ops do not describe (errors of -15% to +84%, SGD worst); a model's parameter set, streamed through
+once per step, is what the pricing is validated for (GPT-2 small: AdamW +15%, SGD +12%).
 """
 
 from __future__ import annotations
@@ -254,13 +254,12 @@ def optimizer_step_time_s(
     precision: str = "fp32",
     master_weights: bool = False,
     foreach: bool = False,
-    per_tensor_s: float | None = None,
+    per_tensor_s: float = 0.0,
 ) -> float:
     """Seconds of one optimizer step: ``predict`` summed over :func:`optimizer_step_ops` plus
-    ``per_tensor_s`` (default: :data:`HOST_CPU_PER_TENSOR_S` of the optimizer, 0 if none) per tensor."""
+    ``per_tensor_s`` per tensor (the Python cost of the per-tensor loop on the device's host; on this
+    machine's CPU :data:`HOST_CPU_PER_TENSOR_S`)."""
     ops = optimizer_step_ops(optimizer, params, precision, master_weights, foreach)
-    if per_tensor_s is None:
-        per_tensor_s = HOST_CPU_PER_TENSOR_S.get(optimizer, 0.0)
     if per_tensor_s < 0:
         raise ValueError(f"per_tensor_s must be >= 0, not {per_tensor_s!r}")
     return sum(predict(op) * count for op, count in ops) + per_tensor_s * tensor_count(params)

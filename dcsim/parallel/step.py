@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dcsim.catalog import load_catalog
-from dcsim.compute import BYTES_PER_ELEMENT, predict_many
+from dcsim.compute import BYTES_PER_ELEMENT, Op, Pointwise, predict_many
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
@@ -183,16 +183,35 @@ def stage_params(slice_: _ModelSlice, plan: ParallelPlan) -> list[int]:
     return out
 
 
-#: Above this many parameters an optimizer step is priced as linear in the parameter count: every kernel
-#: streams the tensors through memory (bandwidth-bound), so time per parameter is constant there, and the
-#: op list of a multi-billion-parameter shard would otherwise hold thousands of pieces.
+#: Above this many parameters an optimizer step on an accelerator is priced as linear in the parameter
+#: count: every kernel streams the tensors through memory (bandwidth-bound), so time per parameter is
+#: constant there.
 LINEAR_OPTIMIZER_PARAMS = 2**25
 
 
+def fused_adamw_ops(params: int, master_weights: bool) -> list[tuple[Op, int]]:
+    """A fused AdamW step (``torch.optim.AdamW(fused=True)``, Apex/Megatron ``FusedAdam``: one multi-tensor
+    kernel) as the traffic it moves: it reads the fp32 weights (or master weights), gradients, first and
+    second moments and writes weights and both moments, 7 fp32 elements per parameter (28 bytes); in mixed
+    precision it reads 16-bit gradients and also writes the 16-bit weights, again 28 bytes. Priced as two
+    fp32 ``add`` passes (3 elements each) plus one 16-bit ``copy`` (2 elements): 28 bytes per parameter."""
+    del master_weights  # the same 28 bytes either way (see above)
+    return [(Pointwise("add", params, "fp32"), 2), (Pointwise("copy", params, "bf16"), 1)]
+
+
 def optimizer_seconds(setup: TrainingSetup, params: int, device: str) -> float:
-    """Seconds of one optimizer step over ``params`` parameters on ``device``."""
+    """Seconds of one optimizer step over ``params`` of the model's parameters on ``device``.
+
+    On GPUs and TPUs AdamW is the fused kernel (:func:`fused_adamw_ops`), SGD and Adafactor the foreach
+    kernels of :mod:`dcsim.parallel.optimizer_step`; on a CPU torch loops over the model's tensors one by
+    one, so the step is priced per tensor (with the host's measured per-tensor Python cost) and scaled to
+    the rank's share of the parameters."""
     master = setup.precision in ("bf16", "fp16", "fp8")
     weights = ACTIVATION_PRECISION[setup.precision]
+    if load_catalog().accelerator(device).kind == "cpu":
+        total = setup.model.param_count()
+        step_s = _cpu_model_optimizer_s(setup.model, setup.seq_len, setup.optimizer, weights, master, device)
+        return step_s * params / total
     if params > LINEAR_OPTIMIZER_PARAMS:
         base = _optimizer_seconds(setup.optimizer, LINEAR_OPTIMIZER_PARAMS, weights, master, device)
         return base * params / LINEAR_OPTIMIZER_PARAMS
@@ -203,9 +222,26 @@ def optimizer_seconds(setup: TrainingSetup, params: int, device: str) -> float:
 def _optimizer_seconds(optimizer: str, params: int, weights: str, master: bool, device: str) -> float:
     from dcsim.parallel.optimizer_step import optimizer_step_ops
 
-    ops = optimizer_step_ops(optimizer, params, weights, master_weights=master)
+    if optimizer == "adamw":
+        ops = fused_adamw_ops(params, master)
+    else:
+        ops = optimizer_step_ops(optimizer, params, weights, master_weights=master, foreach=True)
     seconds = predict_many([op for op, _ in ops], device)
     return float(sum(float(s) * count for s, (_, count) in zip(seconds, ops, strict=True)))
+
+
+@functools.lru_cache(maxsize=64)
+def _cpu_model_optimizer_s(model: Any, seq_len: int, optimizer: str, weights: str, master: bool, device: str) -> float:
+    from dcsim.parallel.optimizer_step import HOST_CPU_PER_TENSOR_S, optimizer_step_time_s
+    from dcsim.parallel.validation import param_shapes
+
+    shapes = param_shapes(step_ops(model, 1, seq_len, 1, "fp32"))
+    per_tensor_s = HOST_CPU_PER_TENSOR_S.get(optimizer, 0.0) if device == "host-cpu" else 0.0
+
+    def predict(op: Op) -> float:
+        return float(predict_many([op], device)[0])
+
+    return optimizer_step_time_s(optimizer, shapes, predict, weights, master, per_tensor_s=per_tensor_s)
 
 
 def estimate_step(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Conv2d, Embedding, Matmul, Normalization, Op
 from dcsim.models.base import ModelOps
-from dcsim.parallel.optimizer_step import Shape, optimizer_step_time_s
+from dcsim.parallel.optimizer_step import HOST_CPU_PER_TENSOR_S, Shape, optimizer_step_time_s
 
 Predict = Callable[[Op], float]
 
@@ -62,14 +62,20 @@ class StepPrediction:
         return self.fwd_bwd_s + self.allreduce_s + self.optimizer_s
 
 
-def predict_single_step(model: ModelOps, predict: Predict, optimizer: str = "adamw") -> StepPrediction:
+def predict_single_step(
+    model: ModelOps, predict: Predict, optimizer: str = "adamw", per_tensor_s: float | None = None
+) -> StepPrediction:
     """One process: ``model.time(predict, "fwd+bwd")`` (loss included) plus the optimizer step over the
-    model's parameter tensors (:func:`~dcsim.parallel.optimizer_step.optimizer_step_time_s`)."""
+    model's parameter tensors (:func:`~dcsim.parallel.optimizer_step.optimizer_step_time_s`) with
+    ``per_tensor_s`` per tensor (default: the host CPU's measured
+    :data:`~dcsim.parallel.optimizer_step.HOST_CPU_PER_TENSOR_S`, as these checks run on it)."""
     precision = _precision(model)
     shapes = param_shapes(model)
+    if per_tensor_s is None:
+        per_tensor_s = HOST_CPU_PER_TENSOR_S[optimizer] if optimizer in HOST_CPU_PER_TENSOR_S else 0.0
     return StepPrediction(
         fwd_bwd_s=model.time(predict, "fwd+bwd"),
-        optimizer_s=optimizer_step_time_s(optimizer, shapes, predict, precision),
+        optimizer_s=optimizer_step_time_s(optimizer, shapes, predict, precision, per_tensor_s=per_tensor_s),
     )
 
 
@@ -95,11 +101,12 @@ def predict_dp_step(
     bandwidth_bytes_per_s: float,
     optimizer: str = "adamw",
     tensor_bytes: Sequence[float] | None = None,
+    per_tensor_s: float | None = None,
 ) -> StepPrediction:
     """Data parallel, plain loop: each rank runs forward and backward, then one ring all-reduce per
     gradient tensor (``tensor_bytes``, default: the model's parameter tensors at its precision), then the
-    optimizer. Nothing overlaps, so the parts add."""
-    single = predict_single_step(model, predict, optimizer)
+    optimizer (``per_tensor_s`` as in :func:`predict_single_step`). Nothing overlaps, so the parts add."""
+    single = predict_single_step(model, predict, optimizer, per_tensor_s)
     if tensor_bytes is None:
         size = BYTES_PER_ELEMENT[_precision(model)]
         tensor_bytes = [_numel(shape) * size for shape in param_shapes(model)]

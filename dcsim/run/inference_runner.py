@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,8 @@ from dcsim.serving import (
     replica_memory,
     resolve_router,
 )
+from dcsim.serving import placement as serving_placement
+from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
 from dcsim.serving.system import Autoscale
 
@@ -47,31 +48,16 @@ from dcsim.serving.system import Autoscale
 TIMELINE_SAMPLES = 2000
 
 
-@dataclass(frozen=True)
-class Place:
-    """Where a replica runs: a node type, the node's number within it, and its accelerators there."""
-
-    node: NodeType
-    node_index: int
-    first_accelerator: int
-
-
-class ReplicaPlacer:
-    """Hands out ``tp x pp`` accelerators inside one node per replica, shared by a run's inference workloads."""
+class ReplicaPlacer(serving_placement.ReplicaPlacer):
+    """The run's placer, shared by its inference workloads (see :mod:`dcsim.serving.placement`)."""
 
     def __init__(self, scenario: Scenario) -> None:
-        self.free = {n.name: [n.accelerators_per_node] * n.count for n in scenario.datacenter.nodes}
+        super().__init__(scenario.datacenter.nodes)
 
-    def take(self, spec: InferenceWorkload, scenario: Scenario, count: int) -> list[Place]:
+    def place(self, spec: InferenceWorkload, scenario: Scenario, count: int) -> list[Place]:
         """Places for ``count`` replicas of ``spec`` (UserInputError naming the field if they do not fit)."""
         size = spec.parallelism.tp * spec.parallelism.pp
-        places: list[Place] = []
-        for node in spec.host_nodes(scenario):
-            free = self.free[node.name]
-            for index in range(node.count):
-                while free[index] >= size and len(places) < count:
-                    places.append(Place(node, index, node.accelerators_per_node - free[index]))
-                    free[index] -= size
+        places = self.take(spec.host_nodes(scenario), size, count)
         if len(places) < count:
             field = "replicas" if spec.replicas is not None else "autoscale.max"
             index = next(i for i, w in enumerate(scenario.workloads) if w is spec)
@@ -126,7 +112,7 @@ class InferenceRunner:
         self.traffic = make_traffic(spec, sim, scenario.base_dir)
         self.records = RequestRecords(self.traffic)
         placer = placer or ReplicaPlacer(scenario)
-        self.places = placer.take(spec, scenario, spec.max_replicas)
+        self.places = placer.place(spec, scenario, spec.max_replicas)
         span = float(self.traffic.arrival_s[-1]) if len(self.traffic) else 1.0
         interval = max(span, 1e-3) / TIMELINE_SAMPLES
         b = spec.batching

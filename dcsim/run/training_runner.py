@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -26,6 +27,7 @@ from dcsim.run.context import RunContext
 from dcsim.scenario.network import build_fabric, network_config
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.training_spec import TrainingWorkload
+from dcsim.scheduler.checkpointing import Checkpointing
 from dcsim.scheduler.cluster import Cluster
 from dcsim.scheduler.dispatcher import ClusterScheduler
 from dcsim.workloads.jobs import Job
@@ -58,6 +60,8 @@ class TrainingRunner:
         first = pool_accelerators(scenario, self.accelerator)[: self.plan.world_size]
         self.nominal = self._evaluate(tuple(first))
         self.job: Job | None = None
+        self.scenario = scenario
+        self.checkpoint_bytes: float | None = None
 
     def _evaluate(self, names: tuple[str, ...]) -> PlanEvaluation:
         evaluation = self._by_placement.get(names)
@@ -86,11 +90,27 @@ class TrainingRunner:
             model=spec.model if isinstance(spec.model, str) else "inline",
             priority=spec.priority,
         )
+        job.checkpointing = self._checkpointing()
         job.node_selector = dict(spec.node_selector)
         job.tolerations = frozenset(spec.tolerations)
         self.job = job
         self.scheduler.on_start[spec.name] = self._placed
         self.sim.env.process(self._submit(job))
+
+    def _checkpointing(self) -> Checkpointing | None:
+        """Checkpoints of this job's model state when the scenario gives an interval but no size: weights
+        and optimizer state of every parameter, written at the storage's write bandwidth."""
+        failures = self.scenario.failures
+        if failures is None or failures.checkpoint_s is not None or failures.checkpoint_gb is not None:
+            return None
+        write = self.scenario.datacenter.storage.write_bytes_per_s
+        if failures.checkpoint_interval_s is None or write is None:
+            return None
+        self.checkpoint_bytes = checkpoint_bytes(self.setup)
+        from dcsim.run.world import checkpointing
+
+        cluster = checkpointing(self.scenario)
+        return replace(cluster, cost_s=self.checkpoint_bytes / write)
 
     def _submit(self, job: Job) -> Generator[Any, Any, None]:
         if job.submit_s > self.sim.env.now:
@@ -211,6 +231,18 @@ def _plan_dict(plan: ParallelPlan) -> dict[str, Any]:
         "recompute": plan.recompute,
         "sequence_parallel": plan.sequence_parallel,
     }
+
+
+def checkpoint_bytes(setup: TrainingSetup) -> float:
+    """Bytes of a full training checkpoint: every parameter's weights (the fp32 master copy in mixed
+    precision) and optimizer state (ZeRO's K bytes per parameter; gradients are not saved)."""
+    from dcsim.parallel.memory import state_bytes_per_param
+
+    precision = "bf16" if setup.precision == "fp8" else setup.precision
+    weights, _gradients, optimizer = state_bytes_per_param(setup.optimizer, precision)
+    params = float(setup.model.param_count())
+    mixed = precision in ("bf16", "fp16")  # the optimizer figure then includes the fp32 master weights
+    return params * (optimizer if mixed else weights + optimizer)
 
 
 def pool_accelerators(scenario: Scenario, accelerator: str) -> list[str]:

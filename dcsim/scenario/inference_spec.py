@@ -214,6 +214,19 @@ class InferenceWorkload(WorkloadSpec):
         """Node types that may host replicas (all, or those with ``accelerator``)."""
         return [n for n in scenario.datacenter.nodes if self.accelerator in (None, n.accelerator)]
 
+    def _placed_after_earlier_workloads(self, scenario: Scenario) -> int:
+        """Replicas of this workload that fit once the inference workloads listed before it are placed."""
+        from dcsim.serving.placement import ReplicaPlacer
+
+        placer = ReplicaPlacer(scenario.datacenter.nodes)
+        for workload in scenario.workloads:
+            if isinstance(workload, InferenceWorkload):
+                size = workload.parallelism.tp * workload.parallelism.pp
+                places = placer.take(workload.host_nodes(scenario), size, workload.max_replicas)
+                if workload is self:
+                    return len(places)
+        return 0
+
     def trace_path(self, base_dir: str) -> Path:
         """The trace file: next to the scenario if it exists there, else relative to the working directory."""
         assert self.traffic.trace is not None
@@ -248,12 +261,20 @@ class InferenceWorkload(WorkloadSpec):
         if per_replica > 1 and any(n.intra_node is None for n in usable):
             return [Problem("parallelism", "tp or pp > 1 needs intra_node (the interconnect) on the node types")]
         slots = sum(n.count * (n.accelerators_per_node // per_replica) for n in usable)
+        field = "replicas" if self.replicas is not None else "autoscale.max"
         if self.max_replicas > slots:
-            field = "replicas" if self.replicas is not None else "autoscale.max"
             problems.append(
                 Problem(
                     field,
                     f"{self.max_replicas} replicas of {per_replica} accelerators need more than the {slots} places",
+                )
+            )
+        elif (placed := self._placed_after_earlier_workloads(scenario)) < self.max_replicas:
+            problems.append(
+                Problem(
+                    field,
+                    f"only {placed} of {self.max_replicas} replicas fit on the accelerators left by the "
+                    "inference workloads before this one",
                 )
             )
         catalog = load_catalog()

@@ -122,6 +122,24 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
         workload, found = _workload(item, index)
         problems += found
         workloads.append(workload)
+    failures = top.failures
+    sized = failures is None or failures.checkpoint_s is not None or failures.checkpoint_gb is not None
+    if failures is not None and failures.checkpoint_interval_s is not None and not sized:
+        if any(w is not None and w.kind != "training" for w in workloads):
+            problems.append(
+                Problem(
+                    "failures.checkpoint_interval_s",
+                    "needs the cost of a checkpoint: checkpoint_s or checkpoint_gb "
+                    "(only training workloads size their own, from their model)",
+                )
+            )
+        elif top.datacenter.storage.write_bytes_per_s is None:
+            problems.append(
+                Problem(
+                    "failures.checkpoint_interval_s",
+                    "needs datacenter.storage.write_gbps (or read_gbps) to time the training checkpoints",
+                )
+            )
     names = [w.name for w in workloads if w is not None]
     for index, workload in enumerate(workloads):
         if workload is not None and names.count(workload.name) > 1:

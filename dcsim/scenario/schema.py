@@ -130,7 +130,8 @@ class FailuresSpec(Section):
     Accelerators fail with ``accelerator_mtbf_h`` and whole nodes with ``node_mtbf_h`` (hours, mean time
     between failures of one accelerator / node); a failed one is repaired after ``repair_s`` (a number or a
     distribution). Jobs checkpoint every ``checkpoint_interval_s`` of work (``auto``: Young/Daly per job),
-    each checkpoint costing ``checkpoint_s``, or ``checkpoint_gb`` written at the storage's ``write_gbps``;
+    each checkpoint costing ``checkpoint_s``, or ``checkpoint_gb`` written at the storage's ``write_gbps``
+    (training workloads without either write their model state: weights and optimizer state);
     a killed job restarts from its last checkpoint after ``restart_s``.
     """
 
@@ -148,8 +149,6 @@ class FailuresSpec(Section):
             raise ValueError("give accelerator_mtbf_h or node_mtbf_h (or leave failures out)")
         if self.checkpoint_s is not None and self.checkpoint_gb is not None:
             raise ValueError("give either checkpoint_s or checkpoint_gb, not both")
-        if self.checkpoint_interval_s is not None and self.checkpoint_s is None and self.checkpoint_gb is None:
-            raise ValueError("checkpoint_interval_s needs the cost of a checkpoint: checkpoint_s or checkpoint_gb")
         if self.checkpoint_interval_s == "auto" and self.accelerator_mtbf_h is None:
             raise ValueError("checkpoint_interval_s: auto (Young/Daly) needs accelerator_mtbf_h")
         if isinstance(self.checkpoint_interval_s, float) and self.checkpoint_interval_s <= 0:

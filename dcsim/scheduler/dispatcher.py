@@ -196,10 +196,12 @@ class ClusterScheduler:
         self.running[job.seq] = job
         for accelerator in job.accelerators:
             self.holder[accelerator] = job
-        job.checkpoint_interval_s = self.checkpointing.interval_for(job.gpus)
+        job.checkpoint_interval_s = self.checkpointing_of(job).interval_for(job.gpus)
         bisect.insort(self.expected_ends[pool.name], (self.expected_end_s(job), job.seq, job.gpus))
         wall_s = (
-            job.setup_s + job.remaining_s + self.checkpointing.overhead_s(job.remaining_s, job.checkpoint_interval_s)
+            job.setup_s
+            + job.remaining_s
+            + self.checkpointing_of(job).overhead_s(job.remaining_s, job.checkpoint_interval_s)
         )
         timeout = self.env.timeout(wall_s)
         timeout.callbacks.append(partial(self._finish_event, job, job.token))
@@ -208,9 +210,14 @@ class ClusterScheduler:
             self.env.timeout(review).callbacks.append(partial(self._review_event, job, job.token))
         return True
 
+    def checkpointing_of(self, job: Job) -> Checkpointing:
+        """The job's own checkpointing model if it has one, else the cluster's."""
+        own: Checkpointing | None = job.checkpointing
+        return own if own is not None else self.checkpointing
+
     def _worked_s(self, job: Job, now: float) -> float:
         """Useful work a running job has done in its current segment (s)."""
-        done = self.checkpointing.progress_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s)
+        done = self.checkpointing_of(job).progress_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s)
         return min(done, job.remaining_s)
 
     def preempt(self, job: Job) -> None:
@@ -233,12 +240,13 @@ class ClusterScheduler:
             return
         worked = self._worked_s(job, now)
         saved = min(
-            self.checkpointing.saved_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s), worked
+            self.checkpointing_of(job).saved_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s),
+            worked,
         )
         job.failures += 1
         job.lost_s += worked - saved
         self._stop(job, now, FAILED, saved)
-        job.setup_s = self.checkpointing.restart_s
+        job.setup_s = self.checkpointing_of(job).restart_s
         self._enqueue(job)
         self.sim.log.instant("failure", now, "scheduler", job=job.job_id, accelerator=accelerator)
         self.request_dispatch()
@@ -303,7 +311,7 @@ class ClusterScheduler:
     def expected_end_s(self, job: Job) -> float:
         """When a running job is expected to finish, from its run-time estimate (s)."""
         left = max(0.0, job.estimate_s - (job.duration_s - job.remaining_s))
-        overhead = self.checkpointing.overhead_s(left, job.checkpoint_interval_s)
+        overhead = self.checkpointing_of(job).overhead_s(left, job.checkpoint_interval_s)
         return job.segment_start_s + job.setup_s + left + overhead
 
     # ------------------------------------------------------------------ end

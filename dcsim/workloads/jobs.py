@@ -26,14 +26,15 @@ OPTIONAL_COLUMNS = ("model", "user", "priority", "accelerator", "estimate_s")
 class Job:
     """One gang job: ``duration_s`` seconds of work on ``gpus`` accelerators, and its run state.
 
-    ``start_s`` is its first start, ``end_s`` its completion. While it runs, ``accelerators`` are its
-    accelerators, ``segment_start_s`` when the current run segment began and ``setup_s`` the overhead at
-    the start of that segment (checkpoint restore, restart). ``remaining_s`` is work still to do;
-    ``attained_s`` the accelerator-seconds it has been given so far (least-attained-service policies);
-    ``token`` changes whenever it starts or stops, so stale completion events are ignored.
-    ``node_selector`` (labels a node must have) and ``tolerations`` (taints it may ignore) restrict where it
-    runs, as in Kubernetes. ``failures``
-    counts the times a failure killed it and ``lost_s`` the useful work those failures discarded (s).
+        ``start_s`` is its first start, ``end_s`` its completion. While it runs, ``accelerators`` are its
+        accelerators, ``segment_start_s`` when the current run segment began and ``setup_s`` the overhead at
+        the start of that segment (checkpoint restore, restart). ``remaining_s`` is work still to do;
+        ``attained_s`` the accelerator-seconds it has been given so far (least-attained-service policies);
+        ``token`` changes whenever it starts or stops, so stale completion events are ignored.
+        ``node_selector`` (labels a node must have) and ``tolerations`` (taints it may ignore) restrict where it
+        runs, as in Kubernetes. ``checkpointing`` (a :class:`~dcsim.scheduler.checkpointing.Checkpointing`) replaces
+    the cluster's for this job (a training job's checkpoint size follows from its model). ``failures``
+        counts the times a failure killed it and ``lost_s`` the useful work those failures discarded (s).
     """
 
     __slots__ = (
@@ -41,6 +42,7 @@ class Job:
         "accelerators",
         "attained_s",
         "checkpoint_interval_s",
+        "checkpointing",
         "duration_s",
         "end_s",
         "estimate_s",
@@ -101,6 +103,7 @@ class Job:
         self.failures = 0
         self.lost_s = 0.0
         self.checkpoint_interval_s: float | None = None
+        self.checkpointing: Any = None  # a Checkpointing of its own (a model-backed job), else the cluster's
         self.token = 0
         self.node_selector: dict[str, str] = {}
         self.tolerations: frozenset[str] = frozenset()
