@@ -206,3 +206,21 @@ def test_inference_workloads_do_not_share_accelerators() -> None:
         "workloads[1].replicas: only 2 of 4 replicas fit on the accelerators left by the inference workloads "
         "before this one"
     )
+
+
+def test_weight_offload_fits_a_larger_model_at_the_host_link_speed() -> None:
+    traffic = {
+        "arrival": "poisson",
+        "rate_per_s": 0.5,
+        "duration_s": 20,
+        "prompt_tokens": {"dist": "constant", "value": 256},
+        "output_tokens": {"dist": "constant", "value": 8},
+    }
+    assert "workloads[0].model: llama2-70b does not fit" in problems(scenario(model="llama2-70b", replicas=1))
+    offload = {"weights_fraction": 0.6, "link": "pcie4"}
+    w = dcsim.run_scenario(scenario(model="llama2-70b", replicas=1, offload=offload, traffic=traffic))
+    chat = w.summary["workloads"]["chat"]
+    assert chat["requests_completed"] == chat["requests"] > 0
+    # 60% of 138 GB of fp16 weights cross PCIe 4 (31.5 GB/s) every iteration: >= 2.6 s per token
+    streamed_s = 0.6 * 68.98e9 * 2 / 31.5e9
+    assert chat["tpot_ms"]["p50"] == pytest.approx(streamed_s * 1e3, rel=0.01)

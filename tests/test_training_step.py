@@ -225,3 +225,33 @@ def test_topology_aware_placement_trains_faster_on_an_oversubscribed_leaf_spine(
         scenario["scheduler"] = {"placement": placement}
         steps[placement] = dcsim.run_scenario(copy.deepcopy(scenario)).summary["workloads"]["gpt"]["step_time_s"]
     assert steps["topology_aware"] < 0.8 * steps["spread"]
+
+
+def test_training_checkpoints_are_sized_from_the_model_and_failures_cost_time() -> None:
+    """Issue #8: checkpoint cost from model size and storage bandwidth, Young/Daly interval, restarts."""
+    scenario = copy.deepcopy(DGX)
+    scenario["datacenter"]["storage"] = {"capacity_tb": 10, "usd_per_tb_month": 20, "write_gbps": 80}
+    scenario["workloads"][0]["steps"] = 20000
+    scenario["failures"] = {
+        "accelerator_mtbf_h": 50,
+        "repair_s": 600,
+        "checkpoint_interval_s": "auto",
+        "restart_s": 120,
+    }
+    w = dcsim.run_scenario(scenario).summary["workloads"]["gpt"]
+    params = get_model("gpt3-1.3b").param_count()
+    size_bytes = params * 12  # fp32 master weights and two AdamW moments (mixed precision)
+    assert w["checkpoint"]["size_gb"] == pytest.approx(size_bytes / 1e9)
+    assert w["checkpoint"]["cost_s"] == pytest.approx(size_bytes / (80e9 / 8))
+    mtbf_s = 50 * 3600 / 32
+    assert w["checkpoint"]["interval_s"] == pytest.approx((2 * w["checkpoint"]["cost_s"] * mtbf_s) ** 0.5)
+    assert w["status"] == "completed" and w["failures"] > 0
+    assert w["time_to_train_s"] > w["compute_time_to_train_s"]  # checkpoints, lost work and restarts
+
+
+def test_a_checkpoint_interval_without_a_size_is_refused_for_trace_jobs(base: dict[str, Any]) -> None:
+    base["failures"] = {"accelerator_mtbf_h": 100, "repair_s": 60, "checkpoint_interval_s": 600}
+    assert _problems(base) == [
+        "failures.checkpoint_interval_s: needs the cost of a checkpoint: checkpoint_s or checkpoint_gb "
+        "(only training workloads size their own, from their model)"
+    ]

@@ -127,6 +127,10 @@ class InferenceRunner:
             acc = catalog.accelerators[node.accelerator]
             if node.name not in costs:
                 link = catalog.interconnects[node.intra_node] if node.intra_node else None
+                offload_s = 0.0
+                if spec.offload is not None:
+                    host = catalog.interconnects[spec.offload.link].bandwidth_gb_per_s * 1e9
+                    offload_s = spec.offload.weights_fraction * weight_bytes(self.cfg, spec.precision, tp) / pp / host
                 costs[node.name] = IterationCost(
                     self.cfg,
                     spec.precision,
@@ -135,10 +139,19 @@ class InferenceRunner:
                     pp,
                     link.bandwidth_gb_per_s * 1e9 if link else None,
                     link.latency_us * 1e-6 if link else 0.0,
+                    offload_s=offload_s,
                 )
                 memory_gb = node.memory_gb if acc.id == "host-cpu" and node.memory_gb else acc.memory_gb
                 self.memory[node.name] = replica_memory(
-                    self.cfg, spec.precision, memory_gb, tp, pp, b.max_batch_tokens, b.max_batch_size, b.block_tokens
+                    self.cfg,
+                    spec.precision,
+                    memory_gb,
+                    tp,
+                    pp,
+                    b.max_batch_tokens,
+                    b.max_batch_size,
+                    b.block_tokens,
+                    spec.offload.weights_fraction if spec.offload else 0.0,
                 )
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
             replica = Replica(

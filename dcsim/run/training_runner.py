@@ -176,6 +176,15 @@ class TrainingRunner:
             "energy_kwh": energy_j / 3.6e6,
             "fidelity": self.spec.fidelity,
         }
+        if job is not None and job.checkpointing is not None:
+            out["checkpoint"] = {
+                "size_gb": (self.checkpoint_bytes or 0.0) / 1e9,
+                "cost_s": job.checkpointing.cost_s,
+                "interval_s": job.checkpoint_interval_s,
+            }
+        if job is not None:
+            out["failures"] = job.failures
+            out["lost_accelerator_hours"] = job.lost_s * job.gpus / 3600.0
         if self.spec.target_loss is not None:
             out["time_to_target_loss"] = self._target_loss(ev)
         return out

@@ -90,6 +90,14 @@ class DisaggregationSpec(Section):
     kv_transfer_gbps: Number | None = Field(default=None, gt=0)
 
 
+class OffloadSpec(Section):
+    """Weights kept in host memory: ``weights_fraction`` of each accelerator's share, streamed over the
+    ``link`` (an interconnect id, e.g. ``pcie4``) every iteration, overlapped with compute."""
+
+    weights_fraction: Number = Field(gt=0, le=1)
+    link: InterconnectId
+
+
 class TrafficSpec(Section):
     """Request arrivals and token lengths (or a CSV trace ``arrival_s,prompt_tokens,output_tokens``).
     ``stream`` names the random streams drawn from (default: the workload's name): workloads with the same
@@ -150,6 +158,7 @@ class InferenceWorkload(WorkloadSpec):
     traffic: TrafficSpec
     slo: SloSpec = Field(default_factory=SloSpec)
     disaggregation: DisaggregationSpec | None = None
+    offload: OffloadSpec | None = None
     arrival_s: Number = Field(default=0.0, ge=0)
 
     @field_validator("compression")
@@ -292,6 +301,7 @@ class InferenceWorkload(WorkloadSpec):
                 self.batching.max_batch_tokens,
                 self.batching.max_batch_size,
                 self.batching.block_tokens,
+                self.offload.weights_fraction if self.offload else 0.0,
             )
             if not mem.fits:
                 problems.append(

@@ -73,11 +73,13 @@ def replica_memory(
     max_batch_tokens: int = 8192,
     max_batch_size: int = 256,
     block_tokens: int = BLOCK_TOKENS,
+    offload_fraction: float = 0.0,
 ) -> ReplicaMemory:
-    """Weights, activations and KV capacity of a replica on accelerators of ``memory_gb`` GB each."""
+    """Weights, activations and KV capacity of a replica on accelerators of ``memory_gb`` GB each
+    (``offload_fraction`` of the weights live in host memory instead)."""
     e = BYTES_PER_ELEMENT[precision]
     total = memory_gb * 1e9 * MEMORY_FRACTION
-    weights = weight_bytes(cfg, precision, tp) / pp
+    weights = weight_bytes(cfg, precision, tp) / pp * (1.0 - offload_fraction)
     activations = max_batch_tokens * e * (LIVE_HIDDEN_TENSORS * cfg.hidden + 2 * cfg.ffn_hidden // tp)
     activations += max_batch_size * cfg.vocab // tp * 4.0  # fp32 logits of the sequences' last positions
     per_token = kv_bytes_per_token(cfg, precision, tp) / pp
@@ -91,7 +93,9 @@ class IterationCost:
 
     ``link_bytes_per_s`` and ``link_latency_s`` describe the intra-node interconnect the TP all-reduces
     and PP transfers use (needed when ``tp`` or ``pp`` > 1). ``predict_many`` defaults to
-    :func:`dcsim.compute.predict_many`.
+    :func:`dcsim.compute.predict_many`. ``offload_s`` is the time to stream the weights kept in host memory
+    to the accelerator once: they are streamed every iteration, layer by layer ahead of use (FlexGen /
+    ZeRO-Inference style), so an iteration takes at least that long.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class IterationCost:
         link_bytes_per_s: float | None = None,
         link_latency_s: float = 0.0,
         predict: PredictMany | None = None,
+        offload_s: float = 0.0,
     ) -> None:
         if (tp > 1 or pp > 1) and not link_bytes_per_s:
             raise ValueError("tp or pp > 1 needs the interconnect bandwidth (the node type's intra_node)")
@@ -112,6 +117,7 @@ class IterationCost:
         self.link_bytes_per_s = link_bytes_per_s or 0.0
         self.link_latency_s = link_latency_s
         self._predict = predict or predict_many
+        self.offload_s = offload_s
         self._dense: dict[tuple[int, int], float] = {}
         self._decode_attn: dict[tuple[int, int], float] = {}
         self._prefill_attn: dict[tuple[int, int], float] = {}
@@ -209,7 +215,8 @@ class IterationCost:
         key = (batch, kv)
         seconds = self._decode.get(key)
         if seconds is None:
-            seconds = self._decode[key] = self.dense_s(batch, batch) + self.decode_attention_s(batch, kv)
+            seconds = self.dense_s(batch, batch) + self.decode_attention_s(batch, kv)
+            seconds = self._decode[key] = max(seconds, self.offload_s)
         return seconds
 
     def iteration_s(
@@ -224,4 +231,4 @@ class IterationCost:
             seconds += self.decode_attention_s(decode_batch, decode_total_kv / decode_batch)
         for q, past in chunks:
             seconds += self.prefill_attention_s(q, past)
-        return seconds
+        return max(seconds, self.offload_s)
