@@ -2,8 +2,11 @@
 
 Extras beyond the contract: ``accelerator`` (only node types with this accelerator host replicas; default:
 every node type, in order, which makes a mixed pool when they differ), ``autoscale.interval_s``,
-``autoscale.target_queue``, ``autoscale.cold_start_s``, ``batching.block_tokens``, ``traffic.cv`` (gamma
-arrivals), ``traffic.arrival: diurnal`` with ``amplitude`` and ``period_s``, ``traffic.time_scale`` for traces.
+``autoscale.target_queue``, ``autoscale.cold_start_s``, ``batching.block_tokens``, ``batching.preemption``
+(``recompute`` or ``swap`` over ``batching.swap_interconnect``), ``traffic.cv`` (gamma arrivals),
+``traffic.arrival: diurnal`` with ``amplitude`` and ``period_s``, ``traffic.time_scale`` for traces,
+``traffic.stream`` (shared request draws), ``disaggregation`` (prefill/decode replicas) and ``offload``
+(weights in host memory). See ``docs/serving.md``.
 """
 
 from __future__ import annotations
