@@ -70,7 +70,7 @@ def test_unknown_kind_and_missing_training_fields_are_named(base):
     assert errors_of(base) == [
         "workloads[1].model: required field is missing",
         "workloads[1].global_batch_size: required field is missing",
-        "workloads[2].kind: must be one of jobs, collective, training, inference (got 'nonsense')",
+        "workloads[2].kind: must be one of collective, inference, jobs, training (got 'nonsense')",
     ]
 
 

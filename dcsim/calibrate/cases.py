@@ -17,7 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcsim.compute.ops import Attention, Conv2d, Embedding, Matmul, Normalization, Op, Pointwise, Pool2d
+from dcsim.compute.ops import (
+    Attention,
+    Conv2d,
+    Embedding,
+    Matmul,
+    Normalization,
+    Op,
+    Pointwise,
+    Pool2d,
+    SparseMatmul,
+)
 
 DTYPES = {
     "fp32": torch.float32,
@@ -49,6 +59,8 @@ def _randn(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, gra
 def _matmul(op: Matmul, device: torch.device, dtype: torch.dtype) -> Case:
     if op.precision == "fp8":
         return _fp8_matmul(op, device)
+    if op.precision == "int8":
+        return _int8_dynamic_matmul(op, device)
     if op.sparse_2_4:
         return _sparse_matmul(op, device, dtype)
     if op.batch == 1:
@@ -70,6 +82,32 @@ def _fp8_matmul(op: Matmul, device: torch.device) -> Case:
         return scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
 
     return Case(forward, None)
+
+
+def _int8_dynamic_matmul(op: Matmul, device: torch.device) -> Case:
+    """An int8 GEMM on a CPU: ``torch.ao.quantization.quantize_dynamic`` of an fp32 ``nn.Linear`` (int8
+    weights, per-tensor; activations quantized to 8 bits on the fly, output in fp32; fbgemm/onednn int8
+    kernels). Forward only: quantized layers are for inference."""
+    if device.type != "cpu":
+        raise ValueError("dynamic int8 quantized Linear runs on CPUs only")
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layer = torch.ao.quantization.quantize_dynamic(nn.Sequential(nn.Linear(op.k, op.n)), {nn.Linear}, torch.qint8)
+    x = torch.randn(op.m, op.k)
+    return Case(lambda: layer(x), None)
+
+
+def _csr_matmul(op: SparseMatmul, device: torch.device, dtype: torch.dtype) -> Case:
+    """An unstructured-sparse Linear: ``F.linear`` with a ``torch.sparse`` CSR weight keeping a random
+    ``density`` of the (n x k) entries. Forward only."""
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(op.n, op.k, generator=generator)
+    weight[torch.rand(op.n, op.k, generator=generator) >= op.density] = 0.0
+    sparse = weight.to(device=device, dtype=dtype).to_sparse_csr()
+    x = torch.randn(op.m, op.k, device=device, dtype=dtype)
+    return Case(lambda: F.linear(x, sparse), None)
 
 
 def _sparse_matmul(op: Matmul, device: torch.device, dtype: torch.dtype) -> Case:
@@ -167,5 +205,6 @@ def build_case(op: Op, device: torch.device) -> Case:
         Normalization: _normalization,
         Embedding: _embedding,
         Pool2d: _pool,
+        SparseMatmul: _csr_matmul,
     }
     return builders[type(op)](op, device, dtype)

@@ -249,3 +249,44 @@ def matmul_only_grid(precision: str, quick: bool, sparse: bool = False) -> list[
         if len(ops) >= _count(28 if not sparse else 10, spec):
             break
     return sorted(ops, key=lambda item: item[0].flops)
+
+
+#: Widths of the compression grids (transformer layer widths the CPU validation uses)
+COMPRESSION_DIMS = (256, 512, 768, 1024, 2048, 3072, 4096)
+#: Fractions of weights kept by the unstructured-sparse grid (50% to 98% sparsity)
+SPARSE_DENSITIES = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02)
+
+
+def int8_matmul_grid(quick: bool) -> list[tuple[Op, bool]]:
+    """CPU dynamic int8 quantized Linear shapes (``Matmul`` at precision ``int8``), forward only."""
+    cap = 1.5e9 if quick else 4e9
+    rng = _rng("matmul-int8", "int8")
+    count = 16 if quick else 44
+    seen: dict[Op, None] = {}
+    for _ in range(count * 30):
+        op = Matmul(_pow2(rng, 0, 10), _pick(rng, COMPRESSION_DIMS), _pick(rng, COMPRESSION_DIMS), precision="int8")
+        if op.flops <= cap:
+            seen[op] = None
+        if len(seen) >= count:
+            break
+    return [(op, False) for op in sorted(seen, key=lambda o: (o.flops, o.bytes))]
+
+
+def sparse_matmul_grid(quick: bool) -> list[tuple[Op, bool]]:
+    """CPU unstructured-sparse Linear shapes (``SparseMatmul``, torch CSR, fp32) over a range of
+    densities, forward only."""
+    from dcsim.compute.ops import SparseMatmul
+
+    cap = 1e9 if quick else 3e9
+    rng = _rng("matmul-csr", "fp32")
+    count = 16 if quick else 44
+    seen: dict[Op, None] = {}
+    for _ in range(count * 30):
+        density = SPARSE_DENSITIES[int(rng.integers(len(SPARSE_DENSITIES)))]
+        m, n, k = _pow2(rng, 0, 9), _pick(rng, COMPRESSION_DIMS), _pick(rng, COMPRESSION_DIMS)
+        op = SparseMatmul(m, n, k, density)
+        if 2.0 * m * n * k <= cap:  # the dense product's FLOPs: CSR kernels run far below dense peak
+            seen[op] = None
+        if len(seen) >= count:
+            break
+    return [(op, False) for op in sorted(seen, key=lambda o: (o.flops, o.bytes))]

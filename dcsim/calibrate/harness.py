@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from dcsim.calibrate.cases import build_case
-from dcsim.calibrate.grid import matmul_only_grid, op_grid
+from dcsim.calibrate.grid import int8_matmul_grid, matmul_only_grid, op_grid, sparse_matmul_grid
 from dcsim.calibrate.timing import TimingSettings, clock_name, first_call_s, measure
 from dcsim.calibrate.torch_models import build_torch_model, example_inputs
 from dcsim.catalog import load_catalog
@@ -145,7 +145,7 @@ def measure_page_faults(device: torch.device, quick: bool) -> float:
 
 def _precisions(device: torch.device) -> list[str]:
     if device.type == "cpu":
-        return ["fp32", "bf16"]
+        return ["fp32", "bf16", "int8"]
     names = ["bf16", "fp16", "tf32", "fp32"]
     if torch.cuda.get_device_capability(device) >= (8, 9):
         names.insert(1, "fp8")
@@ -181,7 +181,11 @@ def _grid_for(device: torch.device, precision: str, quick: bool) -> list[tuple[O
     backend = "cuda" if device.type == "cuda" else "cpu"
     if precision in ("tf32", "fp8"):
         return matmul_only_grid(precision, quick)
+    if precision == "int8":  # CPU dynamic int8 quantized Linear (compression)
+        return int8_matmul_grid(quick) if backend == "cpu" else []
     grid = op_grid(backend, precision, quick)
+    if backend == "cpu" and precision == "fp32":  # unstructured-sparse Linear, torch CSR (compression)
+        grid += sparse_matmul_grid(quick)
     if backend == "cuda" and precision in ("bf16", "fp16"):
         grid += matmul_only_grid(precision, quick, sparse=True)
     return grid

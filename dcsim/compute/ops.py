@@ -489,3 +489,129 @@ class Pool2d(Op):
         inputs = self.batch * self.channels * self.height * self.width
         moved = inputs + self.outputs if self.phase == "fwd" else 2 * inputs + self.outputs
         return moved * self.element_bytes
+
+
+#: Dequantization work of a weight-only quantized GEMM, per weight element and per tile of activation rows
+#: that reuses it (subtract the zero point, multiply by the group scale). ASSUMPTION, not a measurement:
+#: fused kernels (AWQ, GPTQ-Marlin) dequantize each weight tile in registers once per block of output rows;
+#: 64 rows is a typical CUTLASS/Triton tile height.
+DEQUANT_FLOPS_PER_WEIGHT = 2.0
+DEQUANT_TILE_ROWS = 64
+#: Bytes of quantization metadata per group of weights: an fp16 scale and an fp16 zero point (AWQ/GPTQ
+#: checkpoints store the zero points packed, so this is an upper bound).
+GROUP_METADATA_BYTES = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class WeightOnlyMatmul(Op):
+    """An ``nn.Linear`` (m x k input, k x n weight) whose weights are stored in ``weight_precision``
+    (``int8``, ``int4`` or ``fp8``; GPTQ/AWQ style, one scale and zero point per ``group_size`` weights)
+    and dequantized inside the GEMM, which runs in the activation ``precision``.
+
+    It is a ``matmul`` of the activation precision (same ``kind`` and ``fit_key``: priced by the dense GEMM
+    curve of the device) that reads fewer weight bytes and does extra dequantization work
+    (:data:`DEQUANT_FLOPS_PER_WEIGHT` per weight element per :data:`DEQUANT_TILE_ROWS` rows of the input):
+    memory-bound shapes (decode, m small) get faster, compute-bound ones (prefill) do not.
+    """
+
+    m: int
+    n: int
+    k: int
+    weight_precision: str = "int4"
+    group_size: int = 128
+    precision: str = "fp16"
+    phase: str = "fwd"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("m", "n", "k", "group_size"))
+        _check_common(self.precision, self.phase)
+        if self.weight_precision not in ("int8", "int4", "fp8"):
+            raise ValueError(
+                f"WeightOnlyMatmul.weight_precision must be int8, int4 or fp8, not {self.weight_precision!r}"
+            )
+
+    @property
+    def kind(self) -> str:
+        return "matmul"
+
+    @property
+    def unaligned(self) -> bool:
+        """As :attr:`Matmul.unaligned`."""
+        return self.n % 8 != 0 or self.k % 8 != 0
+
+    @property
+    def weight_bytes(self) -> float:
+        """Stored weight bytes: low-bit values plus per-group metadata."""
+        weights = self.k * self.n
+        return (
+            weights * BYTES_PER_ELEMENT[self.weight_precision] + -(-weights // self.group_size) * GROUP_METADATA_BYTES
+        )
+
+    @property
+    def flops(self) -> float:
+        tiles = -(-self.m // DEQUANT_TILE_ROWS)
+        fwd = 2.0 * self.m * self.n * self.k + DEQUANT_FLOPS_PER_WEIGHT * self.k * self.n * tiles
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+    @property
+    def allocations(self) -> tuple[float, ...]:
+        e = self.element_bytes
+        if self.phase == "fwd":
+            return (self.m * self.n * e,)
+        return (self.m * self.k * e,)
+
+    @property
+    def bytes(self) -> float:
+        fwd = (self.m * self.k + self.m * self.n) * self.element_bytes + self.weight_bytes
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+
+@dataclass(frozen=True, slots=True)
+class SparseMatmul(Op):
+    """An ``nn.Linear`` whose (n x k) weight is unstructured-sparse, stored in CSR (values plus
+    ``index_bytes``-wide column indices and row pointers; torch uses int64, 8 bytes), at ``density``
+    (fraction of weights kept, in (0, 1]). FLOPs count only the nonzero products (kind ``matmul_csr``:
+    a class of its own, priced only where it was measured, e.g. ``torch.sparse`` on the host CPU)."""
+
+    m: int
+    n: int
+    k: int
+    density: float = 0.5
+    precision: str = "fp32"
+    phase: str = "fwd"
+    index_bytes: int = 8
+
+    def __post_init__(self) -> None:
+        _check_positive(self, ("m", "n", "k", "index_bytes"))
+        _check_common(self.precision, self.phase)
+        if not 0.0 < float(self.density) <= 1.0:
+            raise ValueError(f"SparseMatmul.density must be in (0, 1], not {self.density!r}")
+
+    @property
+    def kind(self) -> str:
+        return "matmul_csr"
+
+    @property
+    def nnz(self) -> int:
+        """Stored nonzero weights."""
+        return max(1, round(self.n * self.k * self.density))
+
+    @property
+    def weight_bytes(self) -> float:
+        """Bytes of the CSR weight: values, column indices and row pointers."""
+        return self.nnz * (self.element_bytes + self.index_bytes) + (self.n + 1) * self.index_bytes
+
+    @property
+    def flops(self) -> float:
+        fwd = 2.0 * self.m * self.nnz
+        return fwd if self.phase == "fwd" else 2.0 * fwd
+
+    @property
+    def allocations(self) -> tuple[float, ...]:
+        e = self.element_bytes
+        return (self.m * self.n * e,) if self.phase == "fwd" else (self.m * self.k * e,)
+
+    @property
+    def bytes(self) -> float:
+        fwd = (self.m * self.k + self.m * self.n) * self.element_bytes + self.weight_bytes
+        return fwd if self.phase == "fwd" else 2.0 * fwd

@@ -205,7 +205,10 @@ def _result(
         "workloads": {runner.spec.name: runner.summary(context) for runner in runners},
         "datacenter": {
             "accelerators": total_accelerators,
-            "accelerator_utilization": float(busy_s.sum() / (total_accelerators * end_s)) if end_s > 0 else 0.0,
+            # (clipped: a sum of per-accelerator busy times each <= end_s can exceed n * end_s by rounding)
+            "accelerator_utilization": min(1.0, float(busy_s.sum() / (total_accelerators * end_s)))
+            if end_s > 0
+            else 0.0,
             "energy_kwh": facility_kwh,
             "it_energy_kwh": it_kwh,
             "electricity_usd": facility_kwh * dc.electricity_usd_per_kwh,

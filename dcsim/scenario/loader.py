@@ -46,7 +46,7 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
         return None, [Problem(path, f"must be a mapping with a kind (got {raw!r})")]
     kind = raw.get("kind")
     if kind not in WORKLOAD_KINDS:
-        available = ", ".join(WORKLOAD_KINDS)
+        available = ", ".join(sorted(WORKLOAD_KINDS))
         if kind in PLANNED_KINDS:
             return None, [
                 Problem(
