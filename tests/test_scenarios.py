@@ -193,6 +193,15 @@ def whisper_large(summary: dict[str, Any]) -> None:
     assert w["plan"]["zero_stage"] == 2 and w["memory_per_accelerator_gb"] < 80
 
 
+def shared_cluster(summary: dict[str, Any]) -> None:
+    """Serving, training and trace jobs from one pool (tests/test_shared_pool.py checks the mechanism)."""
+    chat, train, research = (summary["workloads"][k] for k in ("chat", "gpt3-1.3b", "research"))
+    assert chat["requests_completed"] == chat["requests"] and chat["max_live_replicas"] > 2
+    assert train["status"] == "completed" and research["jobs_completed"] == 60
+    # every preemption of a batch job in this scenario was a replica switching on where it ran
+    assert chat["jobs_preempted"] == research["preemptions"] + train["preemptions"] > 0
+
+
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "quickstart.yaml": quickstart,
     "trace_replay.yaml": trace_replay,
@@ -210,6 +219,7 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "bert_finetune.yaml": bert_finetune,
     "vit_imagenet.yaml": vit_imagenet,
     "whisper_large.yaml": whisper_large,
+    "shared_cluster.yaml": shared_cluster,
 }
 
 

@@ -32,6 +32,20 @@ def _dist(stats: dict[str, Any], unit: str, scale: float) -> str:
     return ", ".join(f"{key} {_fmt(stats[key], unit, scale)}" for key in ("p50", "p90", "p99", "mean"))
 
 
+def _inference_lines(w: dict[str, Any]) -> list[str]:
+    return [
+        f"    {w['model']}: {w['requests_completed']:,} of {w['requests']:,} requests served "
+        f"({w['requests_dropped']:,} dropped, {w['requests_in_flight']:,} in flight) on up to "
+        f"{w['max_live_replicas']} replicas; SLO attainment "
+        + ("n/a" if w["slo_attainment"] is None else f"{w['slo_attainment']:.1%}"),
+        f"    TTFT: {_dist(w['ttft_ms'], ' ms', 1.0)}",
+        f"    TPOT: {_dist(w['tpot_ms'], ' ms', 1.0)}",
+        f"    {w['throughput_tokens_per_s']:,.0f} generated tokens/s ({w['input_tokens_per_s']:,.0f} input); "
+        f"${_fmt(w['cost_usd'])} = ${_fmt(w['usd_per_million_tokens'])} per million tokens, "
+        f"{_fmt(w['energy_kwh'], ' kWh')}",
+    ]
+
+
 def _training_lines(w: dict[str, Any]) -> list[str]:
     plan = w["plan"]
     shape = ", ".join(f"{key} {plan[key]}" for key in ("dp", "tp", "pp", "microbatch_size", "zero_stage", "recompute"))
@@ -77,6 +91,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             lines.append("    did not complete before the end of the run")
         elif w["kind"] == "training":
             lines += _training_lines(w)
+        elif w["kind"] == "inference":
+            lines += _inference_lines(w)
     cost = dc["cost_usd"]
     lines += [
         f"  datacenter: {dc['accelerators']} accelerators, utilization {dc['accelerator_utilization']:.1%}",

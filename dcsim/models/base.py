@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from dcsim.compute.ops import Conv2d, Embedding, Matmul, Normalization, Op
+from dcsim.compute.ops import Conv2d, Embedding, Matmul, Normalization, Op, SparseMatmul, WeightOnlyMatmul
 
 PHASES = ("fwd", "bwd", "fwd+bwd")
 #: Where an op sits: before the repeated layers (embeddings, stem, patchify), inside them, or after them
@@ -53,7 +53,9 @@ class LayerOp:
     def params(self) -> int:
         """Parameters of one copy (0 unless ``weights``)."""
         op = self.op
-        if isinstance(op, Matmul):  # a tied head has no weight matrix of its own but may have a bias
+        # a tied head has no weight matrix of its own but may have a bias; compressed Linears count their
+        # logical (k x n) weights
+        if isinstance(op, Matmul | WeightOnlyMatmul | SparseMatmul):
             return (op.k * op.n if self.weights else 0) + (op.n if self.bias else 0)
         if not self.weights:
             return 0

@@ -390,7 +390,7 @@ class FlowSimulator:
             flows_on,
             path_of,
             table.bottleneck,
-            table.rate,
+            table.rate_values(),
             link_rate,
             capacity_list,
             seeds,
@@ -403,7 +403,7 @@ class FlowSimulator:
         moved = False
         rate, rate_item = table.rate, table.rate.item
         arrived = set(new_slots)
-        for slot, value in result.rates.items():  # a handful of flows: scalar writes beat fancy indexing
+        for slot, value in result.rates.items():  # a handful of flows: scalar writes (the list has them)
             if not moved and slot not in arrived:
                 old = rate_item(slot)
                 moved = abs(value - old) > SAME_RATE * old
@@ -438,6 +438,8 @@ class FlowSimulator:
             return False
         slots = table.merge_staged()
         table.rate[slots] = new_rate
+        if table.rate_list is not None:
+            table.rate_list[int(slots[0])] = new_rate
         self._link_rate[path] += new_rate
         self.usage.observe_links(path, self._link_rate[path])
         self.flows_rerated += 1
@@ -449,6 +451,8 @@ class FlowSimulator:
         exact = max_min_rows(table.paths[slots], capacity)
         if not np.allclose(table.rate[slots], exact, rtol=1e-6, atol=0.0):
             raise AssertionError("incremental rates differ from a full max-min water-filling")
+        if table.rate_list is not None and table.rate_list != table.rate.tolist():
+            raise AssertionError("the flow table's rate list differs from its rates")
 
     def _advance(self) -> None:
         now = float(self.env.now)
@@ -516,6 +520,7 @@ class FlowSimulator:
             self._link_rate = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
             self._last_allocation = (self.controller.version, rows, rates, self._link_rate.copy())
         table.rate[slots] = rates
+        table.rates_changed()
         table.bottleneck = [-1] * table.capacity
         self.usage.observe_rates(self._link_rate)
         self.rerates += 1

@@ -61,6 +61,7 @@ class FlowTable:
         self.path_of: list[tuple[int, ...]] = []
         self.bottleneck: list[int] = []
         self.flows_on: dict[int, set[int]] | None = None
+        self.rate_list: list[float] | None = None  # ``rate`` as a list, kept in step; None: rebuild
         self._link_index: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
@@ -88,6 +89,8 @@ class FlowTable:
             setattr(self, name, np.concatenate([array, np.full(extra, fill, dtype=array.dtype)]))
         self.paths = np.vstack([self.paths, np.full((extra, self.paths.shape[1]), self.dummy, dtype=np.int64)])
         self.path_of.extend([()] * extra)
+        if self.rate_list is not None:
+            self.rate_list.extend([0.0] * extra)
         self.bottleneck.extend([-1] * extra)
         self.free.extend(range(new - 1, old - 1, -1))  # popped from the end: lowest slots first
 
@@ -123,6 +126,13 @@ class FlowTable:
             ptr = np.concatenate(([0], np.cumsum(lengths)))
             links = np.concatenate([b.links for b in batches])
         self.rate[slots] = 0.0
+        rate_list = self.rate_list
+        if rate_list is not None:
+            if n > SMALL_CHANGE:
+                self.rate_list = None
+            else:
+                for slot in taken:
+                    rate_list[slot] = 0.0
         self.active[slots] = True
         self.count += n
         self._write_paths(slots, ptr, links)
@@ -135,6 +145,8 @@ class FlowTable:
         self.dst[slot], self.key[slot], self.latency_s[slot] = b.dst[0], b.key[0], b.latency_s[0]
         self.bytes[slot] = self.remaining[slot] = b.bytes[0]
         self.rate[slot] = 0.0
+        if self.rate_list is not None:
+            self.rate_list[slot] = 0.0
         self.active[slot] = True
         self.count += 1
         path = tuple(b.links.tolist())
@@ -194,6 +206,13 @@ class FlowTable:
             for slot in slot_list:
                 for link in path_of[slot]:
                     flows_on[link].discard(slot)
+        rate_list = self.rate_list
+        if rate_list is not None:
+            if len(slot_list) > SMALL_CHANGE:
+                self.rate_list = None
+            else:
+                for slot in slot_list:
+                    rate_list[slot] = 0.0
         if len(slot_list) <= FEW_SCALAR:  # scalar writes beat fancy indexing for a few slots
             active, rate, remaining, nbytes, paths = self.active, self.rate, self.remaining, self.bytes, self.paths
             for slot in slot_list:
@@ -243,6 +262,18 @@ class FlowTable:
                     flows_on[link] = set(owner_list[a:b])
             self.flows_on = flows_on
         return self.flows_on
+
+    def rate_values(self) -> list[float]:
+        """``rate`` as a Python list (bytes/s per slot), for loops over a few flows. The table keeps it in
+        step with its own writes; whoever writes ``rate`` directly writes the list too or calls
+        :meth:`rates_changed`."""
+        if self.rate_list is None:
+            self.rate_list = self.rate.tolist()
+        return self.rate_list
+
+    def rates_changed(self) -> None:
+        """``rate`` was written in bulk: rebuild :meth:`rate_values` when next asked."""
+        self.rate_list = None
 
     def link_index(self) -> tuple[np.ndarray, np.ndarray]:
         """The slots on every link in CSR form (``slots[ptr[l] : ptr[l + 1]]`` cross link ``l``), kept

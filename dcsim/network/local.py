@@ -11,7 +11,12 @@ faster flows on their saturated links, join ``A`` and the round repeats. When th
 allocation *is* the max-min fair one; when ``A`` grows past a limit the caller does a full water-filling.
 
 Everything here is plain Python over small sets: the cost follows the flows that change, not the number
-of active flows.
+of active flows. Rates are read from a Python list that mirrors the table's rates
+(:meth:`~dcsim.network.flowtable.FlowTable.rate_values`; list indexing is several times cheaper than
+``ndarray.item``), and each round writes its tentative rates into it, so one list holds the rates of the
+round (the others' as they were, the group's new ones); a call that gives up puts the old values back.
+Every sum and comparison runs in the same order as a loop over the same sets, so results do not depend on
+how the work is arranged.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ def local_rerate(
     flows_on: dict[int, set[int]],
     path_of: list[tuple[int, ...]],
     bottleneck: list[int],
-    rate: np.ndarray,
+    rate: list[float],
     link_rate: np.ndarray,
     capacity: list[float],
     seeds: Iterable[int],
@@ -49,28 +54,34 @@ def local_rerate(
 
     ``flows_on``/``path_of``: the active flows (slots) per link and each slot's links, already showing
     the change (newcomers in, leavers out). ``bottleneck``: per slot, a link known to be its bottleneck
-    (-1: unknown); updated for the flows checked. ``rate``: current rates per slot (newcomers 0).
-    ``link_rate`` and ``capacity`` per link (``saturated_at``: ``capacity * (1 - SATURATED)`` per link, computed
-    here if not given). ``seeds``: flows to re-rate first; ``changed_links``: links
-    whose flows changed (the leavers' and newcomers' links). Returns None when more than ``max_flows``
-    flows would have to be re-rated (then water-fill everything).
+    (-1: unknown); updated for the flows checked. ``rate``: current rates per slot as a list (newcomers 0);
+    on success it holds the new rates of the re-rated flows (also returned), on None it is left as it was.
+    ``link_rate`` and ``capacity`` per link (``saturated_at``: ``capacity * (1 - SATURATED)`` per link,
+    computed here if not given). ``seeds``: flows to re-rate first; ``changed_links``: links whose flows
+    changed (the leavers' and newcomers' links). Returns None when more than ``max_flows`` flows would
+    have to be re-rated (then water-fill everything).
     """
-    old: dict[int, float] = {}
-    item = rate.item
     group = set(seeds)
     changed = set(changed_links)
-    full = 1 - SATURATED
     if saturated_at is None:
+        full = 1 - SATURATED
         saturated_at = [c * full for c in capacity]
+    link_item = link_rate.item
+    margin = 1 + SAME_RATE
+    saved: dict[int, float] = {}  # rates of the group's flows before this call
     while True:
         if len(group) > max_flows:
+            _restore(rate, saved)
             return None
         # what the flows outside the group leave of every link the group crosses
         links: set[int] = set()
         for slot in group:
             links.update(path_of[slot])
+            if slot not in saved:
+                saved[slot] = rate[slot]
         residual: dict[int, float] = {}
         count: dict[int, int] = {}
+        share: dict[int, float] = {}
         for link in links:
             left = capacity[link]
             n = 0
@@ -78,39 +89,31 @@ def local_rerate(
                 if slot in group:
                     n += 1
                 else:
-                    value = old.get(slot)
-                    if value is None:
-                        value = old[slot] = item(slot)
-                    left -= value
-            residual[link] = left if left > 0.0 else 0.0
+                    left -= rate[slot]
+            left = residual[link] = left if left > 0.0 else 0.0
             count[link] = n
-        # progressive filling of the group, one bottleneck link at a time
+            if n:
+                share[link] = left / n
+        # progressive filling of the group, one bottleneck link at a time: the first link (in the
+        # set's order) with the smallest share
         new: dict[int, float] = {}
         open_links = {link for link in links if count[link]}
+        by_share = share.__getitem__
         while open_links:
-            best, level = -1, np.inf
-            for link in open_links:
-                share = residual[link] / count[link]
-                if share < level:
-                    best, level = link, share
+            best = min(open_links, key=by_share)
+            level = share[best]
             for slot in flows_on[best]:
                 if slot in group and slot not in new:
-                    new[slot] = level
+                    new[slot] = rate[slot] = level
                     for link in path_of[slot]:
                         left = residual[link] - level
-                        residual[link] = left if left > 0.0 else 0.0
-                        count[link] -= 1
-                        if not count[link]:
+                        left = residual[link] = left if left > 0.0 else 0.0
+                        n = count[link] = count[link] - 1
+                        if n:
+                            share[link] = left / n
+                        else:
                             open_links.discard(link)
             open_links.discard(best)
-        current = old.copy()
-        current.update(new)
-
-        def rate_of(slot: int, current: dict[int, float] = current) -> float:
-            value = current.get(slot)
-            if value is None:
-                value = current[slot] = old[slot] = item(slot)
-            return value
 
         # loads and fastest flow of every link that changed; other links as they were
         touched = links | changed
@@ -119,9 +122,7 @@ def local_rerate(
         for link in touched:
             total, top = 0.0, 0.0
             for slot in flows_on[link]:
-                value = current.get(slot)
-                if value is None:
-                    value = current[slot] = old[slot] = item(slot)
+                value = rate[slot]
                 total += value
                 if value > top:
                     top = value
@@ -136,20 +137,17 @@ def local_rerate(
                 if known >= 0 and known not in touched and slot not in new:
                     found[slot] = known  # its bottleneck link kept its load and flows
                     continue
-                mine = current.get(slot)
-                if mine is None:
-                    mine = current[slot] = old[slot] = item(slot)
-                mine *= 1 + SAME_RATE
+                mine = rate[slot] * margin
                 found[slot] = -1
                 for lk in path_of[slot]:
                     carried = load.get(lk)
                     if carried is None:
-                        carried = load[lk] = link_rate.item(lk)
+                        carried = load[lk] = link_item(lk)
                     if carried < saturated_at[lk]:
                         continue
                     peak = fastest.get(lk)
                     if peak is None:
-                        peak = fastest[lk] = max(rate_of(s) for s in flows_on[lk])
+                        peak = fastest[lk] = max([rate[s] for s in flows_on[lk]])
                     if mine >= peak:
                         found[slot] = lk
                         break
@@ -158,14 +156,19 @@ def local_rerate(
         if not failing:
             for slot, link in found.items():
                 bottleneck[slot] = link
-            rates = {slot: new[slot] for slot in group}
-            return LocalResult(rates, {link: load[link] for link in touched})
+            return LocalResult(new, {link: load[link] for link in touched})
         size = len(group)
         for slot in failing:
             group.add(slot)
-            mine = rate_of(slot) * (1 + SAME_RATE)
+            mine = rate[slot] * margin
             for link in path_of[slot]:
                 if link in load and load[link] >= saturated_at[link]:
-                    group.update(s for s in flows_on[link] if rate_of(s) > mine)
+                    group.update([s for s in flows_on[link] if rate[s] > mine])
         if len(group) == size:  # nothing new to try: give up (cannot happen for a consistent state)
+            _restore(rate, saved)
             return None
+
+
+def _restore(rate: list[float], saved: dict[int, float]) -> None:
+    for slot, value in saved.items():
+        rate[slot] = value

@@ -344,7 +344,8 @@ def estimate_step(
     compute_s = m * per_device[busiest]
     tp_s = m * comm_device[busiest]
     zero3_s = m * zero3_exposed[busiest]
-    bubble_s = max(0.0, timing.makespan_s - compute_s - tp_s - zero3_s)
+    bubble_s = timing.makespan_s - compute_s - tp_s - zero3_s
+    bubble_s = bubble_s if bubble_s > 1e-9 * timing.makespan_s else 0.0  # rounding of a sum, not idle time
     dp_s = pipeline_end - timing.makespan_s + zero3_s
     return StepEstimate(
         step_time_s=pipeline_end + opt_s,

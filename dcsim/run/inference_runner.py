@@ -1,10 +1,11 @@
 """Runs a ``kind: inference`` workload: builds its replicas and traffic, serves it, summarises it.
 
-Replicas reserve their accelerators directly from the datacenter's node types (``tp x pp`` accelerators
-inside one node each, filling node types in order and nodes in order), not through the cluster scheduler:
-they are not visible to jobs workloads, and the datacenter's ``accelerator_utilization`` counts only
-scheduler jobs. Several inference workloads share one :class:`ReplicaPlacer`, so they never take the same
-accelerators. With ``autoscale`` every replica up to ``max`` is placed, and each is paid for only while on.
+Replicas have fixed places on the datacenter's node types (``tp x pp`` accelerators inside one node each,
+filling node types in order and nodes in order); several inference workloads share one
+:class:`ReplicaPlacer`, so they never take the same accelerators. With ``autoscale`` every replica up to
+``max`` has a place, and each is paid for only while on. While a replica is on, the cluster scheduler holds
+its accelerators (:meth:`InferenceRunner.attach`): training and trace jobs draw from the same pool, are
+preempted when a replica switches on where they run, and may use a switched-off replica's accelerators.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class InferenceRunner:
         self.spec = spec
         self.sim = sim
         self.scenario = scenario
+        self.scheduler: Any = None
         self.cfg = spec.architecture()
         self.traffic = make_traffic(spec, sim, scenario.base_dir)
         self.records = RequestRecords(self.traffic)
@@ -212,16 +214,38 @@ class InferenceRunner:
 
         return seconds
 
-    def add_busy_time(self, busy_s: np.ndarray, cluster: Any, end_s: float) -> None:
-        """Add each replica's busy iteration time (to ``end_s``) to ``busy_s`` of the cluster's accelerators
-        it occupies, so that the datacenter's utilization and energy include the serving work."""
+    def replica_accelerators(self, cluster: Any) -> list[list[int]]:
+        """The cluster's accelerator indices of each replica (its place: node type, node, first accelerator)."""
         nodes: dict[str, list[Any]] = {}
         for node in cluster.nodes:
             nodes.setdefault(node.node_type, []).append(node)
         size = self.spec.parallelism.tp * self.spec.parallelism.pp
-        for replica, place in zip(self.replicas, self.places, strict=True):
+        out = []
+        for place in self.places[: len(self.replicas)]:
             node = nodes[place.node.name][place.node_index]
-            indices = node.accelerators[place.first_accelerator : place.first_accelerator + size]
+            out.append(list(node.accelerators[place.first_accelerator : place.first_accelerator + size]))
+        return out
+
+    def attach(self, scheduler: Any) -> None:
+        """Draw the replicas' accelerators from the cluster scheduler's pool while they are switched on: the
+        scheduler holds them for the replica (preempting batch jobs that run there, as a higher priority class
+        would) and gives them back when the autoscaler switches the replica off."""
+        accelerators = self.replica_accelerators(scheduler.cluster)
+
+        def power(index: int, on: bool) -> None:
+            owner = f"{self.spec.name}/replica-{index}"
+            if on:
+                scheduler.hold(owner, accelerators[index])
+            else:
+                scheduler.unhold(owner)
+
+        self.system.on_power = power
+        self.scheduler = scheduler
+
+    def add_busy_time(self, busy_s: np.ndarray, cluster: Any, end_s: float) -> None:
+        """Add each replica's busy iteration time (to ``end_s``) to ``busy_s`` of the cluster's accelerators
+        it occupies, so that the datacenter's utilization and energy include the serving work."""
+        for replica, indices in zip(self.replicas, self.replica_accelerators(cluster), strict=True):
             busy_s[indices] += min(replica.busy_s, end_s)
 
     def start(self) -> None:
@@ -300,6 +324,7 @@ class InferenceRunner:
             "swapped_tokens": int(sum(r.swapped_tokens for r in self.replicas)),
             "scale_events": len(self.system.scale_events),
             "max_live_replicas": max((n for _, n in self.system.scale_events), default=len(self.replicas)),
+            "jobs_preempted": self.scheduler.service_preemptions.get(self.spec.name, 0) if self.scheduler else 0,
         }
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:

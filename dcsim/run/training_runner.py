@@ -184,6 +184,7 @@ class TrainingRunner:
             }
         if job is not None:
             out["failures"] = job.failures
+            out["preemptions"] = job.preemptions
             out["lost_accelerator_hours"] = job.lost_s * job.gpus / 3600.0
         if self.spec.target_loss is not None:
             out["time_to_target_loss"] = self._target_loss(ev)

@@ -80,7 +80,9 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
             runners.append(TrainingRunner(workload, sim, scheduler, scenario))
         elif workload.kind == "inference":
             placer = placer or ReplicaPlacer(scenario)
-            runners.append(InferenceRunner(workload, sim, scenario, placer))
+            inference = InferenceRunner(workload, sim, scenario, placer)
+            inference.attach(scheduler)
+            runners.append(inference)
         else:
             network = network or NetworkSession(sim, scenario)
             runners.append(CollectiveRunner(workload, sim, network))

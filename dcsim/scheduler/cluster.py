@@ -187,6 +187,20 @@ class Cluster:
         self.busy += count
         return taken
 
+    def take_these(self, accelerators: list[int]) -> list[int]:
+        """Take these free accelerators (those out of service are skipped); return the ones taken."""
+        taken = []
+        for index in accelerators:
+            if index in self.down:
+                continue
+            node = self.nodes[self.node_of[index]]
+            old = len(node.free)
+            node.free.remove(index)
+            self.pools[node.pool].moved(node, old)
+            taken.append(index)
+        self.busy += len(taken)
+        return taken
+
     def release(self, accelerators: list[int]) -> None:
         """Return accelerators to their nodes (failed ones stay out of service until repaired)."""
         by_node: dict[int, list[int]] = {}
@@ -199,6 +213,10 @@ class Cluster:
             node.free.extend(indices)
             self.pools[node.pool].moved(node, old)
         self.busy -= len(accelerators)
+
+    def bring_online_free(self, index: int) -> None:
+        """Make an in-service accelerator that no one holds free (not counted busy before)."""
+        self._free(index)
 
     def _free(self, index: int) -> None:
         node = self.nodes[self.node_of[index]]

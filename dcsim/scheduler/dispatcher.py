@@ -86,6 +86,11 @@ class ClusterScheduler:
         # per workload name: called with a job right after it is placed, before its run time is fixed (a
         # model-backed job re-prices its remaining work for the accelerators it got)
         self.on_start: dict[str, Callable[[Job], None]] = {}
+        # accelerators held by services (inference replicas) outside the job queue: owner -> accelerators
+        self.service_holds: dict[str, list[int]] = {}
+        self.service_held: set[int] = set()
+        self._service_taken: dict[str, list[int]] = {}
+        self.service_preemptions: dict[str, int] = {}  # jobs preempted by each service (owner up to "/")
         self._keys: list[tuple[Any, int]] = []
         self._waiting: dict[int, Job] = {}
         self.running: dict[int, Job] = {}
@@ -253,7 +258,42 @@ class ClusterScheduler:
 
     def repair(self, accelerator: int) -> None:
         """A failed accelerator is back in service."""
-        self.cluster.bring_online(accelerator, held=accelerator in self.holder)
+        held = accelerator in self.holder or accelerator in self.service_held
+        self.cluster.bring_online(accelerator, held=held)
+        self.request_dispatch()
+
+    # ----------------------------------------------------------------- services
+    def hold(self, owner: str, accelerators: list[int]) -> None:
+        """A service (an inference replica) takes ``accelerators`` now, ahead of every queued job, as a
+        Kubernetes pod of a higher priority class would: jobs running on them are preempted (they checkpoint
+        and go back to the queue). ``owner`` names the hold for :meth:`unhold`."""
+        if owner in self.service_holds:
+            raise ValueError(f"{owner!r} already holds accelerators")
+        overlap = self.service_held.intersection(accelerators)
+        if overlap:
+            raise ValueError(f"accelerators {sorted(overlap)} are already held by a service")
+        victims = {id(job): job for a in accelerators if (job := self.holder.get(a)) is not None}
+        for job in victims.values():
+            self.preempt(job)
+            service = owner.split("/", 1)[0]
+            self.service_preemptions[service] = self.service_preemptions.get(service, 0) + 1
+        self.service_holds[owner] = list(accelerators)
+        self.service_held.update(accelerators)
+        self._service_taken[owner] = self.cluster.take_these(list(accelerators))  # failed ones are not taken
+        self.sim.log.instant("hold", self.now, "scheduler", owner=owner, accelerators=len(accelerators))
+        if victims:
+            self.request_dispatch()
+
+    def unhold(self, owner: str) -> None:
+        """The service ``owner`` gives its accelerators back to the pool (waiting jobs may start)."""
+        accelerators = self.service_holds.pop(owner)
+        taken = self._service_taken.pop(owner)
+        self.service_held.difference_update(accelerators)
+        self.cluster.release(taken)  # those that failed while held stay out of service until repaired
+        for index in set(accelerators).difference(taken):
+            if index not in self.cluster.down:  # failed when taken, repaired while held
+                self.cluster.bring_online_free(index)
+        self.sim.log.instant("unhold", self.now, "scheduler", owner=owner, accelerators=len(accelerators))
         self.request_dispatch()
 
     def _stop(self, job: Job, now: float, outcome: str, useful_s: float) -> None:

@@ -96,9 +96,16 @@ class ServingSystem:
                 replica.handoff = self._handoff
         self._accepting = [r for r in self.replicas if r.accepting]
         self._draining: set[int] = set()
+        # called with (replica index, True) when a replica is switched on and (index, False) when off: the
+        # run's cluster scheduler holds its accelerators meanwhile
+        self.on_power: Callable[[int, bool], None] | None = None
 
     def start(self) -> None:
         """Start the arrival process (and the autoscaler)."""
+        if self.on_power is not None:
+            for i, since in enumerate(self.on_since):
+                if since is not None:
+                    self.on_power(i, True)
         if len(self.records) == 0:
             self.done.succeed()
             return
@@ -144,6 +151,8 @@ class ServingSystem:
         if since is not None:
             self.on_s[replica.index] += self.env.now - since
             self.on_since[replica.index] = None
+            if self.on_power is not None:
+                self.on_power(replica.index, False)
 
     def _autoscaler(self) -> Generator[simpy.Event, Any, None]:
         spec = self.autoscale
@@ -180,6 +189,8 @@ class ServingSystem:
                 self.on_since[i] = self.env.now
                 self._draining.discard(i)
                 count -= 1
+                if self.on_power is not None:
+                    self.on_power(i, True)
                 self.env.timeout(cold_start_s, replica).callbacks.append(self._ready)
 
     def _ready(self, event: Any) -> None:
