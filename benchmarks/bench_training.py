@@ -63,7 +63,8 @@ def one_trillion() -> None:
     )
     layout = RankLayout(plan, tuple(fabric.ranks(plan.world_size)))
     print(
-        f"1T GPT on 3,072 A100 (tp 8, pp 64, dp 6): fabric of {fabric.graph.number_of_nodes():,} nodes built in {build_s:.2f} s"
+        f"1T GPT on 3,072 A100 (tp 8, pp 64, dp 6): fabric of {fabric.graph.number_of_nodes():,} nodes "
+        f"built in {build_s:.2f} s"
     )
     for fidelity in ("fast", "detailed"):
         comm = CommModel(fabric.graph, "ecmp", 0)  # fresh: no cached collective times
@@ -91,7 +92,8 @@ def rank_175b() -> None:
     )
     print(
         f"  best: dp {best.dp}, tp {best.tp}, pp {best.pp}, microbatch {best.microbatch_size}, {best.schedule}, "
-        f"ZeRO-{best.zero_stage}, recompute {best.recompute}: {best.time_to_train_s / 86400:.1f} days, MFU {best.mfu:.1%}"
+        f"ZeRO-{best.zero_stage}, recompute {best.recompute}: {best.time_to_train_s / 86400:.1f} days, "
+        f"MFU {best.mfu:.1%}"
     )
 
 

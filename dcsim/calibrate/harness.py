@@ -31,7 +31,7 @@ from dcsim.catalog import load_catalog
 from dcsim.compute.calibration import with_fits
 from dcsim.compute.ops import Matmul, Op, Pointwise
 from dcsim.compute.profile import EndToEnd, Measurement, Profile, merge_profiles, save_profile
-from dcsim.models import get_model
+from dcsim.models import ResNetConfig, TransformerConfig, get_model
 
 Log = Callable[[str], None]
 
@@ -260,6 +260,8 @@ def measure_end_to_end(
     """Forward (no autograd) and forward+backward (gradients set to None first, as in a training loop;
     no optimizer step) of a whole model."""
     cfg = get_model(model_id)
+    if not isinstance(cfg, TransformerConfig | ResNetConfig):
+        raise ValueError(f"end-to-end checks build decoder/encoder transformers and ResNets, not {model_id!r}")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     model = build_torch_model(cfg).to(device=device, dtype=dtype)
     inputs, targets = example_inputs(cfg, batch, size, device)
