@@ -35,7 +35,14 @@ from dcsim.compression.accuracy import (
 )
 from dcsim.compression.production import ProductionCost, production_cost
 from dcsim.compression.recipe import Recipe, parse_recipe
-from dcsim.compression.transforms import ORDER, compress_architecture, prune_heads, transform_ops, weight_bytes
+from dcsim.compression.transforms import (
+    ORDER,
+    compress_architecture,
+    prune_heads,
+    storage_recipe,
+    transform_ops,
+    weight_bytes,
+)
 from dcsim.compute.ops import BYTES_PER_ELEMENT
 from dcsim.models import ModelOps
 
@@ -83,7 +90,7 @@ class CompressedModel:
 
     def weight_bytes(self, device: str | None = None) -> float:
         """Bytes of the stored weights (whole model, one copy) on ``device`` (None: every format usable)."""
-        ops, _ = self.transform_ops(self.step_ops(1, 1), device)
+        ops, _ = transform_ops(self.step_ops(1, 1), storage_recipe(self.recipe, device), None)
         return weight_bytes(ops)
 
     def param_count(self) -> int:

@@ -7,10 +7,14 @@
    while keeping the head width; the config classes tie the head width to ``hidden / heads``, so head pruning
    is applied to the op list (:func:`prune_heads`), not to the config.
 3. **2:4 / unstructured sparsity** of the Linear weights of the repeated layers: 2:4 becomes
-   ``Matmul(sparse_2_4=True)`` only where the catalog says ``sparse_2_4: true`` (else the zeros stay in a dense
-   matrix: nothing changes); unstructured sparsity stored ``dense`` changes nothing, stored ``csr`` becomes a
-   :class:`~dcsim.compute.ops.SparseMatmul` (its bytes are values plus indices; priced by a measured CSR
-   kernel where the device's calibration profile has one, else the GEMM still runs dense).
+   ``Matmul(sparse_2_4=True)`` only where the catalog says ``sparse_2_4: true`` and the cost model (the device's
+   measured 2:4 GEMMs where it has them) prices it below the dense GEMM of that shape; else the dense kernel
+   runs (a runtime picks the faster kernel). Unstructured sparsity stored ``dense`` changes nothing; stored
+   ``csr`` becomes a :class:`~dcsim.compute.ops.SparseMatmul` where the device's calibration profile measured
+   a CSR kernel (``matmul_csr``) and it prices below the dense GEMM, else the dense kernel runs. Storage
+   (:func:`storage_recipe`, :func:`weight_bytes`) counts the compressed formats: 2:4 values plus metadata on
+   devices with sparse tensor cores, CSR values plus indices; a shape that falls back to the dense kernel would
+   need a dense copy of its weights, which is not counted.
 4. **Quantization** of the same Linear weights: W8A8 (int8) and fp8 run the GEMM at that precision where the
    device has the units (an ``int8``/``fp8`` peak in the catalog, or a measured ``matmul/fwd/int8`` class in
    its profile); otherwise, and for weight-only recipes, a :class:`~dcsim.compute.ops.WeightOnlyMatmul` reads
@@ -25,7 +29,7 @@ import dataclasses
 from typing import Any
 
 from dcsim.compression.recipe import Recipe
-from dcsim.compute import default_cost_model
+from dcsim.compute import default_cost_model, predict
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Attention, Matmul, Op, Pointwise, SparseMatmul, WeightOnlyMatmul
 from dcsim.models import LayerOp, ModelOps, model_from_spec
 
@@ -157,19 +161,30 @@ def _linear(op: Matmul, layer: LayerOp, recipe: Recipe, support: DeviceSupport |
     notes = []
     sparse24 = False
     if pruning is not None and pruning.pattern == "2:4":
-        if support is None or support.sparse_2_4:
+        if support is None:
             sparse24 = True
             new = dataclasses.replace(op, sparse_2_4=True)
-            notes.append("2:4 sparse")
+        elif support.sparse_2_4:
+            candidate = dataclasses.replace(op, sparse_2_4=True)
+            if predict(candidate, support.device) < predict(op, support.device):
+                sparse24 = True
+                new = candidate
+                notes.append("2:4 sparse kernel")
+            else:
+                notes.append("2:4 kernel slower than dense for this shape: dense kernel")
         else:
             notes.append("2:4 zeros kept dense (no sparse tensor cores)")
     if pruning is not None and pruning.pattern == "unstructured":
         if pruning.format == "csr":
             csr = SparseMatmul(op.m, op.n, op.k, 1.0 - pruning.sparsity, op.precision, op.phase)
-            if support is None or op.precision in support.csr_precisions:
-                notes.append("CSR sparse kernel (measured)")
-                return csr, "; ".join(notes)
-            notes.append("CSR storage, no measured sparse kernel: runs dense")
+            if support is None:
+                return csr, ""
+            if op.precision not in support.csr_precisions:
+                notes.append("CSR storage, no measured sparse kernel: dense kernel")
+            elif predict(csr, support.device) < predict(op, support.device):
+                return csr, "CSR sparse kernel (measured faster)"
+            else:
+                notes.append("CSR kernel measured slower for this shape: dense kernel")
         else:
             notes.append("unstructured zeros kept dense (no memory or time saved)")
     if quant is None:
@@ -223,3 +238,13 @@ def weight_bytes(ops: ModelOps) -> float:
             matrix, bias = layer.params * e, 0.0
         total += (matrix + bias) * layer.count
     return total
+
+
+def storage_recipe(recipe: Recipe, device: str | None) -> Recipe:
+    """The recipe as it shapes stored weights on ``device``: 2:4 is stored compressed only on devices with
+    sparse tensor cores (elsewhere the zeros stay in a dense matrix). ``device`` None: every format usable."""
+    if device is None or recipe.pruning is None or recipe.pruning.pattern != "2:4":
+        return recipe
+    if device_support(device).sparse_2_4:
+        return recipe
+    return dataclasses.replace(recipe, pruning=None)

@@ -27,6 +27,8 @@ BYTES_PER_ELEMENT: Mapping[str, float] = {
     "int4": 0.5,
 }
 PHASES = ("fwd", "bwd")
+#: Largest row count (``Matmul.m``) of a "skinny" product: the GEMMs of a decode step at batch <= 16.
+SKINNY_ROWS = 16
 
 
 def _check_common(precision: str, phase: str) -> None:
@@ -145,6 +147,16 @@ class Matmul(Op):
         if self.sparse_2_4:
             return "matmul_sparse24"
         return "bmm" if self.batch > 1 else "matmul"
+
+    @property
+    def fit_key(self) -> str:
+        """Products of at most :data:`SKINNY_ROWS` rows (a decode step's GEMMs, GEMV at one row) have a class
+        of their own: CPU and GPU libraries run other kernels for them than for square-ish products, so one
+        efficiency curve over both fits neither. Devices that measured no such product price them with the
+        ``matmul`` curve (see :mod:`dcsim.compute.predictor`)."""
+        if self.kind == "matmul" and self.m <= SKINNY_ROWS:
+            return f"matmul_skinny/{self.phase}/{self.precision}"
+        return f"{self.kind}/{self.phase}/{self.precision}"
 
     @property
     def unaligned(self) -> bool:

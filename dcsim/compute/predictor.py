@@ -23,6 +23,8 @@ from dcsim.compute.profile import Profile, load_profile
 from dcsim.compute.roofline import FloatArray, RooflineFit
 
 PROFILE_DIRS_ENV = "DCSIM_PROFILE_DIRS"
+#: op classes that borrow another class's fit where a device has no measurement of their own
+FALLBACK_CLASSES = {"matmul_skinny": "matmul"}
 MAX_CACHE_ENTRIES = 2_000_000
 
 
@@ -61,11 +63,19 @@ class DeviceModel:
         return "measured" if self.profile is not None else "prior"
 
     def fit_for(self, op: Op) -> RooflineFit:
-        """The fit that prices ``op`` (measured for its class if there is one, else a prior)."""
-        fit = self._fits.get(op.fit_key)
+        """The fit that prices ``op`` (measured for its class if there is one, else a prior). A class with
+        a ``fallback`` (skinny GEMMs -> GEMMs) uses that class's fit where it has no measurement of its own."""
+        key = op.fit_key
+        fit = self._fits.get(key)
         if fit is None:
-            fit = self._prior_fit(op)
-            self._fits[op.fit_key] = fit
+            fallback = FALLBACK_CLASSES.get(key.split("/", 1)[0])
+            if fallback is not None:
+                fit = self._fits.get(f"{fallback}/{key.split('/', 1)[1]}")
+                if fit is None:
+                    fit = self._prior_fit(op, f"{fallback}/{key.split('/', 1)[1]}")
+            else:
+                fit = self._prior_fit(op)
+            self._fits[key] = fit
         return fit
 
     def predict(self, op: Op) -> float:
@@ -125,12 +135,13 @@ class DeviceModel:
         except KeyError as error:
             raise ValueError(str(error.args[0])) from None
 
-    def _prior_fit(self, op: Op) -> RooflineFit:
+    def _prior_fit(self, op: Op, key: str | None = None) -> RooflineFit:
         peak, bandwidth = self._peaks(op)
+        key = key or op.fit_key
         if self.prior is None:
-            raise ValueError(f"{self.device_id}: no measurement of {op.fit_key} and no prior for its kind")
+            raise ValueError(f"{self.device_id}: no measurement of {key} and no prior for its kind")
         for ref_id, fits in self.references.items():
-            ref = fits.get(op.fit_key)
+            ref = fits.get(op.fit_key) or fits.get(key)
             if ref is not None and ref_id != self.device_id:
                 note = f"prior: efficiency curve of measured {ref_id} rescaled to {self.device_id} peaks"
                 return ref.rescaled(peak, bandwidth, basis="prior", note=note)

@@ -1,0 +1,90 @@
+"""Compression recipes: parsing, validation messages that name the field, and the order of the transforms."""
+
+from __future__ import annotations
+
+import pytest
+
+from dcsim.compression import ORDER, apply_recipe, parse_recipe
+from dcsim.compression.recipe import Recipe
+from dcsim.models import get_model
+
+
+def test_a_full_recipe_parses_into_typed_sections():
+    recipe = parse_recipe(
+        {
+            "quantization": {"weights": "int4", "activations": "fp16", "method": "awq", "kv_cache": "fp8"},
+            "pruning": {"sparsity": 0.5, "pattern": "2:4"},
+            "distillation": {"student": "gpt3-1.3b", "tokens": 2e9},
+            "layer_dropping": {"layers": 2},
+        }
+    )
+    assert recipe.quantization is not None and recipe.quantization.weight_only
+    assert recipe.quantization.kv_cache == "fp8" and recipe.quantization.group_size == 128
+    assert recipe.pruning is not None and recipe.pruning.pattern == "2:4" and recipe.pruning.format == "dense"
+    assert recipe.distillation is not None and recipe.distillation.tokens == 2e9
+    assert recipe.layer_dropping is not None and recipe.layer_dropping.layers == 2
+    assert parse_recipe(None).empty and parse_recipe({}).empty
+    assert parse_recipe(recipe) is recipe
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"quantization": {"weights": "int3"}}, "quantization.weights:"),
+        ({"quantization": {"activations": "fp16"}}, "quantization.weights: required"),
+        ({"quantization": {"weights": "int4", "activations": "int8"}}, "quantization.activations:"),
+        ({"quantization": {"weights": "int8", "method": "smoothquant"}}, "quantization.method:"),
+        ({"quantization": {"weights": "int8", "kv_cache": "int2"}}, "quantization.kv_cache:"),
+        ({"quantization": {"weights": "int8", "group_size": 0}}, "quantization.group_size:"),
+        ({"quantization": {"weights": "int8", "bits": 8}}, "quantization.bits: unknown field"),
+        ({"pruning": {"sparsity": 1.5}}, "pruning.sparsity:"),
+        ({"pruning": {"sparsity": 0.3, "pattern": "2:4"}}, "pruning.sparsity:"),
+        ({"pruning": {"sparsity": 0.3, "pattern": "structured"}}, "pruning.target: required"),
+        ({"pruning": {"sparsity": 0.3, "target": "heads"}}, "pruning.target: only for pattern structured"),
+        ({"pruning": {"sparsity": 0.3, "pattern": "blocky"}}, "pruning.pattern:"),
+        ({"pruning": {"sparsity": 0.5, "pattern": "2:4", "format": "csr"}}, "pruning.format:"),
+        ({"distillation": {"tokens": 1e9}}, "distillation.student: required"),
+        ({"distillation": {"student": "gpt2-small", "tokens": -1}}, "distillation.tokens:"),
+        ({"layer_dropping": {"layers": 0}}, "layer_dropping.layers:"),
+        ({"layer_dropping": 3}, "layer_dropping: must be a mapping"),
+        ({"sparsify": {}}, "sparsify: unknown compression technique"),
+    ],
+)
+def test_bad_recipes_name_the_field(raw, field):
+    with pytest.raises(ValueError) as error:
+        parse_recipe(raw)
+    assert str(error.value).startswith(field), str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_bad_recipes_against_the_model_name_the_field():
+    gpt2 = get_model("gpt2-small")
+    with pytest.raises(ValueError, match=r"^layer_dropping.layers: must be below the model's 12 layers"):
+        apply_recipe(gpt2, {"layer_dropping": {"layers": 12}})
+    with pytest.raises(ValueError, match=r"^distillation.student: unknown model 'gpt2-tiny'"):
+        apply_recipe(gpt2, {"distillation": {"student": "gpt2-tiny"}})
+    with pytest.raises(ValueError, match=r"^distillation.student: heads: required"):
+        apply_recipe(gpt2, {"distillation": {"student": {"family": "decoder", "layers": 0, "hidden": 64}}})
+    with pytest.raises(ValueError, match=r"^pruning.target: ResNetConfig has no MLP channels"):
+        apply_recipe(get_model("resnet50"), {"pruning": {"sparsity": 0.5, "pattern": "structured", "target": "channels"}})
+    with pytest.raises(ValueError, match=r"^precision:"):
+        apply_recipe(gpt2, None, precision="int8")
+
+
+def test_architecture_steps_run_in_the_documented_order():
+    """Distillation first (the student is what gets pruned), then structured pruning and layer dropping."""
+    assert ORDER[0] == "distillation" and ORDER[-1] == "quantization"
+    teacher = get_model("gpt3-2.7b")
+    cm = apply_recipe(
+        teacher,
+        {
+            "distillation": {"student": "gpt3-1.3b"},
+            "pruning": {"sparsity": 0.5, "pattern": "structured", "target": "layers"},
+            "layer_dropping": {"layers": 2},
+        },
+    )
+    student = get_model("gpt3-1.3b")
+    assert cm.config.layers == student.layers // 2 - 2  # 24 -> 12 (pruning) -> 10 (dropping)
+    assert cm.config.hidden == student.hidden  # the student's width, not the teacher's
+    assert cm.original is teacher
+    assert isinstance(cm.recipe, Recipe)
