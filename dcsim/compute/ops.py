@@ -520,8 +520,8 @@ class WeightOnlyMatmul(Op):
     (``int8``, ``int4`` or ``fp8``; GPTQ/AWQ style, one scale and zero point per ``group_size`` weights)
     and dequantized inside the GEMM, which runs in the activation ``precision``.
 
-    It is a ``matmul`` of the activation precision (same ``kind`` and ``fit_key``: priced by the dense GEMM
-    curve of the device) that reads fewer weight bytes and does extra dequantization work
+    It is a ``matmul`` of the activation precision (same ``kind`` and ``fit_key`` as the dense product: priced by
+    the dense GEMM curve of the device) that reads fewer weight bytes and does extra dequantization work
     (:data:`DEQUANT_FLOPS_PER_WEIGHT` per weight element per :data:`DEQUANT_TILE_ROWS` rows of the input):
     memory-bound shapes (decode, m small) get faster, compute-bound ones (prefill) do not.
     """
@@ -545,6 +545,14 @@ class WeightOnlyMatmul(Op):
     @property
     def kind(self) -> str:
         return "matmul"
+
+    @property
+    def fit_key(self) -> str:
+        """The dense GEMM's class at the activation precision, as :attr:`Matmul.fit_key` (skinny products
+        of at most :data:`SKINNY_ROWS` rows have their own)."""
+        if self.m <= SKINNY_ROWS:
+            return f"matmul_skinny/{self.phase}/{self.precision}"
+        return f"matmul/{self.phase}/{self.precision}"
 
     @property
     def unaligned(self) -> bool:

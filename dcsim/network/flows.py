@@ -408,7 +408,7 @@ class FlowSimulator:
                 old = rate_item(slot)
                 moved = abs(value - old) > SAME_RATE * old
             rate[slot] = value
-        self.usage.set_link_rates(result.link_load, link_rate)
+        self.usage.set_link_rates(result.links, result.link_load, link_rate)
         self.flows_rerated += len(result.rates)
         if moved:
             self.rerates += 1

@@ -29,12 +29,14 @@ from dcsim.network.incremental import SAME_RATE, SATURATED
 
 
 class LocalResult:
-    """New rates of some flows (slot -> bytes/s) and new loads of some links (link -> bytes/s)."""
+    """New rates of some flows (``rates``: slot -> bytes/s) and new loads of the ``links`` whose flows or
+    rates changed (``link_load``: link -> bytes/s; it may hold other links too, with their current load)."""
 
-    __slots__ = ("link_load", "rates")
+    __slots__ = ("link_load", "links", "rates")
 
-    def __init__(self, rates: dict[int, float], link_load: dict[int, float]) -> None:
+    def __init__(self, rates: dict[int, float], links: set[int], link_load: dict[int, float]) -> None:
         self.rates = rates
+        self.links = links
         self.link_load = link_load
 
 
@@ -97,7 +99,7 @@ def local_rerate(
         # progressive filling of the group, one bottleneck link at a time: the first link (in the
         # set's order) with the smallest share
         new: dict[int, float] = {}
-        open_links = {link for link in links if count[link]}
+        open_links = set(filter(count.__getitem__, links))  # inserted in the same order as a loop would
         by_share = share.__getitem__
         while open_links:
             best = min(open_links, key=by_share)
@@ -156,7 +158,7 @@ def local_rerate(
         if not failing:
             for slot, link in found.items():
                 bottleneck[slot] = link
-            return LocalResult(new, {link: load[link] for link in touched})
+            return LocalResult(new, touched, load)
         size = len(group)
         for slot in failing:
             group.add(slot)

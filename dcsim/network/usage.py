@@ -3,6 +3,8 @@ and a timeline of the network's busiest-link and aggregate utilization."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
@@ -68,15 +70,16 @@ class LinkUsage:
         peaks = link_rate / self.links.capacity_bytes_per_s[links]
         self.peak_utilization[links] = np.maximum(self.peak_utilization[links], peaks)
 
-    def set_link_rates(self, loads: dict[int, float], link_rate: np.ndarray) -> None:
-        """Write new rates (bytes/s) of a few links into ``link_rate`` and record them: peaks,
-        utilization and the busiest link. Links whose rate is unchanged are skipped."""
+    def set_link_rates(self, links: Iterable[int], loads: dict[int, float], link_rate: np.ndarray) -> None:
+        """Write the new rates ``loads[link]`` (bytes/s) of a few ``links`` into ``link_rate`` and record
+        them: peaks, utilization and the busiest link. Links whose rate is unchanged are skipped."""
         read = link_rate.item
         peaks, peak_of = self.peak_utilization, self.peak_utilization.item
         capacity, inverse = self._capacity_list, self._inverse_list
         utilization = self._utilization
         busiest, busiest_link = self._busiest, self._busiest_link
-        for link, rate in loads.items():
+        for link in links:
+            rate = loads[link]
             if rate == read(link):
                 continue
             link_rate[link] = rate

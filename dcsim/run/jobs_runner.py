@@ -24,9 +24,14 @@ def make_jobs(spec: JobsWorkload, sim: Simulation, base_dir: str) -> list[Job]:
     (``NAME/arrivals``, ``NAME/gpus``, ``NAME/durations``), so changing one leaves the others' draws alone."""
     jobs = _jobs(spec, sim, base_dir)
     selector, tolerations = dict(spec.node_selector), frozenset(spec.tolerations)
+    cpus, memory = spec.cpus_per_accelerator, spec.memory_gb_per_accelerator
     for job in jobs:
         job.node_selector = selector
         job.tolerations = tolerations
+        if cpus is not None:
+            job.cpus_per_accelerator = cpus
+        if memory is not None:
+            job.memory_gb_per_accelerator = memory
         if spec.team is not None and not job.user:
             job.user = spec.team
     return jobs

@@ -54,6 +54,8 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
                 n.nodes_per_rack,
                 tuple(n.labels.items()),
                 tuple(n.taints),
+                n.cpu_cores,
+                n.memory_gb,
             )
             for n in nodes
         ]

@@ -81,6 +81,9 @@ class JobsWorkload(WorkloadSpec):
     ``accelerator`` pins every job of a synthetic stream to one catalog type; trace rows may name their own.
     ``team`` sets the team (``user``) of synthetic jobs. ``node_selector`` and ``tolerations`` apply to every
     job of the workload (Kubernetes style; see the node types' ``labels`` and ``taints``).
+    ``cpus_per_accelerator`` and ``memory_gb_per_accelerator`` are host requests that come with each of a
+    job's accelerators, taken on its node (whose ``cpu_cores`` and ``memory_gb`` bound them); trace rows may
+    give ``cpus`` and ``memory_gb`` per job instead.
     """
 
     kind: Literal["jobs"] = "jobs"
@@ -91,6 +94,8 @@ class JobsWorkload(WorkloadSpec):
     team: str | None = None
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[str] = Field(default_factory=list)
+    cpus_per_accelerator: Number | None = Field(default=None, ge=0)
+    memory_gb_per_accelerator: Number | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_source(self) -> JobsWorkload:
@@ -120,6 +125,9 @@ class JobsWorkload(WorkloadSpec):
         if not pools:
             return [Problem("node_selector", "no node type matches this workload's node_selector and tolerations")]
         largest = max(pools.values())
+        host = self._host_problems(scenario)
+        if host:
+            return host
         if self.synthetic is not None:
             return self._check_synthetic(pools, largest)
         try:
@@ -144,6 +152,27 @@ class JobsWorkload(WorkloadSpec):
                     )
                 ]
         return []
+
+    def _host_problems(self, scenario: Scenario) -> list[Problem]:
+        """Per-accelerator host requests no matching node could ever grant."""
+        problems = []
+        nodes = [
+            n
+            for n in scenario.datacenter.nodes
+            if all(n.labels.get(k) == v for k, v in self.node_selector.items())
+            and set(n.taints) <= set(self.tolerations)
+        ]
+        for name, capacity in (("cpus_per_accelerator", "cpu_cores"), ("memory_gb_per_accelerator", "memory_gb")):
+            request = getattr(self, name)
+            if not request:
+                continue
+            sizes = [getattr(n, capacity) for n in nodes]
+            if all(size is not None and size < request for size in sizes):
+                biggest = max(size for size in sizes if size is not None)
+                problems.append(
+                    Problem(name, f"{request:g} per accelerator is more than any node's {capacity} ({biggest:g})")
+                )
+        return problems
 
     def _check_synthetic(self, pools: dict[str, int], largest: int) -> list[Problem]:
         assert self.synthetic is not None

@@ -12,13 +12,15 @@ Free accelerators are indexed so that placements never scan the cluster: per poo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
 class NodeGroup:
-    """``count`` nodes named ``name-i`` with ``per_node`` accelerators of type ``accelerator`` each."""
+    """``count`` nodes named ``name-i`` with ``per_node`` accelerators of type ``accelerator`` each, and
+    ``cpu_cores`` host cores and ``memory_gb`` host memory (None: not limited)."""
 
     name: str
     count: int
@@ -27,6 +29,8 @@ class NodeGroup:
     nodes_per_rack: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
     taints: tuple[str, ...] = ()
+    cpu_cores: float | None = None
+    memory_gb: float | None = None
 
     @property
     def pool_key(self) -> tuple[str, tuple[tuple[str, str], ...], tuple[str, ...]]:
@@ -46,9 +50,22 @@ class Node:
     free: list[int] = field(default_factory=list)
     pool_index: int = 0
     pool: str = ""
+    cpu_cores: float = math.inf
+    memory_gb: float = math.inf
+    free_cpus: float = math.inf
+    free_memory_gb: float = math.inf
 
     def __post_init__(self) -> None:
         self.free = list(reversed(self.accelerators))
+
+    def host_capacity(self, cpus_per_accelerator: float, memory_gb_per_accelerator: float) -> int:
+        """Free accelerators a job can take here with these host requests per accelerator."""
+        count = len(self.free)
+        if cpus_per_accelerator > 0:
+            count = min(count, int(self.free_cpus / cpus_per_accelerator + 1e-9))
+        if memory_gb_per_accelerator > 0:
+            count = min(count, int(self.free_memory_gb / memory_gb_per_accelerator + 1e-9))
+        return count
 
 
 class Buckets:
@@ -153,6 +170,10 @@ class Cluster:
                 first = len(self.node_of)
                 accelerators = list(range(first, first + spec.per_node))
                 node = Node(f"{spec.name}-{i}", spec.name, spec.accelerator, accelerators, rack)
+                if spec.cpu_cores is not None:
+                    node.cpu_cores = node.free_cpus = spec.cpu_cores
+                if spec.memory_gb is not None:
+                    node.memory_gb = node.free_memory_gb = spec.memory_gb
                 self.node_of += [len(self.nodes)] * spec.per_node
                 self.accelerator_type += [spec.accelerator] * spec.per_node
                 self.nodes.append(node)
@@ -200,6 +221,14 @@ class Cluster:
             taken.append(index)
         self.busy += len(taken)
         return taken
+
+    def hold_host(self, accelerators: list[int], cpus: float, memory_gb: float) -> None:
+        """Take ``cpus`` cores and ``memory_gb`` GB of host resources per accelerator on its node
+        (negative amounts give them back)."""
+        for index in accelerators:
+            node = self.nodes[self.node_of[index]]
+            node.free_cpus -= cpus
+            node.free_memory_gb -= memory_gb
 
     def release(self, accelerators: list[int]) -> None:
         """Return accelerators to their nodes (failed ones stay out of service until repaired)."""

@@ -165,11 +165,36 @@ class ClusterScheduler:
         return pools
 
     def pool_for(self, job: Job) -> Pool | None:
-        """The first eligible pool with enough free accelerators for ``job`` now, if any."""
+        """The first eligible pool with enough free accelerators for ``job`` now (and, for a job with host
+        requests, enough free CPU cores and memory on the nodes of those accelerators), if any."""
+        host = job.cpus_per_accelerator > 0 or job.memory_gb_per_accelerator > 0
         for pool in self.pools_for(job):
-            if pool.free_total >= job.gpus:
+            if pool.free_total >= job.gpus and (not host or self._host_capacity(pool, job) >= job.gpus):
                 return pool
         return None
+
+    @staticmethod
+    def _host_capacity(pool: Pool, job: Job) -> int:
+        cpus, memory = job.cpus_per_accelerator, job.memory_gb_per_accelerator
+        return sum(node.host_capacity(cpus, memory) for node in pool.nodes if node.free)
+
+    def _place_with_host(self, pool: Pool, job: Job) -> list[int]:
+        """Accelerators for a job with host requests: the node that fits the whole gang most tightly, else
+        the nodes with the most usable accelerators first (fewest nodes), each within its free CPU cores and
+        memory. (The pool's placement policy sees free accelerators only; host requests need this scan.)"""
+        cpus, memory = job.cpus_per_accelerator, job.memory_gb_per_accelerator
+        usable = [(node.host_capacity(cpus, memory), node.pool_index, node) for node in pool.nodes if node.free]
+        whole = [u for u in usable if u[0] >= job.gpus]
+        order = [min(whole, key=lambda u: (u[0], u[1]))] if whole else sorted(usable, key=lambda u: (-u[0], u[1]))
+        chosen: list[int] = []
+        for capacity, _index, node in order:
+            count = min(capacity, job.gpus - len(chosen))
+            if count > 0:
+                chosen += self.cluster.take(pool, node, count)
+            if len(chosen) == job.gpus:
+                break
+        self.cluster.hold_host(chosen, cpus, memory)
+        return chosen
 
     def within_quota(self, job: Job) -> bool:
         """Whether starting ``job`` keeps its team (``user``) within its accelerator quota."""
@@ -189,7 +214,10 @@ class ClusterScheduler:
             return False
         self.team_usage[job.user] = self.team_usage.get(job.user, 0) + job.gpus
         self._dequeue(job)
-        job.accelerators = self.placement.choose(self.cluster, pool, job.gpus)
+        if job.cpus_per_accelerator > 0 or job.memory_gb_per_accelerator > 0:
+            job.accelerators = self._place_with_host(pool, job)
+        else:
+            job.accelerators = self.placement.choose(self.cluster, pool, job.gpus)
         hook = self.on_start.get(job.workload)
         if hook is not None:
             hook(job)
@@ -321,6 +349,8 @@ class ClusterScheduler:
                 gpus=job.gpus,
                 outcome=outcome,
             )
+        if job.cpus_per_accelerator > 0 or job.memory_gb_per_accelerator > 0:
+            self.cluster.hold_host(job.accelerators, -job.cpus_per_accelerator, -job.memory_gb_per_accelerator)
         self.cluster.release(job.accelerators)
         job.accelerators = []
 

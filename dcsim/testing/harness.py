@@ -86,6 +86,7 @@ def simulate_policy(
         )
         jobs[-1].node_selector = dict(spec.node_selector)
         jobs[-1].tolerations = frozenset(spec.tolerations)
+        jobs[-1].cpus_per_accelerator = spec.cpus_per_accelerator
     run = PolicyRun(scheduler, jobs)
     schedule = policy.schedule
 

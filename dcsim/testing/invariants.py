@@ -152,6 +152,31 @@ def reservations_kept(run: PolicyRun) -> list[str]:
     ]
 
 
+def host_resources_respected(run: PolicyRun) -> list[str]:
+    """At no time do the jobs on a node request more CPU cores or memory than it has."""
+    cluster = run.cluster
+    events: dict[int, list[tuple[float, float, float]]] = {}
+    for seg in run.scheduler.segments:
+        job = seg.job
+        if not (job.cpus_per_accelerator or job.memory_gb_per_accelerator):
+            continue
+        for accelerator in seg.accelerators:
+            changes = events.setdefault(cluster.node_of[accelerator], [])
+            changes.append((seg.start_s, job.cpus_per_accelerator, job.memory_gb_per_accelerator))
+            changes.append((seg.end_s, -job.cpus_per_accelerator, -job.memory_gb_per_accelerator))
+    problems = []
+    for number, changes in events.items():
+        node = cluster.nodes[number]
+        cpus = memory = 0.0
+        for t, d_cpus, d_memory in sorted(changes, key=lambda c: (c[0], c[1])):  # releases first at a tie
+            cpus += d_cpus
+            memory += d_memory
+            if cpus > node.cpu_cores + 1e-9 or memory > node.memory_gb + 1e-9:
+                problems.append(f"at {t:g} s, {node.name} had {cpus:g} cores and {memory:g} GB requested")
+                break
+    return problems
+
+
 def work_conserving(run: PolicyRun) -> list[str]:
     """No dispatch pass ended with a waiting job that would have fit the free accelerators."""
     return [f"at {t:g} s, {job_id} fit but waited" for t, job_id in run.idle_while_fitting[:5]]
@@ -163,7 +188,7 @@ def check_invariants(
     """All general invariants (allocation, completion, work accounting, selectors and taints, quotas),
     plus the policy-specific ones asked for."""
     problems = no_over_allocation(run) + every_job_once(run) + work_accounted(run)
-    problems += placement_constraints_kept(run) + quotas_respected(run)
+    problems += placement_constraints_kept(run) + quotas_respected(run) + host_resources_respected(run)
     if fifo_order:
         problems += starts_in_submission_order(run)
     if conserving:

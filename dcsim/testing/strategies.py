@@ -30,27 +30,37 @@ class JobSpec:
     estimate_s: float | None = None
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[str, ...] = ()
+    cpus_per_accelerator: float = 0.0
 
 
 @st.composite
 def clusters(
-    draw: st.DrawFn, max_groups: int = 3, accelerators: tuple[str, ...] = ACCELERATORS, labels: bool = True
+    draw: st.DrawFn,
+    max_groups: int = 3,
+    accelerators: tuple[str, ...] = ACCELERATORS,
+    labels: bool = True,
+    host: bool = False,
 ) -> list[NodeGroup]:
     """Node groups of one or more accelerator types, with racks of 1-4 nodes, and (if ``labels``) a
-    ``zone`` label (``a``/``b``) and sometimes a ``spot`` taint."""
+    ``zone`` label (``a``/``b``) and sometimes a ``spot`` taint; with ``host``, 1-3 CPU cores per
+    accelerator on each node."""
     count = draw(st.integers(1, max_groups))
-    return [
-        NodeGroup(
-            name=f"g{i}",
-            count=draw(st.integers(1, 4)),
-            accelerator=draw(st.sampled_from(accelerators)),
-            per_node=draw(st.integers(1, 8)),
-            nodes_per_rack=draw(st.integers(1, 4)),
-            labels=(("zone", draw(st.sampled_from("ab"))),) if labels else (),
-            taints=("spot",) if labels and draw(st.booleans()) else (),
+    groups = []
+    for i in range(count):
+        per_node = draw(st.integers(1, 8))
+        groups.append(
+            NodeGroup(
+                name=f"g{i}",
+                count=draw(st.integers(1, 4)),
+                accelerator=draw(st.sampled_from(accelerators)),
+                per_node=per_node,
+                nodes_per_rack=draw(st.integers(1, 4)),
+                labels=(("zone", draw(st.sampled_from("ab"))),) if labels else (),
+                taints=("spot",) if labels and draw(st.booleans()) else (),
+                cpu_cores=float(per_node * draw(st.integers(1, 3))) if host else None,
+            )
         )
-        for i in range(count)
-    ]
+    return groups
 
 
 def pool_sizes(groups: list[NodeGroup]) -> dict[str, int]:
@@ -83,7 +93,10 @@ def job_streams(
         pools = pool_sizes(eligible)
         choices: list[str | None] = [None, *sorted(pools)] if pin_accelerators else [None]
         accelerator = draw(st.sampled_from(choices))
-        limit = _largest_pool(eligible, accelerator)
+        cpus = draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])) if any(g.cpu_cores for g in groups) else 0.0
+        limit = _largest_pool(eligible, accelerator, cpus)
+        if limit == 0:  # no node could host even one accelerator with that request: request none
+            cpus, limit = 0.0, _largest_pool(eligible, accelerator)
         duration = draw(st.floats(0.0, 50.0, allow_nan=False))
         jobs.append(
             JobSpec(
@@ -96,17 +109,22 @@ def job_streams(
                 estimate_s=duration if not estimates else draw(st.floats(0.0, 60.0, allow_nan=False)),
                 node_selector=selector,
                 tolerations=tolerations,
+                cpus_per_accelerator=cpus,
             )
         )
     return jobs
 
 
-def _largest_pool(groups: list[NodeGroup], accelerator: str | None) -> int:
-    """Accelerators in the largest pool (same accelerator, labels, taints) among ``groups``."""
+def _largest_pool(groups: list[NodeGroup], accelerator: str | None, cpus_per_accelerator: float = 0.0) -> int:
+    """Accelerators in the largest pool (same accelerator, labels, taints) among ``groups`` that a job
+    requesting ``cpus_per_accelerator`` host cores with each could use at once."""
     sizes: dict[tuple[object, ...], int] = defaultdict(int)
     for group in groups:
         if accelerator is None or group.accelerator == accelerator:
-            sizes[group.pool_key] += group.count * group.per_node
+            usable = group.per_node
+            if cpus_per_accelerator and group.cpu_cores is not None:
+                usable = min(usable, int(group.cpu_cores / cpus_per_accelerator))
+            sizes[group.pool_key] += group.count * usable
     return max(sizes.values())
 
 

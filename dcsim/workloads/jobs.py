@@ -3,8 +3,9 @@
 Traces are CSV files with the header ``job_id,submit_s,gpus,duration_s`` and optional columns ``model``,
 ``user`` (the team, for fair-share policies and quotas), ``priority`` (larger runs first under ``priority``),
 ``accelerator`` (a catalog id the job must run on) and ``estimate_s`` (the user's run-time estimate, used
-by ``sjf`` and ``backfill``; the true duration when absent). Rows may come in any order; jobs are submitted
-by ``submit_s`` (ties in file order).
+by ``sjf`` and ``backfill``; the true duration when absent), ``cpus`` and ``memory_gb`` (host CPU cores and
+memory the job requests in all, spread evenly over its accelerators' nodes). Rows may come in any order; jobs
+are submitted by ``submit_s`` (ties in file order).
 """
 
 from __future__ import annotations
@@ -20,21 +21,23 @@ import numpy as np
 from dcsim.errors import Problem, UserInputError
 
 REQUIRED_COLUMNS = ("job_id", "submit_s", "gpus", "duration_s")
-OPTIONAL_COLUMNS = ("model", "user", "priority", "accelerator", "estimate_s")
+OPTIONAL_COLUMNS = ("model", "user", "priority", "accelerator", "estimate_s", "cpus", "memory_gb")
 
 
 class Job:
     """One gang job: ``duration_s`` seconds of work on ``gpus`` accelerators, and its run state.
 
-        ``start_s`` is its first start, ``end_s`` its completion. While it runs, ``accelerators`` are its
-        accelerators, ``segment_start_s`` when the current run segment began and ``setup_s`` the overhead at
-        the start of that segment (checkpoint restore, restart). ``remaining_s`` is work still to do;
-        ``attained_s`` the accelerator-seconds it has been given so far (least-attained-service policies);
-        ``token`` changes whenever it starts or stops, so stale completion events are ignored.
-        ``node_selector`` (labels a node must have) and ``tolerations`` (taints it may ignore) restrict where it
-        runs, as in Kubernetes. ``checkpointing`` (a :class:`~dcsim.scheduler.checkpointing.Checkpointing`) replaces
-    the cluster's for this job (a training job's checkpoint size follows from its model). ``failures``
-        counts the times a failure killed it and ``lost_s`` the useful work those failures discarded (s).
+    ``start_s`` is its first start, ``end_s`` its completion. While it runs, ``accelerators`` are its
+    accelerators, ``segment_start_s`` when the current run segment began and ``setup_s`` the overhead at
+    the start of that segment (checkpoint restore, restart). ``remaining_s`` is work still to do;
+    ``attained_s`` the accelerator-seconds it has been given so far (least-attained-service policies);
+    ``token`` changes whenever it starts or stops, so stale completion events are ignored.
+    ``node_selector`` (labels a node must have) and ``tolerations`` (taints it may ignore) restrict where it
+    runs, as in Kubernetes; ``cpus_per_accelerator`` and ``memory_gb_per_accelerator`` are its host CPU
+    cores and memory (GB) requested with each accelerator, taken on that accelerator's node.
+    ``checkpointing`` (a :class:`~dcsim.scheduler.checkpointing.Checkpointing`) replaces the cluster's for
+    this job (a training job's checkpoint size follows from its model). ``failures``
+    counts the times a failure killed it and ``lost_s`` the useful work those failures discarded (s).
     """
 
     __slots__ = (
@@ -43,6 +46,7 @@ class Job:
         "attained_s",
         "checkpoint_interval_s",
         "checkpointing",
+        "cpus_per_accelerator",
         "duration_s",
         "end_s",
         "estimate_s",
@@ -51,6 +55,7 @@ class Job:
         "index",
         "job_id",
         "lost_s",
+        "memory_gb_per_accelerator",
         "model",
         "node_selector",
         "preemptions",
@@ -104,6 +109,8 @@ class Job:
         self.lost_s = 0.0
         self.checkpoint_interval_s: float | None = None
         self.checkpointing: Any = None  # a Checkpointing of its own (a model-backed job), else the cluster's
+        self.cpus_per_accelerator = 0.0  # host requests with each accelerator (Kubernetes pod requests)
+        self.memory_gb_per_accelerator = 0.0
         self.token = 0
         self.node_selector: dict[str, str] = {}
         self.tolerations: frozenset[str] = frozenset()
@@ -154,6 +161,12 @@ def _field(row: dict[str, Any], name: str, where: str, whole: bool, minimum: flo
     return value
 
 
+def _optional(row: dict[str, Any], name: str, where: str) -> float:
+    """An optional non-negative number (0 when the cell or the column is empty)."""
+    raw = (row.get(name) or "").strip()
+    return _field({name: raw}, name, where, False, 0.0) if raw else 0.0
+
+
 def read_job_trace(path: str | Path, workload: str) -> list[Job]:
     """Read a job trace CSV; errors name ``FILE line N.column``. Returns jobs sorted by submit time.
 
@@ -164,15 +177,18 @@ def read_job_trace(path: str | Path, workload: str) -> list[Job]:
         raise UserInputError.single(str(path), "trace file not found")
     stat = source.stat()
     rows = _parse_trace(str(source.resolve()), stat.st_mtime_ns, stat.st_size)
-    return [
-        Job(index, job_id, submit_s, gpus, duration_s, workload, accelerator, user, model, priority, estimate_s)
-        for index, (job_id, submit_s, gpus, duration_s, accelerator, user, model, priority, estimate_s) in enumerate(
-            rows
-        )
-    ]
+    jobs = []
+    for index, (job_id, submit_s, gpus, duration_s, accelerator, user, model, priority, estimate_s, cpus, mem) in (
+        enumerate(rows)
+    ):
+        job = Job(index, job_id, submit_s, gpus, duration_s, workload, accelerator, user, model, priority, estimate_s)
+        job.cpus_per_accelerator = cpus / gpus
+        job.memory_gb_per_accelerator = mem / gpus
+        jobs.append(job)
+    return jobs
 
 
-TraceRow = tuple[str, float, int, float, str | None, str, str, int, float | None]
+TraceRow = tuple[str, float, int, float, str | None, str, str, int, float | None, float, float]
 
 
 @functools.lru_cache(maxsize=4)
@@ -212,6 +228,8 @@ def _parse_trace(path: str, _mtime_ns: int, _size: int) -> tuple[TraceRow, ...]:
                     (row.get("model") or "").strip(),
                     _field({"priority": priority}, "priority", where, True, -(2**31)),
                     _field({"estimate_s": estimate}, "estimate_s", where, False, 0.0) if estimate else None,
+                    _optional(row, "cpus", where),
+                    _optional(row, "memory_gb", where),
                 )
             )
     if not rows:
