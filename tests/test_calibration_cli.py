@@ -52,7 +52,7 @@ def test_harness_smoke_run(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     import dcsim.calibrate.harness as harness
 
-    grid = [(Matmul(16, 32, 8), True), (Pointwise("add", 1024), True)]
+    grid = [(Matmul(32, 32, 8), True), (Pointwise("add", 1024), True)]
     monkeypatch.setattr(harness, "_grid_for", lambda device, precision, quick: grid)
     config = harness.RunConfig(
         quick=True, out=tmp_path / "p.json", end_to_end=False, precisions=("fp32",), log=lambda line: None

@@ -49,7 +49,15 @@ def test_pruning_method_narrows_the_match():
 
 def test_distillation_picks_the_closest_student_ratio():
     bert = get_model("bert-base")
-    half = {"family": "encoder", "layers": 6, "hidden": 768, "heads": 12, "ffn_hidden": 3072, "vocab": 30522, "seq_len": 512}
+    half = {
+        "family": "encoder",
+        "layers": 6,
+        "hidden": 768,
+        "heads": 12,
+        "ffn_hidden": 3072,
+        "vocab": 30522,
+        "seq_len": 512,
+    }
     estimate = estimate_accuracy(bert, {"distillation": {"student": half}})
     assert estimate.point is not None and estimate.point.id.startswith("distilbert")
     tiny = {**half, "layers": 4, "hidden": 312, "ffn_hidden": 1200}

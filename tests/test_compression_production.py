@@ -29,6 +29,7 @@ def test_distillation_costs_teacher_forward_plus_student_training():
     assert cost.student_training_s == pytest.approx(_per_token(student, "train") * 1e9)
     assert cost.calibration_s == 0.0
     price = load_catalog().accelerator("h100-sxm").usd_per_hour
+    assert price is not None
     assert cost.usd == pytest.approx(cost.accelerator_s * price / SECONDS_PER_HOUR)
     assert cost.accelerator_hours == pytest.approx(cost.accelerator_s / 3600)
     # sanity against 6ND: a 1.3B student on 1e9 tokens at well under the H100's 989 TFLOP/s peak
@@ -71,10 +72,10 @@ def test_quantization_calibration_is_cheap_and_method_dependent():
 
 def test_bad_inputs_name_the_parameter():
     cm = apply_recipe(get_model("llama2-7b"), {"quantization": {"weights": "int4", "method": "gptq"}})
-    with pytest.raises(ValueError, match="^usd_per_accelerator_hour:"):
+    with pytest.raises(ValueError, match=r"^usd_per_accelerator_hour:"):
         cm.production_cost("h100-sxm", usd_per_accelerator_hour=-1)
-    with pytest.raises(ValueError, match="^calibration_tokens:"):
+    with pytest.raises(ValueError, match=r"^calibration_tokens:"):
         cm.production_cost("h100-sxm", calibration_tokens=-5)
     no_price = next(acc for acc, entry in load_catalog().accelerators.items() if entry.usd_per_hour is None)
-    with pytest.raises(ValueError, match="^usd_per_accelerator_hour: the catalog has no reference price"):
+    with pytest.raises(ValueError, match=r"^usd_per_accelerator_hour: the catalog has no reference price"):
         cm.production_cost(no_price)

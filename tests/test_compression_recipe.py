@@ -6,7 +6,7 @@ import pytest
 
 from dcsim.compression import ORDER, apply_recipe, parse_recipe
 from dcsim.compression.recipe import Recipe
-from dcsim.models import get_model
+from dcsim.models import TransformerConfig, get_model
 
 
 def test_a_full_recipe_parses_into_typed_sections():
@@ -66,7 +66,9 @@ def test_bad_recipes_against_the_model_name_the_field():
     with pytest.raises(ValueError, match=r"^distillation.student: heads: required"):
         apply_recipe(gpt2, {"distillation": {"student": {"family": "decoder", "layers": 0, "hidden": 64}}})
     with pytest.raises(ValueError, match=r"^pruning.target: ResNetConfig has no MLP channels"):
-        apply_recipe(get_model("resnet50"), {"pruning": {"sparsity": 0.5, "pattern": "structured", "target": "channels"}})
+        apply_recipe(
+            get_model("resnet50"), {"pruning": {"sparsity": 0.5, "pattern": "structured", "target": "channels"}}
+        )
     with pytest.raises(ValueError, match=r"^precision:"):
         apply_recipe(gpt2, None, precision="int8")
 
@@ -84,6 +86,7 @@ def test_architecture_steps_run_in_the_documented_order():
         },
     )
     student = get_model("gpt3-1.3b")
+    assert isinstance(student, TransformerConfig)
     assert cm.config.layers == student.layers // 2 - 2  # 24 -> 12 (pruning) -> 10 (dropping)
     assert cm.config.hidden == student.hidden  # the student's width, not the teacher's
     assert cm.original is teacher

@@ -43,9 +43,9 @@ def _predicted(row: dict[str, Any]) -> tuple[float, float | None]:
     """(time ratio, weight-size ratio or None) that dcsim predicts now for the row's pair."""
     spec = row["dcsim"]
     if spec["kind"] == "ops":
-        base = sum(predict(op_from_dict(op), DEVICE) for op in spec["base"])
-        compressed = sum(predict(op_from_dict(op), DEVICE) for op in spec["compressed"])
-        return compressed / base, None
+        base_ops_s = sum(predict(op_from_dict(op), DEVICE) for op in spec["base"])
+        compressed_s = sum(predict(op_from_dict(op), DEVICE) for op in spec["compressed"])
+        return compressed_s / base_ops_s, None
     model = spec["model"]
     cfg = get_model(model) if isinstance(model, str) else model_from_spec(model)
     base = apply_recipe(cfg, None, "fp32")

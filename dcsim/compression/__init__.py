@@ -75,10 +75,12 @@ class CompressedModel:
     precision: str
     kept_heads: int | None = None
 
-    def step_ops(self, batch: int, seq_len: int | None = None, tp: int = 1, precision: str | None = None) -> ModelOps:
-        """The compressed architecture's forward ops (head pruning applied; sparsity and quantization not yet:
-        see :meth:`transform_ops`)."""
-        ops: ModelOps = self.config.step_ops(batch, seq_len, tp=tp, precision=precision or self.precision)
+    def step_ops(
+        self, batch: int, seq_len: int | None = None, tp: int = 1, precision: str | None = None, ep: int = 1
+    ) -> ModelOps:
+        """The compressed architecture's forward ops, as ``config.step_ops`` (head pruning applied; sparsity and
+        quantization not yet: see :meth:`transform_ops`)."""
+        ops: ModelOps = self.config.step_ops(batch, seq_len, tp=tp, precision=precision or self.precision, ep=ep)
         if self.kept_heads is not None:
             ops = prune_heads(ops, int(self.config.heads), self.kept_heads)
         return ops

@@ -159,5 +159,8 @@ def production_cost(
             if method in ("gptq", "sparsegpt"):
                 seconds += _solve_s(student, accelerator, precision, calibration_tokens)
             calibration_s += seconds
-            basis.append(f"{method}: calibration over {calibration_tokens} tokens ({passes[method]} forward passes)")
+            count = passes[method]
+            basis.append(
+                f"{method}: calibration over {calibration_tokens} tokens, {count} forward pass{'es' * (count != 1)}"
+            )
     return ProductionCost(accelerator, teacher_s, student_s, calibration_s, price, tuple(basis))

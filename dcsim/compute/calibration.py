@@ -64,8 +64,14 @@ def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, Roo
             unaligned=np.array([float(p.op.unaligned) for p in group]),
             segments=np.array([p.op.segments for p in group]),
         )
-        best_rate = max(p.op.flops / p.median_s for p in group)
-        fits[key] = replace(fit, max_compute_efficiency=best_rate / peak) if best_rate > 0 else fit
+        # cap at the best rate measured, where that point was compute-bound (above the ridge): a
+        # memory-bound class's best FLOP rate says nothing about compute, and a device that inherits the
+        # curve by rescaling has another ridge
+        best = max(group, key=lambda p: p.op.flops / p.median_s)
+        compute_bound = best.op.flops / peak >= best.op.bytes / profile.bandwidth
+        if best.op.flops > 0 and compute_bound:
+            fit = replace(fit, max_compute_efficiency=best.op.flops / best.median_s / peak)
+        fits[key] = fit
     return fits
 
 

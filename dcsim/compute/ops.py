@@ -509,6 +509,10 @@ class Pool2d(Op):
 #: 64 rows is a typical CUTLASS/Triton tile height.
 DEQUANT_FLOPS_PER_WEIGHT = 2.0
 DEQUANT_TILE_ROWS = 64
+#: From this many input rows on, the weights are dequantized to the activation precision by a kernel of their
+#: own and a dense GEMM runs on them (vLLM's AWQ layer does so from 256 tokens:
+#: ``FP16_MATMUL_HEURISTIC_CONDITION`` in ``vllm/model_executor/layers/quantization/awq.py``).
+DEQUANT_THEN_GEMM_ROWS = 256
 #: Bytes of quantization metadata per group of weights: an fp16 scale and an fp16 zero point (AWQ/GPTQ
 #: checkpoints store the zero points packed, so this is an upper bound).
 GROUP_METADATA_BYTES = 4.0
@@ -521,9 +525,11 @@ class WeightOnlyMatmul(Op):
     and dequantized inside the GEMM, which runs in the activation ``precision``.
 
     It is a ``matmul`` of the activation precision (same ``kind`` and ``fit_key`` as the dense product: priced by
-    the dense GEMM curve of the device) that reads fewer weight bytes and does extra dequantization work
-    (:data:`DEQUANT_FLOPS_PER_WEIGHT` per weight element per :data:`DEQUANT_TILE_ROWS` rows of the input):
-    memory-bound shapes (decode, m small) get faster, compute-bound ones (prefill) do not.
+    the dense GEMM curve of the device). Below :data:`DEQUANT_THEN_GEMM_ROWS` rows the kernel is fused: it reads
+    the low-bit weights and does extra dequantization work (:data:`DEQUANT_FLOPS_PER_WEIGHT` per weight element
+    per :data:`DEQUANT_TILE_ROWS` rows of the input), so memory-bound shapes (decode) get faster. From that many
+    rows on (prefill), the weights are first dequantized (read low-bit, write the activation precision) and a
+    dense GEMM reads them: never faster than the unquantized GEMM.
     """
 
     m: int
@@ -569,7 +575,7 @@ class WeightOnlyMatmul(Op):
 
     @property
     def flops(self) -> float:
-        tiles = -(-self.m // DEQUANT_TILE_ROWS)
+        tiles = 1 if self.dequantize_first else -(-self.m // DEQUANT_TILE_ROWS)
         fwd = 2.0 * self.m * self.n * self.k + DEQUANT_FLOPS_PER_WEIGHT * self.k * self.n * tiles
         return fwd if self.phase == "fwd" else 2.0 * fwd
 
@@ -581,8 +587,15 @@ class WeightOnlyMatmul(Op):
         return (self.m * self.k * e,)
 
     @property
+    def dequantize_first(self) -> bool:
+        """True from :data:`DEQUANT_THEN_GEMM_ROWS` rows on: dequantize the weights, then a dense GEMM."""
+        return self.m >= DEQUANT_THEN_GEMM_ROWS
+
+    @property
     def bytes(self) -> float:
         fwd = (self.m * self.k + self.m * self.n) * self.element_bytes + self.weight_bytes
+        if self.dequantize_first:  # the dequantized copy is written once and read by the GEMM
+            fwd += 2.0 * self.k * self.n * self.element_bytes
         return fwd if self.phase == "fwd" else 2.0 * fwd
 
 

@@ -116,6 +116,8 @@ class FlowSimulator:
         self._last_update = float(env.now)
         self._link_rate: np.ndarray = np.zeros(controller.links.count)
         self._ratio: np.ndarray = np.zeros(0)
+        self._scratch: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
+        self._mask: np.ndarray = np.zeros(0, dtype=bool)
         self._rerate_pending = False
         self._timer_generation = 0
         self._force_full = False
@@ -459,7 +461,7 @@ class FlowSimulator:
         elapsed = now - self._last_update
         if elapsed > 0:
             table = self.flows
-            table.remaining -= table.rate * elapsed
+            table.remaining -= np.multiply(table.rate, elapsed, out=self._slot_scratch(0))
             self.usage.accumulate(self._last_update, now, self._link_rate)
         self._last_update = now
 
@@ -467,9 +469,22 @@ class FlowSimulator:
         """Slots of the flows that have sent all their bytes (free slots never qualify)."""
         table = self.flows
         horizon = TIME_TOLERANCE * max(1.0, float(self.env.now))
-        return np.flatnonzero(
-            (table.remaining <= BYTES_TOLERANCE * table.bytes) | (table.remaining <= table.rate * horizon)
-        )
+        # remaining <= a or remaining <= b, as remaining <= max(a, b) (no NaN here), in reused buffers
+        floor = np.multiply(table.bytes, BYTES_TOLERANCE, out=self._slot_scratch(0))
+        np.maximum(floor, np.multiply(table.rate, horizon, out=self._slot_scratch(1)), out=floor)
+        return np.flatnonzero(np.less_equal(table.remaining, floor, out=self._drained_mask()))
+
+    def _slot_scratch(self, which: int) -> np.ndarray:
+        """A reused float buffer (``which``: 0 or 1) as long as the flow table, for per-event passes."""
+        scratch = self._scratch[which]
+        if scratch.size != self.flows.capacity:
+            scratch = self._scratch[which] = np.empty(self.flows.capacity)
+        return scratch
+
+    def _drained_mask(self) -> np.ndarray:
+        if self._mask.size != self.flows.capacity:
+            self._mask = np.empty(self.flows.capacity, dtype=bool)
+        return self._mask
 
     def _retire(self, done: np.ndarray, done_list: list[int] | None = None) -> None:
         """Remove the flows in slots ``done`` and complete their transfers. ``done_list``: the same slots
