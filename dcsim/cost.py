@@ -6,8 +6,10 @@ Compute is priced per node type, in this order of preference:
   at ``electricity_usd_per_kwh``;
 - else the catalog's reference price per accelerator-hour (``usd_per_hour`` there, with its source).
 Storage is ``capacity_tb x usd_per_tb_month`` for the simulated period (a month = 30.4375 days).
-Network equipment, compression and inference optimization are not priced by this version's workloads
-(they are 0 here and reported so the breakdown always has the same keys).
+Compression is the cost of producing the compressed models the workloads serve (distillation: a teacher
+forward and the student's training; quantization calibration), from :mod:`dcsim.compression`. Network
+equipment and inference optimization are not priced by this version's workloads (they are 0 here and
+reported so the breakdown always has the same keys).
 """
 
 from __future__ import annotations
@@ -73,10 +75,11 @@ def storage_cost_usd(datacenter: Datacenter, period_s: float) -> float:
     return storage.capacity_tb * storage.usd_per_tb_month * period_s / SECONDS_PER_MONTH
 
 
-def breakdown(compute_usd: float, storage_usd: float) -> dict[str, float]:
+def breakdown(compute_usd: float, storage_usd: float, compression_usd: float = 0.0) -> dict[str, float]:
     """The COST breakdown with every key of the contract and its total."""
     parts = dict.fromkeys(COST_KEYS, 0.0)
     parts["compute"] = compute_usd
     parts["storage"] = storage_usd
+    parts["compression"] = compression_usd
     parts["total"] = sum(parts[key] for key in COST_KEYS)
     return parts

@@ -110,7 +110,9 @@ class InferenceRunner:
         self.sim = sim
         self.scenario = scenario
         self.scheduler: Any = None
+        self.served = spec.served()
         self.cfg = spec.architecture()
+        self.compression_usd = 0.0
         self.traffic = make_traffic(spec, sim, scenario.base_dir)
         self.records = RequestRecords(self.traffic)
         placer = placer or ReplicaPlacer(scenario)
@@ -132,7 +134,8 @@ class InferenceRunner:
                 offload_s = 0.0
                 if spec.offload is not None:
                     host = catalog.interconnects[spec.offload.link].bandwidth_gb_per_s * 1e9
-                    offload_s = spec.offload.weights_fraction * weight_bytes(self.cfg, spec.precision, tp) / pp / host
+                    stored = weight_bytes(self.cfg, spec.precision, tp) * self._weight_factor(acc.id)
+                    offload_s = spec.offload.weights_fraction * stored / pp / host
                 costs[node.name] = IterationCost(
                     self.cfg,
                     spec.precision,
@@ -142,6 +145,7 @@ class InferenceRunner:
                     link.bandwidth_gb_per_s * 1e9 if link else None,
                     link.latency_us * 1e-6 if link else 0.0,
                     offload_s=offload_s,
+                    transform=self.served.transform(acc.id) if self.served is not None else None,
                 )
                 memory_gb = node.memory_gb if acc.id == "host-cpu" and node.memory_gb else acc.memory_gb
                 self.memory[node.name] = replica_memory(
@@ -154,6 +158,8 @@ class InferenceRunner:
                     b.max_batch_size,
                     b.block_tokens,
                     spec.offload.weights_fraction if spec.offload else 0.0,
+                    self.served.weight_factor(acc.id, spec.precision) if self.served is not None else 1.0,
+                    self.served.kv_factor(spec.precision) if self.served is not None else 1.0,
                 )
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
             replica = Replica(
@@ -172,7 +178,8 @@ class InferenceRunner:
             if cold is None:
                 read = scenario.datacenter.storage.read_gbps
                 assert read is not None  # checked at load time
-                cold = weight_bytes(self.cfg, spec.precision) / (read * 1e9 / 8)
+                stored = weight_bytes(self.cfg, spec.precision) * self._weight_factor(self.places[0].node.accelerator)
+                cold = stored / (read * 1e9 / 8)
             autoscale = Autoscale(a.min, a.max, a.target_utilization, a.target_queue, a.interval_s, cold)
         router_cls = resolve_router(spec.routing)
         router = router_cls(sim.stream(f"{spec.name}/router"))
@@ -191,6 +198,37 @@ class InferenceRunner:
                 decode_router=router_cls(sim.stream(f"{spec.name}/decode-router")),
             )
         self.done = self.system.done
+
+    def _weight_factor(self, accelerator: str) -> float:
+        """Stored weight bytes relative to the dense served model (compression), on ``accelerator``."""
+        return self.served.weight_factor(accelerator, self.spec.precision) if self.served is not None else 1.0
+
+    def compression_summary(self, context: RunContext) -> dict[str, Any] | None:
+        """The recipe's accuracy estimate and the cost of producing the compressed model (on the workload's
+        first accelerator type, at the run's price of it): the ``compression`` part of COST."""
+        if self.served is None:
+            return None
+        model = self.served.model
+        accelerator = self.places[0].node.accelerator
+        price = context.usd_per_accelerator_s.get(accelerator)
+        produced = model.production_cost(
+            accelerator, usd_per_accelerator_hour=price * 3600.0 if price is not None else None
+        )
+        self.compression_usd = produced.usd
+        return {
+            "recipe": self.spec.compression,
+            "served_params": model.param_count(),
+            "original_params": model.original.param_count(),
+            "weight_bytes_factor": self._weight_factor(accelerator),
+            "kv_bytes_factor": self.served.kv_factor(self.spec.precision),
+            "accuracy": model.accuracy.to_dict(),
+            "production": {
+                "accelerator": accelerator,
+                "accelerator_hours": produced.accelerator_hours,
+                "usd": produced.usd,
+                "basis": list(produced.basis),
+            },
+        }
 
     def _transfer_time(self, node: NodeType) -> Callable[[int], float]:
         """Seconds to send a request's KV cache (all layers and heads) of ``tokens`` tokens from a prefill
@@ -270,12 +308,14 @@ class InferenceRunner:
         counts = self.records.counts()
         window = self._window_s(end_s)
         output_tokens = float(done["output_tokens"].sum())
-        cost = energy_j = 0.0
+        cost = energy_j = serving_cost = 0.0
         for replica, on_s in zip(self.replicas, self.system.on_s, strict=True):
             place = self.places[replica.index]
             power = node_power(place.node)
             busy = min(replica.busy_s, on_s)
-            cost += context.usd_per_accelerator_s[replica.accelerator] * replica.accelerators * on_s
+            price_per_s = context.usd_per_accelerator_s[replica.accelerator] * replica.accelerators
+            cost += price_per_s * on_s
+            serving_cost += price_per_s * min(on_s, window)
             energy_j += replica.accelerators * (busy * power.max_w + (on_s - busy) * power.idle_w)
         energy_j *= context.pue
         slo = self.spec.slo
@@ -310,6 +350,9 @@ class InferenceRunner:
             "slo_attainment": attainment,
             "cost_usd": cost,
             "usd_per_million_tokens": cost / output_tokens * 1e6 if output_tokens else None,
+            # the pool's cost over its own traffic window (first arrival to last completion) per million
+            # generated tokens: what the tokens cost while serving; at saturation, the cost at capacity
+            "usd_per_million_tokens_serving": serving_cost / output_tokens * 1e6 if output_tokens else None,
             "energy_kwh": energy_j / 3.6e6,
             "replicas": len(self.replicas) if self.spec.autoscale is None else self.spec.autoscale.max,
             "replica_hours": on_s / 3600.0,
@@ -325,6 +368,7 @@ class InferenceRunner:
             "scale_events": len(self.system.scale_events),
             "max_live_replicas": max((n for _, n in self.system.scale_events), default=len(self.replicas)),
             "jobs_preempted": self.scheduler.service_preemptions.get(self.spec.name, 0) if self.scheduler else 0,
+            "compression": self.compression_summary(context),
         }
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:

@@ -109,4 +109,40 @@ def write_inference_plots(result: Result, folder: Path) -> list[Path]:
     if timeline["replica"].nunique() <= 16:
         top.legend(fontsize=7, ncol=4)
     paths.append(save_figure(fig, folder / "kv_batch_timeline.png"))
+    pareto = plot_compression_pareto(result, folder / "compression_pareto.png")
+    if pareto is not None:
+        paths.append(pareto)
     return paths
+
+
+def plot_compression_pareto(result: Result, path: Path) -> Path | None:
+    """Accuracy estimate against $ per million generated tokens (over each pool's traffic window) for the
+    inference workloads of a run that compare compression recipes: each recipe at its published compressed
+    value, joined to that publication's uncompressed baseline at the uncompressed workload's cost. Recipes
+    with no published point are named in the title, not plotted. None unless a workload has a recipe."""
+    served = {name: w for name, w in result.summary["workloads"].items() if w.get("kind") == "inference"}
+    if not any(w.get("compression") for w in served.values()):
+        return None
+    plain = [w for w in served.values() if not w.get("compression")]
+    base_x = plain[0]["usd_per_million_tokens_serving"] if plain else None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    unknown, metric = [], ""
+    for name, w in served.items():
+        comp = w.get("compression")
+        if not comp:
+            continue
+        accuracy = comp["accuracy"]
+        if accuracy.get("status") != "estimate":
+            unknown.append(name)
+            continue
+        metric = f"{accuracy['task']} {accuracy['metric']}"
+        x = w["usd_per_million_tokens_serving"]
+        (point,) = ax.plot([x], [accuracy["compressed"]], "o", label=f"{name} ({accuracy['point']})")
+        if base_x is not None:
+            ax.plot([base_x, x], [accuracy["baseline"], accuracy["compressed"]], "--", color=point.get_color())
+            ax.plot([base_x], [accuracy["baseline"]], "o", mfc="none", color=point.get_color())
+    title = f"{result.scenario.name}: accuracy estimate vs cost"
+    if unknown:
+        title += f"\n(no published accuracy: {', '.join(unknown)})"
+    finish_axes(ax, "$ per million generated tokens (serving window)", f"{metric} (published)", title, legend=True)
+    return save_figure(fig, path)

@@ -201,12 +201,14 @@ def _result(
         context.busy_w[node.accelerator] = power.max_w
         price_basis[node.name] = price.basis
     total_accelerators = cluster.size
+    workloads = {runner.spec.name: runner.summary(context) for runner in runners}
+    compression_usd = sum(float(getattr(runner, "compression_usd", 0.0)) for runner in runners)
     summary: dict[str, Any] = {
         "name": scenario.name,
         "seed": scenario.seed,
         "dcsim_version": __version__,
         "simulated_time_s": end_s,
-        "workloads": {runner.spec.name: runner.summary(context) for runner in runners},
+        "workloads": workloads,
         "datacenter": {
             "accelerators": total_accelerators,
             # (clipped: a sum of per-accelerator busy times each <= end_s can exceed n * end_s by rounding)
@@ -216,7 +218,7 @@ def _result(
             "energy_kwh": facility_kwh,
             "it_energy_kwh": it_kwh,
             "electricity_usd": facility_kwh * dc.electricity_usd_per_kwh,
-            "cost_usd": breakdown(compute_usd, storage_cost_usd(dc, end_s)),
+            "cost_usd": breakdown(compute_usd, storage_cost_usd(dc, end_s), compression_usd),
             "carbon_kg": None if dc.carbon_g_per_kwh is None else facility_kwh * dc.carbon_g_per_kwh / 1000.0,
             "price_basis": price_basis,
             "goodput": goodput(scheduler.segments, end_s),

@@ -166,10 +166,19 @@ class InferenceWorkload(WorkloadSpec):
 
     @field_validator("compression")
     @classmethod
-    def _no_compression(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _valid_recipe(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from dcsim.compression import parse_recipe
+
         if value:
-            raise ValueError("compression of served models is not available yet (leave compression empty)")
+            parse_recipe(value)  # ValueError naming the recipe's field
         return value
+
+    def served(self) -> Any:
+        """The compression recipe applied to the served model (:class:`dcsim.serving.compressed.ServedCompression`),
+        or None without one. ValueError naming the field."""
+        from dcsim.serving.compressed import served_compression
+
+        return served_compression(self.base_architecture(), self.compression, self.precision)
 
     @field_validator("routing")
     @classmethod
@@ -201,7 +210,13 @@ class InferenceWorkload(WorkloadSpec):
         return self.replicas if self.replicas is not None else self.autoscale.max  # type: ignore[union-attr]
 
     def architecture(self) -> TransformerConfig:
-        """The served architecture (ValueError naming what is wrong)."""
+        """The served architecture, after the compression recipe's architecture changes (distillation,
+        structured pruning, layer dropping). ValueError naming what is wrong."""
+        served = self.served()
+        return served.config if served is not None else self.base_architecture()
+
+    def base_architecture(self) -> TransformerConfig:
+        """The model named by ``model`` (ValueError naming what is wrong)."""
         from dcsim.models import TransformerConfig, get_model
 
         if isinstance(self.model, str):
@@ -251,9 +266,14 @@ class InferenceWorkload(WorkloadSpec):
         from dcsim.serving.costs import replica_memory
 
         try:
-            cfg = self.architecture()
+            self.base_architecture()
         except ValueError as error:
             return [Problem("model", str(error))]
+        try:
+            served = self.served()
+            cfg = self.architecture()
+        except ValueError as error:
+            return [Problem("compression", str(error))]
         tp, pp = self.parallelism.tp, self.parallelism.pp
         try:
             kv_bytes_per_token(cfg, self.precision, tp)
@@ -305,6 +325,8 @@ class InferenceWorkload(WorkloadSpec):
                 self.batching.max_batch_size,
                 self.batching.block_tokens,
                 self.offload.weights_fraction if self.offload else 0.0,
+                served.weight_factor(acc.id, self.precision) if served is not None else 1.0,
+                served.kv_factor(self.precision) if served is not None else 1.0,
             )
             if not mem.fits:
                 problems.append(

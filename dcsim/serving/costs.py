@@ -74,15 +74,18 @@ def replica_memory(
     max_batch_size: int = 256,
     block_tokens: int = BLOCK_TOKENS,
     offload_fraction: float = 0.0,
+    weight_factor: float = 1.0,
+    kv_factor: float = 1.0,
 ) -> ReplicaMemory:
     """Weights, activations and KV capacity of a replica on accelerators of ``memory_gb`` GB each
-    (``offload_fraction`` of the weights live in host memory instead)."""
+    (``offload_fraction`` of the weights live in host memory instead; a compressed model stores
+    ``weight_factor`` of the dense weight bytes and ``kv_factor`` of the KV bytes per token)."""
     e = BYTES_PER_ELEMENT[precision]
     total = memory_gb * 1e9 * MEMORY_FRACTION
-    weights = weight_bytes(cfg, precision, tp) / pp * (1.0 - offload_fraction)
+    weights = weight_bytes(cfg, precision, tp) / pp * (1.0 - offload_fraction) * weight_factor
     activations = max_batch_tokens * e * (LIVE_HIDDEN_TENSORS * cfg.hidden + 2 * cfg.ffn_hidden // tp)
     activations += max_batch_size * cfg.vocab // tp * 4.0  # fp32 logits of the sequences' last positions
-    per_token = kv_bytes_per_token(cfg, precision, tp) / pp
+    per_token = kv_bytes_per_token(cfg, precision, tp) / pp * kv_factor
     kv = max(0.0, total - weights - activations)
     blocks = int(kv // (per_token * block_tokens))
     return ReplicaMemory(memory_gb * 1e9, weights, activations, kv, per_token, blocks, block_tokens)
@@ -95,7 +98,8 @@ class IterationCost:
     and PP transfers use (needed when ``tp`` or ``pp`` > 1). ``predict_many`` defaults to
     :func:`dcsim.compute.predict_many`. ``offload_s`` is the time to stream the weights kept in host memory
     to the accelerator once: they are streamed every iteration, layer by layer ahead of use (FlexGen /
-    ZeRO-Inference style), so an iteration takes at least that long.
+    ZeRO-Inference style), so an iteration takes at least that long. ``transform`` rewrites each op list
+    before it is priced (a compression recipe: :mod:`dcsim.serving.compressed`).
     """
 
     def __init__(
@@ -109,6 +113,7 @@ class IterationCost:
         link_latency_s: float = 0.0,
         predict: PredictMany | None = None,
         offload_s: float = 0.0,
+        transform: Callable[[list[tuple[Op, int]]], list[tuple[Op, int]]] | None = None,
     ) -> None:
         if (tp > 1 or pp > 1) and not link_bytes_per_s:
             raise ValueError("tp or pp > 1 needs the interconnect bandwidth (the node type's intra_node)")
@@ -118,6 +123,7 @@ class IterationCost:
         self.link_latency_s = link_latency_s
         self._predict = predict or predict_many
         self.offload_s = offload_s
+        self._transform = transform
         self._dense: dict[tuple[int, int], float] = {}
         self._decode_attn: dict[tuple[int, int], float] = {}
         self._prefill_attn: dict[tuple[int, int], float] = {}
@@ -126,6 +132,8 @@ class IterationCost:
         self._prefill_exact: dict[tuple[int, int], float] = {}
 
     def _ops_s(self, ops: list[tuple[Op, int]]) -> float:
+        if self._transform is not None:
+            ops = self._transform(list(ops))
         times = self._predict([op for op, _ in ops], self.device_id)
         return float(sum(t * count for t, (_, count) in zip(times, ops, strict=True)))
 
