@@ -120,7 +120,7 @@ def problems(data: dict[str, Any]) -> str:
     ("change", "expected"),
     [
         ({"parallelism": {"tp": 3}}, "workloads[0].parallelism.tp: tp (3) must divide heads (32)"),
-        ({"compression": {"quantization": {"weights": "int4"}}}, "workloads[0].compression"),
+        ({"compression": {"quantization": {"weights": "int3"}}}, "workloads[0].compression: quantization.weights"),
         ({"replicas": 9}, "workloads[0].replicas: 9 replicas"),
         ({"routing": "nearest"}, "workloads[0].routing"),
         ({"model": "bert-base"}, "workloads[0].model"),

@@ -58,7 +58,6 @@ def test_a_hold_preempts_the_jobs_there_and_blocks_its_accelerators_until_releas
         scheduler.hold("y", [0])
 
 
-
 def test_host_requests_bound_what_a_node_grants() -> None:
     """A node of 4 accelerators and 8 cores runs at most 2 jobs of 1 accelerator and 4 cores at once."""
     sim = Simulation(0)

@@ -178,9 +178,19 @@ def read_job_trace(path: str | Path, workload: str) -> list[Job]:
     stat = source.stat()
     rows = _parse_trace(str(source.resolve()), stat.st_mtime_ns, stat.st_size)
     jobs = []
-    for index, (job_id, submit_s, gpus, duration_s, accelerator, user, model, priority, estimate_s, cpus, mem) in (
-        enumerate(rows)
-    ):
+    for index, (
+        job_id,
+        submit_s,
+        gpus,
+        duration_s,
+        accelerator,
+        user,
+        model,
+        priority,
+        estimate_s,
+        cpus,
+        mem,
+    ) in enumerate(rows):
         job = Job(index, job_id, submit_s, gpus, duration_s, workload, accelerator, user, model, priority, estimate_s)
         job.cpus_per_accelerator = cpus / gpus
         job.memory_gb_per_accelerator = mem / gpus
