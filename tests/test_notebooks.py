@@ -22,7 +22,12 @@ from jupyter_client.manager import KernelManager  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
-EXPECTED = ("01_training_plan_and_hardware.ipynb", "03_scheduler_policies.ipynb")
+EXPECTED = (
+    "01_training_plan_and_hardware.ipynb",
+    "02_inference_capacity.ipynb",
+    "03_scheduler_policies.ipynb",
+    "04_cost_control_case_study.ipynb",
+)
 # Jupyter starts a kernel in the notebook's folder, `python -m pytest` users work from the repository root: the
 # notebooks must find the repository from either, so this one runs from the root and the others from notebooks/.
 FROM_ROOT = "02_inference_capacity.ipynb"
