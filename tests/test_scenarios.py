@@ -223,6 +223,31 @@ def llama2_7b_compression(summary: dict[str, Any]) -> None:
     assert summary["datacenter"]["cost_usd"]["compression"] == pytest.approx(produced)
 
 
+def finance_risk(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]
+    assistant, bert, mc = w["risk-assistant"], w["filings-classifier"], w["monte-carlo"]
+    assert assistant["requests_completed"] == assistant["requests"]
+    assert assistant["compression"]["accuracy"]["status"] in ("estimate", "unknown")
+    assert summary["datacenter"]["cost_usd"]["compression"] == pytest.approx(
+        assistant["compression"]["production"]["usd"]
+    )
+    assert bert["status"] == "completed" and mc["jobs_completed"] == 40
+    assert summary["datacenter"]["carbon_kg"] == pytest.approx(summary["datacenter"]["energy_kwh"] * 0.3)
+
+
+def medical_imaging(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]
+    vit = w["vit-l16-archive"]
+    assert vit["status"] == "completed" and vit["steps"] == 58594
+    assert vit["tokens_per_s"] == pytest.approx(2048 / vit["step_time_s"])  # images per second
+    # the ViT run checkpoints its own state (fp32 master weights and AdamW moments) at 100 Gb/s
+    assert vit["checkpoint"]["cost_s"] == pytest.approx(vit["checkpoint"]["size_gb"] * 8 / 100)
+    assert w["radiology"]["jobs_completed"] == w["pathology"]["jobs_completed"] == 25
+    dc = summary["datacenter"]
+    assert dc["accelerator_failures"] > 0 and 0.9 < dc["goodput"] < 1.0
+    assert dc["price_basis"]["dgx-h100"].startswith("capex_usd amortized")
+
+
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "quickstart.yaml": quickstart,
     "trace_replay.yaml": trace_replay,
@@ -242,6 +267,8 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "whisper_large.yaml": whisper_large,
     "shared_cluster.yaml": shared_cluster,
     "llama2_7b_compression.yaml": llama2_7b_compression,
+    "finance_risk.yaml": finance_risk,
+    "medical_imaging.yaml": medical_imaging,
 }
 
 

@@ -98,10 +98,11 @@ class TrainingRunner:
         self.sim.env.process(self._submit(job))
 
     def _checkpointing(self) -> Checkpointing | None:
-        """Checkpoints of this job's model state when the scenario gives an interval but no size: weights
-        and optimizer state of every parameter, written at the storage's write bandwidth."""
+        """Checkpoints of this job's own model state (weights and optimizer state of every parameter, written
+        at the storage's write bandwidth) whenever the scenario checkpoints and the storage's write bandwidth is
+        known; the scenario's ``checkpoint_s``/``checkpoint_gb`` then apply to the other (trace) jobs."""
         failures = self.scenario.failures
-        if failures is None or failures.checkpoint_s is not None or failures.checkpoint_gb is not None:
+        if failures is None:
             return None
         write = self.scenario.datacenter.storage.write_bytes_per_s
         if failures.checkpoint_interval_s is None or write is None:
