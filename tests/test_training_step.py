@@ -255,3 +255,43 @@ def test_a_checkpoint_interval_without_a_size_is_refused_for_trace_jobs(base: di
         "failures.checkpoint_interval_s: needs the cost of a checkpoint: checkpoint_s or checkpoint_gb "
         "(only training workloads size their own, from their model)"
     ]
+
+
+def test_distillation_trains_the_student_with_the_teachers_forward_and_costs_as_compression() -> None:
+    scenario = copy.deepcopy(DGX)
+    scenario["workloads"][0].update(
+        model="bert-base", parallelism={"dp": 32, "microbatch_size": 8}, global_batch_size=256, seq_len=512
+    )
+    student = {
+        "family": "encoder",
+        "layers": 6,
+        "hidden": 768,
+        "heads": 12,
+        "ffn_hidden": 3072,
+        "vocab": 30522,
+        "seq_len": 512,
+    }
+    plain = copy.deepcopy(scenario)
+    plain["workloads"][0]["model"] = student
+    alone = dcsim.run_scenario(plain).summary["workloads"]["gpt"]
+    scenario["workloads"][0]["compression"] = {"distillation": {"student": student, "tokens": 1e9}}
+    summary = dcsim.run_scenario(scenario).summary
+    w = summary["workloads"]["gpt"]
+    teacher = get_model("bert-base")
+    assert w["compression"]["teacher_params"] == teacher.param_count()
+    assert w["compression"]["trained_params"] < teacher.param_count()
+    # the teacher's forward on every microbatch: slower than training the student alone, and its weights
+    # (16-bit, not sharded by pure data parallelism) sit beside the student's
+    assert w["step_breakdown_s"]["compute_s"] > alone["step_breakdown_s"]["compute_s"]
+    extra_gb = w["memory_breakdown_gb"]["weights"] - alone["memory_breakdown_gb"]["weights"]
+    assert extra_gb == pytest.approx(teacher.param_count() * 2 / 1e9)
+    # producing the student is COST's compression term, not compute
+    cost = summary["datacenter"]["cost_usd"]
+    assert cost["compression"] == pytest.approx(w["cost_usd"]) and w["compression"]["production_usd"] == w["cost_usd"]
+    assert cost["compute"] == pytest.approx(0.0, abs=1e-6)  # the run is the only work on the cluster
+
+
+def test_training_refuses_recipes_it_does_not_model() -> None:
+    scenario = copy.deepcopy(DGX)
+    scenario["workloads"][0]["compression"] = {"quantization": {"weights": "int4", "method": "awq"}}
+    assert _problems(scenario)[0].startswith("workloads[0].compression: quantization: quantization-aware training")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dcsim.catalog import load_catalog
@@ -18,7 +18,9 @@ from dcsim.parallel.step import StepEstimate, TrainingSetup, estimate_step, peak
 class PlanEvaluation:
     """One plan's step (:class:`StepEstimate`), memory on its most loaded accelerator and the figures of the
     contract derived from them. ``model_flops_per_step`` follows the contract's convention (6·N·tokens
-    plus attention, no recompute) so MFU compares plans fairly."""
+    plus attention, no recompute) so MFU compares plans fairly; with a distillation teacher it adds the
+    teacher's forward (2·N_teacher·tokens plus its attention), and the teacher's weights (16-bit, sharded
+    like the student) count in the memory."""
 
     setup: TrainingSetup
     plan: ParallelPlan
@@ -86,6 +88,10 @@ def evaluate_plan(
     memory = plan_memory(setup, plan)
     accelerator = load_catalog().accelerator(setup.accelerator)
     flops = model_flops_per_sample(setup.model, setup.seq_len) * setup.global_batch_size
+    if setup.teacher is not None:  # the teacher's forward pass: a third of its 6·N (+ attention) convention
+        flops += model_flops_per_sample(setup.teacher, setup.seq_len) * setup.global_batch_size / 3.0
+        teacher_bytes = setup.teacher.param_count() * setup.element_bytes / (plan.tp * plan.pp)
+        memory = replace(memory, weights_bytes=memory.weights_bytes + teacher_bytes)
     return PlanEvaluation(
         setup,
         plan,

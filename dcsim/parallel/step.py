@@ -34,7 +34,7 @@ from dcsim.parallel.comm import CommModel
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
 from dcsim.parallel.plan import ParallelPlan
-from dcsim.parallel.stages import block_layers, layer_part, part_times, stage_compute, step_ops
+from dcsim.parallel.stages import StageCompute, block_layers, layer_part, part_times, stage_compute, step_ops
 
 FIDELITIES = ("fast", "detailed")
 # Precisions a step's GEMMs run in -> the element type of its activations, gradients and comm traffic
@@ -44,7 +44,9 @@ ACTIVATION_PRECISION = {"fp32": "fp32", "tf32": "fp32", "bf16": "bf16", "fp16": 
 @dataclass(frozen=True)
 class TrainingSetup:
     """What is trained, independent of the plan: a model config (zoo or inline), the accelerator type, the
-    global batch (sequences per step), sequence length, training precision and optimizer."""
+    global batch (sequences per step), sequence length, training precision and optimizer; ``teacher`` (a
+    model config) for knowledge distillation: its forward pass runs on every microbatch, sharded like the
+    student (same tensor-parallel degree, its layers split over the same pipeline stages)."""
 
     model: Any
     accelerator: str
@@ -52,6 +54,7 @@ class TrainingSetup:
     seq_len: int
     precision: str = "bf16"
     optimizer: str = "adamw"
+    teacher: Any = None
 
     def __post_init__(self) -> None:
         if self.precision not in ACTIVATION_PRECISION:
@@ -266,6 +269,12 @@ def estimate_step(
     )
     stages = stage_compute(sl.times, sl.layers, plan)
     chunks = plan.pp * plan.virtual_stages
+    if setup.teacher is not None:  # distillation: the teacher's forward per microbatch, spread over the chunks
+        teacher = _slice(
+            setup.teacher, plan.microbatch_size, setup.seq_len, plan.tp, 1, compute_precision, setup.accelerator
+        )
+        extra = sum(teacher.times.fwd_s.values()) / chunks
+        stages = StageCompute(tuple(f + extra for f in stages.fwd_s), stages.bwd_s, stages.recompute_s)
     layers_per_chunk = sl.layers // chunks
     elem = setup.element_bytes
     act_bytes = plan.microbatch_size * setup.seq_len * (sl.hidden or 0) * elem

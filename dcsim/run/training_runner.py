@@ -62,6 +62,9 @@ class TrainingRunner:
         self.job: Job | None = None
         self.scenario = scenario
         self.checkpoint_bytes: float | None = None
+        # the cost of a distillation run belongs to COST's compression term (moved out of compute)
+        self.compression_usd = 0.0
+        self.compression_from_compute_usd = 0.0
 
     def _evaluate(self, names: tuple[str, ...]) -> PlanEvaluation:
         evaluation = self._by_placement.get(names)
@@ -152,6 +155,8 @@ class TrainingRunner:
                 cost = accelerator_s * context.usd_per_accelerator_s[used.accelerator]
                 energy_j = accelerator_s * context.busy_w[used.accelerator] * context.pue
         ideal_s = self.steps * ev.step_time_s
+        if self.setup.teacher is not None:  # a distillation run produces a compressed model: COST's compression
+            self.compression_usd = self.compression_from_compute_usd = cost
         out: dict[str, Any] = {
             "kind": "training",
             "model": self.spec.model if isinstance(self.spec.model, str) else getattr(ev.setup.model, "name", "inline"),
@@ -187,6 +192,13 @@ class TrainingRunner:
             out["failures"] = job.failures
             out["preemptions"] = job.preemptions
             out["lost_accelerator_hours"] = job.lost_s * job.gpus / 3600.0
+        if self.spec.compression:
+            out["compression"] = {
+                "recipe": self.spec.compression,
+                "trained_params": self.setup.model.param_count(),
+                "teacher_params": self.setup.teacher.param_count() if self.setup.teacher is not None else None,
+                "production_usd": self.compression_usd,
+            }
         if self.spec.target_loss is not None:
             out["time_to_target_loss"] = self._target_loss(ev)
         return out

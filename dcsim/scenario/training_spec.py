@@ -73,7 +73,9 @@ class TrainingWorkload(WorkloadSpec):
     any other: it waits for ``dp * tp * pp`` accelerators, the placement policy picks them, and its step
     time is priced on the accelerators it got. ``fidelity`` ``detailed`` simulates the pipeline microbatch
     by microbatch, ``fast`` uses the closed form. ``target_loss`` adds a time-to-target-loss estimate from
-    a published scaling law (a model, labelled as such)."""
+    a published scaling law (a model, labelled as such). ``compression`` trains what a recipe makes of the
+    model: a distillation ``student`` (the workload's ``model`` is the teacher, whose forward pass runs on
+    every microbatch), or the model with fewer MLP channels or layers (structured pruning, layer dropping)."""
 
     kind: Literal["training"] = "training"
     model: str | dict[str, Any]
@@ -107,9 +109,23 @@ class TrainingWorkload(WorkloadSpec):
 
     @field_validator("compression")
     @classmethod
-    def _no_compression_yet(cls, compression: dict[str, Any]) -> dict[str, Any]:
-        if compression:
-            raise ValueError("compression of trained models is not available in this version of dcsim yet")
+    def _trainable_recipe(cls, compression: dict[str, Any]) -> dict[str, Any]:
+        from dcsim.compression import parse_recipe
+
+        if not compression:
+            return compression
+        recipe = parse_recipe(compression)  # ValueError naming the recipe's field
+        if recipe.quantization is not None:
+            raise ValueError(
+                "quantization: quantization-aware training is not modelled; quantize the trained model where it "
+                "is served (an inference workload's compression)"
+            )
+        if recipe.pruning is not None and recipe.pruning.pattern != "structured":
+            raise ValueError("pruning.pattern: training models structured pruning only (fewer channels or layers)")
+        if recipe.pruning is not None and recipe.pruning.target == "heads":
+            raise ValueError(
+                "pruning.target: pruned attention heads are not modelled for training (channels or layers)"
+            )
         return compression
 
     @model_validator(mode="after")
@@ -119,9 +135,23 @@ class TrainingWorkload(WorkloadSpec):
         return self
 
     def model_config_obj(self) -> Any:
-        """The architecture (zoo entry or inline)."""
+        """The architecture trained: the model (zoo entry or inline), or what the compression recipe makes of
+        it (a distilled student, fewer channels or layers)."""
         from dcsim.models.zoo import model_from_spec
 
+        model = model_from_spec(self.model)
+        if not self.compression:
+            return model
+        from dcsim.compression import apply_recipe
+
+        return apply_recipe(model, self.compression, "bf16").config
+
+    def teacher(self) -> Any:
+        """The teacher of a distillation recipe (the workload's ``model``), else None."""
+        from dcsim.models.zoo import model_from_spec
+
+        if not self.compression or "distillation" not in self.compression:
+            return None
         return model_from_spec(self.model)
 
     def setup(self, accelerator: str) -> TrainingSetup:
@@ -130,7 +160,9 @@ class TrainingWorkload(WorkloadSpec):
 
         model = self.model_config_obj()
         seq_len = self.seq_len or int(getattr(model, "default_seq_len", 0) or getattr(model, "max_seq_len", 1))
-        return TrainingSetup(model, accelerator, self.global_batch_size, seq_len, self.precision, self.optimizer)
+        return TrainingSetup(
+            model, accelerator, self.global_batch_size, seq_len, self.precision, self.optimizer, self.teacher()
+        )
 
     def pool(self, scenario: Scenario) -> tuple[str, int] | None:
         """(accelerator id, accelerators) of the node types this job may use, or None if none match."""
