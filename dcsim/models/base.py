@@ -119,3 +119,25 @@ class ModelOps:
         for layer, op in self.steps(phase):
             out[layer.name] = out.get(layer.name, 0.0) + predict(op) * layer.count
         return out
+
+
+class DenseAttentionShape:
+    """Properties shared by dense (non-MoE) attention architectures that have ``hidden`` and ``heads``."""
+
+    hidden: int
+    heads: int
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head."""
+        return self.hidden // self.heads
+
+    @property
+    def experts(self) -> int:
+        """Dense: 1."""
+        return 1
+
+    @property
+    def experts_per_token(self) -> int:
+        """Dense: 1."""
+        return 1

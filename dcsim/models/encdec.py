@@ -8,7 +8,7 @@ import functools
 from dataclasses import dataclass
 
 from dcsim.compute.ops import Embedding, Matmul, Normalization, Pointwise
-from dcsim.models.base import LayerOp, ModelOps
+from dcsim.models.base import DenseAttentionShape, LayerOp, ModelOps
 from dcsim.models.transformer import TransformerConfig
 
 FRONTENDS = ("tokens", "audio")
@@ -18,7 +18,7 @@ AUDIO_KERNEL = 3
 
 
 @dataclass(frozen=True)
-class EncoderDecoderConfig:
+class EncoderDecoderConfig(DenseAttentionShape):
     """An encoder-decoder: ``encoder_layers`` pre-norm encoder layers over ``encoder_seq_len`` positions
     and ``decoder_layers`` causal decoder layers (self-attention, cross-attention, MLP) over up to
     ``max_seq_len`` target tokens. ``frontend`` ``tokens`` embeds input tokens with the table the decoder
@@ -103,21 +103,6 @@ class EncoderDecoderConfig:
     def block_layers(self) -> int:
         """Encoder plus decoder layers (the repeated layers a pipeline can split)."""
         return self.layers
-
-    @property
-    def head_dim(self) -> int:
-        """Width of one attention head."""
-        return self.hidden // self.heads
-
-    @property
-    def experts(self) -> int:
-        """Dense: 1."""
-        return 1
-
-    @property
-    def experts_per_token(self) -> int:
-        """Dense: 1."""
-        return 1
 
     @property
     def default_seq_len(self) -> int:

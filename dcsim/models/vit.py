@@ -8,12 +8,12 @@ import functools
 from dataclasses import dataclass
 
 from dcsim.compute.ops import Conv2d, Embedding, Matmul, Normalization, Pointwise
-from dcsim.models.base import LayerOp, ModelOps
+from dcsim.models.base import DenseAttentionShape, LayerOp, ModelOps
 from dcsim.models.transformer import TransformerConfig
 
 
 @dataclass(frozen=True)
-class ViTConfig:
+class ViTConfig(DenseAttentionShape):
     """A ViT: ``layers`` pre-norm encoder layers of width ``hidden`` (LayerNorm, GELU MLP ``ffn_hidden``
     wide, biases) over the ``(image_size / patch_size)^2`` patches of an image plus a class token, and a
     ``num_classes`` classifier. The position table has one row per token at ``image_size``; a step at
@@ -68,24 +68,9 @@ class ViTConfig:
         return self.heads
 
     @property
-    def head_dim(self) -> int:
-        """Width of one attention head."""
-        return self.hidden // self.heads
-
-    @property
     def vocab(self) -> int:
         """No token vocabulary: 0 (the classifier has :attr:`num_classes` outputs)."""
         return 0
-
-    @property
-    def experts(self) -> int:
-        """Dense: 1."""
-        return 1
-
-    @property
-    def experts_per_token(self) -> int:
-        """Dense: 1."""
-        return 1
 
     @property
     def block_layers(self) -> int:

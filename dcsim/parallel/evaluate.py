@@ -11,7 +11,7 @@ from dcsim.parallel.flops import model_flops_per_sample
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.memory import MemoryBreakdown, fits, training_memory
 from dcsim.parallel.plan import ParallelPlan
-from dcsim.parallel.step import StepEstimate, TrainingSetup, estimate_step, peak_flops
+from dcsim.parallel.step import ACTIVATION_PRECISION, StepEstimate, TrainingSetup, estimate_step, peak_flops
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def evaluate_plan(
 
 def plan_memory(setup: TrainingSetup, plan: ParallelPlan) -> MemoryBreakdown:
     """Memory of the most loaded accelerator (see :func:`dcsim.parallel.memory.training_memory`)."""
-    precision = "bf16" if setup.precision == "fp8" else setup.precision  # fp8 GEMMs keep bf16 weights and activations
+    precision = ACTIVATION_PRECISION[setup.precision]  # fp8 GEMMs keep bf16 weights and activations
     return training_memory(
         setup.model,
         plan,

@@ -47,9 +47,10 @@ class RankLayout:
         p = self.plan
         return [(self.name(0, stage, t), self.name(0, stage + 1, t)) for t in range(p.tp)]
 
-    def sharing(self, groups: list[tuple[str, ...]], server_of: dict[str, str]) -> list[tuple[str, ...]]:
-        """The groups that share a server with ``groups[0]`` (they contend for its NICs and intra-node links)."""
-        if not groups:
-            return []
-        servers = {server_of.get(n, n) for n in groups[0]}
-        return [g for g in groups if servers & {server_of.get(n, n) for n in g}]
+
+def sharing_servers(groups: list[tuple[str, ...]], server_of: dict[str, str]) -> list[tuple[str, ...]]:
+    """The groups that share a server with ``groups[0]`` (they contend for its NICs and intra-node links)."""
+    if not groups:
+        return []
+    servers = {server_of.get(n, n) for n in groups[0]}
+    return [g for g in groups if servers & {server_of.get(n, n) for n in g}]

@@ -81,17 +81,17 @@ from typing import Any
 
 from dcsim.catalog import Accelerator
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Conv2d, Embedding, Matmul, Normalization
-from dcsim.models.base import LayerOp, ModelOps
+from dcsim.models.base import LayerOp
+from dcsim.parallel.optimizer_step import OPTIMIZERS
 from dcsim.parallel.plan import ParallelPlan
+from dcsim.parallel.stages import PARTS, block_layers, layer_part, step_ops
 
-OPTIMIZERS = ("adamw", "sgd", "adafactor")
 #: Precisions the memory model covers: 16-bit mixed precision, or fp32 (tf32 computes on fp32 storage).
 TRAINING_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 MIXED_PRECISIONS = ("bf16", "fp16")
 BYTES_PER_GB = 1e9  # the catalog's memory_gb is in 10^9 bytes
 MASK_BYTES = 1.0  # a dropout mask keeps one byte per element
 LOGIT_BYTES = 4.0  # the cross-entropy keeps fp32 logits (Korthikanti et al. 2022, Section 4.3)
-PARTS = ("pre", "block", "post")
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ def training_memory(
             f"recompute {plan.recompute!r} is modelled for decoder/encoder transformer layers only "
             f"(model {_name(model)}: use recompute none)"
         )
-    layers = _block_layers(model)
+    layers = block_layers(model)
     chunks = plan.pp * plan.virtual_stages
     if layers % chunks:
         what = "pp * virtual_stages" if plan.virtual_stages > 1 else "pp"
@@ -397,16 +397,16 @@ def _transformer_activations(
     post = 2 * e * sbh / split  # final norm input and output-projection input
     if vocab:
         post += LOGIT_BYTES * s * b * vocab / t
-    return {"pre": pre, "block": per_layer * _block_layers(model), "post": post}
+    return {"pre": pre, "block": per_layer * block_layers(model), "post": post}
 
 
 @functools.lru_cache(maxsize=256)
 def _model_parts_cached(model: Any, tp: int, ep: int, seq_len: int, precision: str) -> tuple[Any, ...]:
-    ops = _param_ops(model, tp, ep, seq_len, precision)
+    ops = step_ops(model, 1, seq_len, tp, precision, ep)
     parts = dict.fromkeys(PARTS, _Part())
     allocations = dict.fromkeys(PARTS, 0.0)
     for layer in ops.layers:
-        part = _layer_part(layer)
+        part = layer_part(layer)
         if not layer.backward_only:
             allocations[part] += sum(layer.op.allocations) * layer.count
         if layer.params:
@@ -428,32 +428,6 @@ def _model_parts(
 ) -> tuple[dict[str, _Part], dict[str, float]]:
     parts, allocations = _model_parts_cached(model, tp, ep, seq_len, precision)
     return dict(parts), dict(allocations)
-
-
-def _param_ops(model: Any, tp: int, ep: int, seq_len: int, precision: str) -> ModelOps:
-    """The op list of one sequence (one image) on one TP shard, for parameters and allocations."""
-    if hasattr(model, "step_ops"):
-        ops: ModelOps = model.step_ops(1, seq_len, tp=tp, precision=precision, ep=ep)
-        return ops
-    if hasattr(model, "heads"):
-        ops = model.ops(1, seq_len, tp, precision)
-        return ops
-    if tp > 1 or ep > 1:
-        raise ValueError(f"tp and ep must be 1 for {_name(model)} (got tp={tp}, ep={ep})")
-    ops = model.ops(1, seq_len, precision=precision)
-    return ops
-
-
-def _layer_part(layer: LayerOp) -> str:
-    part = getattr(layer, "part", None)
-    if part in PARTS:
-        return str(part)
-    name = layer.name
-    if name.startswith(("embed", "stem")):
-        return "pre"
-    if name.startswith(("head", "classifier", "final")):
-        return "post"
-    return "block"
 
 
 def _is_expert(layer: LayerOp) -> bool:
@@ -490,18 +464,6 @@ def _sequence_tokens(model: Any, seq_len: int) -> int:
     plus the class token."""
     patches = getattr(model, "patches", None)
     return int(patches(seq_len)) + 1 if callable(patches) else seq_len
-
-
-def _block_layers(model: Any) -> int:
-    """Repeated layers a pipeline splits (encoder plus decoder layers for encoder-decoder models)."""
-    count = getattr(model, "block_layers", None)
-    if count is None:
-        count = getattr(model, "layers", None)
-    if count is None:
-        count = sum(getattr(model, "blocks", ()))
-    if not count:
-        raise ValueError(f"{_name(model)} has no repeated layers to split")
-    return int(count)
 
 
 def _name(model: Any) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import simpy
 
-SCHEDULE_NAMES = ("gpipe", "1f1b", "interleaved")
+from dcsim.parallel.plan import SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def device_order(schedule: str, pp: int, v: int, m: int, device: int) -> list[tu
             order.append(("B", 0, b))
         return order
     if schedule != "interleaved":
-        raise ValueError(f"schedule must be one of {', '.join(SCHEDULE_NAMES)} (got {schedule!r})")
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)} (got {schedule!r})")
     if m % pp:
         raise ValueError(f"the interleaved schedule needs microbatches ({m}) to be a multiple of pp ({pp})")
     total = m * v

@@ -43,6 +43,8 @@ def block_layers(model: Any) -> int:
         count = getattr(model, "layers", None)
     if count is None:
         count = sum(getattr(model, "blocks", ()))
+    if not count:
+        raise ValueError(f"{getattr(model, 'name', type(model).__name__)} has no repeated layers to split")
     return int(count)
 
 
@@ -53,9 +55,11 @@ def step_ops(model: Any, batch: int, seq_len: int, tp: int, precision: str, ep: 
         return ops
     if hasattr(model, "heads"):
         return model.ops(batch, seq_len, tp, precision)
-    if tp != 1:
-        raise ValueError(f"tp ({tp}) must be 1 for {model.name}: tensor parallelism splits transformer layers")
-    return model.ops(batch, precision=precision)
+    if tp != 1 or ep != 1:
+        raise ValueError(
+            f"tp ({tp}) and ep ({ep}) must be 1 for {model.name}: they split transformer layers and experts"
+        )
+    return model.ops(batch, seq_len, precision=precision)
 
 
 @dataclass(frozen=True)

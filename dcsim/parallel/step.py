@@ -31,7 +31,7 @@ from typing import Any
 from dcsim.catalog import load_catalog
 from dcsim.compute import BYTES_PER_ELEMENT, Op, Pointwise, predict_many
 from dcsim.parallel.comm import CommModel
-from dcsim.parallel.layout import RankLayout
+from dcsim.parallel.layout import RankLayout, sharing_servers
 from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.stages import StageCompute, block_layers, layer_part, part_times, stage_compute, step_ops
@@ -283,7 +283,7 @@ def estimate_step(
     # tensor (and expert) parallel communication per layer, blocking compute
     tp_fwd = tp_bwd = 0.0
     if plan.tp > 1:
-        groups = layout.sharing(layout.tp_groups(0), server_of)
+        groups = sharing_servers(layout.tp_groups(0), server_of)
         if plan.sequence_parallel:
             one = comm.collective_s("reduce_scatter", groups, act_bytes) + comm.collective_s(
                 "all_gather", groups, act_bytes
@@ -296,7 +296,7 @@ def estimate_step(
     experts = getattr(setup.model, "experts", 1) or 1
     if experts > 1 and plan.ep > 1:
         top_k = getattr(setup.model, "experts_per_token", 1) or 1
-        groups = layout.sharing(layout.ep_groups(0), server_of)
+        groups = sharing_servers(layout.ep_groups(0), server_of)
         one = comm.collective_s("all_to_all", groups, act_bytes * top_k / plan.tp)
         comm_s["ep_all_to_all_s"] = one
         tp_fwd += 2 * one
@@ -337,7 +337,7 @@ def estimate_step(
             reduce_s = comm.collective_s("all_reduce", groups, nbytes)
             comm_s[f"dp_stage{d}_s"] = reduce_s
             for dev in _same_bytes(params, d):
-                hidden = bwd[_last_chunk(dev, plan)] if plan.overlap_dp else 0.0
+                hidden = bwd[dev] if plan.overlap_dp else 0.0  # its first chunk's backward runs last
                 ends[dev] += max(0.0, reduce_s - hidden)
     pipeline_end = max(ends)
 
@@ -379,11 +379,6 @@ def _distinct_stage_bytes(params: list[int], elem: float) -> list[tuple[int, flo
 
 def _same_bytes(params: list[int], device: int) -> list[int]:
     return [d for d, p in enumerate(params) if p == params[device]]
-
-
-def _last_chunk(device: int, plan: ParallelPlan) -> int:
-    """The chunk whose backward a device runs last (its first chunk, holding the earliest layers)."""
-    return device
 
 
 def peak_flops(accelerator: str, precision: str) -> float:

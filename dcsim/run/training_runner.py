@@ -51,7 +51,7 @@ class TrainingRunner:
         fabric = build_fabric(scenario.datacenter, scenario.seed)
         self.comm = CommModel(fabric.graph, network_config(scenario.datacenter).routing, scenario.seed)
         self.server_of = {acc: server for server, accs in fabric.servers.items() for acc in accs}
-        self.fabric_names = fabric_names(scheduler.cluster)
+        self.fabric_names = fabric_names(scheduler.cluster, fabric.servers)
         self.steps = spec.steps or math.ceil(float(spec.tokens or 0) / self.setup.tokens_per_step)
         self._by_placement: dict[tuple[str, ...], PlanEvaluation] = {}
         self.placements: list[tuple[float, PlanEvaluation]] = []
@@ -259,31 +259,34 @@ def _plan_dict(plan: ParallelPlan) -> dict[str, Any]:
 def checkpoint_bytes(setup: TrainingSetup) -> float:
     """Bytes of a full training checkpoint: every parameter's weights (the fp32 master copy in mixed
     precision) and optimizer state (ZeRO's K bytes per parameter; gradients are not saved)."""
-    from dcsim.parallel.memory import state_bytes_per_param
+    from dcsim.parallel.memory import MIXED_PRECISIONS, state_bytes_per_param
+    from dcsim.parallel.step import ACTIVATION_PRECISION
 
-    precision = "bf16" if setup.precision == "fp8" else setup.precision
+    precision = ACTIVATION_PRECISION[setup.precision]
     weights, _gradients, optimizer = state_bytes_per_param(setup.optimizer, precision)
     params = float(setup.model.param_count())
-    mixed = precision in ("bf16", "fp16")  # the optimizer figure then includes the fp32 master weights
+    mixed = precision in MIXED_PRECISIONS  # the optimizer figure then includes the fp32 master weights
     return params * (optimizer if mixed else weights + optimizer)
 
 
 def pool_accelerators(scenario: Scenario, accelerator: str) -> list[str]:
-    """Fabric names of every accelerator of type ``accelerator``, node by node in scenario order."""
+    """Fabric names of every accelerator of type ``accelerator``, node by node in scenario order (the order
+    of the scheduler's accelerator indices)."""
+    servers = build_fabric(scenario.datacenter, scenario.seed).servers
     return [
-        f"{node.name}-{i}/acc{j}"
+        name
         for node in scenario.datacenter.nodes
         if node.accelerator == accelerator
         for i in range(node.count)
-        for j in range(node.accelerators_per_node)
+        for name in servers[f"{node.name}-{i}"]
     ]
 
 
-def fabric_names(cluster: Cluster) -> list[str]:
-    """The network fabric's name of each scheduler accelerator index (``server/accN``)."""
+def fabric_names(cluster: Cluster, servers: dict[str, list[str]]) -> list[str]:
+    """The network fabric's name of each scheduler accelerator index (cluster nodes are fabric servers)."""
     names = [""] * cluster.size
     for node in cluster.nodes:
         first = node.accelerators[0]
         for a in node.accelerators:
-            names[a] = f"{node.name}/acc{a - first}"
+            names[a] = servers[node.name][a - first]
     return names

@@ -9,15 +9,12 @@ from pydantic import Field, field_validator, model_validator
 from dcsim.errors import Problem
 from dcsim.scenario.fields import AcceleratorId, Count, Number
 from dcsim.scenario.schema import Section
-from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
+from dcsim.scenario.workloads import WorkloadSpec, accelerators_by_type, admitting_nodes, register_workload_kind
 
 if TYPE_CHECKING:
     from dcsim.parallel.plan import ParallelPlan
     from dcsim.parallel.step import TrainingSetup
     from dcsim.scenario.schema import Scenario
-
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8")
-OPTIMIZERS = ("adamw", "sgd", "adafactor")
 
 
 class Parallelism(Section):
@@ -38,12 +35,9 @@ class Parallelism(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Parallelism:
-        if self.virtual_stages > 1 and self.schedule != "interleaved":
-            raise ValueError("virtual_stages > 1 needs schedule: interleaved")
         if self.fsdp and self.zero_stage not in (0, 3):
             raise ValueError("fsdp is ZeRO stage 3; give one of fsdp and zero_stage")
-        if self.dp % self.ep:
-            raise ValueError(f"ep ({self.ep}) must divide dp ({self.dp})")
+        self.plan()  # ParallelPlan's own checks (virtual stages need interleaved, ep divides dp)
         return self
 
     def plan(self) -> ParallelPlan:
@@ -166,12 +160,8 @@ class TrainingWorkload(WorkloadSpec):
 
     def pool(self, scenario: Scenario) -> tuple[str, int] | None:
         """(accelerator id, accelerators) of the node types this job may use, or None if none match."""
-        pools: dict[str, int] = {}
-        for node in scenario.datacenter.nodes:
-            labels_match = all(node.labels.get(k) == v for k, v in self.node_selector.items())
-            if labels_match and set(node.taints) <= set(self.tolerations):
-                if self.accelerator is None or node.accelerator == self.accelerator:
-                    pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
+        nodes = admitting_nodes(scenario, self.node_selector, self.tolerations)
+        pools = accelerators_by_type([n for n in nodes if self.accelerator in (None, n.accelerator)])
         if not pools:
             return None
         accelerator = max(pools, key=lambda a: pools[a])

@@ -17,7 +17,7 @@ from dcsim.scenario.schema import Section
 from dcsim.workloads.jobs import Job, read_job_trace
 
 if TYPE_CHECKING:
-    from dcsim.scenario.schema import Scenario
+    from dcsim.scenario.schema import NodeType, Scenario
 
 WORKLOAD_KINDS: dict[str, type[WorkloadSpec]] = {}
 # Kinds named in the contract that a later dcsim version will run; named precisely in errors meanwhile.
@@ -34,6 +34,24 @@ def register_workload_kind(kind: str) -> Any:
         return cls
 
     return add
+
+
+def admitting_nodes(scenario: Scenario, node_selector: dict[str, str], tolerations: list[str]) -> list[NodeType]:
+    """The node types a workload may use: labels matching its ``node_selector``, every taint tolerated."""
+    tolerated = set(tolerations)
+    return [
+        node
+        for node in scenario.datacenter.nodes
+        if all(node.labels.get(k) == v for k, v in node_selector.items()) and set(node.taints) <= tolerated
+    ]
+
+
+def accelerators_by_type(nodes: list[NodeType]) -> dict[str, int]:
+    """Accelerators per accelerator type over ``nodes``."""
+    pools: dict[str, int] = {}
+    for node in nodes:
+        pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
+    return pools
 
 
 class WorkloadSpec(Section):
@@ -117,11 +135,7 @@ class JobsWorkload(WorkloadSpec):
         return jobs
 
     def check(self, scenario: Scenario) -> list[Problem]:
-        pools: dict[str, int] = {}
-        for node in scenario.datacenter.nodes:
-            labels_match = all(node.labels.get(k) == v for k, v in self.node_selector.items())
-            if labels_match and set(node.taints) <= set(self.tolerations):
-                pools[node.accelerator] = pools.get(node.accelerator, 0) + node.accelerators
+        pools = accelerators_by_type(admitting_nodes(scenario, self.node_selector, self.tolerations))
         if not pools:
             return [Problem("node_selector", "no node type matches this workload's node_selector and tolerations")]
         largest = max(pools.values())

@@ -10,7 +10,7 @@ cached token (so the blocks that fit); the decode attention is still priced at t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,8 +87,3 @@ def served_compression(
     if not isinstance(model.config, TransformerConfig) or model.config.family != "decoder":
         raise ValueError("distillation.student: serving needs a decoder transformer")
     return ServedCompression(model)
-
-
-def transform_many(transform: Callable[[OpList], OpList] | None, ops: Sequence[tuple[Op, int]]) -> OpList:
-    """``ops`` through ``transform`` (unchanged without one)."""
-    return transform(list(ops)) if transform is not None else list(ops)
