@@ -3,6 +3,7 @@ smoke run of the harness (no timing assertions)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,14 @@ FIXTURES = Path(__file__).parent / "data" / "compute"
         (["--device", "tpu"], "error: --device: must be cpu or cuda, not 'tpu'"),
         (["--budget-s", "-3"], "error: --budget-s: must be a positive number, not '-3'"),
         (["--report", "--profiles", "/nonexistent/dir"], "error: --profiles: no such folder: /nonexistent/dir"),
+        (["--remeasure", "matmul_thin"], "error: --remeasure: unknown op class matmul_thin (known: add, attention,"),
+        (["--remeasure", "matmul", "--out", "/nonexistent/p.json"], "error: --remeasure: needs an existing profile"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, message, capsys):
     assert main(["calibrate", *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [message]
+    assert len(err) == 1 and err[0].startswith(message)
 
 
 def test_missing_torch_is_one_line_and_exit_2(monkeypatch, capsys):
@@ -84,3 +87,46 @@ def test_torch_reference_models_match_dcsim_parameter_counts():
         module = build_torch_model(config)
         count = sum(p.numel() for p in module.parameters())
         assert count == config.param_count(), config.name
+
+
+def test_remeasure_replaces_only_the_named_classes(tmp_path, monkeypatch, capsys):
+    """``--remeasure matmul_skinny`` measures the grid's skinny GEMMs anew and replaces their points, even where
+    the old point was faster (it was timed another way); every other point is kept as it was."""
+    pytest.importorskip("torch")
+    import dcsim.calibrate.harness as harness
+    from dcsim.compute.profile import Measurement, save_profile
+
+    skinny, wide = Matmul(4, 64, 32), Matmul(64, 64, 32)
+    monkeypatch.setattr(harness, "_grid_for", lambda device, precision, quick: [(skinny, False), (wide, False)])
+    out = tmp_path / "host-cpu.json"
+    config = harness.RunConfig(quick=True, out=out, end_to_end=False, precisions=("fp32",), log=lambda line: None)
+    old = harness.run_calibration(config)
+    fake = [Measurement(p.op, 1e-12, 1e-12, 1e-12, 1) for p in old.points]  # impossibly fast old points
+    save_profile(dataclasses.replace(old, points=tuple(fake)), out)
+    assert main(["calibrate", "--quick", "--remeasure", "matmul_skinny", "--out", str(out)]) == 0
+    points = {p.op: p.median_s for p in load_profile(out).points}
+    assert points[wide] == 1e-12  # kept
+    assert points[skinny] > 1e-9  # measured anew
+    assert "re-measured matmul_skinny on" in " ".join(load_profile(out).notes)
+
+
+def test_streamed_operands_are_timed_cold():
+    """A decode step reads each layer's weights and each sequence's KV cache once, from memory: their
+    cases rotate through copies of at least COLD_BYTES, each call on its own copy; wide GEMMs stay hot."""
+    pytest.importorskip("torch")
+    from dcsim.calibrate.cases import COLD_BYTES, build_case, cold_copies, cold_operand_bytes
+    from dcsim.compute import Attention
+
+    skinny, decode = Matmul(8, 3072, 768), Attention(8, 12, 1, 140, 64, False, None, "fp32")
+    for op in (skinny, decode):
+        assert cold_copies(op) * cold_operand_bytes(op) >= COLD_BYTES
+    assert cold_copies(Matmul(512, 3072, 768)) == 1 and cold_copies(Attention(1, 12, 128, 128, 64)) == 1
+    case = build_case(Matmul(1, 64, 64), torch_device())
+    outputs = [case.forward() for _ in range(3)]
+    assert not outputs[0].equal(outputs[1]) and not outputs[1].equal(outputs[2])  # other weights each call
+
+
+def torch_device():
+    import torch
+
+    return torch.device("cpu")

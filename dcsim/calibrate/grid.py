@@ -290,3 +290,10 @@ def sparse_matmul_grid(quick: bool) -> list[tuple[Op, bool]]:
         if len(seen) >= count:
             break
     return [(op, False) for op in sorted(seen, key=lambda o: (o.flops, o.bytes))]
+
+
+def known_op_classes() -> frozenset[str]:
+    """Fit classes (``Op.fit_key`` before the first slash) the calibration grids measure, on CPUs and GPUs."""
+    grids = [op_grid(backend, "fp32", True) for backend in ("cpu", "cuda")]
+    grids += [int8_matmul_grid(True), sparse_matmul_grid(True), matmul_only_grid("bf16", True, sparse=True)]
+    return frozenset(op.fit_key.split("/", 1)[0] for grid in grids for op, _ in grid)

@@ -30,7 +30,7 @@ from dcsim.calibrate.torch_models import build_torch_model, example_inputs
 from dcsim.catalog import load_catalog
 from dcsim.compute.calibration import with_fits
 from dcsim.compute.ops import Matmul, Op, Pointwise
-from dcsim.compute.profile import EndToEnd, Measurement, Profile, merge_profiles, save_profile
+from dcsim.compute.profile import EndToEnd, Measurement, Profile, merge_profiles, op_class, save_profile
 from dcsim.models import ResNetConfig, TransformerConfig, get_model
 
 Log = Callable[[str], None]
@@ -59,6 +59,9 @@ class RunConfig:
     kinds: tuple[str, ...] = ()
     #: skip ops that ``merge_with`` already holds (to add new grid shapes to a profile)
     only_new: bool = False
+    #: measure only ops of these fit classes (``matmul_skinny``, ``attention_decode``: the part of
+    #: ``Op.fit_key`` before the first slash); all if empty
+    classes: tuple[str, ...] = ()
 
 
 def cuda_device_id(name: str) -> str:
@@ -171,6 +174,8 @@ def _selected(grid: list[tuple[Op, bool]], cfg: RunConfig) -> list[tuple[Op, boo
     merged with has not measured."""
     if cfg.kinds:
         grid = [item for item in grid if item[0].kind in cfg.kinds]
+    if cfg.classes:
+        grid = [item for item in grid if op_class(item[0]) in cfg.classes]
     if cfg.only_new and cfg.merge_with is not None:
         known = {point.op for point in cfg.merge_with.points}
         grid = [item for item in grid if item[0] not in known]
@@ -320,7 +325,7 @@ def run_calibration(cfg: RunConfig) -> Profile:
             save_profile(profile, cfg.out)
         return profile
 
-    if cfg.kinds and cfg.merge_with is not None:  # a partial re-measurement keeps the measured cost
+    if (cfg.kinds or cfg.classes) and cfg.merge_with is not None:  # a partial re-measurement keeps the measured cost
         fault_s_per_byte = cfg.merge_with.page_fault_s_per_byte
     else:
         fault_s_per_byte = measure_page_faults(device, cfg.quick)

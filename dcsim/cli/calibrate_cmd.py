@@ -9,6 +9,7 @@ profiles, without torch.
 from __future__ import annotations
 
 import argparse
+import datetime
 import importlib.util
 import os
 import sys
@@ -34,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profiles", default=None, help="profile folder for --report")
     parser.add_argument(
         "--merge", action="store_true", help="keep the quieter measurement of this run and the existing profile"
+    )
+    parser.add_argument(
+        "--remeasure",
+        default=None,
+        metavar="CLASSES",
+        help="measure only these op classes (comma-separated, e.g. matmul_skinny,attention_decode) and replace"
+        " their points in the existing profile; the rest of it is kept",
     )
 
 
@@ -64,6 +72,20 @@ def _positive_float(value: str, option: str) -> float:
     return number
 
 
+def _op_classes(value: str) -> tuple[str, ...]:
+    """The op classes named by ``--remeasure``: fit classes some op of the calibration grids has."""
+    from dcsim.calibrate.grid import known_op_classes
+
+    names = tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    known = known_op_classes()
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        raise UserInputError.single(
+            "--remeasure", f"unknown op class {', '.join(unknown) or repr(value)} (known: {', '.join(sorted(known))})"
+        )
+    return names
+
+
 def _report(args: argparse.Namespace) -> int:
     from dcsim.calibrate.report import write_report
 
@@ -92,13 +114,15 @@ def handle(args: argparse.Namespace) -> int:
     device_id = args.device_id
     if device_id is not None and (not device_id or os.sep in device_id or device_id.startswith(".")):
         raise UserInputError.single("--device-id", f"not a usable file name: {device_id!r}")
+    classes = _op_classes(args.remeasure) if args.remeasure is not None else ()
     config = RunConfig(
         device=args.device,
         quick=args.quick,
         threads=threads,
         device_id=device_id,
-        end_to_end=not (args.no_e2e or args.quick),
+        end_to_end=not (args.no_e2e or args.quick or classes),
         budget_s=budget,
+        classes=classes,
     )
     folder = REPO_ROOT / "calibration" / "profiles"
     if args.out and not Path(args.out).is_dir():
@@ -114,13 +138,20 @@ def handle(args: argparse.Namespace) -> int:
             device_id = cuda_device_id(torch.cuda.get_device_name())
         config.out = (Path(args.out) if args.out else folder) / f"{device_id or 'host-cpu'}.json"
     assert config.out is not None
-    if args.merge and config.out.is_file():
+    if classes and not config.out.is_file():
+        raise UserInputError.single("--remeasure", f"needs an existing profile to update: no {config.out}")
+    if (args.merge or classes) and config.out.is_file():
         from dcsim.compute import ProfileError, load_profile
+        from dcsim.compute.profile import without_classes
 
+        option = "--remeasure" if classes else "--merge"
         try:
             config.merge_with = load_profile(config.out)
         except ProfileError as error:
-            raise UserInputError.single("--merge", str(error)) from None
+            raise UserInputError.single(option, str(error)) from None
+        if classes:
+            config.merge_with = without_classes(config.merge_with, classes)
+            config.notes.append(f"re-measured {', '.join(classes)} on {datetime.date.today().isoformat()}")
     try:
         run_calibration(config)
     except RuntimeError as error:

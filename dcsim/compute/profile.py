@@ -9,7 +9,7 @@ timings. Reading one needs only the standard library and numpy.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -194,6 +194,20 @@ def save_profile(profile: Profile, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(profile.to_dict(), indent=1) + "\n", encoding="utf-8")
+
+
+def op_class(op: Op) -> str:
+    """The fit class of ``op``: its :attr:`Op.fit_key` without phase and precision (``matmul_skinny``)."""
+    return op.fit_key.split("/", 1)[0]
+
+
+def without_classes(profile: Profile, classes: Iterable[str]) -> Profile:
+    """``profile`` without the measurements of ops of these fit classes (to measure them anew: a merge
+    would otherwise keep whichever measurement was lower, old or new)."""
+    drop = set(classes)
+    return replace(
+        profile, points=tuple(p for p in profile.points if op_class(p.op) not in drop), fits={}, fit_version=0
+    )
 
 
 def merge_profiles(old: Profile, new: Profile) -> Profile:
