@@ -173,17 +173,21 @@ def _attention(op: Attention, device: torch.device, dtype: torch.dtype) -> Case:
     k = _randn((op.batch, kv_heads, op.kv_len, op.head_dim), device, dtype)
     v = _randn((op.batch, kv_heads, op.kv_len, op.head_dim), device, dtype)
     causal = op.causal and op.q_len > 1
-    extra = {"enable_gqa": True} if kv_heads != op.heads else {}
+    gqa = kv_heads != op.heads
+
+    def attend(keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        if gqa:
+            return F.scaled_dot_product_attention(q, keys, values, is_causal=causal, enable_gqa=True)
+        return F.scaled_dot_product_attention(q, keys, values, is_causal=causal)
 
     def forward() -> torch.Tensor:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, **extra)
+        return attend(k, v)
 
     caches = [(k, v)] + [
         (_randn(k.shape, device, dtype, False), _randn(v.shape, device, dtype, False))
         for _ in range(cold_copies(op) - 1)
     ]
-    sdpa = F.scaled_dot_product_attention
-    calls = [functools.partial(sdpa, q, keys, values, is_causal=causal, **extra) for keys, values in caches]
+    calls = [functools.partial(attend, keys, values) for keys, values in caches]
     return Case(_rotating(calls), _backward(forward, [q, k, v]))
 
 
