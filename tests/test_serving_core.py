@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pytest
 import simpy
@@ -11,6 +14,7 @@ from hypothesis import strategies as st
 from dcsim.catalog import load_catalog
 from dcsim.models import TransformerConfig, get_model
 from dcsim.models.inference import dense_ops, kv_bytes_per_token, prefill_ops, weight_bytes
+from dcsim.network import Controller, FlowSimulator, NodeGroup, build_datacenter_fabric
 from dcsim.serving import (
     IterationCost,
     KVCache,
@@ -23,6 +27,8 @@ from dcsim.serving import (
     replica_memory,
     resolve_router,
 )
+from dcsim.serving.hostmem import HostMemory
+from dcsim.serving.kvtransfer import NetworkTransfer
 from dcsim.serving.replica import Batching
 
 
@@ -80,6 +86,8 @@ def _system(
     seed: int = 0,
     prefill: int = 0,
     swap: bool = False,
+    network: bool = False,
+    host_bytes: float | None = None,
 ) -> tuple[ServingSystem, RequestRecords, simpy.Environment]:
     env = simpy.Environment()
     records = RequestRecords(traffic)
@@ -89,20 +97,31 @@ def _system(
         Replica(i, env, cost, KVCache(capacity, 16), records, Batching(policy, max_batch, max_tokens), print, 0.0)
         for i in range(replicas)
     ]
-    if swap:  # preempt by swapping over a 31.5 GB/s host link
+    if swap:  # preempt by swapping over a 31.5 GB/s host link, into host memory of host_bytes (shared)
+        host = HostMemory(host_bytes if host_bytes is not None else math.inf)
         for replica in pool:
             replica.swap_bytes_per_s = 31.5e9
             replica.kv_bytes_per_token = kv_bytes_per_token(LLAMA, "fp16")
+            replica.host = host
     route = resolve_router(router)
-    if prefill:  # disaggregated: the first replicas prefill, the others decode; 1 ms + 1 us per token transfers
+    if prefill:  # disaggregated: the first replicas prefill, the others decode
+        if network:  # KV transfers as flows: replicas on two servers of 2 accelerators, one 100 Gb/s NIC each
+            fabric = build_datacenter_fabric([NodeGroup("s", 2, 2, "a100-sxm-80gb", "nvswitch-a100", 1, 100.0)])
+            flows = FlowSimulator(env, Controller(fabric.graph, "ecmp", seed))
+            endpoints = [[name] for name in fabric.accelerators[:replicas]]
+            transfer: dict[str, Any] = {
+                "kv_transfer": NetworkTransfer(flows, endpoints, kv_bytes_per_token(LLAMA, "fp16"))
+            }
+        else:  # 1 ms + 1 us per token transfers
+            transfer = {"transfer_s": lambda tokens: 1e-3 + 1e-6 * tokens}
         system = ServingSystem(
             env,
             pool[:prefill],
             route(np.random.default_rng(seed)),
             records,
             decode_replicas=pool[prefill:],
-            transfer_s=lambda tokens: 1e-3 + 1e-6 * tokens,
             decode_router=route(np.random.default_rng(seed + 1)),
+            **transfer,
         )
     else:
         system = ServingSystem(env, pool, route(np.random.default_rng(seed)), records)
@@ -181,6 +200,8 @@ class Audit:
     seed=st.integers(0, 1000),
     disaggregated=st.booleans(),
     swap=st.booleans(),
+    network=st.booleans(),
+    host_bytes=st.sampled_from([None, 2e8, 2e9]),
 )
 def test_conservation(
     rate: float,
@@ -193,6 +214,8 @@ def test_conservation(
     seed: int,
     disaggregated: bool,
     swap: bool,
+    network: bool,
+    host_bytes: float | None,
 ) -> None:
     rng = np.random.default_rng(seed)
     arrivals = poisson_arrivals(rate, 5.0, rng)
@@ -200,7 +223,18 @@ def test_conservation(
     traffic = Traffic(arrivals, rng.integers(1, 900, n), rng.integers(1, 300, n))
     prefill = 1 if disaggregated and replicas > 1 and policy != "static" else 0
     system, records, env = _system(
-        traffic, replicas, policy, blocks, max_batch, max_tokens, router, seed, prefill, swap and policy != "static"
+        traffic,
+        replicas,
+        policy,
+        blocks,
+        max_batch,
+        max_tokens,
+        router,
+        seed,
+        prefill,
+        swap and policy != "static",
+        network,
+        host_bytes,
     )
     audit = Audit(system, records)
     system.start()
@@ -218,6 +252,31 @@ def test_conservation(
     assert np.all(records.column("generated")[completed] == records.column("output_tokens")[completed])
     assert all(r.kv.used == 0 for r in system.replicas)  # every block returned
     assert all(r.kv.peak <= r.kv.capacity for r in system.replicas)
+    hosts = {id(r.host): r.host for r in system.replicas if r.host is not None}
+    for host in hosts.values():  # every swapped-out cache came back; never more than the host memory held
+        assert host.used == pytest.approx(0.0, abs=1.0) and host.peak <= host.capacity
+    if prefill:  # every request that decoded was transferred once (some dropped by a decode replica after)
+        decoded = int(np.sum(completed & (records.column("output_tokens") > 1)))
+        assert decoded <= system.transfers <= decoded + counts["dropped"]
+        assert len(system.transfer_s) == system.transfers
+
+
+def test_disaggregated_over_the_network_with_tight_host_memory_conserves() -> None:
+    # 3 replicas (1 prefill) on two servers: KV caches cross the NIC or NVSwitch; a 60-block decode cache
+    # preempts, and 0.2 GB of host memory holds few swapped-out caches, so some swaps fall back to recompute
+    traffic = _constant_traffic(20.0, 5.0, 300, 200)
+    system, records, env = _system(
+        traffic, 3, blocks=60, max_batch=32, prefill=1, swap=True, network=True, host_bytes=2e8
+    )
+    audit = Audit(system, records)
+    system.start()
+    env.run(until=system.done)
+    assert records.counts()["completed"] == len(traffic) == system.transfers
+    assert np.all(audit.completions == 1)
+    decode = system.replicas[1:]
+    assert sum(r.swap_fallbacks for r in decode) > 0 and sum(r.swapped_tokens for r in decode) > 0
+    assert decode[0].host is not None and decode[0].host.used == 0.0 and decode[0].host.peak <= 2e8
+    assert max(system.transfer_s) > 1.5 * 300 * kv_bytes_per_token(LLAMA, "fp16") / 12.5e9  # some shared the NIC
 
 
 def test_preemption_by_recompute_happens_and_conserves() -> None:

@@ -18,7 +18,7 @@ from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
 from dcsim.run.collective_runner import CollectiveRunner, NetworkSession, collectives_table
 from dcsim.run.context import RunContext
-from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer
+from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer, compare_with_uncompressed
 from dcsim.run.jobs_runner import JobsRunner, job_usage
 from dcsim.run.result import Result
 from dcsim.run.training_runner import TrainingRunner
@@ -82,7 +82,9 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
             runners.append(TrainingRunner(workload, sim, scheduler, scenario))
         elif workload.kind == "inference":
             placer = placer or ReplicaPlacer(scenario)
-            inference = InferenceRunner(workload, sim, scenario, placer)
+            if InferenceRunner.needs_network(workload):  # KV transfers are flows on the run's network
+                network = network or NetworkSession(sim, scenario)
+            inference = InferenceRunner(workload, sim, scenario, placer, network)
             inference.attach(scheduler)
             runners.append(inference)
         else:
@@ -202,6 +204,7 @@ def _result(
         price_basis[node.name] = price.basis
     total_accelerators = cluster.size
     workloads = {runner.spec.name: runner.summary(context) for runner in runners}
+    compare_with_uncompressed(workloads, [r for r in runners if isinstance(r, InferenceRunner)])
     compression_usd = sum(float(getattr(runner, "compression_usd", 0.0)) for runner in runners)
     # a distillation run's accelerator time is already in compute: move it to the compression term
     compute_usd -= sum(float(getattr(runner, "compression_from_compute_usd", 0.0)) for runner in runners)

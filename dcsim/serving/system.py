@@ -11,19 +11,24 @@ the decision on and accepts requests after ``cold_start_s`` (loading the weights
 scaled down stops receiving requests, finishes those it holds, and is then switched off.
 
 Disaggregated serving (Splitwise / DistServe style): with ``decode_replicas``, the replicas given first only
-prefill; each prefilled request (its first token out) has its KV cache sent to a decode replica chosen by
-``decode_router``, arriving after ``transfer_s(tokens)``, where it joins the batch without a prefill.
+prefill; when a request is prefilled (its first token out), ``decode_router`` chooses its decode replica (which
+counts it as outstanding from then on) and its KV cache is sent there by ``kv_transfer``
+(:mod:`dcsim.serving.kvtransfer`: flows on the network, or a fixed-rate path; ``transfer_s(tokens)`` is
+shorthand for a fixed-rate path of that many seconds); on arrival it joins the batch without a prefill.
 """
 
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import simpy
 
+from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer
 from dcsim.serving.records import RequestRecords
 from dcsim.serving.replica import _QUEUED, Replica
 from dcsim.serving.routing import Router
@@ -64,15 +69,19 @@ class ServingSystem:
         decode_replicas: Sequence[Replica] = (),
         transfer_s: Callable[[int], float] | None = None,
         decode_router: Router | None = None,
+        kv_transfer: KVTransfer | None = None,
     ) -> None:
         if not replicas:
             raise ValueError("a serving system needs at least one replica")
-        if decode_replicas and (autoscale is not None or transfer_s is None or decode_router is None):
-            raise ValueError("disaggregated serving needs transfer_s and decode_router, and no autoscaling")
+        if kv_transfer is None and transfer_s is not None:
+            kv_transfer = FixedRateTransfer(env, transfer_s)
+        if decode_replicas and (autoscale is not None or kv_transfer is None or decode_router is None):
+            raise ValueError("disaggregated serving needs kv_transfer (or transfer_s), decode_router, no autoscaling")
         self.env = env
         self.replicas = list(replicas) + list(decode_replicas)
         self.decode_pool = list(decode_replicas)
-        self.transfer_s = transfer_s
+        self.kv_transfer = kv_transfer
+        self.transfer_s = array("d")  # seconds each KV transfer took, in order of arrival
         self.decode_router = decode_router
         self.transfers = 0
         self.router = router
@@ -127,15 +136,19 @@ class ServingSystem:
         self.arrived = len(arrival_s)
 
     def _handoff(self, replica: Replica, rid: int, cached: int) -> None:
-        """A prefill replica is done with ``rid``: its KV cache of ``cached`` tokens travels to a decode replica."""
-        assert self.transfer_s is not None
+        """A prefill replica is done with ``rid``: a decode replica is chosen now (the transfer needs its
+        address; it counts the request as outstanding while the KV cache of ``cached`` tokens travels)."""
+        assert self.kv_transfer is not None and self.decode_router is not None
         self.transfers += 1
-        self.env.timeout(self.transfer_s(cached), (rid, cached)).callbacks.append(self._transferred)
+        target = self.decode_router.choose(self.decode_pool, rid)
+        target.outstanding += 1
+        event = self.kv_transfer.send(replica.index, target.index, cached)
+        event.callbacks.append(partial(self._transferred, target, rid, cached, self.env.now))
 
-    def _transferred(self, event: Any) -> None:
-        rid, cached = event.value
-        assert self.decode_router is not None
-        self.decode_router.choose(self.decode_pool, rid).accept_transfer(rid, cached)
+    def _transferred(self, target: Replica, rid: int, cached: int, start_s: float, _event: Any) -> None:
+        self.transfer_s.append(self.env.now - start_s)
+        target.outstanding -= 1  # accept_transfer counts it again (or drops it)
+        target.accept_transfer(rid, cached)
 
     def _completed(self, replica: Replica, rid: int) -> None:
         self.finished += 1
