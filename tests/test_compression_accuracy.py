@@ -79,3 +79,14 @@ def test_unknown_when_nothing_published_matches():
         assert estimate.status == "unknown" and estimate.point is None
         assert estimate.to_dict() == {"status": "unknown", "note": estimate.note}
     assert estimate_accuracy(llama, {}).status == "unknown"
+
+
+def test_a_point_of_another_model_family_is_never_used():
+    # the only 2:4 points are Llama-2 WikiText perplexities: they say nothing of BERT's GLUE score
+    bert = get_model("bert-base")
+    for recipe in (
+        {"pruning": {"sparsity": 0.5, "pattern": "2:4", "method": "sparsegpt"}},
+        {"quantization": {"weights": "int4", "activations": "fp16", "method": "awq"}},
+    ):
+        estimate = estimate_accuracy(bert, recipe)
+        assert estimate.status == "unknown" and "encoder model" in estimate.note

@@ -135,6 +135,17 @@ def disaggregated_serving(summary: dict[str, Any]) -> None:
     assert split["preemptions"] == 0 and colocated["preemptions"] == 0
 
 
+def disaggregated_kv_network(summary: dict[str, Any]) -> None:
+    network, dedicated = summary["workloads"]["network"], summary["workloads"]["dedicated"]
+    for w in (network, dedicated):
+        assert w["requests_completed"] == w["requests"] == w["kv_transfers"]
+    assert network["ttft_ms"] == dedicated["ttft_ms"]  # same requests, same prefill replicas
+    # the shared NIC: overlapping transfers wait for each other, a dedicated 100 Gb/s path never does
+    assert network["kv_transfer_ms"]["p50"] > 1.5 * dedicated["kv_transfer_ms"]["p50"]
+    assert network["kv_transfer_ms"]["p99"] > 2 * dedicated["kv_transfer_ms"]["p99"]
+    assert network["tpot_ms"]["p99"] > dedicated["tpot_ms"]["p99"]
+
+
 def _training_consistent(w: dict[str, Any], tokens_per_step: float) -> None:
     assert w["status"] == "completed" and w["fits_in_memory"]
     assert w["time_to_train_s"] == pytest.approx(w["steps"] * w["step_time_s"])
@@ -223,6 +234,42 @@ def llama2_7b_compression(summary: dict[str, Any]) -> None:
     assert summary["datacenter"]["cost_usd"]["compression"] == pytest.approx(produced)
 
 
+def bert_base_compression(summary: dict[str, Any]) -> None:
+    pools = summary["workloads"]
+    fp16, int8, distil, tiny, sparse, drop = (
+        pools[k] for k in ("fp16", "int8-w8a8", "distilbert-6l", "tinybert-4l", "sparse-2-4", "drop-6-layers")
+    )
+    for w in pools.values():  # one request stream; an encoder counts the input tokens it processes
+        assert w["requests"] == fp16["requests"] > 50_000 and w["requests_completed"] == w["requests"]
+        assert w["tokens_counted"] == "input" and w["throughput_tokens_per_s"] == w["input_tokens_per_s"]
+        assert w["tpot_ms"]["p50"] is None and w["ttft_ms"] == w["e2e_ms"] and w["kv_capacity_tokens"] == {"g2-l4": 0}
+        assert w["slo_attainment"] > 0.99
+    # int8 tensor cores on the L4: faster GEMMs, fewer replicas kept on, cheaper tokens; no published accuracy
+    assert int8["ttft_ms"]["p50"] < 0.9 * fp16["ttft_ms"]["p50"]
+    assert int8["usd_per_million_tokens_serving"] < fp16["usd_per_million_tokens_serving"]
+    assert int8["compression"]["accuracy"]["status"] == "unknown"
+    # students: half and a third of the layers' time; GLUE points of their papers, each against its own baseline
+    assert tiny["usd_per_million_tokens_serving"] < distil["usd_per_million_tokens_serving"]
+    assert distil["usd_per_million_tokens_serving"] < 0.8 * fp16["usd_per_million_tokens_serving"]
+    for w, point in ((distil, "distilbert-glue"), (tiny, "tinybert4-glue")):
+        accuracy = w["compression"]["accuracy"]
+        assert (accuracy["point"], accuracy["baseline"], accuracy["compressed"]) == (point, 79.5, 77.0)
+    # 2:4 on the L4: the dense kernel wins at these shapes, so only memory changes; no BERT point published
+    assert sparse["ttft_ms"]["p50"] == pytest.approx(fp16["ttft_ms"]["p50"], rel=0.01)
+    assert sparse["compression"]["weight_bytes_factor"] < 0.7
+    assert sparse["compression"]["accuracy"]["status"] == drop["compression"]["accuracy"]["status"] == "unknown"
+    # COST: the distillation runs are the compression term; a minute of traffic does not pay them back
+    produced = sum(w["compression"]["production"]["usd"] for w in pools.values() if w["compression"])
+    assert summary["datacenter"]["cost_usd"]["compression"] == pytest.approx(produced)
+    versus = distil["compression"]["versus_uncompressed"]
+    assert versus["workload"] == "fp16" and versus["serving_period_s"] == 60
+    assert versus["savings_usd"] == pytest.approx(versus["uncompressed_serving_usd"] - versus["serving_usd"])
+    assert 0 < versus["savings_usd"] < versus["production_usd"] == distil["compression"]["production"]["usd"]
+    assert versus["break_even_s"] == pytest.approx(60 * versus["production_usd"] / versus["savings_usd"])
+    assert versus["break_even_s"] > 3600  # hours of this traffic before the distillation has paid for itself
+    assert drop["compression"]["versus_uncompressed"]["break_even_s"] == 0.0  # nothing to produce, fewer layers
+
+
 def finance_risk(summary: dict[str, Any]) -> None:
     w = summary["workloads"]
     assistant, bert, mc = w["risk-assistant"], w["filings-classifier"], w["monte-carlo"]
@@ -260,6 +307,7 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "bursty_autoscale.yaml": bursty_autoscale,
     "mixed_a100_l4.yaml": mixed_a100_l4,
     "disaggregated_serving.yaml": disaggregated_serving,
+    "disaggregated_kv_network.yaml": disaggregated_kv_network,
     "gpt3_175b_dgx_a100.yaml": gpt3_175b_dgx_a100,
     "llama3_70b_dgx_h100.yaml": llama3_70b_dgx_h100,
     "bert_finetune.yaml": bert_finetune,
@@ -267,6 +315,7 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "whisper_large.yaml": whisper_large,
     "shared_cluster.yaml": shared_cluster,
     "llama2_7b_compression.yaml": llama2_7b_compression,
+    "bert_base_compression.yaml": bert_base_compression,
     "finance_risk.yaml": finance_risk,
     "medical_imaging.yaml": medical_imaging,
 }

@@ -123,7 +123,7 @@ def problems(data: dict[str, Any]) -> str:
         ({"compression": {"quantization": {"weights": "int3"}}}, "workloads[0].compression: quantization.weights"),
         ({"replicas": 9}, "workloads[0].replicas: 9 replicas"),
         ({"routing": "nearest"}, "workloads[0].routing"),
-        ({"model": "bert-base"}, "workloads[0].model"),
+        ({"model": "resnet50"}, "workloads[0].model: 'resnet50' is not a decoder or encoder transformer"),
         ({"model": "mixtral-8x7b"}, "workloads[0].model: 'mixtral-8x7b' is a mixture of experts"),
         ({"batching": {"preemption": "swap"}}, "workloads[0].batching: preemption: swap needs swap_interconnect"),
         ({"disaggregation": {"prefill_replicas": 2}}, "disaggregation.prefill_replicas (2) must leave decode"),

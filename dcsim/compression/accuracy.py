@@ -2,10 +2,11 @@
 
 :func:`estimate_accuracy` finds the published points whose recipe uses the same techniques with the same
 settings (quantization: weights, weight-only or not, method, KV-cache precision; pruning: pattern, sparsity,
-target, and the method where the recipe names one; distillation; layer dropping) and returns the nearest one:
-same model family (decoder or encoder) first, then the closest parameter count (log scale) and, for
-distillation, the closest student/teacher size ratio. The point is returned as published, with its model and
-source: dcsim never interpolates or invents a number. No matching point gives status ``unknown``.
+target, and the method where the recipe names one; distillation; layer dropping) on a model of the same
+family (decoder or encoder: a decoder's perplexity says nothing of an encoder's GLUE score) and returns the
+nearest one: the closest parameter count (log scale) and, for distillation, the closest student/teacher size
+ratio. The point is returned as published, with its model and source: dcsim never interpolates or invents a
+number. No matching point gives status ``unknown``.
 """
 
 from __future__ import annotations
@@ -121,31 +122,33 @@ def estimate_accuracy(model_config: Any, recipe: Recipe | Mapping[str, Any]) -> 
         return AccuracyEstimate("unknown", None, "no compression: the model's own accuracy applies")
     wanted = _signature(recipe)
     method = recipe.pruning.method if recipe.pruning else None
+    family = _family(model_config)
     candidates = [
         point
         for point in load_accuracy_points()
         if _signature(point.recipe) == wanted
+        and point.family == family
         and (method is None or (point.recipe.pruning is not None and point.recipe.pruning.method == method))
     ]
     if not candidates:
-        return AccuracyEstimate("unknown", None, "no published result with these techniques and settings")
+        return AccuracyEstimate(
+            "unknown", None, f"no published result with these techniques and settings on a {family} model"
+        )
     params = float(model_config.param_count()) / 1e9
-    family = _family(model_config)
     ratio = None
     if recipe.distillation is not None:
         ratio = _params(recipe.distillation.student) / 1e9 / params
 
-    def distance(point: AccuracyPoint) -> tuple[int, float]:
+    def distance(point: AccuracyPoint) -> float:
         d = abs(math.log(params / point.params_b))
         if ratio is not None and point.recipe.distillation is not None:
             published = _params(point.recipe.distillation.student) / 1e9 / point.params_b
             d += abs(math.log(ratio / published))
-        return (0 if point.family == family else 1, d)
+        return d
 
     best = min(candidates, key=lambda point: (distance(point), point.id))
-    same_family, gap = distance(best)
     note = (
         f"nearest published point {best.id} ({best.model}, {best.task} {best.metric}); "
-        f"log-size distance {gap:.2f}{'' if same_family == 0 else ', different model family'}"
+        f"log-size distance {distance(best):.2f}"
     )
     return AccuracyEstimate("estimate", best, note)

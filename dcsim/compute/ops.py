@@ -192,7 +192,10 @@ class Attention(Op):
     ``kv_len`` tokens (kind ``attention_decode``: a memory-bound kernel of its own).
     ``kv_heads`` < ``heads`` is grouped-query attention (``None`` means equal). Causal attention computes
     only the query-key pairs at or before each query. Backward (flash-attention style) recomputes the
-    scores: 2.5x the forward FLOPs, and reads Q, K, V, O, dO and writes dQ, dK, dV."""
+    scores: 2.5x the forward FLOPs, and reads Q, K, V, O, dO and writes dQ, dK, dV.
+    ``kv_precision`` (``None``: ``precision``) is the element type K and V are read in, for a quantized KV
+    cache (an ``int8``/``fp8`` cache read by a kernel that dequantizes in registers, as vLLM's fp8 KV cache):
+    it changes ``bytes`` only; the arithmetic, ``precision`` and ``fit_key`` stay those of the kernel."""
 
     batch: int
     heads: int
@@ -203,12 +206,15 @@ class Attention(Op):
     kv_heads: int | None = None
     precision: str = "fp32"
     phase: str = "fwd"
+    kv_precision: str | None = None
 
     def __post_init__(self) -> None:
         _check_positive(self, ("batch", "heads", "q_len", "kv_len", "head_dim"))
         _check_common(self.precision, self.phase)
         if self.kv_heads is not None and (self.kv_heads < 1 or self.heads % self.kv_heads):
             raise ValueError(f"Attention.kv_heads ({self.kv_heads}) must divide heads ({self.heads})")
+        if self.kv_precision is not None and self.kv_precision not in BYTES_PER_ELEMENT:
+            raise ValueError(f"unknown kv_precision {self.kv_precision!r} (known: {', '.join(BYTES_PER_ELEMENT)})")
 
     @property
     def kind(self) -> str:
@@ -241,8 +247,20 @@ class Attention(Op):
         kv_heads = self.kv_heads or self.heads
         q_o = 2 * self.heads * self.q_len
         k_v = 2 * kv_heads * self.kv_len
-        fwd = self.batch * (q_o + k_v) * self.head_dim * self.element_bytes
+        if self.kv_precision is None:
+            fwd = self.batch * (q_o + k_v) * self.head_dim * self.element_bytes
+        else:
+            kv_bytes = BYTES_PER_ELEMENT[self.kv_precision]
+            fwd = self.batch * (q_o * self.element_bytes + k_v * kv_bytes) * self.head_dim
         return fwd if self.phase == "fwd" else 2.0 * fwd
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`Op.to_dict`, leaving ``kv_precision`` out when unset (so dicts written before the field
+        existed, e.g. in calibration profiles, are what an unquantized op writes)."""
+        data = Op.to_dict(self)
+        if data["kv_precision"] is None:
+            del data["kv_precision"]
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Inference op lists of a decoder transformer: prefill and decode iterations with a KV cache.
+"""Inference op lists of a transformer: prefill and decode iterations of a decoder with a KV cache, and the
+single forward pass of an encoder.
 
 An iteration of an LLM server runs one forward pass over the tokens of every sequence in its batch:
 prompt tokens being prefilled (all positions of a prompt, or a chunk of it) and one new token per sequence
@@ -9,8 +10,17 @@ attention is per sequence: a prefill chunk of ``q`` tokens after ``past`` cached
 (``attn.kv_write``). The output head computes logits only at the last position of each sequence (as vLLM
 does), so it runs over ``sequences`` rows, not over every token.
 
+An encoder (``family: encoder``, BERT-style) serves a classification or embedding request in one forward
+pass over its whole input: bidirectional attention (``causal=False``), no cache write, no decode step. Its
+head is BERT's pooler (a ``hidden x hidden`` Linear and tanh on each sequence's first token, the input of
+``BertForSequenceClassification``'s classifier; the tanh is priced as the calibrated GELU kernel, the
+nearest elementwise class, and the classifier itself, ``hidden x labels`` with a handful of labels, is left
+out). Its K and V live only inside each layer's forward pass, so it keeps no KV cache.
+
 Ops are for one tensor-parallel shard of ``tp`` (heads, QKV/MLP columns, vocabulary split ``tp`` ways, as in
 :meth:`TransformerConfig.ops`); the all-reduces between shards are not ops here (see :func:`allreduce_bytes`).
+:func:`dense_layers` names every op (``attn.qkv``, ``attn.kv_write``, ...), so op-list transforms such as
+:func:`dcsim.compression.transforms.prune_heads` apply to serving iterations as they do to training steps.
 """
 
 from __future__ import annotations
@@ -18,14 +28,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Attention, Embedding, Matmul, Normalization, Op, Pointwise
+from dcsim.models.base import LayerOp, ModelOps
 from dcsim.models.transformer import TransformerConfig
 
 OpList = list[tuple[Op, int]]
+#: Families that can be served: decoders (prefill + decode with a KV cache) and encoders (one forward pass).
+SERVED_FAMILIES = ("decoder", "encoder")
 
 
 def _check(cfg: TransformerConfig, tp: int) -> None:
-    if cfg.family != "decoder":
-        raise ValueError(f"model {cfg.name!r} is an {cfg.family}: serving needs a decoder")
+    if cfg.family not in SERVED_FAMILIES:
+        raise ValueError(f"model {cfg.name!r} is an {cfg.family}: serving needs a decoder or an encoder")
     if getattr(cfg, "experts", 1) > 1:
         raise ValueError(f"model {cfg.name!r} is a mixture of experts: its serving ops are not modelled yet")
     kv = cfg.kv_heads or cfg.heads
@@ -36,14 +49,18 @@ def _check(cfg: TransformerConfig, tp: int) -> None:
 
 def kv_bytes_per_token(cfg: TransformerConfig, precision: str, tp: int = 1) -> float:
     """Bytes of KV cache one token occupies on one TP shard: 2 (K and V) x layers x kv_heads/tp x head_dim
-    x bytes per element."""
+    x bytes per element; 0 for an encoder, which keeps no cache."""
     _check(cfg, tp)
+    if cfg.family == "encoder":
+        return 0.0
     kv = (cfg.kv_heads or cfg.heads) // tp
     return 2.0 * cfg.layers * kv * cfg.head_dim * BYTES_PER_ELEMENT[precision]
 
 
 def weight_bytes(cfg: TransformerConfig, precision: str, tp: int = 1) -> float:
-    """Bytes of the weights held by one TP shard (parameters from the same op list that is costed)."""
+    """Bytes of the weights held by one TP shard (parameters from the same op list that is costed; for an
+    encoder that list ends in BERT's masked-LM head transform, ``hidden x hidden`` plus a norm, about the
+    size of the pooler it serves with)."""
     _check(cfg, tp)
     return cfg.param_count(tp) * BYTES_PER_ELEMENT[precision]
 
@@ -54,9 +71,11 @@ def allreduce_bytes(cfg: TransformerConfig, tokens: int, precision: str) -> floa
     return 2.0 * cfg.layers * tokens * cfg.hidden * BYTES_PER_ELEMENT[precision]
 
 
-def dense_ops(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 1, precision: str = "fp16") -> OpList:
-    """Every op of an iteration but the attention cores: embeddings over ``tokens`` new tokens, the layers'
-    GEMMs, norms, activations, residuals and cache writes, and the head over ``sequences`` last positions."""
+def dense_layers(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 1, precision: str = "fp16") -> ModelOps:
+    """Every op of an iteration but the attention cores, named: embeddings over ``tokens`` new tokens, the
+    layers' GEMMs, norms, activations, residuals and (decoder) cache writes, and the head over ``sequences``
+    rows (decoder: final norm and logits of the last positions; encoder: the pooler of the first positions).
+    The last two ops are always the head."""
     _check(cfg, tp)
     if tokens < 1 or sequences < 1 or sequences > tokens:
         raise ValueError(f"need 1 <= sequences ({sequences}) <= tokens ({tokens})")
@@ -66,48 +85,97 @@ def dense_ops(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 1, 
     ffn = cfg.ffn_hidden // tp
     up_width = 2 * ffn if cfg.activation == "swiglu" else ffn
     act = "silu" if cfg.activation == "swiglu" else cfg.activation
-    ops: OpList = [(Embedding(tokens, cfg.vocab // tp, d, p), 1)]
+    decoder = cfg.family == "decoder"
+
+    def pre(name: str, op: Op) -> LayerOp:
+        return LayerOp(name, op, part="pre")
+
+    def block(name: str, op: Op) -> LayerOp:
+        return LayerOp(name, op, n)
+
+    ops = [pre("embed.tokens", Embedding(tokens, cfg.vocab // tp, d, p))]
     if cfg.positional == "learned":
-        ops += [(Embedding(tokens, cfg.max_seq_len, d, p), 1), (Pointwise("add", tokens * d, p), 1)]
+        ops += [
+            pre("embed.positions", Embedding(tokens, cfg.max_seq_len, d, p)),
+            pre("embed.positions.add", Pointwise("add", tokens * d, p)),
+        ]
+    if not decoder and cfg.token_types:
+        ops += [
+            pre("embed.token_types", Embedding(tokens, cfg.token_types, d, p)),
+            pre("embed.token_types.add", Pointwise("add", tokens * d, p)),
+        ]
+    if not decoder and not cfg.is_pre_norm:
+        ops.append(pre("embed.norm", Normalization(cfg.norm, tokens, d, p)))
     ops += [
-        (Normalization(cfg.norm, tokens, d, p), n),
-        (Matmul(tokens, (heads + 2 * kv) * hd, d, precision=p), n),
-        (Pointwise("copy", tokens * 2 * kv * hd, p), n),  # attn.kv_write: new keys and values into the cache
-        (Pointwise("copy", tokens * heads * hd, p), n),  # attn.layout
-        (Matmul(tokens, d, heads * hd, precision=p), n),
-        (Pointwise("add", tokens * d, p), n),
-        (Normalization(cfg.norm, tokens, d, p), n),
-        (Matmul(tokens, up_width, d, precision=p), n),
-        (Pointwise(act, tokens * ffn, p), n),
+        block("attn.norm", Normalization(cfg.norm, tokens, d, p)),
+        block("attn.qkv", Matmul(tokens, (heads + 2 * kv) * hd, d, precision=p)),
+    ]
+    if decoder:  # new keys and values into the cache
+        ops.append(block("attn.kv_write", Pointwise("copy", tokens * 2 * kv * hd, p)))
+    ops += [
+        block("attn.layout", Pointwise("copy", tokens * heads * hd, p)),
+        block("attn.proj", Matmul(tokens, d, heads * hd, precision=p)),
+        block("attn.residual", Pointwise("add", tokens * d, p)),
+        block("mlp.norm", Normalization(cfg.norm, tokens, d, p)),
+        block("mlp.up", Matmul(tokens, up_width, d, precision=p)),
+        block("mlp.act", Pointwise(act, tokens * ffn, p)),
     ]
     if cfg.activation == "swiglu":
-        ops.append((Pointwise("mul", tokens * ffn, p), n))
+        ops.append(block("mlp.gate", Pointwise("mul", tokens * ffn, p)))
     ops += [
-        (Matmul(tokens, d, ffn, precision=p), n),
-        (Pointwise("add", tokens * d, p), n),
-        (Normalization(cfg.norm, sequences, d, p), 1),
-        (Matmul(sequences, cfg.vocab // tp, d, precision=p), 1),
+        block("mlp.down", Matmul(tokens, d, ffn, precision=p)),
+        block("mlp.residual", Pointwise("add", tokens * d, p)),
     ]
-    return ops
+    if decoder:
+        ops += [
+            LayerOp("head.norm", Normalization(cfg.norm, sequences, d, p), part="post"),
+            LayerOp("head.logits", Matmul(sequences, cfg.vocab // tp, d, precision=p), part="post"),
+        ]
+    else:
+        if cfg.is_pre_norm:  # a pre-norm encoder normalizes its last layer's output
+            ops.append(LayerOp("final.norm", Normalization(cfg.norm, tokens, d, p), part="post"))
+        ops += [
+            LayerOp("head.pooler", Matmul(sequences, d, d, precision=p), part="post"),
+            LayerOp("head.pooler.act", Pointwise("gelu", sequences * d, p), part="post"),  # tanh, GELU-priced
+        ]
+    return ModelOps(f"{cfg.name} serving t{tokens} s{sequences} tp{tp} {p}", tuple(ops))
+
+
+def dense_ops(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 1, precision: str = "fp16") -> OpList:
+    """:func:`dense_layers` as ``(op, count)`` pairs (the last two are the head)."""
+    return [(layer.op, layer.count) for layer in dense_layers(cfg, tokens, sequences, tp, precision).layers]
 
 
 def prefill_attention(
     cfg: TransformerConfig, q_len: int, past: int = 0, tp: int = 1, precision: str = "fp16", batch: int = 1
 ) -> tuple[Op, int]:
-    """The attention core of prefilling ``q_len`` prompt tokens after ``past`` cached ones, per layer."""
+    """The attention core of prefilling ``q_len`` prompt tokens after ``past`` cached ones, per layer
+    (causal for a decoder; bidirectional over the whole input, ``past`` 0, for an encoder)."""
     _check(cfg, tp)
     heads, kv = cfg.heads // tp, (cfg.kv_heads or cfg.heads) // tp
-    return Attention(batch, heads, q_len, past + q_len, cfg.head_dim, True, kv, precision), cfg.layers
+    causal = cfg.family == "decoder"
+    if not causal and past:
+        raise ValueError(f"an encoder attends over its whole input at once: past must be 0, not {past}")
+    return Attention(batch, heads, q_len, past + q_len, cfg.head_dim, causal, kv, precision), cfg.layers
 
 
 def decode_attention(
-    cfg: TransformerConfig, kv_len: int, tp: int = 1, precision: str = "fp16", batch: int = 1
+    cfg: TransformerConfig,
+    kv_len: int,
+    tp: int = 1,
+    precision: str = "fp16",
+    batch: int = 1,
+    kv_precision: str | None = None,
 ) -> tuple[Op, int]:
     """The attention core of one decode step of ``batch`` sequences with ``kv_len`` cached tokens each
-    (the new token included), per layer: ``Attention(q_len=1, kv_len=kv_len)``."""
+    (the new token included), per layer: ``Attention(q_len=1, kv_len=kv_len)``. ``kv_precision`` is the
+    KV cache's element type when it is quantized (the kernel reads K and V at that width)."""
     _check(cfg, tp)
+    if cfg.family != "decoder":
+        raise ValueError(f"model {cfg.name!r} is an {cfg.family}: it has no decode step")
     heads, kv = cfg.heads // tp, (cfg.kv_heads or cfg.heads) // tp
-    return Attention(batch, heads, 1, kv_len, cfg.head_dim, False, kv, precision), cfg.layers
+    op = Attention(batch, heads, 1, kv_len, cfg.head_dim, False, kv, precision, kv_precision=kv_precision)
+    return op, cfg.layers
 
 
 def prefill_ops(cfg: TransformerConfig, prompt_lens: Sequence[int], tp: int = 1, precision: str = "fp16") -> OpList:

@@ -10,6 +10,8 @@ preempted when a replica switches on where they run, and may use a switched-off 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +23,12 @@ from dcsim.catalog import load_catalog
 from dcsim.energy import node_power
 from dcsim.engine.simulation import Simulation
 from dcsim.errors import UserInputError
-from dcsim.models.inference import kv_bytes_per_token, weight_bytes
+from dcsim.models.inference import weight_bytes
+from dcsim.run.collective_runner import NetworkSession
 from dcsim.run.context import RunContext
 from dcsim.run.stats import quantiles
 from dcsim.scenario.inference_spec import InferenceWorkload
-from dcsim.scenario.schema import NodeType, Scenario
+from dcsim.scenario.schema import Scenario
 from dcsim.serving import (
     IterationCost,
     KVCache,
@@ -41,6 +44,8 @@ from dcsim.serving import (
     resolve_router,
 )
 from dcsim.serving import placement as serving_placement
+from dcsim.serving.hostmem import HostMemory, offloaded_kv, offloaded_weight_bytes
+from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
 from dcsim.serving.system import Autoscale
@@ -54,6 +59,18 @@ class ReplicaPlacer(serving_placement.ReplicaPlacer):
 
     def __init__(self, scenario: Scenario) -> None:
         super().__init__(scenario.datacenter.nodes)
+        self.host: dict[tuple[str, int], HostMemory] = {}
+
+    def host_memory(self, place: Place) -> HostMemory:
+        """The host memory of ``place``'s node, shared by every replica there: the node type's ``memory_gb``
+        (not limited without it, or on ``host-cpu`` nodes, whose ``memory_gb`` is the replicas' own memory)."""
+        key = (place.node.name, place.node_index)
+        host = self.host.get(key)
+        if host is None:
+            gb = place.node.memory_gb
+            limited = gb is not None and place.node.accelerator != "host-cpu"
+            host = self.host[key] = HostMemory(gb * 1e9 if limited else math.inf)
+        return host
 
     def place(self, spec: InferenceWorkload, scenario: Scenario, count: int) -> list[Place]:
         """Places for ``count`` replicas of ``spec`` (UserInputError naming the field if they do not fit)."""
@@ -72,9 +89,11 @@ class ReplicaPlacer(serving_placement.ReplicaPlacer):
 def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Traffic:
     """The workload's requests. Arrival times and token lengths use separate streams (``NAME/arrivals``,
     ``NAME/lengths``, NAME the traffic's ``stream`` or the workload's name), so a change of one leaves the
-    other's draws alone."""
+    other's draws alone. An encoder's requests are prompt-only (``output_tokens`` 0; a trace's output column
+    is not used)."""
     t = spec.traffic
     name = t.stream or spec.name
+    prompt_only = spec.base_architecture().family == "encoder"
 
     def stream(what: str) -> np.random.Generator:
         if t.stream is None:
@@ -85,6 +104,8 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
 
     if t.arrival == "trace":
         traffic = read_trace(spec.trace_path(base_dir), t.time_scale)
+        if prompt_only:
+            traffic = traffic.without_outputs()
     else:
         rng = stream("arrivals")
         assert t.rate_per_s is not None and t.duration_s is not None
@@ -94,7 +115,12 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
             arrivals = gamma_arrivals(t.rate_per_s, float(t.cv or 1.0), t.duration_s, rng)
         else:
             arrivals = diurnal_arrivals(t.rate_per_s, t.amplitude, t.period_s, t.duration_s, rng)
-        traffic = Traffic.from_lengths(arrivals, t.prompt_tokens, t.output_tokens, stream("lengths"))
+        if prompt_only:
+            traffic = Traffic.prompt_only(arrivals, t.prompt_tokens, stream("lengths"))
+        elif t.output_tokens is None:
+            raise UserInputError.single("traffic.output_tokens", f"{t.arrival} arrivals of a decoder need it")
+        else:
+            traffic = Traffic.from_lengths(arrivals, t.prompt_tokens, t.output_tokens, stream("lengths"))
     if spec.arrival_s:
         traffic = Traffic(traffic.arrival_s + spec.arrival_s, traffic.prompt_tokens, traffic.output_tokens)
     return traffic
@@ -104,19 +130,27 @@ class InferenceRunner:
     """One inference workload on the run's SimPy environment; ``done`` fires when all traffic is served."""
 
     def __init__(
-        self, spec: InferenceWorkload, sim: Simulation, scenario: Scenario, placer: ReplicaPlacer | None = None
+        self,
+        spec: InferenceWorkload,
+        sim: Simulation,
+        scenario: Scenario,
+        placer: ReplicaPlacer | None = None,
+        network: NetworkSession | None = None,
     ) -> None:
         self.spec = spec
         self.sim = sim
         self.scenario = scenario
+        self.network = network
         self.scheduler: Any = None
         self.served = spec.served()
         self.cfg = spec.architecture()
         self.compression_usd = 0.0
+        self.serving_usd = self.counted_tokens = 0.0  # set by summary(): cost over the traffic window, tokens
         self.traffic = make_traffic(spec, sim, scenario.base_dir)
         self.records = RequestRecords(self.traffic)
         placer = placer or ReplicaPlacer(scenario)
         self.places = placer.place(spec, scenario, spec.max_replicas)
+        self.workload_index = next(i for i, w in enumerate(scenario.workloads) if w is spec)
         span = float(self.traffic.arrival_s[-1]) if len(self.traffic) else 1.0
         interval = max(span, 1e-3) / TIMELINE_SAMPLES
         b = spec.batching
@@ -146,6 +180,8 @@ class InferenceRunner:
                     link.latency_us * 1e-6 if link else 0.0,
                     offload_s=offload_s,
                     transform=self.served.transform(acc.id) if self.served is not None else None,
+                    kept_heads=self.served.kept_heads if self.served is not None else None,
+                    kv_precision=self.served.kv_precision if self.served is not None else None,
                 )
                 memory_gb = node.memory_gb if acc.id == "host-cpu" and node.memory_gb else acc.memory_gb
                 self.memory[node.name] = replica_memory(
@@ -161,10 +197,20 @@ class InferenceRunner:
                     self.served.weight_factor(acc.id, spec.precision) if self.served is not None else 1.0,
                     self.served.kv_factor(spec.precision) if self.served is not None else 1.0,
                 )
+                if spec.offload is not None and spec.offload.kv_fraction:  # part of every block in host memory
+                    mem = self.memory[node.name]
+                    blocks, _ = offloaded_kv(mem, spec.offload.kv_fraction, tp * pp)
+                    self.memory[node.name] = dataclasses.replace(mem, capacity_blocks=blocks)
+                    host_bytes_per_s = catalog.interconnects[spec.offload.link].bandwidth_gb_per_s * 1e9
+                    costs[node.name].kv_offload_s_per_token = (
+                        spec.offload.kv_fraction * mem.kv_bytes_per_token / host_bytes_per_s
+                    )
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
             replica = Replica(
                 index, sim.env, costs[node.name], kv, self.records, batching, _unset, interval, acc.id, tp * pp
             )
+            replica.host = placer.host_memory(place)
+            self._reserve_offload(replica.host, place)
             if b.preemption == "swap":
                 assert b.swap_interconnect is not None
                 replica.swap_bytes_per_s = catalog.interconnects[b.swap_interconnect].bandwidth_gb_per_s * 1e9
@@ -194,10 +240,52 @@ class InferenceRunner:
                 router,
                 self.records,
                 decode_replicas=replicas[n:],
-                transfer_s=self._transfer_time(self.places[0].node),
                 decode_router=router_cls(sim.stream(f"{spec.name}/decode-router")),
+                kv_transfer=self._kv_transfer(),
             )
         self.done = self.system.done
+
+    def _reserve_offload(self, host: HostMemory, place: Place) -> None:
+        """Take the host memory of the replica's offloaded weights and KV cache (UserInputError naming the
+        field if the node's host memory, shared with the replicas placed there before, cannot hold them)."""
+        offload = self.spec.offload
+        if offload is None:
+            return
+        tp, pp = self.spec.parallelism.tp, self.spec.parallelism.pp
+        weights = offloaded_weight_bytes(
+            self.cfg, self.spec.precision, tp, pp, offload.weights_fraction, self._weight_factor(place.node.accelerator)
+        )
+        _, kv = offloaded_kv(self.memory[place.node.name], offload.kv_fraction, tp * pp)
+        for field, nbytes, what in (("weights_fraction", weights, "weights"), ("kv_fraction", kv, "KV cache")):
+            if nbytes and not host.reserve(nbytes):
+                raise UserInputError.single(
+                    f"workloads[{self.workload_index}].offload.{field}",
+                    f"{nbytes / 1e9:.1f} GB of offloaded {what} per replica do not fit in the host memory of "
+                    f"{place.node.name}-{place.node_index} ({host.free / 1e9:.1f} GB of its memory_gb "
+                    f"{place.node.memory_gb:g} left by the replicas and offloads placed there before)",
+                )
+
+    @staticmethod
+    def needs_network(spec: InferenceWorkload) -> bool:
+        """True if the workload's KV transfers are flows on the run's network (disaggregated serving
+        without a fixed ``kv_transfer_gbps``)."""
+        return spec.disaggregation is not None and spec.disaggregation.kv_transfer_gbps is None
+
+    def _kv_transfer(self) -> KVTransfer:
+        """Flows on the run's network between the replicas' accelerators (each sends its shard: its heads of
+        its stage's layers), or, with ``kv_transfer_gbps``, a dedicated uncontended path at that rate."""
+        if not self.needs_network(self.spec):
+            return FixedRateTransfer(self.sim.env, self._transfer_time())
+        if self.network is None:
+            raise RuntimeError("disaggregated serving over the network needs the run's NetworkSession")
+        servers = self.network.fabric.servers
+        size = self.spec.parallelism.tp * self.spec.parallelism.pp
+        endpoints = [
+            servers[f"{p.node.name}-{p.node_index}"][p.first_accelerator : p.first_accelerator + size]
+            for p in self.places[: len(self.replicas)]
+        ]
+        shard = self.memory[self.places[0].node.name].kv_bytes_per_token
+        return NetworkTransfer(self.network.flows, endpoints, shard)
 
     def _weight_factor(self, accelerator: str) -> float:
         """Stored weight bytes relative to the dense served model (compression), on ``accelerator``."""
@@ -228,24 +316,21 @@ class InferenceRunner:
                 "usd": produced.usd,
                 "basis": list(produced.basis),
             },
+            # filled by compare_with_uncompressed when an uncompressed workload serves the same requests
+            "versus_uncompressed": None,
         }
 
-    def _transfer_time(self, node: NodeType) -> Callable[[int], float]:
+    def _transfer_time(self) -> Callable[[int], float]:
         """Seconds to send a request's KV cache (all layers and heads) of ``tokens`` tokens from a prefill
-        replica to a decode replica: at ``kv_transfer_gbps``, else the prefill replica's share of its node's
-        NIC bandwidth, plus the network's link latency; other traffic on the links is not modelled."""
+        replica to a decode replica over a dedicated path at ``kv_transfer_gbps``, plus the network's link
+        latency; nothing else shares the path."""
         dis = self.spec.disaggregation
-        assert dis is not None
-        if dis.kv_transfer_gbps is not None:
-            gbps = dis.kv_transfer_gbps
-        else:
-            assert node.nics is not None  # checked at load time
-            share = self.spec.parallelism.tp * self.spec.parallelism.pp / node.accelerators_per_node
-            gbps = node.nics.count * node.nics.gbps * min(1.0, share)
-        bytes_per_s = gbps * 1e9 / 8
+        assert dis is not None and dis.kv_transfer_gbps is not None
+        bytes_per_s = dis.kv_transfer_gbps * 1e9 / 8
         network = self.scenario.datacenter.network
         latency_s = network.link_latency_us * 1e-6 if network is not None else 0.0
-        per_token = kv_bytes_per_token(self.cfg, self.spec.precision)
+        size = self.spec.parallelism.tp * self.spec.parallelism.pp
+        per_token = self.memory[self.places[0].node.name].kv_bytes_per_token * size
 
         def seconds(tokens: int) -> float:
             return latency_s + tokens * per_token / bytes_per_s
@@ -307,7 +392,9 @@ class InferenceRunner:
         done = table[table["status"] == "completed"]
         counts = self.records.counts()
         window = self._window_s(end_s)
-        output_tokens = float(done["output_tokens"].sum())
+        encoder = self.cfg.family == "encoder"
+        # the tokens throughput and $ per million tokens count: generated ones, or an encoder's input tokens
+        counted = float(done["prompt_tokens" if encoder else "output_tokens"].sum())
         cost = energy_j = serving_cost = 0.0
         for replica, on_s in zip(self.replicas, self.system.on_s, strict=True):
             place = self.places[replica.index]
@@ -318,6 +405,7 @@ class InferenceRunner:
             serving_cost += price_per_s * min(on_s, window)
             energy_j += replica.accelerators * (busy * power.max_w + (on_s - busy) * power.idle_w)
         energy_j *= context.pue
+        self.serving_usd, self.counted_tokens = serving_cost, counted
         slo = self.spec.slo
         attainment = None
         if slo.ttft_ms is not None or slo.tpot_ms is not None:
@@ -340,7 +428,7 @@ class InferenceRunner:
             "requests_dropped": counts["dropped"],
             "requests_in_flight": counts["queued"] + counts["running"],
             "requests_not_arrived": counts["pending"],
-            "throughput_tokens_per_s": output_tokens / window if window > 0 else 0.0,
+            "throughput_tokens_per_s": counted / window if window > 0 else 0.0,
             "input_tokens_per_s": float(done["prompt_tokens"].sum()) / window if window > 0 else 0.0,
             "requests_per_s": len(done) / window if window > 0 else 0.0,
             "ttft_ms": quantiles(done["ttft_ms"].to_numpy()),
@@ -349,10 +437,10 @@ class InferenceRunner:
             "queue_ms": quantiles(done["queue_ms"].to_numpy()),
             "slo_attainment": attainment,
             "cost_usd": cost,
-            "usd_per_million_tokens": cost / output_tokens * 1e6 if output_tokens else None,
+            "usd_per_million_tokens": cost / counted * 1e6 if counted else None,
             # the pool's cost over its own traffic window (first arrival to last completion) per million
             # generated tokens: what the tokens cost while serving; at saturation, the cost at capacity
-            "usd_per_million_tokens_serving": serving_cost / output_tokens * 1e6 if output_tokens else None,
+            "usd_per_million_tokens_serving": serving_cost / counted * 1e6 if counted else None,
             "energy_kwh": energy_j / 3.6e6,
             "replicas": len(self.replicas) if self.spec.autoscale is None else self.spec.autoscale.max,
             "replica_hours": on_s / 3600.0,
@@ -360,15 +448,26 @@ class InferenceRunner:
             "utilization": busy_s / on_s if on_s > 0 else 0.0,
             "mean_batch_size": float(batch["batch_size"].mean()) if len(batch) else 0.0,
             "preemptions": int(sum(r.preemptions for r in self.replicas)),
-            "kv_capacity_tokens": {name: m.capacity_blocks * m.block_tokens for name, m in sorted(self.memory.items())},
-            "kv_peak_occupancy": max((r.kv.peak / r.kv.capacity for r in self.replicas), default=0.0),
+            "kv_capacity_tokens": {
+                name: 0 if encoder else m.capacity_blocks * m.block_tokens for name, m in sorted(self.memory.items())
+            },
+            "kv_peak_occupancy": 0.0
+            if encoder
+            else max((r.kv.peak / r.kv.capacity for r in self.replicas), default=0.0),
             "by_accelerator": self._by_accelerator(done),
             "kv_transfers": self.system.transfers,
+            "kv_transfer_ms": quantiles(np.frombuffer(self.system.transfer_s, dtype=np.float64) * 1e3),
             "swapped_tokens": int(sum(r.swapped_tokens for r in self.replicas)),
+            "swap_fallbacks": int(sum(r.swap_fallbacks for r in self.replicas)),
+            # the fullest host memory of the nodes the replicas are on (offloads and swapped KV caches of every
+            # replica there, whatever its workload)
+            "host_memory_peak_gb": max((r.host.peak for r in self.replicas if r.host is not None), default=0.0) / 1e9,
             "scale_events": len(self.system.scale_events),
             "max_live_replicas": max((n for _, n in self.system.scale_events), default=len(self.replicas)),
             "jobs_preempted": self.scheduler.service_preemptions.get(self.spec.name, 0) if self.scheduler else 0,
             "compression": self.compression_summary(context),
+            # an encoder generates nothing: its throughput and $ per million tokens count the input tokens
+            **({"tokens_counted": "input"} if encoder else {}),
         }
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -410,6 +509,7 @@ class InferenceRunner:
                     "utilization": busy / on_s if on_s > 0 else 0.0,
                     "iterations": replica.iterations_run,
                     "preemptions": replica.preemptions,
+                    "swap_fallbacks": replica.swap_fallbacks,
                     "kv_capacity_blocks": replica.kv.capacity,
                     "kv_peak_occupancy": replica.kv.peak / replica.kv.capacity,
                 }
@@ -426,6 +526,51 @@ class InferenceRunner:
         )
         frame.insert(0, "workload", self.spec.name)
         return frame.sort_values(["time_s", "replica"], kind="stable").reset_index(drop=True)
+
+
+def serving_period_s(spec: InferenceWorkload, traffic: Traffic) -> float:
+    """The serving period a workload's traffic stands for: ``traffic.duration_s``, or a trace's span."""
+    if spec.traffic.duration_s is not None:
+        return float(spec.traffic.duration_s)
+    return float(traffic.arrival_s[-1] - traffic.arrival_s[0]) if len(traffic) else 0.0
+
+
+def compare_with_uncompressed(workloads: dict[str, dict[str, Any]], runners: list[InferenceRunner]) -> None:
+    """COST's compression term against the inference savings: for each compressed inference workload whose
+    requests an uncompressed workload of the same model also serves (same ``traffic``, with a shared
+    ``traffic.stream``), fill its ``compression.versus_uncompressed`` with both pools' cost over their own
+    traffic windows, the savings over the serving period (``traffic.duration_s``), what producing the model
+    cost, the net, and the serving time at this traffic after which the compression has paid for itself
+    (``break_even_s``; None when it saves nothing). Call after every runner's :meth:`InferenceRunner.summary`."""
+    plain = [r for r in runners if r.served is None and r.spec.traffic.stream is not None]
+    for runner in runners:
+        entry = workloads[runner.spec.name].get("compression")
+        if runner.served is None or entry is None:
+            continue
+        same = [
+            r
+            for r in plain
+            if r.spec.model == runner.spec.model
+            and r.spec.traffic == runner.spec.traffic
+            and r.spec.arrival_s == runner.spec.arrival_s
+        ]
+        if not same:
+            continue
+        base = same[0]
+        period = serving_period_s(runner.spec, runner.traffic)
+        savings = base.serving_usd - runner.serving_usd
+        produced = runner.compression_usd
+        entry["versus_uncompressed"] = {
+            "workload": base.spec.name,
+            "serving_period_s": period,
+            "tokens": runner.counted_tokens,
+            "serving_usd": runner.serving_usd,
+            "uncompressed_serving_usd": base.serving_usd,
+            "savings_usd": savings,
+            "production_usd": produced,
+            "net_savings_usd": savings - produced,
+            "break_even_s": period * produced / savings if savings > 0 else None,
+        }
 
 
 def _unset(replica: Replica, rid: int) -> None:

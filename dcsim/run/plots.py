@@ -116,17 +116,17 @@ def write_inference_plots(result: Result, folder: Path) -> list[Path]:
 
 
 def plot_compression_pareto(result: Result, path: Path) -> Path | None:
-    """Accuracy estimate against $ per million generated tokens (over each pool's traffic window) for the
-    inference workloads of a run that compare compression recipes: each recipe at its published compressed
-    value, joined to that publication's uncompressed baseline at the uncompressed workload's cost. Recipes
-    with no published point are named in the title, not plotted. None unless a workload has a recipe."""
+    """Accuracy estimate against $ per million tokens (over each pool's traffic window; generated tokens, or
+    input tokens for an encoder) for the inference workloads of a run that compare compression recipes: each
+    recipe at its published compressed value, joined to that publication's uncompressed baseline at the cost
+    of the uncompressed workload serving the same requests (else the first uncompressed one). Recipes with no
+    published point are named in the title, not plotted. None unless a workload has a recipe."""
     served = {name: w for name, w in result.summary["workloads"].items() if w.get("kind") == "inference"}
     if not any(w.get("compression") for w in served.values()):
         return None
     plain = [w for w in served.values() if not w.get("compression")]
-    base_x = plain[0]["usd_per_million_tokens_serving"] if plain else None
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    unknown, metric = [], ""
+    unknown, metrics = [], set()
     for name, w in served.items():
         comp = w.get("compression")
         if not comp:
@@ -135,7 +135,10 @@ def plot_compression_pareto(result: Result, path: Path) -> Path | None:
         if accuracy.get("status") != "estimate":
             unknown.append(name)
             continue
-        metric = f"{accuracy['task']} {accuracy['metric']}"
+        metrics.add(f"{accuracy['task']} {accuracy['metric']}")
+        versus = comp.get("versus_uncompressed")
+        base = served[versus["workload"]] if versus else (plain[0] if plain else None)
+        base_x = base["usd_per_million_tokens_serving"] if base else None
         x = w["usd_per_million_tokens_serving"]
         (point,) = ax.plot([x], [accuracy["compressed"]], "o", label=f"{name} ({accuracy['point']})")
         if base_x is not None:
@@ -144,5 +147,8 @@ def plot_compression_pareto(result: Result, path: Path) -> Path | None:
     title = f"{result.scenario.name}: accuracy estimate vs cost"
     if unknown:
         title += f"\n(no published accuracy: {', '.join(unknown)})"
-    finish_axes(ax, "$ per million generated tokens (serving window)", f"{metric} (published)", title, legend=True)
+    inputs = {w.get("tokens_counted") == "input" for w in served.values()}
+    tokens = "input tokens" if inputs == {True} else "generated tokens" if inputs == {False} else "tokens"
+    metric = "; ".join(sorted(metrics))
+    finish_axes(ax, f"$ per million {tokens} (serving window)", f"{metric} (published)", title, legend=True)
     return save_figure(fig, path)

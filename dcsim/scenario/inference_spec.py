@@ -1,4 +1,6 @@
-"""``kind: inference``: LLM serving on replicas of a decoder model (contract fields, plus a few extras).
+"""``kind: inference``: serving on replicas of a decoder (LLM: prefill, then decode with a KV cache) or an
+encoder (BERT-style classification or embedding: one forward pass per request) transformer (contract fields,
+plus a few extras).
 
 Extras beyond the contract: ``accelerator`` (only node types with this accelerator host replicas; default:
 every node type, in order, which makes a mixed pool when they differ), ``autoscale.interval_s``,
@@ -6,7 +8,7 @@ every node type, in order, which makes a mixed pool when they differ), ``autosca
 (``recompute`` or ``swap`` over ``batching.swap_interconnect``), ``traffic.cv`` (gamma arrivals),
 ``traffic.arrival: diurnal`` with ``amplitude`` and ``period_s``, ``traffic.time_scale`` for traces,
 ``traffic.stream`` (shared request draws), ``disaggregation`` (prefill/decode replicas) and ``offload``
-(weights in host memory). See ``docs/serving.md``.
+(weights and KV cache in host memory). See ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -94,11 +96,20 @@ class DisaggregationSpec(Section):
 
 
 class OffloadSpec(Section):
-    """Weights kept in host memory: ``weights_fraction`` of each accelerator's share, streamed over the
-    ``link`` (an interconnect id, e.g. ``pcie4``) every iteration, overlapped with compute."""
+    """Host memory in place of accelerator memory, over the ``link`` (an interconnect id, e.g. ``pcie4``):
+    ``weights_fraction`` of each accelerator's weights, streamed every iteration, overlapped with compute;
+    ``kv_fraction`` of every sequence's KV cache (FlexGen's cache placement), which grows the KV capacity by
+    ``1 / (1 - kv_fraction)`` and is read over the link by every iteration's attention. At least one > 0."""
 
-    weights_fraction: Number = Field(gt=0, le=1)
+    weights_fraction: Number = Field(default=0.0, ge=0, le=1)
+    kv_fraction: Number = Field(default=0.0, ge=0, lt=1)
     link: InterconnectId
+
+    @model_validator(mode="after")
+    def _something_offloaded(self) -> OffloadSpec:
+        if not self.weights_fraction and not self.kv_fraction:
+            raise ValueError("give weights_fraction (0-1] and/or kv_fraction [0-1)")
+        return self
 
 
 class TrafficSpec(Section):
@@ -126,9 +137,8 @@ class TrafficSpec(Section):
             return self
         if self.trace is not None:
             raise ValueError("trace is read only with arrival: trace")
-        missing = [
-            n for n in ("rate_per_s", "duration_s", "prompt_tokens", "output_tokens") if getattr(self, n) is None
-        ]
+        # output_tokens is checked against the model (a decoder needs it, an encoder generates none)
+        missing = [n for n in ("rate_per_s", "duration_s", "prompt_tokens") if getattr(self, n) is None]
         if missing:
             raise ValueError(f"{self.arrival} arrivals need {', '.join(missing)}")
         if self.arrival == "gamma" and self.cv is None:
@@ -145,8 +155,10 @@ class SloSpec(Section):
 
 @register_workload_kind("inference")
 class InferenceWorkload(WorkloadSpec):
-    """LLM serving: ``replicas`` (or ``autoscale``) copies of ``model`` behind a ``routing`` policy, fed by
-    ``traffic``, batched per ``batching``, judged against ``slo``."""
+    """Serving: ``replicas`` (or ``autoscale``) copies of ``model`` behind a ``routing`` policy, fed by
+    ``traffic``, batched per ``batching``, judged against ``slo``. An encoder ``model`` serves prompt-only
+    requests (no ``traffic.output_tokens``): decode-only settings (``slo.tpot_ms``, chunked prefill,
+    ``disaggregation``, swap preemption, a quantized KV cache) are refused for it, naming the field."""
 
     kind: Literal["inference"] = "inference"
     model: str | dict[str, Any]
@@ -231,8 +243,10 @@ class InferenceWorkload(WorkloadSpec):
                 cfg = TransformerConfig(**fields)
             except TypeError as error:
                 raise ValueError(f"inline architecture: {error}") from None
-        if not isinstance(cfg, TransformerConfig) or cfg.family != "decoder":
-            raise ValueError(f"{getattr(cfg, 'name', self.model)!r} is not a decoder transformer: serving needs one")
+        if not isinstance(cfg, TransformerConfig) or cfg.family not in ("decoder", "encoder"):
+            raise ValueError(
+                f"{getattr(cfg, 'name', self.model)!r} is not a decoder or encoder transformer: serving needs one"
+            )
         if getattr(cfg, "experts", 1) > 1:
             raise ValueError(f"{cfg.name!r} is a mixture of experts: serving it is not modelled yet")
         return cfg
@@ -254,16 +268,69 @@ class InferenceWorkload(WorkloadSpec):
                     return len(places)
         return 0
 
+    def _host_memory_problems(self, node: NodeType, mem: Any, cfg: TransformerConfig, served: Any) -> list[Problem]:
+        """The offloaded weights and KV cache of the replicas this workload puts on one node of ``node``
+        (as many as fit, nodes fill in order) against its host memory ``memory_gb`` (not limited without it
+        or on ``host-cpu`` nodes). Offloads of other workloads on the node are checked when the run starts."""
+        from dcsim.serving.hostmem import offloaded_kv, offloaded_weight_bytes
+
+        offload = self.offload
+        if offload is None or node.memory_gb is None or node.accelerator == "host-cpu":
+            return []
+        tp, pp = self.parallelism.tp, self.parallelism.pp
+        per_node = min(self.max_replicas, node.accelerators_per_node // (tp * pp))
+        factor = served.weight_factor(node.accelerator, self.precision) if served is not None else 1.0
+        weights = offloaded_weight_bytes(cfg, self.precision, tp, pp, offload.weights_fraction, factor) * per_node
+        kv = offloaded_kv(mem, offload.kv_fraction, tp * pp)[1] * per_node
+        if weights + kv <= node.memory_gb * 1e9:
+            return []
+        field = "offload.kv_fraction" if kv > 0 and weights <= node.memory_gb * 1e9 else "offload.weights_fraction"
+        return [
+            Problem(
+                field,
+                f"{per_node} replicas on a {node.name} node offload {weights / 1e9:.1f} GB of weights and "
+                f"{kv / 1e9:.1f} GB of KV cache to host memory, more than its memory_gb {node.memory_gb:g}",
+            )
+        ]
+
     def trace_path(self, base_dir: str) -> Path:
         """The trace file: next to the scenario if it exists there, else relative to the working directory."""
         assert self.traffic.trace is not None
         beside = Path(base_dir) / self.traffic.trace
         return beside if beside.exists() or Path(self.traffic.trace).is_absolute() else Path(self.traffic.trace)
 
+    def _family_problems(self, cfg: TransformerConfig) -> list[Problem]:
+        """Settings that only make sense for a decoder, given for an encoder (which serves each request in one
+        bidirectional forward pass and keeps no KV cache), and a decoder's missing ``output_tokens``."""
+        generated = self.traffic.arrival != "trace"
+        if cfg.family == "decoder":
+            if generated and self.traffic.output_tokens is None:
+                return [Problem("traffic.output_tokens", f"{self.traffic.arrival} arrivals of a decoder need it")]
+            return []
+        why = f"{cfg.name} is an encoder (one bidirectional forward pass per request, no KV cache kept)"
+        problems = []
+        if generated and self.traffic.output_tokens is not None:
+            problems.append(Problem("traffic.output_tokens", f"{why}: it generates no tokens; leave output_tokens out"))
+        if self.slo.tpot_ms is not None:
+            problems.append(Problem("slo.tpot_ms", f"{why}: no tokens, no TPOT; ttft_ms is its end-to-end latency"))
+        if self.batching.effective_policy == "chunked":
+            field = "batching.chunked_prefill" if self.batching.chunked_prefill else "batching.policy"
+            problems.append(Problem(field, f"{why}: chunked prefill needs causal attention; use continuous or static"))
+        if self.batching.preemption == "swap":
+            problems.append(Problem("batching.preemption", f"{why}: there is no KV cache to swap"))
+        if self.disaggregation is not None:
+            problems.append(Problem("disaggregation", f"{why}: there is no decode phase to separate"))
+        if self.offload is not None and self.offload.kv_fraction > 0:
+            problems.append(Problem("offload.kv_fraction", f"{why}: there is no KV cache to offload"))
+        quant = self.compression.get("quantization") if isinstance(self.compression, dict) else None
+        if isinstance(quant, dict) and quant.get("kv_cache") is not None:
+            problems.append(Problem("compression", f"quantization.kv_cache: {why}"))
+        return problems
+
     def check(self, scenario: Scenario) -> list[Problem]:
         from dcsim.catalog import load_catalog
         from dcsim.models.inference import kv_bytes_per_token
-        from dcsim.serving.costs import replica_memory
+        from dcsim.serving.costs import check_kept_heads, replica_memory
 
         try:
             self.base_architecture()
@@ -274,9 +341,14 @@ class InferenceWorkload(WorkloadSpec):
             cfg = self.architecture()
         except ValueError as error:
             return [Problem("compression", str(error))]
+        family_problems = self._family_problems(cfg)
+        if family_problems:
+            return family_problems
         tp, pp = self.parallelism.tp, self.parallelism.pp
         try:
             kv_bytes_per_token(cfg, self.precision, tp)
+            if served is not None and served.kept_heads is not None:
+                check_kept_heads(cfg, served.kept_heads, tp)
         except ValueError as error:
             return [Problem("parallelism.tp", str(error))]
         if pp > cfg.layers:
@@ -334,9 +406,12 @@ class InferenceWorkload(WorkloadSpec):
                         "model",
                         f"{cfg.name} does not fit on {acc.id} with tp={tp}, pp={pp}: weights "
                         f"{mem.weight_bytes / 1e9:.1f} GB + activations {mem.activation_bytes / 1e9:.1f} GB per "
-                        f"accelerator of {acc.memory_gb:g} GB leave no KV cache",
+                        f"accelerator of {acc.memory_gb:g} GB "
+                        + ("do not fit" if cfg.family == "encoder" else "leave no KV cache"),
                     )
                 )
+            elif self.offload is not None:
+                problems += self._host_memory_problems(node, mem, cfg, served)
         if self.autoscale is not None and self.autoscale.cold_start_s is None:
             if scenario.datacenter.storage.read_gbps is None:
                 problems.append(

@@ -5,7 +5,11 @@ Serving op lists (:mod:`dcsim.models.inference`) are ``(op, count)`` pairs; the 
 blocks are the ``Matmul`` ops repeated once per layer. Those are what sparsity and quantization change (as
 :func:`dcsim.compression.transforms.transform_ops` decides for the device); the embedding and the output head
 keep the serving precision, as AWQ and GPTQ checkpoints do. KV-cache quantization shrinks the bytes of every
-cached token (so the blocks that fit); the decode attention is still priced at the serving precision.
+cached token (so the blocks that fit) and the bytes decode attention reads (:attr:`ServedCompression.kv_precision`,
+passed to :class:`~dcsim.serving.costs.IterationCost`). Uniform head pruning (``pruning: {pattern: structured,
+target: heads}``) keeps :attr:`ServedCompression.kept_heads` heads per layer, whole key-value groups:
+``IterationCost`` applies :func:`dcsim.compression.transforms.prune_heads` to every op list, and the KV bytes
+per token shrink with the key-value heads kept.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dcsim.compute.ops import BYTES_PER_ELEMENT, Matmul, Op
 from dcsim.models import LayerOp, ModelOps
 from dcsim.models.inference import weight_bytes as dense_weight_bytes
 from dcsim.models.transformer import TransformerConfig
+from dcsim.serving.costs import kept_kv_heads
 
 OpList = list[tuple[Op, int]]
 
@@ -66,24 +71,36 @@ class ServedCompression:
         """Stored weight bytes on ``device`` over the dense bytes of the served architecture."""
         return self.model.weight_bytes(device) / dense_weight_bytes(self.config, precision, 1)
 
-    def kv_factor(self, precision: str) -> float:
-        """KV bytes per token relative to the serving precision (``quantization.kv_cache``)."""
+    @property
+    def kv_precision(self) -> str | None:
+        """Element type of a quantized KV cache (``quantization.kv_cache``), None when it is not quantized."""
         quant = self.model.recipe.quantization
-        if quant is None or quant.kv_cache is None:
-            return 1.0
-        return BYTES_PER_ELEMENT[quant.kv_cache] / BYTES_PER_ELEMENT[precision]
+        return None if quant is None else quant.kv_cache
+
+    @property
+    def kept_heads(self) -> int | None:
+        """Attention heads per layer kept by head pruning (None: all)."""
+        return self.model.kept_heads
+
+    def kv_factor(self, precision: str) -> float:
+        """KV bytes per token relative to the served architecture at the serving precision: the KV precision's
+        bytes (``quantization.kv_cache``) times the fraction of key-value heads kept by head pruning."""
+        factor = 1.0
+        if self.kv_precision is not None:
+            factor = BYTES_PER_ELEMENT[self.kv_precision] / BYTES_PER_ELEMENT[precision]
+        if self.kept_heads is not None:
+            factor *= kept_kv_heads(self.config, self.kept_heads) / (self.config.kv_heads or self.config.heads)
+        return factor
 
 
 def served_compression(
     config: TransformerConfig, recipe: Mapping[str, Any] | None, precision: str
 ) -> ServedCompression | None:
     """The recipe applied to a served model (None for an empty recipe). ValueError naming the recipe field,
-    or what serving cannot do with it (pruned attention heads)."""
+    or what serving cannot do with it (a student of another family)."""
     if not recipe:
         return None
     model = apply_recipe(config, recipe, precision)
-    if model.kept_heads is not None:
-        raise ValueError("pruning.target: heads is not modelled for serving yet (channels or layers are)")
-    if not isinstance(model.config, TransformerConfig) or model.config.family != "decoder":
-        raise ValueError("distillation.student: serving needs a decoder transformer")
+    if not isinstance(model.config, TransformerConfig) or model.config.family != config.family:
+        raise ValueError(f"distillation.student: must be a transformer of family {config.family}, as the served model")
     return ServedCompression(model)

@@ -7,21 +7,25 @@ ring algorithm over the node's intra-node interconnect: ``2 (tp-1)/tp x bytes / 
 Pipeline stages run one after another for one batch (no micro-batch overlap inside a replica), so ``pp``
 splits memory, not time. The cost model call is the expensive part, so every piece is cached: the dense
 layers by (tokens, sequences), decode attention by (batch, mean context rounded up to 16 tokens above 256),
-prefill attention by (chunk, past tokens).
+prefill attention by (chunk, past tokens), an encoder's batched attention by (batch, root-mean-square length).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from dcsim.compression.transforms import prune_heads
 from dcsim.compute import predict_many
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Op
+from dcsim.models.base import LayerOp, ModelOps
 from dcsim.models.inference import (
     allreduce_bytes,
     decode_attention,
+    dense_layers,
     dense_ops,
     kv_bytes_per_token,
     prefill_attention,
@@ -79,16 +83,44 @@ def replica_memory(
 ) -> ReplicaMemory:
     """Weights, activations and KV capacity of a replica on accelerators of ``memory_gb`` GB each
     (``offload_fraction`` of the weights live in host memory instead; a compressed model stores
-    ``weight_factor`` of the dense weight bytes and ``kv_factor`` of the KV bytes per token)."""
+    ``weight_factor`` of the dense weight bytes and ``kv_factor`` of the KV bytes per token).
+
+    An encoder keeps no KV cache (its K and V live inside each layer's forward pass, within the activation
+    reserve) and computes no vocabulary logits: ``kv_bytes`` and ``kv_bytes_per_token`` are 0, and
+    ``capacity_blocks`` counts the blocks of the tokens one iteration may hold (``max_batch_tokens``, or one
+    input of up to ``max_seq_len`` tokens admitted alone, rounded up per sequence), so the KV blocks never
+    limit a batch beyond ``max_batch_tokens``; it is 0 when the weights and activations do not fit."""
     e = BYTES_PER_ELEMENT[precision]
     total = memory_gb * 1e9 * MEMORY_FRACTION
     weights = weight_bytes(cfg, precision, tp) / pp * (1.0 - offload_fraction) * weight_factor
     activations = max_batch_tokens * e * (LIVE_HIDDEN_TENSORS * cfg.hidden + 2 * cfg.ffn_hidden // tp)
+    if cfg.family == "encoder":
+        fits = weights + activations <= total
+        tokens = max(max_batch_tokens, cfg.max_seq_len)
+        blocks = -(-tokens // block_tokens) + max_batch_size if fits else 0
+        return ReplicaMemory(memory_gb * 1e9, weights, activations, 0.0, 0.0, blocks, block_tokens)
     activations += max_batch_size * cfg.vocab // tp * 4.0  # fp32 logits of the sequences' last positions
     per_token = kv_bytes_per_token(cfg, precision, tp) / pp * kv_factor
     kv = max(0.0, total - weights - activations)
     blocks = int(kv // (per_token * block_tokens))
     return ReplicaMemory(memory_gb * 1e9, weights, activations, kv, per_token, blocks, block_tokens)
+
+
+def kept_kv_heads(cfg: TransformerConfig, kept_heads: int) -> int:
+    """Key-value heads left when ``kept_heads`` of the model's heads are kept (whole groups under GQA)."""
+    return max(1, (cfg.kv_heads or cfg.heads) * kept_heads // cfg.heads)
+
+
+def check_kept_heads(cfg: TransformerConfig, kept_heads: int, tp: int = 1) -> None:
+    """ValueError unless ``kept_heads`` is whole key-value groups of the model that ``tp`` shards evenly."""
+    kv = cfg.kv_heads or cfg.heads
+    group = cfg.heads // kv
+    if not 1 <= kept_heads <= cfg.heads or kept_heads % group:
+        raise ValueError(f"kept heads ({kept_heads}) must be 1..{cfg.heads} whole groups of {group}")
+    if kept_heads % tp or kept_kv_heads(cfg, kept_heads) % tp:
+        raise ValueError(
+            f"tp ({tp}) must divide the {kept_heads} heads and {kept_kv_heads(cfg, kept_heads)} KV heads kept"
+        )
 
 
 class IterationCost:
@@ -99,7 +131,11 @@ class IterationCost:
     :func:`dcsim.compute.predict_many`. ``offload_s`` is the time to stream the weights kept in host memory
     to the accelerator once: they are streamed every iteration, layer by layer ahead of use (FlexGen /
     ZeRO-Inference style), so an iteration takes at least that long. ``transform`` rewrites each op list
-    before it is priced (a compression recipe: :mod:`dcsim.serving.compressed`).
+    before it is priced (a compression recipe: :mod:`dcsim.serving.compressed`). ``kept_heads`` (uniform
+    head pruning) keeps that many of the model's attention heads per layer, whole key-value groups, at the
+    same head width: every op list goes through :func:`dcsim.compression.transforms.prune_heads` (QKV and
+    output projection, cache write, layout copy and attention cores shrink). ``kv_precision`` (a quantized
+    KV cache) is the element type decode attention reads the cache in.
     """
 
     def __init__(
@@ -114,22 +150,47 @@ class IterationCost:
         predict: PredictMany | None = None,
         offload_s: float = 0.0,
         transform: Callable[[list[tuple[Op, int]]], list[tuple[Op, int]]] | None = None,
+        kept_heads: int | None = None,
+        kv_precision: str | None = None,
     ) -> None:
         if (tp > 1 or pp > 1) and not link_bytes_per_s:
             raise ValueError("tp or pp > 1 needs the interconnect bandwidth (the node type's intra_node)")
         dense_ops(cfg, 1, 1, tp, precision)  # validates tp against the shape
+        if kept_heads is not None:
+            check_kept_heads(cfg, kept_heads, tp)
+        self.kept_heads, self.kv_precision = kept_heads, kv_precision
         self.cfg, self.precision, self.device_id, self.tp, self.pp = cfg, precision, device_id, tp, pp
         self.link_bytes_per_s = link_bytes_per_s or 0.0
         self.link_latency_s = link_latency_s
         self._predict = predict or predict_many
         self.offload_s = offload_s
+        # seconds per cached token attended to for the part of the KV cache kept in host memory (offload
+        # kv_fraction x KV bytes per token of a shard / host link bytes/s): it crosses the link every
+        # iteration, on the same link as the streamed weights, overlapped with compute
+        self.kv_offload_s_per_token = 0.0
         self._transform = transform
         self._dense: dict[tuple[int, int], float] = {}
         self._decode_attn: dict[tuple[int, int], float] = {}
         self._prefill_attn: dict[tuple[int, int], float] = {}
+        self._encoder_attn: dict[tuple[int, int], float] = {}
         self._decode: dict[tuple[int, int], float] = {}
         self._dense_body: dict[int, float] = {}
         self._prefill_exact: dict[tuple[int, int], float] = {}
+
+    def _dense_pairs(self, tokens: int, sequences: int) -> list[tuple[Op, int]]:
+        """The dense ops of an iteration as ``(op, count)``, heads pruned (the last two are the head)."""
+        if self.kept_heads is None:
+            return dense_ops(self.cfg, tokens, sequences, self.tp, self.precision)
+        ops = dense_layers(self.cfg, tokens, sequences, self.tp, self.precision)
+        ops = prune_heads(ops, self.cfg.heads, self.kept_heads)
+        return [(layer.op, layer.count) for layer in ops.layers]
+
+    def _attention(self, op: Op) -> Op:
+        """An attention core with the kept heads (unchanged without head pruning)."""
+        if self.kept_heads is None:
+            return op
+        pruned = prune_heads(ModelOps("attention", (LayerOp("attn.core", op),)), self.cfg.heads, self.kept_heads)
+        return pruned.layers[0].op
 
     def _ops_s(self, ops: list[tuple[Op, int]]) -> float:
         if self._transform is not None:
@@ -154,7 +215,7 @@ class IterationCost:
     def _dense_exact(self, tokens: int) -> float:
         seconds = self._dense.get((tokens, 0))
         if seconds is None:
-            body = dense_ops(self.cfg, tokens, 1, self.tp, self.precision)[:-2]  # without the head
+            body = self._dense_pairs(tokens, 1)[:-2]  # without the head
             seconds = self._dense[(tokens, 0)] = self._ops_s(body) + self.comm_s(tokens)
         return seconds
 
@@ -175,7 +236,7 @@ class IterationCost:
             self._dense_body[tokens] = body
         head = self._dense.get((0, sequences))
         if head is None:
-            ops = dense_ops(self.cfg, sequences, sequences, self.tp, self.precision)[-2:]
+            ops = self._dense_pairs(sequences, sequences)[-2:]
             head = self._dense[(0, sequences)] = self._ops_s(ops)
         return body + head
 
@@ -188,7 +249,8 @@ class IterationCost:
         key = (batch, kv)
         seconds = self._decode_attn.get(key)
         if seconds is None:
-            op, count = decode_attention(self.cfg, kv, self.tp, self.precision, batch=batch)
+            op, count = decode_attention(self.cfg, kv, self.tp, self.precision, batch, self.kv_precision)
+            op = self._attention(op)
             seconds = self._decode_attn[key] = float(self._predict([op], self.device_id)[0]) * count
         return seconds
 
@@ -210,7 +272,28 @@ class IterationCost:
         seconds = self._prefill_attn.get(key)
         if seconds is None:
             op, count = prefill_attention(self.cfg, q_len, past, self.tp, self.precision)
+            op = self._attention(op)
             seconds = self._prefill_attn[key] = float(self._predict([op], self.device_id)[0]) * count
+        return seconds
+
+    def encoder_attention_s(self, lengths: Sequence[int]) -> float:
+        """Seconds of an encoder's bidirectional attention over a batch of inputs of ``lengths`` tokens, all
+        layers: one kernel over the batch (FlashAttention's variable-length kernel runs every sequence of a
+        batch in one launch, without padding), priced as ``Attention(batch=b, q_len=kv_len=L)`` with ``L``
+        the root-mean-square length rounded up, so that its query-key pairs (FLOPs) are the batch's sum."""
+        if not lengths:
+            return 0.0
+        b = len(lengths)
+        squares = sum(q * q for q in lengths)
+        rms = math.isqrt(squares // b)
+        while rms * rms * b < squares:
+            rms += 1
+        key = (b, rms)
+        seconds = self._encoder_attn.get(key)
+        if seconds is None:
+            op, count = prefill_attention(self.cfg, rms, 0, self.tp, self.precision, batch=b)
+            op = self._attention(op)
+            seconds = self._encoder_attn[key] = float(self._predict([op], self.device_id)[0]) * count
         return seconds
 
     def decode_s(self, batch: int, total_kv: float) -> float:
@@ -224,7 +307,7 @@ class IterationCost:
         seconds = self._decode.get(key)
         if seconds is None:
             seconds = self.dense_s(batch, batch) + self.decode_attention_s(batch, kv)
-            seconds = self._decode[key] = max(seconds, self.offload_s)
+            seconds = self._decode[key] = max(seconds, self.offload_s + self.kv_offload_s_per_token * batch * kv)
         return seconds
 
     def iteration_s(
@@ -237,6 +320,12 @@ class IterationCost:
         seconds = self.dense_s(tokens, max(1, decode_batch + emitting))
         if decode_batch:
             seconds += self.decode_attention_s(decode_batch, decode_total_kv / decode_batch)
-        for q, past in chunks:
-            seconds += self.prefill_attention_s(q, past)
+        if self.cfg.family == "encoder":
+            seconds += self.encoder_attention_s([q for q, _ in chunks])
+        else:
+            for q, past in chunks:
+                seconds += self.prefill_attention_s(q, past)
+        if self.kv_offload_s_per_token:  # cached tokens read, and new ones written, over the host link
+            attended = decode_total_kv + sum(q + past for q, past in chunks)
+            return max(seconds, self.offload_s + self.kv_offload_s_per_token * attended)
         return max(seconds, self.offload_s)

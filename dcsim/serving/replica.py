@@ -19,6 +19,10 @@ than are free for the next iteration, the most recently admitted sequence is pre
 and the tokens it had generated are prefilled again. A request whose prompt and output cannot fit in the
 whole cache is dropped on arrival.
 
+A prompt-only request (``output_tokens`` 0: an encoder's classification or embedding) is prefilled like a
+prompt (batched with others under any policy) and completes at the end of that iteration: no token is
+generated, its blocks are freed, and its first-token time is its end.
+
 Events: a replica runs a *run* of ``k`` iterations as one SimPy timeout. With no prefill work, ``k`` is the
 number of iterations until its first sequence finishes (or the KV cache fills); their total time is ``k``
 times the time of the middle iteration (decode time is affine in the context held, which grows by one token
@@ -38,6 +42,7 @@ from typing import Any
 import simpy
 
 from dcsim.serving.costs import IterationCost
+from dcsim.serving.hostmem import HostMemory
 from dcsim.serving.kvcache import KVCache
 from dcsim.serving.records import RequestRecords, Status
 
@@ -116,6 +121,7 @@ class Replica:
         self.preemptions = 0
         self.samples: list[tuple[float, int, int, int, int]] = []
         self._last_sample_s = -math.inf
+        self.prompt_only_done = 0  # prompt-only requests the last run finished (an encoder's batch size)
         self.accepting = True
         # disaggregated serving: "prefill" replicas hand each prefilled request to ``handoff``; "decode"
         # replicas take requests whose KV cache arrives (``accept_transfer``) straight into their batch
@@ -128,6 +134,10 @@ class Replica:
         self.kv_bytes_per_token = 0.0
         self.pending_s = 0.0  # swap copies to add to the next iteration
         self.swapped_tokens = 0
+        # the node's host memory the swapped-out KV caches take (None: not limited); a swap that does not
+        # fit is a recompute preemption instead, counted in swap_fallbacks
+        self.host: HostMemory | None = None
+        self.swap_fallbacks = 0
 
     # ------------------------------------------------------------------ arrivals
     def can_ever_fit(self, rid: int) -> bool:
@@ -217,7 +227,9 @@ class Replica:
             self._retire(now)
         if now - self._last_sample_s >= self.sample_interval_s:
             self._last_sample_s = now
-            self.samples.append((now, self.index, self.active + len(self.prefilling), kv.used, len(self.waiting)))
+            batch = self.active + len(self.prefilling) + self.prompt_only_done
+            self.samples.append((now, self.index, batch, kv.used, len(self.waiting)))
+        self.prompt_only_done = 0
 
     def _finish_chunks(self, now: float, iteration: int) -> None:
         """Prefill chunks of the iteration just run: advance partial prefills, start finished ones decoding."""
@@ -235,6 +247,12 @@ class Replica:
             if self.prefilling:
                 self.prefilling = [e for e in self.prefilling if e[0] != rid]
             cached = past + tokens
+            if output_col[rid] == 0:  # prompt-only (an encoder): one forward pass, no token, no cache kept
+                kv.release(-(-cached // block))
+                first_col[rid] = now
+                self.prompt_only_done += 1
+                self._complete(rid, now)
+                continue
             generated = generated_col[rid] + 1
             generated_col[rid] = generated
             if first_col[rid] != first_col[rid]:
@@ -305,7 +323,8 @@ class Replica:
     def _preempt_one(self) -> None:
         """Preempt the most recently admitted decoding sequence: by recompute (its blocks are dropped), or,
         with ``swap_bytes_per_s``, by swapping its KV cache out to host memory (it pays the copy now, and
-        the copy back when it rejoins)."""
+        the copy back when it rejoins) if ``host`` has room for it (all shards: bytes per token of one
+        shard x accelerators), else by recompute."""
         rid = next(reversed(self.decoding))
         cached, base, _ = self.decoding.pop(rid)
         iteration = self.iteration
@@ -321,6 +340,9 @@ class Replica:
         self.preemptions += 1
         self.waiting.appendleft(rid)
         if self.swap_bytes_per_s:
+            if self.host is not None and not self.host.reserve(cached * self.kv_bytes_per_token * self.accelerators):
+                self.swap_fallbacks += 1  # host memory is full: recompute
+                return
             self.transferred[rid] = cached
             self.pending_s += cached * self.kv_bytes_per_token / self.swap_bytes_per_s
             self.swapped_tokens += cached
@@ -393,6 +415,8 @@ class Replica:
                         self.arrived_kv.discard(rid)
                     else:  # swapped out earlier: copy its KV cache back from host memory
                         self.pending_s += cached * self.kv_bytes_per_token / self.swap_bytes_per_s
+                        if self.host is not None:
+                            self.host.release(cached * self.kv_bytes_per_token * self.accelerators)
                     spare -= need
                     kv.allocate(-(-cached // block))
                     budget -= 1

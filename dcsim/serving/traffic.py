@@ -23,7 +23,8 @@ FloatArray = np.ndarray
 
 @dataclass(frozen=True)
 class Traffic:
-    """``arrival_s`` (sorted, seconds), ``prompt_tokens`` and ``output_tokens`` (each >= 1), one per request."""
+    """``arrival_s`` (sorted, seconds), ``prompt_tokens`` (>= 1) and ``output_tokens`` (>= 1 for a decoder;
+    all 0 for prompt-only requests, an encoder's single forward pass), one per request."""
 
     arrival_s: FloatArray
     prompt_tokens: IntArray
@@ -35,8 +36,10 @@ class Traffic:
             raise ValueError("arrival_s, prompt_tokens and output_tokens need the same length")
         if n and (np.any(np.diff(self.arrival_s) < 0) or self.arrival_s[0] < 0):
             raise ValueError("arrival_s must be sorted and >= 0")
-        if n and (self.prompt_tokens.min() < 1 or self.output_tokens.min() < 1):
-            raise ValueError("prompt_tokens and output_tokens must be >= 1")
+        if n and (self.prompt_tokens.min() < 1 or self.output_tokens.min() < 0):
+            raise ValueError("prompt_tokens must be >= 1 and output_tokens >= 0")
+        if n and self.output_tokens.min() == 0 and self.output_tokens.max() > 0:
+            raise ValueError("output_tokens must be all 0 (prompt-only requests) or all >= 1")
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -50,6 +53,18 @@ class Traffic:
         p = np.maximum(1, np.rint(prompts.sample(rng, n))).astype(np.int64)
         o = np.maximum(1, np.rint(outputs.sample(rng, n))).astype(np.int64)
         return Traffic(np.asarray(arrival_s, dtype=np.float64), p, o)
+
+    @staticmethod
+    def prompt_only(arrival_s: FloatArray, prompts: Distribution, rng: np.random.Generator) -> Traffic:
+        """Prompt-only requests (an encoder's): lengths drawn from ``prompts`` (rounded, at least 1) as
+        :meth:`from_lengths` draws them, no output tokens."""
+        n = len(arrival_s)
+        p = np.maximum(1, np.rint(prompts.sample(rng, n))).astype(np.int64)
+        return Traffic(np.asarray(arrival_s, dtype=np.float64), p, np.zeros(n, dtype=np.int64))
+
+    def without_outputs(self) -> Traffic:
+        """The same arrivals and prompts as prompt-only requests (a trace served by an encoder)."""
+        return Traffic(self.arrival_s, self.prompt_tokens, np.zeros(len(self), dtype=np.int64))
 
 
 def poisson_arrivals(rate_per_s: float, duration_s: float, rng: np.random.Generator) -> FloatArray:
