@@ -144,3 +144,23 @@ def test_cli_unknown_command_exits_2(capsys):
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_exponent_floats_without_a_dot_read_as_numbers(tmp_path):
+    """PyYAML (YAML 1.1) reads ``1e9`` as a string; a scenario file reads it as the number (YAML 1.2)."""
+    from dcsim.scenario.yamlio import load_yaml
+
+    assert load_yaml("a: 1e9\nb: 3.3e9\nc: -2E3\nd: 1.0e+9\ne: '1e9'\nf: 12") == {
+        "a": 1e9,
+        "b": 3.3e9,
+        "c": -2e3,
+        "d": 1e9,
+        "e": "1e9",
+        "f": 12,
+    }
+    quickstart = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
+    text = quickstart.read_text().replace("rate_per_h: 7 ", "rate_per_h: 7e0").replace("mean: 3600", "mean: 3.6e3")
+    path = tmp_path / "quickstart.yaml"
+    path.write_text(text)
+    synthetic = load_scenario(path).workloads[0].synthetic
+    assert synthetic.rate_per_h == 7.0 and synthetic.duration_s.mean == 3600.0

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from dcsim.errors import UserInputError
+from dcsim.scenario.yamlio import load_yaml
 
 _RANGE = re.compile(r"^\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)\s*\.\.\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)\s*$", re.IGNORECASE)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a Ctrl-C
@@ -70,12 +71,12 @@ def parse_set(option: str) -> tuple[str, Any]:
         )
     match = _RANGE.match(values)
     if match:
-        low, high = (yaml.safe_load(group) for group in match.groups())
+        low, high = (load_yaml(group) for group in match.groups())
         return path, {"low": low, "high": high}
     parsed = []
     for item in _split_top_level(values):
         try:
-            parsed.append(yaml.safe_load(item.strip()))
+            parsed.append(load_yaml(item.strip()))
         except yaml.YAMLError:
             raise UserInputError.single(f"--set {path}", f"cannot read value {item.strip()!r}") from None
     return path, parsed

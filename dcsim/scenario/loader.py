@@ -17,6 +17,7 @@ from dcsim.scenario.network import build_fabric
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
 from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
+from dcsim.scenario.yamlio import load_yaml
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
 
@@ -28,7 +29,7 @@ def _read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise UserInputError.single(str(path), "scenario file not found")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"

@@ -16,6 +16,7 @@ import yaml
 from dcsim.errors import UserInputError
 from dcsim.scenario import load_scenario
 from dcsim.scenario.schema import Scenario
+from dcsim.scenario.yamlio import load_yaml
 from dcsim.sweep.cache import ResultCache, default_cache_dir, scenario_key
 from dcsim.sweep.design import make_design
 from dcsim.sweep.evaluate import describe_error, flatten_summary
@@ -49,7 +50,7 @@ def read_base(base: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Pat
     if not path.is_file():
         raise ValueError(f"base: scenario file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ValueError(f"base: {path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(raw, dict):
