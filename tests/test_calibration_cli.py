@@ -111,8 +111,9 @@ def test_remeasure_replaces_only_the_named_classes(tmp_path, monkeypatch, capsys
 
 
 def test_streamed_operands_are_timed_cold():
-    """A decode step reads each layer's weights and each sequence's KV cache once, from memory: their
-    cases rotate through copies of at least COLD_BYTES, each call on its own copy; wide GEMMs stay hot."""
+    """A decode step reads each layer's weights and each sequence's KV cache once, from memory: with
+    ``cold`` their cases rotate through copies of at least COLD_BYTES, each call on its own copy; wide
+    GEMMs stay hot."""
     pytest.importorskip("torch")
     from dcsim.calibrate.cases import COLD_BYTES, build_case, cold_copies, cold_operand_bytes
     from dcsim.compute import Attention
@@ -121,9 +122,11 @@ def test_streamed_operands_are_timed_cold():
     for op in (skinny, decode):
         assert cold_copies(op) * cold_operand_bytes(op) >= COLD_BYTES
     assert cold_copies(Matmul(512, 3072, 768)) == 1 and cold_copies(Attention(1, 12, 128, 128, 64)) == 1
-    case = build_case(Matmul(1, 64, 64), torch_device())
+    case = build_case(Matmul(1, 64, 64), torch_device(), cold=True)
     outputs = [case.forward() for _ in range(3)]
     assert not outputs[0].equal(outputs[1]) and not outputs[1].equal(outputs[2])  # other weights each call
+    hot = build_case(Matmul(1, 64, 64), torch_device())  # the default: one operand, timed hot
+    assert hot.forward().equal(hot.forward())
 
 
 def torch_device():

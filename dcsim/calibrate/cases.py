@@ -7,7 +7,8 @@ has no backward kernel of its own; what it costs in training is the accumulation
 where the branches meet, so its backward is timed as that add. Likewise the backward of a layout
 ``copy`` is the same copy applied to the gradient.
 
-Operands a serving step streams from memory are timed cold: a decode step reads every layer's weights (GEMMs
+Operands a serving step streams from memory can be timed cold (``dcsim calibrate --cold``; off by default,
+and the shipped profiles were measured hot): a decode step reads every layer's weights (GEMMs
 of at most :data:`~dcsim.compute.ops.SKINNY_ROWS` rows) and every sequence's KV cache (decode attention) once,
 from DRAM or HBM, while a benchmark that calls one layer again and again finds them in the last-level cache.
 For those forward cases the callable rotates through copies of the operands totalling :data:`COLD_BYTES`, so
@@ -98,15 +99,15 @@ def _randn(shape: tuple[int, ...], device: torch.device, dtype: torch.dtype, gra
     return torch.randn(shape, device=device, dtype=dtype).requires_grad_(grad)
 
 
-def _matmul(op: Matmul, device: torch.device, dtype: torch.dtype) -> Case:
+def _matmul(op: Matmul, device: torch.device, dtype: torch.dtype, copies: int = 1) -> Case:
     if op.precision == "fp8":
-        return _fp8_matmul(op, device)
+        return _fp8_matmul(op, device, copies)
     if op.precision == "int8":
-        return _int8_dynamic_matmul(op, device)
+        return _int8_dynamic_matmul(op, device, copies)
     if op.sparse_2_4:
-        return _sparse_matmul(op, device, dtype)
+        return _sparse_matmul(op, device, dtype, copies)
     if op.batch == 1:
-        layers = [nn.Linear(op.k, op.n, device=device, dtype=dtype) for _ in range(cold_copies(op))]
+        layers = [nn.Linear(op.k, op.n, device=device, dtype=dtype) for _ in range(copies)]
         layer = layers[0]
         x = _randn((op.m, op.k), device, dtype)
         forward = _rotating([functools.partial(each, x) for each in layers])
@@ -116,17 +117,17 @@ def _matmul(op: Matmul, device: torch.device, dtype: torch.dtype) -> Case:
     return Case(lambda: torch.bmm(a, b), _backward(lambda: torch.bmm(a, b), [a, b]))
 
 
-def _fp8_matmul(op: Matmul, device: torch.device) -> Case:
+def _fp8_matmul(op: Matmul, device: torch.device, copies: int = 1) -> Case:
     a = torch.randn(op.m, op.k, device=device).to(torch.float8_e4m3fn)
     # column-major operands
-    weights = [torch.randn(op.n, op.k, device=device).to(torch.float8_e4m3fn).t() for _ in range(cold_copies(op))]
+    weights = [torch.randn(op.n, op.k, device=device).to(torch.float8_e4m3fn).t() for _ in range(copies)]
     one = torch.ones((), device=device, dtype=torch.float32)
     scaled_mm = torch._scaled_mm
     calls = [functools.partial(scaled_mm, a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16) for b in weights]
     return Case(_rotating(calls), None)
 
 
-def _int8_dynamic_matmul(op: Matmul, device: torch.device) -> Case:
+def _int8_dynamic_matmul(op: Matmul, device: torch.device, copies: int = 1) -> Case:
     """An int8 GEMM on a CPU: ``torch.ao.quantization.quantize_dynamic`` of an fp32 ``nn.Linear`` (int8
     weights, per-tensor; activations quantized to 8 bits on the fly, output in fp32; fbgemm/onednn int8
     kernels). Forward only: quantized layers are for inference."""
@@ -138,7 +139,7 @@ def _int8_dynamic_matmul(op: Matmul, device: torch.device) -> Case:
         warnings.simplefilter("ignore")
         layers = [
             torch.ao.quantization.quantize_dynamic(nn.Sequential(nn.Linear(op.k, op.n)), {nn.Linear}, torch.qint8)
-            for _ in range(cold_copies(op))
+            for _ in range(copies)
         ]
     x = torch.randn(op.m, op.k)
     return Case(_rotating([functools.partial(layer, x) for layer in layers]), None)
@@ -155,19 +156,18 @@ def _csr_matmul(op: SparseMatmul, device: torch.device, dtype: torch.dtype) -> C
     return Case(lambda: F.linear(x, sparse), None)
 
 
-def _sparse_matmul(op: Matmul, device: torch.device, dtype: torch.dtype) -> Case:
+def _sparse_matmul(op: Matmul, device: torch.device, dtype: torch.dtype, copies: int = 1) -> Case:
     from torch.sparse import to_sparse_semi_structured
 
     mask = torch.tensor([1, 1, 0, 0], device=device, dtype=dtype).tile(op.n, op.k // 4)
     weights = [
-        to_sparse_semi_structured(torch.randn(op.n, op.k, device=device, dtype=dtype) * mask)
-        for _ in range(cold_copies(op))
+        to_sparse_semi_structured(torch.randn(op.n, op.k, device=device, dtype=dtype) * mask) for _ in range(copies)
     ]
     x = torch.randn(op.m, op.k, device=device, dtype=dtype)
     return Case(_rotating([functools.partial(F.linear, x, weight) for weight in weights]), None)
 
 
-def _attention(op: Attention, device: torch.device, dtype: torch.dtype) -> Case:
+def _attention(op: Attention, device: torch.device, dtype: torch.dtype, copies: int = 1) -> Case:
     kv_heads = op.kv_heads or op.heads
     q = _randn((op.batch, op.heads, op.q_len, op.head_dim), device, dtype)
     k = _randn((op.batch, kv_heads, op.kv_len, op.head_dim), device, dtype)
@@ -184,8 +184,7 @@ def _attention(op: Attention, device: torch.device, dtype: torch.dtype) -> Case:
         return attend(k, v)
 
     caches = [(k, v)] + [
-        (_randn(k.shape, device, dtype, False), _randn(v.shape, device, dtype, False))
-        for _ in range(cold_copies(op) - 1)
+        (_randn(k.shape, device, dtype, False), _randn(v.shape, device, dtype, False)) for _ in range(copies - 1)
     ]
     calls = [functools.partial(attend, keys, values) for keys, values in caches]
     return Case(_rotating(calls), _backward(forward, [q, k, v]))
@@ -250,12 +249,15 @@ def _pool(op: Pool2d, device: torch.device, dtype: torch.dtype) -> Case:
     return Case(forward, _backward(forward, [x]))
 
 
-def build_case(op: Op, device: torch.device) -> Case:
-    """Tensors and callables that run ``op`` (its forward-phase shape) on ``device``."""
+def build_case(op: Op, device: torch.device, cold: bool = False) -> Case:
+    """Tensors and callables that run ``op`` (its forward-phase shape) on ``device``; with ``cold``, the
+    forward of an op that streams its operands in a serving step rotates through :func:`cold_copies`."""
     dtype = DTYPES.get(op.precision, torch.float32)
+    if isinstance(op, Matmul):
+        return _matmul(op, device, dtype, cold_copies(op) if cold else 1)
+    if isinstance(op, Attention):
+        return _attention(op, device, dtype, cold_copies(op) if cold else 1)
     builders: dict[type, Callable[..., Case]] = {
-        Matmul: _matmul,
-        Attention: _attention,
         Conv2d: _conv,
         Pointwise: _pointwise,
         Normalization: _normalization,

@@ -62,6 +62,8 @@ class RunConfig:
     #: measure only ops of these fit classes (``matmul_skinny``, ``attention_decode``: the part of
     #: ``Op.fit_key`` before the first slash); all if empty
     classes: tuple[str, ...] = ()
+    #: time the operands a serving step streams cold (see :mod:`dcsim.calibrate.cases`)
+    cold: bool = False
 
 
 def cuda_device_id(name: str) -> str:
@@ -109,7 +111,7 @@ def _max_call_s(device: torch.device, quick: bool) -> float:
 def measure_op(op: Op, with_backward: bool, device: torch.device, cfg: RunConfig) -> list[Measurement]:
     """Forward (and backward) measurements of one op; an op slower than the per-call cap is skipped."""
     settings = _settings(device, cfg.quick)
-    case = build_case(op, device)
+    case = build_case(op, device, cold=cfg.cold)
     out = []
     with torch.no_grad():
         case.forward()  # the first call may initialise a library (MKL, cuBLAS): not part of the cap

@@ -37,6 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--merge", action="store_true", help="keep the quieter measurement of this run and the existing profile"
     )
     parser.add_argument(
+        "--cold",
+        action="store_true",
+        help="time GEMMs of at most 16 rows and decode attention with their weights / KV cache cold (out of cache)",
+    )
+    parser.add_argument(
         "--remeasure",
         default=None,
         metavar="CLASSES",
@@ -123,6 +128,7 @@ def handle(args: argparse.Namespace) -> int:
         end_to_end=not (args.no_e2e or args.quick or classes),
         budget_s=budget,
         classes=classes,
+        cold=args.cold,
     )
     folder = REPO_ROOT / "calibration" / "profiles"
     if args.out and not Path(args.out).is_dir():
@@ -151,7 +157,8 @@ def handle(args: argparse.Namespace) -> int:
             raise UserInputError.single(option, str(error)) from None
         if classes:
             config.merge_with = without_classes(config.merge_with, classes)
-            config.notes.append(f"re-measured {', '.join(classes)} on {datetime.date.today().isoformat()}")
+            how = " with cold operands" if args.cold else ""
+            config.notes.append(f"re-measured {', '.join(classes)}{how} on {datetime.date.today().isoformat()}")
     try:
         run_calibration(config)
     except RuntimeError as error:
