@@ -146,6 +146,31 @@ def disaggregated_kv_network(summary: dict[str, Any]) -> None:
     assert network["tpot_ms"]["p99"] > dedicated["tpot_ms"]["p99"]
 
 
+def llama3_405b_two_nodes(summary: dict[str, Any]) -> None:
+    two, one = summary["workloads"]["fp16-two-nodes"], summary["workloads"]["fp8-one-node"]
+    assert two["requests_completed"] == two["requests"] == one["requests_completed"] == one["requests"]
+    assert two["nodes_per_replica"] == 2 and one["nodes_per_replica"] == 1
+    # floors: a decode step reads every stage's weights in turn (no micro-batch overlap inside a replica),
+    # 810 GB of fp16 over 8 GPUs of a stage x 2 stages, or 405 GB of fp8 over 8 GPUs, at 3,350 GB/s each
+    assert two["tpot_ms"]["p50"] > 810e9 / 8 / 3350e9 * 1e3
+    assert one["tpot_ms"]["p50"] > 405e9 / 8 / 3350e9 * 1e3
+    # half the bytes per step on half the GPUs: the fp8 node decodes faster and costs less per token
+    assert one["tpot_ms"]["p50"] < two["tpot_ms"]["p50"]
+    assert one["usd_per_million_tokens"] < two["usd_per_million_tokens"]
+
+
+def mixtral_8x7b_h100(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]
+    moe, small, big = w["mixtral-8x7b"], w["llama2-13b"], w["llama2-70b"]
+    assert moe["requests_completed"] == moe["requests"] == small["requests_completed"] == big["requests_completed"]
+    # light load: about batch-1 decode. Mixtral reads 2 of its 8 experts per step (about 12.9B of its 46.7B
+    # parameters, over 2 GPUs), near the 13B dense model and well under Llama-2-70B's 69B per GPU pair...
+    assert small["tpot_ms"]["p50"] < moe["tpot_ms"]["p50"] < big["tpot_ms"]["p50"]
+    # ...while its floor is the 2 experts' bytes, not all 93 GB of weights: under 46.7B x 2 B / 2 GPUs / 3,350 GB/s
+    assert moe["tpot_ms"]["p50"] < 46.7e9 * 2 / 2 / 3350e9 * 1e3
+    assert moe["tpot_ms"]["p50"] > 12.9e9 * 2 / 2 / 3350e9 * 1e3
+
+
 def _training_consistent(w: dict[str, Any], tokens_per_step: float) -> None:
     assert w["status"] == "completed" and w["fits_in_memory"]
     assert w["time_to_train_s"] == pytest.approx(w["steps"] * w["step_time_s"])
@@ -308,6 +333,8 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mixed_a100_l4.yaml": mixed_a100_l4,
     "disaggregated_serving.yaml": disaggregated_serving,
     "disaggregated_kv_network.yaml": disaggregated_kv_network,
+    "llama3_405b_two_nodes.yaml": llama3_405b_two_nodes,
+    "mixtral_8x7b_h100.yaml": mixtral_8x7b_h100,
     "gpt3_175b_dgx_a100.yaml": gpt3_175b_dgx_a100,
     "llama3_70b_dgx_h100.yaml": llama3_70b_dgx_h100,
     "bert_finetune.yaml": bert_finetune,

@@ -124,13 +124,14 @@ def problems(data: dict[str, Any]) -> str:
         ({"replicas": 9}, "workloads[0].replicas: 9 replicas"),
         ({"routing": "nearest"}, "workloads[0].routing"),
         ({"model": "resnet50"}, "workloads[0].model: 'resnet50' is not a decoder or encoder transformer"),
-        ({"model": "mixtral-8x7b"}, "workloads[0].model: 'mixtral-8x7b' is a mixture of experts"),
+        ({"model": "mixtral-8x7b", "compression": {"quantization": {"weights": "int4"}}}, "mixture of experts"),
         ({"batching": {"preemption": "swap"}}, "workloads[0].batching: preemption: swap needs swap_interconnect"),
         ({"disaggregation": {"prefill_replicas": 2}}, "disaggregation.prefill_replicas (2) must leave decode"),
         ({"model": "llama2-70b"}, "workloads[0].model: llama2-70b does not fit"),
         ({"batching": {"policy": "greedy"}}, "workloads[0].batching.policy"),
         ({"autoscale": {"min": 1, "max": 2, "target_utilization": 0.7}}, "exactly one of replicas and autoscale"),
-        ({"parallelism": {"tp": 16}}, "workloads[0].parallelism: tp x pp = 16"),
+        ({"parallelism": {"tp": 16}}, "workloads[0].parallelism.tp: tp (16) exceeds a node's 8 accelerators"),
+        ({"parallelism": {"tp": 8, "pp": 2}}, "workloads[0].parallelism.pp: 2 stages of tp 8 need 2 a100 nodes"),
     ],
 )
 def test_bad_input_names_the_field(change: dict[str, Any], expected: str) -> None:

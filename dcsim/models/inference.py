@@ -17,6 +17,15 @@ head is BERT's pooler (a ``hidden x hidden`` Linear and tanh on each sequence's 
 nearest elementwise class, and the classifier itself, ``hidden x labels`` with a handful of labels, is left
 out). Its K and V live only inside each layer's forward pass, so it keeps no KV cache.
 
+A mixture-of-experts decoder (Mixtral: ``experts`` E MLPs per layer, a router picking ``experts_per_token``
+k of them per token) replaces each layer's MLP by the router, the dispatch of every token to its k experts,
+the expert MLPs and the weighted combine. The expert GEMMs run for the tokens routed to them, and a GEMM
+reads its expert's weights once, so an iteration reads the weights of the experts at least one of its tokens
+uses: :func:`expected_active_experts` of them under uniform routing, rounded to a whole expert (batch-1
+decode: k of E; a large batch or a prefill: all E), each over ``ceil(tokens x k / active)`` rows. Every
+expert's weights are held (:func:`weight_bytes`); each expert's MLP is split ``tp`` ways like a dense MLP
+(vLLM's tensor-parallel fused MoE).
+
 Ops are for one tensor-parallel shard of ``tp`` (heads, QKV/MLP columns, vocabulary split ``tp`` ways, as in
 :meth:`TransformerConfig.ops`); the all-reduces between shards are not ops here (see :func:`allreduce_bytes`).
 :func:`dense_layers` names every op (``attn.qkv``, ``attn.kv_write``, ...), so op-list transforms such as
@@ -39,12 +48,32 @@ SERVED_FAMILIES = ("decoder", "encoder")
 def _check(cfg: TransformerConfig, tp: int) -> None:
     if cfg.family not in SERVED_FAMILIES:
         raise ValueError(f"model {cfg.name!r} is an {cfg.family}: serving needs a decoder or an encoder")
-    if getattr(cfg, "experts", 1) > 1:
-        raise ValueError(f"model {cfg.name!r} is a mixture of experts: its serving ops are not modelled yet")
+    if getattr(cfg, "experts", 1) > 1 and cfg.family != "decoder":
+        raise ValueError(f"model {cfg.name!r} is a mixture-of-experts {cfg.family}: serving models MoE decoders")
     kv = cfg.kv_heads or cfg.heads
     for what, size in (("heads", cfg.heads), ("kv_heads", kv), ("ffn_hidden", cfg.ffn_hidden)):
         if tp < 1 or size % tp:
             raise ValueError(f"tp ({tp}) must divide {what} ({size})")
+
+
+def expected_active_experts(experts: int, per_token: int, tokens: int) -> float:
+    """Expected number of distinct experts (of ``experts`` E) that ``tokens`` tokens use when each picks
+    ``per_token`` k of them: ``E x (1 - (1 - k/E)^tokens)``. Assumes uniform, independent routing (every
+    expert equally likely for every token, as an auxiliary load-balancing loss aims for; real routers are
+    skewed, which leaves more experts idle in a small batch): an expert is skipped by one token with
+    probability ``1 - k/E``. One token uses exactly k; many use all E."""
+    if not 1 <= per_token <= experts or tokens < 0:
+        raise ValueError(f"need 1 <= per_token ({per_token}) <= experts ({experts}) and tokens ({tokens}) >= 0")
+    return experts * (1.0 - (1.0 - per_token / experts) ** tokens)
+
+
+def active_experts(cfg: TransformerConfig, tokens: int) -> int:
+    """Experts whose weights an iteration over ``tokens`` tokens reads, per layer:
+    :func:`expected_active_experts` rounded to the nearest whole expert, at least k (1 for a dense model)."""
+    if cfg.experts == 1:
+        return 1
+    expected = expected_active_experts(cfg.experts, cfg.experts_per_token, tokens)
+    return min(cfg.experts, max(cfg.experts_per_token, round(expected)))
 
 
 def kv_bytes_per_token(cfg: TransformerConfig, precision: str, tp: int = 1) -> float:
@@ -117,15 +146,18 @@ def dense_layers(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 
         block("attn.proj", Matmul(tokens, d, heads * hd, precision=p)),
         block("attn.residual", Pointwise("add", tokens * d, p)),
         block("mlp.norm", Normalization(cfg.norm, tokens, d, p)),
-        block("mlp.up", Matmul(tokens, up_width, d, precision=p)),
-        block("mlp.act", Pointwise(act, tokens * ffn, p)),
     ]
-    if cfg.activation == "swiglu":
-        ops.append(block("mlp.gate", Pointwise("mul", tokens * ffn, p)))
-    ops += [
-        block("mlp.down", Matmul(tokens, d, ffn, precision=p)),
-        block("mlp.residual", Pointwise("add", tokens * d, p)),
-    ]
+    if cfg.experts > 1:
+        ops += _moe_ops(cfg, tokens, ffn, up_width, act, p)
+    else:
+        ops += [
+            block("mlp.up", Matmul(tokens, up_width, d, precision=p)),
+            block("mlp.act", Pointwise(act, tokens * ffn, p)),
+        ]
+        if cfg.activation == "swiglu":
+            ops.append(block("mlp.gate", Pointwise("mul", tokens * ffn, p)))
+        ops.append(block("mlp.down", Matmul(tokens, d, ffn, precision=p)))
+    ops.append(block("mlp.residual", Pointwise("add", tokens * d, p)))
     if decoder:
         ops += [
             LayerOp("head.norm", Normalization(cfg.norm, sequences, d, p), part="post"),
@@ -139,6 +171,29 @@ def dense_layers(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 
             LayerOp("head.pooler.act", Pointwise("gelu", sequences * d, p), part="post"),  # tanh, GELU-priced
         ]
     return ModelOps(f"{cfg.name} serving t{tokens} s{sequences} tp{tp} {p}", tuple(ops))
+
+
+def _moe_ops(cfg: TransformerConfig, tokens: int, ffn: int, up_width: int, act: str, p: str) -> list[LayerOp]:
+    """One layer's mixture of experts over ``tokens`` tokens (per layer, one TP shard): the router's logits and
+    softmax (replicated on every shard), the copy of each token to its k experts, the :func:`active_experts`
+    experts' MLPs over their share of the ``tokens x k`` rows, and the weighted sum of the k outputs."""
+    d, n, k = cfg.hidden, cfg.layers, cfg.experts_per_token
+    active = active_experts(cfg, tokens)
+    rows = -(-tokens * k // active)
+    ops = [
+        LayerOp("moe.router", Matmul(tokens, cfg.experts, d, precision=p), n),
+        LayerOp("moe.route", Normalization("softmax", tokens, cfg.experts, p), n),
+        LayerOp("moe.dispatch", Pointwise("copy", tokens * k * d, p), n),
+        LayerOp("moe.expert.up", Matmul(rows, up_width, d, precision=p), n * active, expert=True),
+        LayerOp("moe.expert.act", Pointwise(act, rows * ffn, p), n * active, expert=True),
+    ]
+    if cfg.activation == "swiglu":
+        ops.append(LayerOp("moe.expert.gate", Pointwise("mul", rows * ffn, p), n * active, expert=True))
+    ops += [
+        LayerOp("moe.expert.down", Matmul(rows, d, ffn, precision=p), n * active, expert=True),
+        LayerOp("moe.combine", Pointwise("mul", tokens * k * d, p), n),
+    ]
+    return ops
 
 
 def dense_ops(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 1, precision: str = "fp16") -> OpList:

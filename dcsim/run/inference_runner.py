@@ -1,7 +1,8 @@
 """Runs a ``kind: inference`` workload: builds its replicas and traffic, serves it, summarises it.
 
-Replicas have fixed places on the datacenter's node types (``tp x pp`` accelerators inside one node each,
-filling node types in order and nodes in order); several inference workloads share one
+Replicas have fixed places on the datacenter's node types (``tp x pp`` accelerators inside one node each, or,
+for a replica larger than a node, whole ``tp`` groups on consecutive nodes of one type; node types in order,
+nodes in order: :mod:`dcsim.serving.placement`); several inference workloads share one
 :class:`ReplicaPlacer`, so they never take the same accelerators. With ``autoscale`` every replica up to
 ``max`` has a place, and each is paid for only while on. While a replica is on, the cluster scheduler holds
 its accelerators (:meth:`InferenceRunner.attach`): training and trace jobs draw from the same pool, are
@@ -24,10 +25,12 @@ from dcsim.energy import node_power
 from dcsim.engine.simulation import Simulation
 from dcsim.errors import UserInputError
 from dcsim.models.inference import weight_bytes
+from dcsim.parallel.comm import CommModel
 from dcsim.run.collective_runner import NetworkSession
 from dcsim.run.context import RunContext
 from dcsim.run.stats import quantiles
 from dcsim.scenario.inference_spec import InferenceWorkload
+from dcsim.scenario.network import build_fabric, network_config
 from dcsim.scenario.schema import Scenario
 from dcsim.serving import (
     IterationCost,
@@ -44,10 +47,11 @@ from dcsim.serving import (
     resolve_router,
 )
 from dcsim.serving import placement as serving_placement
-from dcsim.serving.hostmem import HostMemory, offloaded_kv, offloaded_weight_bytes
+from dcsim.serving.hostmem import HostMemory, SpannedHostMemory, offloaded_kv, offloaded_weight_bytes
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
+from dcsim.serving.stagehop import StageHop, boundary_pairs, measure_stage_hop
 from dcsim.serving.system import Autoscale
 
 #: Timeline samples per replica over a run (the timeline's size does not grow with the request count).
@@ -61,21 +65,29 @@ class ReplicaPlacer(serving_placement.ReplicaPlacer):
         super().__init__(scenario.datacenter.nodes)
         self.host: dict[tuple[str, int], HostMemory] = {}
 
-    def host_memory(self, place: Place) -> HostMemory:
+    def host_memory(self, place: Place, size: int = 1) -> HostMemory:
         """The host memory of ``place``'s node, shared by every replica there: the node type's ``memory_gb``
-        (not limited without it, or on ``host-cpu`` nodes, whose ``memory_gb`` is the replicas' own memory)."""
-        key = (place.node.name, place.node_index)
+        (not limited without it, or on ``host-cpu`` nodes, whose ``memory_gb`` is the replicas' own memory).
+        A replica of ``size`` accelerators spanning nodes takes each node's share of its host bytes
+        (:class:`~dcsim.serving.hostmem.SpannedHostMemory`)."""
+        if place.segments:
+            return SpannedHostMemory(
+                [(self._node_host(place.node, s.node_index), s.accelerators / size) for s in place.segments]
+            )
+        return self._node_host(place.node, place.node_index)
+
+    def _node_host(self, node: Any, node_index: int) -> HostMemory:
+        key = (node.name, node_index)
         host = self.host.get(key)
         if host is None:
-            gb = place.node.memory_gb
-            limited = gb is not None and place.node.accelerator != "host-cpu"
+            gb = node.memory_gb
+            limited = gb is not None and node.accelerator != "host-cpu"
             host = self.host[key] = HostMemory(gb * 1e9 if limited else math.inf)
         return host
 
     def place(self, spec: InferenceWorkload, scenario: Scenario, count: int) -> list[Place]:
         """Places for ``count`` replicas of ``spec`` (UserInputError naming the field if they do not fit)."""
-        size = spec.parallelism.tp * spec.parallelism.pp
-        places = self.take(spec.host_nodes(scenario), size, count)
+        places = self.take(spec.host_nodes(scenario), spec.parallelism.tp, spec.parallelism.pp, count)
         if len(places) < count:
             field = "replicas" if spec.replicas is not None else "autoscale.max"
             index = next(i for i, w in enumerate(scenario.workloads) if w is spec)
@@ -157,20 +169,25 @@ class InferenceRunner:
         batching = Batching(b.effective_policy, b.max_batch_size, b.max_batch_tokens)
         catalog = load_catalog()
         tp, pp = spec.parallelism.tp, spec.parallelism.pp
-        costs: dict[str, IterationCost] = {}
+        costs: dict[tuple[str, tuple[StageHop, ...]], IterationCost] = {}
         self.memory: dict[str, Any] = {}
+        self._comm: CommModel | None = None
+        self.stage_hops: list[tuple[StageHop, ...]] = []
         replicas = []
         for index, place in enumerate(self.places):
             node = place.node
             acc = catalog.accelerators[node.accelerator]
-            if node.name not in costs:
+            hops = self._stage_hops(place)
+            self.stage_hops.append(hops)
+            key = (node.name, hops)
+            if key not in costs:
                 link = catalog.interconnects[node.intra_node] if node.intra_node else None
                 offload_s = 0.0
                 if spec.offload is not None:
                     host = catalog.interconnects[spec.offload.link].bandwidth_gb_per_s * 1e9
                     stored = weight_bytes(self.cfg, spec.precision, tp) * self._weight_factor(acc.id)
                     offload_s = spec.offload.weights_fraction * stored / pp / host
-                costs[node.name] = IterationCost(
+                costs[key] = IterationCost(
                     self.cfg,
                     spec.precision,
                     acc.id,
@@ -182,6 +199,7 @@ class InferenceRunner:
                     transform=self.served.transform(acc.id) if self.served is not None else None,
                     kept_heads=self.served.kept_heads if self.served is not None else None,
                     kv_precision=self.served.kv_precision if self.served is not None else None,
+                    stage_hops=hops,
                 )
                 memory_gb = node.memory_gb if acc.id == "host-cpu" and node.memory_gb else acc.memory_gb
                 self.memory[node.name] = replica_memory(
@@ -202,14 +220,12 @@ class InferenceRunner:
                     blocks, _ = offloaded_kv(mem, spec.offload.kv_fraction, tp * pp)
                     self.memory[node.name] = dataclasses.replace(mem, capacity_blocks=blocks)
                     host_bytes_per_s = catalog.interconnects[spec.offload.link].bandwidth_gb_per_s * 1e9
-                    costs[node.name].kv_offload_s_per_token = (
+                    costs[key].kv_offload_s_per_token = (
                         spec.offload.kv_fraction * mem.kv_bytes_per_token / host_bytes_per_s
                     )
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
-            replica = Replica(
-                index, sim.env, costs[node.name], kv, self.records, batching, _unset, interval, acc.id, tp * pp
-            )
-            replica.host = placer.host_memory(place)
+            replica = Replica(index, sim.env, costs[key], kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            replica.host = placer.host_memory(place, tp * pp)
             self._reserve_offload(replica.host, place)
             if b.preemption == "swap":
                 assert b.swap_interconnect is not None
@@ -245,6 +261,25 @@ class InferenceRunner:
             )
         self.done = self.system.done
 
+    def _stage_hops(self, place: Place) -> tuple[StageHop, ...]:
+        """The inter-node stage boundaries of a replica spanning nodes (none inside one node), each timed on
+        the run's fabric (:func:`dcsim.serving.stagehop.measure_stage_hop`)."""
+        if len(place.segments) < 2:
+            return ()
+        tp, pp = self.spec.parallelism.tp, self.spec.parallelism.pp
+        dc, seed = self.scenario.datacenter, self.scenario.seed
+        fabric = self.network.fabric if self.network is not None else build_fabric(dc, seed)
+        if self._comm is None:  # an idle copy of the run's network: the probes load nothing of the run's
+            self._comm = CommModel(fabric.graph, network_config(dc).routing, seed)
+        servers = fabric.servers
+        slots = [servers[f"{place.node.name}-{n}"][a] for n, a in place.slots(tp * pp)]
+        hops = []
+        last = -1
+        for stages in place.stages_per_node(tp, pp)[:-1]:
+            last += stages  # the last stage on this node sends to the first on the next
+            hops.append(measure_stage_hop(self._comm, boundary_pairs(slots, tp, last)))
+        return tuple(hops)
+
     def _reserve_offload(self, host: HostMemory, place: Place) -> None:
         """Take the host memory of the replica's offloaded weights and KV cache (UserInputError naming the
         field if the node's host memory, shared with the replicas placed there before, cannot hold them)."""
@@ -261,7 +296,8 @@ class InferenceRunner:
                 raise UserInputError.single(
                     f"workloads[{self.workload_index}].offload.{field}",
                     f"{nbytes / 1e9:.1f} GB of offloaded {what} per replica do not fit in the host memory of "
-                    f"{place.node.name}-{place.node_index} ({host.free / 1e9:.1f} GB of its memory_gb "
+                    + ", ".join(f"{place.node.name}-{i}" for i in place.node_indices)
+                    + f" ({host.free / 1e9:.1f} GB of its memory_gb "
                     f"{place.node.memory_gb:g} left by the replicas and offloads placed there before)",
                 )
 
@@ -281,8 +317,7 @@ class InferenceRunner:
         servers = self.network.fabric.servers
         size = self.spec.parallelism.tp * self.spec.parallelism.pp
         endpoints = [
-            servers[f"{p.node.name}-{p.node_index}"][p.first_accelerator : p.first_accelerator + size]
-            for p in self.places[: len(self.replicas)]
+            [servers[f"{p.node.name}-{n}"][a] for n, a in p.slots(size)] for p in self.places[: len(self.replicas)]
         ]
         shard = self.memory[self.places[0].node.name].kv_bytes_per_token
         return NetworkTransfer(self.network.flows, endpoints, shard)
@@ -338,16 +373,15 @@ class InferenceRunner:
         return seconds
 
     def replica_accelerators(self, cluster: Any) -> list[list[int]]:
-        """The cluster's accelerator indices of each replica (its place: node type, node, first accelerator)."""
+        """The cluster's accelerator indices of each replica (its place: node type, nodes, accelerators)."""
         nodes: dict[str, list[Any]] = {}
         for node in cluster.nodes:
             nodes.setdefault(node.node_type, []).append(node)
         size = self.spec.parallelism.tp * self.spec.parallelism.pp
-        out = []
-        for place in self.places[: len(self.replicas)]:
-            node = nodes[place.node.name][place.node_index]
-            out.append(list(node.accelerators[place.first_accelerator : place.first_accelerator + size]))
-        return out
+        return [
+            [nodes[place.node.name][n].accelerators[a] for n, a in place.slots(size)]
+            for place in self.places[: len(self.replicas)]
+        ]
 
     def attach(self, scheduler: Any) -> None:
         """Draw the replicas' accelerators from the cluster scheduler's pool while they are switched on: the
@@ -444,6 +478,8 @@ class InferenceRunner:
             "energy_kwh": energy_j / 3.6e6,
             "replicas": len(self.replicas) if self.spec.autoscale is None else self.spec.autoscale.max,
             "replica_hours": on_s / 3600.0,
+            # nodes one replica spans (1 inside a node; a pipeline spanning nodes: one per group of stages)
+            "nodes_per_replica": max((len(p.node_indices) for p in self.places), default=1),
             "accelerators": sorted({r.accelerator for r in self.replicas}),
             "utilization": busy_s / on_s if on_s > 0 else 0.0,
             "mean_batch_size": float(batch["batch_size"].mean()) if len(batch) else 0.0,
@@ -502,6 +538,7 @@ class InferenceRunner:
                     "role": replica.role,
                     "node_type": place.node.name,
                     "node": place.node_index,
+                    "nodes": len(place.node_indices),
                     "accelerator": replica.accelerator,
                     "accelerators": replica.accelerators,
                     "on_s": on_s,

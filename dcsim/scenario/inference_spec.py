@@ -32,7 +32,8 @@ INLINE_KEYS = {"seq_len": "max_seq_len"}
 
 
 class ServingParallelism(Section):
-    """Tensor- and pipeline-parallel degrees inside one replica (its ``tp x pp`` accelerators share a node)."""
+    """Tensor- and pipeline-parallel degrees inside one replica: its ``tp x pp`` accelerators share a node,
+    or, when they do not fit one, its pipeline stages span consecutive nodes (each ``tp`` group in one node)."""
 
     tp: Count = Field(default=1, ge=1)
     pp: Count = Field(default=1, ge=1)
@@ -247,8 +248,8 @@ class InferenceWorkload(WorkloadSpec):
             raise ValueError(
                 f"{getattr(cfg, 'name', self.model)!r} is not a decoder or encoder transformer: serving needs one"
             )
-        if getattr(cfg, "experts", 1) > 1:
-            raise ValueError(f"{cfg.name!r} is a mixture of experts: serving it is not modelled yet")
+        if getattr(cfg, "experts", 1) > 1 and cfg.family != "decoder":
+            raise ValueError(f"{cfg.name!r} is a mixture-of-experts {cfg.family}: serving models MoE decoders")
         return cfg
 
     def host_nodes(self, scenario: Scenario) -> list[NodeType]:
@@ -262,8 +263,8 @@ class InferenceWorkload(WorkloadSpec):
         placer = ReplicaPlacer(scenario.datacenter.nodes)
         for workload in scenario.workloads:
             if isinstance(workload, InferenceWorkload):
-                size = workload.parallelism.tp * workload.parallelism.pp
-                places = placer.take(workload.host_nodes(scenario), size, workload.max_replicas)
+                tp, pp = workload.parallelism.tp, workload.parallelism.pp
+                places = placer.take(workload.host_nodes(scenario), tp, pp, workload.max_replicas)
                 if workload is self:
                     return len(places)
         return 0
@@ -278,7 +279,11 @@ class InferenceWorkload(WorkloadSpec):
         if offload is None or node.memory_gb is None or node.accelerator == "host-cpu":
             return []
         tp, pp = self.parallelism.tp, self.parallelism.pp
-        per_node = min(self.max_replicas, node.accelerators_per_node // (tp * pp))
+        size = tp * pp
+        if size <= node.accelerators_per_node:
+            per_node: float = min(self.max_replicas, node.accelerators_per_node // size)
+        else:  # a replica spanning nodes: as many whole tp groups as a node holds
+            per_node = node.accelerators_per_node // tp * tp / size
         factor = served.weight_factor(node.accelerator, self.precision) if served is not None else 1.0
         weights = offloaded_weight_bytes(cfg, self.precision, tp, pp, offload.weights_fraction, factor) * per_node
         kv = offloaded_kv(mem, offload.kv_fraction, tp * pp)[1] * per_node
@@ -331,11 +336,19 @@ class InferenceWorkload(WorkloadSpec):
         from dcsim.catalog import load_catalog
         from dcsim.models.inference import kv_bytes_per_token
         from dcsim.serving.costs import check_kept_heads, replica_memory
+        from dcsim.serving.placement import ReplicaPlacer, nodes_per_replica, spans_nodes
 
         try:
-            self.base_architecture()
+            base = self.base_architecture()
         except ValueError as error:
             return [Problem("model", str(error))]
+        if base.experts > 1 and self.compression:
+            return [
+                Problem(
+                    "compression",
+                    f"{base.name} is a mixture of experts: compressing its expert GEMMs for serving is not modelled",
+                )
+            ]
         try:
             served = self.served()
             cfg = self.architecture()
@@ -358,13 +371,39 @@ class InferenceWorkload(WorkloadSpec):
             return [Problem("accelerator", f"no node type has {self.accelerator!r}")]
         per_replica = tp * pp
         problems = []
-        usable = [n for n in nodes if n.accelerators_per_node >= per_replica]
+        most = max(n.accelerators_per_node for n in nodes)
+        if tp > most:
+            return [
+                Problem(
+                    "parallelism.tp",
+                    f"tp ({tp}) exceeds a node's {most} accelerators: a pipeline stage's tensor-parallel group "
+                    "must be inside one node",
+                )
+            ]
+        usable = [n for n in nodes if n.accelerators_per_node >= tp and n.count >= nodes_per_replica(n, tp, pp)]
         if not usable:
-            most = max(n.accelerators_per_node for n in nodes)
-            return [Problem("parallelism", f"tp x pp = {per_replica} accelerators exceed a node's {most}")]
-        if per_replica > 1 and any(n.intra_node is None for n in usable):
+            node = next(n for n in nodes if n.accelerators_per_node >= tp)
+            return [
+                Problem(
+                    "parallelism.pp",
+                    f"{pp} stages of tp {tp} need {nodes_per_replica(node, tp, pp)} {node.name} nodes "
+                    f"(a replica spans nodes of one type); there are {node.count}",
+                )
+            ]
+        if any(n.intra_node is None and (tp > 1 or (pp > 1 and n.accelerators_per_node >= 2 * tp)) for n in usable):
             return [Problem("parallelism", "tp or pp > 1 needs intra_node (the interconnect) on the node types")]
-        slots = sum(n.count * (n.accelerators_per_node // per_replica) for n in usable)
+        spanning = [n for n in usable if spans_nodes(n, tp, pp)]
+        if any(n.nics is None for n in spanning):
+            name = next(n.name for n in spanning if n.nics is None)
+            return [
+                Problem(
+                    "parallelism.pp",
+                    f"a replica of {per_replica} accelerators spans {name} nodes of "
+                    f"{next(n.accelerators_per_node for n in spanning if n.nics is None)}: give the node type nics "
+                    "(the path between its pipeline stages)",
+                )
+            ]
+        slots = len(ReplicaPlacer(usable).take(usable, tp, pp, sum(n.accelerators for n in usable)))
         field = "replicas" if self.replicas is not None else "autoscale.max"
         if self.max_replicas > slots:
             problems.append(

@@ -3,7 +3,9 @@
 An iteration's time is the sum of its ops' predicted times on one accelerator of the replica (ops of one
 tensor-parallel shard, :mod:`dcsim.models.inference`), plus the tensor-parallel all-reduces (two per layer,
 ring algorithm over the node's intra-node interconnect: ``2 (tp-1)/tp x bytes / bandwidth`` plus
-``2 (tp-1)`` link latencies each) and, with ``pp`` pipeline stages, ``pp - 1`` activation transfers.
+``2 (tp-1)`` link latencies each) and, with ``pp`` pipeline stages, ``pp - 1`` activation transfers: over
+the intra-node interconnect between stages on one node, and over the NICs and network between stages on
+different nodes (a replica spanning nodes, :mod:`dcsim.serving.stagehop`).
 Pipeline stages run one after another for one batch (no micro-batch overlap inside a replica), so ``pp``
 splits memory, not time. The cost model call is the expensive part, so every piece is cached: the dense
 layers by (tokens, sequences), decode attention by (batch, mean context rounded up to 16 tokens above 256),
@@ -32,6 +34,7 @@ from dcsim.models.inference import (
     weight_bytes,
 )
 from dcsim.models.transformer import TransformerConfig
+from dcsim.serving.stagehop import StageHop
 
 #: Fraction of accelerator memory a server may use (vLLM's ``gpu_memory_utilization`` default, 0.9:
 #: vLLM engine arguments documentation); the rest is left to the CUDA context and fragmentation.
@@ -127,7 +130,10 @@ class IterationCost:
     """Seconds of iterations of one replica (``tp`` x ``pp`` accelerators of ``device_id``).
 
     ``link_bytes_per_s`` and ``link_latency_s`` describe the intra-node interconnect the TP all-reduces
-    and PP transfers use (needed when ``tp`` or ``pp`` > 1). ``predict_many`` defaults to
+    and PP transfers inside a node use (needed when ``tp`` > 1 or stages share a node). ``stage_hops``
+    are the replica's inter-node stage boundaries (a replica spanning nodes: one
+    :class:`~dcsim.serving.stagehop.StageHop` per boundary between nodes; the other ``pp - 1 - len(stage_hops)``
+    boundaries are inside a node). ``predict_many`` defaults to
     :func:`dcsim.compute.predict_many`. ``offload_s`` is the time to stream the weights kept in host memory
     to the accelerator once: they are streamed every iteration, layer by layer ahead of use (FlexGen /
     ZeRO-Inference style), so an iteration takes at least that long. ``transform`` rewrites each op list
@@ -152,9 +158,13 @@ class IterationCost:
         transform: Callable[[list[tuple[Op, int]]], list[tuple[Op, int]]] | None = None,
         kept_heads: int | None = None,
         kv_precision: str | None = None,
+        stage_hops: Sequence[StageHop] = (),
     ) -> None:
-        if (tp > 1 or pp > 1) and not link_bytes_per_s:
+        if len(stage_hops) > pp - 1:
+            raise ValueError(f"{len(stage_hops)} inter-node stage boundaries for pp ({pp}): at most pp - 1")
+        if (tp > 1 or pp - 1 > len(stage_hops)) and not link_bytes_per_s:
             raise ValueError("tp or pp > 1 needs the interconnect bandwidth (the node type's intra_node)")
+        self.stage_hops = tuple(stage_hops)
         dense_ops(cfg, 1, 1, tp, precision)  # validates tp against the shape
         if kept_heads is not None:
             check_kept_heads(cfg, kept_heads, tp)
@@ -209,7 +219,11 @@ class IterationCost:
             seconds += 2 * self.cfg.layers * ring
         if self.pp > 1:
             activation = tokens * self.cfg.hidden * BYTES_PER_ELEMENT[self.precision]
-            seconds += (self.pp - 1) * (activation / self.link_bytes_per_s + self.link_latency_s)
+            inside = self.pp - 1 - len(self.stage_hops)
+            if inside:
+                seconds += inside * (activation / self.link_bytes_per_s + self.link_latency_s)
+            for hop in self.stage_hops:  # each rank sends its 1/tp of the activations to its peer
+                seconds += hop.seconds(activation / self.tp)
         return seconds
 
     def _dense_exact(self, tokens: int) -> float:

@@ -70,3 +70,36 @@ def offloaded_kv(memory: ReplicaMemory, fraction: float, accelerators: int) -> t
     block_bytes = memory.kv_bytes_per_token * memory.block_tokens
     blocks = int(memory.kv_bytes // (block_bytes * (1.0 - fraction)))
     return blocks, blocks * block_bytes * fraction * accelerators
+
+
+class SpannedHostMemory(HostMemory):
+    """The host memory of a replica spanning nodes: every byte it takes or gives back is split over the
+    nodes' :class:`HostMemory` by ``shares`` (the fraction of the replica's accelerators on each node, which
+    hold that fraction of its shards), all or nothing. ``free`` is what the replica could still take;
+    ``peak`` is the fullest of its nodes' peaks, as of its last reservation."""
+
+    def __init__(self, parts: list[tuple[HostMemory, float]]) -> None:
+        super().__init__(math.inf)
+        self.parts = parts
+        self.capacity = min(part.capacity / share for part, share in parts)
+
+    @property
+    def free(self) -> float:
+        """Bytes the replica could still take (its share on every node)."""
+        return min(part.free / share for part, share in self.parts)
+
+    def reserve(self, nbytes: float) -> bool:
+        """Take ``nbytes``, each node its share, if every node has room for its share (True), else nothing."""
+        if any(nbytes * share > part.free for part, share in self.parts):
+            return False
+        for part, share in self.parts:
+            part.reserve(nbytes * share)
+        self.used += nbytes
+        self.peak = max(part.peak for part, _ in self.parts)
+        return True
+
+    def release(self, nbytes: float) -> None:
+        """Give back ``nbytes`` taken by :meth:`reserve`, each node its share."""
+        for part, share in self.parts:
+            part.release(nbytes * share)
+        self.used = max(self.used - nbytes, 0.0)
