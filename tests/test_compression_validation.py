@@ -16,9 +16,7 @@ from typing import Any
 
 import pytest
 
-from dcsim.compression import apply_recipe
-from dcsim.compute import op_from_dict, predict
-from dcsim.models import get_model, model_from_spec
+from dcsim.compression.validation import predicted_ratios, ratio_errors_pct
 
 DATA = Path(__file__).resolve().parents[1] / "calibration" / "validation" / "host-cpu-compression.json"
 DEVICE = "host-cpu"
@@ -41,28 +39,11 @@ def rows() -> list[dict[str, Any]]:
 
 def _predicted(row: dict[str, Any]) -> tuple[float, float | None]:
     """(time ratio, weight-size ratio or None) that dcsim predicts now for the row's pair."""
-    spec = row["dcsim"]
-    if spec["kind"] == "ops":
-        base_ops_s = sum(predict(op_from_dict(op), DEVICE) for op in spec["base"])
-        compressed_s = sum(predict(op_from_dict(op), DEVICE) for op in spec["compressed"])
-        return compressed_s / base_ops_s, None
-    model = spec["model"]
-    cfg = get_model(model) if isinstance(model, str) else model_from_spec(model)
-    base = apply_recipe(cfg, None, "fp32")
-    cm = apply_recipe(cfg, spec["recipe"], "fp32")
-    ops, _ = cm.transform_ops(cm.step_ops(spec["batch"], spec["seq_len"]), DEVICE)
-    base_s = base.step_ops(spec["batch"], spec["seq_len"]).time(lambda op: predict(op, DEVICE))
-    ratio = ops.time(lambda op: predict(op, DEVICE)) / base_s
-    return ratio, cm.weight_bytes(DEVICE) / base.weight_bytes(DEVICE)
+    return predicted_ratios(row, DEVICE)
 
 
 def _errors(rows: list[dict[str, Any]], case: str) -> list[float]:
-    out = []
-    for row in rows:
-        if row["case"] == case:
-            predicted, _ = _predicted(row)
-            out.append(abs(predicted / row["measured_ratio"] - 1.0) * 100.0)
-    return out
+    return ratio_errors_pct(rows, case, DEVICE)
 
 
 def test_every_case_was_measured(rows):
@@ -112,3 +93,16 @@ def test_csr_sparsity_is_slower_until_very_sparse(rows):
         if row["measured_ratio"] > 1.25 or row["measured_ratio"] < 0.8:
             assert (predicted > 1.0) == (row["measured_ratio"] > 1.0), row["name"]
         assert row["predicted_size_ratio"] == pytest.approx(row["measured_size_ratio"], rel=0.01)
+
+
+def test_calibration_report_lists_the_compression_errors():
+    """docs/calibration.md (``dcsim calibrate --report``) carries a row per case with the errors above."""
+    from dcsim.calibrate.report import _compression_section
+
+    lines = _compression_section(DATA.parent)
+    assert lines[0] == f"## Compression effects on {DEVICE}"
+    table = {line.split(" | ")[0].strip("| "): line for line in lines if line.startswith("| ") and "%" in line}
+    assert set(table) == {"int8_linear", "int8_model", "structured", "dense_zeros", "csr", "distilled"}
+    data = json.loads(DATA.read_text())
+    median = statistics.median(_errors(list(data["rows"]), "distilled"))
+    assert f"| {median:.1f}% |" in table["distilled"]

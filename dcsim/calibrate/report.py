@@ -245,6 +245,30 @@ def _basis_table(model: CostModel) -> list[str]:
     return lines
 
 
+def _compression_section(validation_dir: Path) -> list[str]:
+    """Compression effects measured with real torch against dcsim (``<device>-compression.json`` records
+    next to the profiles), predictions recomputed from the current profiles."""
+    from dcsim.compression.validation import load_rows, summary_rows
+
+    lines: list[str] = []
+    for path in sorted(validation_dir.glob("*-compression.json")):
+        device, rows = load_rows(path)
+        lines += [
+            f"## Compression effects on {device}",
+            "",
+            f"Measured by `calibration/validate_compression.py` ({path.name}): the time of a compressed layer"
+            " or model over its uncompressed one, against dcsim's predicted ratio (details and targets in"
+            " `docs/compression.md`).",
+            "",
+            "| case | rows | measured ratio | median error | worst error |",
+            "|---|---|---|---|---|",
+        ]
+        for case, count, median, worst, span in summary_rows(rows, device):
+            lines.append(f"| {case} | {count} | {span} | {median:.1f}% | {worst:.1f}% |")
+        lines.append("")
+    return lines
+
+
 def write_report(profile_dir: Path, out: Path) -> list[Path]:
     """Write the markdown report and one plot per profile; returns the written paths. Profiles whose
     stored fits are missing or were made by an older fit version are refitted and rewritten."""
@@ -311,5 +335,6 @@ def write_report(profile_dir: Path, out: Path) -> list[Path]:
         plot = out.parent / f"calibration_{profile.device_id}.png"
         lines += _profile_section(profile, model, plot, out.parent)
         written.append(plot)
+    lines += _compression_section(profile_dir.parent / "validation")
     out.write_text("\n".join(lines), encoding="utf-8")
     return [*written, out]
