@@ -102,3 +102,21 @@ def test_unsupported_precision_and_unknown_device(model):
 def test_module_level_api_uses_the_shipped_profiles():
     assert prediction_basis("a100-sxm-80gb") == "prior"
     assert predict(Matmul(128, 768, 768), "a100-sxm-80gb") > 0
+
+
+def test_accelerators_never_stream_faster_than_their_memory():
+    """The roofline's memory floor: on an accelerator no op beats its bytes at the datasheet bandwidth, so
+    a GEMM's time never falls as its row count grows across the skinny/GEMM class boundary (decode at
+    batch 17-128 on H100 was priced at up to 19 TB/s before the floor); CPUs keep their measured fits."""
+    from dcsim.catalog import load_catalog
+
+    for device in ("h100-sxm", "a100-sxm-80gb"):
+        bandwidth = load_catalog().accelerators[device].memory_bandwidth_gb_per_s * 1e9
+        ops = [Matmul(m, 28672, 8192, precision="bf16") for m in (1, 8, 16, 17, 32, 64, 128, 256, 512)]
+        times = [predict(op, device) for op in ops]
+        assert all(t >= op.bytes / bandwidth * (1 - 1e-12) for t, op in zip(times, ops, strict=True))
+        assert times == sorted(times)
+        many = CostModel().device(device).predict_many(ops)
+        assert np.allclose(many, times, rtol=1e-12)
+    cpu = CostModel().device("host-cpu")
+    assert cpu.floor_bytes_per_s == 0.0

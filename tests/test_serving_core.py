@@ -263,8 +263,9 @@ def test_conservation(
 
 def test_disaggregated_over_the_network_with_tight_host_memory_conserves() -> None:
     # 3 replicas (1 prefill) on two servers: KV caches cross the NIC or NVSwitch; a 60-block decode cache
-    # preempts, and 0.2 GB of host memory holds few swapped-out caches, so some swaps fall back to recompute
-    traffic = _constant_traffic(20.0, 5.0, 300, 200)
+    # preempts, and 0.2 GB of host memory holds few swapped-out caches, so some swaps fall back to recompute;
+    # 30 requests/s put several prompts in a prefill iteration, whose caches then leave together
+    traffic = _constant_traffic(30.0, 5.0, 300, 200)
     system, records, env = _system(
         traffic, 3, blocks=60, max_batch=32, prefill=1, swap=True, network=True, host_bytes=2e8
     )
