@@ -159,3 +159,19 @@ def test_output_tokens_belong_to_decoders_only() -> None:
     assert "workloads[0].traffic.output_tokens: bert-base is an encoder" in problems(data)
     data = scenario(model="gpt2-small")
     assert "workloads[0].traffic.output_tokens: poisson arrivals of a decoder need it" in problems(data)
+
+
+def test_run_prints_latency_and_input_tokens_for_an_encoder(tmp_path, capsys) -> None:
+    """``dcsim run``'s text for an encoder pool: one latency line and input tokens, no TPOT or "generated"."""
+    import yaml
+
+    from dcsim.cli import main
+
+    data = scenario()
+    data["outputs"]["dir"] = str(tmp_path / "out")
+    path = tmp_path / "encoder.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["run", str(path), "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert "    latency: p50 " in text and " input tokens/s; $" in text and "per million input tokens" in text
+    assert "TPOT" not in text and "generated tokens/s" not in text

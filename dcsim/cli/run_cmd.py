@@ -33,16 +33,26 @@ def _dist(stats: dict[str, Any], unit: str, scale: float) -> str:
 
 
 def _inference_lines(w: dict[str, Any]) -> list[str]:
-    return [
+    served = [
         f"    {w['model']}: {w['requests_completed']:,} of {w['requests']:,} requests served "
         f"({w['requests_dropped']:,} dropped, {w['requests_in_flight']:,} in flight) on up to "
         f"{w['max_live_replicas']} replicas; SLO attainment "
-        + ("n/a" if w["slo_attainment"] is None else f"{w['slo_attainment']:.1%}"),
+        + ("n/a" if w["slo_attainment"] is None else f"{w['slo_attainment']:.1%}")
+    ]
+    cost = f"${_fmt(w['cost_usd'])} = ${_fmt(w['usd_per_million_tokens'])}"
+    if w.get("tokens_counted") == "input":  # an encoder: one forward pass per request, nothing generated
+        return [
+            *served,
+            f"    latency: {_dist(w['ttft_ms'], ' ms', 1.0)}",
+            f"    {w['input_tokens_per_s']:,.0f} input tokens/s; {cost} per million input tokens, "
+            f"{_fmt(w['energy_kwh'], ' kWh')}",
+        ]
+    return [
+        *served,
         f"    TTFT: {_dist(w['ttft_ms'], ' ms', 1.0)}",
         f"    TPOT: {_dist(w['tpot_ms'], ' ms', 1.0)}",
         f"    {w['throughput_tokens_per_s']:,.0f} generated tokens/s ({w['input_tokens_per_s']:,.0f} input); "
-        f"${_fmt(w['cost_usd'])} = ${_fmt(w['usd_per_million_tokens'])} per million tokens, "
-        f"{_fmt(w['energy_kwh'], ' kWh')}",
+        f"{cost} per million tokens, {_fmt(w['energy_kwh'], ' kWh')}",
     ]
 
 
