@@ -40,6 +40,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
+from dcsim.calibrate.harness import cpu_name
 from dcsim.calibrate.torch_models import build_torch_model, example_inputs
 from dcsim.models import TransformerConfig, get_model
 
@@ -350,17 +351,6 @@ def _wait_for_quiet(max_load: float, max_wait_s: float) -> float:
     return load
 
 
-def _cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (else what platform knows)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
@@ -384,7 +374,7 @@ def main() -> None:
     data.update(
         {
             "device_id": "host-cpu",
-            "machine": f"{_cpu_name()} ({os.cpu_count()} cores, shared with other jobs)",
+            "machine": f"{cpu_name()} ({os.cpu_count()} cores, shared with other jobs)",
             "torch_version": torch.__version__,
             "python": platform.python_version(),
             "threads": torch.get_num_threads(),

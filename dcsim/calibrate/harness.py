@@ -74,7 +74,8 @@ def cuda_device_id(name: str) -> str:
     return "cuda-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (else what ``platform`` knows)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -305,7 +306,7 @@ def run_calibration(cfg: RunConfig) -> Profile:
     else:
         device = torch.device("cpu")
         torch.set_num_threads(cfg.threads)
-        name = f"{_cpu_name()} ({cfg.threads} thread{'s' if cfg.threads > 1 else ''})"
+        name = f"{cpu_name()} ({cfg.threads} thread{'s' if cfg.threads > 1 else ''})"
         device_id = cfg.device_id or "host-cpu"
     torch.manual_seed(0)
     started = time.perf_counter()

@@ -48,6 +48,19 @@ LIVE_HIDDEN_TENSORS = 8
 #: Token counts up to which iteration pieces are costed exactly; above, on a grid of this step.
 GRID_EXACT = 256
 GRID_STEP = 32
+#: Decode-attention prices are cached per mean cache length, rounded up to a multiple of this many tokens
+#: above ``GRID_EXACT`` (exact below)
+KV_BUCKET_TOKENS = 16
+
+
+def _kv_bucket(mean_kv: float) -> int:
+    """The cache length (tokens) decode prices are cached at: ``mean_kv`` rounded up, to a multiple of
+    :data:`KV_BUCKET_TOKENS` above :data:`GRID_EXACT`."""
+    kv = int(mean_kv + 0.999)
+    if kv > GRID_EXACT:
+        kv = -(-kv // KV_BUCKET_TOKENS) * KV_BUCKET_TOKENS
+    return kv
+
 
 PredictMany = Callable[[Sequence[Op], str], np.ndarray]
 
@@ -202,6 +215,10 @@ class IterationCost:
         pruned = prune_heads(ModelOps("attention", (LayerOp("attn.core", op),)), self.cfg.heads, self.kept_heads)
         return pruned.layers[0].op
 
+    def _attention_s(self, op: Op, count: int) -> float:
+        """Seconds of ``count`` attention cores ``op`` (one per layer), with the kept heads."""
+        return float(self._predict([self._attention(op)], self.device_id)[0]) * count
+
     def _ops_s(self, ops: list[tuple[Op, int]]) -> float:
         if self._transform is not None:
             ops = self._transform(list(ops))
@@ -257,15 +274,13 @@ class IterationCost:
     def decode_attention_s(self, batch: int, mean_kv: float) -> float:
         """Seconds of the decode attention of ``batch`` sequences holding ``mean_kv`` tokens on average
         (one op over the batch: its FLOPs and bytes are the sum over the sequences)."""
-        kv = int(mean_kv + 0.999)
-        if kv > 256:
-            kv = (kv + 15) & ~15
+        kv = _kv_bucket(mean_kv)
         key = (batch, kv)
         seconds = self._decode_attn.get(key)
         if seconds is None:
-            op, count = decode_attention(self.cfg, kv, self.tp, self.precision, batch, self.kv_precision)
-            op = self._attention(op)
-            seconds = self._decode_attn[key] = float(self._predict([op], self.device_id)[0]) * count
+            seconds = self._decode_attn[key] = self._attention_s(
+                *decode_attention(self.cfg, kv, self.tp, self.precision, batch, self.kv_precision)
+            )
         return seconds
 
     def prefill_attention_s(self, q_len: int, past: int = 0) -> float:
@@ -285,9 +300,9 @@ class IterationCost:
         key = (q_len, past)
         seconds = self._prefill_attn.get(key)
         if seconds is None:
-            op, count = prefill_attention(self.cfg, q_len, past, self.tp, self.precision)
-            op = self._attention(op)
-            seconds = self._prefill_attn[key] = float(self._predict([op], self.device_id)[0]) * count
+            seconds = self._prefill_attn[key] = self._attention_s(
+                *prefill_attention(self.cfg, q_len, past, self.tp, self.precision)
+            )
         return seconds
 
     def encoder_attention_s(self, lengths: Sequence[int]) -> float:
@@ -305,18 +320,15 @@ class IterationCost:
         key = (b, rms)
         seconds = self._encoder_attn.get(key)
         if seconds is None:
-            op, count = prefill_attention(self.cfg, rms, 0, self.tp, self.precision, batch=b)
-            op = self._attention(op)
-            seconds = self._encoder_attn[key] = float(self._predict([op], self.device_id)[0]) * count
+            seconds = self._encoder_attn[key] = self._attention_s(
+                *prefill_attention(self.cfg, rms, 0, self.tp, self.precision, batch=b)
+            )
         return seconds
 
     def decode_s(self, batch: int, total_kv: float) -> float:
         """Seconds of one decode iteration of ``batch`` sequences whose caches hold ``total_kv`` tokens in
         all (the new tokens included)."""
-        mean = total_kv / batch
-        kv = int(mean + 0.999)
-        if kv > 256:
-            kv = (kv + 15) & ~15
+        kv = _kv_bucket(total_kv / batch)
         key = (batch, kv)
         seconds = self._decode.get(key)
         if seconds is None:

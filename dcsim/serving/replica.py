@@ -156,17 +156,7 @@ class Replica:
         records.status[rid] = _QUEUED
         self.outstanding += 1
         self.waiting.append(rid)
-        if not self.busy:
-            self.busy = True
-            self.run_k = 0
-            self.epoch += 1
-            self.env.timeout(0.0, self.epoch).callbacks.append(self._boundary)
-        elif (
-            self.run_k > 1
-            and not self.static
-            and len(self.decoding) + len(self.prefilling) < self.batching.max_batch_size
-        ):
-            self._cut_run()
+        self._wake()
 
     def accept_transfer(self, rid: int, cached: int) -> None:
         """A request prefilled elsewhere whose ``cached`` tokens of KV cache have arrived: it joins the batch
@@ -180,12 +170,22 @@ class Replica:
         self.transferred[rid] = cached
         self.arrived_kv.add(rid)
         self.waiting.append(rid)
+        self._wake()
+
+    def _wake(self) -> None:
+        """A request joined the queue: start iterating if idle; else, with room in the batch, end a run of
+        several iterations at its next boundary so the request joins there (never under static batching,
+        which takes no one until its batch is done)."""
         if not self.busy:
             self.busy = True
             self.run_k = 0
             self.epoch += 1
             self.env.timeout(0.0, self.epoch).callbacks.append(self._boundary)
-        elif self.run_k > 1 and len(self.decoding) + len(self.prefilling) < self.batching.max_batch_size:
+        elif (
+            self.run_k > 1
+            and not self.static
+            and len(self.decoding) + len(self.prefilling) < self.batching.max_batch_size
+        ):
             self._cut_run()
 
     def _cut_run(self) -> None:
