@@ -28,11 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dcsim.calibrate.harness import RunConfig, measure_op
+from dcsim.compute.ops import Matmul
 from dcsim.models import TransformerConfig, get_model
 
 OUT = Path(__file__).resolve().parent / "validation" / "host-cpu-serving.json"
 #: (batch, prompt tokens) of each case.
 CASES = ((1, 128), (1, 512), (8, 128))
+#: the cold memory control: a GEMV of the host-cpu profile's grid
+CONTROL_GEMV = Matmul(1, 2304, 2304, precision="fp32")
 
 
 class Block(nn.Module):
@@ -121,6 +125,15 @@ def control_gemm_s(repeats: int = 15) -> float:
     return statistics.median(times[3:])
 
 
+def control_gemv_cold_s() -> float:
+    """Median seconds of a one-row 2304 x 2304 fp32 Linear with its weights cold, timed as ``dcsim calibrate
+    --cold`` times it (the host-cpu profile has this shape): how fast this machine streams weights from
+    memory now compared with the calibration run (memory speed on a shared machine drifts apart from compute
+    speed)."""
+    config = RunConfig(cold=True, end_to_end=False)
+    return measure_op(CONTROL_GEMV, False, torch.device("cpu"), config)[0].median_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -138,6 +151,7 @@ def main() -> None:
     with torch.inference_mode():
         generate(model, 1, 64, 4)  # warm-up: first-call allocations and kernel selection
         control_before = control_gemm_s()
+        gemv_before = control_gemv_cold_s()
         for batch, prompt in CASES:
             ttfts, steps = [], []
             for _ in range(args.repeats):
@@ -166,6 +180,7 @@ def main() -> None:
                 f"decode {cases[-1]['decode_s_per_token'] * 1e3:.2f} ms/step"
             )
         control_after = control_gemm_s()
+        gemv_after = control_gemv_cold_s()
     record = {
         "device_id": "host-cpu",
         "model": "gpt2-small",
@@ -182,6 +197,8 @@ def main() -> None:
         ),
         # the same GEMM in the host-cpu profile took 26.87 ms (median; Matmul m=512 n=768 k=3072 fp32 fwd)
         "control_gemm_s": [control_before, control_after],
+        # the profile's cold one-row 2304 x 2304 fp32 GEMM, timed the same way, before and after
+        "control_gemv_cold_s": [gemv_before, gemv_after],
         "cases": cases,
     }
     assert all(math.isfinite(c["ttft_s"]) for c in cases)

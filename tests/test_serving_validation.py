@@ -18,11 +18,16 @@ from typing import Any
 
 import pytest
 
+from dcsim.compute import load_profile
+from dcsim.compute.ops import Matmul
 from dcsim.models import get_model
 from dcsim.serving import IterationCost
 
 MEASURED = Path(__file__).resolve().parent.parent / "calibration" / "validation" / "host-cpu-serving.json"
+PROFILE = MEASURED.parents[1] / "profiles" / "host-cpu.json"
 TARGET = 0.15
+#: how far the record's control timings may sit from the profile's times of the same shapes
+CONTROL_TOLERANCE = 0.10
 # (metric, batch, prompt) whose error exceeds the target, with why (docs/serving.md, "Validation").
 KNOWN_GAPS: dict[tuple[str, int, int], str] = {
     ("decode_s_per_token", 8, 128): (
@@ -63,6 +68,25 @@ def test_measurement_record_is_complete() -> None:
     assert record["torch_version"] and record["date"]
     batches = {case["batch"] for case in record["cases"]}
     assert {1, 8} <= batches
+
+
+def _profile_median_s(op: Matmul) -> float:
+    return next(p.median_s for p in load_profile(PROFILE).points if p.op == op)
+
+
+def test_record_was_measured_with_the_machine_as_fast_as_for_the_profile() -> None:
+    """The record's control GEMM (512 x 3072 by 3072 x 768 fp32, compute-bound) and cold GEMV (one row,
+    2304 x 2304, weights from memory) ran within 10% of the profile's times for the same shapes, before and
+    after the cases: this shared machine's compute and memory speeds drift by 15-35% over hours, each on its own,
+    and a record taken in another state than the profile would measure the drift, not the cost model."""
+    record = _record()
+    assert any("matmul_gemv" in note and "cold" in note for note in load_profile(PROFILE).notes)
+    gemm = _profile_median_s(Matmul(512, 768, 3072, precision="fp32"))
+    gemv = _profile_median_s(Matmul(1, 2304, 2304, precision="fp32"))
+    for name, reference in (("control_gemm_s", gemm), ("control_gemv_cold_s", gemv)):
+        assert len(record[name]) == 2
+        for seconds in record[name]:
+            assert seconds == pytest.approx(reference, rel=CONTROL_TOLERANCE), f"{name}: {seconds / reference - 1:+.1%}"
 
 
 def _params() -> list[Any]:

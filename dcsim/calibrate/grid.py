@@ -93,6 +93,13 @@ def linear_ops(precision: str, spec: GridSpec) -> list[Op]:
         return Matmul(m, n, k, precision=precision)
 
     sampled = _sample(make, _rng("linear", precision), _count(48, spec), spec)
+
+    # one-row products (GEMV: batch-1 decode) run a kernel of their own whose speed depends on the row
+    # length k: enough of them for a fit of their own
+    def make_gemv(rng: np.random.Generator) -> Op | None:
+        return Matmul(1, _pick(rng, DIMS + VOCABS), _pick(rng, DIMS), precision=precision)
+
+    sampled += [op for op in _sample(make_gemv, _rng("gemv", precision), _count(16, spec), spec) if op not in sampled]
     # and the layer shapes transformers are made of (QKV, MLP, output head over the vocabulary),
     # at token counts other than the end-to-end check's, so that check stays an interpolation
     layers = [(768, 2304), (768, 3072), (3072, 768), (1024, 4096), (4096, 1024), (768, 30522), (768, 50257)]

@@ -18,7 +18,7 @@ HOLDOUT_EVERY = 4
 HOLDOUT_OFFSET = 2
 MIN_POINTS = 3
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 7
+FIT_VERSION = 8
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:

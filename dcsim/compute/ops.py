@@ -29,6 +29,17 @@ BYTES_PER_ELEMENT: Mapping[str, float] = {
 PHASES = ("fwd", "bwd")
 #: Largest row count (``Matmul.m``) of a "skinny" product: the GEMMs of a decode step at batch <= 16.
 SKINNY_ROWS = 16
+#: Row count of a matrix-vector product (GEMV): a decode step's GEMMs at batch 1.
+GEMV_ROWS = 1
+
+
+def matmul_class(m: int) -> str:
+    """The fit class of a dense product of ``m`` rows: ``matmul_gemv`` (one row: BLAS libraries run a
+    matrix-vector kernel that streams the weights), ``matmul_skinny`` (at most :data:`SKINNY_ROWS` rows: a GEMM
+    kernel on a few rows) or ``matmul`` (see :attr:`Matmul.fit_key`)."""
+    if m <= GEMV_ROWS:
+        return "matmul_gemv"
+    return "matmul_skinny" if m <= SKINNY_ROWS else "matmul"
 
 
 def _check_common(precision: str, phase: str) -> None:
@@ -150,13 +161,22 @@ class Matmul(Op):
 
     @property
     def fit_key(self) -> str:
-        """Products of at most :data:`SKINNY_ROWS` rows (a decode step's GEMMs, GEMV at one row) have a class
-        of their own: CPU and GPU libraries run other kernels for them than for square-ish products, so one
-        efficiency curve over both fits neither. Devices that measured no such product price them with the
+        """Products of at most :data:`SKINNY_ROWS` rows (a decode step's GEMMs) have a class of their own, and
+        one-row products (GEMV, batch-1 decode) another (:func:`matmul_class`): CPU and GPU libraries run other
+        kernels for them than for square-ish products, so one efficiency curve over all fits none. A device
+        that measured no such product prices a GEMV with its skinny curve and a skinny product with its
         ``matmul`` curve (see :mod:`dcsim.compute.predictor`)."""
-        if self.kind == "matmul" and self.m <= SKINNY_ROWS:
-            return f"matmul_skinny/{self.phase}/{self.precision}"
+        if self.kind == "matmul":
+            return f"{matmul_class(self.m)}/{self.phase}/{self.precision}"
         return f"{self.kind}/{self.phase}/{self.precision}"
+
+    @property
+    def segments(self) -> float:
+        """A GEMV's weight rows (``n``): the kernel computes one dot product of length ``k`` per row, each with
+        a fixed cost on top of streaming its bytes, so short rows stream slower (on this machine's CPU a cold
+        fp32 GEMV read 64-element rows at 3-12 GB/s and 3,072-element rows at 20-23 GB/s). 0 for other
+        products."""
+        return float(self.n) if self.kind == "matmul" and self.m <= GEMV_ROWS else 0.0
 
     @property
     def unaligned(self) -> bool:
@@ -572,11 +592,14 @@ class WeightOnlyMatmul(Op):
 
     @property
     def fit_key(self) -> str:
-        """The dense GEMM's class at the activation precision, as :attr:`Matmul.fit_key` (skinny products
-        of at most :data:`SKINNY_ROWS` rows have their own)."""
-        if self.m <= SKINNY_ROWS:
-            return f"matmul_skinny/{self.phase}/{self.precision}"
-        return f"matmul/{self.phase}/{self.precision}"
+        """The dense GEMM's class at the activation precision, as :attr:`Matmul.fit_key` (GEMVs and skinny
+        products of at most :data:`SKINNY_ROWS` rows have their own)."""
+        return f"{matmul_class(self.m)}/{self.phase}/{self.precision}"
+
+    @property
+    def segments(self) -> float:
+        """As :attr:`Matmul.segments`: a GEMV's weight rows."""
+        return float(self.n) if self.m <= GEMV_ROWS else 0.0
 
     @property
     def unaligned(self) -> bool:

@@ -24,7 +24,7 @@ from dcsim.compute.roofline import FloatArray, RooflineFit
 
 PROFILE_DIRS_ENV = "DCSIM_PROFILE_DIRS"
 #: op classes that borrow another class's fit where a device has no measurement of their own
-FALLBACK_CLASSES = {"matmul_skinny": "matmul"}
+FALLBACK_CLASSES = {"matmul_gemv": "matmul_skinny", "matmul_skinny": "matmul"}
 MAX_CACHE_ENTRIES = 2_000_000
 
 
@@ -69,17 +69,20 @@ class DeviceModel:
 
     def fit_for(self, op: Op) -> RooflineFit:
         """The fit that prices ``op`` (measured for its class if there is one, else a prior). A class with
-        a ``fallback`` (skinny GEMMs -> GEMMs) uses that class's fit where it has no measurement of its own."""
+        a fallback (:data:`FALLBACK_CLASSES`: GEMVs -> skinny GEMMs -> GEMMs) uses the nearest class in that
+        chain the device measured; a device that measured none of them gets a prior, from the nearest class a
+        reference device measured. The answer does not depend on which ops were priced before."""
         key = op.fit_key
         fit = self._fits.get(key)
         if fit is None:
-            fallback = FALLBACK_CLASSES.get(key.split("/", 1)[0])
-            if fallback is not None:
-                fit = self._fits.get(f"{fallback}/{key.split('/', 1)[1]}")
-                if fit is None:
-                    fit = self._prior_fit(op, f"{fallback}/{key.split('/', 1)[1]}")
-            else:
-                fit = self._prior_fit(op)
+            name, rest = key.split("/", 1)
+            chain = [key]
+            while name in FALLBACK_CLASSES:
+                name = FALLBACK_CLASSES[name]
+                chain.append(f"{name}/{rest}")
+            fit = next((self.measured[k] for k in chain if k in self.measured), None)
+            if fit is None:
+                fit = self._prior_fit(op, chain)
             self._fits[key] = fit
         return fit
 
@@ -153,16 +156,19 @@ class DeviceModel:
         except KeyError as error:
             raise ValueError(str(error.args[0])) from None
 
-    def _prior_fit(self, op: Op, key: str | None = None) -> RooflineFit:
+    def _prior_fit(self, op: Op, chain: Sequence[str] = ()) -> RooflineFit:
+        """A prior for ``op``: the efficiency curve of the first class in ``chain`` (default: the op's own)
+        that a reference device measured, rescaled to this device's peaks; else the kind's assumed curve."""
         peak, bandwidth = self._peaks(op)
-        key = key or op.fit_key
+        chain = list(chain) or [op.fit_key]
         if self.prior is None:
-            raise ValueError(f"{self.device_id}: no measurement of {key} and no prior for its kind")
-        for ref_id, fits in self.references.items():
-            ref = fits.get(op.fit_key) or fits.get(key)
-            if ref is not None and ref_id != self.device_id:
-                note = f"prior: efficiency curve of measured {ref_id} rescaled to {self.device_id} peaks"
-                return ref.rescaled(peak, bandwidth, basis="prior", note=note)
+            raise ValueError(f"{self.device_id}: no measurement of {chain[0]} and no prior for its kind")
+        for key in chain:
+            for ref_id, fits in self.references.items():
+                ref = fits.get(key)
+                if ref is not None and ref_id != self.device_id:
+                    note = f"prior: efficiency curve of measured {ref_id} rescaled to {self.device_id} peaks"
+                    return ref.rescaled(peak, bandwidth, basis="prior", note=note)
         return self.prior.fit(op.kind, peak, bandwidth)
 
 
