@@ -24,6 +24,11 @@ FIXTURES = Path(__file__).parent / "data" / "compute"
         (["--report", "--profiles", "/nonexistent/dir"], "error: --profiles: no such folder: /nonexistent/dir"),
         (["--remeasure", "matmul_thin"], "error: --remeasure: unknown op class matmul_thin (known: add, attention,"),
         (["--remeasure", "matmul", "--out", "/nonexistent/p.json"], "error: --remeasure: needs an existing profile"),
+        (["--precisions", "fp31"], "error: --precisions: unknown precision fp31 (known: fp64, fp32,"),
+        (
+            ["--precisions", "fp32", "--remeasure", "matmul_gemv"],
+            "error: --precisions: with --remeasure, needs --merge",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, message, capsys):
@@ -108,6 +113,14 @@ def test_remeasure_replaces_only_the_named_classes(tmp_path, monkeypatch, capsys
     assert points[wide] == 1e-12  # kept
     assert points[skinny] > 1e-9  # measured anew
     assert "re-measured matmul_skinny on" in " ".join(load_profile(out).notes)
+    # with --merge the quieter of old and new is kept: the impossibly fast old point stays
+    save_profile(dataclasses.replace(old, points=tuple(fake)), out)
+    assert main(["calibrate", "--quick", "--remeasure", "matmul_skinny", "--merge", "--out", str(out)]) == 0
+    merged = load_profile(out)
+    assert {p.op: p.median_s for p in merged.points} == {wide: 1e-12, skinny: 1e-12}
+    assert "re-measured matmul_skinny on 20" in " ".join(merged.notes) and "(quieter measurement kept)" in " ".join(
+        merged.notes
+    )
 
 
 def test_streamed_operands_are_timed_cold():

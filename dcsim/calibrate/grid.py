@@ -104,6 +104,8 @@ def linear_ops(precision: str, spec: GridSpec) -> list[Op]:
     # at token counts other than the end-to-end check's, so that check stays an interpolation
     layers = [(768, 2304), (768, 3072), (3072, 768), (1024, 4096), (4096, 1024), (768, 30522), (768, 50257)]
     fixed = [Matmul(m, n, k, precision=precision) for m in (32, 512) for k, n in layers]
+    # and as GEMVs (batch-1 decode), whose speed depends on the row length k
+    fixed += [Matmul(1, n, k, precision=precision) for k, n in layers]
     # output heads are the only GEMMs whose width is not a multiple of 8 (unaligned rows run slower
     # on CPUs): more token counts of them, so the fit sees the penalty where it matters
     fixed += [Matmul(m, n, k, precision=precision) for m in (8, 64, 96, 144) for k, n in layers[-2:]]

@@ -42,11 +42,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time GEMMs of at most 16 rows and decode attention with their weights / KV cache cold (out of cache)",
     )
     parser.add_argument(
+        "--precisions",
+        default=None,
+        metavar="LIST",
+        help="measure only these precisions (comma-separated, e.g. fp32,bf16; default: all the device runs)",
+    )
+    parser.add_argument(
         "--remeasure",
         default=None,
         metavar="CLASSES",
         help="measure only these op classes (comma-separated, e.g. matmul_skinny,attention_decode) and replace"
-        " their points in the existing profile; the rest of it is kept",
+        " their points in the existing profile (with --merge: keep the quieter of the old and new measurement of"
+        " each point); the rest of it is kept",
     )
 
 
@@ -103,6 +110,20 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _precision_list(value: str) -> tuple[str, ...]:
+    """The precisions named by ``--precisions`` (each one the calibration knows)."""
+    from dcsim.compute.ops import BYTES_PER_ELEMENT
+
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in BYTES_PER_ELEMENT]
+    if not names or unknown:
+        known = ", ".join(BYTES_PER_ELEMENT)
+        raise UserInputError.single(
+            "--precisions", f"unknown precision {', '.join(unknown) or repr(value)} (known: {known})"
+        )
+    return names
+
+
 def handle(args: argparse.Namespace) -> int:
     """Run the calibration (or the report); exit 2 with one line if torch is missing."""
     if args.device not in ("cpu", "cuda"):
@@ -120,6 +141,12 @@ def handle(args: argparse.Namespace) -> int:
     if device_id is not None and (not device_id or os.sep in device_id or device_id.startswith(".")):
         raise UserInputError.single("--device-id", f"not a usable file name: {device_id!r}")
     classes = _op_classes(args.remeasure) if args.remeasure is not None else ()
+    precisions = _precision_list(args.precisions) if args.precisions is not None else ()
+    if precisions and classes and not args.merge:
+        raise UserInputError.single(
+            "--precisions",
+            "with --remeasure, needs --merge (--remeasure alone drops those classes' points of every precision)",
+        )
     config = RunConfig(
         device=args.device,
         quick=args.quick,
@@ -129,6 +156,7 @@ def handle(args: argparse.Namespace) -> int:
         budget_s=budget,
         classes=classes,
         cold=args.cold,
+        precisions=precisions,
     )
     folder = REPO_ROOT / "calibration" / "profiles"
     if args.out and not Path(args.out).is_dir():
@@ -156,9 +184,11 @@ def handle(args: argparse.Namespace) -> int:
         except ProfileError as error:
             raise UserInputError.single(option, str(error)) from None
         if classes:
-            config.merge_with = without_classes(config.merge_with, classes)
+            if not args.merge:
+                config.merge_with = without_classes(config.merge_with, classes)
             how = " with cold operands" if args.cold else ""
-            config.notes.append(f"re-measured {', '.join(classes)}{how} on {datetime.date.today().isoformat()}")
+            kept = " (quieter measurement kept)" if args.merge else ""
+            config.notes.append(f"re-measured {', '.join(classes)}{how} on {datetime.date.today().isoformat()}{kept}")
     try:
         run_calibration(config)
     except RuntimeError as error:

@@ -33,6 +33,19 @@ SKINNY_ROWS = 16
 GEMV_ROWS = 1
 
 
+#: Bytes of a memory page: weight rows shorter than this stream slower in a GEMV (see :func:`short_row_pages`).
+PAGE_BYTES = 4096
+
+
+def short_row_pages(rows: int, row_bytes: float) -> float:
+    """The weight bytes of a GEMV whose ``rows`` weight rows are each shorter than a page (``row_bytes`` <
+    :data:`PAGE_BYTES`), in pages; 0 for longer rows. A GEMV computes one dot product per weight row, and short
+    rows stream slower: on this machine's CPU a cold fp32 GEMV read rows of 256-2,048 bytes at 7-13 GB/s and
+    rows of 4 KiB and more at 17-24 GB/s. The fit prices each such page with a fixed extra cost (the op's
+    ``segments``)."""
+    return rows * row_bytes / PAGE_BYTES if row_bytes < PAGE_BYTES else 0.0
+
+
 def matmul_class(m: int) -> str:
     """The fit class of a dense product of ``m`` rows: ``matmul_gemv`` (one row: BLAS libraries run a
     matrix-vector kernel that streams the weights), ``matmul_skinny`` (at most :data:`SKINNY_ROWS` rows: a GEMM
@@ -172,11 +185,10 @@ class Matmul(Op):
 
     @property
     def segments(self) -> float:
-        """A GEMV's weight rows (``n``): the kernel computes one dot product of length ``k`` per row, each with
-        a fixed cost on top of streaming its bytes, so short rows stream slower (on this machine's CPU a cold
-        fp32 GEMV read 64-element rows at 3-12 GB/s and 3,072-element rows at 20-23 GB/s). 0 for other
-        products."""
-        return float(self.n) if self.kind == "matmul" and self.m <= GEMV_ROWS else 0.0
+        """A GEMV's weight held in short rows, in pages (:func:`short_row_pages`); 0 for other products."""
+        if self.kind != "matmul" or self.m > GEMV_ROWS:
+            return 0.0
+        return short_row_pages(self.n, self.k * self.element_bytes)
 
     @property
     def unaligned(self) -> bool:
@@ -598,8 +610,10 @@ class WeightOnlyMatmul(Op):
 
     @property
     def segments(self) -> float:
-        """As :attr:`Matmul.segments`: a GEMV's weight rows."""
-        return float(self.n) if self.m <= GEMV_ROWS else 0.0
+        """As :attr:`Matmul.segments`, for the stored (low-bit) weight rows."""
+        if self.m > GEMV_ROWS:
+            return 0.0
+        return short_row_pages(self.n, self.k * BYTES_PER_ELEMENT[self.weight_precision])
 
     @property
     def unaligned(self) -> bool:
