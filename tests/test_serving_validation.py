@@ -26,16 +26,11 @@ from dcsim.serving import IterationCost
 MEASURED = Path(__file__).resolve().parent.parent / "calibration" / "validation" / "host-cpu-serving.json"
 PROFILE = MEASURED.parents[1] / "profiles" / "host-cpu.json"
 TARGET = 0.15
-#: how far the record's control timings may sit from the profile's times of the same shapes
-CONTROL_TOLERANCE = 0.10
+#: how far the record's quietest control timings may sit from the profile's times of the same shapes (the
+#: validation's own target: a record taken in a state that much slower than the profile's would measure the drift)
+CONTROL_TOLERANCE = TARGET
 # (metric, batch, prompt) whose error exceeds the target, with why (docs/serving.md, "Validation").
-KNOWN_GAPS: dict[tuple[str, int, int], str] = {
-    ("decode_s_per_token", 8, 128): (
-        "cost model, -24%: a decode step reads each layer's weights from DRAM (its 8-row GEMMs take 64 ms"
-        " under the torch profiler), while the host-cpu profile timed skinny GEMMs with their weights in the"
-        " L3 cache; `dcsim calibrate --cold` times them cold (docs/serving.md, Validation)"
-    ),
-}
+KNOWN_GAPS: dict[tuple[str, int, int], str] = {}
 
 
 def _record() -> dict[str, Any]:
@@ -76,7 +71,7 @@ def _profile_median_s(op: Matmul) -> float:
 
 def test_record_was_measured_with_the_machine_as_fast_as_for_the_profile() -> None:
     """The record's quietest control GEMM (512 x 3072 by 3072 x 768 fp32, compute-bound) and cold GEMV (one row,
-    2304 x 2304, weights from memory) ran within 10% of the profile's times for the same shapes: this shared
+    2304 x 2304, weights from memory) ran within 15% of the profile's times for the same shapes: this shared
     machine's compute and memory speeds drift by 15-35% over hours, each on its own, so both the record and the
     profile keep the quieter of several runs, and a record whose quietest runs were slower than the profile's
     would measure the drift, not the cost model."""

@@ -7,14 +7,14 @@ has no backward kernel of its own; what it costs in training is the accumulation
 where the branches meet, so its backward is timed as that add. Likewise the backward of a layout
 ``copy`` is the same copy applied to the gradient.
 
-Operands a serving step streams from memory can be timed cold (``dcsim calibrate --cold``; off by default,
-and the shipped profiles were measured hot): a decode step reads every layer's weights (GEMMs
-of at most :data:`~dcsim.compute.ops.SKINNY_ROWS` rows) and every sequence's KV cache (decode attention) once,
-from DRAM or HBM, while a benchmark that calls one layer again and again finds them in the last-level cache.
-For those forward cases the callable rotates through copies of the operands totalling :data:`COLD_BYTES`, so
-each call reads its own from memory. On this machine's CPU (32 MiB L3) a hot 8 x 768 x 3072 fp32 Linear took
-1.44 ms and a cold one 1.95 ms; at one row 0.35 and 0.87 ms (``torch`` 2.13, one thread).
-"""
+Operands a serving step streams from memory can be timed cold (``dcsim calibrate --cold``; off by default; the
+shipped host-cpu profile has its GEMVs, skinny GEMMs and decode attention timed cold, the H100 profile hot): a
+decode step reads every layer's weights (GEMMs of at most :data:`~dcsim.compute.ops.SKINNY_ROWS` rows) and every
+sequence's KV cache (decode attention) once, from DRAM or HBM, while a benchmark that calls one layer again and
+again finds them in the last-level cache. For those forward cases the callable rotates through copies of the
+operands totalling :data:`COLD_BYTES`, so each call reads its own from memory. On this machine's CPU (32 MiB L3) a
+hot 8 x 768 x 3072 fp32 Linear took 1.44 ms and a cold one 1.95 ms; at one row 0.35 and 0.87 ms (``torch`` 2.13,
+one thread)."""
 
 from __future__ import annotations
 

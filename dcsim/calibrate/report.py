@@ -302,11 +302,13 @@ def write_report(profile_dir: Path, out: Path) -> list[Path]:
         " this run and the existing profile: the shipped host-cpu profile merges two full runs). GPU samples"
         " use CUDA events, one pass.",
         "`dcsim calibrate --cold` times the operands a decode step streams from memory cold: the forward"
-        " cases of GEMMs of at most 16 rows and of decode attention rotate through copies of their weights"
-        " or KV cache totalling 128 MiB (beyond a CPU's last-level cache or a GPU's L2), as each layer of a"
-        " model reads its own once per step (on this CPU an 8 x 768 x 3072 fp32 Linear takes 1.44 ms hot"
-        " and 1.95 ms cold); `--remeasure matmul_skinny,attention_decode` replaces those classes' points in"
-        " an existing profile. The shipped profiles were measured hot (see Known gaps).",
+        " cases of GEMVs (one row), GEMMs of at most 16 rows and decode attention rotate through copies of"
+        " their weights or KV cache totalling 128 MiB (beyond a CPU's last-level cache or a GPU's L2), as each"
+        " layer of a model reads its own once per step (on this CPU an 8 x 768 x 3072 fp32 Linear takes 1.44 ms"
+        " hot and 1.95 ms cold); `--remeasure matmul_gemv,matmul_skinny,attention_decode` replaces those"
+        " classes' points in an existing profile (with `--merge`, keeps the quieter of old and new;"
+        " `--precisions fp32` limits a run to some precisions). The shipped host-cpu profile has those three"
+        " classes measured cold, the quieter of several runs; the H100 profile measured them hot.",
         "",
         "## Which devices are predicted from measurements",
         "",
@@ -319,10 +321,9 @@ def write_report(profile_dir: Path, out: Path) -> list[Path]:
         "- GPT-2 forward at batch 1 is still predicted 13% low: GEMMs of 128 tokens run a few percent"
         " slower than the fit of the class, and the output head's alignment penalty is fitted from"
         " other token counts.",
-        "- Decode on the CPU at batch 8 is predicted 24% fast: the shipped profile times skinny GEMMs and"
-        " decode attention hot. Timed cold (`--cold`), batch-8 decode lands within 5%, but one-row"
-        " products then need a class of their own and their cold timings varied by about 25% between runs"
-        " on this shared machine, so the cold points are not shipped yet (docs/serving.md, Validation).",
+        "- Cold timings on this shared machine drift with other tenants' memory traffic: the same cold GEMV"
+        " took 1.0 to 1.8 ms within hours. The cold classes keep the quieter of several runs; their held-out"
+        " errors are larger than the hot classes' (docs/serving.md, Validation).",
         "- The CPU's end-to-end forward passes include 3-5% of framework time between ops (Python"
         " module calls) that no op measurement contains.",
         "- GPU profile: its small ops are bound by PyTorch's host-side dispatch (8-50 us per call,"

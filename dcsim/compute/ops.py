@@ -39,10 +39,10 @@ PAGE_BYTES = 4096
 
 def short_row_pages(rows: int, row_bytes: float) -> float:
     """The weight bytes of a GEMV whose ``rows`` weight rows are each shorter than a page (``row_bytes`` <
-    :data:`PAGE_BYTES`), in pages; 0 for longer rows. A GEMV computes one dot product per weight row, and short
-    rows stream slower: on this machine's CPU a cold fp32 GEMV read rows of 256-2,048 bytes at 7-13 GB/s and
-    rows of 4 KiB and more at 17-24 GB/s. The fit prices each such page with a fixed extra cost (the op's
-    ``segments``)."""
+    :data:`PAGE_BYTES`), in pages; 0 for longer rows. A GEMV computes one dot product per weight row, and short rows
+    stream slower: on this machine's CPU a cold fp32 GEMV read rows of 256 bytes to 2 KiB at 4-13 GB/s and rows of 4
+    KiB and more mostly at 15-24 GB/s (docs/serving.md, Validation). The fit prices each such page with a fixed
+    extra cost (the op's ``segments``)."""
     return rows * row_bytes / PAGE_BYTES if row_bytes < PAGE_BYTES else 0.0
 
 
