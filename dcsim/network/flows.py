@@ -34,8 +34,6 @@ from dcsim.network.routing import NoRouteError
 from dcsim.network.usage import LinkUsage
 
 RERATE_PRIORITY = EventPriority(2)  # after simpy's URGENT (0) and NORMAL (1)
-BYTES_TOLERANCE = 1e-9  # a flow with at most this fraction of its bytes left has drained
-TIME_TOLERANCE = 1e-12  # ... or one whose remaining time is below this fraction of the clock (>= 1 s)
 LOCAL_CHANGE = 16  # re-rate locally (dcsim.network.local) when at most this many flows start and end at once
 LOCAL_MAX_FLOWS = 24  # ... unless more than this many flows would need new rates: then water-fill all
 INDEXED_DEPARTURES = 4096  # check departures of a table this large through its link index (kept until merges)
@@ -115,11 +113,9 @@ class FlowSimulator:
         self._next_collective = 0
         self._last_update = float(env.now)
         self._link_rate: np.ndarray = np.zeros(controller.links.count)
-        self._ratio: np.ndarray = np.zeros(0)
-        self._scratch: list[np.ndarray] = [np.zeros(0), np.zeros(0)]
-        self._mask: np.ndarray = np.zeros(0, dtype=bool)
         self._rerate_pending = False
         self._timer_generation = 0
+        self._timer_at = np.inf  # when the armed timer fires (s; inf: no timer armed)
         self._force_full = False
         self._capacity_version = -1
         self._effective_capacity = controller.links.capacity_bytes_per_s
@@ -403,13 +399,13 @@ class FlowSimulator:
         if result is None:
             return False
         moved = False
-        rate, rate_item = table.rate, table.rate.item
+        rate_item, set_rate, now = table.rate.item, table.set_rate, float(self.env.now)
         arrived = set(new_slots)
-        for slot, value in result.rates.items():  # a handful of flows: scalar writes (the list has them)
+        for slot, value in result.rates.items():  # a handful of flows: scalar writes
             if not moved and slot not in arrived:
                 old = rate_item(slot)
                 moved = abs(value - old) > SAME_RATE * old
-            rate[slot] = value
+            set_rate(slot, value, now)
         self.usage.set_link_rates(result.links, result.link_load, link_rate)
         self.flows_rerated += len(result.rates)
         if moved:
@@ -439,9 +435,7 @@ class FlowSimulator:
         if new_rate is None:
             return False
         slots = table.merge_staged()
-        table.rate[slots] = new_rate
-        if table.rate_list is not None:
-            table.rate_list[int(slots[0])] = new_rate
+        table.set_rate(int(slots[0]), new_rate, float(self.env.now))
         self._link_rate[path] += new_rate
         self.usage.observe_links(path, self._link_rate[path])
         self.flows_rerated += 1
@@ -459,32 +453,14 @@ class FlowSimulator:
     def _advance(self) -> None:
         now = float(self.env.now)
         elapsed = now - self._last_update
-        if elapsed > 0:
-            table = self.flows
-            table.remaining -= np.multiply(table.rate, elapsed, out=self._slot_scratch(0))
+        if elapsed > 0:  # (the flows' bytes left are brought up to date when their rates change)
             self.usage.accumulate(self._last_update, now, self._link_rate)
         self._last_update = now
 
     def _drained(self) -> np.ndarray:
-        """Slots of the flows that have sent all their bytes (free slots never qualify)."""
-        table = self.flows
-        horizon = TIME_TOLERANCE * max(1.0, float(self.env.now))
-        # remaining <= a or remaining <= b, as remaining <= max(a, b) (no NaN here), in reused buffers
-        floor = np.multiply(table.bytes, BYTES_TOLERANCE, out=self._slot_scratch(0))
-        np.maximum(floor, np.multiply(table.rate, horizon, out=self._slot_scratch(1)), out=floor)
-        return np.flatnonzero(np.less_equal(table.remaining, floor, out=self._drained_mask()))
-
-    def _slot_scratch(self, which: int) -> np.ndarray:
-        """A reused float buffer (``which``: 0 or 1) as long as the flow table, for per-event passes."""
-        scratch = self._scratch[which]
-        if scratch.size != self.flows.capacity:
-            scratch = self._scratch[which] = np.empty(self.flows.capacity)
-        return scratch
-
-    def _drained_mask(self) -> np.ndarray:
-        if self._mask.size != self.flows.capacity:
-            self._mask = np.empty(self.flows.capacity, dtype=bool)
-        return self._mask
+        """Slots of the flows that have sent all their bytes (see :meth:`FlowTable.drained`;
+        free slots never qualify)."""
+        return self.flows.drained(float(self.env.now))
 
     def _retire(self, done: np.ndarray, done_list: list[int] | None = None) -> None:
         """Remove the flows in slots ``done`` and complete their transfers. ``done_list``: the same slots
@@ -534,28 +510,30 @@ class FlowSimulator:
             weights = np.broadcast_to(rates[:, None], rows.shape).ravel()
             self._link_rate = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
             self._last_allocation = (self.controller.version, rows, rates, self._link_rate.copy())
-        table.rate[slots] = rates
-        table.rates_changed()
+        table.set_rates(slots, rates, float(self.env.now))
         table.bottleneck = [-1] * table.capacity
         self.usage.observe_rates(self._link_rate)
         self.rerates += 1
         self.flows_rerated += table.size
 
     def _arm_timer(self) -> None:
+        """Wake up (re-rate) when the next flow sends its last byte. A timer already armed for that very
+        time is kept; any other is disowned (it fires, and does nothing)."""
+        finish = self.flows.next_finish()
+        if finish == self._timer_at:
+            return
         self._timer_generation += 1
-        table = self.flows
-        rate = table.rate
-        ratio = self._ratio
-        if ratio.size != rate.size:
-            ratio = self._ratio = np.empty(rate.size)
-        ratio.fill(np.inf)
-        np.divide(table.remaining, rate, out=ratio, where=rate > 0)  # time left of every moving flow
-        delay = float(ratio.min()) if ratio.size else np.inf
-        if delay == np.inf:  # nothing moves
+        self._timer_at = finish
+        if finish == np.inf:  # nothing moves
             return
         generation = self._timer_generation
-        timer = self.env.timeout(max(delay, 0.0))
-        timer.callbacks.append(lambda _e: self._request_rerate() if generation == self._timer_generation else None)
+        timer = self.env.timeout(max(finish - float(self.env.now), 0.0))
+        timer.callbacks.append(lambda _e: self._on_timer(generation))
+
+    def _on_timer(self, generation: int) -> None:
+        if generation == self._timer_generation:
+            self._timer_at = np.inf
+            self._request_rerate()
 
     def _complete(self, gid: int) -> None:
         group = self._groups.pop(gid)

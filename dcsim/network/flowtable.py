@@ -10,6 +10,13 @@ For small changes the table also keeps, in plain Python, each slot's links (``pa
 to be its bottleneck (``bottleneck``, -1 if unknown) and the slots on every link (``flows_on``), which
 the local re-rate (:mod:`dcsim.network.local`) walks. They are kept up to date for small merges and
 removals and dropped on large ones (rebuilt on demand by :meth:`FlowTable.adjacency`).
+
+Bytes left are brought up to date lazily: ``remaining`` holds a flow's bytes left at ``since_s``, the last
+time its rate changed, and ``finish_s``/``drain_s`` the times it sends its last byte and from which it
+counts as drained, both at its current rate (``inf`` for a flow that does not move and for free slots). A
+rate change (:meth:`FlowTable.set_rate`, :meth:`FlowTable.set_rates`) updates these for the flows it
+changes only, so an event that re-rates a few flows costs a few scalar writes, and finding the flows that
+have drained, or the next one to, is one pass over ``drain_s`` or ``finish_s``.
 """
 
 from __future__ import annotations
@@ -18,10 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PER_FLOW = ("fid", "group", "src", "dst", "key", "bytes", "remaining", "rate", "latency_s")
+PER_FLOW = (
+    *("fid", "group", "src", "dst", "key", "bytes", "remaining", "rate", "latency_s"),
+    *("since_s", "finish_s", "drain_s"),
+)
+_FREE_INF = ("remaining", "finish_s", "drain_s")  # per-flow arrays that hold inf in a free slot (the others 0)
 _INT_FIELDS = ("fid", "group", "src", "dst", "key")
 SMALL_CHANGE = 64  # merges and removals up to this many flows keep the Python adjacency up to date
 FEW_SCALAR = 4  # removals of up to this many flows write their slots one by one
+BYTES_TOLERANCE = 1e-9  # a flow with at most this fraction of its bytes left has drained
+TIME_TOLERANCE = 1e-12  # ... or one whose remaining time is below this fraction of the clock (>= 1 s)
 
 
 @dataclass
@@ -54,6 +67,9 @@ class FlowTable:
         self.remaining = np.zeros(0)
         self.rate = np.zeros(0)
         self.latency_s = np.zeros(0)
+        self.since_s = np.zeros(0)  # when ``remaining`` was last brought up to date (s)
+        self.finish_s = np.zeros(0)  # when the flow sends its last byte at its current rate (s; inf: never)
+        self.drain_s = np.zeros(0)  # from when it counts as drained (s; inf: never; see BYTES/TIME_TOLERANCE)
         self.paths = np.full((0, 1), n_links, dtype=np.int64)
         self.free: list[int] = []
         self.count = 0
@@ -63,6 +79,7 @@ class FlowTable:
         self.flows_on: dict[int, set[int]] | None = None
         self.rate_list: list[float] | None = None  # ``rate`` as a list, kept in step; None: rebuild
         self._link_index: tuple[np.ndarray, np.ndarray] | None = None
+        self._mask = np.zeros(0, dtype=bool)
 
     @property
     def size(self) -> int:
@@ -85,7 +102,7 @@ class FlowTable:
         self.active = np.concatenate([self.active, np.zeros(extra, dtype=bool)])
         for name in PER_FLOW:
             array = getattr(self, name)
-            fill = np.inf if name == "remaining" else 0
+            fill = np.inf if name in _FREE_INF else 0
             setattr(self, name, np.concatenate([array, np.full(extra, fill, dtype=array.dtype)]))
         self.paths = np.vstack([self.paths, np.full((extra, self.paths.shape[1]), self.dummy, dtype=np.int64)])
         self.path_of.extend([()] * extra)
@@ -152,9 +169,7 @@ class FlowTable:
         path = tuple(b.links.tolist())
         if len(path) > self.paths.shape[1]:
             self._widen(len(path))
-        row = self.paths[slot]
-        row[:] = self.dummy
-        row[: len(path)] = path
+        self.paths[slot, : len(path)] = path  # (a free slot's row is all padding)
         self.path_of[slot] = path
         self.bottleneck[slot] = -1
         flows_on = self.flows_on
@@ -215,20 +230,97 @@ class FlowTable:
                     rate_list[slot] = 0.0
         if len(slot_list) <= FEW_SCALAR:  # scalar writes beat fancy indexing for a few slots
             active, rate, remaining, nbytes, paths = self.active, self.rate, self.remaining, self.bytes, self.paths
+            finish, drain = self.finish_s, self.drain_s
             for slot in slot_list:
                 active[slot] = False
                 rate[slot] = 0.0
-                remaining[slot] = np.inf
+                remaining[slot] = finish[slot] = drain[slot] = np.inf
                 nbytes[slot] = 0.0
                 paths[slot] = self.dummy
+        elif len(slot_list) == self.count:  # every flow leaves: whole-array fills (free slots hold these too)
+            self.active.fill(False)
+            self.rate.fill(0.0)
+            self.remaining.fill(np.inf)
+            self.finish_s.fill(np.inf)
+            self.drain_s.fill(np.inf)
+            self.bytes.fill(0.0)
+            self.paths.fill(self.dummy)
         else:
             self.active[slots] = False
             self.rate[slots] = 0.0
-            self.remaining[slots] = np.inf
+            self.remaining[slots] = self.finish_s[slots] = self.drain_s[slots] = np.inf
             self.bytes[slots] = 0.0
             self.paths[slots] = self.dummy
         self.count -= len(slot_list)
-        self.free.extend(sorted(slot_list, reverse=True))
+        if len(slot_list) == 1:
+            self.free.append(slot_list[0])
+        else:
+            self.free.extend(sorted(slot_list, reverse=True))
+
+    def set_rate(self, slot: int, rate: float, now: float) -> None:
+        """Give the flow at ``slot`` the rate ``rate`` (bytes/s) from ``now`` (s) on: its bytes left are
+        brought up to ``now`` at its old rate and its finish and drain times follow the new one. Writes
+        :meth:`rate_values` too."""
+        old = self.rate.item(slot)
+        if old == rate:
+            return
+        remaining = self.remaining.item(slot)
+        if old > 0.0:
+            remaining -= old * (now - self.since_s.item(slot))
+            self.remaining[slot] = remaining
+        self.since_s[slot] = now
+        self.rate[slot] = rate
+        if self.rate_list is not None:
+            self.rate_list[slot] = rate
+        if rate > 0.0:
+            finish = now + remaining / rate
+            self.finish_s[slot] = finish
+            self.drain_s[slot] = min(
+                now + (remaining - self.bytes.item(slot) * BYTES_TOLERANCE) / rate,
+                finish - TIME_TOLERANCE * max(1.0, finish),
+            )
+        else:
+            self.finish_s[slot] = self.drain_s[slot] = np.inf
+
+    def set_rates(self, slots: np.ndarray, rates: np.ndarray, now: float) -> None:
+        """:meth:`set_rate` for many ``slots`` at once (``rates`` in bytes/s), in whole-table passes: every
+        flow's bytes left are brought up to ``now`` and every finish and drain time recomputed (cheaper
+        than gathering many slots). Drops :meth:`rate_values` (rebuilt when next asked)."""
+        rate, remaining = self.rate, self.remaining
+        remaining -= rate * (now - self.since_s)  # (a free slot: inf - 0 stays inf)
+        self.since_s.fill(now)
+        rate[slots] = rates
+        self.rate_list = None
+        moving = rate > 0.0
+        finish, drain = self.finish_s, self.drain_s
+        finish.fill(np.inf)
+        np.divide(remaining, rate, out=finish, where=moving)
+        finish += now  # now + remaining / rate, as set_rate computes it
+        by_bytes = np.multiply(self.bytes, BYTES_TOLERANCE)
+        np.subtract(remaining, by_bytes, out=by_bytes)
+        np.divide(by_bytes, rate, out=by_bytes, where=moving)
+        by_bytes += now
+        by_time = np.maximum(finish, 1.0)
+        by_time *= TIME_TOLERANCE
+        np.subtract(finish, by_time, out=by_time, where=moving)
+        drain.fill(np.inf)
+        np.minimum(by_bytes, by_time, out=drain, where=moving)
+
+    def drained(self, now: float) -> np.ndarray:
+        """Slots of the flows that have drained by ``now`` (s): at most ``BYTES_TOLERANCE`` of their bytes,
+        or less than ``TIME_TOLERANCE`` of the clock's worth of sending, is left."""
+        mask = self._mask
+        if mask.size != self.drain_s.size:
+            mask = self._mask = np.empty(self.drain_s.size, dtype=bool)
+        return np.flatnonzero(np.less_equal(self.drain_s, now, out=mask))
+
+    def next_finish(self) -> float:
+        """The earliest time (s) an active flow sends its last byte at the current rates (inf: none moves)."""
+        return float(np.minimum.reduce(self.finish_s)) if self.finish_s.size else np.inf
+
+    def remaining_at(self, now: float) -> np.ndarray:
+        """Bytes left of every slot at ``now`` (s) at the current rates (inf for free slots)."""
+        return self.remaining - self.rate * (now - self.since_s)
 
     def replace_links(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
         """Give the flows at ``slots`` new link lists (CSR ``ptr``/``links``)."""

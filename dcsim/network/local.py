@@ -6,17 +6,19 @@ section 6.5.2); that allocation is unique. After a few flows arrive or leave, mo
 are, so :func:`local_rerate` guesses a set ``A`` of flows whose rates may change (the newcomers, and
 the flows on links the leavers saturated), water-fills ``A`` on what the other flows leave of each link,
 and then checks the bottleneck condition for every flow on a link whose load or flows changed (every
-other flow keeps its links exactly as they were, bottleneck included). Flows that fail the check, and the
-faster flows on their saturated links, join ``A`` and the round repeats. When the check passes the
-allocation *is* the max-min fair one; when ``A`` grows past a limit the caller does a full water-filling.
+other flow keeps its links exactly as they were, bottleneck included), each flow once, trying its likely
+bottleneck first (the link a group flow was frozen on, or the one found for it before). Flows that fail
+the check, and the faster flows on their saturated links, join ``A`` and the round repeats. When the check
+passes the allocation *is* the max-min fair one; when ``A`` grows past a limit the caller does a full
+water-filling.
 
 Everything here is plain Python over small sets: the cost follows the flows that change, not the number
 of active flows. Rates are read from a Python list that mirrors the table's rates
 (:meth:`~dcsim.network.flowtable.FlowTable.rate_values`; list indexing is several times cheaper than
 ``ndarray.item``), and each round writes its tentative rates into it, so one list holds the rates of the
 round (the others' as they were, the group's new ones); a call that gives up puts the old values back.
-Every sum and comparison runs in the same order as a loop over the same sets, so results do not depend on
-how the work is arranged.
+Every sum runs in the same order as a loop over the same sets; a link crossed by one flow only (most of
+them) skips the loop (its residual is its capacity, its load that flow's rate).
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def local_rerate(
     link_item = link_rate.item
     margin = 1 + SAME_RATE
     saved: dict[int, float] = {}  # rates of the group's flows before this call
+    # per link of the group, before the filling: what the others leave, the group's flows on it, the share
+    base_residual: dict[int, float] = {}
+    base_count: dict[int, int] = {}
+    base_share: dict[int, float] = {}
+    fresh: set[int] | None = None  # links whose base changed since the last round (None: every link)
     while True:
         if len(group) > max_flows:
             _restore(rate, saved)
@@ -81,25 +88,28 @@ def local_rerate(
             links.update(path_of[slot])
             if slot not in saved:
                 saved[slot] = rate[slot]
-        residual: dict[int, float] = {}
-        count: dict[int, int] = {}
-        share: dict[int, float] = {}
-        for link in links:
+        for link in links if fresh is None else fresh:  # (a link no joiner crosses keeps its base)
+            on = flows_on[link]
+            if len(on) == 1:  # (most links) only the group flow that crosses it
+                base_residual[link] = base_share[link] = capacity[link]
+                base_count[link] = 1
+                continue
             left = capacity[link]
             n = 0
-            for slot in flows_on[link]:
+            for slot in on:
                 if slot in group:
                     n += 1
                 else:
                     left -= rate[slot]
-            left = residual[link] = left if left > 0.0 else 0.0
-            count[link] = n
-            if n:
-                share[link] = left / n
+            left = base_residual[link] = left if left > 0.0 else 0.0
+            base_count[link] = n  # >= 1: the link is on a group flow's path
+            base_share[link] = left / n
+        residual, count, share = base_residual.copy(), base_count.copy(), base_share.copy()
         # progressive filling of the group, one bottleneck link at a time: the first link (in the
         # set's order) with the smallest share
         new: dict[int, float] = {}
-        open_links = set(filter(count.__getitem__, links))  # inserted in the same order as a loop would
+        frozen_at: dict[int, int] = {}  # the link each group flow was frozen on: its likely bottleneck
+        open_links = links.copy()  # links with group flows not yet frozen (every link of the group's, at first)
         by_share = share.__getitem__
         while open_links:
             best = min(open_links, key=by_share)
@@ -107,68 +117,79 @@ def local_rerate(
             for slot in flows_on[best]:
                 if slot in group and slot not in new:
                     new[slot] = rate[slot] = level
+                    frozen_at[slot] = best
                     for link in path_of[slot]:
-                        left = residual[link] - level
-                        left = residual[link] = left if left > 0.0 else 0.0
-                        n = count[link] = count[link] - 1
+                        n = count[link] - 1
                         if n:
+                            count[link] = n
+                            left = residual[link] - level
+                            left = residual[link] = left if left > 0.0 else 0.0
                             share[link] = left / n
-                        else:
+                        else:  # its last group flow: the link is done
                             open_links.discard(link)
             open_links.discard(best)
 
-        # loads and fastest flow of every link that changed; other links as they were
+        # loads and fastest flow of every link that changed (the group's and the changed ones); others as they were
         touched = links | changed
         load: dict[int, float] = {}
         fastest: dict[int, float] = {}
         for link in touched:
+            on = flows_on[link]
+            if len(on) == 1:
+                (slot,) = on
+                load[link] = fastest[link] = rate[slot]
+                continue
             total, top = 0.0, 0.0
-            for slot in flows_on[link]:
+            for slot in on:
                 value = rate[slot]
                 total += value
                 if value > top:
                     top = value
             load[link], fastest[link] = total, top
+        # the bottleneck check of every flow on those links (each once)
         found: dict[int, int] = {}
         failing: list[int] = []
-        for link in touched:
-            for slot in flows_on[link]:
-                if slot in found:
-                    continue
+        for slot in set().union(*map(flows_on.__getitem__, touched)):
+            known = frozen_at.get(slot)  # a group flow: try the link it was frozen on first
+            if known is None:
                 known = bottleneck[slot]
-                if known >= 0 and known not in touched and slot not in new:
-                    found[slot] = known  # its bottleneck link kept its load and flows
+                if known >= 0 and known not in touched:
+                    continue  # its bottleneck link kept its load and flows
+            mine = rate[slot] * margin
+            if known >= 0 and load[known] >= saturated_at[known] and mine >= fastest[known]:
+                found[slot] = known  # (a touched link: its load and fastest flow are known)
+                continue
+            for lk in path_of[slot]:
+                carried = load.get(lk)
+                if carried is None:
+                    carried = load[lk] = link_item(lk)
+                if carried < saturated_at[lk]:
                     continue
-                mine = rate[slot] * margin
-                found[slot] = -1
-                for lk in path_of[slot]:
-                    carried = load.get(lk)
-                    if carried is None:
-                        carried = load[lk] = link_item(lk)
-                    if carried < saturated_at[lk]:
-                        continue
-                    peak = fastest.get(lk)
-                    if peak is None:
-                        peak = fastest[lk] = max([rate[s] for s in flows_on[lk]])
-                    if mine >= peak:
-                        found[slot] = lk
-                        break
-                else:
-                    failing.append(slot)
+                peak = fastest.get(lk)
+                if peak is None:
+                    peak = fastest[lk] = max([rate[s] for s in flows_on[lk]])
+                if mine >= peak:
+                    found[slot] = lk
+                    break
+            else:
+                failing.append(slot)
         if not failing:
             for slot, link in found.items():
                 bottleneck[slot] = link
             return LocalResult(new, touched, load)
-        size = len(group)
+        before = group.copy()
         for slot in failing:
             group.add(slot)
             mine = rate[slot] * margin
             for link in path_of[slot]:
                 if link in load and load[link] >= saturated_at[link]:
                     group.update([s for s in flows_on[link] if rate[s] > mine])
-        if len(group) == size:  # nothing new to try: give up (cannot happen for a consistent state)
+        if len(group) == len(before):  # nothing new to try: give up (cannot happen for a consistent state)
             _restore(rate, saved)
             return None
+        fresh = set()
+        for slot in group - before:
+            fresh.update(path_of[slot])
 
 
 def _restore(rate: list[float], saved: dict[int, float]) -> None:

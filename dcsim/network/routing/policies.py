@@ -44,6 +44,8 @@ class Ecmp(RoutingPolicy):
     onto one of its equal-cost next hops, as hardware ECMP hashes a flow's 5-tuple. Collisions of large
     flows on one link are thus possible, as in real networks."""
 
+    _seed_state: tuple[int | None, int] = (None, 0)  # (controller seed, mix64 state after hashing it)
+
     def path(self, src: int, dst: int, key: int) -> Path:
         dist = self.controller.distances(dst)
         if dist[src] < 0:
@@ -69,7 +71,10 @@ class Ecmp(RoutingPolicy):
         table = self.controller.hop_table(target)
         if table.dist_list[src] < 0:
             raise NoRouteError(f"no route from {self.controller.name(src)} to {self.controller.name(dst)}")
-        state = mix64_step(mix64_step(MIX_START, self.controller.seed), key)
+        seed = self.controller.seed
+        if self._seed_state[0] != seed:  # the hash state after the seed, kept for the next flows
+            self._seed_state = (seed, mix64_step(MIX_START, seed))
+        state = mix64_step(self._seed_state[1], key)
         count, start, node, link = table.count_list, table.start_list, table.node_list, table.link_list
         links: list[int] = []
         here = src
