@@ -37,3 +37,20 @@ BASE: dict[str, Any] = {
 def base() -> dict[str, Any]:
     """A small valid scenario as a mapping (a fresh copy per test)."""
     return copy.deepcopy(BASE)
+
+
+#: Serving traffic that overflows one L4's Llama-2-7B KV cache (~14k tokens) so that sequences are preempted:
+#: 20 requests/s of 1,500 prompt + 600 output tokens for 4 s.
+KV_OVERFLOW_TRAFFIC: dict[str, Any] = {
+    "arrival": "poisson",
+    "rate_per_s": 20,
+    "duration_s": 4,
+    "prompt_tokens": {"dist": "constant", "value": 1500},
+    "output_tokens": {"dist": "constant", "value": 600},
+}
+
+
+@pytest.fixture
+def kv_overflow_traffic() -> dict[str, Any]:
+    """:data:`KV_OVERFLOW_TRAFFIC` (a fresh copy per test)."""
+    return copy.deepcopy(KV_OVERFLOW_TRAFFIC)

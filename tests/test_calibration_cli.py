@@ -37,6 +37,16 @@ def test_bad_input_exits_2_with_one_line(args, message, capsys):
     assert len(err) == 1 and err[0].startswith(message)
 
 
+def test_a_precision_the_device_does_not_measure_is_one_line_and_exit_2(tmp_path, capsys):
+    """``int4`` is a precision dcsim prices but the CPU calibration has no kernel for: no profile is written."""
+    pytest.importorskip("torch")
+    out = tmp_path / "host-cpu.json"
+    assert main(["calibrate", "--quick", "--precisions", "int4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --precisions: int4 not measured on cpu (measured: fp32, bf16, int8)"]
+    assert not out.exists()
+
+
 def test_missing_torch_is_one_line_and_exit_2(monkeypatch, capsys):
     import dcsim.cli.calibrate_cmd as cmd
 

@@ -74,22 +74,15 @@ def test_host_memory_reserves_what_fits() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- swapping
-def _swap(memory_gb: float | None) -> dict[str, Any]:
-    # 20 requests/s of 1,500 + 600 tokens on one L4: its ~14k-token KV cache overflows and sequences are
-    # preempted; each swapped-out sequence takes ~0.8-1.1 GB of host memory (512 KiB per token)
-    traffic = {
-        "arrival": "poisson",
-        "rate_per_s": 20,
-        "duration_s": 4,
-        "prompt_tokens": {"dist": "constant", "value": 1500},
-        "output_tokens": {"dist": "constant", "value": 600},
-    }
+def _swap(memory_gb: float | None, traffic: dict[str, Any]) -> dict[str, Any]:
+    # ``traffic`` overflows one L4's ~14k-token KV cache, so sequences are preempted; each swapped-out sequence
+    # takes ~0.8-1.1 GB of host memory (512 KiB per token)
     batching = {"max_batch_size": 256, "preemption": "swap", "swap_interconnect": "pcie4"}
     return _chat(_scenario(memory_gb, traffic=traffic, batching=batching))
 
 
-def test_swaps_that_do_not_fit_in_host_memory_fall_back_to_recompute() -> None:
-    free, tight, tiny = _swap(None), _swap(1.5), _swap(0.5)
+def test_swaps_that_do_not_fit_in_host_memory_fall_back_to_recompute(kv_overflow_traffic: dict[str, Any]) -> None:
+    free, tight, tiny = (_swap(memory, copy.deepcopy(kv_overflow_traffic)) for memory in (None, 1.5, 0.5))
     for w in (free, tight, tiny):
         assert w["requests_completed"] == w["requests"] > 0
         assert w["preemptions"] > 0

@@ -158,19 +158,12 @@ def test_results_are_json_ready() -> None:
     json.dumps(summary, allow_nan=False)
 
 
-def test_swap_preemption_copies_instead_of_recomputing() -> None:
+def test_swap_preemption_copies_instead_of_recomputing(kv_overflow_traffic: dict[str, Any]) -> None:
     def run(preemption: str) -> dict[str, Any]:
         batching: dict[str, Any] = {"max_batch_size": 256, "preemption": preemption}
         if preemption == "swap":
             batching["swap_interconnect"] = "pcie4"
-        traffic = {
-            "arrival": "poisson",
-            "rate_per_s": 20,
-            "duration_s": 4,
-            "prompt_tokens": {"dist": "constant", "value": 1500},
-            "output_tokens": {"dist": "constant", "value": 600},
-        }
-        data = scenario(replicas=1, traffic=traffic, batching=batching)
+        data = scenario(replicas=1, traffic=copy.deepcopy(kv_overflow_traffic), batching=batching)
         data["datacenter"]["nodes"][0].update(accelerator="l4", intra_node="pcie4")  # 24 GB: a small KV cache
         return dcsim.run_scenario(data).summary["workloads"]["chat"]
 

@@ -65,20 +65,17 @@ def test_measurement_record_is_complete() -> None:
     assert {1, 8} <= batches
 
 
-def _profile_median_s(op: Matmul) -> float:
-    return next(p.median_s for p in load_profile(PROFILE).points if p.op == op)
-
-
 def test_record_was_measured_with_the_machine_as_fast_as_for_the_profile() -> None:
     """The record's quietest control GEMM (512 x 3072 by 3072 x 768 fp32, compute-bound) and cold GEMV (one row,
     2304 x 2304, weights from memory) ran within 15% of the profile's times for the same shapes: this shared
     machine's compute and memory speeds drift by 15-35% over hours, each on its own, so both the record and the
     profile keep the quieter of several runs, and a record whose quietest runs were slower than the profile's
     would measure the drift, not the cost model."""
-    record = _record()
-    assert any("matmul_gemv" in note and "cold" in note for note in load_profile(PROFILE).notes)
-    gemm = _profile_median_s(Matmul(512, 768, 3072, precision="fp32"))
-    gemv = _profile_median_s(Matmul(1, 2304, 2304, precision="fp32"))
+    record, profile = _record(), load_profile(PROFILE)
+    assert any("matmul_gemv" in note and "cold" in note for note in profile.notes)
+    median_s = {point.op: point.median_s for point in profile.points}
+    gemm = median_s[Matmul(512, 768, 3072, precision="fp32")]
+    gemv = median_s[Matmul(1, 2304, 2304, precision="fp32")]
     for name, reference in (("control_gemm_s", gemm), ("control_gemv_cold_s", gemv)):
         quietest = min(seconds for run in record["runs"] for seconds in run[name])
         assert quietest == pytest.approx(reference, rel=CONTROL_TOLERANCE), f"{name}: {quietest / reference - 1:+.1%}"

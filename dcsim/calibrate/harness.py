@@ -66,6 +66,10 @@ class RunConfig:
     cold: bool = False
 
 
+class PrecisionError(ValueError):
+    """A precision the calibration does not measure on the run's device."""
+
+
 def cuda_device_id(name: str) -> str:
     """Catalog id for a CUDA device name (``NVIDIA H100 80GB HBM3`` -> ``h100-sxm``)."""
     for key, device_id in (("H200", "h200-sxm"), ("H100", "h100-sxm"), ("A100", "a100-sxm-80gb")):
@@ -312,7 +316,11 @@ def run_calibration(cfg: RunConfig) -> Profile:
     started = time.perf_counter()
     points: list[Measurement] = []
     e2e: list[EndToEnd] = []
-    precisions = list(cfg.precisions) or _precisions(device)
+    measurable = _precisions(device)
+    unknown = [p for p in cfg.precisions if p not in measurable]
+    if unknown:
+        raise PrecisionError(f"{', '.join(unknown)} not measured on {device.type} (measured: {', '.join(measurable)})")
+    precisions = list(cfg.precisions) or measurable
     cfg.log(f"calibrating {device_id} ({name}), torch {torch.__version__}, precisions {precisions}")
 
     def save(final: bool = False) -> Profile:

@@ -135,7 +135,7 @@ def handle(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("torch") is None:
         print('error: dcsim calibrate needs PyTorch: pip install -e ".[calibrate]"', file=sys.stderr)
         return EXIT_NO_TORCH
-    from dcsim.calibrate.harness import RunConfig, run_calibration
+    from dcsim.calibrate.harness import PrecisionError, RunConfig, run_calibration
 
     device_id = args.device_id
     if device_id is not None and (not device_id or os.sep in device_id or device_id.startswith(".")):
@@ -191,6 +191,8 @@ def handle(args: argparse.Namespace) -> int:
             config.notes.append(f"re-measured {', '.join(classes)}{how} on {datetime.date.today().isoformat()}{kept}")
     try:
         run_calibration(config)
+    except PrecisionError as error:
+        raise UserInputError.single("--precisions", str(error)) from None
     except RuntimeError as error:
         raise UserInputError.single("--device", str(error)) from None
     print(f"wrote {config.out}")

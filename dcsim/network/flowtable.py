@@ -357,15 +357,10 @@ class FlowTable:
 
     def rate_values(self) -> list[float]:
         """``rate`` as a Python list (bytes/s per slot), for loops over a few flows. The table keeps it in
-        step with its own writes; whoever writes ``rate`` directly writes the list too or calls
-        :meth:`rates_changed`."""
+        step with its own writes (rates change through :meth:`set_rate` and :meth:`set_rates` only)."""
         if self.rate_list is None:
             self.rate_list = self.rate.tolist()
         return self.rate_list
-
-    def rates_changed(self) -> None:
-        """``rate`` was written in bulk: rebuild :meth:`rate_values` when next asked."""
-        self.rate_list = None
 
     def link_index(self) -> tuple[np.ndarray, np.ndarray]:
         """The slots on every link in CSR form (``slots[ptr[l] : ptr[l + 1]]`` cross link ``l``), kept
