@@ -28,7 +28,7 @@ from dcsim.network.incremental import (
     departures_keep_allocation,
     departures_keep_allocation_indexed,
 )
-from dcsim.network.local import local_rerate
+from dcsim.network.local import lone_arrival, local_rerate
 from dcsim.network.maxmin import max_min_rows
 from dcsim.network.routing import NoRouteError
 from dcsim.network.usage import LinkUsage
@@ -66,14 +66,15 @@ class RoutedFlows:
 
 
 class _Rerate(simpy.Event):
-    """A triggered event at the current instant with :data:`RERATE_PRIORITY` (like ``simpy.Timeout``)."""
+    """A triggered event ``delay_s`` from now (default: at this instant) with :data:`RERATE_PRIORITY`, like
+    ``simpy.Timeout``: it fires after every ordinary event due at the same instant."""
 
-    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None]) -> None:
+    def __init__(self, env: simpy.Environment, callback: Callable[[simpy.Event], None], delay_s: float = 0.0) -> None:
         super().__init__(env)
         self._ok = True
         self._value = None
         self.callbacks.append(callback)
-        env.schedule(self, RERATE_PRIORITY)
+        env.schedule(self, RERATE_PRIORITY, delay_s)
 
 
 class _Group:
@@ -113,6 +114,7 @@ class FlowSimulator:
         self._next_collective = 0
         self._last_update = float(env.now)
         self._link_rate: np.ndarray = np.zeros(controller.links.count)
+        self._load_list: list[float] | None = None  # ``_link_rate`` as a list for local re-rates; None: rebuild
         self._rerate_pending = False
         self._timer_generation = 0
         self._timer_at = np.inf  # when the armed timer fires (s; inf: no timer armed)
@@ -307,7 +309,7 @@ class FlowSimulator:
             self._rerate_pending = True
             _Rerate(self.env, self._rerate)
 
-    def _rerate(self, _event: simpy.Event) -> None:
+    def _rerate(self, _event: simpy.Event | None) -> None:
         self._rerate_pending = False
         self._advance()
         table, capacity = self.flows, self._capacity()
@@ -333,6 +335,7 @@ class FlowSimulator:
                         weights=np.broadcast_to(table.rate[done][:, None], rows.shape)[keep],
                         minlength=capacity.size,
                     )
+                    self._load_list = None
                     self.usage.rates_changed()
                 self._retire(done)
             if local and not self._place_arrival(capacity):
@@ -367,21 +370,43 @@ class FlowSimulator:
         flows_on = table.adjacency()  # also makes path_of valid for every active slot
         path_of = table.path_of
         link_rate = self._link_rate
-        link_item = link_rate.item
+        load = self._load_list
+        if load is None:
+            load = self._load_list = link_rate.tolist()
         capacity_list, saturated_at = self._capacity_list, self._saturated_at
         done_list = done.tolist()
+        rates = table.rate_values()
         leaver_links: set[int] = set()
-        for slot in done_list:  # the same links, in the same order, as table.entries(done)
-            leaver_links.update(path_of[slot])
-        saturated = [link for link in leaver_links if link_item(link) >= saturated_at[link]]
+        saturated: list[int] = []
+        for slot in done_list:  # take the leavers off their links' loads
+            value = rates[slot]
+            for link in path_of[slot]:
+                if link not in leaver_links:
+                    leaver_links.add(link)
+                    if load[link] >= saturated_at[link]:
+                        saturated.append(link)
+                load[link] -= value
         self._retire(done, done_list)
+        for link in leaver_links:
+            if not flows_on[link]:  # (no rounding left on a link nobody crosses)
+                load[link] = 0.0
         new_slots = table.merge_staged().tolist()
         seeds = set(new_slots)
         changed = leaver_links
         for slot in new_slots:
             changed.update(path_of[slot])
             # flows on links the newcomer finds full may have to give way: re-rate them with it
-            saturated.extend(lk for lk in path_of[slot] if link_item(lk) >= saturated_at[lk])
+            saturated.extend(lk for lk in path_of[slot] if load[lk] >= saturated_at[lk])
+        now = float(self.env.now)
+        if not saturated and not done_list and len(new_slots) == 1:  # one arrival on unsaturated links
+            (slot,) = new_slots
+            lone = lone_arrival(slot, flows_on, path_of, table.bottleneck, rates, load, capacity_list, saturated_at)
+            if lone is not None:
+                table.set_rate(slot, lone, now)
+                self.usage.set_link_rates(path_of[slot], load, link_rate)
+                self.flows_rerated += 1
+                self.incremental_updates += 1
+                return True
         for link in saturated:
             seeds.update(flows_on[link])
         result = local_rerate(
@@ -389,7 +414,7 @@ class FlowSimulator:
             path_of,
             table.bottleneck,
             table.rate_values(),
-            link_rate,
+            load,
             capacity_list,
             seeds,
             changed,
@@ -397,16 +422,17 @@ class FlowSimulator:
             saturated_at,
         )
         if result is None:
+            self._load_list = None  # (the leavers were taken off it; the full water-filling rebuilds it)
             return False
         moved = False
-        rate_item, set_rate, now = table.rate.item, table.set_rate, float(self.env.now)
+        rate_item, set_rate = table.rate.item, table.set_rate
         arrived = set(new_slots)
         for slot, value in result.rates.items():  # a handful of flows: scalar writes
             if not moved and slot not in arrived:
                 old = rate_item(slot)
                 moved = abs(value - old) > SAME_RATE * old
             set_rate(slot, value, now)
-        self.usage.set_link_rates(result.links, result.link_load, link_rate)
+        self.usage.set_link_rates(result.links, load, link_rate)
         self.flows_rerated += len(result.rates)
         if moved:
             self.rerates += 1
@@ -437,6 +463,7 @@ class FlowSimulator:
         slots = table.merge_staged()
         table.set_rate(int(slots[0]), new_rate, float(self.env.now))
         self._link_rate[path] += new_rate
+        self._load_list = None
         self.usage.observe_links(path, self._link_rate[path])
         self.flows_rerated += 1
         return True
@@ -449,6 +476,8 @@ class FlowSimulator:
             raise AssertionError("incremental rates differ from a full max-min water-filling")
         if table.rate_list is not None and table.rate_list != table.rate.tolist():
             raise AssertionError("the flow table's rate list differs from its rates")
+        if self._load_list is not None and not np.allclose(self._load_list, self._link_rate, rtol=1e-9, atol=1e-3):
+            raise AssertionError("the kept link loads differ from the link rates")
 
     def _advance(self) -> None:
         now = float(self.env.now)
@@ -510,6 +539,7 @@ class FlowSimulator:
             weights = np.broadcast_to(rates[:, None], rows.shape).ravel()
             self._link_rate = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
             self._last_allocation = (self.controller.version, rows, rates, self._link_rate.copy())
+        self._load_list = None
         table.set_rates(slots, rates, float(self.env.now))
         table.bottleneck = [-1] * table.capacity
         self.usage.observe_rates(self._link_rate)
@@ -527,13 +557,15 @@ class FlowSimulator:
         if finish == np.inf:  # nothing moves
             return
         generation = self._timer_generation
-        timer = self.env.timeout(max(finish - float(self.env.now), 0.0))
-        timer.callbacks.append(lambda _e: self._on_timer(generation))
+        _Rerate(self.env, lambda _e: self._on_timer(generation), max(finish - float(self.env.now), 0.0))
 
     def _on_timer(self, generation: int) -> None:
+        """The armed timer fired: at its instant, after every ordinary event, so re-rate at once (unless a
+        re-rate is already due at this instant: it will find the drained flows)."""
         if generation == self._timer_generation:
             self._timer_at = np.inf
-            self._request_rerate()
+            if not self._rerate_pending:
+                self._rerate(None)
 
     def _complete(self, gid: int) -> None:
         group = self._groups.pop(gid)

@@ -31,15 +31,14 @@ from dcsim.network.incremental import SAME_RATE, SATURATED
 
 
 class LocalResult:
-    """New rates of some flows (``rates``: slot -> bytes/s) and new loads of the ``links`` whose flows or
-    rates changed (``link_load``: link -> bytes/s; it may hold other links too, with their current load)."""
+    """New rates of some flows (``rates``: slot -> bytes/s) and the ``links`` whose flows or rates changed
+    (their new loads are in the load list given to :func:`local_rerate`)."""
 
-    __slots__ = ("link_load", "links", "rates")
+    __slots__ = ("links", "rates")
 
-    def __init__(self, rates: dict[int, float], links: set[int], link_load: dict[int, float]) -> None:
+    def __init__(self, rates: dict[int, float], links: set[int]) -> None:
         self.rates = rates
         self.links = links
-        self.link_load = link_load
 
 
 def local_rerate(
@@ -47,7 +46,7 @@ def local_rerate(
     path_of: list[tuple[int, ...]],
     bottleneck: list[int],
     rate: list[float],
-    link_rate: np.ndarray,
+    load: list[float],
     capacity: list[float],
     seeds: Iterable[int],
     changed_links: Iterable[int],
@@ -60,62 +59,69 @@ def local_rerate(
     the change (newcomers in, leavers out). ``bottleneck``: per slot, a link known to be its bottleneck
     (-1: unknown); updated for the flows checked. ``rate``: current rates per slot as a list (newcomers 0);
     on success it holds the new rates of the re-rated flows (also returned), on None it is left as it was.
-    ``link_rate`` and ``capacity`` per link (``saturated_at``: ``capacity * (1 - SATURATED)`` per link,
-    computed here if not given). ``seeds``: flows to re-rate first; ``changed_links``: links whose flows
-    changed (the leavers' and newcomers' links). Returns None when more than ``max_flows`` flows would
-    have to be re-rated (then water-fill everything).
+    ``load``: per link, the sum of the current rates of its flows (bytes/s; the leavers' taken off); on
+    success the changed links' new loads are written into it. ``capacity`` per link (``saturated_at``:
+    ``capacity * (1 - SATURATED)`` per link, computed here if not given). ``seeds``: flows to re-rate
+    first; ``changed_links``: links whose flows changed (the leavers' and newcomers' links). Returns None
+    when more than ``max_flows`` flows would have to be re-rated (then water-fill everything).
     """
-    group = set(seeds)
+    group: set[int] = set()
+    joiners = set(seeds)
     changed = set(changed_links)
     if saturated_at is None:
         full = 1 - SATURATED
         saturated_at = [c * full for c in capacity]
-    link_item = link_rate.item
     margin = 1 + SAME_RATE
     saved: dict[int, float] = {}  # rates of the group's flows before this call
-    # per link of the group, before the filling: what the others leave, the group's flows on it, the share
-    base_residual: dict[int, float] = {}
-    base_count: dict[int, int] = {}
-    base_share: dict[int, float] = {}
-    fresh: set[int] | None = None  # links whose base changed since the last round (None: every link)
+    links: set[int] = set()  # the group's links
+    group_count: dict[int, int] = {}  # per link of the group: its group flows
+    group_sum: dict[int, float] = {}  # ... and the sum of their rates before this call
+    base_residual: dict[int, float] = {}  # ... what the other flows leave of it
+    base_share: dict[int, float] = {}  # ... and that shared by its group flows
     while True:
-        if len(group) > max_flows:
+        if len(group) + len(joiners) > max_flows:
             _restore(rate, saved)
             return None
-        # what the flows outside the group leave of every link the group crosses
-        links: set[int] = set()
-        for slot in group:
-            links.update(path_of[slot])
-            if slot not in saved:
-                saved[slot] = rate[slot]
-        for link in links if fresh is None else fresh:  # (a link no joiner crosses keeps its base)
-            on = flows_on[link]
-            if len(on) == 1:  # (most links) only the group flow that crosses it
-                base_residual[link] = base_share[link] = capacity[link]
-                base_count[link] = 1
-                continue
-            left = capacity[link]
-            n = 0
-            for slot in on:
-                if slot in group:
-                    n += 1
+        # what the flows outside the group leave of the links the joiners cross (a link no joiner crosses
+        # keeps its base): the link's load less the group's rates on it
+        fresh: set[int] = set()
+        for slot in joiners:
+            old = saved[slot] = rate[slot]
+            path = path_of[slot]
+            fresh.update(path)
+            for link in path:
+                n = group_count.get(link)
+                if n is None:
+                    group_count[link] = 1
+                    group_sum[link] = old
                 else:
-                    left -= rate[slot]
-            left = base_residual[link] = left if left > 0.0 else 0.0
-            base_count[link] = n  # >= 1: the link is on a group flow's path
+                    group_count[link] = n + 1
+                    group_sum[link] += old
+        group |= joiners
+        links |= fresh
+        for link in fresh:
+            n = group_count[link]
+            if len(flows_on[link]) == n:  # (most links) no other flow crosses it
+                base_residual[link] = left = capacity[link]
+            else:
+                left = capacity[link] - (load[link] - group_sum[link])
+                left = base_residual[link] = left if left > 0.0 else 0.0
             base_share[link] = left / n
-        residual, count, share = base_residual.copy(), base_count.copy(), base_share.copy()
+        residual, count, share = base_residual.copy(), group_count.copy(), base_share.copy()
         # progressive filling of the group, one bottleneck link at a time: the first link (in the
         # set's order) with the smallest share
         new: dict[int, float] = {}
         frozen_at: dict[int, int] = {}  # the link each group flow was frozen on: its likely bottleneck
         open_links = links.copy()  # links with group flows not yet frozen (every link of the group's, at first)
         by_share = share.__getitem__
+        faster: list[int] = []  # flows outside the group that get more than the link they share freezes at
         while open_links:
             best = min(open_links, key=by_share)
             level = share[best]
             for slot in flows_on[best]:
-                if slot in group and slot not in new:
+                if slot in group:
+                    if slot in new:
+                        continue
                     new[slot] = rate[slot] = level
                     frozen_at[slot] = best
                     for link in path_of[slot]:
@@ -127,26 +133,28 @@ def local_rerate(
                             share[link] = left / n
                         else:  # its last group flow: the link is done
                             open_links.discard(link)
+                elif rate[slot] > level * margin:
+                    faster.append(slot)
+            if faster:  # the flows frozen here are not the fastest on it: re-rate the faster ones with them
+                break
             open_links.discard(best)
+        if faster:
+            joiners = set(faster)
+            continue
 
-        # loads and fastest flow of every link that changed (the group's and the changed ones); others as they were
+        # the group's rate changes go into the loads, in place (put back if the round fails)
+        undo: dict[int, float] = {}
+        for slot, value in new.items():
+            step = value - saved[slot]
+            if step:
+                for link in path_of[slot]:
+                    if link not in undo:
+                        undo[link] = load[link]
+                    load[link] += step
         touched = links | changed
-        load: dict[int, float] = {}
+        # the bottleneck check of every flow on the links that changed (each once); a saturated link's
+        # fastest flow is found when first needed
         fastest: dict[int, float] = {}
-        for link in touched:
-            on = flows_on[link]
-            if len(on) == 1:
-                (slot,) = on
-                load[link] = fastest[link] = rate[slot]
-                continue
-            total, top = 0.0, 0.0
-            for slot in on:
-                value = rate[slot]
-                total += value
-                if value > top:
-                    top = value
-            load[link], fastest[link] = total, top
-        # the bottleneck check of every flow on those links (each once)
         found: dict[int, int] = {}
         failing: list[int] = []
         for slot in set().union(*map(flows_on.__getitem__, touched)):
@@ -156,18 +164,27 @@ def local_rerate(
                 if known >= 0 and known not in touched:
                     continue  # its bottleneck link kept its load and flows
             mine = rate[slot] * margin
-            if known >= 0 and load[known] >= saturated_at[known] and mine >= fastest[known]:
-                found[slot] = known  # (a touched link: its load and fastest flow are known)
-                continue
-            for lk in path_of[slot]:
-                carried = load.get(lk)
-                if carried is None:
-                    carried = load[lk] = link_item(lk)
-                if carried < saturated_at[lk]:
+            if known >= 0 and load[known] >= saturated_at[known]:
+                on = flows_on[known]
+                if len(on) == 1:
+                    found[slot] = known
                     continue
+                peak = fastest.get(known)
+                if peak is None:
+                    peak = fastest[known] = max([rate[s] for s in on])
+                if mine >= peak:
+                    found[slot] = known
+                    continue
+            for lk in path_of[slot]:
+                if load[lk] < saturated_at[lk]:
+                    continue
+                on = flows_on[lk]
+                if len(on) == 1:
+                    found[slot] = lk
+                    break
                 peak = fastest.get(lk)
                 if peak is None:
-                    peak = fastest[lk] = max([rate[s] for s in flows_on[lk]])
+                    peak = fastest[lk] = max([rate[s] for s in on])
                 if mine >= peak:
                     found[slot] = lk
                     break
@@ -176,20 +193,65 @@ def local_rerate(
         if not failing:
             for slot, link in found.items():
                 bottleneck[slot] = link
-            return LocalResult(new, touched, load)
-        before = group.copy()
+            return LocalResult(new, touched)
+        joiners = set()
         for slot in failing:
-            group.add(slot)
+            joiners.add(slot)
             mine = rate[slot] * margin
             for link in path_of[slot]:
-                if link in load and load[link] >= saturated_at[link]:
-                    group.update([s for s in flows_on[link] if rate[s] > mine])
-        if len(group) == len(before):  # nothing new to try: give up (cannot happen for a consistent state)
+                if load[link] >= saturated_at[link]:
+                    joiners.update([s for s in flows_on[link] if rate[s] > mine])
+        for link, value in undo.items():
+            load[link] = value
+        joiners -= group
+        if not joiners:  # nothing new to try: give up (cannot happen for a consistent state)
             _restore(rate, saved)
             return None
-        fresh = set()
-        for slot in group - before:
-            fresh.update(path_of[slot])
+
+
+def lone_arrival(
+    slot: int,
+    flows_on: dict[int, set[int]],
+    path_of: list[tuple[int, ...]],
+    bottleneck: list[int],
+    rate: list[float],
+    load: list[float],
+    capacity: list[float],
+    saturated_at: list[float],
+) -> float | None:
+    """The rate (bytes/s) of one new flow at ``slot`` whose links are all unsaturated, if every other flow
+    keeps its rate (the arrival case of :mod:`dcsim.network.incremental`: it gets the smallest spare
+    capacity on its path, and no flow on a link it fills may get more); else None, and nothing is written.
+
+    On success the flow's links' ``load`` and its ``bottleneck`` are written (its ``rate`` is the
+    caller's to write). Arguments as for :func:`local_rerate`; ``load`` does not include the new flow."""
+    path = path_of[slot]
+    spare = np.inf
+    for link in path:
+        left = capacity[link] if len(flows_on[link]) == 1 else capacity[link] - load[link]
+        if left < spare:
+            spare = left
+    if not spare > 0.0:
+        return None
+    mine = spare * (1 + SAME_RATE)
+    new_load: list[float] = []
+    first = -1
+    for link in path:
+        on = flows_on[link]
+        carried = spare if len(on) == 1 else load[link] + spare
+        new_load.append(carried)
+        if carried >= saturated_at[link]:  # a link it fills: it must be the fastest there
+            for other in on:
+                if rate[other] > mine:
+                    return None
+            if first < 0:
+                first = link
+    if first < 0:  # (cannot happen: the link with the least spare is filled)
+        return None
+    for link, carried in zip(path, new_load, strict=True):
+        load[link] = carried
+    bottleneck[slot] = first
+    return spare
 
 
 def _restore(rate: list[float], saved: dict[int, float]) -> None:

@@ -3,7 +3,7 @@ and a timeline of the network's busiest-link and aggregate utilization."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -80,7 +80,7 @@ class LinkUsage:
         peaks = link_rate * self._inverse_capacity[links]
         self.peak_utilization[links] = np.maximum(self.peak_utilization[links], peaks)
 
-    def set_link_rates(self, links: Iterable[int], loads: dict[int, float], link_rate: np.ndarray) -> None:
+    def set_link_rates(self, links: Iterable[int], loads: Sequence[float], link_rate: np.ndarray) -> None:
         """Write the new rates ``loads[link]`` (bytes/s) of a few ``links`` into ``link_rate`` and record
         them: peaks, utilization, its total and the busiest link. Links whose rate is unchanged are skipped."""
         read = link_rate.item
