@@ -115,6 +115,7 @@ class FlowSimulator:
         self._last_update = float(env.now)
         self._link_rate: np.ndarray = np.zeros(controller.links.count)
         self._load_list: list[float] | None = None  # ``_link_rate`` as a list for local re-rates; None: rebuild
+        self._loads_ahead = False  # True: local re-rates changed ``_load_list`` only (see _sync_link_rate)
         self._rerate_pending = False
         self._timer_generation = 0
         self._timer_at = np.inf  # when the armed timer fires (s; inf: no timer armed)
@@ -325,6 +326,7 @@ class FlowSimulator:
             if not self._rerate_locally(done, capacity):
                 self._allocate(capacity)
         else:
+            self._sync_link_rate()
             local = use_shortcuts and (done.size in (0, table.size) or self._departures_keep(done, capacity))
             if done.size:
                 if local:  # the others keep their rates: take the leavers' rates off their links
@@ -347,9 +349,17 @@ class FlowSimulator:
                 self._allocate(capacity)
         self._force_full = False
         if self.check:
+            self._sync_link_rate()
             self._check_allocation(capacity)
             self.usage.check(self._link_rate)
         self._arm_timer()
+
+    def _sync_link_rate(self) -> None:
+        """Bring ``_link_rate`` (numpy) up to date with the loads local re-rates kept in ``_load_list``."""
+        if self._loads_ahead:
+            assert self._load_list is not None
+            self._link_rate = np.array(self._load_list)
+            self._loads_ahead = False
 
     def _departures_keep(self, done: np.ndarray, capacity: np.ndarray) -> bool:
         """Whether the flows in slots ``done`` leave the others' rates max-min fair (see incremental)."""
@@ -404,11 +414,20 @@ class FlowSimulator:
             if lone is not None:
                 table.set_rate(slot, lone, now)
                 self.usage.set_link_rates(path_of[slot], load, link_rate)
+                self._loads_ahead = True
                 self.flows_rerated += 1
                 self.incremental_updates += 1
                 return True
+        # the flows a saturated link of the change held back (its fastest) gain or give way first: the
+        # others on it are bottlenecked elsewhere, and local_rerate adds them if their bottleneck moves
+        near = 1 - SAME_RATE
         for link in saturated:
-            seeds.update(flows_on[link])
+            on = flows_on[link]
+            if len(on) > 1:
+                top = max([rates[s] for s in on]) * near
+                seeds.update([s for s in on if rates[s] >= top])
+            else:
+                seeds.update(on)
         result = local_rerate(
             flows_on,
             path_of,
@@ -421,8 +440,9 @@ class FlowSimulator:
             LOCAL_MAX_FLOWS,
             saturated_at,
         )
-        if result is None:
-            self._load_list = None  # (the leavers were taken off it; the full water-filling rebuilds it)
+        if result is None:  # (the leavers were taken off the loads: the full water-filling rebuilds them)
+            self._load_list = None
+            self._loads_ahead = False
             return False
         moved = False
         rate_item, set_rate = table.rate.item, table.set_rate
@@ -433,6 +453,7 @@ class FlowSimulator:
                 moved = abs(value - old) > SAME_RATE * old
             set_rate(slot, value, now)
         self.usage.set_link_rates(result.links, load, link_rate)
+        self._loads_ahead = True
         self.flows_rerated += len(result.rates)
         if moved:
             self.rerates += 1
@@ -540,6 +561,7 @@ class FlowSimulator:
             self._link_rate = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
             self._last_allocation = (self.controller.version, rows, rates, self._link_rate.copy())
         self._load_list = None
+        self._loads_ahead = False
         table.set_rates(slots, rates, float(self.env.now))
         table.bottleneck = [-1] * table.capacity
         self.usage.observe_rates(self._link_rate)

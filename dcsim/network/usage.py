@@ -19,14 +19,21 @@ class LinkUsage:
     ``bytes`` per link, ``peak_utilization`` per link (largest rate x 1 / capacity seen), and ``timeline``:
     (from_s, to_s, max link utilization, mean utilization over all links) for every interval between
     re-rates in which anything moved.
+
+    Two ways of keeping them, switched as the changes come: after bulk changes (:meth:`observe_rates`,
+    :meth:`observe_links`, :meth:`rates_changed`) every :meth:`accumulate` adds each link's bytes in one
+    array pass; once links are updated a few at a time (:meth:`set_link_rates`), each link keeps its rate,
+    since when it has held it and the bytes carried until then in Python lists, so an interval costs
+    nothing per link and a rate change a few scalar updates. ``bytes`` and ``peak_utilization`` read the
+    same either way.
     """
 
     def __init__(self, links: LinkTable, start_s: float) -> None:
         self.links = links
         self.start_s = start_s
         self.end_s = start_s
-        self.bytes = np.zeros(links.count)
-        self.peak_utilization = np.zeros(links.count)
+        self._bytes = np.zeros(links.count)
+        self._peak = np.zeros(links.count)
         self.timeline: list[tuple[float, float, float, float]] = []
         self._inverse_capacity = 1.0 / links.capacity_bytes_per_s
         self._scratch = np.empty(links.count)
@@ -36,9 +43,43 @@ class LinkUsage:
         self._busiest_link = -1
         self._total = 0.0  # sum of the kept utilization, updated link by link (re-added every RESUM_EVERY)
         self._since_sum = 0  # accumulations since it was last added from scratch
+        # per link, while links are updated one by one (None: the arrays hold everything): its rate
+        # (bytes/s), since when it has held it (s), the bytes it carried until then and its peak utilization
+        self._rate: list[float] | None = None
+        self._since: list[float] = []
+        self._carried: list[float] = []
+        self._peak_list: list[float] = []
+
+    @property
+    def bytes(self) -> np.ndarray:
+        """Bytes carried per link from ``start_s`` to ``end_s``."""
+        if self._rate is None:
+            return self._bytes
+        held = self.end_s - np.array(self._since)
+        return np.array(self._carried) + np.array(self._rate) * held
+
+    @property
+    def peak_utilization(self) -> np.ndarray:
+        """Largest utilization seen per link (rate / capacity)."""
+        return self._peak if self._rate is None else np.array(self._peak_list)
+
+    def _to_arrays(self) -> None:
+        """Leave the per-link lists: bring every link's bytes up to ``end_s`` in the arrays."""
+        if self._rate is not None:
+            self._bytes = self.bytes
+            self._peak = np.array(self._peak_list)
+            self._rate = None
+
+    def _to_lists(self, link_rate: np.ndarray) -> None:
+        """Keep links one by one from now (``end_s``) on, at the rates ``link_rate`` held so far."""
+        self._rate = link_rate.tolist()
+        self._since = [self.end_s] * len(self._rate)
+        self._carried = self._bytes.tolist()
+        self._peak_list = self._peak.tolist()
 
     def accumulate(self, from_s: float, to_s: float, link_rate: np.ndarray) -> None:
-        """Add ``link_rate`` (bytes/s per link) held from ``from_s`` to ``to_s``.
+        """Add the link rates held from ``from_s`` to ``to_s``: ``link_rate`` (bytes/s per link), unless
+        links are being kept one by one (then it is not read: the kept rates are).
 
         The per-link utilization, its total and the busiest link are kept between calls:
         :meth:`set_link_rates` updates a few links, other changes to ``link_rate`` must be announced
@@ -48,7 +89,8 @@ class LinkUsage:
         self.end_s = to_s
         utilization = self._utilization
         if utilization is None:
-            utilization = self._utilization = np.multiply(link_rate, self._inverse_capacity)
+            rates = link_rate if self._rate is None else np.array(self._rate)
+            utilization = self._utilization = np.multiply(rates, self._inverse_capacity)
             self._busiest = None
             self._since_sum = RESUM_EVERY
         if self._since_sum >= RESUM_EVERY:
@@ -62,46 +104,58 @@ class LinkUsage:
         if busiest <= 0:
             return
         mean = self._total / utilization.size
-        self.bytes += np.multiply(link_rate, to_s - from_s, out=self._scratch)
+        if self._rate is None:
+            self._bytes += np.multiply(link_rate, to_s - from_s, out=self._scratch)
         self.timeline.append((from_s, to_s, busiest, mean))
 
     def rates_changed(self) -> None:
-        """``link_rate`` changed in bulk: recompute the utilization at the next :meth:`accumulate`."""
+        """``link_rate`` changed in bulk (at ``end_s``): recompute the utilization at the next :meth:`accumulate`."""
+        self._to_arrays()
         self._utilization = None
 
     def observe_rates(self, link_rate: np.ndarray) -> None:
-        """Record a new allocation's rates for the per-link peaks."""
+        """Record a new allocation's rates (from ``end_s`` on) for the per-link peaks."""
+        self._to_arrays()
         self._utilization = None
-        np.maximum(self.peak_utilization, link_rate * self._inverse_capacity, out=self.peak_utilization)
+        np.maximum(self._peak, link_rate * self._inverse_capacity, out=self._peak)
 
     def observe_links(self, links: np.ndarray, link_rate: np.ndarray) -> None:
-        """Record new rates (bytes/s) of some ``links`` for their peaks."""
+        """Record new rates (bytes/s, from ``end_s`` on) of some ``links`` for their peaks."""
+        self._to_arrays()
         self._utilization = None
         peaks = link_rate * self._inverse_capacity[links]
-        self.peak_utilization[links] = np.maximum(self.peak_utilization[links], peaks)
+        self._peak[links] = np.maximum(self._peak[links], peaks)
 
     def set_link_rates(self, links: Iterable[int], loads: Sequence[float], link_rate: np.ndarray) -> None:
-        """Write the new rates ``loads[link]`` (bytes/s) of a few ``links`` into ``link_rate`` and record
-        them: peaks, utilization, its total and the busiest link. Links whose rate is unchanged are skipped."""
-        read = link_rate.item
-        peaks, peak_of = self.peak_utilization, self.peak_utilization.item
+        """Record the new rates ``loads[link]`` (bytes/s, from ``end_s`` on) of a few ``links``: their bytes
+        so far, peaks, utilization, its total and the busiest link. Links whose rate is unchanged are
+        skipped. ``link_rate``: every link's rate until now (read only when the links were last changed
+        in bulk); it is not written."""
+        if self._rate is None:
+            self._to_lists(link_rate)
+        rates, since, carried, peaks = self._rate, self._since, self._carried, self._peak_list
+        assert rates is not None
+        now = self.end_s
         inverse = self._inverse_list
         utilization = self._utilization
-        if utilization is not None:
-            kept = utilization.item
         busiest, busiest_link = self._busiest, self._busiest_link
         total = self._total
         for link in links:
             rate = loads[link]
-            if rate == read(link):
+            old = rates[link]
+            if rate == old:
                 continue
-            link_rate[link] = rate
-            value = rate * inverse[link]  # as np.multiply(link_rate, inverse capacity) computes it
-            if value > peak_of(link):
+            if old:
+                carried[link] += old * (now - since[link])
+            since[link] = now
+            rates[link] = rate
+            scale = inverse[link]
+            value = rate * scale  # as np.multiply(link_rate, inverse capacity) computes it
+            if value > peaks[link]:
                 peaks[link] = value
             if utilization is None:
                 continue
-            total += value - kept(link)
+            total += value - old * scale
             utilization[link] = value
             if busiest is None:
                 continue
@@ -131,14 +185,15 @@ class LinkUsage:
         elapsed = max(end - self.start_s, 0.0)
         links = self.links
         capacity = links.capacity_bytes_per_s
-        mean = self.bytes / (capacity * elapsed) if elapsed > 0 else np.zeros_like(self.bytes)
+        carried = self.bytes
+        mean = carried / (capacity * elapsed) if elapsed > 0 else np.zeros_like(carried)
         return pd.DataFrame(
             {
                 "src": [links.nodes[i] for i in links.src],
                 "dst": [links.nodes[i] for i in links.dst],
                 "tier": links.tier,
                 "capacity_bytes_per_s": capacity,
-                "bytes": self.bytes,
+                "bytes": carried,
                 "mean_utilization": mean,
                 "peak_utilization": self.peak_utilization,
             }
