@@ -242,6 +242,39 @@ def test_local_rerates_match_a_full_water_filling_on_a_fat_tree(seed: int, n_flo
     assert np.allclose(ends[0][1], ends[1][1], rtol=1e-6)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000))
+def test_local_rerates_are_exact_on_random_graphs_with_mixed_capacities(seed: int) -> None:
+    """Poisson arrivals on a random graph whose links have capacities 1-100 Gb/s: with links of unequal
+    capacity a flow is often held back by a link it does not share, so local re-rates stop early, add the
+    faster flows and place lone arrivals; ``check=True`` compares every allocation with a full
+    water-filling, and link bytes must add up to the bytes routed over each link."""
+    rng = np.random.default_rng(seed)
+    n = 10
+    wiring = nx.gnp_random_graph(n, 0.35, seed=seed)
+    wiring.add_edges_from((i, i + 1) for i in range(n - 1))
+    graph = nx.Graph()
+    for node in wiring.nodes:
+        add_node(graph, node, "host")
+    for u, v in wiring.edges:
+        add_link(graph, u, v, float(rng.choice([1e9, 1e10, 2.5e10, 1e11])), 1e-6, "link")
+    env, sim = _sim(graph, "ecmp", seed=seed)
+    expected = np.zeros(sim.controller.links.count)
+
+    def source() -> simpy.events.ProcessGenerator:
+        for i in range(150):
+            yield env.timeout(float(rng.exponential(5e-5)))
+            src, dst = rng.choice(n, 2, replace=False)
+            size = float(rng.lognormal(14, 1))
+            sim.start_flow(int(src), int(dst), size, key=i)
+            expected[sim.flows.staged[-1].links] += size
+
+    env.process(source())
+    env.run()
+    assert sim.local_rerates > 0 and sim.active_flows == 0
+    assert np.allclose(sim.usage.bytes, expected, rtol=1e-6, atol=1e-3)
+
+
 def test_flow_table_brings_bytes_left_up_to_date_when_a_rate_changes() -> None:
     """The lazy finish-time bookkeeping: bytes left, finish and drain times follow each rate change."""
     table = FlowTable(4)

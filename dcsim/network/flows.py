@@ -20,7 +20,7 @@ import simpy
 from simpy.events import EventPriority
 
 from dcsim.network.controller import Controller, Route
-from dcsim.network.flowtable import FlowBatch, FlowTable
+from dcsim.network.flowtable import FlowBatch, FlowTable, StagedFlow
 from dcsim.network.incremental import (
     SAME_RATE,
     SATURATED,
@@ -192,19 +192,7 @@ class FlowSimulator:
         counts = controller.link_flows
         for link in path:
             counts[link] += 1
-        self.flows.staged.append(
-            FlowBatch(
-                np.array([fid]),
-                np.array([gid]),
-                np.array([s]),
-                np.array([d]),
-                np.array([k]),
-                np.array([size]),
-                np.array([latency]),
-                np.array([0, len(path)]),
-                np.array(path, dtype=np.int64),
-            )
-        )
+        self.flows.staged.append(StagedFlow(fid, gid, s, d, k, size, latency, path))
         self._request_rerate()
         return event
 
@@ -316,7 +304,7 @@ class FlowSimulator:
         table, capacity = self.flows, self._capacity()
         done = self._drained()
         use_shortcuts = self.incremental and not self._force_full
-        arriving = sum(b.fid.size for b in table.staged)
+        arriving = sum(b.count for b in table.staged)
         if (
             use_shortcuts
             and done.size + arriving <= LOCAL_CHANGE
@@ -400,7 +388,11 @@ class FlowSimulator:
         for link in leaver_links:
             if not flows_on[link]:  # (no rounding left on a link nobody crosses)
                 load[link] = 0.0
-        new_slots = table.merge_staged().tolist()
+        staged = table.staged
+        if len(staged) == 1 and isinstance(staged[0], StagedFlow):
+            new_slots = [table.merge_one()]
+        else:
+            new_slots = table.merge_staged().tolist()
         seeds = set(new_slots)
         changed = leaver_links
         for slot in new_slots:
@@ -475,9 +467,9 @@ class FlowSimulator:
         staged = self.flows.staged
         if not staged:
             return True
-        if len(staged) > 1 or staged[0].fid.size > 1:
+        if len(staged) > 1 or staged[0].count > 1:
             return False
-        table, path = self.flows, staged[0].links
+        table, path = self.flows, np.asarray(staged[0].links, dtype=np.int64)
         new_rate = arrival_rate(table.paths, table.rate, self._link_rate, capacity, path)
         if new_rate is None:
             return False
@@ -617,7 +609,7 @@ class FlowSimulator:
     @property
     def active_flows(self) -> int:
         """Flows currently sending (including those started at this instant and not yet rated)."""
-        return self.flows.size + sum(b.fid.size for b in self.flows.staged)
+        return self.flows.size + sum(b.count for b in self.flows.staged)
 
 
 def _succeed(event: simpy.Event, value: TransferDone) -> None:

@@ -51,6 +51,40 @@ class FlowBatch:
     ptr: np.ndarray
     links: np.ndarray
 
+    @property
+    def count(self) -> int:
+        """Number of flows in the batch."""
+        return int(self.fid.size)
+
+
+class StagedFlow:
+    """One flow to add, as plain Python values (ids, bytes, latency in s, its links as a list): what
+    :meth:`~dcsim.network.flows.FlowSimulator.start_flow` stages, cheaper than a one-flow :class:`FlowBatch`."""
+
+    __slots__ = ("bytes", "dst", "fid", "group", "key", "latency_s", "links", "src")
+    count = 1
+
+    def __init__(
+        self, fid: int, group: int, src: int, dst: int, key: int, nbytes: float, latency_s: float, links: list[int]
+    ) -> None:
+        self.fid, self.group, self.src, self.dst, self.key = fid, group, src, dst, key
+        self.bytes, self.latency_s, self.links = nbytes, latency_s, links
+
+    def as_batch(self) -> FlowBatch:
+        """The same flow as a :class:`FlowBatch`."""
+        one = np.array
+        return FlowBatch(
+            one([self.fid]),
+            one([self.group]),
+            one([self.src]),
+            one([self.dst]),
+            one([self.key]),
+            one([self.bytes], dtype=float),
+            one([self.latency_s], dtype=float),
+            one([0, len(self.links)]),
+            one(self.links, dtype=np.int64),
+        )
+
 
 class FlowTable:
     """Active flows in slots (see module docstring). Rates are bytes/s, sizes bytes, latencies seconds."""
@@ -73,7 +107,7 @@ class FlowTable:
         self.paths = np.full((0, 1), n_links, dtype=np.int64)
         self.free: list[int] = []
         self.count = 0
-        self.staged: list[FlowBatch] = []
+        self.staged: list[FlowBatch | StagedFlow] = []
         self.path_of: list[tuple[int, ...]] = []
         self.bottleneck: list[int] = []
         self.flows_on: dict[int, set[int]] | None = None
@@ -117,15 +151,16 @@ class FlowTable:
 
     def merge_staged(self) -> np.ndarray:
         """Put every staged batch into slots; returns the new flows' slots."""
+        if len(self.staged) == 1 and isinstance(self.staged[0], StagedFlow):
+            return np.array([self.merge_one()], dtype=np.int64)
         if not self.staged:
             return np.zeros(0, dtype=np.int64)
-        batches, self.staged = self.staged, []
+        staged, self.staged = self.staged, []
+        batches = [b.as_batch() if isinstance(b, StagedFlow) else b for b in staged]
         self._link_index = None
         n = sum(b.fid.size for b in batches)
         if n > len(self.free):
             self._grow(self.capacity + n - len(self.free))
-        if n == 1:
-            return self._merge_one(batches[0])
         taken = self.free[len(self.free) - n :]
         del self.free[len(self.free) - n :]
         slots = np.array(taken[::-1], dtype=np.int64)
@@ -155,18 +190,24 @@ class FlowTable:
         self._write_paths(slots, ptr, links)
         return slots
 
-    def _merge_one(self, b: FlowBatch) -> np.ndarray:
-        """:meth:`merge_staged` for a single flow, with scalar writes."""
+    def merge_one(self) -> int:
+        """:meth:`merge_staged` for a single staged :class:`StagedFlow`, with scalar writes; returns its slot."""
+        (b,) = self.staged
+        assert isinstance(b, StagedFlow)
+        self.staged = []
+        self._link_index = None
+        if not self.free:
+            self._grow(self.capacity + 1)
         slot = self.free.pop()
-        self.fid[slot], self.group[slot], self.src[slot] = b.fid[0], b.group[0], b.src[0]
-        self.dst[slot], self.key[slot], self.latency_s[slot] = b.dst[0], b.key[0], b.latency_s[0]
-        self.bytes[slot] = self.remaining[slot] = b.bytes[0]
+        self.fid[slot], self.group[slot], self.src[slot] = b.fid, b.group, b.src
+        self.dst[slot], self.key[slot], self.latency_s[slot] = b.dst, b.key, b.latency_s
+        self.bytes[slot] = self.remaining[slot] = b.bytes
         self.rate[slot] = 0.0
         if self.rate_list is not None:
             self.rate_list[slot] = 0.0
         self.active[slot] = True
         self.count += 1
-        path = tuple(b.links.tolist())
+        path = tuple(b.links)
         if len(path) > self.paths.shape[1]:
             self._widen(len(path))
         self.paths[slot, : len(path)] = path  # (a free slot's row is all padding)
@@ -180,7 +221,7 @@ class FlowTable:
                     flows_on[link] = {slot}
                 else:
                     on.add(slot)
-        return np.array([slot], dtype=np.int64)
+        return slot
 
     def _write_paths(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
         self._link_index = None

@@ -152,17 +152,18 @@ def local_rerate(
                         undo[link] = load[link]
                     load[link] += step
         touched = links | changed
-        # the bottleneck check of every flow on the links that changed (each once); a saturated link's
-        # fastest flow is found when first needed
+        # the bottleneck check of every other flow on the links that changed (each once; a saturated
+        # link's fastest flow is found when first needed). The group's flows need none: each froze on a
+        # link the filling saturated, with no faster flow on it (else the round stopped above).
         fastest: dict[int, float] = {}
         found: dict[int, int] = {}
         failing: list[int] = []
-        for slot in set().union(*map(flows_on.__getitem__, touched)):
-            known = frozen_at.get(slot)  # a group flow: try the link it was frozen on first
-            if known is None:
-                known = bottleneck[slot]
-                if known >= 0 and known not in touched:
-                    continue  # its bottleneck link kept its load and flows
+        others = set().union(*map(flows_on.__getitem__, touched))
+        others -= group
+        for slot in others:
+            known = bottleneck[slot]
+            if known >= 0 and known not in touched:
+                continue  # its bottleneck link kept its load and flows
             mine = rate[slot] * margin
             if known >= 0 and load[known] >= saturated_at[known]:
                 on = flows_on[known]
@@ -191,6 +192,8 @@ def local_rerate(
             else:
                 failing.append(slot)
         if not failing:
+            for slot, link in frozen_at.items():
+                bottleneck[slot] = link
             for slot, link in found.items():
                 bottleneck[slot] = link
             return LocalResult(new, touched)
