@@ -73,7 +73,10 @@ def local_rerate(
         saturated_at = [c * full for c in capacity]
     margin = 1 + SAME_RATE
     saved: dict[int, float] = {}  # rates of the group's flows before this call
-    links: set[int] = set()  # the group's links
+    links: set[int] = set()  # the group's links that take part in the filling
+    fill_path: dict[int, list[int]] = {}  # per group flow: those of its links
+    shared_of: dict[int, list[int]] = {}  # ... its links that other flows cross too
+    alone_on: dict[int, list[int]] = {}  # ... and those it crosses alone
     group_count: dict[int, int] = {}  # per link of the group: its group flows
     group_sum: dict[int, float] = {}  # ... and the sum of their rates before this call
     base_residual: dict[int, float] = {}  # ... what the other flows leave of it
@@ -83,13 +86,21 @@ def local_rerate(
             _restore(rate, saved)
             return None
         # what the flows outside the group leave of the links the joiners cross (a link no joiner crosses
-        # keeps its base): the link's load less the group's rates on it
+        # keeps its base): the link's load less the group's rates on it. Of the links a flow crosses alone
+        # only the one of least capacity can hold it back: the filling skips the others.
         fresh: set[int] = set()
         for slot in joiners:
             old = saved[slot] = rate[slot]
-            path = path_of[slot]
-            fresh.update(path)
-            for link in path:
+            own = -1
+            filled: list[int] = []
+            alone: list[int] = []
+            for link in path_of[slot]:
+                if len(flows_on[link]) == 1:
+                    alone.append(link)
+                    if own < 0 or capacity[link] < capacity[own]:
+                        own = link
+                    continue
+                filled.append(link)
                 n = group_count.get(link)
                 if n is None:
                     group_count[link] = 1
@@ -97,6 +108,13 @@ def local_rerate(
                 else:
                     group_count[link] = n + 1
                     group_sum[link] += old
+            shared_of[slot] = filled.copy()
+            alone_on[slot] = alone
+            if own >= 0:
+                filled.append(own)
+                group_count[own] = 1
+            fill_path[slot] = filled
+            fresh.update(filled)
         group |= joiners
         links |= fresh
         for link in fresh:
@@ -124,7 +142,7 @@ def local_rerate(
                         continue
                     new[slot] = rate[slot] = level
                     frozen_at[slot] = best
-                    for link in path_of[slot]:
+                    for link in fill_path[slot]:
                         n = count[link] - 1
                         if n:
                             count[link] = n
@@ -142,12 +160,13 @@ def local_rerate(
             joiners = set(faster)
             continue
 
-        # the group's rate changes go into the loads, in place (put back if the round fails)
+        # the group's rate changes go into the loads of the links they share, in place (put back if the
+        # round fails; the links a flow crosses alone get its rate when the round succeeds)
         undo: dict[int, float] = {}
         for slot, value in new.items():
             step = value - saved[slot]
             if step:
-                for link in path_of[slot]:
+                for link in shared_of[slot]:
                     if link not in undo:
                         undo[link] = load[link]
                     load[link] += step
@@ -196,7 +215,13 @@ def local_rerate(
                 bottleneck[slot] = link
             for slot, link in found.items():
                 bottleneck[slot] = link
-            return LocalResult(new, touched)
+            moved = undo.keys() | changed
+            for slot, value in new.items():
+                if value != saved[slot]:
+                    for link in alone_on[slot]:
+                        load[link] = value
+                        moved.add(link)
+            return LocalResult(new, moved)
         joiners = set()
         for slot in failing:
             joiners.add(slot)
