@@ -346,7 +346,7 @@ class FlowSimulator:
         """Bring ``_link_rate`` (numpy) up to date with the loads local re-rates kept in ``_load_list``."""
         if self._loads_ahead:
             assert self._load_list is not None
-            self._link_rate = np.array(self._load_list)
+            self._link_rate = np.array(self._load_list, dtype=float)
             self._loads_ahead = False
 
     def _departures_keep(self, done: np.ndarray, capacity: np.ndarray) -> bool:
@@ -436,14 +436,7 @@ class FlowSimulator:
             self._load_list = None
             self._loads_ahead = False
             return False
-        moved = False
-        rate_item, set_rate = table.rate.item, table.set_rate
-        arrived = set(new_slots)
-        for slot, value in result.rates.items():  # a handful of flows: scalar writes
-            if not moved and slot not in arrived:
-                old = rate_item(slot)
-                moved = abs(value - old) > SAME_RATE * old
-            set_rate(slot, value, now)
+        moved = table.set_few_rates(result.rates, now, new_slots, SAME_RATE)
         self.usage.set_link_rates(result.links, load, link_rate)
         self._loads_ahead = True
         self.flows_rerated += len(result.rates)

@@ -21,6 +21,7 @@ have drained, or the next one to, is one pass over ``drain_s`` or ``finish_s``.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -302,26 +303,39 @@ class FlowTable:
         """Give the flow at ``slot`` the rate ``rate`` (bytes/s) from ``now`` (s) on: its bytes left are
         brought up to ``now`` at its old rate and its finish and drain times follow the new one. Writes
         :meth:`rate_values` too."""
-        old = self.rate.item(slot)
-        if old == rate:
-            return
-        remaining = self.remaining.item(slot)
-        if old > 0.0:
-            remaining -= old * (now - self.since_s.item(slot))
-            self.remaining[slot] = remaining
-        self.since_s[slot] = now
-        self.rate[slot] = rate
-        if self.rate_list is not None:
-            self.rate_list[slot] = rate
-        if rate > 0.0:
-            finish = now + remaining / rate
-            self.finish_s[slot] = finish
-            self.drain_s[slot] = min(
-                now + (remaining - self.bytes.item(slot) * BYTES_TOLERANCE) / rate,
-                finish - TIME_TOLERANCE * max(1.0, finish),
-            )
-        else:
-            self.finish_s[slot] = self.drain_s[slot] = np.inf
+        self.set_few_rates({slot: rate}, now, (), 0.0)
+
+    def set_few_rates(self, rates: dict[int, float], now: float, arrived: Collection[int], same: float) -> bool:
+        """:meth:`set_rate` for a few flows (``rates``: slot -> bytes/s) from ``now`` (s) on, with the
+        table's arrays bound once. Returns whether a flow not in ``arrived`` changed its rate by more than
+        the fraction ``same``."""
+        rate, rate_list = self.rate, self.rate_list
+        remaining, since, finish_s, drain_s, nbytes = self.remaining, self.since_s, self.finish_s, self.drain_s, self.bytes
+        moved = False
+        for slot, value in rates.items():
+            old = rate.item(slot)
+            if old == value:
+                continue
+            if not moved and slot not in arrived:
+                moved = abs(value - old) > same * old
+            left = remaining.item(slot)
+            if old > 0.0:
+                left -= old * (now - since.item(slot))
+                remaining[slot] = left
+            since[slot] = now
+            rate[slot] = value
+            if rate_list is not None:
+                rate_list[slot] = value
+            if value > 0.0:
+                finish = now + left / value
+                finish_s[slot] = finish
+                drain_s[slot] = min(
+                    now + (left - nbytes.item(slot) * BYTES_TOLERANCE) / value,
+                    finish - TIME_TOLERANCE * max(1.0, finish),
+                )
+            else:
+                finish_s[slot] = drain_s[slot] = np.inf
+        return moved
 
     def set_rates(self, slots: np.ndarray, rates: np.ndarray, now: float) -> None:
         """:meth:`set_rate` for many ``slots`` at once (``rates`` in bytes/s), in whole-table passes: every

@@ -4,21 +4,29 @@ An allocation is max-min fair exactly when no link is over capacity and every fl
 a saturated link on which no flow gets more than it does (Bertsekas & Gallager, *Data Networks*,
 section 6.5.2); that allocation is unique. After a few flows arrive or leave, most rates stay as they
 are, so :func:`local_rerate` guesses a set ``A`` of flows whose rates may change (the newcomers, and
-the flows on links the leavers saturated), water-fills ``A`` on what the other flows leave of each link,
-and then checks the bottleneck condition for every flow on a link whose load or flows changed (every
-other flow keeps its links exactly as they were, bottleneck included), each flow once, trying its likely
-bottleneck first (the link a group flow was frozen on, or the one found for it before). Flows that fail
-the check, and the faster flows on their saturated links, join ``A`` and the round repeats. When the check
-passes the allocation *is* the max-min fair one; when ``A`` grows past a limit the caller does a full
-water-filling.
+the fastest flows on the saturated links the change crosses) and water-fills ``A`` on what the other
+flows leave of each link.
+
+- While filling, a flow of ``A`` that freezes on a link where a flow outside ``A`` gets more cannot have
+  its bottleneck there: the round stops at once and the faster flows join ``A``. So a filling that runs
+  to the end has frozen every flow of ``A`` on a link it saturated with no faster flow: each has its
+  bottleneck, and needs no check.
+- Then every *other* flow on a link whose load or flows changed is checked, each once, trying the link
+  found as its bottleneck before (every flow elsewhere keeps its links exactly as they were). Flows that
+  fail, and the faster flows on their saturated links, join ``A`` and the round repeats.
+- When the check passes, the allocation *is* the max-min fair one. When ``A`` grows past a limit, the
+  caller does a full water-filling.
+
+Of the links a flow crosses alone, only the one of least capacity can hold it back: the filling leaves
+the others out, and they take the flow's new rate once a round succeeds. :func:`lone_arrival` places one
+new flow on unsaturated links in one pass over its path, when no other flow has to give way.
 
 Everything here is plain Python over small sets: the cost follows the flows that change, not the number
-of active flows. Rates are read from a Python list that mirrors the table's rates
+of active flows. Rates and link loads are Python lists that mirror the simulator's arrays
 (:meth:`~dcsim.network.flowtable.FlowTable.rate_values`; list indexing is several times cheaper than
-``ndarray.item``), and each round writes its tentative rates into it, so one list holds the rates of the
-round (the others' as they were, the group's new ones); a call that gives up puts the old values back.
-Every sum runs in the same order as a loop over the same sets; a link crossed by one flow only (most of
-them) skips the loop (its residual is its capacity, its load that flow's rate).
+``ndarray.item``). Each round writes its tentative rates into the rate list and the changes they make
+into the loads, so the lists hold the round's state (the others' as they were, the group's new ones); a
+failed round puts the loads back, and a call that gives up puts the rates back.
 """
 
 from __future__ import annotations

@@ -22,11 +22,13 @@ class LinkUsage:
 
     Two ways of keeping them, switched as the changes come: after bulk changes (:meth:`observe_rates`,
     :meth:`observe_links`, :meth:`rates_changed`) every :meth:`accumulate` adds each link's bytes in one
-    array pass; once links are updated a few at a time (:meth:`set_link_rates`), each link keeps its rate,
-    since when it has held it and the bytes carried until then in Python lists, so an interval costs
-    nothing per link and a rate change a few scalar updates. ``bytes`` and ``peak_utilization`` read the
-    same either way.
+    array pass; once links are updated a few at a time (:meth:`set_link_rates`), each link keeps its rate
+    and the offset of its bytes in Python lists, so an interval costs nothing per link and a rate change a
+    few scalar updates. ``bytes`` and ``peak_utilization`` read the same either way.
     """
+
+    # In the lists a link's bytes at time t are ``offset + rate * t``: a rate change at ``now`` adds
+    # ``(old - new) * now`` to the offset, one update instead of bringing bytes and a timestamp up to date.
 
     def __init__(self, links: LinkTable, start_s: float) -> None:
         self.links = links
@@ -44,10 +46,9 @@ class LinkUsage:
         self._total = 0.0  # sum of the kept utilization, updated link by link (re-added every RESUM_EVERY)
         self._since_sum = 0  # accumulations since it was last added from scratch
         # per link, while links are updated one by one (None: the arrays hold everything): its rate
-        # (bytes/s), since when it has held it (s), the bytes it carried until then and its peak utilization
+        # (bytes/s), its bytes' offset (bytes carried less rate x time) and its peak utilization
         self._rate: list[float] | None = None
-        self._since: list[float] = []
-        self._carried: list[float] = []
+        self._offset: list[float] = []
         self._peak_list: list[float] = []
 
     @property
@@ -55,26 +56,27 @@ class LinkUsage:
         """Bytes carried per link from ``start_s`` to ``end_s``."""
         if self._rate is None:
             return self._bytes
-        held = self.end_s - np.array(self._since)
-        return np.array(self._carried) + np.array(self._rate) * held
+        carried = np.array(self._rate, dtype=float)
+        carried *= self.end_s
+        carried += np.array(self._offset, dtype=float)
+        return carried
 
     @property
     def peak_utilization(self) -> np.ndarray:
         """Largest utilization seen per link (rate / capacity)."""
-        return self._peak if self._rate is None else np.array(self._peak_list)
+        return self._peak if self._rate is None else np.array(self._peak_list, dtype=float)
 
     def _to_arrays(self) -> None:
         """Leave the per-link lists: bring every link's bytes up to ``end_s`` in the arrays."""
         if self._rate is not None:
             self._bytes = self.bytes
-            self._peak = np.array(self._peak_list)
+            self._peak = np.array(self._peak_list, dtype=float)
             self._rate = None
 
     def _to_lists(self, link_rate: np.ndarray) -> None:
         """Keep links one by one from now (``end_s``) on, at the rates ``link_rate`` held so far."""
         self._rate = link_rate.tolist()
-        self._since = [self.end_s] * len(self._rate)
-        self._carried = self._bytes.tolist()
+        self._offset = (self._bytes - link_rate * self.end_s).tolist()
         self._peak_list = self._peak.tolist()
 
     def accumulate(self, from_s: float, to_s: float, link_rate: np.ndarray) -> None:
@@ -89,7 +91,7 @@ class LinkUsage:
         self.end_s = to_s
         utilization = self._utilization
         if utilization is None:
-            rates = link_rate if self._rate is None else np.array(self._rate)
+            rates = link_rate if self._rate is None else np.array(self._rate, dtype=float)
             utilization = self._utilization = np.multiply(rates, self._inverse_capacity)
             self._busiest = None
             self._since_sum = RESUM_EVERY
@@ -133,7 +135,7 @@ class LinkUsage:
         in bulk); it is not written."""
         if self._rate is None:
             self._to_lists(link_rate)
-        rates, since, carried, peaks = self._rate, self._since, self._carried, self._peak_list
+        rates, offset, peaks = self._rate, self._offset, self._peak_list
         assert rates is not None
         now = self.end_s
         inverse = self._inverse_list
@@ -145,9 +147,7 @@ class LinkUsage:
             old = rates[link]
             if rate == old:
                 continue
-            if old:
-                carried[link] += old * (now - since[link])
-            since[link] = now
+            offset[link] += (old - rate) * now
             rates[link] = rate
             scale = inverse[link]
             value = rate * scale  # as np.multiply(link_rate, inverse capacity) computes it
