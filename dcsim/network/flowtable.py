@@ -36,6 +36,8 @@ SMALL_CHANGE = 64  # merges and removals up to this many flows keep the Python a
 FEW_SCALAR = 4  # removals of up to this many flows write their slots one by one
 BYTES_TOLERANCE = 1e-9  # a flow with at most this fraction of its bytes left has drained
 TIME_TOLERANCE = 1e-12  # ... or one whose remaining time is below this fraction of the clock (>= 1 s)
+_NO_SLOTS = np.zeros(0, dtype=np.int64)
+_NO_SLOTS.flags.writeable = False
 
 
 @dataclass
@@ -115,6 +117,12 @@ class FlowTable:
         self.rate_list: list[float] | None = None  # ``rate`` as a list, kept in step; None: rebuild
         self._link_index: tuple[np.ndarray, np.ndarray] | None = None
         self._mask = np.zeros(0, dtype=bool)
+        # kept between events so that most need no pass over the table: no flow drains before
+        # ``_drain_floor`` (a lower bound, -inf: unknown), and ``_first_slot`` finishes first, at
+        # ``_first_finish`` (-1: unknown)
+        self._drain_floor = -np.inf
+        self._first_finish = np.inf
+        self._first_slot = -1
 
     @property
     def size(self) -> int:
@@ -258,6 +266,8 @@ class FlowTable:
         if flows_on is not None and slots.size > SMALL_CHANGE:
             self.flows_on = flows_on = None
         slot_list = slots.tolist()
+        if self._first_slot in slot_list:
+            self._first_slot = -1
         if flows_on is not None:
             path_of = self.path_of
             for slot in slot_list:
@@ -311,6 +321,7 @@ class FlowTable:
         the fraction ``same``."""
         rate, rate_list = self.rate, self.rate_list
         remaining, since, finish_s, drain_s, nbytes = self.remaining, self.since_s, self.finish_s, self.drain_s, self.bytes
+        floor, first, first_slot = self._drain_floor, self._first_finish, self._first_slot
         moved = False
         for slot, value in rates.items():
             old = rate.item(slot)
@@ -329,12 +340,22 @@ class FlowTable:
             if value > 0.0:
                 finish = now + left / value
                 finish_s[slot] = finish
-                drain_s[slot] = min(
+                drain = drain_s[slot] = min(
                     now + (left - nbytes.item(slot) * BYTES_TOLERANCE) / value,
                     finish - TIME_TOLERANCE * max(1.0, finish),
                 )
+                if drain < floor:
+                    floor = drain
+                if first_slot >= 0:
+                    if finish < first:
+                        first, first_slot = finish, slot
+                    elif slot == first_slot:  # the first to finish now finishes later: find it again
+                        first_slot = -1
             else:
                 finish_s[slot] = drain_s[slot] = np.inf
+                if slot == first_slot:
+                    first_slot = -1
+        self._drain_floor, self._first_finish, self._first_slot = floor, first, first_slot
         return moved
 
     def set_rates(self, slots: np.ndarray, rates: np.ndarray, now: float) -> None:
@@ -342,6 +363,7 @@ class FlowTable:
         flow's bytes left are brought up to ``now`` and every finish and drain time recomputed (cheaper
         than gathering many slots). Drops :meth:`rate_values` (rebuilt when next asked)."""
         rate, remaining = self.rate, self.remaining
+        self._drain_floor, self._first_slot = -np.inf, -1
         remaining -= rate * (now - self.since_s)  # (a free slot: inf - 0 stays inf)
         self.since_s.fill(now)
         rate[slots] = rates
@@ -364,14 +386,26 @@ class FlowTable:
     def drained(self, now: float) -> np.ndarray:
         """Slots of the flows that have drained by ``now`` (s): at most ``BYTES_TOLERANCE`` of their bytes,
         or less than ``TIME_TOLERANCE`` of the clock's worth of sending, is left."""
+        if now < self._drain_floor:  # (no pass over the table)
+            return _NO_SLOTS
         mask = self._mask
         if mask.size != self.drain_s.size:
             mask = self._mask = np.empty(self.drain_s.size, dtype=bool)
-        return np.flatnonzero(np.less_equal(self.drain_s, now, out=mask))
+        slots = np.flatnonzero(np.less_equal(self.drain_s, now, out=mask))
+        if slots.size:  # (they leave: the floor is found at the next call)
+            self._drain_floor = -np.inf
+        else:
+            self._drain_floor = float(np.minimum.reduce(self.drain_s)) if self.drain_s.size else np.inf
+        return slots
 
     def next_finish(self) -> float:
         """The earliest time (s) an active flow sends its last byte at the current rates (inf: none moves)."""
-        return float(np.minimum.reduce(self.finish_s)) if self.finish_s.size else np.inf
+        if self._first_slot < 0:
+            if not self.finish_s.size:
+                return np.inf
+            self._first_slot = int(self.finish_s.argmin())
+            self._first_finish = self.finish_s.item(self._first_slot)
+        return self._first_finish
 
     def remaining_at(self, now: float) -> np.ndarray:
         """Bytes left of every slot at ``now`` (s) at the current rates (inf for free slots)."""
