@@ -97,18 +97,16 @@ def local_rerate(
         # keeps its base): the link's load less the group's rates on it. Of the links a flow crosses alone
         # only the one of least capacity can hold it back: the filling skips the others.
         fresh: set[int] = set()
+        by_capacity = capacity.__getitem__
         for slot in joiners:
             old = saved[slot] = rate[slot]
-            own = -1
-            filled: list[int] = []
+            shared: list[int] = []
             alone: list[int] = []
             for link in path_of[slot]:
                 if len(flows_on[link]) == 1:
                     alone.append(link)
-                    if own < 0 or capacity[link] < capacity[own]:
-                        own = link
                     continue
-                filled.append(link)
+                shared.append(link)
                 n = group_count.get(link)
                 if n is None:
                     group_count[link] = 1
@@ -116,23 +114,23 @@ def local_rerate(
                 else:
                     group_count[link] = n + 1
                     group_sum[link] += old
-            shared_of[slot] = filled.copy()
+            shared_of[slot] = shared
             alone_on[slot] = alone
-            if own >= 0:
-                filled.append(own)
+            fresh.update(shared)
+            if alone:  # it has all of its own link of least capacity
+                own = min(alone, key=by_capacity)
                 group_count[own] = 1
-            fill_path[slot] = filled
-            fresh.update(filled)
+                base_residual[own] = base_share[own] = capacity[own]
+                links.add(own)
+                fill_path[slot] = [*shared, own]
+            else:
+                fill_path[slot] = shared
         group |= joiners
         links |= fresh
-        for link in fresh:
-            n = group_count[link]
-            if len(flows_on[link]) == n:  # (most links) no other flow crosses it
-                base_residual[link] = left = capacity[link]
-            else:
-                left = capacity[link] - (load[link] - group_sum[link])
-                left = base_residual[link] = left if left > 0.0 else 0.0
-            base_share[link] = left / n
+        for link in fresh:  # (a link only group flows cross: its load less theirs is ~0)
+            left = capacity[link] - (load[link] - group_sum[link])
+            left = base_residual[link] = left if left > 0.0 else 0.0
+            base_share[link] = left / group_count[link]
         residual, count, share = base_residual.copy(), group_count.copy(), base_share.copy()
         # progressive filling of the group, one bottleneck link at a time: the first link (in the
         # set's order) with the smallest share
