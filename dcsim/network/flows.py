@@ -105,6 +105,7 @@ class FlowSimulator:
         self.controller = controller
         self.flows = FlowTable(controller.links.count)
         self.usage = LinkUsage(controller.links, float(env.now))
+        self.usage.in_flight = self.flows.uncredited_at
         self.rerates = 0
         self.flows_rerated = 0
         self.flows_started = 0
@@ -273,6 +274,12 @@ class FlowSimulator:
                 lost[pos] = True
                 self._fail_group(int(table.group[pos]), error)
         lost |= np.isin(table.group, table.group[lost]) & table.active  # a failed transfer stops all its flows
+        moving = np.flatnonzero(hit | lost)  # what they sent so far stays on the links they leave
+        sent = table.bytes[moving] - table.remaining_at(float(self.env.now))[moving]
+        rows = table.paths[moving]
+        keep = rows < table.dummy
+        self.usage.credit_entries(rows[keep], np.broadcast_to((sent - table.credited[moving])[:, None], rows.shape)[keep])
+        table.credited[moving] = sent
         kept = positions[~lost[positions]]
         if kept.size:
             new = [routes[pos] for pos in kept.tolist()]
@@ -505,11 +512,18 @@ class FlowSimulator:
         table = self.flows
         if done_list is not None and len(done_list) <= FEW_LEAVERS:
             counts, path_of = self.controller.link_flows, table.path_of
+            credit, nbytes, credited = self.usage.credit, table.bytes.item, table.credited.item
             for slot in done_list:
-                for link in path_of[slot]:
+                path = path_of[slot]
+                for link in path:
                     counts[link] -= 1
+                credit(path, nbytes(slot) - credited(slot))
         else:
-            self._count_flows(table.entries(done), -1)
+            entries = table.entries(done)
+            self._count_flows(entries, -1)
+            rows = table.paths[done]
+            owed = np.broadcast_to((table.bytes[done] - table.credited[done])[:, None], rows.shape)
+            self.usage.credit_entries(entries, owed[rows < table.dummy])
         now = float(self.env.now)
         if done.size == 1:  # the common case of one flow: skip the grouping
             slot = int(done[0])

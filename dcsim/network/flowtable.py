@@ -28,7 +28,7 @@ import numpy as np
 
 PER_FLOW = (
     *("fid", "group", "src", "dst", "key", "bytes", "remaining", "rate", "latency_s"),
-    *("since_s", "finish_s", "drain_s"),
+    *("since_s", "finish_s", "drain_s", "credited"),
 )
 _FREE_INF = ("remaining", "finish_s", "drain_s")  # per-flow arrays that hold inf in a free slot (the others 0)
 _INT_FIELDS = ("fid", "group", "src", "dst", "key")
@@ -107,6 +107,7 @@ class FlowTable:
         self.since_s = np.zeros(0)  # when ``remaining`` was last brought up to date (s)
         self.finish_s = np.zeros(0)  # when the flow sends its last byte at its current rate (s; inf: never)
         self.drain_s = np.zeros(0)  # from when it counts as drained (s; inf: never; see BYTES/TIME_TOLERANCE)
+        self.credited = np.zeros(0)  # bytes already counted on its links' usage (those sent before a reroute)
         self.paths = np.full((0, 1), n_links, dtype=np.int64)
         self.free: list[int] = []
         self.count = 0
@@ -187,6 +188,7 @@ class FlowTable:
             ptr = np.concatenate(([0], np.cumsum(lengths)))
             links = np.concatenate([b.links for b in batches])
         self.rate[slots] = 0.0
+        self.credited[slots] = 0.0
         rate_list = self.rate_list
         if rate_list is not None:
             if n > SMALL_CHANGE:
@@ -211,7 +213,7 @@ class FlowTable:
         self.fid[slot], self.group[slot], self.src[slot] = b.fid, b.group, b.src
         self.dst[slot], self.key[slot], self.latency_s[slot] = b.dst, b.key, b.latency_s
         self.bytes[slot] = self.remaining[slot] = b.bytes
-        self.rate[slot] = 0.0
+        self.rate[slot] = self.credited[slot] = 0.0
         if self.rate_list is not None:
             self.rate_list[slot] = 0.0
         self.active[slot] = True
@@ -410,6 +412,15 @@ class FlowTable:
     def remaining_at(self, now: float) -> np.ndarray:
         """Bytes left of every slot at ``now`` (s) at the current rates (inf for free slots)."""
         return self.remaining - self.rate * (now - self.since_s)
+
+    def uncredited_at(self, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-link bytes the active flows have sent by ``now`` (s) and not yet credited: (link per entry,
+        bytes per entry), one entry per (flow, link)."""
+        slots = self.slots()
+        sent = self.bytes[slots] - self.remaining_at(now)[slots] - self.credited[slots]
+        rows = self.paths[slots]
+        keep = rows < self.dummy
+        return rows[keep], np.broadcast_to(sent[:, None], rows.shape)[keep]
 
     def replace_links(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
         """Give the flows at ``slots`` new link lists (CSR ``ptr``/``links``)."""

@@ -3,7 +3,7 @@ and a timeline of the network's busiest-link and aggregate utilization."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,31 +14,31 @@ RESUM_EVERY = 1024  # re-add the kept utilization's running total from scratch a
 
 
 class LinkUsage:
-    """Integrates each directed link's rate (bytes/s) over time since ``start_s``.
+    """Each directed link's traffic since ``start_s``.
 
     ``bytes`` per link, ``peak_utilization`` per link (largest rate x 1 / capacity seen), and ``timeline``:
     (from_s, to_s, max link utilization, mean utilization over all links) for every interval between
     re-rates in which anything moved.
 
-    Two ways of keeping them, switched as the changes come: after bulk changes (:meth:`observe_rates`,
-    :meth:`observe_links`, :meth:`rates_changed`) every :meth:`accumulate` adds each link's bytes in one
-    array pass; once links are updated a few at a time (:meth:`set_link_rates`), each link keeps its rate
-    and the offset of its bytes in Python lists, so an interval costs nothing per link and a rate change a
-    few scalar updates. ``bytes`` and ``peak_utilization`` read the same either way.
+    A link's bytes are those of the flows that crossed it: the simulator credits a flow's bytes to its
+    links when it ends (or is rerouted: what it sent so far), and ``in_flight`` (set by the simulator)
+    gives what the flows still running have sent, so keeping bytes costs nothing per interval or rate
+    change. The rates (for peaks, utilization and the timeline) are kept in two ways, switched as the
+    changes come: after bulk changes (:meth:`observe_rates`, :meth:`observe_links`, :meth:`rates_changed`)
+    as arrays; once links are updated a few at a time (:meth:`set_link_rates`), in Python lists, so a rate
+    change costs a few scalar updates. ``peak_utilization`` reads the same either way.
     """
-
-    # In the lists a link's bytes at time t are ``offset + rate * t``: a rate change at ``now`` adds
-    # ``(old - new) * now`` to the offset, one update instead of bringing bytes and a timestamp up to date.
 
     def __init__(self, links: LinkTable, start_s: float) -> None:
         self.links = links
         self.start_s = start_s
         self.end_s = start_s
-        self._bytes = np.zeros(links.count)
+        self._credited = np.zeros(links.count)  # bytes of the flows that ended (or moved off) per link
+        # (links per entry, bytes per entry) of what the running flows sent by a time (s) and is not credited
+        self.in_flight: Callable[[float], tuple[np.ndarray, np.ndarray]] | None = None
         self._peak = np.zeros(links.count)
         self.timeline: list[tuple[float, float, float, float]] = []
         self._inverse_capacity = 1.0 / links.capacity_bytes_per_s
-        self._scratch = np.empty(links.count)
         self._inverse_list: list[float] = self._inverse_capacity.tolist()
         self._utilization: np.ndarray | None = None  # link rate x inverse capacity, None: recompute
         self._busiest: float | None = None  # its largest value, None: recompute
@@ -46,20 +46,27 @@ class LinkUsage:
         self._total = 0.0  # sum of the kept utilization, updated link by link (re-added every RESUM_EVERY)
         self._since_sum = 0  # accumulations since it was last added from scratch
         # per link, while links are updated one by one (None: the arrays hold everything): its rate
-        # (bytes/s), its bytes' offset (bytes carried less rate x time) and its peak utilization
+        # (bytes/s) and its peak utilization
         self._rate: list[float] | None = None
-        self._offset: list[float] = []
         self._peak_list: list[float] = []
 
     @property
     def bytes(self) -> np.ndarray:
         """Bytes carried per link from ``start_s`` to ``end_s``."""
-        if self._rate is None:
-            return self._bytes
-        carried = np.array(self._rate, dtype=float)
-        carried *= self.end_s
-        carried += np.array(self._offset, dtype=float)
-        return carried
+        if self.in_flight is None:
+            return self._credited.copy()
+        links, sent = self.in_flight(self.end_s)
+        return self._credited + np.bincount(links, weights=sent, minlength=self._credited.size)
+
+    def credit(self, links: Iterable[int], nbytes: float) -> None:
+        """Count ``nbytes`` (bytes) on each of a few ``links`` (a flow that ended, or moved off them)."""
+        credited = self._credited
+        for link in links:
+            credited[link] += nbytes
+
+    def credit_entries(self, links: np.ndarray, nbytes: np.ndarray) -> None:
+        """Count ``nbytes[i]`` (bytes) on link ``links[i]`` for every entry (many flows' links at once)."""
+        self._credited += np.bincount(links, weights=nbytes, minlength=self._credited.size)
 
     @property
     def peak_utilization(self) -> np.ndarray:
@@ -67,21 +74,19 @@ class LinkUsage:
         return self._peak if self._rate is None else np.array(self._peak_list, dtype=float)
 
     def _to_arrays(self) -> None:
-        """Leave the per-link lists: bring every link's bytes up to ``end_s`` in the arrays."""
+        """Leave the per-link lists."""
         if self._rate is not None:
-            self._bytes = self.bytes
             self._peak = np.array(self._peak_list, dtype=float)
             self._rate = None
 
     def _to_lists(self, link_rate: np.ndarray) -> None:
-        """Keep links one by one from now (``end_s``) on, at the rates ``link_rate`` held so far."""
+        """Keep links one by one from now on, at the rates ``link_rate`` held so far."""
         self._rate = link_rate.tolist()
-        self._offset = (self._bytes - link_rate * self.end_s).tolist()
         self._peak_list = self._peak.tolist()
 
     def accumulate(self, from_s: float, to_s: float, link_rate: np.ndarray) -> None:
-        """Add the link rates held from ``from_s`` to ``to_s``: ``link_rate`` (bytes/s per link), unless
-        links are being kept one by one (then it is not read: the kept rates are).
+        """Record the link rates held from ``from_s`` to ``to_s`` on the timeline: ``link_rate`` (bytes/s
+        per link), unless links are being kept one by one (then it is not read: the kept rates are).
 
         The per-link utilization, its total and the busiest link are kept between calls:
         :meth:`set_link_rates` updates a few links, other changes to ``link_rate`` must be announced
@@ -105,10 +110,7 @@ class LinkUsage:
             busiest = self._busiest = utilization.item(self._busiest_link)
         if busiest <= 0:
             return
-        mean = self._total / utilization.size
-        if self._rate is None:
-            self._bytes += np.multiply(link_rate, to_s - from_s, out=self._scratch)
-        self.timeline.append((from_s, to_s, busiest, mean))
+        self.timeline.append((from_s, to_s, busiest, self._total / utilization.size))
 
     def rates_changed(self) -> None:
         """``link_rate`` changed in bulk (at ``end_s``): recompute the utilization at the next :meth:`accumulate`."""
@@ -129,15 +131,14 @@ class LinkUsage:
         self._peak[links] = np.maximum(self._peak[links], peaks)
 
     def set_link_rates(self, links: Iterable[int], loads: Sequence[float], link_rate: np.ndarray) -> None:
-        """Record the new rates ``loads[link]`` (bytes/s, from ``end_s`` on) of a few ``links``: their bytes
-        so far, peaks, utilization, its total and the busiest link. Links whose rate is unchanged are
-        skipped. ``link_rate``: every link's rate until now (read only when the links were last changed
-        in bulk); it is not written."""
+        """Record the new rates ``loads[link]`` (bytes/s, from ``end_s`` on) of a few ``links``: their peaks,
+        utilization, its total and the busiest link. Links whose rate is unchanged are skipped.
+        ``link_rate``: every link's rate until now (read only when the links were last changed in bulk);
+        it is not written."""
         if self._rate is None:
             self._to_lists(link_rate)
-        rates, offset, peaks = self._rate, self._offset, self._peak_list
+        rates, peaks = self._rate, self._peak_list
         assert rates is not None
-        now = self.end_s
         inverse = self._inverse_list
         utilization = self._utilization
         busiest, busiest_link = self._busiest, self._busiest_link
@@ -147,7 +148,6 @@ class LinkUsage:
             old = rates[link]
             if rate == old:
                 continue
-            offset[link] += (old - rate) * now
             rates[link] = rate
             scale = inverse[link]
             value = rate * scale  # as np.multiply(link_rate, inverse capacity) computes it
