@@ -28,7 +28,7 @@ from dcsim.network.incremental import (
     departures_keep_allocation,
     departures_keep_allocation_indexed,
 )
-from dcsim.network.local import lone_arrival, local_rerate
+from dcsim.network.local import local_rerate, lone_arrival
 from dcsim.network.maxmin import max_min_rows
 from dcsim.network.routing import NoRouteError
 from dcsim.network.usage import LinkUsage
@@ -278,7 +278,8 @@ class FlowSimulator:
         sent = table.bytes[moving] - table.remaining_at(float(self.env.now))[moving]
         rows = table.paths[moving]
         keep = rows < table.dummy
-        self.usage.credit_entries(rows[keep], np.broadcast_to((sent - table.credited[moving])[:, None], rows.shape)[keep])
+        owed = np.broadcast_to((sent - table.credited[moving])[:, None], rows.shape)
+        self.usage.credit_entries(rows[keep], owed[keep])
         table.credited[moving] = sent
         kept = positions[~lost[positions]]
         if kept.size:

@@ -322,7 +322,8 @@ class FlowTable:
         table's arrays bound once. Returns whether a flow not in ``arrived`` changed its rate by more than
         the fraction ``same``."""
         rate, rate_list = self.rate, self.rate_list
-        remaining, since, finish_s, drain_s, nbytes = self.remaining, self.since_s, self.finish_s, self.drain_s, self.bytes
+        remaining, since, nbytes = self.remaining, self.since_s, self.bytes
+        finish_s, drain_s = self.finish_s, self.drain_s
         floor, first, first_slot = self._drain_floor, self._first_finish, self._first_slot
         moved = False
         for slot, value in rates.items():
