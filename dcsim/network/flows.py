@@ -39,6 +39,7 @@ LOCAL_MAX_FLOWS = 24  # ... unless more than this many flows would need new rate
 INDEXED_DEPARTURES = 4096  # check departures of a table this large through its link index (kept until merges)
 LOCAL_REBUILD = 8192  # rebuild the per-link flow sets for a local re-rate only up to this many active flows
 FEW_LEAVERS = 8  # update the controller's per-link flow counts of this many leavers in plain Python
+LIST_AFTER = 32  # keep link loads and usage in Python lists once this many small changes came in a row
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,10 @@ class FlowSimulator:
         self._next_collective = 0
         self._last_update = float(env.now)
         self._link_rate: np.ndarray = np.zeros(controller.links.count)
-        self._load_list: list[float] | None = None  # ``_link_rate`` as a list for local re-rates; None: rebuild
+        # the link loads local re-rates work on: ``_link_rate`` itself or a list mirror of it (None: choose)
+        self._load_list: list[float] | np.ndarray | None = None
         self._loads_ahead = False  # True: local re-rates changed ``_load_list`` only (see _sync_link_rate)
+        self._small_run = 0  # changes re-rated locally since the last large one
         self._rerate_pending = False
         self._timer_generation = 0
         self._timer_at = np.inf  # when the armed timer fires (s; inf: no timer armed)
@@ -281,6 +284,7 @@ class FlowSimulator:
         owed = np.broadcast_to((sent - table.credited[moving])[:, None], rows.shape)
         self.usage.credit_entries(rows[keep], owed[keep])
         table.credited[moving] = sent
+        table.rerouted = True
         kept = positions[~lost[positions]]
         if kept.size:
             new = [routes[pos] for pos in kept.tolist()]
@@ -322,6 +326,7 @@ class FlowSimulator:
             if not self._rerate_locally(done, capacity):
                 self._allocate(capacity)
         else:
+            self._small_run = 0
             self._sync_link_rate()
             local = use_shortcuts and (done.size in (0, table.size) or self._departures_keep(done, capacity))
             if done.size:
@@ -376,9 +381,12 @@ class FlowSimulator:
         flows_on = table.adjacency()  # also makes path_of valid for every active slot
         path_of = table.path_of
         link_rate = self._link_rate
+        # the loads: a list mirror once small changes come in a row (cheaper to index), else the array
+        # itself (no conversion each way when small and large changes alternate, as in a collective)
+        self._small_run += 1
         load = self._load_list
         if load is None:
-            load = self._load_list = link_rate.tolist()
+            load = self._load_list = link_rate.tolist() if self._small_run > LIST_AFTER else link_rate
         capacity_list, saturated_at = self._capacity_list, self._saturated_at
         done_list = done.tolist()
         rates = table.rate_values()
@@ -414,7 +422,7 @@ class FlowSimulator:
             if lone is not None:
                 table.set_rate(slot, lone, now)
                 self.usage.set_link_rates(path_of[slot], load, link_rate)
-                self._loads_ahead = True
+                self._loads_ahead = load is not link_rate
                 self.flows_rerated += 1
                 self.incremental_updates += 1
                 return True
@@ -446,7 +454,7 @@ class FlowSimulator:
             return False
         moved = table.set_few_rates(result.rates, now, new_slots, SAME_RATE)
         self.usage.set_link_rates(result.links, load, link_rate)
-        self._loads_ahead = True
+        self._loads_ahead = load is not link_rate
         self.flows_rerated += len(result.rates)
         if moved:
             self.rerates += 1
@@ -520,11 +528,14 @@ class FlowSimulator:
                     counts[link] -= 1
                 credit(path, nbytes(slot) - credited(slot))
         else:
-            entries = table.entries(done)
-            self._count_flows(entries, -1)
             rows = table.paths[done]
-            owed = np.broadcast_to((table.bytes[done] - table.credited[done])[:, None], rows.shape)
-            self.usage.credit_entries(entries, owed[rows < table.dummy])
+            keep = rows < table.dummy
+            entries = rows[keep]
+            self._count_flows(entries, -1)
+            owed = table.bytes[done]
+            if table.rerouted:  # (else no flow has bytes credited already)
+                owed = owed - table.credited[done]
+            self.usage.credit_entries(entries, np.repeat(owed, np.count_nonzero(keep, axis=1)))
         now = float(self.env.now)
         if done.size == 1:  # the common case of one flow: skip the grouping
             slot = int(done[0])

@@ -108,6 +108,7 @@ class FlowTable:
         self.finish_s = np.zeros(0)  # when the flow sends its last byte at its current rate (s; inf: never)
         self.drain_s = np.zeros(0)  # from when it counts as drained (s; inf: never; see BYTES/TIME_TOLERANCE)
         self.credited = np.zeros(0)  # bytes already counted on its links' usage (those sent before a reroute)
+        self.rerouted = False  # whether any flow was ever given ``credited`` bytes
         self.paths = np.full((0, 1), n_links, dtype=np.int64)
         self.free: list[int] = []
         self.count = 0
@@ -268,7 +269,7 @@ class FlowTable:
         if flows_on is not None and slots.size > SMALL_CHANGE:
             self.flows_on = flows_on = None
         slot_list = slots.tolist()
-        if self._first_slot in slot_list:
+        if len(slot_list) > FEW_SCALAR or self._first_slot in slot_list:
             self._first_slot = -1
         if flows_on is not None:
             path_of = self.path_of

@@ -54,7 +54,7 @@ def local_rerate(
     path_of: list[tuple[int, ...]],
     bottleneck: list[int],
     rate: list[float],
-    load: list[float],
+    load: list[float] | np.ndarray,
     capacity: list[float],
     seeds: Iterable[int],
     changed_links: Iterable[int],
@@ -249,7 +249,7 @@ def lone_arrival(
     path_of: list[tuple[int, ...]],
     bottleneck: list[int],
     rate: list[float],
-    load: list[float],
+    load: list[float] | np.ndarray,
     capacity: list[float],
     saturated_at: list[float],
 ) -> float | None:

@@ -3,7 +3,7 @@ and a timeline of the network's busiest-link and aggregate utilization."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -130,11 +130,16 @@ class LinkUsage:
         peaks = link_rate * self._inverse_capacity[links]
         self._peak[links] = np.maximum(self._peak[links], peaks)
 
-    def set_link_rates(self, links: Iterable[int], loads: Sequence[float], link_rate: np.ndarray) -> None:
+    def set_link_rates(self, links: Iterable[int], loads: list[float] | np.ndarray, link_rate: np.ndarray) -> None:
         """Record the new rates ``loads[link]`` (bytes/s, from ``end_s`` on) of a few ``links``: their peaks,
         utilization, its total and the busiest link. Links whose rate is unchanged are skipped.
-        ``link_rate``: every link's rate until now (read only when the links were last changed in bulk);
-        it is not written."""
+
+        ``loads`` as a list keeps links one by one in lists from now on (``link_rate``: every link's rate
+        until now, read only when the links were last changed in bulk; it is not written). ``loads`` as an
+        array is ``link_rate`` itself, already holding the new rates: the arrays are updated in place."""
+        if isinstance(loads, np.ndarray):
+            self._set_in_arrays(links, loads)
+            return
         if self._rate is None:
             self._to_lists(link_rate)
         rates, peaks = self._rate, self._peak_list
@@ -162,6 +167,34 @@ class LinkUsage:
             if not value < busiest:
                 busiest, busiest_link = value, link
             elif link == busiest_link:  # the busiest link slowed down: find the new one when needed
+                busiest = None
+        self._busiest, self._busiest_link = busiest, busiest_link
+        self._total = total
+
+    def _set_in_arrays(self, links: Iterable[int], link_rate: np.ndarray) -> None:
+        """:meth:`set_link_rates` while the arrays hold everything (``link_rate`` already updated)."""
+        self._to_arrays()
+        read, inverse = link_rate.item, self._inverse_list
+        peaks, peak_of = self._peak, self._peak.item
+        utilization = self._utilization
+        busiest, busiest_link = self._busiest, self._busiest_link
+        total = self._total
+        for link in links:
+            value = read(link) * inverse[link]  # as np.multiply(link_rate, inverse capacity) computes it
+            if value > peak_of(link):
+                peaks[link] = value
+            if utilization is None:
+                continue
+            old = utilization.item(link)
+            if value == old:
+                continue
+            total += value - old
+            utilization[link] = value
+            if busiest is None:
+                continue
+            if not value < busiest:
+                busiest, busiest_link = value, link
+            elif link == busiest_link:
                 busiest = None
         self._busiest, self._busiest_link = busiest, busiest_link
         self._total = total
