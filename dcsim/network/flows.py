@@ -385,7 +385,7 @@ class FlowSimulator:
         # itself (no conversion each way when small and large changes alternate, as in a collective)
         self._small_run += 1
         load = self._load_list
-        if load is None:
+        if load is None or (load is link_rate and self._small_run > LIST_AFTER):
             load = self._load_list = link_rate.tolist() if self._small_run > LIST_AFTER else link_rate
         capacity_list, saturated_at = self._capacity_list, self._saturated_at
         done_list = done.tolist()
