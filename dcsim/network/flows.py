@@ -527,15 +527,15 @@ class FlowSimulator:
                 for link in path:
                     counts[link] -= 1
                 credit(path, nbytes(slot) - credited(slot))
-        else:
+        else:  # (over the padded rows: entries on the padding link are dropped)
             rows = table.paths[done]
-            keep = rows < table.dummy
-            entries = rows[keep]
-            self._count_flows(entries, -1)
+            entries = rows.ravel()
+            n_links = self.controller.link_flows.size
+            self.controller.link_flows -= np.bincount(entries, minlength=n_links + 1)[:n_links]
             owed = table.bytes[done]
             if table.rerouted:  # (else no flow has bytes credited already)
                 owed = owed - table.credited[done]
-            self.usage.credit_entries(entries, np.repeat(owed, np.count_nonzero(keep, axis=1)))
+            self.usage.credit_entries(entries, np.repeat(owed, rows.shape[1]))
         now = float(self.env.now)
         if done.size == 1:  # the common case of one flow: skip the grouping
             slot = int(done[0])

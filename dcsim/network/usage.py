@@ -65,8 +65,10 @@ class LinkUsage:
             credited[link] += nbytes
 
     def credit_entries(self, links: np.ndarray, nbytes: np.ndarray) -> None:
-        """Count ``nbytes[i]`` (bytes) on link ``links[i]`` for every entry (many flows' links at once)."""
-        self._credited += np.bincount(links, weights=nbytes, minlength=self._credited.size)
+        """Count ``nbytes[i]`` (bytes) on link ``links[i]`` for every entry (many flows' links at once;
+        entries on the padding link, ``links.count``, are dropped)."""
+        n = self._credited.size
+        self._credited += np.bincount(links, weights=nbytes, minlength=n + 1)[:n]
 
     @property
     def peak_utilization(self) -> np.ndarray:
