@@ -419,7 +419,9 @@ class FlowSimulator:
         if not saturated and not done_list and len(new_slots) == 1:  # one arrival on unsaturated links
             (slot,) = new_slots
             lone = lone_arrival(slot, flows_on, path_of, table.bottleneck, rates, load, capacity_list, saturated_at)
-            if lone is not None:
+            if isinstance(lone, list):  # flows that must give way to it: re-rate them with it
+                seeds.update(lone)
+            else:
                 table.set_rate(slot, lone, now)
                 self.usage.set_link_rates(path_of[slot], load, link_rate)
                 self._loads_ahead = load is not link_rate

@@ -252,10 +252,11 @@ def lone_arrival(
     load: list[float] | np.ndarray,
     capacity: list[float],
     saturated_at: list[float],
-) -> float | None:
+) -> float | list[int]:
     """The rate (bytes/s) of one new flow at ``slot`` whose links are all unsaturated, if every other flow
     keeps its rate (the arrival case of :mod:`dcsim.network.incremental`: it gets the smallest spare
-    capacity on its path, and no flow on a link it fills may get more); else None, and nothing is written.
+    capacity on its path, and no flow on a link it fills may get more); else the flows that get more on
+    the first such link (they must give way: seeds for :func:`local_rerate`), and nothing is written.
 
     On success the flow's links' ``load`` and its ``bottleneck`` are written (its ``rate`` is the
     caller's to write). Arguments as for :func:`local_rerate`; ``load`` does not include the new flow."""
@@ -266,7 +267,7 @@ def lone_arrival(
         if left < spare:
             spare = left
     if not spare > 0.0:
-        return None
+        return []
     mine = spare * (1 + SAME_RATE)
     new_load: list[float] = []
     first = -1
@@ -275,13 +276,13 @@ def lone_arrival(
         carried = spare if len(on) == 1 else load[link] + spare
         new_load.append(carried)
         if carried >= saturated_at[link]:  # a link it fills: it must be the fastest there
-            for other in on:
-                if rate[other] > mine:
-                    return None
+            faster = [other for other in on if rate[other] > mine]
+            if faster:
+                return faster
             if first < 0:
                 first = link
     if first < 0:  # (cannot happen: the link with the least spare is filled)
-        return None
+        return []
     for link, carried in zip(path, new_load, strict=True):
         load[link] = carried
     bottleneck[slot] = first
