@@ -28,7 +28,7 @@ from dcsim.network.incremental import (
     departures_keep_allocation,
     departures_keep_allocation_indexed,
 )
-from dcsim.network.local import local_rerate, lone_arrival
+from dcsim.network.local import FlowState, local_rerate, lone_arrival
 from dcsim.network.maxmin import max_min_rows
 from dcsim.network.routing import NoRouteError
 from dcsim.network.usage import LinkUsage
@@ -416,9 +416,10 @@ class FlowSimulator:
             # flows on links the newcomer finds full may have to give way: re-rate them with it
             saturated.extend(lk for lk in path_of[slot] if load[lk] >= saturated_at[lk])
         now = float(self.env.now)
+        state = FlowState(flows_on, path_of, table.bottleneck, rates, load, capacity_list, saturated_at)
         if not saturated and not done_list and len(new_slots) == 1:  # one arrival on unsaturated links
             (slot,) = new_slots
-            lone = lone_arrival(slot, flows_on, path_of, table.bottleneck, rates, load, capacity_list, saturated_at)
+            lone = lone_arrival(state, slot)
             if isinstance(lone, list):  # flows that must give way to it: re-rate them with it
                 seeds.update(lone)
             else:
@@ -438,18 +439,7 @@ class FlowSimulator:
                 seeds.update([s for s in on if rates[s] >= top])
             else:
                 seeds.update(on)
-        result = local_rerate(
-            flows_on,
-            path_of,
-            table.bottleneck,
-            table.rate_values(),
-            load,
-            capacity_list,
-            seeds,
-            changed,
-            LOCAL_MAX_FLOWS,
-            saturated_at,
-        )
+        result = local_rerate(state, seeds, changed, LOCAL_MAX_FLOWS)
         if result is None:  # (the leavers were taken off the loads: the full water-filling rebuilds them)
             self._load_list = None
             self._loads_ahead = False

@@ -32,10 +32,29 @@ failed round puts the loads back, and a call that gives up puts the rates back.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import numpy as np
 
-from dcsim.network.incremental import SAME_RATE, SATURATED
+from dcsim.network.incremental import SAME_RATE
+
+
+class FlowState(NamedTuple):
+    """What the local re-rates read and write, as the simulator keeps it (slots index flows, ints links).
+
+    ``flows_on``/``path_of``: the active flows per link and each flow's links, already showing the change
+    (newcomers in, leavers out). ``bottleneck``: per flow, a link known to be its bottleneck (-1: unknown).
+    ``rate``: current rates per flow (bytes/s; newcomers 0). ``load``: per link, the sum of the current rates
+    of its flows (bytes/s; the leavers' taken off): a list, or the simulator's array. ``capacity`` and
+    ``saturated_at`` (``capacity * (1 - SATURATED)``) per link, bytes/s."""
+
+    flows_on: dict[int, set[int]]
+    path_of: list[tuple[int, ...]]
+    bottleneck: list[int]
+    rate: list[float]
+    load: list[float] | np.ndarray
+    capacity: list[float]
+    saturated_at: list[float]
 
 
 class LocalResult:
@@ -50,35 +69,20 @@ class LocalResult:
 
 
 def local_rerate(
-    flows_on: dict[int, set[int]],
-    path_of: list[tuple[int, ...]],
-    bottleneck: list[int],
-    rate: list[float],
-    load: list[float] | np.ndarray,
-    capacity: list[float],
-    seeds: Iterable[int],
-    changed_links: Iterable[int],
-    max_flows: int,
-    saturated_at: list[float] | None = None,
+    state: FlowState, seeds: Iterable[int], changed_links: Iterable[int], max_flows: int
 ) -> LocalResult | None:
     """Rates after a change, computed for as few flows as the bottleneck check allows.
 
-    ``flows_on``/``path_of``: the active flows (slots) per link and each slot's links, already showing
-    the change (newcomers in, leavers out). ``bottleneck``: per slot, a link known to be its bottleneck
-    (-1: unknown); updated for the flows checked. ``rate``: current rates per slot as a list (newcomers 0);
-    on success it holds the new rates of the re-rated flows (also returned), on None it is left as it was.
-    ``load``: per link, the sum of the current rates of its flows (bytes/s; the leavers' taken off); on
-    success the changed links' new loads are written into it. ``capacity`` per link (``saturated_at``:
-    ``capacity * (1 - SATURATED)`` per link, computed here if not given). ``seeds``: flows to re-rate
-    first; ``changed_links``: links whose flows changed (the leavers' and newcomers' links). Returns None
-    when more than ``max_flows`` flows would have to be re-rated (then water-fill everything).
+    ``seeds``: flows to re-rate first; ``changed_links``: links whose flows changed (the leavers' and
+    newcomers' links). On success the state's ``rate`` holds the new rates of the re-rated flows (also
+    returned), ``load`` the changed links' new loads, and ``bottleneck`` the bottlenecks found; on None
+    (more than ``max_flows`` flows would have to be re-rated: water-fill everything) rates and loads are as
+    they were.
     """
+    flows_on, path_of, bottleneck, rate, load, capacity, saturated_at = state
     group: set[int] = set()
     joiners = set(seeds)
     changed = set(changed_links)
-    if saturated_at is None:
-        full = 1 - SATURATED
-        saturated_at = [c * full for c in capacity]
     margin = 1 + SAME_RATE
     saved: dict[int, float] = {}  # rates of the group's flows before this call
     links: set[int] = set()  # the group's links that take part in the filling
@@ -190,18 +194,8 @@ def local_rerate(
             if known >= 0 and known not in touched:
                 continue  # its bottleneck link kept its load and flows
             mine = rate[slot] * margin
-            if known >= 0 and load[known] >= saturated_at[known]:
-                on = flows_on[known]
-                if len(on) == 1:
-                    found[slot] = known
-                    continue
-                peak = fastest.get(known)
-                if peak is None:
-                    peak = fastest[known] = max([rate[s] for s in on])
-                if mine >= peak:
-                    found[slot] = known
-                    continue
-            for lk in path_of[slot]:
+            # its bottleneck: a saturated link where nobody gets more (the one found before tried first)
+            for lk in path_of[slot] if known < 0 else (known, *path_of[slot]):
                 if load[lk] < saturated_at[lk]:
                     continue
                 on = flows_on[lk]
@@ -243,23 +237,15 @@ def local_rerate(
             return None
 
 
-def lone_arrival(
-    slot: int,
-    flows_on: dict[int, set[int]],
-    path_of: list[tuple[int, ...]],
-    bottleneck: list[int],
-    rate: list[float],
-    load: list[float] | np.ndarray,
-    capacity: list[float],
-    saturated_at: list[float],
-) -> float | list[int]:
+def lone_arrival(state: FlowState, slot: int) -> float | list[int]:
     """The rate (bytes/s) of one new flow at ``slot`` whose links are all unsaturated, if every other flow
     keeps its rate (the arrival case of :mod:`dcsim.network.incremental`: it gets the smallest spare
     capacity on its path, and no flow on a link it fills may get more); else the flows that get more on
     the first such link (they must give way: seeds for :func:`local_rerate`), and nothing is written.
 
     On success the flow's links' ``load`` and its ``bottleneck`` are written (its ``rate`` is the
-    caller's to write). Arguments as for :func:`local_rerate`; ``load`` does not include the new flow."""
+    caller's to write); ``load`` does not include the new flow yet."""
+    flows_on, path_of, bottleneck, rate, load, capacity, saturated_at = state
     path = path_of[slot]
     spare = np.inf
     for link in path:
