@@ -42,6 +42,33 @@ def test_one_flow_takes_latency_plus_bytes_over_capacity() -> None:
     assert _value(done).bytes == 1e9
 
 
+def test_link_bytes_count_what_running_flows_have_sent() -> None:
+    """A link's bytes are credited when a flow ends; in between they include what running flows have sent
+    by the last re-rate (``usage.end_s``): two flows into host0, read mid-run and at the end."""
+    env, sim = _sim(_star(3))
+    first = sim.controller.route("host1", "host0")
+    second = sim.controller.route("host2", "host0")
+    sim.start_flow("host1", "host0", 1e9)
+    sim.start_flow("host2", "host0", 3e9)
+
+    def probe() -> simpy.events.ProcessGenerator:  # a flow on links the others do not cross: a re-rate at 0.1 s
+        yield env.timeout(0.1)
+        sim.start_flow("host0", "host1", 1.0)
+
+    env.process(probe())
+    env.run(until=0.1 + 1e-9)  # both share host0's downlink (10 GB/s) from 0: 0.5 GB each by 0.1 s
+    downlink = first.links[-1]
+    assert downlink == second.links[-1]
+    until = sim.usage.end_s  # the last re-rate: the probe's end, 0.1 ns after it started
+    assert until == pytest.approx(0.1 + 1.0 / 10e9, rel=1e-9)
+    assert sim.usage.bytes[downlink] == pytest.approx(10e9 * until, rel=1e-12)
+    assert sim.usage.bytes[first.links[0]] == pytest.approx(5e9 * until, rel=1e-12)
+    env.run()
+    assert sim.usage.bytes[downlink] == pytest.approx(4e9, rel=1e-12)  # (the probe's byte crossed other links)
+    assert sim.usage.bytes[first.links[0]] == pytest.approx(1e9, rel=1e-12)
+    assert sim.usage.bytes[second.links[0]] == pytest.approx(3e9, rel=1e-12)
+
+
 def test_n_flows_on_one_bottleneck_share_it_equally() -> None:
     env, sim = _sim(_star(5))
     events = [sim.start_flow(f"host{i}", "host0", 1e9) for i in range(1, 5)]

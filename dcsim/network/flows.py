@@ -279,10 +279,7 @@ class FlowSimulator:
         lost |= np.isin(table.group, table.group[lost]) & table.active  # a failed transfer stops all its flows
         moving = np.flatnonzero(hit | lost)  # what they sent so far stays on the links they leave
         sent = table.bytes[moving] - table.remaining_at(float(self.env.now))[moving]
-        rows = table.paths[moving]
-        keep = rows < table.dummy
-        owed = np.broadcast_to((sent - table.credited[moving])[:, None], rows.shape)
-        self.usage.credit_entries(rows[keep], owed[keep])
+        self._credit(moving, table.paths[moving], sent)
         table.credited[moving] = sent
         table.rerouted = True
         kept = positions[~lost[positions]]
@@ -490,8 +487,11 @@ class FlowSimulator:
             raise AssertionError("incremental rates differ from a full max-min water-filling")
         if table.rate_list is not None and table.rate_list != table.rate.tolist():
             raise AssertionError("the flow table's rate list differs from its rates")
-        if self._load_list is not None and not np.allclose(self._load_list, self._link_rate, rtol=1e-9, atol=1e-3):
-            raise AssertionError("the kept link loads differ from the link rates")
+        rows = table.paths[slots]  # every link's load, summed afresh from the rates
+        weights = np.broadcast_to(table.rate[slots][:, None], rows.shape).ravel()
+        loads = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
+        if not np.allclose(self._link_rate, loads, rtol=1e-9, atol=1e-6 * float(capacity.max(initial=1.0))):
+            raise AssertionError("the kept link loads differ from the sums of their flows' rates")
 
     def _advance(self) -> None:
         now = float(self.env.now)
@@ -524,10 +524,7 @@ class FlowSimulator:
             entries = rows.ravel()
             n_links = self.controller.link_flows.size
             self.controller.link_flows -= np.bincount(entries, minlength=n_links + 1)[:n_links]
-            owed = table.bytes[done]
-            if table.rerouted:  # (else no flow has bytes credited already)
-                owed = owed - table.credited[done]
-            self.usage.credit_entries(entries, np.repeat(owed, rows.shape[1]))
+            self._credit(done, rows, table.bytes[done])
         now = float(self.env.now)
         if done.size == 1:  # the common case of one flow: skip the grouping
             slot = int(done[0])
@@ -550,6 +547,13 @@ class FlowSimulator:
             group.deliver_at = max(group.deliver_at, now + lat)
             if group.pending == 0:
                 self._complete(gid)
+
+    def _credit(self, slots: np.ndarray, rows: np.ndarray, sent: np.ndarray) -> None:
+        """Count on their links what the flows in ``slots`` (path ``rows``, padded) have sent (``sent``,
+        bytes per flow) less what was counted for them before (at a reroute)."""
+        table = self.flows
+        owed = sent - table.credited[slots] if table.rerouted else sent
+        self.usage.credit_entries(rows.ravel(), np.repeat(owed, rows.shape[1]))
 
     def _allocate(self, capacity: np.ndarray) -> None:
         table = self.flows

@@ -15,8 +15,10 @@ Bytes left are brought up to date lazily: ``remaining`` holds a flow's bytes lef
 time its rate changed, and ``finish_s``/``drain_s`` the times it sends its last byte and from which it
 counts as drained, both at its current rate (``inf`` for a flow that does not move and for free slots). A
 rate change (:meth:`FlowTable.set_rate`, :meth:`FlowTable.set_rates`) updates these for the flows it
-changes only, so an event that re-rates a few flows costs a few scalar writes, and finding the flows that
-have drained, or the next one to, is one pass over ``drain_s`` or ``finish_s``.
+changes only, so an event that re-rates a few flows costs a few scalar writes. The table also keeps a
+lower bound on the next drain and the first flow to finish: an event before that bound finds no drained
+flow without a pass over ``drain_s``, and the next end is one pass over ``finish_s`` only when the first
+flow left or finishes later than before.
 """
 
 from __future__ import annotations
