@@ -15,7 +15,9 @@ measured (``flops_range[1]``); ``flops_exponent`` >= 0 says how fast efficiency 
 GEMMs are far from peak). ``memory_efficiency`` and ``bytes_exponent`` do the same for bandwidth (a
 negative exponent means small working sets run faster than DRAM bandwidth: they stay in cache).
 Outside the measured range efficiency is held at its value at the nearest edge, so the model never
-extrapolates a trend. ``overhead_s`` is the fixed per-call cost (kernel launch, framework dispatch);
+extrapolates a trend. Inside it ``t_c`` grows as ``F ** (1 - flops_exponent)`` and ``t_m`` as
+``B ** (1 - bytes_exponent)``: both exponents are at most 1 (checked), so time never falls as an op grows
+(the fit's grids stop at 0.4 and 0.2). ``overhead_s`` is the fixed per-call cost (kernel launch, framework dispatch);
 the fit picks ``combine`` and ``overlap`` per op class, whichever explains the measurements best.
 A factor of 0 (``compute_factor`` or ``memory_factor``) switches that side of the roofline off.
 Where working sets beyond a cache run slower than the power law says, the bytes beyond
@@ -83,8 +85,12 @@ class RooflineFit:
             raise ValueError(f"RooflineFit.combine must be 'max' or 'sum', not {self.combine!r}")
         if self.peak_flops <= 0 or self.bandwidth <= 0:
             raise ValueError("RooflineFit needs positive peak_flops and bandwidth")
-        if min(self.overhead_s, self.compute_factor, self.memory_factor, self.unaligned_factor, self.segment_s) < 0:
+        terms = (self.overhead_s, self.compute_factor, self.memory_factor, self.unaligned_factor, self.segment_s)
+        if min(*terms, self.fault_s_per_byte, self.beyond_cache_factor, self.max_compute_efficiency) < 0:
             raise ValueError("RooflineFit overhead and factors must be >= 0")
+        if self.flops_exponent > 1 or self.bytes_exponent > 1:
+            # t_c grows as F ** (1 - flops_exponent) inside the measured range, t_m as B ** (1 - bytes_exponent)
+            raise ValueError("RooflineFit exponents must be <= 1: a larger op would take less time")
         if self.compute_factor == 0 and self.memory_factor == 0:
             raise ValueError("RooflineFit needs a compute or a memory term")
 
