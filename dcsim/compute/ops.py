@@ -11,6 +11,7 @@ kernel does beyond that. ``fit_key`` names the class of ops that share one fitte
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -35,6 +36,11 @@ GEMV_ROWS = 1
 
 #: Bytes of a memory page: weight rows shorter than this stream slower in a GEMV (see :func:`short_row_pages`).
 PAGE_BYTES = 4096
+#: GEMM operands whose rows are a multiple of this many elements start on vector and cache-line boundaries
+#: (see :attr:`Matmul.unaligned`): cuBLAS picks its fastest tensor-core kernels only for dimensions that are
+#: multiples of 8 at 16-bit precision (NVIDIA, "Matrix Multiplication Background User's Guide", Tensor Core
+#: Requirements), and the host CPU runs ``Linear(768, 50257)`` 20-40% slower than ``Linear(768, 50256)``.
+ALIGN_ELEMENTS = 8
 
 
 def short_row_pages(rows: int, row_bytes: float) -> float:
@@ -53,6 +59,39 @@ def matmul_class(m: int) -> str:
     if m <= GEMV_ROWS:
         return "matmul_gemv"
     return "matmul_skinny" if m <= SKINNY_ROWS else "matmul"
+
+
+def rows_below(m: int) -> int | None:
+    """The largest row count of the fit class below the class of an ``m``-row product (:func:`matmul_class`):
+    :data:`SKINNY_ROWS` for a GEMM, :data:`GEMV_ROWS` for a skinny product, None for a GEMV."""
+    if m > SKINNY_ROWS:
+        return SKINNY_ROWS
+    return GEMV_ROWS if m > GEMV_ROWS else None
+
+
+def _ceil_to(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def padded_shapes(n: int, k: int, unaligned: bool, short_rows: bool, row_element_bytes: float) -> list[tuple[int, int]]:
+    """The smallest ``(n', k')`` >= ``(n, k)`` of a product that avoid one or both of its slow paths: ``n`` and
+    ``k`` rounded up to a multiple of :data:`ALIGN_ELEMENTS` where the product is ``unaligned``, and ``k``
+    raised to a page-long weight row (:data:`PAGE_BYTES` / ``row_element_bytes`` elements) where a GEMV reads
+    ``short_rows`` (see :func:`short_row_pages`). Empty for a product with neither. Zero-padding the operands
+    to such a shape computes the same result, so the product never needs to cost more than the padded one:
+    with these shapes (the least shape of each combination of slow paths) the minimum over them is the least
+    time of any shape at least as large in every dimension, which makes the price non-decreasing in ``n`` and
+    ``k`` (see :meth:`dcsim.compute.predictor.DeviceModel.predict`)."""
+    shapes: set[tuple[int, int]] = set()
+    n_aligned, k_aligned = _ceil_to(n, ALIGN_ELEMENTS), _ceil_to(k, ALIGN_ELEMENTS)
+    if unaligned:
+        shapes.add((n_aligned, k_aligned))
+    if short_rows:
+        page_k = math.ceil(PAGE_BYTES / row_element_bytes)
+        shapes.add((n, max(k, page_k)))
+        shapes.add((n_aligned, max(k_aligned, page_k)))
+    shapes.discard((n, k))
+    return sorted(shapes)
 
 
 def _check_common(precision: str, phase: str) -> None:
@@ -122,9 +161,25 @@ class Op:
         """Bytes per element at this op's precision."""
         return BYTES_PER_ELEMENT[self.precision]
 
+    def padded(self) -> tuple[Op, ...]:
+        """Ops at least as large as this one in every dimension that avoid a slow path it takes (see
+        :meth:`Matmul.padded`); empty for ops without such a path. The cost model prices an op at no more than
+        its padded ops: zero-padding the operands computes the same result."""
+        return ()
+
+    def class_below(self) -> Op | None:
+        """This op shrunk to the largest size of the fit class below its own (a GEMM of 17 or more rows at
+        :data:`SKINNY_ROWS` rows, see :meth:`Matmul.class_below`), or None. The cost model prices an op at no
+        less than that smaller op: a larger product contains it."""
+        return None
+
     def backward(self) -> Op:
         """The same op in the backward phase (what its gradient computation costs)."""
         return dataclasses.replace(self, phase="bwd")  # type: ignore[type-var]
+
+    def forward(self) -> Op:
+        """The same op in the forward phase."""
+        return dataclasses.replace(self, phase="fwd")  # type: ignore[type-var]
 
     def with_precision(self, precision: str) -> Op:
         """The same op at another precision."""
@@ -192,10 +247,23 @@ class Matmul(Op):
 
     @property
     def unaligned(self) -> bool:
-        """``n`` or ``k`` not a multiple of 8: rows of the weight and output start off vector and cache-line
-        boundaries (a 50,257-token output head). On the host CPU such a GEMM runs 20-40% slower than
-        one a column narrower or wider (50,256 or 50,264)."""
-        return self.n % 8 != 0 or self.k % 8 != 0
+        """``n`` or ``k`` not a multiple of :data:`ALIGN_ELEMENTS` (8): rows of the weight and output start off
+        vector and cache-line boundaries (a 50,257-token output head). On the host CPU such a GEMM runs 20-40%
+        slower than one a column narrower or wider (50,256 or 50,264)."""
+        return self.n % ALIGN_ELEMENTS != 0 or self.k % ALIGN_ELEMENTS != 0
+
+    def padded(self) -> tuple[Op, ...]:
+        """The product with ``n`` and ``k`` padded past its slow paths (:func:`padded_shapes`: alignment to 8
+        elements, page-long weight rows for a GEMV): an unaligned product never costs more than the next aligned
+        one up, so time does not fall as ``n`` or ``k`` grows onto a multiple of 8."""
+        shapes = padded_shapes(self.n, self.k, self.unaligned, self.segments > 0, self.element_bytes)
+        return tuple(dataclasses.replace(self, n=n, k=k) for n, k in shapes)
+
+    def class_below(self) -> Op | None:
+        """A product of ``m`` rows of kind ``matmul`` at the largest row count of the class below its own
+        (:func:`rows_below`: 16 rows for a GEMM of 17 or more, 1 row for a skinny product), else None."""
+        rows = rows_below(self.m) if self.kind == "matmul" else None
+        return None if rows is None else dataclasses.replace(self, m=rows)
 
     @property
     def flops(self) -> float:
@@ -618,7 +686,18 @@ class WeightOnlyMatmul(Op):
     @property
     def unaligned(self) -> bool:
         """As :attr:`Matmul.unaligned`."""
-        return self.n % 8 != 0 or self.k % 8 != 0
+        return self.n % ALIGN_ELEMENTS != 0 or self.k % ALIGN_ELEMENTS != 0
+
+    def padded(self) -> tuple[Op, ...]:
+        """As :meth:`Matmul.padded`, for the stored (low-bit) weight rows."""
+        row_bytes = BYTES_PER_ELEMENT[self.weight_precision]
+        shapes = padded_shapes(self.n, self.k, self.unaligned, self.segments > 0, row_bytes)
+        return tuple(dataclasses.replace(self, n=n, k=k) for n, k in shapes)
+
+    def class_below(self) -> Op | None:
+        """As :meth:`Matmul.class_below`."""
+        rows = rows_below(self.m)
+        return None if rows is None else dataclasses.replace(self, m=rows)
 
     @property
     def weight_bytes(self) -> float:

@@ -25,6 +25,14 @@ from dcsim.compute.roofline import FloatArray, RooflineFit
 PROFILE_DIRS_ENV = "DCSIM_PROFILE_DIRS"
 #: op classes that borrow another class's fit where a device has no measurement of their own
 FALLBACK_CLASSES = {"matmul_gemv": "matmul_skinny", "matmul_skinny": "matmul"}
+#: The two 16-bit float precisions: one borrows the other's fit where a device has a measurement of only one
+#: and its peaks at the two are equal (NVIDIA tensor cores run fp16 and bf16 at the same rate: H100 SXM
+#: datasheet, 989.5 TFLOP/s dense for both; A100, 312 for both).
+HALF_PRECISION_TWINS = {"fp16": "bf16", "bf16": "fp16"}
+#: Op classes that are GEMMs. The backward of one is two GEMMs of the forward's FLOPs (dX = dY W^T, dW = X^T dY),
+#: on the units the forward runs on: where no device measured the backward class it is priced as twice the
+#: forward (see :meth:`DeviceModel.backward_from_forward`).
+GEMM_CLASSES = frozenset({"matmul", "matmul_gemv", "matmul_skinny", "bmm", "matmul_sparse24", "matmul_csr"})
 MAX_CACHE_ENTRIES = 2_000_000
 
 
@@ -56,89 +64,202 @@ class DeviceModel:
         self.references = references
         self.measured: Mapping[str, RooflineFit] = fit_profile(profile) if profile else {}
         self._fits: dict[str, RooflineFit] = dict(self.measured)
-        #: bytes/s no op beats on an accelerator: its datasheet memory bandwidth (0 on CPUs, whose measured
-        #: reference bandwidth is an in-cache figure)
-        self.floor_bytes_per_s = 0.0
-        if accelerator is not None and accelerator.kind != "cpu":
-            self.floor_bytes_per_s = accelerator.memory_bandwidth_gb_per_s * 1e9
+        #: classes priced as two forward GEMMs (see :meth:`backward_from_forward`)
+        self._from_forward: set[str] = set()
+        #: per class, the datasheet floors (FLOP/s at its precision, bytes/s); 0 = none
+        self._floors: dict[str, tuple[float, float]] = {}
+        #: an accelerator's datasheet peaks bound every op from below; a CPU's catalog figures do not (the
+        #: host CPU's are measured references that other ops beat: bf16 attention ran at 2.7x its bf16 GEMM
+        #: reference FLOP/s and an add at 1.07x its reference bandwidth, calibration/profiles/host-cpu.json)
+        self.has_floors = accelerator is not None and accelerator.kind != "cpu"
+        #: bytes/s no op beats (the datasheet memory bandwidth of an accelerator; 0 on CPUs)
+        self.floor_bytes_per_s = accelerator.memory_bandwidth_gb_per_s * 1e9 if self.has_floors and accelerator else 0.0
+        self._has_faults = bool(profile and profile.page_fault_s_per_byte) or any(
+            fit.fault_s_per_byte for fits in (self.measured, *references.values()) for fit in fits.values()
+        )
 
     @property
     def basis(self) -> str:
         """``measured`` if the device has a calibration profile, else ``prior``."""
         return "measured" if self.profile is not None else "prior"
 
+    def fallback_chain(self, key: str) -> list[str]:
+        """The classes whose fits may price class ``key`` (``kind/phase/precision``), nearest first: the class
+        itself, then along :data:`FALLBACK_CLASSES` (GEMVs -> skinny GEMMs -> GEMMs), each followed by its
+        16-bit twin (:data:`HALF_PRECISION_TWINS`) where this device's peaks at the two precisions are equal."""
+        name, phase, precision = key.split("/")
+        precisions = [precision]
+        twin = HALF_PRECISION_TWINS.get(precision)
+        if twin is not None and self._same_peak(precision, twin):
+            precisions.append(twin)
+        names = [name]
+        while names[-1] in FALLBACK_CLASSES:
+            names.append(FALLBACK_CLASSES[names[-1]])
+        return [f"{n}/{phase}/{p}" for n in names for p in precisions]
+
+    def _same_peak(self, first: str, second: str) -> bool:
+        """True if the catalog (else the profile) gives this device equal peaks at both precisions."""
+        peaks = self.accelerator.peak_tflops if self.accelerator is not None else {}
+        if not peaks and self.profile is not None:
+            peaks = self.profile.peak_tflops
+        return first in peaks and peaks.get(first) == peaks.get(second)
+
     def fit_for(self, op: Op) -> RooflineFit:
-        """The fit that prices ``op`` (measured for its class if there is one, else a prior). A class with
-        a fallback (:data:`FALLBACK_CLASSES`: GEMVs -> skinny GEMMs -> GEMMs) uses the nearest class in that
-        chain the device measured; a device that measured none of them gets a prior, from the nearest class a
-        reference device measured. The answer does not depend on which ops were priced before."""
+        """The fit that prices ``op``: the first class of :meth:`fallback_chain` the device measured, else the
+        first a reference device measured (rescaled to this device's peaks), else, for a backward GEMM, the
+        forward's fit (:meth:`backward_from_forward`: the op is priced as two forward GEMMs), else the device
+        kind's prior. The answer does not depend on which ops were priced before."""
         key = op.fit_key
         fit = self._fits.get(key)
         if fit is None:
-            name, rest = key.split("/", 1)
-            chain = [key]
-            while name in FALLBACK_CLASSES:
-                name = FALLBACK_CLASSES[name]
-                chain.append(f"{name}/{rest}")
+            chain = self.fallback_chain(key)
             fit = next((self.measured[k] for k in chain if k in self.measured), None)
             if fit is None:
-                fit = self._prior_fit(op, chain)
+                peak, bandwidth = self._peaks(op)
+                fit = self._reference_fit(chain, peak, bandwidth)
+                if fit is None and op.phase == "bwd" and key.split("/", 1)[0] in GEMM_CLASSES:
+                    self._from_forward.add(key)
+                    fit = self.fit_for(op.forward())
+                if fit is None:
+                    fit = self._kind_prior(op, chain[0], peak, bandwidth)
             self._fits[key] = fit
         return fit
 
+    def backward_from_forward(self, op: Op) -> bool:
+        """True for a backward GEMM whose class (along :meth:`fallback_chain`) neither this device nor a
+        reference device measured: it is priced as two forward GEMMs of its shape (dX and dW, each the forward's
+        FLOPs), at the forward's price. An fp8 backward is one: PyTorch has no autograd through fp8 GEMMs, so
+        calibration times only the forward, and Transformer Engine runs both backward GEMMs on the FP8 tensor
+        cores with E5M2 gradients times E4M3 operands (``Format.HYBRID``, the ``DelayedScaling`` default,
+        ``transformer_engine/common/recipe/__init__.py``; the dgrad and wgrad ``general_gemm`` calls of
+        ``transformer_engine/pytorch/module/linear.py``, Transformer Engine 2.20.2), whose peak is the E4M3
+        forward's (the H100 datasheet gives one FP8 figure), so the backward never beats the forward's measured
+        rate. A backward class that was measured keeps its measurement: on the host CPU four bf16 batched-matmul
+        backwards ran 4-11x faster than two of their forwards (calibration/profiles/host-cpu.json)."""
+        self.fit_for(op)
+        return op.fit_key in self._from_forward
+
     def predict(self, op: Op) -> float:
-        """Seconds ``op`` takes on this device (roofline plus, on a profiled CPU, page faults); on an
-        accelerator never less than its bytes at the datasheet memory bandwidth (see :meth:`predict_many`)."""
+        """Seconds ``op`` takes on this device: its class's roofline (:meth:`fit_for`) under three rules that
+        keep a larger op from ever costing less, plus, on a profiled CPU, page faults.
+
+        - Padding: an op is priced at no more than its padded ops (``op.padded()``: an unaligned GEMM at the
+          next aligned size up, a GEMV's short weight rows at a page long), which compute the same result
+          from zero-padded operands; the minimum is the least price of any op at least as large, so price
+          does not fall as ``n`` or ``k`` grows.
+        - Containment: an op is priced at no less than ``op.class_below()`` (a GEMM of 17 or more rows at 16
+          rows in the skinny class, a skinny one at 1 row in the GEMV class): the larger product contains it,
+          so class boundaries (gemv -> skinny -> matmul, each its own fit) cannot make more rows cheaper.
+        - Datasheet floors on accelerators: never below the op's FLOPs at the catalog's peak FLOP/s for its
+          precision, nor its bytes at the datasheet memory bandwidth (a fit extrapolated beyond its measured
+          shapes put an 8192 x 28672 bf16 GEMM of 17 rows on H100 at 19 TB/s, 5.7x its HBM's 3.35 TB/s).
+
+        A backward GEMM no device measured is two forward GEMMs (:meth:`backward_from_forward`)."""
+        return self._device_seconds(op) + self._fault_seconds(op)
+
+    def _device_seconds(self, op: Op) -> float:
+        """:meth:`predict` without page faults."""
         fit = self.fit_for(op)
-        unaligned = op.unaligned if fit.unaligned_factor else False
-        segments = op.segments if fit.segment_s else 0.0
-        if fit.fault_s_per_byte:
-            return fit.time(op.flops, op.bytes, fit.fresh_bytes(op.allocations), unaligned, segments)
-        seconds = fit.time(op.flops, op.bytes, 0.0, unaligned, segments)
-        if self.profile is not None and self.profile.page_fault_s_per_byte:
-            seconds += self.profile.fault_seconds(op)
-        if self.floor_bytes_per_s:
-            floor = op.bytes / self.floor_bytes_per_s
-            if floor > seconds:
-                return floor
+        key = op.fit_key
+        if key in self._from_forward:
+            seconds = 2.0 * self._device_seconds(op.forward())
+        else:
+            seconds = self._fit_seconds(fit, op)
+            if fit.unaligned_factor or fit.segment_s:
+                for padded in op.padded():
+                    seconds = min(seconds, self._fit_seconds(fit, padded))
+        below = op.class_below()
+        if below is not None:
+            seconds = max(seconds, self._device_seconds(below))
+        if self.has_floors:
+            flops_per_s, bytes_per_s = self._floor_rates(op)
+            if flops_per_s:
+                seconds = max(seconds, op.flops / flops_per_s)
+            seconds = max(seconds, op.bytes / bytes_per_s)
         return seconds
 
-    def predict_many(self, ops: Sequence[Op]) -> FloatArray:
-        """Seconds for each op, evaluated one vectorised pass per op class.
+    @staticmethod
+    def _fit_seconds(fit: RooflineFit, op: Op) -> float:
+        """The fit's device seconds for ``op`` (no page faults)."""
+        unaligned = op.unaligned if fit.unaligned_factor else False
+        segments = op.segments if fit.segment_s else 0.0
+        return fit.time(op.flops, op.bytes, 0.0, unaligned, segments)
 
-        On an accelerator no op is priced below its bytes at the datasheet memory bandwidth (the roofline's
-        memory floor): a class's fit extrapolated beyond the shapes it measured cannot then stream weights
-        faster than HBM does (the H100 GEMM fit, measured on compute-bound and cache-resident shapes, put an
-        8192 x 28672 bf16 product of 17 rows at 19 TB/s, 5.7x the HBM's 3.35 TB/s)."""
+    def _floor_rates(self, op: Op) -> tuple[float, float]:
+        """(peak FLOP/s at the op's precision, 0 where the catalog has none; datasheet bytes/s)."""
+        rates = self._floors.get(op.fit_key)
+        if rates is None:
+            assert self.accelerator is not None
+            peak = self.accelerator.peak_tflops.get(op.precision, 0.0) * 1e12
+            if op.kind == "matmul_sparse24" and self.accelerator.sparse_2_4:
+                peak *= 2.0  # 2:4 sparse tensor cores double the dense peak (datasheet "with sparsity" figures)
+            rates = (peak, self.floor_bytes_per_s)
+            self._floors[op.fit_key] = rates
+        return rates
+
+    def predict_many(self, ops: Sequence[Op]) -> FloatArray:
+        """Seconds for each op, as :meth:`predict` gives them, evaluated one vectorised pass per op class."""
+        out = self._device_many(ops)
+        if self._has_faults:
+            out += np.fromiter((self._fault_seconds(op) for op in ops), np.float64, len(ops))
+        return out
+
+    def _device_many(self, ops: Sequence[Op]) -> FloatArray:
+        """:meth:`_device_seconds` of each op, vectorised per op class."""
         out = np.empty(len(ops))
         groups: dict[str, list[int]] = defaultdict(list)
         for index, op in enumerate(ops):
             groups[op.fit_key].append(index)
-        for indices in groups.values():
-            fit = self.fit_for(ops[indices[0]])
-            flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
-            nbytes = np.fromiter((ops[i].bytes for i in indices), np.float64, len(indices))
-            unaligned = None
-            if fit.unaligned_factor:
-                unaligned = np.fromiter((ops[i].unaligned for i in indices), np.float64, len(indices))
-            segments: FloatArray | float = 0.0
-            if fit.segment_s:
-                segments = np.fromiter((ops[i].segments for i in indices), np.float64, len(indices))
-            times = fit.times(flops, nbytes, 0.0, unaligned, segments)
-            if self.floor_bytes_per_s:
-                np.maximum(times, nbytes / self.floor_bytes_per_s, out=times)
+        for key, indices in groups.items():
+            members = [ops[i] for i in indices]
+            fit = self.fit_for(members[0])
+            if key in self._from_forward:
+                times = 2.0 * self._device_many([op.forward() for op in members])
+            else:
+                times = self._fit_many(fit, members)
+                if fit.unaligned_factor or fit.segment_s:
+                    pads = [(row, padded) for row, op in enumerate(members) for padded in op.padded()]
+                    if pads:
+                        padded_times = self._fit_many(fit, [padded for _, padded in pads])
+                        np.minimum.at(times, np.fromiter((row for row, _ in pads), np.intp, len(pads)), padded_times)
             out[indices] = times
-        if self.profile is not None and self.profile.page_fault_s_per_byte:
-            out += np.fromiter((self._fault_seconds(op) for op in ops), np.float64, len(ops))
+        below = [(index, smaller) for index, op in enumerate(ops) if (smaller := op.class_below()) is not None]
+        if below:
+            rows = np.fromiter((index for index, _ in below), np.intp, len(below))
+            out[rows] = np.maximum(out[rows], self._device_many([smaller for _, smaller in below]))
+        if self.has_floors:
+            for indices in groups.values():
+                flops_per_s, bytes_per_s = self._floor_rates(ops[indices[0]])
+                floor = np.fromiter((ops[i].bytes for i in indices), np.float64, len(indices)) / bytes_per_s
+                if flops_per_s:
+                    flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
+                    np.maximum(floor, flops / flops_per_s, out=floor)
+                out[indices] = np.maximum(out[indices], floor)
         return out
 
+    @staticmethod
+    def _fit_many(fit: RooflineFit, ops: Sequence[Op]) -> FloatArray:
+        """The fit's device seconds for each op (no page faults), vectorised."""
+        count = len(ops)
+        flops = np.fromiter((op.flops for op in ops), np.float64, count)
+        nbytes = np.fromiter((op.bytes for op in ops), np.float64, count)
+        unaligned = np.fromiter((op.unaligned for op in ops), np.float64, count) if fit.unaligned_factor else None
+        segments: FloatArray | float = 0.0
+        if fit.segment_s:
+            segments = np.fromiter((op.segments for op in ops), np.float64, count)
+        return fit.times(flops, nbytes, 0.0, unaligned, segments)
+
     def _fault_seconds(self, op: Op) -> float:
-        """Page-fault seconds: the fit's own term where it has one, else the profile's measured cost."""
+        """Page-fault seconds: the fit's own term where it has one, else the profile's measured cost (twice the
+        forward's for a backward priced as two forward GEMMs)."""
         fit = self.fit_for(op)
+        if op.fit_key in self._from_forward:
+            return 2.0 * self._fault_seconds(op.forward())
         if fit.fault_s_per_byte:
             return fit.fresh_bytes(op.allocations) * fit.fault_s_per_byte
-        assert self.profile is not None
-        return self.profile.fault_seconds(op)
+        if self.profile is not None and self.profile.page_fault_s_per_byte:
+            return self.profile.fault_seconds(op)
+        return 0.0
 
     def _peaks(self, op: Op) -> tuple[float, float]:
         """Peak FLOP/s at the op's precision and bandwidth (bytes/s): catalog, else the profile's."""
@@ -156,19 +277,21 @@ class DeviceModel:
         except KeyError as error:
             raise ValueError(str(error.args[0])) from None
 
-    def _prior_fit(self, op: Op, chain: Sequence[str] = ()) -> RooflineFit:
-        """A prior for ``op``: the efficiency curve of the first class in ``chain`` (default: the op's own)
-        that a reference device measured, rescaled to this device's peaks; else the kind's assumed curve."""
-        peak, bandwidth = self._peaks(op)
-        chain = list(chain) or [op.fit_key]
-        if self.prior is None:
-            raise ValueError(f"{self.device_id}: no measurement of {chain[0]} and no prior for its kind")
+    def _reference_fit(self, chain: Sequence[str], peak: float, bandwidth: float) -> RooflineFit | None:
+        """The efficiency curve of the first class in ``chain`` that a reference device measured, rescaled to
+        this device's peaks (a prior), or None."""
         for key in chain:
             for ref_id, fits in self.references.items():
                 ref = fits.get(key)
                 if ref is not None and ref_id != self.device_id:
                     note = f"prior: efficiency curve of measured {ref_id} rescaled to {self.device_id} peaks"
                     return ref.rescaled(peak, bandwidth, basis="prior", note=note)
+        return None
+
+    def _kind_prior(self, op: Op, key: str, peak: float, bandwidth: float) -> RooflineFit:
+        """The device kind's assumed constant-efficiency curve for ``op``."""
+        if self.prior is None:
+            raise ValueError(f"{self.device_id}: no measurement of {key} and no prior for its kind")
         return self.prior.fit(op.kind, peak, bandwidth)
 
 

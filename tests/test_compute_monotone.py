@@ -1,0 +1,189 @@
+"""Properties of the cost model on every device it can price: a larger op never costs less, no op beats the
+datasheet, fp16 and bf16 are priced alike, and a backward GEMM no device measured never beats its forward.
+
+The devices are the catalog's plus every profile found at run time (``calibration/profiles/*.json``), so a
+profile added later is checked too."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dcsim.catalog import load_catalog
+from dcsim.compute import Attention, CostModel, Matmul, default_profile_dirs
+from dcsim.compute.ops import GEMV_ROWS, SKINNY_ROWS
+from dcsim.compute.predictor import DeviceModel
+
+MODEL = CostModel()
+RELATIVE = 1e-12  # float rounding only
+
+
+def _devices() -> list[str]:
+    ids = set(load_catalog().accelerators)
+    for folder in default_profile_dirs():
+        if folder.is_dir():
+            ids.update(path.stem for path in folder.glob("*.json"))
+    return sorted(ids)
+
+
+def _precisions(device_id: str) -> list[str]:
+    """The precisions ``device_id`` has a peak for: its catalog entry's, else its profile's."""
+    accelerator = load_catalog().accelerators.get(device_id)
+    if accelerator is not None:
+        return sorted(accelerator.peak_tflops)
+    profile = MODEL.find_profile(device_id)
+    assert profile is not None
+    return sorted(profile.peak_tflops)
+
+
+CASES = [(device, precision) for device in _devices() for precision in _precisions(device)]
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+#: row counts around the class switches (1 | 2..16 | 17..) and far beyond them
+ROWS = st.one_of(st.integers(1, 2 * SKINNY_ROWS + 2), st.integers(1, 1 << 15))
+#: widths: small, aligned (multiples of 8) and arbitrary (mostly unaligned)
+WIDTHS = st.one_of(st.integers(1, 64), st.integers(1, 4096).map(lambda x: 8 * x), st.integers(1, 1 << 16))
+GROWTH = st.one_of(st.just(1), st.integers(1, 4096))
+
+
+def _floors_hold(device: DeviceModel, device_id: str, op, seconds: float) -> None:
+    """An accelerator never beats its datasheet: FLOPs at peak FLOP/s, bytes at peak bandwidth."""
+    accelerator = load_catalog().accelerators.get(device_id)
+    if accelerator is None or accelerator.kind == "cpu":
+        return
+    assert device.has_floors
+    assert seconds >= op.bytes / (accelerator.memory_bandwidth_gb_per_s * 1e9) * (1 - RELATIVE), op
+    peak = accelerator.peak_tflops[op.precision] * 1e12
+    if op.kind == "matmul_sparse24" and accelerator.sparse_2_4:
+        peak *= 2.0
+    assert seconds >= op.flops / peak * (1 - RELATIVE), op
+
+
+@pytest.mark.parametrize(("device_id", "precision"), CASES)
+@SETTINGS
+@given(
+    m=ROWS,
+    n=WIDTHS,
+    k=WIDTHS,
+    batch=st.sampled_from([1, 1, 1, 3]),
+    phase=st.sampled_from(["fwd", "bwd"]),
+    dim=st.sampled_from(["m", "n", "k"]),
+    growth=GROWTH,
+)
+def test_gemm_time_never_falls_as_a_dimension_grows(device_id, precision, m, n, k, batch, phase, dim, growth):
+    device = MODEL.device(device_id)
+    op = Matmul(m, n, k, batch=batch, precision=precision, phase=phase)
+    larger = dataclasses.replace(op, **{dim: getattr(op, dim) + growth})
+    step = dataclasses.replace(op, **{dim: getattr(op, dim) + 1})
+    seconds, bigger, next_one = (MODEL.predict(o, device_id) for o in (op, larger, step))
+    assert seconds <= next_one * (1 + RELATIVE), (op, seconds, next_one)
+    assert seconds <= bigger * (1 + RELATIVE), (op, larger, seconds, bigger)
+    _floors_hold(device, device_id, op, seconds)
+
+
+@pytest.mark.parametrize(("device_id", "precision"), CASES)
+@SETTINGS
+@given(
+    batch=st.integers(1, 256),
+    heads=st.integers(1, 128),
+    kv_len=st.one_of(st.integers(1, 512), st.integers(1, 1 << 17)),
+    head_dim=st.sampled_from([64, 80, 128]),
+    causal=st.booleans(),
+    dim=st.sampled_from(["batch", "heads", "kv_len"]),
+    growth=GROWTH,
+)
+def test_decode_attention_time_never_falls_as_it_grows(
+    device_id, precision, batch, heads, kv_len, head_dim, causal, dim, growth
+):
+    device = MODEL.device(device_id)
+    op = Attention(batch, heads, 1, kv_len, head_dim, causal=causal, precision=precision)
+    assert op.kind == "attention_decode"
+    larger = dataclasses.replace(op, **{dim: getattr(op, dim) + growth})
+    step = dataclasses.replace(op, **{dim: getattr(op, dim) + 1})
+    seconds, bigger, next_one = (MODEL.predict(o, device_id) for o in (op, larger, step))
+    assert seconds <= next_one * (1 + RELATIVE), (op, seconds, next_one)
+    assert seconds <= bigger * (1 + RELATIVE), (op, larger, seconds, bigger)
+    _floors_hold(device, device_id, op, seconds)
+
+
+@pytest.mark.parametrize(("device_id", "precision"), CASES)
+@SETTINGS
+@given(m=ROWS, n=WIDTHS, k=WIDTHS, batch=st.sampled_from([1, 1, 3]))
+def test_backward_gemm_never_beats_its_forward_where_it_was_not_measured(device_id, precision, m, n, k, batch):
+    """A backward GEMM no device measured is two forward GEMMs (dX and dW): never faster per FLOP than the
+    forward of the same shape. No device measures an fp8 backward (no fp8 autograd in PyTorch)."""
+    device = MODEL.device(device_id)
+    forward = Matmul(m, n, k, batch=batch, precision=precision)
+    backward = forward.backward()
+    if precision == "fp8":
+        assert device.backward_from_forward(backward)
+    if device.backward_from_forward(backward):
+        t_fwd, t_bwd = MODEL.predict(forward, device_id), MODEL.predict(backward, device_id)
+        assert t_bwd / backward.flops >= t_fwd / forward.flops * (1 - RELATIVE)
+        assert t_bwd == pytest.approx(2.0 * t_fwd, rel=RELATIVE)
+
+
+@pytest.mark.parametrize("device_id", _devices())
+@settings(max_examples=10, deadline=None)
+@given(
+    shapes=st.lists(st.tuples(ROWS, WIDTHS, WIDTHS, st.sampled_from(["fwd", "bwd"])), min_size=1, max_size=12),
+    data=st.data(),
+)
+def test_predict_many_gives_predict_numbers(device_id, shapes, data):
+    precisions = _precisions(device_id)
+    ops = [Matmul(m, n, k, precision=data.draw(st.sampled_from(precisions)), phase=phase) for m, n, k, phase in shapes]
+    ops.append(Attention(2, 8, 1, 1000, 64, causal=False, precision=precisions[0]))
+    device = MODEL.device(device_id)
+    many = device.predict_many(ops)
+    assert np.allclose(many, [device.predict(op) for op in ops], rtol=RELATIVE, atol=0.0)
+
+
+def test_class_switches_on_h100_no_longer_make_more_rows_cheaper():
+    """The issue's case: on H100 a bf16 GEMM of 17 rows was priced below the same GEMM of 16 rows (the
+    skinny and GEMM classes have separate fits)."""
+    for n, k in ((28672, 8192), (4096, 4096), (50257, 768)):
+        times = [MODEL.predict(Matmul(m, n, k, precision="bf16"), "h100-sxm") for m in range(1, 40)]
+        assert times == sorted(times), (n, k)
+
+
+def test_half_precisions_borrow_each_other_where_the_peaks_are_equal():
+    """A class measured at only one of fp16 and bf16 prices the other where the device's peaks are equal, in
+    preference to another row class or a prior."""
+    for device_id in _devices():
+        device = MODEL.device(device_id)
+        peaks = device.accelerator.peak_tflops if device.accelerator else device.profile.peak_tflops
+        for precision, twin in (("fp16", "bf16"), ("bf16", "fp16")):
+            for m in (GEMV_ROWS, SKINNY_ROWS, 4 * SKINNY_ROWS):
+                for phase in ("fwd", "bwd"):
+                    op = Matmul(m, 4096, 4096, precision=precision, phase=phase)
+                    twin_key = op.fit_key.replace(f"/{precision}", f"/{twin}")
+                    if op.fit_key in device.measured or twin_key not in device.measured:
+                        continue
+                    if precision in peaks and peaks.get(precision) == peaks.get(twin):
+                        assert device.fit_for(op) is device.measured[twin_key], (device_id, op.fit_key)
+
+
+def test_half_precisions_stay_apart_where_the_peaks_differ():
+    """With unequal fp16 and bf16 peaks the twin's fit is not borrowed: the row-class chain is."""
+    h100 = MODEL.device("h100-sxm")
+    if h100.profile is None or "matmul_gemv/fwd/bf16" not in h100.measured:
+        pytest.skip("no measured bf16 GEMV on h100-sxm")
+    peaks = {**h100.accelerator.peak_tflops, "fp16": 2 * h100.accelerator.peak_tflops["bf16"]}
+    accelerator = dataclasses.replace(h100.accelerator, peak_tflops=peaks)
+    device = DeviceModel("h100-sxm", accelerator, h100.profile, h100.prior, {})
+    op = Matmul(1, 4096, 4096, precision="fp16")
+    assert "matmul_gemv/fwd/fp16" not in device.measured
+    assert device.fit_for(op) is not device.measured["matmul_gemv/fwd/bf16"]
+    assert device.fallback_chain(op.fit_key) == ["matmul_gemv/fwd/fp16", "matmul_skinny/fwd/fp16", "matmul/fwd/fp16"]
+
+
+def test_an_unaligned_gemm_never_costs_more_than_the_next_aligned_one():
+    """The host CPU measured unaligned GEMMs 20-40% slower: a 50,257-wide output head is priced at no more
+    than a 50,264-wide one (the next multiple of 8), and at no less than a 50,256-wide one."""
+    for m in (1, 8, 128):
+        head = [MODEL.predict(Matmul(m, n, 768), "host-cpu") for n in (50256, 50257, 50264)]
+        assert head == sorted(head), (m, head)
