@@ -226,8 +226,9 @@ def _basis_table(model: CostModel) -> list[str]:
     for device_id in load_catalog().accelerators:
         basis = model.prediction_basis(device_id)
         prior = model.device(device_id).prior
+        profile = model.device(device_id).profile
         source = (
-            "calibration profile"
+            ("calibration profile" if profile is None or not profile.imported_from else profile.basis_note)
             if basis == "measured"
             else (
                 f"datasheet + priors.yaml ({prior.kind}"

@@ -17,8 +17,14 @@ from dcsim.compute.roofline import RooflineFit
 HOLDOUT_EVERY = 4
 HOLDOUT_OFFSET = 2
 MIN_POINTS = 3
+#: A class whose points' arithmetic intensities (FLOPs per byte) span less than this factor cannot tell
+#: compute time from memory time (both grow in proportion): it is fitted on its bytes alone.
+MIN_INTENSITY_SPAN = 2.0
+#: Op classes whose FLOPs per byte vary with a shape its points may all share: decode attention's grow with
+#: the query heads per key-value head (1 for multi-head, 8 for Llama-2-70B's grouped-query attention).
+HEAD_GROUPED_CLASSES = ("attention_decode/",)
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 8
+FIT_VERSION = 9
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -41,6 +47,28 @@ def split_heldout(points: Iterable[Measurement]) -> tuple[list[Measurement], lis
     return fitted, held
 
 
+def separable_intensity(flops: np.ndarray, nbytes: np.ndarray) -> bool:
+    """True if measurements of these FLOPs and bytes can separate compute from memory time: their
+    arithmetic intensities span at least :data:`MIN_INTENSITY_SPAN`. (Also used for segments per byte: a
+    class whose segments grow in proportion to its bytes, a norm measured at one width, cannot tell a cost
+    per segment from a cost per byte, and is fitted without the segment term.)
+
+    Where they do not, any split between a compute and a memory term fits equally well, and a fitted compute term
+    prices ops of the same class at another intensity arbitrarily: decode attention measured with multi-head shapes
+    only (1 FLOP per byte of KV cache in fp16) then charged grouped-query shapes (8 query heads per KV head, 8 FLOPs
+    per byte) 8 times its memory time. Classes in :data:`HEAD_GROUPED_CLASSES` meet ops at other intensities, so
+    where their points do not separate the terms they are fitted on their bytes alone, and their FLOPs are bounded
+    by the datasheet peak (:mod:`dcsim.compute.predictor`). This is what the kernels do: decode attention kernels
+    run a group's query heads as rows of one tensor-core tile (FlashAttention's ``seqlenq_ngroups_swapped``) and
+    stay memory-bound up to groups of the device's ridge intensity. In the other classes an op's intensity is set
+    by its kind and precision, and the fit keeps both terms (two power laws in the size fit better than one)."""
+    positive = (flops > 0) & (nbytes > 0)
+    if not np.any(positive):
+        return True
+    intensity = flops[positive] / nbytes[positive]
+    return bool(intensity.max() >= MIN_INTENSITY_SPAN * intensity.min())
+
+
 def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, RooflineFit]:
     """One fit per op class with at least 2 points, against the profile's reference peaks (with a
     page-fault term where the class has allocations above the profile's mmap threshold)."""
@@ -52,8 +80,13 @@ def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, Roo
         peak = profile.peak_flops(precision)
         if key.startswith("matmul_sparse24/"):
             peak *= 2.0  # 2:4 sparse tensor cores double the dense peak
+        flops = np.array([p.op.flops for p in group])
+        nbytes = np.array([p.op.bytes for p in group])
+        segments = np.array([p.op.segments for p in group])
+        if key.startswith(HEAD_GROUPED_CLASSES) and not separable_intensity(flops, nbytes):
+            flops = np.zeros_like(flops)
         fit = fit_roofline(
-            np.array([p.op.flops for p in group]),
+            flops,
             np.array([p.op.bytes for p in group]),
             np.array([p.median_s for p in group]),
             peak,
@@ -62,7 +95,7 @@ def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, Roo
             fresh_bytes=np.array([profile.fresh_bytes(p.op) for p in group]),
             fault_threshold_bytes=profile.mmap_threshold_bytes,
             unaligned=np.array([float(p.op.unaligned) for p in group]),
-            segments=np.array([p.op.segments for p in group]),
+            segments=segments if separable_intensity(segments, nbytes) else None,
         )
         # cap at the best rate measured, where that point was compute-bound (above the ridge): a
         # memory-bound class's best FLOP rate says nothing about compute, and a device that inherits the
