@@ -100,7 +100,8 @@ def test_unsupported_precision_and_unknown_device(model):
 
 
 def test_module_level_api_uses_the_shipped_profiles():
-    assert prediction_basis("a100-sxm-80gb") == "prior"
+    assert prediction_basis("a100-sxm-80gb") == "measured"  # imported Vidur profiles (calibration/profiles)
+    assert prediction_basis("h200-sxm") == "prior"
     assert predict(Matmul(128, 768, 768), "a100-sxm-80gb") > 0
 
 
