@@ -25,9 +25,9 @@ the catalog's ``a100-sxm-80gb`` and ``h100-sxm``:
 Each point keeps its source (file, line and column). In the op classes the import covers, imported points supersede
 those ``dcsim calibrate`` measured on the device (:func:`imported_profile` says why). Identical op shapes measured
 more than once (the norms of every TP degree, models sharing a width) become one point: the median of their medians.
-To keep profiles small, the token counts imported are every count up to 16, powers of two and multiples of 256 (the
-GEMM, norm and embedding rows), and decode batches and cache lengths on a similar grid; the rest of the rows are not
-imported.
+To keep profiles small, only some token counts are imported (:func:`kept_tokens`: every count up to 16, powers of two,
+multiples of 256 and a few counts that are not whole GEMM tiles) and decode batches and cache lengths on a similar
+grid; the rest of the rows are not imported (:mod:`dcsim.calibrate.layer_check` compares dcsim with them).
 
 Decode GEMMs stream their weights from HBM: every layer reads its own weights once per step. Forward
 products of at most :data:`~dcsim.compute.ops.SKINNY_ROWS` rows whose weights fit in the GPU's L2 cache
@@ -74,8 +74,12 @@ DECODE_BATCHES = frozenset((1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128))
 
 
 def kept_tokens(count: int) -> bool:
-    """True for the token counts whose rows are imported: up to 16, powers of two, multiples of 256."""
-    return count <= SKINNY_ROWS or count & (count - 1) == 0 or count % 256 == 0
+    """True for the token counts whose rows are imported: up to 16, powers of two, multiples of 256 and
+    counts 8 or 200 above a multiple of 512 (rows that are not whole GEMM tiles, so the fits see tile
+    quantization) up to 4,096; multiples of 4,096 beyond."""
+    if count <= SKINNY_ROWS or count & (count - 1) == 0 or count % 4096 == 0:
+        return True
+    return count <= 4096 and (count % 256 == 0 or count % 512 in (8, 200))
 
 
 def kept_cache_tokens(count: int) -> bool:

@@ -28,7 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a small grid, no end-to-end models: under two minutes")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", default="1", help="torch CPU threads, fixed for the run (default 1)")
-    parser.add_argument("--report", action="store_true", help="regenerate docs/calibration.md from profiles")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="regenerate docs/calibration.md from profiles (with Vidur's files, from --import-vidur or"
+        " ../shared/data/vidur-profiles, whole layers on rows not imported are compared too)",
+    )
     parser.add_argument("--out", default=None, help="profile path or folder (with --report: the report path)")
     parser.add_argument("--device-id", default=None, help="profile id (default host-cpu or the GPU's id)")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end model timings")
@@ -113,7 +118,8 @@ def _report(args: argparse.Namespace) -> int:
     if not profiles.is_dir():
         raise UserInputError.single("--profiles", f"no such folder: {profiles}")
     out = Path(args.out) if args.out else REPO_ROOT / "docs" / "calibration.md"
-    written = write_report(profiles, out)
+    vidur = Path(args.import_vidur) if args.import_vidur else REPO_ROOT.parent / "shared" / "data" / "vidur-profiles"
+    written = write_report(profiles, out, vidur if vidur.is_dir() else None)
     print("\n".join(f"wrote {path}" for path in written))
     return 0
 

@@ -92,9 +92,10 @@ class DeviceModel:
         fit = self.fit_for(op)
         unaligned = op.unaligned if fit.unaligned_factor else False
         segments = op.segments if fit.segment_s else 0.0
+        flops = op.tile_flops(fit.tile_rows) if fit.tile_rows > 1 else op.flops
         if fit.fault_s_per_byte:
-            return fit.time(op.flops, op.bytes, fit.fresh_bytes(op.allocations), unaligned, segments)
-        seconds = fit.time(op.flops, op.bytes, 0.0, unaligned, segments)
+            return fit.time(flops, op.bytes, fit.fresh_bytes(op.allocations), unaligned, segments)
+        seconds = fit.time(flops, op.bytes, 0.0, unaligned, segments)
         if self.profile is not None and self.profile.page_fault_s_per_byte:
             seconds += self.profile.fault_seconds(op)
         if self.floor_bytes_per_s:
@@ -116,7 +117,11 @@ class DeviceModel:
             groups[op.fit_key].append(index)
         for indices in groups.values():
             fit = self.fit_for(ops[indices[0]])
-            flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
+            tile = fit.tile_rows
+            if tile > 1:
+                flops = np.fromiter((ops[i].tile_flops(tile) for i in indices), np.float64, len(indices))
+            else:
+                flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
             nbytes = np.fromiter((ops[i].bytes for i in indices), np.float64, len(indices))
             unaligned = None
             if fit.unaligned_factor:
