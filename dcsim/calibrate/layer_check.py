@@ -90,14 +90,16 @@ def layer_rows(root: Path, predict: Callable[[Op, str], float]) -> list[LayerRow
                 for tokens in counts:
                     assert not kept_tokens(tokens)
                     rows = frame[frame["num_tokens"] == tokens]
-                    for tp, group in rows.groupby("num_tensor_parallel_workers"):
+                    for degree in sorted(set(rows["num_tensor_parallel_workers"].astype(int))):
+                        tp = int(degree)
+                        group = rows[rows["num_tensor_parallel_workers"] == tp]
                         record = group.iloc[0].to_dict()
                         pairs = [
                             (op, float(group[f"time_stats.{column}.median"].median()) * MS)
-                            for column, op in _mlp_ops(record, tokens, int(tp)).items()
+                            for column, op in _mlp_ops(record, tokens, tp).items()
                         ]
                         core = None
-                        if attention is not None and model == ATTENTION_MODEL and int(tp) == 2:
+                        if attention is not None and model == ATTENTION_MODEL and tp == 2:
                             core = _attention(attention, phase, tokens)
                             if core is not None:
                                 pairs.append(core)
@@ -105,7 +107,7 @@ def layer_rows(root: Path, predict: Callable[[Op, str], float]) -> list[LayerRow
                             LayerRow(
                                 device_id,
                                 model,
-                                int(tp),
+                                tp,
                                 tokens,
                                 phase,
                                 core is not None,
