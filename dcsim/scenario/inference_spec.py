@@ -7,8 +7,9 @@ every node type, in order, which makes a mixed pool when they differ), ``autosca
 ``autoscale.target_queue``, ``autoscale.cold_start_s``, ``batching.block_tokens``, ``batching.preemption``
 (``recompute`` or ``swap`` over ``batching.swap_interconnect``), ``traffic.cv`` (gamma arrivals),
 ``traffic.arrival: diurnal`` with ``amplitude`` and ``period_s``, ``traffic.time_scale`` for traces,
-``traffic.stream`` (shared request draws), ``disaggregation`` (prefill/decode replicas) and ``offload``
-(weights and KV cache in host memory). See ``docs/serving.md``.
+``traffic.stream`` (shared request draws), ``disaggregation`` (prefill/decode replicas), ``offload``
+(weights and KV cache in host memory) and ``host_overhead`` (the serving engine's host time per iteration:
+``auto``, ``vllm_v0``, ``per_step_rpc`` or ``none``). See ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -175,6 +176,7 @@ class InferenceWorkload(WorkloadSpec):
     slo: SloSpec = Field(default_factory=SloSpec)
     disaggregation: DisaggregationSpec | None = None
     offload: OffloadSpec | None = None
+    host_overhead: Literal["auto", "vllm_v0", "per_step_rpc", "none"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
 
     @field_validator("compression")

@@ -227,8 +227,17 @@ class HostOverhead:
             total(overlapped, "per_sequence_ms"),
         )
 
+    def serial(self, sequences: int) -> float:
+        """Seconds in series with the accelerator in an iteration of ``sequences`` sequences."""
+        return self.serial_s + self.serial_s_per_sequence * sequences
+
+    def overlapped(self, sequences: int) -> float:
+        """Seconds that run while the accelerator computes, in an iteration of ``sequences`` sequences."""
+        return self.overlapped_s + self.overlapped_s_per_sequence * sequences
+
     def add(self, accelerator_s: float, sequences: int) -> float:
-        """Seconds of an iteration of ``sequences`` sequences whose accelerator work takes ``accelerator_s``."""
+        """Seconds of an iteration of ``sequences`` sequences whose accelerator work takes ``accelerator_s``:
+        the serial host time plus the longer of the accelerator work and the overlapped host time."""
         overlapped = self.overlapped_s + self.overlapped_s_per_sequence * sequences
         serial = self.serial_s + self.serial_s_per_sequence * sequences
         return serial + (accelerator_s if accelerator_s >= overlapped else overlapped)
