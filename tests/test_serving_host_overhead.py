@@ -13,7 +13,7 @@ import pytest
 
 import dcsim
 from dcsim.errors import UserInputError
-from dcsim.models import get_model
+from dcsim.models import TransformerConfig, get_model
 from dcsim.scenario import load_scenario
 from dcsim.serving import IterationCost
 from dcsim.serving.host_overhead import (
@@ -29,7 +29,15 @@ from dcsim.serving.host_overhead import (
 
 CSV = Path(__file__).resolve().parents[2] / "shared/data/vidur-profiles/cpu/a100/cpu_overheads.csv"
 needs_csv = pytest.mark.skipif(not CSV.exists(), reason="../shared/data/vidur-profiles not present")
-LLAMA = get_model("llama2-7b")
+
+
+def _decoder(name: str) -> TransformerConfig:
+    cfg = get_model(name)
+    assert isinstance(cfg, TransformerConfig)
+    return cfg
+
+
+LLAMA = _decoder("llama2-7b")
 
 
 @needs_csv

@@ -252,4 +252,3 @@ def write_host_overhead(csv_path: str | Path, out: str | Path = DATA_FILE) -> di
     )
     Path(out).write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
     return doc
-
