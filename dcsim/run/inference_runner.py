@@ -47,6 +47,7 @@ from dcsim.serving import (
     resolve_router,
 )
 from dcsim.serving import placement as serving_placement
+from dcsim.serving.host_overhead import HostOverhead, resolve_engine
 from dcsim.serving.hostmem import HostMemory, SpannedHostMemory, offloaded_kv, offloaded_weight_bytes
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
@@ -200,6 +201,9 @@ class InferenceRunner:
                     kept_heads=self.served.kept_heads if self.served is not None else None,
                     kv_precision=self.served.kv_precision if self.served is not None else None,
                     stage_hops=hops,
+                    host=HostOverhead.for_engine(
+                        resolve_engine(spec.host_overhead, acc.kind), tp, pp, self.cfg.family != "encoder"
+                    ),
                 )
                 self.memory[node.name] = spec.replica_memory(node, acc, self.cfg, self.served)
                 if spec.offload is not None and spec.offload.kv_fraction:  # part of every block in host memory

@@ -8,8 +8,9 @@ every node type, in order, which makes a mixed pool when they differ), ``autosca
 (``recompute`` or ``swap`` over ``batching.swap_interconnect``), ``traffic.cv`` (gamma arrivals),
 ``traffic.arrival: diurnal`` with ``amplitude`` and ``period_s``, ``traffic.time_scale`` for traces,
 ``traffic.stream`` (shared request draws), ``disaggregation`` (prefill/decode replicas), ``offload``
-(weights and KV cache in host memory) and ``gpu_memory_utilization`` (the share of each accelerator's memory
-the server takes, vLLM's engine argument). See ``docs/serving.md``.
+(weights and KV cache in host memory), ``gpu_memory_utilization`` (the share of each accelerator's memory
+the server takes, vLLM's engine argument) and ``host_overhead`` (the serving engine's host time per iteration:
+``auto``, ``vllm_v0``, ``per_step_rpc`` or ``none``). See ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ class InferenceWorkload(WorkloadSpec):
     disaggregation: DisaggregationSpec | None = None
     offload: OffloadSpec | None = None
     gpu_memory_utilization: Number = Field(default=0.9, gt=0, le=1)
+    host_overhead: Literal["auto", "vllm_v0", "per_step_rpc", "none"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
 
     @field_validator("compression")

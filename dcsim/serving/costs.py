@@ -34,6 +34,7 @@ from dcsim.models.inference import (
     weight_bytes,
 )
 from dcsim.models.transformer import TransformerConfig
+from dcsim.serving.host_overhead import HostOverhead
 from dcsim.serving.stagehop import StageHop
 
 #: Fraction of an accelerator's TOTAL memory a server may use for weights, activations, workspace and KV
@@ -229,7 +230,10 @@ class IterationCost:
     head pruning) keeps that many of the model's attention heads per layer, whole key-value groups, at the
     same head width: every op list goes through :func:`dcsim.compression.transforms.prune_heads` (QKV and
     output projection, cache write, layout copy and attention cores shrink). ``kv_precision`` (a quantized
-    KV cache) is the element type decode attention reads the cache in.
+    KV cache) is the element type decode attention reads the cache in. ``host`` is the serving engine's host
+    (CPU) time per iteration (:mod:`dcsim.serving.host_overhead`), a function of the iteration's sequence
+    count: its serial part is added to every iteration and its overlapped part hides behind the accelerator
+    work; None (the default here; scenarios resolve ``host_overhead``) adds none.
     """
 
     def __init__(
@@ -247,6 +251,7 @@ class IterationCost:
         kept_heads: int | None = None,
         kv_precision: str | None = None,
         stage_hops: Sequence[StageHop] = (),
+        host: HostOverhead | None = None,
     ) -> None:
         if len(stage_hops) > pp - 1:
             raise ValueError(f"{len(stage_hops)} inter-node stage boundaries for pp ({pp}): at most pp - 1")
@@ -267,6 +272,7 @@ class IterationCost:
         # iteration, on the same link as the streamed weights, overlapped with compute
         self.kv_offload_s_per_token = 0.0
         self._transform = transform
+        self.host = host
         self._dense: dict[tuple[int, int], float] = {}
         self._decode_attn: dict[tuple[int, int], float] = {}
         self._prefill_attn: dict[tuple[int, int], float] = {}
@@ -402,13 +408,16 @@ class IterationCost:
 
     def decode_s(self, batch: int, total_kv: float) -> float:
         """Seconds of one decode iteration of ``batch`` sequences whose caches hold ``total_kv`` tokens in
-        all (the new tokens included)."""
+        all (the new tokens included), host time included."""
         kv = _kv_bucket(total_kv / batch)
         key = (batch, kv)
         seconds = self._decode.get(key)
         if seconds is None:
             seconds = self.dense_s(batch, batch) + self.decode_attention_s(batch, kv)
-            seconds = self._decode[key] = max(seconds, self.offload_s + self.kv_offload_s_per_token * batch * kv)
+            seconds = max(seconds, self.offload_s + self.kv_offload_s_per_token * batch * kv)
+            if self.host is not None:
+                seconds = self.host.add(seconds, batch)
+            self._decode[key] = seconds
         return seconds
 
     def iteration_s(
@@ -416,7 +425,7 @@ class IterationCost:
     ) -> float:
         """Seconds of a mixed iteration: ``decode_batch`` decode tokens (caches of ``decode_total_kv`` tokens
         in all) and prefill ``chunks`` of (tokens, past tokens), ``emitting`` of which finish their prompt
-        and need logits."""
+        and need logits; host time included (for ``decode_batch + len(chunks)`` sequences)."""
         tokens = decode_batch + sum(q for q, _ in chunks)
         seconds = self.dense_s(tokens, max(1, decode_batch + emitting))
         if decode_batch:
@@ -428,5 +437,9 @@ class IterationCost:
                 seconds += self.prefill_attention_s(q, past)
         if self.kv_offload_s_per_token:  # cached tokens read, and new ones written, over the host link
             attended = decode_total_kv + sum(q + past for q, past in chunks)
-            return max(seconds, self.offload_s + self.kv_offload_s_per_token * attended)
-        return max(seconds, self.offload_s)
+            seconds = max(seconds, self.offload_s + self.kv_offload_s_per_token * attended)
+        else:
+            seconds = max(seconds, self.offload_s)
+        if self.host is not None:
+            seconds = self.host.add(seconds, decode_batch + len(chunks))
+        return seconds
