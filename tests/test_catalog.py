@@ -30,7 +30,7 @@ def test_contract_ids_exist():
 @pytest.mark.parametrize("accelerator_id", ACCELERATORS)
 def test_every_figure_has_a_source(accelerator_id):
     acc = load_catalog().accelerator(accelerator_id)
-    for field in ("peak_tflops", "memory_gb", "memory_bandwidth_gb_per_s", "interconnect", "idle_w", "max_w"):
+    for field in ("peak_tflops", "memory_gib", "memory_bandwidth_gb_per_s", "interconnect", "idle_w", "max_w"):
         assert acc.source.get(field), f"{accelerator_id}.{field} has no source"
     assert acc.peak_tflops and all(v > 0 for v in acc.peak_tflops.values())
     assert acc.interconnect in load_catalog().interconnects

@@ -31,9 +31,13 @@ def test_weight_only_int4_speeds_up_decode_not_prefill_on_h100() -> None:
 def test_compressed_weights_and_kv_leave_more_room_for_the_cache() -> None:
     served = served_compression(LLAMA, {**AWQ, "quantization": {**AWQ["quantization"], "kv_cache": "fp8"}}, "fp16")
     assert served is not None
-    plain = replica_memory(LLAMA, "fp16", 80)
+    plain = replica_memory(LLAMA, "fp16", 80 * 2**30)
     small = replica_memory(
-        LLAMA, "fp16", 80, weight_factor=served.weight_factor("h100-sxm", "fp16"), kv_factor=served.kv_factor("fp16")
+        LLAMA,
+        "fp16",
+        80 * 2**30,
+        weight_factor=served.weight_factor("h100-sxm", "fp16"),
+        kv_factor=served.kv_factor("fp16"),
     )
     assert small.weight_bytes == pytest.approx(plain.weight_bytes * served.weight_factor("h100-sxm", "fp16"))
     assert 0.25 < served.weight_factor("h100-sxm", "fp16") < 0.35  # 4-bit values plus group scales
@@ -115,9 +119,13 @@ def test_pruned_heads_shrink_kv_bytes_and_iteration_time() -> None:
     assert served is not None and served.kept_heads == 16
     assert served.kv_factor("fp16") == 0.5  # 16 of 32 key-value heads kept
     assert served.kv_factor("fp16") == served.model.kv_bytes_per_token_factor
-    plain_mem = replica_memory(LLAMA, "fp16", 80)
+    plain_mem = replica_memory(LLAMA, "fp16", 80 * 2**30)
     pruned_mem = replica_memory(
-        LLAMA, "fp16", 80, weight_factor=served.weight_factor("h100-sxm", "fp16"), kv_factor=served.kv_factor("fp16")
+        LLAMA,
+        "fp16",
+        80 * 2**30,
+        weight_factor=served.weight_factor("h100-sxm", "fp16"),
+        kv_factor=served.kv_factor("fp16"),
     )
     assert pruned_mem.kv_bytes_per_token == plain_mem.kv_bytes_per_token / 2
     assert pruned_mem.capacity_blocks > 2 * plain_mem.capacity_blocks  # and the weights are smaller too

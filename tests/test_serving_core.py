@@ -92,7 +92,7 @@ def _system(
     env = simpy.Environment()
     records = RequestRecords(traffic)
     cost = IterationCost(LLAMA, "fp16", "a100-sxm-80gb")
-    capacity = blocks or replica_memory(LLAMA, "fp16", 80, max_batch_tokens=max_tokens).capacity_blocks
+    capacity = blocks or replica_memory(LLAMA, "fp16", 80 * 2**30, max_batch_tokens=max_tokens).capacity_blocks
     pool = [
         Replica(i, env, cost, KVCache(capacity, 16), records, Batching(policy, max_batch, max_tokens), print, 0.0)
         for i in range(replicas)

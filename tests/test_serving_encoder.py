@@ -77,10 +77,10 @@ def test_a_batch_of_encoder_requests_is_one_iteration_cheaper_than_one_each() ->
 
 
 def test_encoder_memory_holds_weights_and_activations_but_no_kv_cache() -> None:
-    mem = replica_memory(BERT, "fp16", 24, max_batch_tokens=8192, max_batch_size=64)
+    mem = replica_memory(BERT, "fp16", 24 * 2**30, max_batch_tokens=8192, max_batch_size=64)
     assert mem.kv_bytes == mem.kv_bytes_per_token == 0.0 and mem.fits
     assert mem.capacity_blocks * mem.block_tokens >= 8192  # the blocks never bind before max_batch_tokens
-    assert not replica_memory(BERT, "fp16", 0.2).fits  # 220 MB of weights do not fit in 180 MB
+    assert not replica_memory(BERT, "fp16", 0.2e9).fits  # 220 MB of weights do not fit in 180 MB
 
 
 def test_encoder_requests_complete_in_one_pass_and_cost_is_per_input_token() -> None:

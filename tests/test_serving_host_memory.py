@@ -132,7 +132,7 @@ def test_replicas_on_a_node_share_its_host_memory() -> None:
 
 
 def test_kv_offload_grows_the_capacity_by_the_host_blocks() -> None:
-    memory = replica_memory(LLAMA, "fp16", 24)
+    memory = replica_memory(LLAMA, "fp16", 24 * 2**30)
     blocks, host = offloaded_kv(memory, 0.5, 1)
     assert blocks == pytest.approx(2 * memory.capacity_blocks, abs=1)
     assert host == pytest.approx(blocks * 16 * KV * 0.5)

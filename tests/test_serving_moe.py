@@ -32,9 +32,9 @@ def test_memory_counts_every_expert() -> None:
     # Mistral AI, "Mixtral of experts" (2023-12-11): 46.7B parameters in all, 12.9B used per token
     assert MIXTRAL.param_count() == pytest.approx(46.7e9, rel=0.01)
     assert MIXTRAL.active_param_count() == pytest.approx(12.9e9, rel=0.01)
-    memory = replica_memory(MIXTRAL, "fp16", 80.0, tp=2)
+    memory = replica_memory(MIXTRAL, "fp16", 80 * 2**30, tp=2)
     assert memory.weight_bytes == weight_bytes(MIXTRAL, "fp16", 2) == pytest.approx(46.7e9 * 2 / 2, rel=0.01)
-    assert memory.fits and not replica_memory(MIXTRAL, "fp16", 80.0, tp=1).fits  # 93 GB on one 80 GB GPU
+    assert memory.fits and not replica_memory(MIXTRAL, "fp16", 80 * 2**30, tp=1).fits  # 93 GB on one 80 GiB GPU
 
 
 def expert_rows_and_count(tokens: int) -> tuple[int, int]:

@@ -3,7 +3,8 @@
 ``dcsim calibrate [--quick] [--device cpu|cuda] [--threads N] [--out PATH]`` writes a profile
 (default ``calibration/profiles/<device-id>.json``); ``dcsim calibrate --report`` rewrites
 ``docs/calibration.md`` (held-out errors, end-to-end errors, a predicted-vs-measured plot) from the
-profiles, without torch.
+profiles, without torch. ``dcsim calibrate --import-vidur DIR`` imports Vidur's published A100 and H100 layer
+timings into those devices' profiles (:mod:`dcsim.calibrate.vidur`), without torch either.
 """
 
 from __future__ import annotations
@@ -27,12 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a small grid, no end-to-end models: under two minutes")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--threads", default="1", help="torch CPU threads, fixed for the run (default 1)")
-    parser.add_argument("--report", action="store_true", help="regenerate docs/calibration.md from profiles")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="regenerate docs/calibration.md from profiles (with Vidur's files, from --import-vidur or"
+        " ../shared/data/vidur-profiles, whole layers on rows not imported are compared too)",
+    )
     parser.add_argument("--out", default=None, help="profile path or folder (with --report: the report path)")
     parser.add_argument("--device-id", default=None, help="profile id (default host-cpu or the GPU's id)")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end model timings")
     parser.add_argument("--budget-s", default=None, help="stop measuring ops after this many seconds")
     parser.add_argument("--profiles", default=None, help="profile folder for --report")
+    parser.add_argument(
+        "--import-vidur",
+        default=None,
+        metavar="DIR",
+        help="import Vidur's published A100/H100 layer timings from DIR (e.g. ../shared/data/vidur-profiles) into"
+        " the a100-sxm-80gb and h100-sxm profiles (merged with the points dcsim measured there); no torch needed",
+    )
     parser.add_argument(
         "--merge", action="store_true", help="keep the quieter measurement of this run and the existing profile"
     )
@@ -105,7 +118,29 @@ def _report(args: argparse.Namespace) -> int:
     if not profiles.is_dir():
         raise UserInputError.single("--profiles", f"no such folder: {profiles}")
     out = Path(args.out) if args.out else REPO_ROOT / "docs" / "calibration.md"
-    written = write_report(profiles, out)
+    vidur = Path(args.import_vidur) if args.import_vidur else REPO_ROOT.parent / "shared" / "data" / "vidur-profiles"
+    written = write_report(profiles, out, vidur if vidur.is_dir() else None)
+    print("\n".join(f"wrote {path}" for path in written))
+    return 0
+
+
+def _import_vidur(args: argparse.Namespace) -> int:
+    """``--import-vidur DIR``: write the imported profiles into ``--out`` (a folder) or calibration/profiles."""
+    from dcsim.calibrate.vidur import DEVICES, import_vidur
+
+    root = Path(args.import_vidur)
+    gpus = [gpu for gpu in DEVICES if (root / "compute" / gpu).is_dir()]
+    if not gpus:
+        known = ", ".join(f"compute/{gpu}/" for gpu in DEVICES)
+        raise UserInputError.single("--import-vidur", f"{root} holds none of {known}")
+    folder = Path(args.out) if args.out else REPO_ROOT / "calibration" / "profiles"
+    if folder.exists() and not folder.is_dir():
+        raise UserInputError.single("--out", f"with --import-vidur, must be a folder: {folder}")
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        written = import_vidur(root, folder, gpus)
+    except (OSError, ValueError, KeyError) as error:
+        raise UserInputError.single("--import-vidur", f"{type(error).__name__}: {error}") from None
     print("\n".join(f"wrote {path}" for path in written))
     return 0
 
@@ -132,6 +167,8 @@ def handle(args: argparse.Namespace) -> int:
     budget = _positive_float(args.budget_s, "--budget-s") if args.budget_s is not None else 3600.0
     if args.report:
         return _report(args)
+    if args.import_vidur is not None:
+        return _import_vidur(args)
     if importlib.util.find_spec("torch") is None:
         print('error: dcsim calibrate needs PyTorch: pip install -e ".[calibrate]"', file=sys.stderr)
         return EXIT_NO_TORCH

@@ -26,7 +26,7 @@ def _accelerator_lines(acc: Accelerator, sources: bool) -> list[str]:
     lines = [
         f"{acc.id}  ({acc.name}, {acc.kind})",
         f"    peak TFLOP/s (dense): {peaks}{'  [2:4 sparse x2]' if acc.sparse_2_4 else ''}",
-        f"    memory {_fmt(acc.memory_gb, 'GB')} at {_fmt(acc.memory_bandwidth_gb_per_s, 'GB/s')}; "
+        f"    memory {acc.memory_gib:g} GiB ({acc.memory_gb:.1f} GB) at {_fmt(acc.memory_bandwidth_gb_per_s, 'GB/s')}; "
         f"interconnect {acc.interconnect}",
         f"    power idle {_fmt(acc.idle_w, 'W')}, max {_fmt(acc.max_w, 'W')}; price {_fmt(acc.usd_per_hour, 'USD/h')}",
     ]
@@ -71,4 +71,7 @@ def _as_dict(entry: Accelerator | Interconnect) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in vars(entry).items():
         out[key] = dict(value) if key in ("peak_tflops", "source") else value
+        if key == "memory_gib" and isinstance(entry, Accelerator):  # the capacity in bytes and in 10^9 bytes
+            out["memory_bytes"] = entry.memory_bytes
+            out["memory_gb"] = entry.memory_gb
     return out

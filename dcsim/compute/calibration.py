@@ -17,8 +17,19 @@ from dcsim.compute.roofline import RooflineFit
 HOLDOUT_EVERY = 4
 HOLDOUT_OFFSET = 2
 MIN_POINTS = 3
+#: A class whose points' arithmetic intensities (FLOPs per byte) span less than this factor cannot tell
+#: compute time from memory time (both grow in proportion): it is fitted on its bytes alone.
+MIN_INTENSITY_SPAN = 2.0
+#: Op classes whose FLOPs per byte vary with a shape its points may all share: decode attention's grow with
+#: the query heads per key-value head (1 for multi-head, 8 for Llama-2-70B's grouped-query attention).
+HEAD_GROUPED_CLASSES = ("attention_decode/",)
+#: GEMM classes whose row tile a GPU profile's fit chooses (:func:`fit_tiled`), the tiles tried (1: none),
+#: and the fraction of the mean absolute log error a larger tile must save to be kept
+TILED_CLASSES = ("matmul/", "bmm/")
+TILE_ROWS = (1, 64, 128, 256)
+TILE_GAIN = 0.05
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 8
+FIT_VERSION = 10
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -41,38 +52,96 @@ def split_heldout(points: Iterable[Measurement]) -> tuple[list[Measurement], lis
     return fitted, held
 
 
+def separable_intensity(flops: np.ndarray, nbytes: np.ndarray) -> bool:
+    """True if measurements of these FLOPs and bytes can separate compute from memory time: their
+    arithmetic intensities span at least :data:`MIN_INTENSITY_SPAN`. (Also used for segments per byte: a
+    class whose segments grow in proportion to its bytes, a norm measured at one width, cannot tell a cost
+    per segment from a cost per byte, and is fitted without the segment term.)
+
+    Where they do not, any split between a compute and a memory term fits equally well, and a fitted compute term
+    prices ops of the same class at another intensity arbitrarily: decode attention measured with multi-head shapes
+    only (1 FLOP per byte of KV cache in fp16) then charged grouped-query shapes (8 query heads per KV head, 8 FLOPs
+    per byte) 8 times its memory time. Classes in :data:`HEAD_GROUPED_CLASSES` meet ops at other intensities, so
+    where their points do not separate the terms they are fitted on their bytes alone, and their FLOPs are bounded
+    by the datasheet peak (:mod:`dcsim.compute.predictor`). This is what the kernels do: decode attention kernels
+    run a group's query heads as rows of one tensor-core tile (FlashAttention's ``seqlenq_ngroups_swapped``) and
+    stay memory-bound up to groups of the device's ridge intensity. In the other classes an op's intensity is set
+    by its kind and precision, and the fit keeps both terms (two power laws in the size fit better than one)."""
+    positive = (flops > 0) & (nbytes > 0)
+    if not np.any(positive):
+        return True
+    intensity = flops[positive] / nbytes[positive]
+    return bool(intensity.max() >= MIN_INTENSITY_SPAN * intensity.min())
+
+
 def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, RooflineFit]:
     """One fit per op class with at least 2 points, against the profile's reference peaks (with a
-    page-fault term where the class has allocations above the profile's mmap threshold)."""
+    page-fault term where the class has allocations above the profile's mmap threshold). GEMM classes of a
+    GPU profile (:data:`TILED_CLASSES`) also fit their row tile (:func:`fit_tiled`)."""
     fits: dict[str, RooflineFit] = {}
     for key, group in group_by_class(points).items():
         precision = key.rsplit("/", 1)[1]
         if len(group) < 2 or precision not in profile.peak_tflops:
             continue
-        peak = profile.peak_flops(precision)
-        if key.startswith("matmul_sparse24/"):
-            peak *= 2.0  # 2:4 sparse tensor cores double the dense peak
-        fit = fit_roofline(
-            np.array([p.op.flops for p in group]),
-            np.array([p.op.bytes for p in group]),
-            np.array([p.median_s for p in group]),
-            peak,
-            profile.bandwidth,
-            note=f"fitted to {len(group)} points of profile {profile.device_id} ({profile.date})",
-            fresh_bytes=np.array([profile.fresh_bytes(p.op) for p in group]),
-            fault_threshold_bytes=profile.mmap_threshold_bytes,
-            unaligned=np.array([float(p.op.unaligned) for p in group]),
-            segments=np.array([p.op.segments for p in group]),
-        )
-        # cap at the best rate measured, where that point was compute-bound (above the ridge): a
-        # memory-bound class's best FLOP rate says nothing about compute, and a device that inherits the
-        # curve by rescaling has another ridge
-        best = max(group, key=lambda p: p.op.flops / p.median_s)
-        compute_bound = best.op.flops / peak >= best.op.bytes / profile.bandwidth
-        if best.op.flops > 0 and compute_bound:
-            fit = replace(fit, max_compute_efficiency=best.op.flops / best.median_s / peak)
-        fits[key] = fit
+        if profile.backend == "cuda" and key.startswith(TILED_CLASSES):
+            fits[key] = fit_tiled(profile, key, group)
+        else:
+            fits[key] = _fit_class(profile, key, group, 1)
     return fits
+
+
+def fit_tiled(profile: Profile, key: str, group: Sequence[Measurement]) -> RooflineFit:
+    """The fit of a GPU GEMM class with the row tile of :data:`TILE_ROWS` that explains its points best
+    (mean absolute log error, a larger tile kept only where it saves :data:`TILE_GAIN` of it). cuBLAS computes whole
+    tiles of output rows, so a 520-row product costs about what a 640-row one does (the A100's 8192 x 57344
+    fp16 GEMM: 2.13 ms at 512 rows, 2.73 ms at 520, 2.76 ms at 640; Vidur's Llama-2-70B profile); the tile
+    differs between kernels, so it is fitted, and it is the only thing fitted about it."""
+    best: tuple[float, RooflineFit] | None = None
+    times = np.array([p.median_s for p in group])
+    for tile in TILE_ROWS:
+        fit = _fit_class(profile, key, group, tile)
+        predicted = np.array(
+            [fit.time(p.op.tile_flops(tile), p.op.bytes, 0.0, p.op.unaligned, p.op.segments) for p in group]
+        )
+        score = float(np.mean(np.abs(np.log(predicted / times))))
+        if best is None or score < best[0] * (1.0 - TILE_GAIN):
+            best = (score, fit)
+    assert best is not None
+    return best[1]
+
+
+def _fit_class(profile: Profile, key: str, group: Sequence[Measurement], tile_rows: int) -> RooflineFit:
+    peak = profile.peak_flops(key.rsplit("/", 1)[1])
+    if key.startswith("matmul_sparse24/"):
+        peak *= 2.0  # 2:4 sparse tensor cores double the dense peak
+    flops = np.array([p.op.tile_flops(tile_rows) for p in group])
+    nbytes = np.array([p.op.bytes for p in group])
+    segments = np.array([p.op.segments for p in group])
+    if key.startswith(HEAD_GROUPED_CLASSES) and not separable_intensity(flops, nbytes):
+        flops = np.zeros_like(flops)
+    fit = fit_roofline(
+        flops,
+        nbytes,
+        np.array([p.median_s for p in group]),
+        peak,
+        profile.bandwidth,
+        note=f"fitted to {len(group)} points of profile {profile.device_id} ({profile.date})",
+        fresh_bytes=np.array([profile.fresh_bytes(p.op) for p in group]),
+        fault_threshold_bytes=profile.mmap_threshold_bytes,
+        unaligned=np.array([float(p.op.unaligned) for p in group]),
+        segments=segments if separable_intensity(segments, nbytes) else None,
+    )
+    if tile_rows > 1:
+        fit = replace(fit, tile_rows=tile_rows)
+    # cap at the best rate measured, where that point was compute-bound (above the ridge): a
+    # memory-bound class's best FLOP rate says nothing about compute, and a device that inherits the
+    # curve by rescaling has another ridge
+    best = max(group, key=lambda p: p.op.tile_flops(tile_rows) / p.median_s)
+    best_flops = best.op.tile_flops(tile_rows)
+    compute_bound = best_flops / peak >= best.op.bytes / profile.bandwidth
+    if best_flops > 0 and compute_bound:
+        fit = replace(fit, max_compute_efficiency=best_flops / best.median_s / peak)
+    return fit
 
 
 def fit_profile(profile: Profile) -> dict[str, RooflineFit]:
@@ -125,7 +194,8 @@ def heldout_errors(profile: Profile) -> tuple[list[ErrorRow], list[ErrorRow], li
         if fit is None:
             continue
         op = point.op
-        predicted = fit.time(op.flops, op.bytes, fit.fresh_bytes(op.allocations), op.unaligned, op.segments)
+        flops = op.tile_flops(fit.tile_rows)
+        predicted = fit.time(flops, op.bytes, fit.fresh_bytes(op.allocations), op.unaligned, op.segments)
         pairs.append((point, predicted))
         error = predicted / point.median_s - 1.0
         by_class[point.op.fit_key].append(error)

@@ -156,6 +156,11 @@ class Op:
         """``kind/phase/precision``: ops with one key share one fitted efficiency curve."""
         return f"{self.kind}/{self.phase}/{self.precision}"
 
+    def tile_flops(self, tile_rows: int) -> float:
+        """FLOPs the kernel computes when it works on whole tiles of ``tile_rows`` output rows (see
+        :meth:`Matmul.tile_flops`); :attr:`flops` for ops that are not tiled by rows."""
+        return self.flops
+
     @property
     def element_bytes(self) -> float:
         """Bytes per element at this op's precision."""
@@ -264,6 +269,16 @@ class Matmul(Op):
         (:func:`rows_below`: 16 rows for a GEMM of 17 or more, 1 row for a skinny product), else None."""
         rows = rows_below(self.m) if self.kind == "matmul" else None
         return None if rows is None else dataclasses.replace(self, m=rows)
+
+    def tile_flops(self, tile_rows: int) -> float:
+        """FLOPs of the product with its ``m`` rows rounded up to whole tiles of ``tile_rows``: GPU GEMM
+        kernels compute whole tiles of the output, so a product of 520 rows costs about what one of 640 does
+        with 128-row tiles ("tile quantization": NVIDIA Deep Learning Performance Documentation, Matrix
+        Multiplication Background User's Guide). :attr:`flops` stays the useful work (MFU counts that)."""
+        if tile_rows <= 1 or self.kind == "matmul_sparse24":
+            return self.flops
+        rows = -(-self.m // tile_rows) * tile_rows
+        return self.flops * rows / self.m
 
     @property
     def flops(self) -> float:
@@ -698,6 +713,15 @@ class WeightOnlyMatmul(Op):
         """As :meth:`Matmul.class_below`."""
         rows = rows_below(self.m)
         return None if rows is None else dataclasses.replace(self, m=rows)
+
+    def tile_flops(self, tile_rows: int) -> float:
+        """As :meth:`Matmul.tile_flops`: the GEMM's rows rounded up to whole tiles (dequantization FLOPs are
+        per weight, not per row, and are not padded)."""
+        if tile_rows <= 1:
+            return self.flops
+        rows = -(-self.m // tile_rows) * tile_rows
+        extra = 2.0 * (rows - self.m) * self.n * self.k
+        return self.flops + (extra if self.phase == "fwd" else 2.0 * extra)
 
     @property
     def weight_bytes(self) -> float:

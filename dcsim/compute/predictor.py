@@ -183,7 +183,8 @@ class DeviceModel:
         """The fit's device seconds for ``op`` (no page faults)."""
         unaligned = op.unaligned if fit.unaligned_factor else False
         segments = op.segments if fit.segment_s else 0.0
-        return fit.time(op.flops, op.bytes, 0.0, unaligned, segments)
+        flops = op.tile_flops(fit.tile_rows) if fit.tile_rows > 1 else op.flops
+        return fit.time(flops, op.bytes, 0.0, unaligned, segments)
 
     def _floor_rates(self, op: Op) -> tuple[float, float]:
         """(peak FLOP/s at the op's precision, 0 where the catalog has none; datasheet bytes/s)."""
@@ -241,7 +242,11 @@ class DeviceModel:
     def _fit_many(fit: RooflineFit, ops: Sequence[Op]) -> FloatArray:
         """The fit's device seconds for each op (no page faults), vectorised."""
         count = len(ops)
-        flops = np.fromiter((op.flops for op in ops), np.float64, count)
+        tile = fit.tile_rows
+        if tile > 1:  # GPU GEMM kernels compute whole tiles of output rows (Op.tile_flops)
+            flops = np.fromiter((op.tile_flops(tile) for op in ops), np.float64, count)
+        else:
+            flops = np.fromiter((op.flops for op in ops), np.float64, count)
         nbytes = np.fromiter((op.bytes for op in ops), np.float64, count)
         unaligned = np.fromiter((op.unaligned for op in ops), np.float64, count) if fit.unaligned_factor else None
         segments: FloatArray | float = 0.0

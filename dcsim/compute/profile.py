@@ -25,17 +25,22 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class Measurement:
-    """One measured op: median, 10th and 90th percentile seconds per call over ``samples`` samples."""
+    """One measured op: median, 10th and 90th percentile seconds per call over ``samples`` samples.
+
+    ``source`` says where a point measured elsewhere comes from (an imported profile: the file, row and
+    column it was read from, see :mod:`dcsim.calibrate.vidur`); empty for a point ``dcsim calibrate``
+    measured on the profile's device itself."""
 
     op: Op
     median_s: float
     p10_s: float
     p90_s: float
     samples: int
+    source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (FLOPs and bytes included for readers; they are recomputed on load)."""
-        return {
+        out = {
             "op": self.op.to_dict(),
             "median_s": self.median_s,
             "p10_s": self.p10_s,
@@ -44,6 +49,9 @@ class Measurement:
             "flops": self.op.flops,
             "bytes": self.op.bytes,
         }
+        if self.source:
+            out["source"] = self.source
+        return out
 
 
 @dataclass(frozen=True)
@@ -73,8 +81,9 @@ class Profile:
     bytes/s; ``reference`` says where those come from (datasheet or measured). ``fits`` caches the
     parameters fitted to ``points`` (per op class) by fit code version ``fit_version``, so loading a
     profile need not refit it (see :func:`dcsim.compute.calibration.fit_profile`).
-    ``page_fault_s_per_byte`` is the measured cost of faulting in fresh memory, paid by allocations
-    larger than ``mmap_threshold_bytes`` (glibc's malloc serves those with new pages on every call; 32
+    ``imported_from`` names the published data sets some of its points were imported from (each point's ``source``
+    says which file and row). ``page_fault_s_per_byte`` is the measured cost of faulting in fresh memory, paid by
+    allocations larger than ``mmap_threshold_bytes`` (glibc's malloc serves those with new pages on every call; 32
     MiB is its largest dynamic threshold on 64-bit Linux); 0 on GPUs, whose allocators cache memory."""
 
     device_id: str
@@ -93,6 +102,16 @@ class Profile:
     fit_version: int = 0
     page_fault_s_per_byte: float = 0.0
     mmap_threshold_bytes: float = float(32 << 20)
+    imported_from: Sequence[str] = ()
+
+    @property
+    def basis_note(self) -> str:
+        """Where the profile's points come from: ``measured`` (by ``dcsim calibrate`` on the device),
+        ``measured (imported: ...)`` or ``measured (dcsim calibrate + imported: ...)``."""
+        if not self.imported_from:
+            return "measured"
+        own = any(not p.source for p in self.points)
+        return f"measured ({'dcsim calibrate + ' if own else ''}imported: {'; '.join(self.imported_from)})"
 
     def fresh_bytes(self, op: Op) -> float:
         """Bytes ``op`` allocates above the C allocator's mmap threshold: they get new pages from the
@@ -133,6 +152,7 @@ class Profile:
             "notes": list(self.notes),
             "page_fault_s_per_byte": self.page_fault_s_per_byte,
             "mmap_threshold_bytes": self.mmap_threshold_bytes,
+            **({"imported_from": list(self.imported_from)} if self.imported_from else {}),
             "fit_version": self.fit_version,
             "fits": {k: dict(v) for k, v in self.fits.items()},
             "points": [p.to_dict() for p in self.points],
@@ -147,6 +167,7 @@ def _measurement(raw: Mapping[str, Any]) -> Measurement:
         p10_s=float(raw.get("p10_s", raw["median_s"])),
         p90_s=float(raw.get("p90_s", raw["median_s"])),
         samples=int(raw.get("samples", 1)),
+        source=str(raw.get("source", "")),
     )
 
 
@@ -172,6 +193,7 @@ def profile_from_dict(raw: Mapping[str, Any], where: str = "profile") -> Profile
             fit_version=int(raw.get("fit_version", 0)),
             page_fault_s_per_byte=float(raw.get("page_fault_s_per_byte", 0.0)),
             mmap_threshold_bytes=float(raw.get("mmap_threshold_bytes", 32 << 20)),
+            imported_from=tuple(str(s) for s in raw.get("imported_from", ())),
         )
     except ProfileError:
         raise

@@ -55,7 +55,9 @@ class RooflineFit:
     (0 = that term unused). ``basis`` is ``measured`` (fitted to a profile) or ``prior`` (assumed).
     ``points`` is the number of measurements fitted (0 for a prior). ``max_compute_efficiency`` (0 = none)
     caps the predicted FLOP rate at the best the class measured, as a fraction of peak: a power law
-    fitted to noisy points must not extrapolate beyond what the device was ever seen to do.
+    fitted to noisy points must not extrapolate beyond what the device was ever seen to do. ``tile_rows``
+    (1 = none) is the row tile of a GPU GEMM class: the FLOPs given to :meth:`time` are then
+    ``op.tile_flops(tile_rows)``, the product's rows rounded up to whole tiles.
     """
 
     peak_flops: float
@@ -76,6 +78,7 @@ class RooflineFit:
     cache_bytes: float = math.inf
     beyond_cache_factor: float = 0.0
     max_compute_efficiency: float = 0.0
+    tile_rows: int = 1
     basis: str = "prior"
     points: int = 0
     note: str = ""
@@ -208,4 +211,5 @@ class RooflineFit:
         for key in ("flops_range", "bytes_range"):
             low, high = values[key]
             values[key] = (float(low), float(high))
+        values["tile_rows"] = int(values.get("tile_rows", 1))
         return cls(**values)

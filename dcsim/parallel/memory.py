@@ -80,6 +80,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcsim.catalog import Accelerator
+from dcsim.catalog.entries import BYTES_PER_GB
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Conv2d, Embedding, Matmul, Normalization
 from dcsim.models.base import LayerOp
 from dcsim.parallel.optimizer_step import OPTIMIZERS
@@ -89,7 +90,6 @@ from dcsim.parallel.stages import PARTS, block_layers, layer_part, step_ops
 #: Precisions the memory model covers: 16-bit mixed precision, or fp32 (tf32 computes on fp32 storage).
 TRAINING_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 MIXED_PRECISIONS = ("bf16", "fp16")
-BYTES_PER_GB = 1e9  # the catalog's memory_gb is in 10^9 bytes
 MASK_BYTES = 1.0  # a dropout mask keeps one byte per element
 LOGIT_BYTES = 4.0  # the cross-entropy keeps fp32 logits (Korthikanti et al. 2022, Section 4.3)
 
@@ -131,17 +131,18 @@ class MemoryBreakdown:
 
 
 def fits(memory: MemoryBreakdown, accelerator_memory_gb: float | Accelerator, reserved_gb: float = 0.0) -> bool:
-    """True when ``memory`` plus ``reserved_gb`` (runtime context, buffers, fragmentation) fits the
-    accelerator's memory: a number of GB (10^9 bytes) or a catalog :class:`~dcsim.catalog.Accelerator`
-    (its ``memory_gb``)."""
-    capacity = (
-        accelerator_memory_gb.memory_gb if isinstance(accelerator_memory_gb, Accelerator) else accelerator_memory_gb
-    )
-    if not capacity > 0:
-        raise ValueError(f"accelerator_memory_gb must be positive (got {capacity!r})")
+    """True when ``memory`` plus ``reserved_gb`` GB (10^9 bytes: runtime context, buffers, fragmentation) fits
+    the accelerator's memory: a number of GB (10^9 bytes) or a catalog :class:`~dcsim.catalog.Accelerator`
+    (its :attr:`~dcsim.catalog.Accelerator.memory_bytes`, the capacity serving reads too: 80 GiB on an A100)."""
+    if isinstance(accelerator_memory_gb, Accelerator):
+        capacity_bytes = accelerator_memory_gb.memory_bytes
+    else:
+        capacity_bytes = accelerator_memory_gb * BYTES_PER_GB
+    if not capacity_bytes > 0:
+        raise ValueError(f"accelerator_memory_gb must be positive (got {accelerator_memory_gb!r})")
     if reserved_gb < 0:
         raise ValueError(f"reserved_gb must be >= 0 (got {reserved_gb!r})")
-    return memory.total_bytes <= (capacity - reserved_gb) * BYTES_PER_GB
+    return memory.total_bytes <= capacity_bytes - reserved_gb * BYTES_PER_GB
 
 
 def state_bytes_per_param(optimizer: str, precision: str) -> tuple[float, float, float]:

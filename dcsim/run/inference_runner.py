@@ -36,6 +36,7 @@ from dcsim.serving import (
     IterationCost,
     KVCache,
     Replica,
+    ReplicaMemory,
     RequestRecords,
     ServingSystem,
     Traffic,
@@ -43,10 +44,10 @@ from dcsim.serving import (
     gamma_arrivals,
     poisson_arrivals,
     read_trace,
-    replica_memory,
     resolve_router,
 )
 from dcsim.serving import placement as serving_placement
+from dcsim.serving.host_overhead import HostOverhead, resolve_engine
 from dcsim.serving.hostmem import HostMemory, SpannedHostMemory, offloaded_kv, offloaded_weight_bytes
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
@@ -170,7 +171,7 @@ class InferenceRunner:
         catalog = load_catalog()
         tp, pp = spec.parallelism.tp, spec.parallelism.pp
         costs: dict[tuple[str, tuple[StageHop, ...]], IterationCost] = {}
-        self.memory: dict[str, Any] = {}
+        self.memory: dict[str, ReplicaMemory] = {}
         self._comm: CommModel | None = None
         self.stage_hops: list[tuple[StageHop, ...]] = []
         replicas = []
@@ -200,21 +201,11 @@ class InferenceRunner:
                     kept_heads=self.served.kept_heads if self.served is not None else None,
                     kv_precision=self.served.kv_precision if self.served is not None else None,
                     stage_hops=hops,
+                    host=HostOverhead.for_engine(
+                        resolve_engine(spec.host_overhead, acc.kind), tp, pp, self.cfg.family != "encoder"
+                    ),
                 )
-                memory_gb = node.memory_gb if acc.id == "host-cpu" and node.memory_gb else acc.memory_gb
-                self.memory[node.name] = replica_memory(
-                    self.cfg,
-                    spec.precision,
-                    memory_gb,
-                    tp,
-                    pp,
-                    b.max_batch_tokens,
-                    b.max_batch_size,
-                    b.block_tokens,
-                    spec.offload.weights_fraction if spec.offload else 0.0,
-                    self.served.weight_factor(acc.id, spec.precision) if self.served is not None else 1.0,
-                    self.served.kv_factor(spec.precision) if self.served is not None else 1.0,
-                )
+                self.memory[node.name] = spec.replica_memory(node, acc, self.cfg, self.served)
                 if spec.offload is not None and spec.offload.kv_fraction:  # part of every block in host memory
                     mem = self.memory[node.name]
                     blocks, _ = offloaded_kv(mem, spec.offload.kv_fraction, tp * pp)
@@ -487,6 +478,8 @@ class InferenceRunner:
             "kv_capacity_tokens": {
                 name: 0 if encoder else m.capacity_blocks * m.block_tokens for name, m in sorted(self.memory.items())
             },
+            # per node type, where one accelerator's memory goes (GB) and the replica's KV capacity (tokens)
+            "accelerator_memory": {name: m.summary() for name, m in sorted(self.memory.items())},
             "kv_peak_occupancy": 0.0
             if encoder
             else max((r.kv.peak / r.kv.capacity for r in self.replicas), default=0.0),

@@ -7,8 +7,10 @@ every node type, in order, which makes a mixed pool when they differ), ``autosca
 ``autoscale.target_queue``, ``autoscale.cold_start_s``, ``batching.block_tokens``, ``batching.preemption``
 (``recompute`` or ``swap`` over ``batching.swap_interconnect``), ``traffic.cv`` (gamma arrivals),
 ``traffic.arrival: diurnal`` with ``amplitude`` and ``period_s``, ``traffic.time_scale`` for traces,
-``traffic.stream`` (shared request draws), ``disaggregation`` (prefill/decode replicas) and ``offload``
-(weights and KV cache in host memory). See ``docs/serving.md``.
+``traffic.stream`` (shared request draws), ``disaggregation`` (prefill/decode replicas), ``offload``
+(weights and KV cache in host memory), ``gpu_memory_utilization`` (the share of each accelerator's memory
+the server takes, vLLM's engine argument) and ``host_overhead`` (the serving engine's host time per iteration:
+``auto``, ``vllm_v0``, ``per_step_rpc`` or ``none``). See ``docs/serving.md``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
 
 if TYPE_CHECKING:
+    from dcsim.catalog import Accelerator
     from dcsim.models.transformer import TransformerConfig
     from dcsim.scenario.schema import NodeType, Scenario
+    from dcsim.serving.costs import ReplicaMemory
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 INLINE_KEYS = {"seq_len": "max_seq_len"}
@@ -159,7 +163,9 @@ class InferenceWorkload(WorkloadSpec):
     """Serving: ``replicas`` (or ``autoscale``) copies of ``model`` behind a ``routing`` policy, fed by
     ``traffic``, batched per ``batching``, judged against ``slo``. An encoder ``model`` serves prompt-only
     requests (no ``traffic.output_tokens``): decode-only settings (``slo.tpot_ms``, chunked prefill,
-    ``disaggregation``, swap preemption, a quantized KV cache) are refused for it, naming the field."""
+    ``disaggregation``, swap preemption, a quantized KV cache) are refused for it, naming the field.
+    ``gpu_memory_utilization`` (0-1], default 0.9 as vLLM's) is the share of each accelerator's memory the
+    weights, activations, workspace and KV cache share."""
 
     kind: Literal["inference"] = "inference"
     model: str | dict[str, Any]
@@ -175,6 +181,8 @@ class InferenceWorkload(WorkloadSpec):
     slo: SloSpec = Field(default_factory=SloSpec)
     disaggregation: DisaggregationSpec | None = None
     offload: OffloadSpec | None = None
+    gpu_memory_utilization: Number = Field(default=0.9, gt=0, le=1)
+    host_overhead: Literal["auto", "vllm_v0", "per_step_rpc", "none"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
 
     @field_validator("compression")
@@ -298,6 +306,33 @@ class InferenceWorkload(WorkloadSpec):
             )
         ]
 
+    def replica_memory(self, node: NodeType, acc: Accelerator, cfg: TransformerConfig, served: Any) -> ReplicaMemory:
+        """Memory of one accelerator of a replica on a ``node`` node (accelerator ``acc``) serving ``cfg``
+        (``served``: the compression, or None): the one call ``check`` and the runner both make. A
+        ``host-cpu`` node with ``memory_gb`` serves from that memory (10^9 bytes); accelerators that are not
+        GPUs keep no CUDA-library workspace."""
+        from dcsim.serving.costs import replica_memory
+
+        if acc.id == "host-cpu" and node.memory_gb:
+            capacity = node.memory_gb * 1e9
+        else:
+            capacity = acc.memory_bytes
+        return replica_memory(
+            cfg,
+            self.precision,
+            capacity,
+            self.parallelism.tp,
+            self.parallelism.pp,
+            self.batching.max_batch_tokens,
+            self.batching.max_batch_size,
+            self.batching.block_tokens,
+            self.offload.weights_fraction if self.offload else 0.0,
+            served.weight_factor(acc.id, self.precision) if served is not None else 1.0,
+            served.kv_factor(self.precision) if served is not None else 1.0,
+            gpu_memory_utilization=self.gpu_memory_utilization,
+            workspace=None if acc.kind == "gpu" else 0.0,
+        )
+
     def trace_path(self, base_dir: str) -> Path:
         """The trace file: next to the scenario if it exists there, else relative to the working directory."""
         assert self.traffic.trace is not None
@@ -335,7 +370,7 @@ class InferenceWorkload(WorkloadSpec):
     def check(self, scenario: Scenario) -> list[Problem]:
         from dcsim.catalog import load_catalog
         from dcsim.models.inference import kv_bytes_per_token
-        from dcsim.serving.costs import check_kept_heads, replica_memory
+        from dcsim.serving.costs import check_kept_heads
         from dcsim.serving.placement import ReplicaPlacer, nodes_per_replica, spans_nodes
 
         try:
@@ -426,26 +461,16 @@ class InferenceWorkload(WorkloadSpec):
             if self.precision not in acc.peak_tflops and self.precision != "tf32":
                 problems.append(Problem("precision", f"{acc.id} has no {self.precision} units"))
                 continue
-            mem = replica_memory(
-                cfg,
-                self.precision,
-                node.memory_gb if acc.id == "host-cpu" and node.memory_gb else acc.memory_gb,
-                tp,
-                pp,
-                self.batching.max_batch_tokens,
-                self.batching.max_batch_size,
-                self.batching.block_tokens,
-                self.offload.weights_fraction if self.offload else 0.0,
-                served.weight_factor(acc.id, self.precision) if served is not None else 1.0,
-                served.kv_factor(self.precision) if served is not None else 1.0,
-            )
+            mem = self.replica_memory(node, acc, cfg, served)
             if not mem.fits:
                 problems.append(
                     Problem(
                         "model",
                         f"{cfg.name} does not fit on {acc.id} with tp={tp}, pp={pp}: weights "
-                        f"{mem.weight_bytes / 1e9:.1f} GB + activations {mem.activation_bytes / 1e9:.1f} GB per "
-                        f"accelerator of {acc.memory_gb:g} GB "
+                        f"{mem.weight_bytes / 1e9:.1f} GB + activations {mem.activation_bytes / 1e9:.1f} GB + "
+                        f"workspace {mem.workspace_bytes / 1e9:.2f} GB per accelerator of "
+                        f"{mem.accelerator_bytes / 1e9:.1f} GB x gpu_memory_utilization "
+                        f"{mem.gpu_memory_utilization:g} = {mem.usable_bytes / 1e9:.1f} GB "
                         + ("do not fit" if cfg.family == "encoder" else "leave no KV cache"),
                     )
                 )

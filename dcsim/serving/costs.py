@@ -34,13 +34,33 @@ from dcsim.models.inference import (
     weight_bytes,
 )
 from dcsim.models.transformer import TransformerConfig
+from dcsim.serving.host_overhead import HostOverhead
 from dcsim.serving.stagehop import StageHop
 
-#: Fraction of accelerator memory a server may use (vLLM's ``gpu_memory_utilization`` default, 0.9:
-#: vLLM engine arguments documentation); the rest is left to the CUDA context and fragmentation.
-MEMORY_FRACTION = 0.9
-#: Tokens per KV-cache block (vLLM's default ``block_size``, 16: vLLM engine arguments documentation).
+#: Fraction of an accelerator's TOTAL memory a server may use for weights, activations, workspace and KV
+#: cache (vLLM 0.6.3, ``vllm/engine/arg_utils.py``: ``EngineArgs.gpu_memory_utilization = 0.90``); the rest
+#: holds what vLLM allocates before it measures or after it sizes the cache: the CUDA context, CUDA graphs.
+GPU_MEMORY_UTILIZATION = 0.9
+#: Tokens per KV-cache block (vLLM 0.6.3, ``vllm/engine/arg_utils.py``: ``EngineArgs.block_size = 16``).
 BLOCK_TOKENS = 16
+#: cuBLAS workspace PyTorch keeps per GPU (PyTorch 2.4, the version vLLM 0.6.3 requires,
+#: ``aten/src/ATen/cuda/CublasHandlePool.cpp``: 32 MiB on Hopper, ``4096 KiB x 2 + 16 KiB x 8`` = 8.125 MiB
+#: before it; the larger is taken for every GPU, 24 MiB too much on an A100).
+CUBLAS_WORKSPACE_BYTES = 32 * 2**20
+#: NCCL receive buffers of one channel's connection, bytes: the Simple protocol's ``NCCL_BUFFSIZE`` default
+#: 4 MiB (NCCL environment-variable documentation), LL128's ``120 elements x 640 threads x 8 steps x 8 bytes``
+#: and LL's ``8 lines x 512 threads x 8 steps x 16 bytes`` (NCCL ``src/include/device.h`` defaults).
+NCCL_CHANNEL_BUFFER_BYTES = 4 * 2**20 + 120 * 640 * 8 * 8 + 8 * 512 * 8 * 16
+#: Channels of an NCCL communicator at most (NCCL ``MAXCHANNELS``, ``src/include/device.h``): the count NCCL
+#: opens depends on the links; the most is taken, so the workspace is an upper bound of NCCL's share.
+NCCL_MAX_CHANNELS = 32
+#: NCCL communicators per GPU of a replica of several GPUs: vLLM 0.6.3's ``GroupCoordinator``
+#: (``vllm/distributed/parallel_state.py``) holds PyTorch's NCCL group and its own ``PyNcclCommunicator``.
+NCCL_COMMUNICATORS = 2
+#: vLLM 0.6.3's custom all-reduce buffers per GPU under tensor parallelism
+#: (``vllm/distributed/device_communicators/custom_all_reduce.py``: ``max_size`` 8 MiB of metadata-prefixed
+#: buffer, 8 MiB of staging buffer and 8 MiB of ``rank_data``).
+CUSTOM_ALLREDUCE_BYTES = 3 * 8 * 2**20
 #: Live activation tensors of ``hidden`` width per token during a forward pass (residual, normed input,
 #: attention output, projection output, and Q/K/V before they are cached), an estimate of the peak
 #: activation memory vLLM reserves by profiling one forward pass of ``max_batch_tokens`` tokens.
@@ -67,8 +87,12 @@ PredictMany = Callable[[Sequence[Op], str], np.ndarray]
 
 @dataclass(frozen=True)
 class ReplicaMemory:
-    """Memory of one accelerator of a replica, bytes: weights, activation reserve, KV cache, and the KV
-    capacity of the replica in blocks (each layer's cache lives on its stage; all stages hold every token)."""
+    """Memory of one accelerator of a replica, bytes, and the KV capacity of the replica in blocks (each
+    layer's cache lives on its stage; all stages hold every token).
+
+    ``accelerator_bytes`` is the accelerator's whole memory; ``gpu_memory_utilization`` of it
+    (:attr:`usable_bytes`) is shared by the weights, the activation reserve, the workspace and the KV cache
+    (``kv_bytes``, what is left; 0 when nothing is), as vLLM sizes its cache."""
 
     accelerator_bytes: float
     weight_bytes: float
@@ -77,17 +101,53 @@ class ReplicaMemory:
     kv_bytes_per_token: float
     capacity_blocks: int
     block_tokens: int
+    workspace_bytes: float = 0.0
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
 
     @property
     def fits(self) -> bool:
         """True if the weights and activations leave room for at least one block."""
         return self.capacity_blocks >= 1
 
+    @property
+    def usable_bytes(self) -> float:
+        """``gpu_memory_utilization`` of the accelerator's memory: what the four terms share."""
+        return self.accelerator_bytes * self.gpu_memory_utilization
+
+    def summary(self) -> dict[str, float]:
+        """Where one accelerator's memory goes, GB (10^9 bytes), and the replica's KV capacity in tokens."""
+        gb = 1e-9
+        return {
+            "accelerator_gb": self.accelerator_bytes * gb,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "usable_gb": self.usable_bytes * gb,
+            "weights_gb": self.weight_bytes * gb,
+            "activations_gb": self.activation_bytes * gb,
+            "workspace_gb": self.workspace_bytes * gb,
+            "kv_gb": self.kv_bytes * gb,
+            "kv_tokens": self.capacity_blocks * self.block_tokens if self.kv_bytes_per_token > 0 else 0,
+        }
+
+
+def workspace_bytes(tp: int = 1, pp: int = 1) -> float:
+    """Memory a GPU of a replica of ``tp x pp`` GPUs gives to libraries outside the model, bytes: the cuBLAS
+    workspace, and with more than one GPU the NCCL communicators' buffers, and with ``tp > 1`` vLLM's custom
+    all-reduce buffers (see the constants' sources). vLLM 0.6.3 counts them in the peak it profiles
+    (``vllm/worker/worker.py``, ``determine_num_available_blocks``: free memory after the CUDA context is made,
+    minus free memory after a profile run of a full batch), so they come out of its KV cache. For
+    Llama-2-70B at TP 2 it is 0.68 GB per GPU (about 4,100 KV tokens), most of it NCCL's upper bound."""
+    size = CUBLAS_WORKSPACE_BYTES
+    if tp * pp > 1:
+        size += NCCL_COMMUNICATORS * NCCL_MAX_CHANNELS * NCCL_CHANNEL_BUFFER_BYTES
+    if tp > 1:
+        size += CUSTOM_ALLREDUCE_BYTES
+    return float(size)
+
 
 def replica_memory(
     cfg: TransformerConfig,
     precision: str,
-    memory_gb: float,
+    accelerator_bytes: float,
     tp: int = 1,
     pp: int = 1,
     max_batch_tokens: int = 8192,
@@ -96,30 +156,46 @@ def replica_memory(
     offload_fraction: float = 0.0,
     weight_factor: float = 1.0,
     kv_factor: float = 1.0,
+    gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION,
+    workspace: float | None = None,
 ) -> ReplicaMemory:
-    """Weights, activations and KV capacity of a replica on accelerators of ``memory_gb`` GB each
-    (``offload_fraction`` of the weights live in host memory instead; a compressed model stores
+    """Weights, activations, workspace and KV capacity of a replica on accelerators of ``accelerator_bytes``
+    bytes each (the catalog's :attr:`~dcsim.catalog.Accelerator.memory_bytes`: 80 GiB on an A100 80GB;
+    ``offload_fraction`` of the weights live in host memory instead; a compressed model stores
     ``weight_factor`` of the dense weight bytes and ``kv_factor`` of the KV bytes per token).
+
+    As vLLM 0.6.3 sizes its KV cache (``vllm/worker/worker.py``, ``determine_num_available_blocks``:
+    ``total x gpu_memory_utilization - peak`` over the block size, the peak being the weights, the activations
+    of a profile run of ``max_num_batched_tokens`` tokens in ``max_num_seqs`` sequences, and the libraries'
+    allocations): the KV cache gets ``gpu_memory_utilization x accelerator_bytes`` minus the weights of one
+    shard, minus the activation reserve of a ``max_batch_tokens`` forward pass (:data:`LIVE_HIDDEN_TENSORS`
+    ``x hidden + 2 x ffn_hidden / tp`` elements per token, plus fp32 logits of ``max_batch_size`` rows), minus
+    ``workspace`` bytes (default :func:`workspace_bytes` of ``tp`` and ``pp``; 0 for accelerators without
+    CUDA libraries is the caller's to pass).
 
     An encoder keeps no KV cache (its K and V live inside each layer's forward pass, within the activation
     reserve) and computes no vocabulary logits: ``kv_bytes`` and ``kv_bytes_per_token`` are 0, and
     ``capacity_blocks`` counts the blocks of the tokens one iteration may hold (``max_batch_tokens``, or one
     input of up to ``max_seq_len`` tokens admitted alone, rounded up per sequence), so the KV blocks never
-    limit a batch beyond ``max_batch_tokens``; it is 0 when the weights and activations do not fit."""
+    limit a batch beyond ``max_batch_tokens``; it is 0 when the weights, activations and workspace do not fit."""
+    if not 0.0 < gpu_memory_utilization <= 1.0:
+        raise ValueError(f"gpu_memory_utilization must be in (0, 1] (got {gpu_memory_utilization!r})")
     e = BYTES_PER_ELEMENT[precision]
-    total = memory_gb * 1e9 * MEMORY_FRACTION
+    usable = accelerator_bytes * gpu_memory_utilization
+    spare = workspace_bytes(tp, pp) if workspace is None else workspace
     weights = weight_bytes(cfg, precision, tp) / pp * (1.0 - offload_fraction) * weight_factor
     activations = max_batch_tokens * e * (LIVE_HIDDEN_TENSORS * cfg.hidden + 2 * cfg.ffn_hidden // tp)
+    terms = (accelerator_bytes, weights)
     if cfg.family == "encoder":
-        fits = weights + activations <= total
+        fits = weights + activations + spare <= usable
         tokens = max(max_batch_tokens, cfg.max_seq_len)
         blocks = -(-tokens // block_tokens) + max_batch_size if fits else 0
-        return ReplicaMemory(memory_gb * 1e9, weights, activations, 0.0, 0.0, blocks, block_tokens)
+        return ReplicaMemory(*terms, activations, 0.0, 0.0, blocks, block_tokens, spare, gpu_memory_utilization)
     activations += max_batch_size * cfg.vocab // tp * 4.0  # fp32 logits of the sequences' last positions
     per_token = kv_bytes_per_token(cfg, precision, tp) / pp * kv_factor
-    kv = max(0.0, total - weights - activations)
+    kv = max(0.0, usable - weights - activations - spare)
     blocks = int(kv // (per_token * block_tokens))
-    return ReplicaMemory(memory_gb * 1e9, weights, activations, kv, per_token, blocks, block_tokens)
+    return ReplicaMemory(*terms, activations, kv, per_token, blocks, block_tokens, spare, gpu_memory_utilization)
 
 
 def kept_kv_heads(cfg: TransformerConfig, kept_heads: int) -> int:
@@ -154,7 +230,10 @@ class IterationCost:
     head pruning) keeps that many of the model's attention heads per layer, whole key-value groups, at the
     same head width: every op list goes through :func:`dcsim.compression.transforms.prune_heads` (QKV and
     output projection, cache write, layout copy and attention cores shrink). ``kv_precision`` (a quantized
-    KV cache) is the element type decode attention reads the cache in.
+    KV cache) is the element type decode attention reads the cache in. ``host`` is the serving engine's host
+    (CPU) time per iteration (:mod:`dcsim.serving.host_overhead`), a function of the iteration's sequence
+    count: its serial part is added to every iteration and its overlapped part hides behind the accelerator
+    work; None (the default here; scenarios resolve ``host_overhead``) adds none.
     """
 
     def __init__(
@@ -172,6 +251,7 @@ class IterationCost:
         kept_heads: int | None = None,
         kv_precision: str | None = None,
         stage_hops: Sequence[StageHop] = (),
+        host: HostOverhead | None = None,
     ) -> None:
         if len(stage_hops) > pp - 1:
             raise ValueError(f"{len(stage_hops)} inter-node stage boundaries for pp ({pp}): at most pp - 1")
@@ -192,6 +272,7 @@ class IterationCost:
         # iteration, on the same link as the streamed weights, overlapped with compute
         self.kv_offload_s_per_token = 0.0
         self._transform = transform
+        self.host = host
         self._dense: dict[tuple[int, int], float] = {}
         self._decode_attn: dict[tuple[int, int], float] = {}
         self._prefill_attn: dict[tuple[int, int], float] = {}
@@ -327,13 +408,16 @@ class IterationCost:
 
     def decode_s(self, batch: int, total_kv: float) -> float:
         """Seconds of one decode iteration of ``batch`` sequences whose caches hold ``total_kv`` tokens in
-        all (the new tokens included)."""
+        all (the new tokens included), host time included."""
         kv = _kv_bucket(total_kv / batch)
         key = (batch, kv)
         seconds = self._decode.get(key)
         if seconds is None:
             seconds = self.dense_s(batch, batch) + self.decode_attention_s(batch, kv)
-            seconds = self._decode[key] = max(seconds, self.offload_s + self.kv_offload_s_per_token * batch * kv)
+            seconds = max(seconds, self.offload_s + self.kv_offload_s_per_token * batch * kv)
+            if self.host is not None:
+                seconds = self.host.add(seconds, batch)
+            self._decode[key] = seconds
         return seconds
 
     def iteration_s(
@@ -341,7 +425,7 @@ class IterationCost:
     ) -> float:
         """Seconds of a mixed iteration: ``decode_batch`` decode tokens (caches of ``decode_total_kv`` tokens
         in all) and prefill ``chunks`` of (tokens, past tokens), ``emitting`` of which finish their prompt
-        and need logits."""
+        and need logits; host time included (for ``decode_batch + len(chunks)`` sequences)."""
         tokens = decode_batch + sum(q for q, _ in chunks)
         seconds = self.dense_s(tokens, max(1, decode_batch + emitting))
         if decode_batch:
@@ -353,5 +437,9 @@ class IterationCost:
                 seconds += self.prefill_attention_s(q, past)
         if self.kv_offload_s_per_token:  # cached tokens read, and new ones written, over the host link
             attended = decode_total_kv + sum(q + past for q, past in chunks)
-            return max(seconds, self.offload_s + self.kv_offload_s_per_token * attended)
-        return max(seconds, self.offload_s)
+            seconds = max(seconds, self.offload_s + self.kv_offload_s_per_token * attended)
+        else:
+            seconds = max(seconds, self.offload_s)
+        if self.host is not None:
+            seconds = self.host.add(seconds, decode_batch + len(chunks))
+        return seconds

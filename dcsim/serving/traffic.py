@@ -102,9 +102,20 @@ def diurnal_arrivals(
     return candidates[keep]
 
 
+#: Column names of the Azure LLM inference traces (Splitwise, ISCA 2024) as processed by Vidur
+#: (``data/processed_traces/`` in microsoft/vidur), read as dcsim's own.
+TRACE_COLUMN_ALIASES = {
+    "arrived_at": "arrival_s",
+    "num_prefill_tokens": "prompt_tokens",
+    "num_decode_tokens": "output_tokens",
+}
+
+
 def read_trace(path: Path, time_scale: float = 1.0) -> Traffic:
-    """A CSV trace ``arrival_s,prompt_tokens,output_tokens`` (header row required; extra columns ignored).
-    Rows are sorted by arrival; ``time_scale`` multiplies arrival times. Errors name ``FILE line N``."""
+    """A CSV trace ``arrival_s,prompt_tokens,output_tokens`` (header row required; extra columns ignored; the
+    Splitwise/Vidur names ``arrived_at,num_prefill_tokens,num_decode_tokens`` are read as these, see
+    :data:`TRACE_COLUMN_ALIASES`). Rows are sorted by arrival; ``time_scale`` multiplies arrival times. Errors
+    name ``FILE line N``."""
     if not path.is_file():
         raise UserInputError.single(str(path), "trace file not found")
     arrivals: list[float] = []
@@ -112,6 +123,8 @@ def read_trace(path: Path, time_scale: float = 1.0) -> Traffic:
     outputs: list[int] = []
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
+        if reader.fieldnames is not None:
+            reader.fieldnames = [TRACE_COLUMN_ALIASES.get(name, name) for name in reader.fieldnames]
         missing = {"arrival_s", "prompt_tokens", "output_tokens"} - set(reader.fieldnames or ())
         if missing:
             raise UserInputError.single(f"{path} line 1", f"missing columns: {', '.join(sorted(missing))}")
