@@ -168,17 +168,29 @@ def test_half_precisions_borrow_each_other_where_the_peaks_are_equal():
 
 
 def test_half_precisions_stay_apart_where_the_peaks_differ():
-    """With unequal fp16 and bf16 peaks the twin's fit is not borrowed: the row-class chain is."""
+    """With unequal fp16 and bf16 peaks a 16-bit GEMM class the device measured at one precision only is not
+    borrowed by the other: the row-class chain (or a prior) prices it."""
     h100 = MODEL.device("h100-sxm")
-    if h100.profile is None or "matmul_gemv/fwd/bf16" not in h100.measured:
-        pytest.skip("no measured bf16 GEMV on h100-sxm")
-    peaks = {**h100.accelerator.peak_tflops, "fp16": 2 * h100.accelerator.peak_tflops["bf16"]}
-    accelerator = dataclasses.replace(h100.accelerator, peak_tflops=peaks)
-    device = DeviceModel("h100-sxm", accelerator, h100.profile, h100.prior, {})
-    op = Matmul(1, 4096, 4096, precision="fp16")
-    assert "matmul_gemv/fwd/fp16" not in device.measured
-    assert device.fit_for(op) is not device.measured["matmul_gemv/fwd/bf16"]
-    assert device.fallback_chain(op.fit_key) == ["matmul_gemv/fwd/fp16", "matmul_skinny/fwd/fp16", "matmul/fwd/fp16"]
+    rows = {"matmul_gemv": GEMV_ROWS, "matmul_skinny": SKINNY_ROWS, "matmul": 4 * SKINNY_ROWS}
+    lonely = [
+        (key, twin)
+        for key in h100.measured
+        for precision, twin in (("fp16", "bf16"), ("bf16", "fp16"))
+        if key.split("/")[0] in rows and key.endswith(f"/{precision}")
+        if key.replace(f"/{precision}", f"/{twin}") not in h100.measured
+    ]
+    if not lonely:
+        pytest.skip("h100-sxm measured every 16-bit GEMM class at both precisions")
+    for key, twin in lonely:
+        name, phase, precision = key.split("/")
+        op = Matmul(rows[name], 4096, 4096, precision=twin, phase=phase)
+        assert h100.fit_for(op) is h100.measured[key]  # equal datasheet peaks: borrowed
+        peaks = {**h100.accelerator.peak_tflops, twin: 2 * h100.accelerator.peak_tflops[precision]}
+        unequal = DeviceModel(
+            "h100-sxm", dataclasses.replace(h100.accelerator, peak_tflops=peaks), h100.profile, None, {}
+        )
+        assert f"{name}/{phase}/{precision}" not in unequal.fallback_chain(op.fit_key)
+        assert unequal.fit_for(op) is not h100.measured[key]
 
 
 def test_an_unaligned_gemm_never_costs_more_than_the_next_aligned_one():
