@@ -61,14 +61,6 @@ def matmul_class(m: int) -> str:
     return "matmul_skinny" if m <= SKINNY_ROWS else "matmul"
 
 
-def rows_below(m: int) -> int | None:
-    """The largest row count of the fit class below the class of an ``m``-row product (:func:`matmul_class`):
-    :data:`SKINNY_ROWS` for a GEMM, :data:`GEMV_ROWS` for a skinny product, None for a GEMV."""
-    if m > SKINNY_ROWS:
-        return SKINNY_ROWS
-    return GEMV_ROWS if m > GEMV_ROWS else None
-
-
 def _ceil_to(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
@@ -172,10 +164,9 @@ class Op:
         its padded ops: zero-padding the operands computes the same result."""
         return ()
 
-    def class_below(self) -> Op | None:
-        """This op shrunk to the largest size of the fit class below its own (a GEMM of 17 or more rows at
-        :data:`SKINNY_ROWS` rows, see :meth:`Matmul.class_below`), or None. The cost model prices an op at no
-        less than that smaller op: a larger product contains it."""
+    def with_rows(self, rows: int) -> Op | None:
+        """The same product with ``rows`` rows, for ops priced along the row classes of :func:`matmul_class`
+        (dense products of kind ``matmul``); None for other ops."""
         return None
 
     def backward(self) -> Op:
@@ -264,11 +255,10 @@ class Matmul(Op):
         shapes = padded_shapes(self.n, self.k, self.unaligned, self.segments > 0, self.element_bytes)
         return tuple(dataclasses.replace(self, n=n, k=k) for n, k in shapes)
 
-    def class_below(self) -> Op | None:
-        """A product of ``m`` rows of kind ``matmul`` at the largest row count of the class below its own
-        (:func:`rows_below`: 16 rows for a GEMM of 17 or more, 1 row for a skinny product), else None."""
-        rows = rows_below(self.m) if self.kind == "matmul" else None
-        return None if rows is None else dataclasses.replace(self, m=rows)
+    def with_rows(self, rows: int) -> Op | None:
+        """The product with ``rows`` rows where it is of kind ``matmul`` (priced along the row classes), else
+        None."""
+        return dataclasses.replace(self, m=rows) if self.kind == "matmul" else None
 
     def tile_flops(self, tile_rows: int) -> float:
         """FLOPs of the product with its ``m`` rows rounded up to whole tiles of ``tile_rows``: GPU GEMM
@@ -709,10 +699,9 @@ class WeightOnlyMatmul(Op):
         shapes = padded_shapes(self.n, self.k, self.unaligned, self.segments > 0, row_bytes)
         return tuple(dataclasses.replace(self, n=n, k=k) for n, k in shapes)
 
-    def class_below(self) -> Op | None:
-        """As :meth:`Matmul.class_below`."""
-        rows = rows_below(self.m)
-        return None if rows is None else dataclasses.replace(self, m=rows)
+    def with_rows(self, rows: int) -> Op | None:
+        """The product with ``rows`` input rows (see :meth:`Matmul.with_rows`)."""
+        return dataclasses.replace(self, m=rows)
 
     def tile_flops(self, tile_rows: int) -> float:
         """As :meth:`Matmul.tile_flops`: the GEMM's rows rounded up to whole tiles (dequantization FLOPs are

@@ -8,6 +8,7 @@ precision it did not measure, say) fall back to the same priors. Every fit says 
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,7 @@ import numpy as np
 
 from dcsim.catalog import Accelerator, load_catalog
 from dcsim.compute.calibration import fit_profile
-from dcsim.compute.ops import Op
+from dcsim.compute.ops import GEMV_ROWS, SKINNY_ROWS, Op
 from dcsim.compute.priors import KindPrior, load_priors
 from dcsim.compute.profile import Profile, load_profile
 from dcsim.compute.roofline import FloatArray, RooflineFit
@@ -66,6 +67,8 @@ class DeviceModel:
         self._fits: dict[str, RooflineFit] = dict(self.measured)
         #: classes priced as two forward GEMMs (see :meth:`backward_from_forward`)
         self._from_forward: set[str] = set()
+        #: boundary prices between the row classes of a product, by the product at one row (:meth:`_row_bounds`)
+        self._boundaries: dict[Op, tuple[float, float]] = {}
         #: per class, the datasheet floors (FLOP/s at its precision, bytes/s); 0 = none
         self._floors: dict[str, tuple[float, float]] = {}
         #: an accelerator's datasheet peaks bound every op from below; a CPU's catalog figures do not (the
@@ -147,9 +150,15 @@ class DeviceModel:
           next aligned size up, a GEMV's short weight rows at a page long), which compute the same result
           from zero-padded operands; the minimum is the least price of any op at least as large, so price
           does not fall as ``n`` or ``k`` grows.
-        - Containment: an op is priced at no less than ``op.class_below()`` (a GEMM of 17 or more rows at 16
-          rows in the skinny class, a skinny one at 1 row in the GEMV class): the larger product contains it,
-          so class boundaries (gemv -> skinny -> matmul, each its own fit) cannot make more rows cheaper.
+        - Row classes: products of 1 row (GEMV), 2-16 rows (skinny) and more (GEMM) have separate fits
+          (:func:`~dcsim.compute.ops.matmul_class`). At each switch a boundary price ``b`` (:meth:`_row_bounds`)
+          caps the class below and floors the class above, so more rows never cost less. ``b`` is the lower
+          class's price at its largest row count (a larger product contains the smaller one) unless the upper
+          class's price at its smallest row count is lower and the lower class is extrapolating there:
+          ``b = min(L, max(c, U))`` with ``L`` and ``U`` the two sides' prices and ``c`` the lower class's
+          price with the FLOPs and bytes held at the largest it measured. Where the lower class measured such
+          sizes, ``b = L`` (containment); beyond them its trend is not evidence, and ``b`` falls towards ``U``
+          no lower than ``c``. Each of ``L``, ``c`` and ``U`` grows with ``n`` and ``k``, so ``b`` does.
         - Datasheet floors on accelerators: never below the op's FLOPs at the catalog's peak FLOP/s for its
           precision, nor its bytes at the datasheet memory bandwidth (a fit extrapolated beyond its measured
           shapes put an 8192 x 28672 bf16 GEMM of 17 rows on H100 at 19 TB/s, 5.7x its HBM's 3.35 TB/s).
@@ -159,18 +168,10 @@ class DeviceModel:
 
     def _device_seconds(self, op: Op) -> float:
         """:meth:`predict` without page faults."""
-        fit = self.fit_for(op)
-        key = op.fit_key
-        if key in self._from_forward:
-            seconds = 2.0 * self._device_seconds(op.forward())
-        else:
-            seconds = self._fit_seconds(fit, op)
-            if fit.unaligned_factor or fit.segment_s:
-                for padded in op.padded():
-                    seconds = min(seconds, self._fit_seconds(fit, padded))
-        below = op.class_below()
-        if below is not None:
-            seconds = max(seconds, self._device_seconds(below))
+        seconds = self._class_seconds(op)
+        bounds = self._row_bounds(op)
+        if bounds is not None:
+            seconds = min(max(seconds, bounds[0]), bounds[1])
         if self.has_floors:
             flops_per_s, bytes_per_s = self._floor_rates(op)
             if flops_per_s:
@@ -178,13 +179,72 @@ class DeviceModel:
             seconds = max(seconds, op.bytes / bytes_per_s)
         return seconds
 
+    def _class_seconds(self, op: Op, measured_sizes: bool = False) -> float:
+        """Seconds of ``op`` in its own class, without the row bounds and floors: twice the forward for a
+        backward priced from it, else the fit's price, no more than that of a padded op (``op.padded()``).
+        ``measured_sizes``: with FLOPs and bytes held at the largest the fit measured (the class's price where
+        it stops extrapolating; unchanged for a prior that measured nothing)."""
+        fit = self.fit_for(op)
+        if op.fit_key in self._from_forward:
+            return 2.0 * self._device_seconds(op.forward())
+        clip = measured_sizes and fit.flops_range != (1.0, 1.0)
+        seconds = self._fit_seconds(fit, op, clip)
+        if fit.unaligned_factor or fit.segment_s:
+            for padded in op.padded():
+                seconds = min(seconds, self._fit_seconds(fit, padded, clip))
+        return seconds
+
     @staticmethod
-    def _fit_seconds(fit: RooflineFit, op: Op) -> float:
-        """The fit's device seconds for ``op`` (no page faults)."""
+    def _fit_seconds(fit: RooflineFit, op: Op, clip: bool = False) -> float:
+        """The fit's device seconds for ``op`` (no page faults); ``clip``: FLOPs and bytes held at most at the
+        largest the fit measured."""
         unaligned = op.unaligned if fit.unaligned_factor else False
         segments = op.segments if fit.segment_s else 0.0
         flops = op.tile_flops(fit.tile_rows) if fit.tile_rows > 1 else op.flops
-        return fit.time(flops, op.bytes, 0.0, unaligned, segments)
+        nbytes = op.bytes
+        if clip:
+            flops, nbytes = min(flops, fit.flops_range[1]), min(nbytes, fit.bytes_range[1])
+        return fit.time(flops, nbytes, 0.0, unaligned, segments)
+
+    def _row_bounds(self, op: Op) -> tuple[float, float] | None:
+        """(least, greatest) seconds of a product priced along the row classes, from the boundary prices
+        between them (see :meth:`predict`); None for other ops."""
+        rows = getattr(op, "m", 0)
+        gemv = op.with_rows(GEMV_ROWS) if rows else None
+        if gemv is None:
+            return None
+        bounds = self._boundaries.get(gemv)
+        if bounds is None:
+            bounds = self._boundary_prices(op)
+            if len(self._boundaries) >= MAX_CACHE_ENTRIES:
+                self._boundaries.clear()
+            self._boundaries[gemv] = bounds
+        gemv_skinny, skinny_gemm = bounds
+        if rows <= GEMV_ROWS:
+            return (0.0, gemv_skinny)
+        if rows <= SKINNY_ROWS:
+            return (gemv_skinny, skinny_gemm)
+        return (skinny_gemm, math.inf)
+
+    def _boundary_prices(self, op: Op) -> tuple[float, float]:
+        """Boundary prices (GEMV | skinny, skinny | GEMM) of the product ``op`` at any row count:
+        ``min(L, max(c, U))`` each (see :meth:`predict`), the second no lower than the first."""
+
+        def at(rows: int) -> Op:
+            shaped = op.with_rows(rows)
+            assert shaped is not None
+            return shaped
+
+        gemv, skinny_low, skinny_high, gemm_low = (
+            at(r) for r in (GEMV_ROWS, GEMV_ROWS + 1, SKINNY_ROWS, SKINNY_ROWS + 1)
+        )
+        lower = self._class_seconds(gemv)
+        edge = min(self._class_seconds(gemv, measured_sizes=True), lower)
+        first = min(lower, max(edge, self._class_seconds(skinny_low)))
+        lower = max(self._class_seconds(skinny_high), first)
+        edge = max(min(self._class_seconds(skinny_high, measured_sizes=True), lower), first)
+        second = min(lower, max(edge, self._class_seconds(gemm_low)))
+        return first, second
 
     def _floor_rates(self, op: Op) -> tuple[float, float]:
         """(peak FLOP/s at the op's precision, 0 where the catalog has none; datasheet bytes/s)."""
@@ -224,10 +284,12 @@ class DeviceModel:
                         padded_times = self._fit_many(fit, [padded for _, padded in pads])
                         np.minimum.at(times, np.fromiter((row for row, _ in pads), np.intp, len(pads)), padded_times)
             out[indices] = times
-        below = [(index, smaller) for index, op in enumerate(ops) if (smaller := op.class_below()) is not None]
-        if below:
-            rows = np.fromiter((index for index, _ in below), np.intp, len(below))
-            out[rows] = np.maximum(out[rows], self._device_many([smaller for _, smaller in below]))
+        bounded = [(index, bounds) for index, op in enumerate(ops) if (bounds := self._row_bounds(op)) is not None]
+        if bounded:
+            rows = np.fromiter((index for index, _ in bounded), np.intp, len(bounded))
+            low = np.fromiter((bounds[0] for _, bounds in bounded), np.float64, len(bounded))
+            high = np.fromiter((bounds[1] for _, bounds in bounded), np.float64, len(bounded))
+            out[rows] = np.minimum(np.maximum(out[rows], low), high)
         if self.has_floors:
             for indices in groups.values():
                 flops_per_s, bytes_per_s = self._floor_rates(ops[indices[0]])
