@@ -118,13 +118,16 @@ class DeviceModel:
             chain = self.fallback_chain(key)
             fit = next((self.measured[k] for k in chain if k in self.measured), None)
             if fit is None:
-                peak, bandwidth = self._peaks(op)
-                fit = self._reference_fit(chain, peak, bandwidth)
-                if fit is None and op.phase == "bwd" and key.split("/", 1)[0] in GEMM_CLASSES:
+                reference = self._reference_fit(chain)
+                if reference is not None:
+                    ref_id, ref = reference
+                    note = f"prior: efficiency curve of measured {ref_id} rescaled to {self.device_id} peaks"
+                    fit = ref.rescaled(*self._peaks(op), basis="prior", note=note)
+                elif op.phase == "bwd" and key.split("/", 1)[0] in GEMM_CLASSES:
                     self._from_forward.add(key)
                     fit = self.fit_for(op.forward())
-                if fit is None:
-                    fit = self._kind_prior(op, chain[0], peak, bandwidth)
+                else:
+                    fit = self._kind_prior(op, chain[0], *self._peaks(op))
             self._fits[key] = fit
         return fit
 
@@ -344,15 +347,14 @@ class DeviceModel:
         except KeyError as error:
             raise ValueError(str(error.args[0])) from None
 
-    def _reference_fit(self, chain: Sequence[str], peak: float, bandwidth: float) -> RooflineFit | None:
-        """The efficiency curve of the first class in ``chain`` that a reference device measured, rescaled to
-        this device's peaks (a prior), or None."""
+    def _reference_fit(self, chain: Sequence[str]) -> tuple[str, RooflineFit] | None:
+        """(reference device, its measured fit) of the first class in ``chain`` a reference device measured,
+        or None."""
         for key in chain:
             for ref_id, fits in self.references.items():
                 ref = fits.get(key)
                 if ref is not None and ref_id != self.device_id:
-                    note = f"prior: efficiency curve of measured {ref_id} rescaled to {self.device_id} peaks"
-                    return ref.rescaled(peak, bandwidth, basis="prior", note=note)
+                    return ref_id, ref
         return None
 
     def _kind_prior(self, op: Op, key: str, peak: float, bandwidth: float) -> RooflineFit:
