@@ -89,9 +89,16 @@ def test_gemm_time_never_falls_as_a_dimension_grows(device_id, precision, m, n, 
     op = Matmul(m, n, k, batch=batch, precision=precision, phase=phase)
     larger = dataclasses.replace(op, **{dim: getattr(op, dim) + growth})
     step = dataclasses.replace(op, **{dim: getattr(op, dim) + 1})
-    seconds, bigger, next_one = (MODEL.predict(o, device_id) for o in (op, larger, step))
-    assert seconds <= next_one * (1 + RELATIVE), (op, seconds, next_one)
-    assert seconds <= bigger * (1 + RELATIVE), (op, larger, seconds, bigger)
+    seconds = MODEL.predict(op, device_id)
+    for other in (step, larger):
+        other_s = MODEL.predict(other, device_id)
+        if op.unaligned and not other.unaligned:
+            # the measured unaligned penalty ends here (docs/compute.md): compare aligned shapes instead
+            op_aligned = dataclasses.replace(op, n=max(8, op.n - op.n % 8), k=max(8, op.k - op.k % 8))
+            if op_aligned.n <= other.n and op_aligned.k <= other.k:
+                assert MODEL.predict(op_aligned, device_id) <= other_s * (1 + RELATIVE), (op_aligned, other)
+        else:
+            assert seconds <= other_s * (1 + RELATIVE), (op, other, seconds, other_s)
     _floors_hold(device, device_id, op, seconds)
 
 
@@ -205,9 +212,13 @@ def test_half_precisions_stay_apart_where_the_peaks_differ():
         assert unequal.fit_for(op) is not h100.measured[key]
 
 
-def test_an_unaligned_gemm_never_costs_more_than_the_next_aligned_one():
-    """The host CPU measured unaligned GEMMs 20-40% slower: a 50,257-wide output head is priced at no more
-    than a 50,264-wide one (the next multiple of 8), and at no less than a 50,256-wide one."""
+def test_an_unaligned_gemm_keeps_its_measured_penalty():
+    """The host CPU measured unaligned GEMMs 20-40% slower and PyTorch runs them unpadded: a 50,257-wide output
+    head costs more than a 50,256-wide one and may cost more than a 50,264-wide one (the only place where a
+    larger GEMM may cost less); 50,256 costs no more than either."""
+    cpu = MODEL.device("host-cpu")
     for m in (1, 8, 128):
-        head = [MODEL.predict(Matmul(m, n, 768), "host-cpu") for n in (50256, 50257, 50264)]
-        assert head == sorted(head), (m, head)
+        narrow, head, wide = (MODEL.predict(Matmul(m, n, 768), "host-cpu") for n in (50256, 50257, 50264))
+        assert narrow <= wide and narrow <= head, m
+        if cpu.fit_for(Matmul(m, 50257, 768)).unaligned_factor:
+            assert head > narrow, m

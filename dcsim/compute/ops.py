@@ -61,29 +61,10 @@ def matmul_class(m: int) -> str:
     return "matmul_skinny" if m <= SKINNY_ROWS else "matmul"
 
 
-def _ceil_to(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def padded_shapes(n: int, k: int, unaligned: bool, short_rows: bool, row_element_bytes: float) -> list[tuple[int, int]]:
-    """The smallest ``(n', k')`` >= ``(n, k)`` of a product that avoid one or both of its slow paths: ``n`` and
-    ``k`` rounded up to a multiple of :data:`ALIGN_ELEMENTS` where the product is ``unaligned``, and ``k``
-    raised to a page-long weight row (:data:`PAGE_BYTES` / ``row_element_bytes`` elements) where a GEMV reads
-    ``short_rows`` (see :func:`short_row_pages`). Empty for a product with neither. Zero-padding the operands
-    to such a shape computes the same result, so the product never needs to cost more than the padded one:
-    with these shapes (the least shape of each combination of slow paths) the minimum over them is the least
-    time of any shape at least as large in every dimension, which makes the price non-decreasing in ``n`` and
-    ``k`` (see :meth:`dcsim.compute.predictor.DeviceModel.predict`)."""
-    shapes: set[tuple[int, int]] = set()
-    n_aligned, k_aligned = _ceil_to(n, ALIGN_ELEMENTS), _ceil_to(k, ALIGN_ELEMENTS)
-    if unaligned:
-        shapes.add((n_aligned, k_aligned))
-    if short_rows:
-        page_k = math.ceil(PAGE_BYTES / row_element_bytes)
-        shapes.add((n, max(k, page_k)))
-        shapes.add((n_aligned, max(k_aligned, page_k)))
-    shapes.discard((n, k))
-    return sorted(shapes)
+def page_row_elements(element_bytes: float) -> int:
+    """Elements of a weight row one page long (:data:`PAGE_BYTES`): the shortest row a GEMV streams at full
+    speed (see :func:`short_row_pages`)."""
+    return math.ceil(PAGE_BYTES / element_bytes)
 
 
 def _check_common(precision: str, phase: str) -> None:
@@ -159,9 +140,9 @@ class Op:
         return BYTES_PER_ELEMENT[self.precision]
 
     def padded(self) -> tuple[Op, ...]:
-        """Ops at least as large as this one in every dimension that avoid a slow path it takes (see
-        :meth:`Matmul.padded`); empty for ops without such a path. The cost model prices an op at no more than
-        its padded ops: zero-padding the operands computes the same result."""
+        """Ops at least as large as this one in every dimension that avoid a modelled slow path it takes (see
+        :meth:`Matmul.padded`); empty for ops without one. The cost model prices an op at no more than its padded
+        ops: zero-padding the operands computes the same result."""
         return ()
 
     def with_rows(self, rows: int) -> Op | None:
@@ -249,11 +230,16 @@ class Matmul(Op):
         return self.n % ALIGN_ELEMENTS != 0 or self.k % ALIGN_ELEMENTS != 0
 
     def padded(self) -> tuple[Op, ...]:
-        """The product with ``n`` and ``k`` padded past its slow paths (:func:`padded_shapes`: alignment to 8
-        elements, page-long weight rows for a GEMV): an unaligned product never costs more than the next aligned
-        one up, so time does not fall as ``n`` or ``k`` grows onto a multiple of 8."""
-        shapes = padded_shapes(self.n, self.k, self.unaligned, self.segments > 0, self.element_bytes)
-        return tuple(dataclasses.replace(self, n=n, k=k) for n, k in shapes)
+        """A GEMV whose weight rows are shorter than a page, with ``k`` raised to a page-long row
+        (:func:`page_row_elements`); else empty. :func:`short_row_pages` prices short rows with a cost per page
+        that stops at a page-long row, a step the measurements (4-13 GB/s for 256 B-2 KiB rows, 15-24 GB/s
+        from 4 KiB, none between) cannot place at one width: priced at no more than the padded GEMV, time does
+        not fall as ``k`` reaches a page. Unaligned products (:attr:`unaligned`) are not padded: their penalty
+        is measured at the shapes models use (PyTorch does not pad GPT-2's 50,257-token head), so a product of
+        50,257 columns may cost more than one of 50,264."""
+        if self.segments <= 0:
+            return ()
+        return (dataclasses.replace(self, k=page_row_elements(self.element_bytes)),)
 
     def with_rows(self, rows: int) -> Op | None:
         """The product with ``rows`` rows where it is of kind ``matmul`` (priced along the row classes), else
@@ -695,9 +681,9 @@ class WeightOnlyMatmul(Op):
 
     def padded(self) -> tuple[Op, ...]:
         """As :meth:`Matmul.padded`, for the stored (low-bit) weight rows."""
-        row_bytes = BYTES_PER_ELEMENT[self.weight_precision]
-        shapes = padded_shapes(self.n, self.k, self.unaligned, self.segments > 0, row_bytes)
-        return tuple(dataclasses.replace(self, n=n, k=k) for n, k in shapes)
+        if self.segments <= 0:
+            return ()
+        return (dataclasses.replace(self, k=page_row_elements(BYTES_PER_ELEMENT[self.weight_precision])),)
 
     def with_rows(self, rows: int) -> Op | None:
         """The product with ``rows`` input rows (see :meth:`Matmul.with_rows`)."""

@@ -149,10 +149,11 @@ class DeviceModel:
         """Seconds ``op`` takes on this device: its class's roofline (:meth:`fit_for`) under three rules that
         keep a larger op from ever costing less, plus, on a profiled CPU, page faults.
 
-        - Padding: an op is priced at no more than its padded ops (``op.padded()``: an unaligned GEMM at the
-          next aligned size up, a GEMV's short weight rows at a page long), which compute the same result
-          from zero-padded operands; the minimum is the least price of any op at least as large, so price
-          does not fall as ``n`` or ``k`` grows.
+        - Padding: an op is priced at no more than its padded ops (``op.padded()``: a GEMV's short weight
+          rows at a page long), which compute the same result from zero-padded operands; the minimum is the
+          least price of any such op at least as large, so price does not fall as ``k`` reaches a page.
+          Unaligned GEMMs (``n`` or ``k`` not a multiple of 8) keep their measured penalty and may cost more
+          than the next aligned size up: PyTorch runs them unpadded (see :meth:`Matmul.padded`).
         - Row classes: products of 1 row (GEMV), 2-16 rows (skinny) and more (GEMM) have separate fits
           (:func:`~dcsim.compute.ops.matmul_class`). At each switch a boundary price ``b`` (:meth:`_row_bounds`)
           caps the class below and floors the class above, so more rows never cost less. ``b`` is the lower
