@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcsim.calibrate.e2e_models import LLAMA_SPECS, e2e_ops
 from dcsim.catalog import load_catalog
 from dcsim.compute import (
     CostModel,
@@ -22,7 +23,6 @@ from dcsim.compute import (
     save_profile,
 )
 from dcsim.compute.calibration import FIT_VERSION, fit_profile, with_fits
-from dcsim.models import ResNetConfig, get_model
 
 CPU_OP_TARGET_PCT = 10.0
 E2E_TARGET_PCT = 15.0
@@ -52,12 +52,8 @@ def end_to_end_rows(profile: Profile, model: CostModel) -> list[EndToEndRow]:
     """Every end-to-end measurement of a profile with its prediction."""
     rows = []
     for entry in profile.end_to_end:
-        config = get_model(entry.model)
-        if isinstance(config, ResNetConfig):
-            ops = config.ops(entry.batch, entry.size, entry.precision)
-        else:
-            ops = config.ops(entry.batch, entry.size, precision=entry.precision)
-        predicted = ops.time(lambda op: model.predict(op, profile.device_id), entry.phase)
+        ops = e2e_ops(entry.model, entry.batch, entry.size, entry.phase, entry.precision)
+        predicted = sum(model.predict(op, profile.device_id) * count for op, count in ops)
         rows.append(
             EndToEndRow(
                 entry.model,
@@ -116,6 +112,27 @@ def _e2e_table(rows: Sequence[EndToEndRow]) -> list[str]:
             f"{_seconds(r.predicted_s)} | {r.error_pct:+.1f}% |"
         )
     return lines
+
+
+def _llama_note(rows: Sequence[EndToEndRow]) -> list[str]:
+    """A line describing the Llama-style models among the end-to-end rows (none if there are none)."""
+    names = [name for name in LLAMA_SPECS if any(row.model == name for row in rows)]
+    if not names:
+        return []
+    shapes = "; ".join(
+        f"{name}: {spec['layers']} layers, hidden {spec['hidden']}, {spec['heads']} heads, {spec['kv_heads']} KV"
+        f" heads, MLP {spec['ffn_hidden']}, vocabulary {spec['vocab']}"
+        + (", tied head" if spec.get("tied_embeddings") else "")
+        for name, spec in LLAMA_SPECS.items()
+        if name in names
+    )
+    return [
+        "",
+        "The `llama-*` rows are Llama-style decoders written as current code writes them (`nn.RMSNorm`, SwiGLU,"
+        " grouped-query `F.scaled_dot_product_attention`, rotary positions; `dcsim.calibrate.torch_llama`),"
+        f" described to dcsim inline ({shapes}). No fit used their shapes: their token counts, vocabulary and"
+        " grouped-query attention are none of the calibration grid's.",
+    ]
 
 
 def _fit_table(profile: Profile) -> list[str]:
@@ -201,7 +218,11 @@ def _profile_section(profile: Profile, model: CostModel, plot_path: Path, doc_di
         "### End to end",
         "",
         "dcsim's prediction is the sum of its op predictions for its own description of the model "
-        "(`dcsim.models`), with fits from all of this profile's points.",
+        "(`dcsim.models`), with fits from all of this profile's points. Phases: `fwd` a forward pass with "
+        "logits at every position, `fwd+bwd` a training step (cross-entropy over every position, no optimizer "
+        "step; priced with training's op list), `prefill` a serving engine's prompt pass (KV-cache writes, "
+        "logits of the last position only; priced with serving's op list, `dcsim.models.inference.prefill_ops`).",
+        *_llama_note(e2e),
         "",
         *(_e2e_table(e2e) if e2e else ["(no end-to-end measurements in this profile)"]),
         "",
