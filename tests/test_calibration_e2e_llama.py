@@ -13,7 +13,7 @@ import pytest
 
 from dcsim.calibrate.e2e_models import E2E_CPU, LLAMA_SPECS, e2e_model, e2e_ops
 from dcsim.compression.transforms import prune_heads
-from dcsim.compute import CostModel, Pointwise, load_profile
+from dcsim.compute import CostModel, Matmul, Normalization, Pointwise, load_profile
 from dcsim.models import TransformerConfig, model_from_spec
 from dcsim.models.inference import dense_layers, prefill_ops
 
@@ -129,11 +129,11 @@ def test_training_op_list_rotates_queries_and_keys_per_layer():
 def test_prefill_head_norms_every_token_and_computes_the_last_positions_logits():
     cfg = _tiny()
     head_norm, head_logits = dense_layers(cfg, 24, 2).layers[-2:]
-    assert head_norm.name == "head.norm" and head_norm.op.rows == 24
-    assert head_logits.name == "head.logits" and head_logits.op.m == 2
-    assert e2e_ops("llama-h512-l8", 2, 192, "prefill", "fp32") == prefill_ops(
-        e2e_model("llama-h512-l8"), [192, 192], precision="fp32"
-    )
+    assert head_norm.name == "head.norm" and head_norm.op == Normalization("rmsnorm", 24, 64, "fp16")
+    assert head_logits.name == "head.logits" and head_logits.op == Matmul(2, 101, 64, precision="fp16")
+    llama = e2e_model("llama-h512-l8")
+    assert isinstance(llama, TransformerConfig)
+    assert e2e_ops("llama-h512-l8", 2, 192, "prefill", "fp32") == prefill_ops(llama, [192, 192], precision="fp32")
 
 
 def test_training_case_prices_the_training_op_list():
