@@ -377,8 +377,10 @@ def _measure_cases(
         for batch in batches:
             try:
                 taken = measure_end_to_end(model_id, size, batch, device, precision, cfg.quick, phases)
-            except Exception as error:
-                cfg.notes.append(f"end-to-end {model_id} b{batch}: {type(error).__name__}: {error}"[:300])
+            except Exception as error:  # one failing case must not lose the run
+                note = f"end-to-end {model_id} b{batch}: {type(error).__name__}: {error}"[:300]
+                cfg.notes.append(note)
+                cfg.log(f"  {note}")
                 continue
             e2e.extend(taken)
             cfg.log(f"  {model_id} batch {batch}: " + ", ".join(f"{e.median_s:.4f} s {e.phase}" for e in taken))
