@@ -331,7 +331,8 @@ def _layer_section(vidur_dir: Path, model: CostModel) -> list[str]:
         " dcsim imports; the attention core too for Llama-2-70B at TP 2 on the A100), at token counts no profile"
         f" holds: decode steps of {' and '.join(map(str, DECODE_TOKENS))} sequences, prefill chunks of"
         f" {' and '.join(map(str, PREFILL_TOKENS))} tokens, every model and TP degree in the files; against"
-        " dcsim's prediction of the same ops (`dcsim.calibrate.layer_check`). Error = predicted / measured - 1.",
+        " dcsim's prediction of the same ops (`dcsim.calibrate.layer_check`). Error = predicted / measured - 1."
+        " Vidur publishes no Llama-2-13B profile; its neighbours in size here are InternLM-20B and CodeLlama-34B.",
         "",
         "| device | step | layers | median abs error | within 10% | worst |",
         "|---|---|---:|---:|---:|---:|",
