@@ -122,3 +122,17 @@ def test_accelerators_never_stream_faster_than_their_memory():
         assert np.allclose(many, times, rtol=1e-12)
     cpu = CostModel().device("host-cpu")
     assert cpu.floor_bytes_per_s == 0.0
+
+
+@pytest.mark.parametrize("device", ["a100-sxm-80gb", "h100-sxm", "h200-sxm", "l4"])
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_sharing_kv_heads_never_slows_decode_attention(device, precision):
+    """Decode attention is memory-bound: 64 query heads sharing 8 KV heads (Llama-2-70B) read the same KV
+    cache as 8 query heads on 8 KV heads, and must cost about as much (the query and output are 1/kv_len of
+    the bytes), not the 8x a compute term fitted on multi-head shapes gave it."""
+    for batch, kv_len in ((1, 512), (16, 1024), (64, 2048), (128, 4096)):
+        grouped = Attention(batch, 64, 1, kv_len, 128, False, 8, precision)
+        multi = Attention(batch, 8, 1, kv_len, 128, False, 8, precision)
+        mqa = Attention(batch, 64, 1, kv_len, 128, False, 1, precision)
+        assert predict(grouped, device) <= 1.1 * predict(multi, device)
+        assert predict(mqa, device) <= predict(grouped, device)

@@ -24,20 +24,28 @@ import torch
 import torch.nn.functional as F
 
 from dcsim.calibrate.cases import build_case
+from dcsim.calibrate.e2e_models import E2E_CPU, E2E_CUDA, e2e_model
 from dcsim.calibrate.grid import int8_matmul_grid, matmul_only_grid, op_grid, sparse_matmul_grid
 from dcsim.calibrate.timing import TimingSettings, clock_name, first_call_s, measure
+from dcsim.calibrate.torch_llama import TorchLlama, is_llama_style
 from dcsim.calibrate.torch_models import build_torch_model, example_inputs
 from dcsim.catalog import load_catalog
 from dcsim.compute.calibration import with_fits
 from dcsim.compute.ops import Matmul, Op, Pointwise
 from dcsim.compute.profile import EndToEnd, Measurement, Profile, merge_profiles, op_class, save_profile
-from dcsim.models import ResNetConfig, TransformerConfig, get_model
+from dcsim.models import ResNetConfig, TransformerConfig
 
 Log = Callable[[str], None]
 
-#: End-to-end cases: (model id, size, batches). Size is tokens per sequence or image side in pixels.
-E2E_CPU = (("gpt2-small", 128, (1, 2)), ("bert-base", 128, (1, 2)), ("resnet50", 224, (1, 2)))
-E2E_CUDA = (("gpt2-small", 1024, (4, 16)), ("bert-base", 512, (8, 32)), ("resnet50", 224, (32, 128)))
+__all__ = [
+    "E2E_CPU",
+    "E2E_CUDA",
+    "RunConfig",
+    "measure_end_to_end",
+    "measure_op_sum",
+    "run_calibration",
+    "run_end_to_end_only",
+]
 
 
 @dataclass
@@ -64,6 +72,8 @@ class RunConfig:
     classes: tuple[str, ...] = ()
     #: time the operands a serving step streams cold (see :mod:`dcsim.calibrate.cases`)
     cold: bool = False
+    #: end-to-end cases of these models only (all of the device's if empty)
+    e2e_models: tuple[str, ...] = ()
 
 
 class PrecisionError(ValueError):
@@ -267,15 +277,27 @@ def _time_step(fn: Callable[[], object], device: torch.device, quick: bool) -> t
 
 
 def measure_end_to_end(
-    model_id: str, size: int, batch: int, device: torch.device, precision: str, quick: bool
+    model_id: str,
+    size: int,
+    batch: int,
+    device: torch.device,
+    precision: str,
+    quick: bool,
+    phases: tuple[str, ...] = ("fwd", "fwd+bwd"),
 ) -> list[EndToEnd]:
-    """Forward (no autograd) and forward+backward (gradients set to None first, as in a training loop;
-    no optimizer step) of a whole model."""
-    cfg = get_model(model_id)
+    """One measurement per phase of a whole model (see :mod:`dcsim.calibrate.e2e_models`): ``fwd`` (no
+    autograd, logits at every position), ``fwd+bwd`` (gradients set to None first, as in a training loop;
+    cross-entropy over every position; no optimizer step) and ``prefill`` (a Llama-style decoder's prompt pass:
+    KV-cache writes into a cache allocated beforehand, logits of the last positions only)."""
+    cfg = e2e_model(model_id)
     if not isinstance(cfg, TransformerConfig | ResNetConfig):
         raise ValueError(f"end-to-end checks build decoder/encoder transformers and ResNets, not {model_id!r}")
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    model = build_torch_model(cfg).to(device=device, dtype=dtype)
+    if isinstance(cfg, TransformerConfig) and is_llama_style(cfg):
+        model: torch.nn.Module = TorchLlama(cfg).train()
+    else:
+        model = build_torch_model(cfg)
+    model = model.to(device=device, dtype=dtype)
     inputs, targets = example_inputs(cfg, batch, size, device)
     if inputs.is_floating_point():
         inputs = inputs.to(dtype)
@@ -291,27 +313,132 @@ def measure_end_to_end(
         loss.backward()
         return loss
 
+    steps: dict[str, Callable[[], object]] = {"fwd": forward, "fwd+bwd": training_step}
+    if "prefill" in phases:
+        if not isinstance(model, TorchLlama):
+            raise ValueError(f"{model_id}: prefill cases are measured for Llama-style decoders")
+        llama_model, caches = model, model.new_cache(batch, size)
+
+        def prefill() -> object:
+            with torch.no_grad():
+                return llama_model.prefill(inputs, caches)
+
+        steps["prefill"] = prefill
     out = []
-    for phase, fn in (("fwd", forward), ("fwd+bwd", training_step)):
-        median, p10, p90, samples = _time_step(fn, device, quick)
+    for phase in phases:
+        median, p10, p90, samples = _time_step(steps[phase], device, quick)
         out.append(EndToEnd(model_id, batch, size, phase, precision, median, p10, p90, samples))
     model.zero_grad(set_to_none=True)
     return out
 
 
-def run_calibration(cfg: RunConfig) -> Profile:
-    """Measure the grid (and the end-to-end models) on ``cfg.device``; write and return the profile."""
+def measure_op_sum(ops: list[tuple[Op, int]], device: torch.device, quick: bool) -> dict[Op, float]:
+    """Seconds per call of each distinct op of an op list, timed now as the calibration times it (its own
+    case for the op's shape, forward or backward, the grid's settings; the forward of GEMMs of at most 16 rows
+    with cold weights, as the shipped CPU profile has them): the op list's ``sum(seconds[op] * count)`` is
+    what the model costs as measured op by op, free of any fit."""
+    settings = _settings(device, quick)
+    seconds: dict[Op, float] = {}
+    for op, _ in ops:
+        if op in seconds:
+            continue
+        case = build_case(replace(op, phase="fwd"), device, cold=True)  # type: ignore[type-var]
+        if op.phase == "fwd":
+            with torch.no_grad():
+                seconds[op] = measure(case.forward, device, settings).median_s
+        elif case.backward is not None:
+            seconds[op] = measure(case.backward, device, settings).median_s
+        else:
+            raise ValueError(f"{op.fit_key}: the calibration times no backward of this op")
+    return seconds
+
+
+def _e2e_cases(
+    device: torch.device, models: tuple[str, ...]
+) -> list[tuple[str, int, tuple[int, ...], tuple[str, ...]]]:
+    """The device's end-to-end cases, of ``models`` only where given (ValueError naming unknown ones)."""
+    cases = list(E2E_CUDA if device.type == "cuda" else E2E_CPU)
+    unknown = [name for name in models if name not in {case[0] for case in cases}]
+    if unknown:
+        known = ", ".join(case[0] for case in cases)
+        raise ValueError(f"no end-to-end case for {', '.join(unknown)} on {device.type} (cases: {known})")
+    return [case for case in cases if not models or case[0] in models]
+
+
+def _measure_cases(
+    cfg: RunConfig, device: torch.device, e2e: list[EndToEnd], on_case: Callable[[], object]
+) -> list[EndToEnd]:
+    """Every selected end-to-end case on ``device`` (bf16 on CUDA, fp32 on CPUs), appended to ``e2e``
+    (returned) case by case, ``on_case`` called after each; each failure is a note."""
+    if device.type == "cuda":
+        _set_tf32(False)
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    for model_id, size, batches, phases in _e2e_cases(device, cfg.e2e_models):
+        for batch in batches:
+            try:
+                taken = measure_end_to_end(model_id, size, batch, device, precision, cfg.quick, phases)
+            except Exception as error:  # one failing case must not lose the run
+                note = f"end-to-end {model_id} b{batch}: {type(error).__name__}: {error}"[:300]
+                cfg.notes.append(note)
+                cfg.log(f"  {note}")
+                continue
+            e2e.extend(taken)
+            cfg.log(f"  {model_id} batch {batch}: " + ", ".join(f"{e.median_s:.4f} s {e.phase}" for e in taken))
+            on_case()
+    return e2e
+
+
+def _quieter_cases(runs: list[list[EndToEnd]]) -> list[EndToEnd]:
+    """Per case (model, batch, size, phase, precision), the lowest-median measurement of the runs."""
+    cases: dict[tuple[str, int, int, str, str], EndToEnd] = {}
+    for entry in (entry for run in runs for entry in run):
+        key = (entry.model, entry.batch, entry.size, entry.phase, entry.precision)
+        if key not in cases or entry.median_s < cases[key].median_s:
+            cases[key] = entry
+    return list(cases.values())
+
+
+def _select_device(cfg: RunConfig) -> tuple[torch.device, str, str]:
+    """(torch device, device name, profile id) of a run; fixes the CPU thread count."""
     if cfg.device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("--device cuda: torch sees no CUDA device")
         device = torch.device("cuda")
         name = torch.cuda.get_device_name(device)
-        device_id = cfg.device_id or cuda_device_id(name)
-    else:
-        device = torch.device("cpu")
-        torch.set_num_threads(cfg.threads)
-        name = f"{cpu_name()} ({cfg.threads} thread{'s' if cfg.threads > 1 else ''})"
-        device_id = cfg.device_id or "host-cpu"
+        return device, name, cfg.device_id or cuda_device_id(name)
+    torch.set_num_threads(cfg.threads)
+    name = f"{cpu_name()} ({cfg.threads} thread{'s' if cfg.threads > 1 else ''})"
+    return torch.device("cpu"), name, cfg.device_id or "host-cpu"
+
+
+def run_end_to_end_only(cfg: RunConfig) -> Profile:
+    """Measure the end-to-end cases (of ``cfg.e2e_models``) and add them to the profile ``cfg.merge_with``,
+    written to ``cfg.out``: as many passes as a full run's grid (one with ``quick``, else two), each case keeping
+    its quieter pass, and the quieter of that and the profile's own measurement of the case. The rest of the
+    profile (points, fits, notes, date) is written back unchanged."""
+    if cfg.merge_with is None or cfg.out is None:
+        raise ValueError("an end-to-end-only run adds to an existing profile: give merge_with and out")
+    device, _, device_id = _select_device(cfg)
+    base = cfg.merge_with
+    if (base.device_id, base.backend, base.threads) != (device_id, device.type, torch.get_num_threads()):
+        raise ValueError(
+            f"the profile is of {base.device_id} ({base.backend}, {base.threads} thread(s)), this run of"
+            f" {device_id} ({device.type}, {torch.get_num_threads()} thread(s))"
+        )
+    torch.manual_seed(0)
+    passes = 1 if cfg.quick or device.type == "cuda" else 2
+    runs = [list(base.end_to_end)]
+    for number in range(passes):
+        cfg.log(f"end-to-end pass {number + 1} of {passes} on {device_id}")
+        runs.append(_measure_cases(cfg, device, [], lambda: None))
+    profile = replace(base, end_to_end=tuple(_quieter_cases(runs)))
+    save_profile(profile, cfg.out)
+    return profile
+
+
+def run_calibration(cfg: RunConfig) -> Profile:
+    """Measure the grid (and the end-to-end models) on ``cfg.device``; write and return the profile."""
+    device, name, device_id = _select_device(cfg)
     torch.manual_seed(0)
     started = time.perf_counter()
     points: list[Measurement] = []
@@ -370,20 +497,7 @@ def run_calibration(cfg: RunConfig) -> Profile:
         cfg.log(f"  {precision}: {len(rounds)} measurements, {len(failed)} ops skipped, {elapsed:.0f} s")
         save()
     if cfg.end_to_end:
-        if device.type == "cuda":
-            _set_tf32(False)
-        cases = E2E_CUDA if device.type == "cuda" else E2E_CPU
-        precision = "bf16" if device.type == "cuda" else "fp32"
-        for model_id, size, batches in cases:
-            for batch in batches:
-                try:
-                    e2e.extend(measure_end_to_end(model_id, size, batch, device, precision, cfg.quick))
-                    cfg.log(
-                        f"  {model_id} batch {batch}: {e2e[-2].median_s:.4f} s fwd, {e2e[-1].median_s:.4f} s fwd+bwd"
-                    )
-                except Exception as error:
-                    cfg.notes.append(f"end-to-end {model_id} b{batch}: {type(error).__name__}: {error}"[:300])
-                save()
+        _measure_cases(cfg, device, e2e, save)
     profile = save(final=True)
     cfg.log(f"done in {time.perf_counter() - started:.0f} s: {len(points)} points, {len(e2e)} end-to-end")
     return profile

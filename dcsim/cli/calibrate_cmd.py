@@ -37,6 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, help="profile path or folder (with --report: the report path)")
     parser.add_argument("--device-id", default=None, help="profile id (default host-cpu or the GPU's id)")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end model timings")
+    parser.add_argument(
+        "--e2e-only",
+        action="store_true",
+        help="time only the end-to-end models and add them to the existing profile (its points and fits unchanged;"
+        " a case it has keeps the quieter of the two measurements)",
+    )
+    parser.add_argument(
+        "--models",
+        default=None,
+        metavar="LIST",
+        help="end-to-end cases of these models only (comma-separated, e.g. llama-h512-l8,gpt2-small)",
+    )
     parser.add_argument("--budget-s", default=None, help="stop measuring ops after this many seconds")
     parser.add_argument("--profiles", default=None, help="profile folder for --report")
     parser.add_argument(
@@ -111,6 +123,21 @@ def _op_classes(value: str) -> tuple[str, ...]:
     return names
 
 
+def _e2e_model_list(value: str, device: str) -> tuple[str, ...]:
+    """The models named by ``--models``: each one an end-to-end case of the device."""
+    from dcsim.calibrate.e2e_models import E2E_CPU, E2E_CUDA
+
+    known = [case[0] for case in (E2E_CUDA if device == "cuda" else E2E_CPU)]
+    names = tuple(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+    unknown = [name for name in names if name not in known]
+    if not names or unknown:
+        shown = ", ".join(unknown) or repr(value)
+        raise UserInputError.single(
+            "--models", f"no end-to-end case for {shown} on {device} (cases: {', '.join(known)})"
+        )
+    return names
+
+
 def _report(args: argparse.Namespace) -> int:
     from dcsim.calibrate.report import write_report
 
@@ -172,12 +199,17 @@ def handle(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("torch") is None:
         print('error: dcsim calibrate needs PyTorch: pip install -e ".[calibrate]"', file=sys.stderr)
         return EXIT_NO_TORCH
-    from dcsim.calibrate.harness import PrecisionError, RunConfig, run_calibration
+    from dcsim.calibrate.harness import PrecisionError, RunConfig, run_calibration, run_end_to_end_only
 
     device_id = args.device_id
     if device_id is not None and (not device_id or os.sep in device_id or device_id.startswith(".")):
         raise UserInputError.single("--device-id", f"not a usable file name: {device_id!r}")
     classes = _op_classes(args.remeasure) if args.remeasure is not None else ()
+    models = _e2e_model_list(args.models, args.device) if args.models is not None else ()
+    if args.e2e_only and (classes or args.no_e2e):
+        raise UserInputError.single(
+            "--e2e-only", "measures the end-to-end models only: not with --remeasure or --no-e2e"
+        )
     precisions = _precision_list(args.precisions) if args.precisions is not None else ()
     if precisions and classes and not args.merge:
         raise UserInputError.single(
@@ -194,6 +226,7 @@ def handle(args: argparse.Namespace) -> int:
         classes=classes,
         cold=args.cold,
         precisions=precisions,
+        e2e_models=models,
     )
     folder = REPO_ROOT / "calibration" / "profiles"
     if args.out and not Path(args.out).is_dir():
@@ -211,11 +244,13 @@ def handle(args: argparse.Namespace) -> int:
     assert config.out is not None
     if classes and not config.out.is_file():
         raise UserInputError.single("--remeasure", f"needs an existing profile to update: no {config.out}")
-    if (args.merge or classes) and config.out.is_file():
+    if args.e2e_only and not config.out.is_file():
+        raise UserInputError.single("--e2e-only", f"needs an existing profile to add to: no {config.out}")
+    if (args.merge or classes or args.e2e_only) and config.out.is_file():
         from dcsim.compute import ProfileError, load_profile
         from dcsim.compute.profile import without_classes
 
-        option = "--remeasure" if classes else "--merge"
+        option = "--remeasure" if classes else "--e2e-only" if args.e2e_only else "--merge"
         try:
             config.merge_with = load_profile(config.out)
         except ProfileError as error:
@@ -227,10 +262,18 @@ def handle(args: argparse.Namespace) -> int:
             kept = " (quieter measurement kept)" if args.merge else ""
             config.notes.append(f"re-measured {', '.join(classes)}{how} on {datetime.date.today().isoformat()}{kept}")
     try:
-        run_calibration(config)
+        if args.e2e_only:
+            run_end_to_end_only(config)
+        else:
+            run_calibration(config)
     except PrecisionError as error:
         raise UserInputError.single("--precisions", str(error)) from None
     except RuntimeError as error:
         raise UserInputError.single("--device", str(error)) from None
+    except ValueError as error:
+        if not args.e2e_only:
+            raise
+        # a profile of another device or thread count
+        raise UserInputError.single("--e2e-only", str(error)) from None
     print(f"wrote {config.out}")
     return 0

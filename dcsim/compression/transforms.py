@@ -97,8 +97,9 @@ def compress_architecture(config: Any, recipe: Recipe) -> tuple[Any, int | None]
 
 def prune_heads(ops: ModelOps, heads: int, kept: int) -> ModelOps:
     """The op list with ``kept`` of ``heads`` attention heads per layer (head width unchanged): QKV output
-    columns, the attention core, its layout copy and the output projection's input rows shrink. ``ops`` may
-    be a tensor-parallel shard (its ops then hold ``heads / tp`` heads; the same fraction is kept)."""
+    columns, the attention core, its layout copy, the rotary embedding of queries and keys and the output
+    projection's input rows shrink. ``ops`` may be a tensor-parallel shard (its ops then hold ``heads / tp``
+    heads; the same fraction is kept)."""
     out = []
     for layer in ops.layers:
         op = layer.op
@@ -114,7 +115,9 @@ def prune_heads(ops: ModelOps, heads: int, kept: int) -> ModelOps:
             op = dataclasses.replace(op, n=max(1, op.n * kept // heads))
         elif isinstance(op, Matmul) and tail in ("attn.proj", "xattn.proj"):
             op = dataclasses.replace(op, k=max(1, op.k * kept // heads))
-        elif isinstance(op, Pointwise) and tail in ("attn.layout", "xattn.layout", "attn.position_bias"):
+        elif isinstance(op, Pointwise) and (
+            tail in ("attn.layout", "xattn.layout", "attn.position_bias") or tail.startswith("rope_")
+        ):  # per-head activations: the layout copy, position bias, rotary embedding of queries and keys
             op = dataclasses.replace(op, numel=max(1, op.numel * kept // heads))
         out.append(dataclasses.replace(layer, op=op))
     return ModelOps(f"{ops.name} heads{kept}/{heads}", tuple(out))

@@ -8,7 +8,14 @@ attention is per sequence: a prefill chunk of ``q`` tokens after ``past`` cached
 ``Attention(q_len=q, kv_len=past + q, causal)``, a decode step is ``Attention(q_len=1, kv_len=context)``
 (kind ``attention_decode``) against the sequence's cache. New keys and values are written to the cache
 (``attn.kv_write``). The output head computes logits only at the last position of each sequence (as vLLM
-does), so it runs over ``sequences`` rows, not over every token.
+does), so it runs over ``sequences`` rows, not over every token; the final norm before it runs over every
+token (vLLM's model forward normalizes all hidden states; ``compute_logits`` then picks the last positions).
+Rotary position embeddings (``positional: rope``) are not listed: serving engines rotate the new queries
+and keys with one fused kernel in place (vLLM's ``rotary_embedding`` op, ``csrc/pos_encoding_kernels.cu``),
+one read and one write of ``tokens x (heads + kv_heads) x head_dim`` elements per layer, under 1% of a prefill
+on a CPU; GPU profiles time such a kernel at eager PyTorch's dispatch cost, which CUDA-graph engines do not
+pay. Training code applies the rotation unfused, and :meth:`TransformerConfig.ops` lists it
+(:func:`dcsim.models.transformer.rotary_training_ops`).
 
 An encoder (``family: encoder``, BERT-style) serves a classification or embedding request in one forward
 pass over its whole input: bidirectional attention (``causal=False``), no cache write, no decode step. Its
@@ -102,9 +109,10 @@ def allreduce_bytes(cfg: TransformerConfig, tokens: int, precision: str) -> floa
 
 def dense_layers(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 1, precision: str = "fp16") -> ModelOps:
     """Every op of an iteration but the attention cores, named: embeddings over ``tokens`` new tokens, the
-    layers' GEMMs, norms, activations, residuals and (decoder) cache writes, and the head over ``sequences``
-    rows (decoder: final norm and logits of the last positions; encoder: the pooler of the first positions).
-    The last two ops are always the head."""
+    layers' GEMMs, norms, activations, residuals and (decoder) cache writes, and the head (decoder: the
+    final norm over every token, as vLLM's ``LlamaModel.forward`` applies it before ``compute_logits`` picks
+    the last positions, and the logits of the last position of each of the ``sequences``; encoder: the pooler
+    of the first positions). The last two ops are always the head."""
     _check(cfg, tp)
     if tokens < 1 or sequences < 1 or sequences > tokens:
         raise ValueError(f"need 1 <= sequences ({sequences}) <= tokens ({tokens})")
@@ -160,7 +168,7 @@ def dense_layers(cfg: TransformerConfig, tokens: int, sequences: int, tp: int = 
     ops.append(block("mlp.residual", Pointwise("add", tokens * d, p)))
     if decoder:
         ops += [
-            LayerOp("head.norm", Normalization(cfg.norm, sequences, d, p), part="post"),
+            LayerOp("head.norm", Normalization(cfg.norm, tokens, d, p), part="post"),
             LayerOp("head.logits", Matmul(sequences, cfg.vocab // tp, d, precision=p), part="post"),
         ]
     else:

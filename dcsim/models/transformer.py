@@ -26,6 +26,26 @@ ACTIVATIONS = ("gelu", "silu", "swiglu", "relu")
 POSITIONALS = ("learned", "rope", "none", "relative", "sinusoidal")
 
 
+def rotary_training_ops(tokens: int, heads: int, kv_heads: int, head_dim: int, precision: str) -> list[tuple[str, Op]]:
+    """(name, op) of one layer's rotary position embedding as training code applies it: Hugging Face
+    ``transformers``' ``apply_rotary_pos_emb`` (``models/llama/modeling_llama.py``, 4.5x) computes
+    ``x * cos + rotate_half(x) * sin`` with ``rotate_half(x) = cat(-x2, x1)`` for the queries and then the
+    keys, five elementwise kernels each: the negation of half the elements, the concatenation (a copy),
+    two multiplies and an add (the cos/sin table, ``seq x head_dim``, is computed once per forward pass
+    and is left out: four kernels of a few thousand elements)."""
+    out: list[tuple[str, Op]] = []
+    for tensor, count in (("q", heads), ("k", kv_heads)):
+        numel = tokens * count * head_dim
+        out += [
+            (f"attn.rope_{tensor}.negate", Pointwise("copy", numel // 2, precision)),  # unary: a copy's traffic
+            (f"attn.rope_{tensor}.rotate", Pointwise("copy", numel, precision)),
+            (f"attn.rope_{tensor}.cos", Pointwise("mul", numel, precision)),
+            (f"attn.rope_{tensor}.sin", Pointwise("mul", numel, precision)),
+            (f"attn.rope_{tensor}.add", Pointwise("add", numel, precision)),
+        ]
+    return out
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
     """A transformer's shape. ``family`` is ``decoder`` (causal, LM head) or ``encoder`` (bidirectional,
@@ -34,7 +54,8 @@ class TransformerConfig:
     (gate and up projections fused, ``ffn_hidden`` wide each); ``positional`` ``learned`` adds a
     position-embedding table of ``max_seq_len`` rows, ``relative`` a T5 bucketed bias table
     (``relative_buckets`` x heads, added to every layer's attention scores), ``sinusoidal`` a fixed table
-    (no parameters), ``rope`` and ``none`` no table. ``bias`` gives Linear layers a bias vector;
+    (no parameters), ``rope`` no table but the rotation of every layer's queries and keys
+    (:func:`rotary_training_ops`), ``none`` nothing. ``bias`` gives Linear layers a bias vector;
     ``tied_embeddings`` shares the token table with the output head (the head's matmul still runs).
     ``pre_norm`` (default: True for decoders, False for encoders, as in BERT) puts the norms before the
     attention and MLP. ``experts`` > 1 makes every MLP a mixture of experts: a router picks
@@ -214,6 +235,8 @@ class TransformerConfig:
         attn = [op("attn.qkv", Matmul(tokens, (heads + 2 * kv) * hd, d, precision=p), weights=True, bias=self.bias)]
         if self.positional == "relative":  # the shared bias is added to every layer's scores
             attn.append(op("attn.position_bias", Pointwise("add", batch * heads * seq_len * seq_len, p)))
+        if self.positional == "rope":
+            attn += [op(name, value) for name, value in rotary_training_ops(tokens, heads, kv, hd, p)]
         causal = self.family == "decoder"
         attn += [
             op("attn.core", Attention(batch, heads, seq_len, seq_len, hd, causal, kv, p)),
