@@ -145,9 +145,14 @@ class Op:
         ops: zero-padding the operands computes the same result."""
         return ()
 
+    @property
+    def row_classes(self) -> bool:
+        """True for ops priced along the row classes of :func:`matmul_class` (dense products of kind ``matmul``,
+        which have ``m`` rows)."""
+        return False
+
     def with_rows(self, rows: int) -> Op | None:
-        """The same product with ``rows`` rows, for ops priced along the row classes of :func:`matmul_class`
-        (dense products of kind ``matmul``); None for other ops."""
+        """The same product with ``rows`` rows where :attr:`row_classes`; None for other ops."""
         return None
 
     def backward(self) -> Op:
@@ -241,10 +246,14 @@ class Matmul(Op):
             return ()
         return (dataclasses.replace(self, k=page_row_elements(self.element_bytes)),)
 
+    @property
+    def row_classes(self) -> bool:
+        """Products of kind ``matmul`` (batch 1, dense) are priced along the row classes."""
+        return not self.sparse_2_4 and self.batch == 1
+
     def with_rows(self, rows: int) -> Op | None:
-        """The product with ``rows`` rows where it is of kind ``matmul`` (priced along the row classes), else
-        None."""
-        return dataclasses.replace(self, m=rows) if self.kind == "matmul" else None
+        """The product with ``rows`` rows where :attr:`row_classes`, else None."""
+        return dataclasses.replace(self, m=rows) if self.row_classes else None
 
     def tile_flops(self, tile_rows: int) -> float:
         """FLOPs of the product with its ``m`` rows rounded up to whole tiles of ``tile_rows``: GPU GEMM
@@ -684,6 +693,11 @@ class WeightOnlyMatmul(Op):
         if self.segments <= 0:
             return ()
         return (dataclasses.replace(self, k=page_row_elements(BYTES_PER_ELEMENT[self.weight_precision])),)
+
+    @property
+    def row_classes(self) -> bool:
+        """True: a dense ``matmul`` of the activation precision (see :attr:`fit_key`)."""
+        return True
 
     def with_rows(self, rows: int) -> Op | None:
         """The product with ``rows`` input rows (see :meth:`Matmul.with_rows`)."""

@@ -8,6 +8,7 @@ precision it did not measure, say) fall back to the same priors. Every fit says 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import defaultdict
@@ -35,6 +36,8 @@ HALF_PRECISION_TWINS = {"fp16": "bf16", "bf16": "fp16"}
 #: forward (see :meth:`DeviceModel.backward_from_forward`).
 GEMM_CLASSES = frozenset({"matmul", "matmul_gemv", "matmul_skinny", "bmm", "matmul_sparse24", "matmul_csr"})
 MAX_CACHE_ENTRIES = 2_000_000
+#: per op type priced along the row classes, its field names but ``m`` (the key of a product at any row count)
+_OTHER_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def default_profile_dirs() -> list[Path]:
@@ -67,8 +70,9 @@ class DeviceModel:
         self._fits: dict[str, RooflineFit] = dict(self.measured)
         #: classes priced as two forward GEMMs (see :meth:`backward_from_forward`)
         self._from_forward: set[str] = set()
-        #: boundary prices between the row classes of a product, by the product at one row (:meth:`_row_bounds`)
-        self._boundaries: dict[Op, tuple[float, float]] = {}
+        #: boundary prices between the row classes of a product, by its type and fields but ``m``
+        #: (:meth:`_row_bounds`)
+        self._boundaries: dict[tuple[object, ...], tuple[float, float]] = {}
         #: per class, the datasheet floors (FLOP/s at its precision, bytes/s); 0 = none
         self._floors: dict[str, tuple[float, float]] = {}
         #: an accelerator's datasheet peaks bound every op from below; a CPU's catalog figures do not (the
@@ -193,7 +197,7 @@ class DeviceModel:
             return 2.0 * self._device_seconds(op.forward())
         clip = measured_sizes and fit.flops_range != (1.0, 1.0)
         seconds = self._fit_seconds(fit, op, clip)
-        if fit.unaligned_factor or fit.segment_s:
+        if fit.segment_s:  # op.padded() avoids short GEMV rows only
             for padded in op.padded():
                 seconds = min(seconds, self._fit_seconds(fit, padded, clip))
         return seconds
@@ -213,16 +217,19 @@ class DeviceModel:
     def _row_bounds(self, op: Op) -> tuple[float, float] | None:
         """(least, greatest) seconds of a product priced along the row classes, from the boundary prices
         between them (see :meth:`predict`); None for other ops."""
-        rows = getattr(op, "m", 0)
-        gemv = op.with_rows(GEMV_ROWS) if rows else None
-        if gemv is None:
+        if not op.row_classes:
             return None
-        bounds = self._boundaries.get(gemv)
+        rows: int = op.m  # type: ignore[attr-defined]
+        names = _OTHER_FIELDS.get(type(op))
+        if names is None:
+            names = _OTHER_FIELDS[type(op)] = tuple(f.name for f in dataclasses.fields(op) if f.name != "m")  # type: ignore[arg-type]
+        product = (type(op), *(getattr(op, name) for name in names))  # the op at any row count
+        bounds = self._boundaries.get(product)
         if bounds is None:
             bounds = self._boundary_prices(op)
             if len(self._boundaries) >= MAX_CACHE_ENTRIES:
                 self._boundaries.clear()
-            self._boundaries[gemv] = bounds
+            self._boundaries[product] = bounds
         gemv_skinny, skinny_gemm = bounds
         if rows <= GEMV_ROWS:
             return (0.0, gemv_skinny)
@@ -275,14 +282,18 @@ class DeviceModel:
         groups: dict[str, list[int]] = defaultdict(list)
         for index, op in enumerate(ops):
             groups[op.fit_key].append(index)
+        sizes: list[tuple[list[int], FloatArray, FloatArray]] = []
         for key, indices in groups.items():
             members = [ops[i] for i in indices]
             fit = self.fit_for(members[0])
+            flops = np.fromiter((op.flops for op in members), np.float64, len(members))
+            nbytes = np.fromiter((op.bytes for op in members), np.float64, len(members))
+            sizes.append((indices, flops, nbytes))
             if key in self._from_forward:
                 times = 2.0 * self._device_many([op.forward() for op in members])
             else:
-                times = self._fit_many(fit, members)
-                if fit.unaligned_factor or fit.segment_s:
+                times = self._fit_many(fit, members, flops, nbytes)
+                if fit.segment_s:  # op.padded() avoids short GEMV rows only
                     pads = [(row, padded) for row, op in enumerate(members) for padded in op.padded()]
                     if pads:
                         padded_times = self._fit_many(fit, [padded for _, padded in pads])
@@ -295,25 +306,28 @@ class DeviceModel:
             high = np.fromiter((bounds[1] for _, bounds in bounded), np.float64, len(bounded))
             out[rows] = np.minimum(np.maximum(out[rows], low), high)
         if self.has_floors:
-            for indices in groups.values():
+            for indices, flops, nbytes in sizes:
                 flops_per_s, bytes_per_s = self._floor_rates(ops[indices[0]])
-                floor = np.fromiter((ops[i].bytes for i in indices), np.float64, len(indices)) / bytes_per_s
+                floor = nbytes / bytes_per_s
                 if flops_per_s:
-                    flops = np.fromiter((ops[i].flops for i in indices), np.float64, len(indices))
                     np.maximum(floor, flops / flops_per_s, out=floor)
                 out[indices] = np.maximum(out[indices], floor)
         return out
 
     @staticmethod
-    def _fit_many(fit: RooflineFit, ops: Sequence[Op]) -> FloatArray:
-        """The fit's device seconds for each op (no page faults), vectorised."""
+    def _fit_many(
+        fit: RooflineFit, ops: Sequence[Op], flops: FloatArray | None = None, nbytes: FloatArray | None = None
+    ) -> FloatArray:
+        """The fit's device seconds for each op (no page faults), vectorised; ``flops`` and ``nbytes``: the ops'
+        (computed here where None)."""
         count = len(ops)
         tile = fit.tile_rows
         if tile > 1:  # GPU GEMM kernels compute whole tiles of output rows (Op.tile_flops)
             flops = np.fromiter((op.tile_flops(tile) for op in ops), np.float64, count)
-        else:
+        elif flops is None:
             flops = np.fromiter((op.flops for op in ops), np.float64, count)
-        nbytes = np.fromiter((op.bytes for op in ops), np.float64, count)
+        if nbytes is None:
+            nbytes = np.fromiter((op.bytes for op in ops), np.float64, count)
         unaligned = np.fromiter((op.unaligned for op in ops), np.float64, count) if fit.unaligned_factor else None
         segments: FloatArray | float = 0.0
         if fit.segment_s:
