@@ -3,7 +3,10 @@
 :class:`CostModel` finds a device's profile (``<device-id>.json`` in its profile folders), fits it once,
 and caches every prediction per (op, device). Devices without a profile are costed from the catalog's
 datasheet peaks and the assumptions in ``data/priors.yaml``; op classes a measured profile lacks (a
-precision it did not measure, say) fall back to the same priors. Every fit says which it is.
+precision it did not measure, say) borrow a measured class (:meth:`DeviceModel.fallback_chain`: the 16-bit
+twin, the next row class), are priced from their forward (backward GEMMs) or fall back to the same priors.
+Every fit says which it is. :meth:`DeviceModel.predict` keeps a larger GEMM from costing less than a smaller
+one across the fits' class switches and slow paths, and no op on an accelerator below its datasheet roofline.
 """
 
 from __future__ import annotations
