@@ -26,10 +26,15 @@ HEAD_GROUPED_CLASSES = ("attention_decode/",)
 #: GEMM classes whose row tile a GPU profile's fit chooses (:func:`fit_tiled`), the tiles tried (1: none),
 #: and the fraction of the mean absolute log error a larger tile must save to be kept
 TILED_CLASSES = ("matmul/", "bmm/")
+#: Op classes fitted on their FLOPs alone on GPUs: prefill attention (FlashAttention reads each key and value
+#: tile once per query tile, Dao 2023, and is compute-bound). Its imported A100 points are all one sequence of
+#: one head shape; a memory term fitted to them (3.5% of the A100's bandwidth) priced 8 sequences of 1,024
+#: tokens with 32 key-value heads at 10 TFLOP/s.
+COMPUTE_BOUND_GPU_CLASSES = ("attention/",)
 TILE_ROWS = (1, 64, 128, 256)
 TILE_GAIN = 0.05
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 10
+FIT_VERSION = 11
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -72,6 +77,15 @@ def separable_intensity(flops: np.ndarray, nbytes: np.ndarray) -> bool:
         return True
     intensity = flops[positive] / nbytes[positive]
     return bool(intensity.max() >= MIN_INTENSITY_SPAN * intensity.min())
+
+
+def separable(segments: np.ndarray, nbytes: np.ndarray, flops: np.ndarray) -> bool:
+    """True if a class's segments (``Op.segments``) can be told from its bytes and its FLOPs: proportional to
+    neither (:func:`separable_intensity`). A norm measured at one width has segments (rows) in proportion to
+    its bytes; causal self-attention without cached keys has its triangle pairs in proportion to its FLOPs."""
+    if not np.any(segments > 0):
+        return True
+    return separable_intensity(segments, nbytes) and (not np.any(flops > 0) or separable_intensity(segments, flops))
 
 
 def fit_points(profile: Profile, points: Iterable[Measurement]) -> dict[str, RooflineFit]:
@@ -119,6 +133,8 @@ def _fit_class(profile: Profile, key: str, group: Sequence[Measurement], tile_ro
     segments = np.array([p.op.segments for p in group])
     if key.startswith(HEAD_GROUPED_CLASSES) and not separable_intensity(flops, nbytes):
         flops = np.zeros_like(flops)
+    if profile.backend == "cuda" and key.startswith(COMPUTE_BOUND_GPU_CLASSES):
+        nbytes = np.zeros_like(nbytes)
     fit = fit_roofline(
         flops,
         nbytes,
@@ -129,7 +145,7 @@ def _fit_class(profile: Profile, key: str, group: Sequence[Measurement], tile_ro
         fresh_bytes=np.array([profile.fresh_bytes(p.op) for p in group]),
         fault_threshold_bytes=profile.mmap_threshold_bytes,
         unaligned=np.array([float(p.op.unaligned) for p in group]),
-        segments=segments if separable_intensity(segments, nbytes) else None,
+        segments=segments if separable(segments, nbytes, flops) else None,
     )
     if tile_rows > 1:
         fit = replace(fit, tile_rows=tile_rows)

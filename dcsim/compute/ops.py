@@ -120,8 +120,9 @@ class Op:
 
     @property
     def segments(self) -> float:
-        """Independent rows, channels or heads the op's kernel loops over, each with a fixed setup
-        cost (0 where that is not modelled: GEMMs, convolutions, elementwise ops)."""
+        """Units of work with a fixed extra cost each, fitted per class: the independent rows, channels or heads
+        a kernel loops over (norms, pools), the short weight rows of a GEMV, the causal pairs of an attention
+        chunk (see each op); 0 where that is not modelled (GEMMs, convolutions, elementwise ops)."""
         return 0.0
 
     @property
@@ -319,6 +320,19 @@ class Attention(Op):
     @property
     def kind(self) -> str:
         return "attention_decode" if self.q_len == 1 else "attention"
+
+    @property
+    def segments(self) -> float:
+        """The query-key pairs of a causal chunk's own triangle (each new token against the chunk's earlier
+        tokens), over the batch and heads; 0 for decode and bidirectional attention. Causal kernels run them
+        slower than the rectangle of cached keys before the chunk: query tiles get unequal work and diagonal
+        tiles are masked (on the A100, Vidur's FlashAttention prefill of 4,096 new tokens ran at 59 TFLOP/s,
+        1,024 new tokens after 2,560 cached ones at 107). Fitted as an extra cost per pair where a class's
+        points mix chunks with and without cached keys."""
+        if self.q_len == 1 or not self.causal:
+            return 0.0
+        q = min(self.q_len, self.kv_len)
+        return self.batch * self.heads * q * (q + 1) / 2.0
 
     @property
     def pairs(self) -> float:
