@@ -1,4 +1,4 @@
-"""Training plan evaluation speed (issue #5 targets, on this machine).
+"""Training plan evaluation speed on this machine, against two targets.
 
 1. One plan of a 1T-parameter GPT (Narayanan et al. 2021, Table 1: 128 layers, hidden 25,600, 160 heads,
    batch 3,072 of 2,048 tokens) on 3,072 A100 GPUs (384 DGX nodes on a fat-tree) with tp=8, pp=64, dp=6:
