@@ -1,4 +1,4 @@
-"""Training plan evaluation speed (issue #5 targets, on this machine).
+"""Training plan evaluation speed on this machine, against two targets.
 
 1. One plan of a 1T-parameter GPT (Narayanan et al. 2021, Table 1: 128 layers, hidden 25,600, 160 heads,
    batch 3,072 of 2,048 tokens) on 3,072 A100 GPUs (384 DGX nodes on a fat-tree) with tp=8, pp=64, dp=6:
@@ -6,11 +6,12 @@
    is timed separately.
 2. Enumerate and rank every valid plan of GPT-3 175B on 1,024 GPUs (128 DGX A100): target under 60 s.
 
-Run: python benchmarks/bench_training.py
+Run: python benchmarks/bench_training.py (both parts; ``--only 1t`` or ``--only 175b`` for one)
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from dcsim.models import TransformerConfig, get_model
@@ -97,6 +98,23 @@ def rank_175b() -> None:
     )
 
 
+PARTS = {"1t": one_trillion, "175b": rank_175b}
+
+
+def main() -> None:
+    """Parse the command line, then time the parts asked for (both by default)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 1)[1])
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument(
+        "--only",
+        choices=sorted(PARTS),
+        help="run one part: 1t (one plan of a 1T GPT on 3,072 A100) or 175b (rank every GPT-3 175B plan)",
+    )
+    args = parser.parse_args()
+    for name, part in PARTS.items():
+        if args.only in (None, name):
+            part()
+
+
 if __name__ == "__main__":
-    one_trillion()
-    rank_175b()
+    main()

@@ -40,7 +40,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, help="worker processes (default: every core)")
     parser.add_argument("--cluster", metavar="tcp://HOST:8786", help="address of a running Dask scheduler")
     parser.add_argument("--out", help="results table, .csv or .parquet (default: results/<scenario>-sweep.csv)")
-    parser.add_argument("--cache-dir", help="result cache folder (default: $DCSIM_CACHE_DIR or ~/.cache/dcsim)")
+    parser.add_argument(
+        "--cache-dir",
+        help="result cache folder (default: $DCSIM_CACHE_DIR, else $XDG_CACHE_HOME/dcsim/sweeps, "
+        "else ~/.cache/dcsim/sweeps)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(handler=handle)

@@ -1,6 +1,6 @@
 """Runs a ``kind: training`` workload as one gang job on the shared cluster scheduler.
 
-Two fidelity levels (``shared/DESIGN.md``): when the scheduler places the job, one iteration is priced in
+Two fidelity levels (``docs/training.md``): when the scheduler places the job, one iteration is priced in
 detail on the accelerators it got (:func:`dcsim.parallel.evaluate_plan`: the pipeline simulated microbatch
 by microbatch, collectives as flows on the datacenter network) and cached per placement; the cluster then
 advances the whole run as one job phase of ``steps * step_time_s`` (plus checkpoints, failures and

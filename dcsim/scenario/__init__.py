@@ -1,4 +1,4 @@
-"""Scenario files: YAML -> typed, validated configuration (the contract in shared/spec/scenario.md).
+"""Scenario files: YAML -> typed, validated configuration (the contract in docs/scenario.md).
 
 :func:`load_scenario` reads a path or a mapping and returns a :class:`Scenario`; every problem found is
 reported at once as a :class:`dcsim.errors.UserInputError` naming each field by its path.
