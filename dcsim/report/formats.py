@@ -157,6 +157,23 @@ def format_figure(name: str, value: Any) -> str:
     return format_number(number) + unit
 
 
+def format_interval(name: str, mean: Any, low: Any, high: Any) -> str:
+    """A mean and its interval, "mean [low – high]", in one unit (the mean's) for durations and sizes
+    ("42.7 [27.8 – 57.6] min"), each value formatted by :func:`format_figure` otherwise."""
+    if not all(_finite(v) for v in (mean, low, high)):
+        return format_figure(name, mean)
+    quantity = quantity_of(name)
+    values = [float(v) for v in (mean, low, high)]
+    if quantity in ("s", "ms", "us", "gb", "bytes"):
+        scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "gb": 1e9, "bytes": 1.0}[quantity]
+        typical = (values[0] or values[2]) * scale
+        unit, per = duration_unit(typical) if quantity in ("s", "ms", "us") else byte_unit(typical)
+        shown = [format_number(v * scale / per) for v in values]
+        return f"{shown[0]} [{shown[1]} – {shown[2]}] {unit}"
+    shown = [format_figure(name, v) for v in values]
+    return f"{shown[0]} [{shown[1]} – {shown[2]}]"
+
+
 def label_of(name: str) -> str:
     """A figure's name as words: units dropped (the value carries them), underscores as spaces, known
     abbreviations in capitals ("jct_s.p50" -> "JCT p50", "cost_usd.total" -> "cost total")."""

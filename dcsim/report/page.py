@@ -20,7 +20,7 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; } h3 { font-size: 1.05em; margin: 0
 h2 { font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 0.4em 0; font-size: 0.85em; max-width: 100%; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; overflow-wrap: anywhere; }
-th { background: #f4f4f4; vertical-align: bottom; } td.text, th.text { text-align: left; }
+th { background: #f4f4f4; vertical-align: bottom; overflow-wrap: normal; } td.text, th.text { text-align: left; }
 .cards { display: flex; flex-wrap: wrap; gap: 0.6em; margin: 0.8em 0; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.45em 0.8em; min-width: 8.5em; background: #fafafa; }
 .card .value { font-size: 1.35em; font-weight: 600; } .card .label { font-size: 0.8em; color: #555; }
