@@ -110,7 +110,7 @@ def test_confidence_intervals_stay_within_physical_bounds():
     assert physical_bounds("datacenter.goodput") == (0.0, 1.0)
 
 
-def test_link_utilization_is_zero_while_no_flow_runs():
+def test_link_utilization_is_zero_while_no_flow_runs(tmp_path: Path):
     # two 1 GB all-reduces 5 s apart on two hosts: each keeps the links busy for 0.08 s
     scenario = {
         "name": "gap",
@@ -125,8 +125,11 @@ def test_link_utilization_is_zero_while_no_flow_runs():
         ],
         "outputs": {"plots": False},
     }
-    usage = dcsim.run_scenario(scenario).link_usage
-    figure = link_utilization_figure(usage)
+    result = dcsim.run_scenario(scenario)
+    written = {path.name for path in result.write(tmp_path, plots=True)}
+    assert "link_utilization.png" in written
+    assert not {"utilization.png", "queue_length.png"} & written  # no job scheduled: no all-zero plots
+    figure = link_utilization_figure(result.link_usage)
     over_time = figure.axes[0]
     assert over_time.get_xlabel().startswith("time (s")
     busiest, _mean = over_time.patches[:2]

@@ -105,30 +105,34 @@ def _step(path: Path, x: np.ndarray, y: np.ndarray, end_s: float, ylabel: str, t
 
 
 def write_plots(result: Result, folder: Path) -> list[Path]:
-    """Write the run's plots into ``folder`` and return their paths."""
+    """Write the run's plots into ``folder`` and return their paths. Utilization and queue length over time
+    come from the scheduler's timeline: they are left out of a run in which no job was ever scheduled
+    (serving or collectives only), whose timeline is all zeros."""
     folder.mkdir(parents=True, exist_ok=True)
     timeline = result.timeline
     name = result.scenario.name
     time_s = timeline["time_s"].to_numpy()
     end_s = max(float(result.summary.get("simulated_time_s") or 0.0), float(time_s[-1]) if len(time_s) else 0.0)
-    paths = [
-        _step(
-            folder / "utilization.png",
-            time_s,
-            timeline["utilization"].to_numpy(),
-            end_s,
-            "busy accelerators (fraction)",
-            f"{name}: accelerator utilization",
-        ),
-        _step(
-            folder / "queue_length.png",
-            time_s,
-            timeline["queued_jobs"].to_numpy(),
-            end_s,
-            "jobs waiting",
-            f"{name}: queue length",
-        ),
-    ]
+    paths = []
+    if timeline["busy_accelerators"].any() or timeline["queued_jobs"].any():  # else no job was scheduled
+        paths += [
+            _step(
+                folder / "utilization.png",
+                time_s,
+                timeline["utilization"].to_numpy(),
+                end_s,
+                "busy accelerators (fraction)",
+                f"{name}: accelerator utilization",
+            ),
+            _step(
+                folder / "queue_length.png",
+                time_s,
+                timeline["queued_jobs"].to_numpy(),
+                end_s,
+                "jobs waiting",
+                f"{name}: queue length",
+            ),
+        ]
     if result.link_usage is not None:
         from dcsim.network.plot import plot_link_utilization
 
