@@ -46,6 +46,7 @@ def test_numbers_read_in_human_units():
         "cost_usd.total": (9298.79, "$9,299"),
         "datacenter.accelerator_utilization": (0.63277, "63.3%"),
         "energy_kwh": (1276.9, "1,277 kWh"),
+        "it_energy_kwh": (0.00584, "5.84 Wh"),
         "host_memory_peak_gb": (1.5, "1.5 GB"),
         "throughput_tokens_per_s": (12345.6, "12,346/s"),
         "accelerator_hours": (1455.4, "1,455 h"),

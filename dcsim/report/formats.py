@@ -153,6 +153,8 @@ def format_figure(name: str, value: Any) -> str:
         return format_bytes(number * 1e9)
     if quantity == "bytes":
         return format_bytes(number)
+    if quantity == "kwh" and abs(number) < 1:
+        return f"{format_number(number * 1000.0)} Wh"
     unit = {"kwh": " kWh", "kg": " kg", "w": " W", "gbps": " Gb/s", "rate": "/s"}.get(quantity, "")
     return format_number(number) + unit
 

@@ -80,7 +80,9 @@ def headline_figures(summary: dict[str, Any]) -> list[tuple[str, str]]:
     utilization, cost, energy and carbon, and a few of each workload's (its completed count included)."""
     figures = [("simulated time", format_duration(summary.get("simulated_time_s")))]
     datacenter = flatten(summary["datacenter"]) if isinstance(summary.get("datacenter"), dict) else {}
-    figures += [(label_of(k), format_figure(k, datacenter[k])) for k in DATACENTER_HEADLINES if k in datacenter]
+    figures += [
+        (label_of(k), format_figure(k, datacenter[k])) for k in DATACENTER_HEADLINES if datacenter.get(k) is not None
+    ]
     workloads = summary.get("workloads") or {}
     for name, tree in workloads.items() if isinstance(workloads, dict) else ():
         flat = flatten(tree) if isinstance(tree, dict) else {}
