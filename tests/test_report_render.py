@@ -58,6 +58,8 @@ def test_numbers_read_in_human_units():
     }
     assert label_of("jct_s.p50") == "JCT p50" and label_of("cost_usd.total") == "cost total"
     assert format_interval("jct_s.mean", 2562.0, 1668.0, 3456.0) == "42.7 [27.8 – 57.6] min"
+    assert format_interval("energy_kwh", 9.47, 4.08, 14.9) == "9.47 [4.08 – 14.9] kWh"
+    assert format_figure("workloads[0].synthetic.rate_per_h", 6) == "6/h"
 
 
 def test_tables_put_status_first_with_one_unit_per_column():
@@ -105,8 +107,8 @@ def test_confidence_intervals_stay_within_physical_bounds():
     assert clipped["workloads.w.jct_s.mean:ci_low"] == 0.0 and clipped["workloads.w.jobs_completed:ci_low"] == 0.0
     assert clipped["workloads.w.net_savings_usd:ci_low"] == raw["workloads.w.net_savings_usd:ci_low"] < 0
     cells = interval_table(clip_intervals(mean_ci(frame, metrics), metrics), ["rate"], metrics).iloc[0]
-    assert cells["datacenter.accelerator_utilization: mean [95% CI]"].endswith("– 100%]")
-    assert re.fullmatch(r"8\.42 \[0 – [\d.]+\] min", cells["workloads.w.jct_s.mean: mean [95% CI]"])
+    assert cells["datacenter accelerator utilization: mean [95% CI]"].endswith("– 100%]")
+    assert re.fullmatch(r"8\.42 \[0 – [\d.]+\] min", cells["workloads w JCT mean: mean [95% CI]"])
     assert physical_bounds("workloads.w.ttft_ms.p99") == (0.0, math.inf)
     assert physical_bounds("datacenter.goodput") == (0.0, 1.0)
 

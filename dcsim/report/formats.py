@@ -23,6 +23,7 @@ FRACTION_WORDS = ("utilization", "goodput", "mfu", "attainment", "fraction", "oc
 #: Name endings and their quantity, checked in this order on each dotted part, the last part first.
 SUFFIX_QUANTITIES = (
     ("_per_s", "rate"),
+    ("_per_h", "hourly_rate"),
     ("_ms", "ms"),
     ("_us", "us"),
     ("_s", "s"),
@@ -37,6 +38,8 @@ SUFFIX_QUANTITIES = (
     ("_gbps", "gbps"),
     ("bytes", "bytes"),
 )
+#: Units written after the number, by quantity.
+SUFFIX_UNITS = {"kwh": " kWh", "kg": " kg", "w": " W", "gbps": " Gb/s", "rate": "/s", "hourly_rate": "/h"}
 #: Abbreviations written in capitals in labels.
 ACRONYMS = frozenset({"jct", "ttft", "tpot", "mfu", "slo", "kv", "e2e", "it", "tp", "pp", "dp", "ep", "id", "usd"})
 
@@ -122,7 +125,8 @@ def format_percent(fraction: Any) -> str:
 
 def quantity_of(name: str) -> str:
     """The kind of figure a (dotted) summary or column name holds: ``fraction``, ``s``, ``ms``, ``us``, ``h``,
-    ``usd``, ``kwh``, ``kg``, ``w``, ``gb``, ``gbps``, ``bytes``, ``rate`` (per second) or ``number``."""
+    ``usd``, ``kwh``, ``kg``, ``w``, ``gb``, ``gbps``, ``bytes``, ``rate`` (per second), ``hourly_rate`` or
+    ``number``."""
     parts = name.lower().split(".")
     if any(word in part for part in parts for word in FRACTION_WORDS):
         return "fraction"
@@ -155,13 +159,13 @@ def format_figure(name: str, value: Any) -> str:
         return format_bytes(number)
     if quantity == "kwh" and abs(number) < 1:
         return f"{format_number(number * 1000.0)} Wh"
-    unit = {"kwh": " kWh", "kg": " kg", "w": " W", "gbps": " Gb/s", "rate": "/s"}.get(quantity, "")
-    return format_number(number) + unit
+    return format_number(number) + SUFFIX_UNITS.get(quantity, "")
 
 
 def format_interval(name: str, mean: Any, low: Any, high: Any) -> str:
-    """A mean and its interval, "mean [low – high]", in one unit (the mean's) for durations and sizes
-    ("42.7 [27.8 – 57.6] min"), each value formatted by :func:`format_figure` otherwise."""
+    """A mean and its interval, "mean [low – high]": durations and sizes in one unit (the mean's: "42.7
+    [27.8 – 57.6] min"), the unit written once after the interval for energy, rates... ("9.47 [4.08 – 14.9]
+    kWh"), each value formatted by :func:`format_figure` otherwise ("$64.1 [$30.1 – $98.2]")."""
     if not all(_finite(v) for v in (mean, low, high)):
         return format_figure(name, mean)
     quantity = quantity_of(name)
@@ -172,6 +176,9 @@ def format_interval(name: str, mean: Any, low: Any, high: Any) -> str:
         unit, per = duration_unit(typical) if quantity in ("s", "ms", "us") else byte_unit(typical)
         shown = [format_number(v * scale / per) for v in values]
         return f"{shown[0]} [{shown[1]} – {shown[2]}] {unit}"
+    if quantity in SUFFIX_UNITS:
+        shown = [format_number(v) for v in values]
+        return f"{shown[0]} [{shown[1]} – {shown[2]}]{SUFFIX_UNITS[quantity]}"
     shown = [format_figure(name, v) for v in values]
     return f"{shown[0]} [{shown[1]} – {shown[2]}]"
 

@@ -116,5 +116,5 @@ def interval_table(points: pd.DataFrame, params: list[str], metrics: list[str]) 
             index=False
         ):
             cells.append(format_interval(metric, mean, low, high))
-        table[f"{metric}: mean [95% CI]"] = cells
+        table[f"{label_of(metric)}: mean [95% CI]"] = cells
     return table

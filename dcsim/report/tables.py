@@ -18,7 +18,16 @@ STATUS_COLUMNS = ("status", "completed", "error")
 LABEL_NUMBERS = ("seed", "replica", "job_id", "request_id", "n")
 
 SECONDS_PER = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "h": 3600.0}
-UNIT_NAMES = {"usd": "$", "fraction": "%", "kwh": "kWh", "kg": "kg", "w": "W", "gbps": "Gb/s", "rate": "/s"}
+UNIT_NAMES = {
+    "usd": "$",
+    "fraction": "%",
+    "kwh": "kWh",
+    "kg": "kg",
+    "w": "W",
+    "gbps": "Gb/s",
+    "rate": "/s",
+    "hourly_rate": "/h",
+}
 
 
 def ordered_columns(columns: list[str]) -> list[str]:
