@@ -68,14 +68,14 @@ def test_run_report_embeds_every_plot_and_the_figures(tmp_path, base, capsys):
     base["workloads"][0]["synthetic"]["count"] = 20
     out = tmp_path / "run"
     dcsim.run_scenario(base).write(out, plots=True)
-    plots = sorted((out / "plots").glob("*.png"))
-    assert len(plots) == 3
+    plots = [out / "plots" / name for name in ("utilization.png", "jct_cdf.png", "queue_length.png")]
+    assert sorted(plots) == sorted((out / "plots").glob("*.png"))
     assert main(["report", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"report written to {out / 'report.html'}"
     text = (out / "report.html").read_text()
     checker = audit(text)
     embedded = [decoded(image) for image in checker.images]
-    assert embedded == [path.read_bytes() for path in plots]  # every plot, byte for byte
+    assert embedded == [path.read_bytes() for path in plots]  # every plot, byte for byte, utilization first
     assert {image["alt"] for image in checker.images} == {f"plots/{path.name}" for path in plots}
     for text_expected in ("workload w", "jct_s.p50", "cost_usd.total", "table jobs.csv (20 rows)"):
         assert text_expected in text

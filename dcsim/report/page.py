@@ -10,15 +10,24 @@ from typing import Any
 
 import pandas as pd
 
+from dcsim.report.formats import format_figure, label_of
+from dcsim.report.tables import readable_table
+
 _STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1100px;
-       color: #222; padding: 0 1em; }
-h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.85em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f4f4f4; } td.text, th.text { text-align: left; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1100px;
+       color: #222; padding: 0 1em; line-height: 1.4; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h3 { font-size: 1.05em; margin: 0.8em 0 0.3em; }
+h2 { font-size: 1.25em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.4em 0; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; overflow-wrap: anywhere; }
+th { background: #f4f4f4; vertical-align: bottom; overflow-wrap: normal; } td.text, th.text { text-align: left; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.6em; margin: 0.8em 0; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.45em 0.8em; min-width: 8.5em; background: #fafafa; }
+.card .value { font-size: 1.35em; font-weight: 600; } .card .label { font-size: 0.8em; color: #555; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(330px, 1fr)); gap: 0 1.5em; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; } p.note { color: #555; font-size: 0.9em; }
+details { margin: 0.5em 0; } summary { cursor: pointer; font-weight: 600; }
 .scroll { overflow-x: auto; }
 """
 
@@ -39,17 +48,6 @@ def figure_png(fig: Any) -> bytes:
     return buffer.getvalue()
 
 
-def format_value(value: Any) -> str:
-    """Numbers to 4 significant digits (thousands separated), others as text."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:,.4g}"
-    return str(value)
-
-
 @dataclass
 class Page:
     """An HTML page built section by section; :meth:`html` renders it."""
@@ -66,21 +64,46 @@ class Page:
         css = ' class="note"' if note else ""
         self.parts.append(f"<p{css}>{html.escape(text)}</p>")
 
-    def key_values(self, rows: dict[str, Any]) -> None:
-        """A two-column table of figures."""
+    def cards(self, figures: list[tuple[str, str]]) -> None:
+        """Headline figures as cards: (label, value already formatted) each."""
         body = "".join(
-            f'<tr><td class="text">{html.escape(str(k))}</td><td>{html.escape(format_value(v))}</td></tr>'
+            f'<div class="card"><div class="value">{html.escape(value)}</div>'
+            f'<div class="label">{html.escape(label)}</div></div>'
+            for label, value in figures
+        )
+        self.parts.append(f'<div class="cards">{body}</div>')
+
+    def key_values(self, rows: dict[str, Any], title: str | None = None) -> str:
+        """A two-column table of figures: each name as words (the name itself on hover), its value in human
+        units (:func:`dcsim.report.formats.format_figure`). Added to the page unless ``title`` is given:
+        then returned as a titled block for :meth:`grid`."""
+        body = "".join(
+            f'<tr><td class="text" title="{html.escape(str(k), quote=True)}">{html.escape(label_of(str(k)))}</td>'
+            f"<td>{html.escape(format_figure(str(k), v))}</td></tr>"
             for k, v in rows.items()
         )
-        self.parts.append(f'<table><tr><th class="text">figure</th><th>value</th></tr>{body}</table>')
+        table = f'<table><tr><th class="text">figure</th><th>value</th></tr>{body}</table>'
+        if title is None:
+            self.parts.append(table)
+            return table
+        return f"<div><h3>{html.escape(title)}</h3>{table}</div>"
 
-    def table(self, frame: pd.DataFrame, max_rows: int = 50) -> None:
-        """A DataFrame as an HTML table (the first ``max_rows`` rows, with a note of how many there are)."""
-        shown = frame.head(max_rows)
-        text = shown.to_html(index=False, escape=True, na_rep="", float_format=lambda v: f"{v:,.4g}", border=0)
-        self.parts.append(f'<div class="scroll">{text}</div>')
+    def grid(self, blocks: list[str]) -> None:
+        """Blocks (from :meth:`key_values` with a title) side by side as the page width allows."""
+        self.parts.append(f'<div class="grid">{"".join(blocks)}</div>')
+
+    def table(self, frame: pd.DataFrame, max_rows: int = 50, title: str | None = None) -> None:
+        """A DataFrame as an HTML table in human units (:func:`dcsim.report.tables.readable_table`: identity
+        and status columns first), the first ``max_rows`` rows with a note of how many there are; folded
+        under ``title`` (a ``<details>`` block, closed) when one is given."""
+        shown = readable_table(frame.head(max_rows))
+        text = shown.to_html(index=False, escape=True, na_rep="", border=0)
+        block = f'<div class="scroll">{text}</div>'
         if len(frame) > max_rows:
-            self.paragraph(f"first {max_rows} of {len(frame):,} rows", note=True)
+            block += f'<p class="note">first {max_rows} of {len(frame):,} rows</p>'
+        if title is not None:
+            block = f"<details><summary>{html.escape(title)}</summary>{block}</details>"
+        self.parts.append(block)
 
     def image(self, png: bytes, caption: str) -> None:
         """An embedded PNG with a caption."""

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from dcsim.errors import UserInputError
-from dcsim.run.plots import finish_axes, plt, save_figure
+from dcsim.report.formats import format_percent
+from dcsim.run.plots import bin_name, bin_width_s, draw_steps_with_means, finish_axes, plt, save_figure, time_axis
 from dcsim.run.result import Result
 from dcsim.run.world import run_scenario
 from dcsim.scenario import load_scenario
@@ -74,9 +75,41 @@ def plot_policies(results: Mapping[str, Result], folder: str | Path) -> list[Pat
     ax.set_xscale("log")
     finish_axes(ax, "job completion time (h, log scale)", "fraction of jobs", "JCT CDF by scheduling policy", True)
     cdf = save_figure(fig, target / "policies_jct_cdf.png")
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    for policy, result in results.items():
+    return [cdf, save_figure(utilization_figure(results), target / "policies_utilization.png")]
+
+
+def run_end_s(result: Result) -> float:
+    """When a run ended (s): its simulated time, or its last timeline entry if later."""
+    times = result.timeline["time_s"]
+    return max(float(result.summary.get("simulated_time_s") or 0.0), float(times.iloc[-1]) if len(times) else 0.0)
+
+
+def utilization_figure(results: Mapping[str, Result]) -> Any:
+    """Small multiples: one panel per policy (shared time and utilization axes), each with the busy fraction
+    over time thin, its time-weighted means over even bins (hourly for runs of days) bold, and its mean over
+    the run dashed and written in the panel."""
+    span = max((run_end_s(result) for result in results.values()), default=0.0)
+    count = max(len(results), 1)
+    fig, axes = plt.subplots(count, 1, figsize=(8, 0.9 + 1.3 * count), sharex=True, sharey=True, squeeze=False)
+    for ax, (policy, result) in zip(axes[:, 0], results.items(), strict=False):
         timeline = result.timeline
-        ax.step(timeline["time_s"] / 3600.0, timeline["utilization"], where="post", label=policy, alpha=0.8)
-    finish_axes(ax, "simulated time (h)", "busy accelerators (fraction)", "Utilization by scheduling policy", True)
-    return [cdf, save_figure(fig, target / "policies_utilization.png")]
+        time_s, busy = timeline["time_s"].to_numpy(), timeline["utilization"].to_numpy()
+        overall = draw_steps_with_means(ax, time_s, busy, run_end_s(result), span)
+        ax.text(
+            0.01,
+            0.9,
+            f"{policy}: mean {format_percent(overall)}",
+            transform=ax.transAxes,
+            va="top",
+            fontweight="bold",
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+        )
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel(f"simulated time ({time_axis(span)[0]})")
+    fig.supylabel("busy accelerators (fraction)", fontsize=9)
+    fig.suptitle(
+        f"Utilization by scheduling policy ({bin_name(bin_width_s(span))} means bold; dashed: mean over the run)",
+        fontsize=10,
+    )
+    return fig

@@ -1,4 +1,8 @@
-"""PNG plots of a run (matplotlib, Agg backend): utilization and queue length over time, JCT CDF."""
+"""PNG plots of a run (matplotlib, Agg backend): utilization and queue length over time, JCT CDF.
+
+Step series over time are drawn thin, with their time-weighted means over even bins (hourly for a run of
+a few days) drawn bold on top, so that a busy series reads at a glance; the time axis is in the unit that
+suits the run's length (ms to h)."""
 
 from __future__ import annotations
 
@@ -11,8 +15,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dcsim.report.formats import duration_unit, format_duration, format_number
+
 if TYPE_CHECKING:
     from dcsim.run.result import Result
+
+#: Bin widths (s) for means over time: the smallest giving at most MAX_BINS bins over the run is used.
+BIN_WIDTHS_S = (1e-3, 1e-2, 0.1, 1.0, 10.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 86400.0, 7 * 86400.0)
+MAX_BINS = 100
+BIN_NAMES = {3600.0: "hourly", 86400.0: "daily", 7 * 86400.0: "weekly"}
 
 
 def finish_axes(ax: Any, xlabel: str, ylabel: str, title: str, legend: bool = False) -> None:
@@ -33,35 +44,95 @@ def save_figure(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def _step(path: Path, x: np.ndarray, y: np.ndarray, ylabel: str, title: str) -> Path:
+def bin_width_s(span_s: float) -> float:
+    """The bin width (s) for means over ``span_s`` seconds: the smallest of :data:`BIN_WIDTHS_S` that makes
+    at most :data:`MAX_BINS` bins."""
+    for width in BIN_WIDTHS_S:
+        if span_s / width <= MAX_BINS:
+            return width
+    return span_s / MAX_BINS
+
+
+def bin_name(width_s: float) -> str:
+    """ "hourly", "daily"... or "10 min" for a bin width."""
+    return BIN_NAMES.get(width_s, format_duration(width_s))
+
+
+def step_means(time_s: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Time-weighted means over the bins ``edges[i]``..``edges[i+1]`` (s) of a step series holding
+    ``values[i]`` from ``time_s[i]`` until the next time (the last one until the last edge; 0 before the
+    first time). Exact: the integral of a step series is piecewise linear between its times."""
+    time_s, values, edges = (np.asarray(a, dtype=float) for a in (time_s, values, edges))
+    if time_s.size == 0:
+        return np.zeros(max(edges.size - 1, 0))
+    knots = np.r_[time_s, max(edges[-1], time_s[-1])]
+    integral = np.r_[0.0, np.cumsum(values * np.diff(knots))]
+    at_edges = np.interp(edges, knots, integral, left=0.0)
+    widths = np.diff(edges)
+    return np.divide(np.diff(at_edges), widths, out=np.zeros_like(widths), where=widths > 0)
+
+
+def time_axis(end_s: float) -> tuple[str, float]:
+    """(unit, seconds per unit) for a time axis from 0 to ``end_s``."""
+    return duration_unit(end_s)
+
+
+def draw_steps_with_means(
+    ax: Any, time_s: np.ndarray, values: np.ndarray, end_s: float, span_s: float | None = None
+) -> float:
+    """Draw a step series (until ``end_s``) thin and its time-weighted means over even bins bold on ``ax``,
+    and its mean over the run as a dashed line; return that mean. The bin width and the time unit (see
+    :func:`time_axis`) follow ``span_s`` (default ``end_s``: give the longest of several runs drawn alike)."""
+    span = end_s if span_s is None else span_s
+    per = time_axis(span)[1]
+    width = bin_width_s(span) if span > 0 else 1.0
+    edges = np.arange(max(int(np.ceil(end_s / width)), 1) + 1) * width
+    if end_s > edges[-2]:
+        edges[-1] = end_s  # the last bin ends with the run
+    means = step_means(time_s, values, edges)
+    ax.step(np.r_[time_s, end_s] / per, np.r_[values, values[-1:]], where="post", lw=0.6, alpha=0.35, color="C0")
+    ax.stairs(means, edges / per, lw=1.8, color="C0", label=f"{bin_name(width)} mean")
+    overall = float(step_means(time_s, values, np.array([0.0, max(end_s, 1e-12)]))[0])
+    ax.axhline(overall, color="0.3", ls="--", lw=0.8, label=f"mean over the run: {format_number(overall)}")
+    return overall
+
+
+def _step(path: Path, x: np.ndarray, y: np.ndarray, end_s: float, ylabel: str, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.step(x / 3600.0, y, where="post")
-    finish_axes(ax, "simulated time (h)", ylabel, title)
+    draw_steps_with_means(ax, x, y, end_s)
+    finish_axes(ax, f"simulated time ({time_axis(end_s)[0]})", ylabel, title, legend=True)
     return save_figure(fig, path)
 
 
 def write_plots(result: Result, folder: Path) -> list[Path]:
-    """Write the run's plots into ``folder`` and return their paths."""
+    """Write the run's plots into ``folder`` and return their paths. Utilization and queue length over time
+    come from the scheduler's timeline: they are left out of a run in which no job was ever scheduled
+    (serving or collectives only), whose timeline is all zeros."""
     folder.mkdir(parents=True, exist_ok=True)
     timeline = result.timeline
     name = result.scenario.name
     time_s = timeline["time_s"].to_numpy()
-    paths = [
-        _step(
-            folder / "utilization.png",
-            time_s,
-            timeline["utilization"].to_numpy(),
-            "busy accelerators (fraction)",
-            f"{name}: accelerator utilization",
-        ),
-        _step(
-            folder / "queue_length.png",
-            time_s,
-            timeline["queued_jobs"].to_numpy(),
-            "jobs waiting",
-            f"{name}: queue length",
-        ),
-    ]
+    end_s = max(float(result.summary.get("simulated_time_s") or 0.0), float(time_s[-1]) if len(time_s) else 0.0)
+    paths = []
+    if timeline["busy_accelerators"].any() or timeline["queued_jobs"].any():  # else no job was scheduled
+        paths += [
+            _step(
+                folder / "utilization.png",
+                time_s,
+                timeline["utilization"].to_numpy(),
+                end_s,
+                "busy accelerators (fraction)",
+                f"{name}: accelerator utilization",
+            ),
+            _step(
+                folder / "queue_length.png",
+                time_s,
+                timeline["queued_jobs"].to_numpy(),
+                end_s,
+                "jobs waiting",
+                f"{name}: queue length",
+            ),
+        ]
     if result.link_usage is not None:
         from dcsim.network.plot import plot_link_utilization
 
