@@ -20,9 +20,10 @@ MIN_POINTS = 3
 #: A class whose points' arithmetic intensities (FLOPs per byte) span less than this factor cannot tell
 #: compute time from memory time (both grow in proportion): it is fitted on its bytes alone.
 MIN_INTENSITY_SPAN = 2.0
-#: Op classes whose FLOPs per byte vary with a shape its points may all share: decode attention's grow with
-#: the query heads per key-value head (1 for multi-head, 8 for Llama-2-70B's grouped-query attention).
-HEAD_GROUPED_CLASSES = ("attention_decode/",)
+#: Op classes priced at other FLOPs per byte than their points may all share: decode attention's grow with the
+#: query heads per key-value head (1 for multi-head, 8 for Llama-2-70B's grouped-query attention); a GEMV's or
+#: skinny GEMM's fall when its weights are stored in fewer bits than it computes in (weight-only int4/int8).
+VARIABLE_INTENSITY_CLASSES = ("attention_decode/", "matmul_gemv/", "matmul_skinny/")
 #: GEMM classes whose row tile a GPU profile's fit chooses (:func:`fit_tiled`), the tiles tried (1: none),
 #: and the fraction of the mean absolute log error a larger tile must save to be kept
 TILED_CLASSES = ("matmul/", "bmm/")
@@ -34,7 +35,7 @@ COMPUTE_BOUND_GPU_CLASSES = ("attention/",)
 TILE_ROWS = (1, 64, 128, 256)
 TILE_GAIN = 0.05
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 11
+FIT_VERSION = 12
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -66,7 +67,7 @@ def separable_intensity(flops: np.ndarray, nbytes: np.ndarray) -> bool:
     Where they do not, any split between a compute and a memory term fits equally well, and a fitted compute term
     prices ops of the same class at another intensity arbitrarily: decode attention measured with multi-head shapes
     only (1 FLOP per byte of KV cache in fp16) then charged grouped-query shapes (8 query heads per KV head, 8 FLOPs
-    per byte) 8 times its memory time. Classes in :data:`HEAD_GROUPED_CLASSES` meet ops at other intensities, so
+    per byte) 8 times its memory time. Classes in :data:`VARIABLE_INTENSITY_CLASSES` meet ops at other intensities, so
     where their points do not separate the terms they are fitted on their bytes alone, and their FLOPs are bounded
     by the datasheet peak (:mod:`dcsim.compute.predictor`). This is what the kernels do: decode attention kernels
     run a group's query heads as rows of one tensor-core tile (FlashAttention's ``seqlenq_ngroups_swapped``) and
@@ -131,7 +132,7 @@ def _fit_class(profile: Profile, key: str, group: Sequence[Measurement], tile_ro
     flops = np.array([p.op.tile_flops(tile_rows) for p in group])
     nbytes = np.array([p.op.bytes for p in group])
     segments = np.array([p.op.segments for p in group])
-    if key.startswith(HEAD_GROUPED_CLASSES) and not separable_intensity(flops, nbytes):
+    if key.startswith(VARIABLE_INTENSITY_CLASSES) and not separable_intensity(flops, nbytes):
         flops = np.zeros_like(flops)
     if profile.backend == "cuda" and key.startswith(COMPUTE_BOUND_GPU_CLASSES):
         nbytes = np.zeros_like(nbytes)
