@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from dcsim.cost import node_price
 from dcsim.energy import node_power
 from dcsim.errors import Problem, UserInputError
-from dcsim.scenario.network import build_fabric
+from dcsim.scenario.network import build_fabric, with_topology_file
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
 from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
@@ -117,6 +117,7 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
             for index, item in enumerate(workloads):
                 problems += _workload(item, index)[1]
         raise UserInputError(unique(problems)) from None
+    top = top.model_copy(update={"datacenter": with_topology_file(top.datacenter, base_dir)})
     problems = _scheduler_problems(top)
     workloads = []
     for index, item in enumerate(top.workloads):
