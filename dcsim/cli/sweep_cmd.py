@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from dcsim.cli.options import add_quiet
 from dcsim.errors import UserInputError
 from dcsim.scenario.yamlio import load_yaml
 
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--out", help="results table, .csv or .parquet (default: results/<scenario>-sweep.csv)")
     parser.add_argument("--cache-dir", help="result cache folder (default: $DCSIM_CACHE_DIR or ~/.cache/dcsim)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser, "--no-progress")
     parser.set_defaults(handler=handle)
 
 
@@ -121,7 +122,7 @@ def handle(args: argparse.Namespace) -> int:
             executor=args.executor,
             workers=args.workers,
             cluster=args.cluster,
-            progress=not args.no_progress,
+            progress=not args.quiet,
             design_seed=args.design_seed,
             **options,
         )
