@@ -44,7 +44,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered subcommand."""
-    parser = _Parser(prog="dcsim", description="Discrete-event datacenter simulator for ML workloads")
+    parser = _Parser(
+        prog="dcsim",
+        description="Discrete-event datacenter simulator for ML workloads",
+        epilog="Exit status: 0 done, 2 invalid input (one line per problem), 130 interrupted (Ctrl-C). Long "
+        "commands draw a progress bar on stderr when it is a terminal; their -q/--quiet turns it off.",
+    )
     parser.add_argument("--version", action="version", version=f"dcsim {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMAND_MODULES:

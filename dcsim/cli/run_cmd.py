@@ -153,7 +153,8 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the scenario and write its results."""
-    scenario = load_scenario(args.scenario, overrides=overrides(args))
+    with Stage("reading the scenario"):
+        scenario = load_scenario(args.scenario, overrides=overrides(args))
     result = run_scenario(scenario, trace=bool(args.trace))
     out_dir = args.out or scenario.output_dir
     print(result.summary_json() if args.json else format_summary(result.summary), end="\n" if not args.json else "")
