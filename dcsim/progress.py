@@ -156,18 +156,20 @@ def run_simulation(
     known = horizon is not None and math.isfinite(horizon) and horizon > 0
     total_h = horizon / 3600.0 if known and horizon is not None else None
     step_s = horizon / 100.0 if known and horizon is not None else 3600.0
-    fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} h simulated [{elapsed}<{remaining}{postfix}]"
-    options = {"bar_format": fmt} if total_h is not None else {"unit": "h simulated"}
-    with bar(total_h, "simulating", **options) as progress:
+    if total_h is not None:
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n:.4g}/{total:.4g} h simulated [{elapsed}<{remaining}{postfix}]"
+    else:
+        fmt = "{desc}: {n:.4g} h simulated [{elapsed}{postfix}]"
+    with bar(total_h, "simulating", bar_format=fmt) as progress:
         if until is None:
             done.callbacks.append(StopSimulation.callback)
         while not done.triggered:
             next_event = env.peek()
             if not math.isfinite(next_event):
                 break  # nothing scheduled: the final env.run below ends (or fails) as a plain run would
-            stop = max(env.now + step_s, next_event + step_s)
-            if until is not None and stop >= until:
-                break
+            stop = max(env.now, next_event) + step_s
+            if not env.now < stop < (until if until is not None else math.inf):
+                break  # the rest in one go (also where a step is lost in the precision of huge times)
             started = time.perf_counter()
             env.run(until=stop)
             elapsed = time.perf_counter() - started
