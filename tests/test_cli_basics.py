@@ -231,7 +231,14 @@ def test_progress_only_on_a_terminal_and_not_with_quiet(tmp_path, capsys, monkey
 
 @pytest.mark.parametrize(
     "command",
-    [["run", "s.yaml"], ["plan", "s.yaml"], ["policies", "s.yaml"], ["sweep", "s.yaml"], ["optimize", "s.yaml"]],
+    [
+        ["run", "s.yaml"],
+        ["plan", "s.yaml"],
+        ["policies", "s.yaml"],
+        ["sweep", "s.yaml"],
+        ["optimize", "s.yaml"],
+        ["trace", "convert", "--format", "philly", "in.json", "-o", "out.csv"],
+    ],
 )
 def test_long_commands_take_quiet(command):
     extra = ["--minimize", "x"] if command[0] == "optimize" else []
