@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dcsim.cli.options import add_quiet
 from dcsim.cli.sweep_cmd import EXIT_INTERRUPTED, INTERRUPTED, parse_set, write_table
 from dcsim.errors import UserInputError
 
@@ -34,7 +35,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, help="worker processes (default: every core)")
     parser.add_argument("--cluster", metavar="tcp://HOST:8786", help="address of a running Dask scheduler")
     parser.add_argument("--out", help="also write every variant's verdict to this .csv/.parquet table")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser, "--no-progress")
     parser.set_defaults(handler=handle)
 
 
@@ -58,7 +59,7 @@ def handle(args: argparse.Namespace) -> int:
             executor=args.executor,
             workers=args.workers,
             cluster=args.cluster,
-            progress=not args.no_progress,
+            progress=not args.quiet,
         )
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)

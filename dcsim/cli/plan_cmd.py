@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dcsim.cli.options import add_quiet
 from dcsim.cost import busy_accelerator_usd_per_s
 from dcsim.errors import UserInputError
 from dcsim.scenario import load_scenario
@@ -41,6 +42,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--accelerators", type=int, help="plan for this many accelerators (default: all of the pool)")
     parser.add_argument("--top", type=int, default=20, help="rows to print (default 20; 0 prints all)")
     parser.add_argument("--out", help="write every plan to this CSV file")
+    add_quiet(parser)
     parser.set_defaults(handler=handle)
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from dcsim.cli.options import add_quiet
 from dcsim.run.compare import compare_policies, plot_policies
 
 
@@ -20,6 +21,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--preemption", action="store_true", help="enable preemption for every policy")
     parser.add_argument("--out", help="folder for policies.csv and plots (default: outputs.dir/policies)")
+    add_quiet(parser)
     parser.set_defaults(handler=handle)
 
 

@@ -6,20 +6,58 @@ import argparse
 import sys
 from typing import Any
 
+from dcsim.cli.options import add_quiet
 from dcsim.errors import UserInputError
+from dcsim.progress import Stage
 from dcsim.run import run_scenario
 from dcsim.scenario import load_scenario
+from dcsim.scenario.overrides import parse_set_options
 
 
 def register(subparsers: Any) -> None:
     """Add the ``run`` subcommand."""
-    parser = subparsers.add_parser("run", help="simulate a scenario file")
+    parser = subparsers.add_parser(
+        "run",
+        help="simulate a scenario file",
+        description="Simulate a scenario, print its summary and write its results. --set and --seed change the "
+        "scenario for this run only; the changed values are validated like values in the file.",
+    )
     parser.add_argument("scenario", help="scenario YAML file")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="set one field for this run, e.g. workloads[0].traffic.rate_per_s=4 or datacenter.nodes[0].count=8 "
+        "(VALUE read as YAML: a number, word or [list]; repeatable)",
+    )
+    parser.add_argument("--seed", type=_seed, help="the run's seed (instead of the scenario's seed)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of text")
     parser.add_argument("--out", help="results folder (default: the scenario's outputs.dir or results/NAME)")
     parser.add_argument("--trace", metavar="FILE", help="also write the event log as a Chrome trace JSON")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_quiet(parser)
     parser.set_defaults(handler=handle)
+
+
+def _seed(text: str) -> int:
+    """``--seed`` values: whole numbers >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text!r})") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0 (got {text!r})")
+    return value
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's ``--set`` values by path, then ``--seed``."""
+    changes = parse_set_options(args.sets)
+    if args.seed is not None:
+        changes["seed"] = args.seed
+    return changes
 
 
 def _fmt(value: Any, unit: str = "", scale: float = 1.0) -> str:
@@ -115,14 +153,16 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the scenario and write its results."""
-    scenario = load_scenario(args.scenario)
+    with Stage("reading the scenario"):
+        scenario = load_scenario(args.scenario, overrides=overrides(args))
     result = run_scenario(scenario, trace=bool(args.trace))
     out_dir = args.out or scenario.output_dir
     print(result.summary_json() if args.json else format_summary(result.summary), end="\n" if not args.json else "")
     try:
-        result.write(out_dir, plots=scenario.outputs.plots and not args.no_plots, tables=scenario.outputs.tables)
-        if args.trace:
-            result.write_chrome_trace(args.trace)
+        with Stage("writing results"):
+            result.write(out_dir, plots=scenario.outputs.plots and not args.no_plots, tables=scenario.outputs.tables)
+            if args.trace:
+                result.write_chrome_trace(args.trace)
     except OSError as error:
         raise UserInputError.single("outputs.dir", f"cannot write results to {out_dir!r}: {error}") from None
     if not args.json:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from dcsim.cli.options import add_quiet
 from dcsim.errors import UserInputError
 from dcsim.scenario.yamlio import load_yaml
 
@@ -46,7 +47,7 @@ def register(subparsers: Any) -> None:
         "else ~/.cache/dcsim/sweeps)",
     )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser, "--no-progress")
     parser.set_defaults(handler=handle)
 
 
@@ -125,7 +126,7 @@ def handle(args: argparse.Namespace) -> int:
             executor=args.executor,
             workers=args.workers,
             cluster=args.cluster,
-            progress=not args.no_progress,
+            progress=not args.quiet,
             design_seed=args.design_seed,
             **options,
         )

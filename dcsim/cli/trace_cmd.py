@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from dcsim.catalog import load_catalog
+from dcsim.cli.options import add_quiet
 from dcsim.errors import UserInputError
+from dcsim.progress import Stage
 from dcsim.workloads.trace_formats import TRACE_FORMATS, write_dcsim_trace
 
 
@@ -28,6 +30,7 @@ def register(subparsers: Any) -> None:
         metavar="TYPE=ACCELERATOR",
         help="PAI only: pin jobs on GPU type TYPE to catalog accelerator ACCELERATOR (repeatable)",
     )
+    add_quiet(convert)
     convert.set_defaults(handler=handle)
 
 
@@ -52,8 +55,9 @@ def handle(args: argparse.Namespace) -> int:
         options = {"task_path": args.task_table, "gpu_types": _gpu_types(args.gpu_type)}
     elif args.task_table or args.gpu_type:
         raise UserInputError.single("--task-table/--gpu-type", "apply to --format pai only")
-    frame = TRACE_FORMATS[args.format].convert(args.input, **options)
-    write_dcsim_trace(frame, args.output)
+    with Stage("converting the trace"):
+        frame = TRACE_FORMATS[args.format].convert(args.input, **options)
+        write_dcsim_trace(frame, args.output)
     dropped = frame.attrs.get("dropped", {})
     notes = ", ".join(f"{len(ids)} with {reason}" for reason, ids in dropped.items() if ids)
     print(f"wrote {len(frame)} jobs to {args.output}" + (f" (dropped {notes})" if notes else ""))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from dcsim import progress
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.evaluate import PlanEvaluation, evaluate_plan
 from dcsim.parallel.layout import RankLayout
@@ -93,9 +94,12 @@ def rank_plans(
     if by not in RANK_BY:
         raise ValueError(f"rank by one of {', '.join(RANK_BY)} (got {by!r})")
     evaluations: list[PlanEvaluation] = []
-    for plan in candidate_plans(setup, len(names), per_node):
-        layout = RankLayout(plan, tuple(names))
-        evaluations.append(evaluate_plan(setup, plan, layout, comm, server_of, fidelity))
+    plans = list(candidate_plans(setup, len(names), per_node))
+    with progress.bar(len(plans), "evaluating plans", unit="plan") as shown:
+        for plan in plans:
+            layout = RankLayout(plan, tuple(names))
+            evaluations.append(evaluate_plan(setup, plan, layout, comm, server_of, fidelity))
+            shown.update(1)
     rows = []
     for ev in evaluations:
         steps = tokens / ev.tokens_per_step

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dcsim import progress
 from dcsim.errors import UserInputError
 from dcsim.report.formats import format_percent
 from dcsim.run.plots import bin_name, bin_width_s, draw_steps_with_means, finish_axes, plt, save_figure, time_axis
@@ -33,11 +34,14 @@ def compare_policies(
         except ValueError as error:
             raise UserInputError.single("policies", str(error)) from None
     rows, results = [], {}
-    for policy in policies:
-        settings = base.scheduler.model_copy(update={"policy": policy, **scheduler})
-        scenario = base.model_copy(update={"scheduler": settings})
-        result = run_scenario(scenario)
-        results[policy] = result
+    with progress.bar(len(policies), "policies", unit="policy") as shown:
+        for policy in policies:
+            shown.set_postfix_str(policy)
+            settings = base.scheduler.model_copy(update={"policy": policy, **scheduler})
+            scenario = base.model_copy(update={"scheduler": settings})
+            results[policy] = run_scenario(scenario)
+            shown.update(1)
+    for policy, result in results.items():
         dc = result.summary["datacenter"]
         for name, work in result.summary["workloads"].items():
             if work["kind"] != "jobs":

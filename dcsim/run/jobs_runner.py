@@ -72,6 +72,11 @@ class JobsRunner:
         if not self.jobs:
             self.done.succeed()
 
+    @property
+    def completed(self) -> int:
+        """Jobs finished so far."""
+        return self._completed
+
     def job_finished(self) -> None:
         """Count a completion; ``done`` fires with the last one."""
         self._completed += 1

@@ -16,6 +16,7 @@ from dcsim.compute import prediction_basis
 from dcsim.cost import breakdown, busy_accelerator_usd_per_s, node_price, storage_cost_usd
 from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
+from dcsim.progress import Stage, run_simulation
 from dcsim.run.collective_runner import CollectiveRunner, NetworkSession, collectives_table
 from dcsim.run.context import RunContext
 from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer, compare_with_uncompressed
@@ -42,6 +43,7 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
     Raises :class:`dcsim.errors.UserInputError` for an invalid scenario.
     """
     scenario = source if isinstance(source, Scenario) else load_scenario(source)
+    preparing = Stage("preparing the run")
     sim = Simulation(scenario.seed, trace=trace)
     nodes = scenario.datacenter.nodes
     cluster = Cluster(
@@ -98,15 +100,40 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
     done = sim.env.event()
     sim.env.all_of([runner.done for runner in runners]).callbacks.append(partial(_succeed, done))
     injector = _failures(scenario, sim, scheduler, done)
-    sim.env.run(until=scenario.duration_s if scenario.duration_s is not None else done)
+    preparing.close()
+    run_simulation(sim.env, scenario.duration_s, done, partial(expected_horizon_s, runners), _jobs_status(runners))
     end_s = float(scenario.duration_s if scenario.duration_s is not None else sim.now)
     scheduler.close(end_s)
     for runner in runners:
         if isinstance(runner, InferenceRunner):
             runner.add_busy_time(scheduler.busy_s, cluster, end_s)
-    result = _result(scenario, sim, cluster, scheduler, runners, network, end_s)
+    with Stage("summarising the run"):
+        result = _result(scenario, sim, cluster, scheduler, runners, network, end_s)
     result.summary["datacenter"]["accelerator_failures"] = len(injector.events) if injector else 0
     return result
+
+
+def expected_horizon_s(runners: list[Runner]) -> float | None:
+    """The simulated time by which the work is expected to have arrived (s), for progress bars: the last job
+    submission, request arrival or training end (at its nominal step time); None if nothing says."""
+    ends = [0.0]
+    for runner in runners:
+        if isinstance(runner, JobsRunner) and runner.jobs:
+            ends.append(max(job.submit_s for job in runner.jobs))
+        elif isinstance(runner, InferenceRunner) and len(runner.traffic):
+            ends.append(float(runner.traffic.arrival_s[-1]))
+        elif isinstance(runner, TrainingRunner):
+            ends.append(runner.spec.arrival_s + runner.steps * runner.nominal.step_time_s)
+    return max(ends) or None
+
+
+def _jobs_status(runners: list[Runner]) -> Callable[[], str] | None:
+    """For a progress bar: ``"12,345/1,000,000 jobs"`` over the run's jobs workloads (None without any)."""
+    jobs = [runner for runner in runners if isinstance(runner, JobsRunner)]
+    if not jobs:
+        return None
+    total = sum(len(runner.jobs) for runner in jobs)
+    return lambda: f"{sum(runner.completed for runner in jobs):,}/{total:,} jobs"
 
 
 def _succeed(event: simpy.Event, _trigger: simpy.Event) -> None:

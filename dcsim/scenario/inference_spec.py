@@ -22,6 +22,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dcsim.errors import Problem
 from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
+from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
 
@@ -334,10 +335,9 @@ class InferenceWorkload(WorkloadSpec):
         )
 
     def trace_path(self, base_dir: str) -> Path:
-        """The trace file: next to the scenario if it exists there, else relative to the working directory."""
+        """The trace file, relative to the scenario's folder ``base_dir`` (see :func:`scenario_file`)."""
         assert self.traffic.trace is not None
-        beside = Path(base_dir) / self.traffic.trace
-        return beside if beside.exists() or Path(self.traffic.trace).is_absolute() else Path(self.traffic.trace)
+        return scenario_file(self.traffic.trace, base_dir)
 
     def _family_problems(self, cfg: TransformerConfig) -> list[Problem]:
         """Settings that only make sense for a decoder, given for an encoder (which serves each request in one

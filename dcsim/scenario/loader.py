@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -13,7 +14,7 @@ from pydantic import ValidationError
 from dcsim.cost import node_price
 from dcsim.energy import node_power
 from dcsim.errors import Problem, UserInputError
-from dcsim.scenario.network import build_fabric
+from dcsim.scenario.network import build_fabric, with_topology_file
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
 from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
@@ -97,8 +98,12 @@ def _node_problems(datacenter: Datacenter, figures: Callable[[NodeType], object]
     return problems
 
 
-def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
-    """Validate a scenario file (path) or mapping; raise :class:`UserInputError` with every problem."""
+def load_scenario(source: str | Path | Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None) -> Scenario:
+    """Validate a scenario file (path) or mapping; raise :class:`UserInputError` with every problem.
+
+    ``overrides`` (field path -> value, as ``dcsim run --set``) are written into a copy of the scenario first;
+    problems they cause are named ``--set PATH`` (see :mod:`dcsim.scenario.overrides`).
+    """
     if isinstance(source, Mapping):
         raw: Any = source
         base_dir = "."
@@ -106,6 +111,20 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
         path = Path(source)
         raw = _read_yaml(path)
         base_dir = str(path.parent)
+    if not overrides or not isinstance(raw, Mapping):
+        return validate_scenario(raw, base_dir)
+    from dcsim.scenario.overrides import apply_overrides, blame_overrides
+
+    changed = copy.deepcopy(dict(raw))
+    apply_overrides(changed, overrides)
+    try:
+        return validate_scenario(changed, base_dir)
+    except UserInputError as error:
+        raise blame_overrides(error, overrides) from None
+
+
+def validate_scenario(raw: Any, base_dir: str) -> Scenario:
+    """Validate a raw scenario mapping whose relative file paths are relative to ``base_dir``."""
     if not isinstance(raw, Mapping):
         raise UserInputError.single("", f"a scenario must be a mapping of sections (got {type(raw).__name__})")
     try:
@@ -117,6 +136,7 @@ def load_scenario(source: str | Path | Mapping[str, Any]) -> Scenario:
             for index, item in enumerate(workloads):
                 problems += _workload(item, index)[1]
         raise UserInputError(unique(problems)) from None
+    top = top.model_copy(update={"datacenter": with_topology_file(top.datacenter, base_dir)})
     problems = _scheduler_problems(top)
     workloads = []
     for index, item in enumerate(top.workloads):

@@ -13,6 +13,7 @@ from dcsim.network import (
     build_datacenter_fabric,
     resolve_policy,
 )
+from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Datacenter
 
 
@@ -22,6 +23,17 @@ def network_config(datacenter: Datacenter) -> NetworkConfig:
     if net is None:
         return NetworkConfig()
     return NetworkConfig(net.topology, net.params or None, net.link_gbps, net.link_latency_us, net.routing)
+
+
+def with_topology_file(datacenter: Datacenter, base_dir: str) -> Datacenter:
+    """The datacenter with a ``topology: file`` path looked up from the scenario's folder ``base_dir`` (see
+    :func:`dcsim.scenario.files.scenario_file`); any other datacenter unchanged."""
+    net = datacenter.network
+    if net is None or net.topology != "file" or not isinstance(net.params.get("path"), str):
+        return datacenter
+    path = str(scenario_file(net.params["path"], base_dir))
+    network = net.model_copy(update={"params": {**net.params, "path": path}})
+    return datacenter.model_copy(update={"network": network})
 
 
 def build_fabric(datacenter: Datacenter, seed: int) -> DatacenterFabric:

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dcsim.errors import Problem, UserInputError
 from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Number
+from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Section
 from dcsim.workloads.jobs import Job, read_job_trace
 
@@ -122,10 +123,9 @@ class JobsWorkload(WorkloadSpec):
         return self
 
     def trace_path(self, base_dir: str) -> Path:
-        """The trace file: next to the scenario if it exists there, else relative to the working directory."""
+        """The trace file, relative to the scenario's folder ``base_dir`` (see :func:`scenario_file`)."""
         assert self.trace is not None
-        beside = Path(base_dir) / self.trace
-        return beside if beside.exists() or Path(self.trace).is_absolute() else Path(self.trace)
+        return scenario_file(self.trace, base_dir)
 
     def read_trace(self, base_dir: str) -> list[Job]:
         """The trace's jobs (raises UserInputError naming the line and column)."""
