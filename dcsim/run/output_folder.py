@@ -11,6 +11,9 @@ survives next to the new ones. An empty existing folder is simply replaced. Even
 that is not a previous run's results (no ``summary.json`` in it), the working folder or one above it is never
 replaced (:class:`UnsafeOverwriteError`): ``--out . --overwrite`` must not delete a project. A target that
 exists but is not a folder (a file, a symbolic link) is refused too.
+
+:func:`staged_file` does the same for one file (a sweep's results table): written under a temporary name
+beside it, then linked (no overwrite: fails if the file appeared meanwhile) or renamed (overwrite) into place.
 """
 
 from __future__ import annotations
@@ -154,3 +157,36 @@ def staged_folder(target: str | Path, *, overwrite: bool = False) -> Iterator[Pa
     finally:
         if staged.exists():
             shutil.rmtree(staged, ignore_errors=True)
+
+
+@contextmanager
+def staged_file(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside the file ``target`` to write; move it onto ``target`` at the end.
+
+    Without ``overwrite`` an existing ``target`` raises :class:`OutputExistsError` (before yielding, and at the
+    end if it appeared meanwhile: the move is a hard link, which never replaces a file); with it, ``target``
+    is replaced in one rename. The temporary file is deleted whenever it is not published.
+    """
+    path = Path(target)
+    if "\0" in str(path):
+        raise ValueError("a file name cannot contain a NUL character")
+    if not overwrite and os.path.lexists(path):
+        raise OutputExistsError(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.name.encode("utf-8", errors="surrogateescape")[:100].decode("utf-8", errors="ignore")
+    staged = path.parent / f".{stem}.{secrets.token_hex(6)}.tmp{path.suffix}"
+    try:
+        yield staged
+        if overwrite:
+            os.replace(staged, path)
+            return
+        try:
+            os.link(staged, path)
+        except FileExistsError:
+            raise OutputExistsError(path) from None
+        except OSError:  # a file system without hard links: the check above is all there is
+            if os.path.lexists(path):
+                raise OutputExistsError(path) from None
+            os.replace(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
