@@ -53,6 +53,7 @@ class DigestMemo:
         self._named: dict[tuple[str, str], Path | None] = {}
         self._digests: dict[Path, str | None] = {}
         self._profiles: dict[str, Path] | None = None
+        self._profile_digests: dict[str, str] | None = None
 
     def named_file(self, text: str, base_dir: str) -> Path | None:
         """The file ``text`` names (beside ``base_dir``, then from the working directory), or None."""
@@ -92,6 +93,13 @@ class DigestMemo:
                     self._profiles.setdefault(path.name, path)
         return self._profiles
 
+    def profile_digests(self) -> dict[str, str]:
+        """``{'profile:<file name>': sha256}`` of :meth:`profiles` (computed once per memo)."""
+        if self._profile_digests is None:
+            pairs = ((name, self.digest(path)) for name, path in self.profiles().items())
+            self._profile_digests = {f"profile:{name}": digest for name, digest in pairs if digest is not None}
+        return self._profile_digests
+
 
 def input_digests(dumped: Any, base_dir: str, memo: DigestMemo | None = None) -> dict[str, str]:
     """``{name: sha256}`` of the files a scenario reads: each string of ``dumped`` (the scenario as plain data)
@@ -103,8 +111,5 @@ def input_digests(dumped: Any, base_dir: str, memo: DigestMemo | None = None) ->
         digest = None if path is None else memo.digest(path)
         if digest is not None:
             found[text] = digest
-    for name, path in memo.profiles().items():
-        digest = memo.digest(path)
-        if digest is not None:
-            found[f"profile:{name}"] = digest
+    found.update(memo.profile_digests())
     return found
