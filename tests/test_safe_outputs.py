@@ -144,6 +144,17 @@ def test_overwrite_never_replaces_a_folder_that_is_not_a_runs_results(tmp_path, 
     assert "exists and is a file, not a folder" in capsys.readouterr().err
 
 
+def test_an_unusable_output_dir_is_one_line_naming_it(tmp_path, base, capsys):
+    for folder, message in [
+        (str(tmp_path / "a\0b"), "error: outputs.dir: a folder name cannot contain a NUL character"),
+        (str(tmp_path / ("x" * 300)), "error: outputs.dir: cannot write results to"),
+    ]:
+        base["outputs"] = {"dir": folder, "plots": False}
+        assert main(["run", str(write_scenario(tmp_path / "s.yaml", base))]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
 # --- staging: failures and concurrent writers ----------------------------------------------------------------
 
 
