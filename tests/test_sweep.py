@@ -214,10 +214,15 @@ def test_cli_sweep_writes_a_table_and_reports_bad_input(tmp_path, tiny, capsys):
     assert "8 points (4 variants x 2 seeds): 8 computed, 0 from the cache, 0 failed" in capsys.readouterr().out
     table = pd.read_csv(out)
     assert list(table.columns[:5]) == ["variant", "seed", RATE, NODES, "error"] and len(table) == 8
-    assert main([*args, *common, "--out", str(out)]) == 0
+    assert main([*args, *common, "--out", str(out)]) == 2  # the table exists: refused, before any work
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --out: {out} already exists (rerun with --overwrite to replace it, or choose another file with --out)"
+    ]
+    assert main([*args, *common, "--out", str(out), "--overwrite"]) == 0
     assert "0 computed, 8 from the cache" in capsys.readouterr().out
 
-    assert main(["sweep", str(base_file), "--set", "scheduler.polcy=fifo", *common, "--out", str(out)]) == 2
+    polcy = ["sweep", str(base_file), "--set", "scheduler.polcy=fifo", *common, "--out", str(out), "--overwrite"]
+    assert main(polcy) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: scheduler.polcy: not a scenario field (unknown field; did you mean 'policy'?)"
     ]

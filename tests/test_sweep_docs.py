@@ -16,7 +16,8 @@ PAGE = REPO / "docs" / "sweeps.md"
 
 def test_sweeps_page_examples_run(tmp_path, monkeypatch, capsys):
     pytest.importorskip("distributed")
-    monkeypatch.chdir(REPO)  # the examples name scenarios/... and write under results/ (git-ignored)
+    (tmp_path / "scenarios").symlink_to(REPO / "scenarios")  # the examples name scenarios/...
+    monkeypatch.chdir(tmp_path)  # ...and write under results/: a fresh folder each time, as on a first reading
     monkeypatch.setenv("DCSIM_CACHE_DIR", str(tmp_path / "cache"))  # points repeated across examples run once
     blocks = re.findall(r"```(python|bash)\n(.*?)```", PAGE.read_text(), flags=re.S)
     assert sum(kind == "python" for kind, _ in blocks) >= 3
@@ -34,6 +35,6 @@ def test_sweeps_page_examples_run(tmp_path, monkeypatch, capsys):
     assert "{'params': ['workloads[0].synthetic.rate_per_h', 'scheduler.policy'], 'computed': 0, 'cached': 8" in out
     assert "8 points (4 variants x 2 seeds): 0 computed, 8 from the cache, 0 failed" in out  # the CLI's grid
     assert "4 points (4 variants x 1 seeds): 0 computed, 4 from the cache, 0 failed" in out  # the CLI's lhs
-    assert (REPO / "results" / "quickstart-sweep.html").is_file() and (
-        REPO / "results/quickstart/report.html"
+    assert (tmp_path / "results" / "quickstart-sweep.html").is_file() and (
+        tmp_path / "results/quickstart/report.html"
     ).is_file()

@@ -10,6 +10,7 @@ from dcsim.cli.options import add_quiet
 from dcsim.errors import UserInputError
 from dcsim.progress import Stage
 from dcsim.run import run_scenario
+from dcsim.run.output_folder import OutputExistsError, OutputFolderError, check_target
 from dcsim.scenario import load_scenario
 from dcsim.scenario.overrides import parse_set_options
 
@@ -38,6 +39,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--trace", metavar="FILE", help="also write the event log as a Chrome trace JSON")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     add_quiet(parser)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the results folder if it exists (default: refuse)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -151,20 +155,39 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def output_error(out_dir: str, error: Exception) -> UserInputError:
+    """The one-line ``outputs.dir`` error for a results folder that cannot be written."""
+    if isinstance(error, OutputExistsError):
+        why = "rerun with --overwrite to replace it, or choose another folder with --out"
+        return UserInputError.single("outputs.dir", f"{error} ({why})")
+    if isinstance(error, OutputFolderError | ValueError):
+        return UserInputError.single("outputs.dir", str(error))
+    return UserInputError.single("outputs.dir", f"cannot write results to {out_dir!r}: {error}")
+
+
 def handle(args: argparse.Namespace) -> int:
-    """Run the scenario and write its results."""
+    """Run the scenario and write its results (refusing, before the run, a results folder that exists)."""
     with Stage("reading the scenario"):
         scenario = load_scenario(args.scenario, overrides=overrides(args))
-    result = run_scenario(scenario, trace=bool(args.trace))
     out_dir = args.out or scenario.output_dir
+    try:
+        check_target(out_dir, args.overwrite)
+    except (OSError, ValueError) as error:
+        raise output_error(out_dir, error) from None
+    result = run_scenario(scenario, trace=bool(args.trace))
     print(result.summary_json() if args.json else format_summary(result.summary), end="\n" if not args.json else "")
     try:
         with Stage("writing results"):
-            result.write(out_dir, plots=scenario.outputs.plots and not args.no_plots, tables=scenario.outputs.tables)
+            result.write(
+                out_dir,
+                plots=scenario.outputs.plots and not args.no_plots,
+                tables=scenario.outputs.tables,
+                overwrite=args.overwrite,
+            )
             if args.trace:
                 result.write_chrome_trace(args.trace)
     except OSError as error:
-        raise UserInputError.single("outputs.dir", f"cannot write results to {out_dir!r}: {error}") from None
+        raise output_error(out_dir, error) from None
     if not args.json:
         print(f"results written to {out_dir}/" + (f"; trace in {args.trace}" if args.trace else ""))
     sys.stdout.flush()

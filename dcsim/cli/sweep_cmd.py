@@ -13,6 +13,7 @@ import yaml
 
 from dcsim.cli.options import add_quiet
 from dcsim.errors import UserInputError
+from dcsim.run.output_folder import OutputExistsError, staged_file
 from dcsim.scenario.yamlio import load_yaml
 
 _RANGE = re.compile(r"^\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)\s*\.\.\s*([-+]?[0-9.]+(?:e[-+]?\d+)?)\s*$", re.IGNORECASE)
@@ -48,6 +49,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
     add_quiet(parser, "--no-progress")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the --out table if it exists (default: refuse)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -87,12 +91,14 @@ def parse_set(option: str) -> tuple[str, Any]:
     return path, parsed
 
 
-def write_table(frame: pd.DataFrame, out: Path) -> Path:
-    """Write ``frame`` as CSV or Parquet by suffix; without pyarrow, CSV beside the asked-for path (said on stderr)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+def write_table(frame: pd.DataFrame, out: Path, *, overwrite: bool = True) -> Path:
+    """Write ``frame`` as CSV or Parquet by suffix, whole or not at all (a temporary file moved into place);
+    without pyarrow, CSV beside the asked-for path (said on stderr). An existing file is replaced, or, without
+    ``overwrite``, refused with :class:`~dcsim.run.output_folder.OutputExistsError`."""
     if out.suffix == ".parquet":
         try:
-            frame.to_parquet(out, index=False)
+            with staged_file(out, overwrite=overwrite) as staged:
+                frame.to_parquet(staged, index=False)
             return out
         except ImportError:
             fallback = out.with_suffix(".csv")
@@ -101,8 +107,14 @@ def write_table(frame: pd.DataFrame, out: Path) -> Path:
                 file=sys.stderr,
             )
             out = fallback
-    frame.to_csv(out, index=False)
+    with staged_file(out, overwrite=overwrite) as staged:
+        frame.to_csv(staged, index=False)
     return out
+
+
+def _exists_error(out: Path) -> UserInputError:
+    why = "rerun with --overwrite to replace it, or choose another file with --out"
+    return UserInputError.single("--out", f"{out} already exists ({why})")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -111,8 +123,12 @@ def handle(args: argparse.Namespace) -> int:
 
     grid = dict(parse_set(option) for option in args.sets)
     out = Path(args.out or f"results/{Path(args.scenario).stem}-sweep.csv")
+    if "\0" in str(out):
+        raise UserInputError.single("--out", "a file name cannot contain a NUL character")
     if out.suffix not in (".csv", ".parquet"):
         raise UserInputError.single("--out", f"must end in .csv or .parquet (got {str(out)!r})")
+    if out.exists() and not args.overwrite:
+        raise _exists_error(out)
     if args.cache_dir and args.no_cache:
         raise UserInputError.single("--cache-dir", "cannot be combined with --no-cache")
     options: dict[str, Any] = {} if not (args.cache_dir or args.no_cache) else {"cache_dir": args.cache_dir}
@@ -137,7 +153,9 @@ def handle(args: argparse.Namespace) -> int:
         print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
     try:
-        written = write_table(frame, out)
+        written = write_table(frame, out, overwrite=args.overwrite)
+    except OutputExistsError as error:
+        raise _exists_error(error.target) from None
     except OSError as error:
         raise UserInputError.single("--out", f"cannot write {str(out)!r}: {error}") from None
     attrs = frame.attrs

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from dcsim.engine.eventlog import EventLog
+from dcsim.run.output_folder import staged_folder
 from dcsim.scenario.schema import Scenario
 
 
@@ -43,27 +44,33 @@ class Result:
         """The summary as JSON text (stable: same scenario and seed give the same bytes)."""
         return json.dumps(self.summary, indent=2, allow_nan=False) + "\n"
 
-    def write(self, out_dir: str | Path, *, plots: bool = True, tables: str = "csv") -> list[Path]:
-        """Write summary.json, the tables and (optionally) plots into ``out_dir``; return the files written.
+    def write(
+        self, out_dir: str | Path, *, plots: bool = True, tables: str = "csv", overwrite: bool = False
+    ) -> list[Path]:
+        """Write summary.json, the tables and (optionally) plots into the folder ``out_dir``; return the files.
 
-        The summary is written first, so nothing computed is lost if a later writer fails.
+        The files are written into a temporary folder beside ``out_dir`` that is renamed onto it when all are
+        written (:mod:`dcsim.run.output_folder`): a failed or killed write leaves ``out_dir`` as it was, and two
+        writers at once leave one complete set. A folder that already holds files raises
+        :class:`~dcsim.run.output_folder.OutputExistsError` unless ``overwrite``, which replaces it whole (only
+        a previous run's folder, one with a ``summary.json``, is ever replaced).
         """
         from dcsim.run.plots import write_plots
 
         target = Path(out_dir)
-        target.mkdir(parents=True, exist_ok=True)
-        written = [target / "summary.json"]
-        written[0].write_text(self.summary_json(), encoding="utf-8")
-        for name, frame in self.tables.items():
-            path = target / f"{name}.{tables}"
-            if tables == "parquet":
-                frame.to_parquet(path, index=False)
-            else:
-                frame.to_csv(path, index=False)
-            written.append(path)
-        if plots:
-            written += write_plots(self, target / "plots")
-        return written
+        with staged_folder(target, overwrite=overwrite) as staged:
+            written = [Path("summary.json")]
+            (staged / written[0]).write_text(self.summary_json(), encoding="utf-8")
+            for name, frame in self.tables.items():
+                path = staged / f"{name}.{tables}"
+                if tables == "parquet":
+                    frame.to_parquet(path, index=False)
+                else:
+                    frame.to_csv(path, index=False)
+                written.append(path.relative_to(staged))
+            if plots:
+                written += [path.relative_to(staged) for path in write_plots(self, staged / "plots")]
+        return [target / path for path in written]
 
     def write_chrome_trace(self, path: str | Path) -> Path:
         """Write the run's event log as a Chrome trace (the run must have been made with ``trace=True``)."""

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
+from dcsim.scenario.filenames import safe_file_name
 
 
 class Section(BaseModel):
@@ -192,5 +193,6 @@ class Scenario(Section):
 
     @property
     def output_dir(self) -> str:
-        """``outputs.dir`` or ``results/<name>``."""
-        return self.outputs.dir or f"results/{self.name}"
+        """``outputs.dir`` as given, or ``results/<name>`` with the name made a safe file name (no ``/``,
+        ``..``, NUL; at most 100 bytes): see :func:`dcsim.scenario.filenames.safe_file_name`."""
+        return self.outputs.dir or f"results/{safe_file_name(self.name)}"

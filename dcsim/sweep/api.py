@@ -21,6 +21,7 @@ from dcsim.sweep.cache import ResultCache, default_cache_dir, scenario_key
 from dcsim.sweep.design import make_design
 from dcsim.sweep.evaluate import describe_error, flatten_summary
 from dcsim.sweep.executors import EXECUTORS, run_dask, run_local
+from dcsim.sweep.inputs import DigestMemo
 from dcsim.sweep.paths import set_path
 
 _DEFAULT: Any = object()  # cache_dir not given: use default_cache_dir()
@@ -140,11 +141,12 @@ def prepare_points(
     each when it is dispatched.
     """
     points = []
+    memo = DigestMemo()  # each input file is read once per sweep
     for variant, values in enumerate(design):
         for seed in seeds:
             point = Point(variant, seed, values)
             try:
-                point.key = scenario_key(load_scenario(_variant(raw, values, seed, folder)))
+                point.key = scenario_key(load_scenario(_variant(raw, values, seed, folder)), memo=memo)
             except (UserInputError, ValueError) as error:
                 point.error = describe_error(error)
             points.append(point)

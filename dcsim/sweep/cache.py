@@ -1,11 +1,11 @@
 """The sweep result cache: one small JSON file per finished point, keyed by what determines its result.
 
 The key is the SHA-256 of the canonical JSON of the validated scenario (defaults filled in, seed included)
-together with the dcsim version, so an edited scenario, another seed or another dcsim release is a new point,
-while the same point spelled differently (a default written out or left implicit) is the same one. A file is
-written to a temporary name and renamed into place, so a sweep killed mid-write leaves no torn entry and a
-restart recomputes exactly the points without a file. Input files a scenario names (traces) are keyed by
-path, not content: clear the cache (delete the folder) after editing one in place.
+together with the dcsim version and the content of every file the scenario reads (traces, a topology file,
+the calibration profiles: :mod:`dcsim.sweep.inputs`), so an edited scenario, another seed, a trace edited in
+place or another dcsim release is a new point, while the same point spelled differently (a default written
+out or left implicit) is the same one. A file is written to a temporary name and renamed into place, so a
+sweep killed mid-write leaves no torn entry and a restart recomputes exactly the points without a file.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from dcsim._version import __version__
 from dcsim.scenario.schema import Scenario
+from dcsim.sweep.inputs import DigestMemo, input_digests
 
 
 def default_cache_dir() -> Path:
@@ -34,9 +35,13 @@ def canonical_json(scenario: Scenario) -> str:
     return json.dumps(scenario.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def scenario_key(scenario: Scenario, version: str = __version__) -> str:
-    """The cache key of a point: hex SHA-256 of the dcsim version and the canonical scenario."""
-    payload = json.dumps({"dcsim_version": version, "scenario": canonical_json(scenario)}, sort_keys=True)
+def scenario_key(scenario: Scenario, version: str = __version__, memo: DigestMemo | None = None) -> str:
+    """The cache key of a point: hex SHA-256 of the dcsim version, the canonical scenario and the content of
+    every file it reads (:func:`dcsim.sweep.inputs.input_digests`; ``memo`` reuses digests across points)."""
+    dumped = scenario.model_dump(mode="json")
+    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"), allow_nan=False)  # canonical_json's
+    inputs = input_digests(dumped, scenario.base_dir, memo)
+    payload = json.dumps({"dcsim_version": version, "scenario": canonical, "inputs": inputs}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

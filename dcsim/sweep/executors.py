@@ -1,7 +1,8 @@
 """Where sweep points run: local processes (the default) or a Dask cluster, behind one interface.
 
 Each executor calls ``done(index, summary, error)`` in the calling process as each point finishes (in
-completion order), so the caller can cache it and advance the progress bar at once.
+completion order), so the caller can cache it and advance the progress bar at once. Local worker processes
+end when the sweep process ends, even by ``kill -9`` (:mod:`dcsim.sweep.lifeline`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from dcsim.scenario.schema import Scenario
 from dcsim.sweep.evaluate import describe_error, run_point
+from dcsim.sweep.lifeline import die_with_parent
 
 Done = Callable[[int, "dict[str, Any] | None", "str | None"], None]
 EXECUTORS = ("local", "dask")
@@ -38,7 +40,7 @@ def run_local(scenarios: Sequence[Scenario], workers: int | None, done: Done) ->
         return
     todo: Iterator[tuple[int, Scenario]] = iter(enumerate(scenarios))
     pending: dict[Future[tuple[dict[str, Any] | None, str | None]], int] = {}
-    pool = ProcessPoolExecutor(max_workers=count)
+    pool = ProcessPoolExecutor(max_workers=count, initializer=die_with_parent)  # workers die with this process
     try:
 
         def fill() -> None:
