@@ -92,6 +92,9 @@ def test_gemm_time_never_falls_as_a_dimension_grows(device_id, precision, m, n, 
     seconds = MODEL.predict(op, device_id)
     for other in (step, larger):
         other_s = MODEL.predict(other, device_id)
+        if op.segments > 0 and other.segments == 0 and device.fit_for(op).segment_s:
+            # the measured short-row GEMV cost ends where rows reach a page (docs/compute.md): not compared
+            continue
         if op.unaligned and not other.unaligned:
             # the measured unaligned penalty ends here (docs/compute.md): compare aligned shapes instead
             op_aligned = dataclasses.replace(op, n=max(8, op.n - op.n % 8), k=max(8, op.k - op.k % 8))

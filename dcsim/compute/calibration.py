@@ -35,7 +35,7 @@ COMPUTE_BOUND_GPU_CLASSES = ("attention/",)
 TILE_ROWS = (1, 64, 128, 256)
 TILE_GAIN = 0.05
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 12
+FIT_VERSION = 13
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:
@@ -81,10 +81,11 @@ def separable_intensity(flops: np.ndarray, nbytes: np.ndarray) -> bool:
 
 
 def separable(segments: np.ndarray, nbytes: np.ndarray, flops: np.ndarray) -> bool:
-    """True if a class's segments (``Op.segments``) can be told from its bytes and its FLOPs: proportional to
-    neither (:func:`separable_intensity`). A norm measured at one width has segments (rows) in proportion to
+    """True if a class's segments (``Op.segments``) can be told from its bytes and its FLOPs: some points have
+    none (the CPU's GEMVs with page-long weight rows beside short-row ones), or they are proportional to neither
+    (:func:`separable_intensity`). A norm measured at one width has segments (rows) in proportion to
     its bytes; causal self-attention without cached keys has its triangle pairs in proportion to its FLOPs."""
-    if not np.any(segments > 0):
+    if not np.any(segments > 0) or np.any(segments <= 0):  # points with and without segments tell them apart
         return True
     return separable_intensity(segments, nbytes) and (not np.any(flops > 0) or separable_intensity(segments, flops))
 

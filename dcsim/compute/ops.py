@@ -11,7 +11,6 @@ kernel does beyond that. ``fit_key`` names the class of ops that share one fitte
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -59,12 +58,6 @@ def matmul_class(m: int) -> str:
     if m <= GEMV_ROWS:
         return "matmul_gemv"
     return "matmul_skinny" if m <= SKINNY_ROWS else "matmul"
-
-
-def page_row_elements(element_bytes: float) -> int:
-    """Elements of a weight row one page long (:data:`PAGE_BYTES`): the shortest row a GEMV streams at full
-    speed (see :func:`short_row_pages`)."""
-    return math.ceil(PAGE_BYTES / element_bytes)
 
 
 def _check_common(precision: str, phase: str) -> None:
@@ -139,12 +132,6 @@ class Op:
     def element_bytes(self) -> float:
         """Bytes per element at this op's precision."""
         return BYTES_PER_ELEMENT[self.precision]
-
-    def padded(self) -> tuple[Op, ...]:
-        """Ops at least as large as this one in every dimension that avoid a modelled slow path it takes (see
-        :meth:`Matmul.padded`); empty for ops without one. The cost model prices an op at no more than its padded
-        ops: zero-padding the operands computes the same result."""
-        return ()
 
     @property
     def row_classes(self) -> bool:
@@ -234,18 +221,6 @@ class Matmul(Op):
         vector and cache-line boundaries (a 50,257-token output head). On the host CPU such a GEMM runs 20-40%
         slower than one a column narrower or wider (50,256 or 50,264)."""
         return self.n % ALIGN_ELEMENTS != 0 or self.k % ALIGN_ELEMENTS != 0
-
-    def padded(self) -> tuple[Op, ...]:
-        """A GEMV whose weight rows are shorter than a page, with ``k`` raised to a page-long row
-        (:func:`page_row_elements`); else empty. :func:`short_row_pages` prices short rows with a cost per page
-        that stops at a page-long row, a step the measurements (4-13 GB/s for 256 B-2 KiB rows, 15-24 GB/s
-        from 4 KiB, none between) cannot place at one width: priced at no more than the padded GEMV, time does
-        not fall as ``k`` reaches a page. Unaligned products (:attr:`unaligned`) are not padded: their penalty
-        is measured at the shapes models use (PyTorch does not pad GPT-2's 50,257-token head), so a product of
-        50,257 columns may cost more than one of 50,264."""
-        if self.segments <= 0:
-            return ()
-        return (dataclasses.replace(self, k=page_row_elements(self.element_bytes)),)
 
     @property
     def row_classes(self) -> bool:
@@ -701,12 +676,6 @@ class WeightOnlyMatmul(Op):
     def unaligned(self) -> bool:
         """As :attr:`Matmul.unaligned`."""
         return self.n % ALIGN_ELEMENTS != 0 or self.k % ALIGN_ELEMENTS != 0
-
-    def padded(self) -> tuple[Op, ...]:
-        """As :meth:`Matmul.padded`, for the stored (low-bit) weight rows."""
-        if self.segments <= 0:
-            return ()
-        return (dataclasses.replace(self, k=page_row_elements(BYTES_PER_ELEMENT[self.weight_precision])),)
 
     @property
     def row_classes(self) -> bool:

@@ -156,11 +156,11 @@ class DeviceModel:
         """Seconds ``op`` takes on this device: its class's roofline (:meth:`fit_for`) under three rules that
         keep a larger op from ever costing less, plus, on a profiled CPU, page faults.
 
-        - Padding: an op is priced at no more than its padded ops (``op.padded()``: a GEMV's short weight
-          rows at a page long), which compute the same result from zero-padded operands; the minimum is the
-          least price of any such op at least as large, so price does not fall as ``k`` reaches a page.
-          Unaligned GEMMs (``n`` or ``k`` not a multiple of 8) keep their measured penalty and may cost more
-          than the next aligned size up: PyTorch runs them unpadded (see :meth:`Matmul.padded`).
+        - Two measured steps stay: unaligned GEMMs (``n`` or ``k`` not a multiple of 8) keep their measured
+          penalty and may cost more than the next aligned size up (PyTorch runs them unpadded), and on the host
+          CPU a GEMV whose weight rows are shorter than a page keeps its measured cost per short-row page
+          (:func:`~dcsim.compute.ops.short_row_pages`) and may cost more than one whose rows reach a page
+          (measured: 4-13 GB/s for rows of 256 B to 2 KiB, 15-24 GB/s from 4 KiB).
         - Row classes: products of 1 row (GEMV), 2-16 rows (skinny) and more (GEMM) have separate fits
           (:func:`~dcsim.compute.ops.matmul_class`). At each switch a boundary price ``b`` (:meth:`_row_bounds`)
           caps the class below and floors the class above, so more rows never cost less. ``b`` is the lower
@@ -192,18 +192,14 @@ class DeviceModel:
 
     def _class_seconds(self, op: Op, measured_sizes: bool = False) -> float:
         """Seconds of ``op`` in its own class, without the row bounds and floors: twice the forward for a
-        backward priced from it, else the fit's price, no more than that of a padded op (``op.padded()``).
+        backward priced from it, else the fit's price.
         ``measured_sizes``: with FLOPs and bytes held at the largest the fit measured (the class's price where
         it stops extrapolating; unchanged for a prior that measured nothing)."""
         fit = self.fit_for(op)
         if op.fit_key in self._from_forward:
             return 2.0 * self._device_seconds(op.forward())
         clip = measured_sizes and fit.flops_range != (1.0, 1.0)
-        seconds = self._fit_seconds(fit, op, clip)
-        if fit.segment_s:  # op.padded() avoids short GEMV rows only
-            for padded in op.padded():
-                seconds = min(seconds, self._fit_seconds(fit, padded, clip))
-        return seconds
+        return self._fit_seconds(fit, op, clip)
 
     @staticmethod
     def _fit_seconds(fit: RooflineFit, op: Op, clip: bool = False) -> float:
@@ -296,11 +292,6 @@ class DeviceModel:
                 times = 2.0 * self._device_many([op.forward() for op in members])
             else:
                 times = self._fit_many(fit, members, flops, nbytes)
-                if fit.segment_s:  # op.padded() avoids short GEMV rows only
-                    pads = [(row, padded) for row, op in enumerate(members) for padded in op.padded()]
-                    if pads:
-                        padded_times = self._fit_many(fit, [padded for _, padded in pads])
-                        np.minimum.at(times, np.fromiter((row for row, _ in pads), np.intp, len(pads)), padded_times)
             out[indices] = times
         bounded = [(index, bounds) for index, op in enumerate(ops) if (bounds := self._row_bounds(op)) is not None]
         if bounded:
