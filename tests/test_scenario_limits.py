@@ -180,3 +180,18 @@ def test_non_finite_numbers_are_refused(base, where, value, path):
     lines = errors_of(base)
     assert len(lines) == 1 and lines[0].startswith(f"{path}: ")
     assert "inf" in lines[0] or "nan" in lines[0]
+
+
+# ------------------------------------------------------------------------- passed check, crashed in run
+def test_disconnected_custom_topology_is_refused(base, tmp_path):
+    (tmp_path / "split.txt").write_text("s1 h1\ns2 h2\ns1 x1\ns2 x2\n")  # the two servers land on h1 and h2
+    node = base["datacenter"]["nodes"][0]
+    node.update(intra_node="nvswitch-a100", nics={"count": 1, "gbps": 100})
+    base["datacenter"]["network"] = {"topology": "file", "params": {"path": str(tmp_path / "split.txt")}}
+    base["workloads"] = [{"kind": "collective", "name": "c", "op": "all_reduce", "bytes": 1e6, "ranks": 8}]
+    assert errors_of(base) == [
+        "datacenter.network: servers n-1 cannot reach n-0: the network hosts their NICs are wired to are not "
+        "connected to the rest (or the servers have no NICs)"
+    ]
+    (tmp_path / "split.txt").write_text("s1 h1\ns2 h2\ns1 x1\ns2 x2\ns1 s2\n")
+    load_scenario(base)  # joined: fine
