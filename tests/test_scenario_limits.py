@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dcsim.errors import UserInputError
 from dcsim.scenario import load_scenario
@@ -195,3 +196,31 @@ def test_disconnected_custom_topology_is_refused(base, tmp_path):
     ]
     (tmp_path / "split.txt").write_text("s1 h1\ns2 h2\ns1 x1\ns2 x2\ns1 s2\n")
     load_scenario(base)  # joined: fine
+
+
+# ---------------------------------------------------------------------------- requests that never fit
+def test_prompt_longer_than_any_kv_cache_is_refused(base):
+    base["workloads"] = [inference(prompt_tokens={"dist": "constant", "value": 1e9})]
+    [line] = errors_of(base)
+    assert line.startswith(
+        "workloads[0].traffic.prompt_tokens: the smallest request holds 1e+09 prompt + 10 output tokens, "
+        "more than a replica's KV cache ("
+    )
+    assert line.endswith("tokens on a100-sxm-80gb): every request would be dropped")
+
+
+def test_a_long_tail_that_sometimes_fits_passes(base):
+    base["workloads"] = [inference(prompt_tokens={"dist": "lognormal", "mean": 500, "sigma": 1.0, "max": 1e9})]
+    load_scenario(base)
+
+
+def test_dropped_requests_are_said_on_the_console(base, tmp_path, capsys):
+    from dcsim.cli import main
+
+    (tmp_path / "big.csv").write_text("arrival_s,prompt_tokens,output_tokens\n0,100,10\n1,1000000000,10\n")
+    base["workloads"] = [{**inference(), "traffic": {"arrival": "trace", "trace": str(tmp_path / "big.csv")}}]
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(base))
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--no-plots"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 requests served (1 dropped" in out
+    assert "    warning: 1 requests dropped: prompt and output longer than a replica's KV cache holds (" in out
