@@ -224,3 +224,14 @@ def test_dropped_requests_are_said_on_the_console(base, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 of 2 requests served (1 dropped" in out
     assert "    warning: 1 requests dropped: prompt and output longer than a replica's KV cache holds (" in out
+
+
+# ------------------------------------------------------------------------------- summaries stay finite
+def test_summary_json_turns_non_finite_numbers_into_null(base):
+    import json
+
+    from dcsim.run.result import Result
+
+    summary = {"a": math.inf, "b": [1.0, -math.inf, {"c": math.nan}], "d": (2, math.nan), "e": "inf", "f": 3}
+    text = Result(scenario=load_scenario(base), summary=summary).summary_json()
+    assert json.loads(text) == {"a": None, "b": [1.0, None, {"c": None}], "d": [2, None], "e": "inf", "f": 3}
