@@ -235,3 +235,19 @@ def test_summary_json_turns_non_finite_numbers_into_null(base):
     summary = {"a": math.inf, "b": [1.0, -math.inf, {"c": math.nan}], "d": (2, math.nan), "e": "inf", "f": 3}
     text = Result(scenario=load_scenario(base), summary=summary).summary_json()
     assert json.loads(text) == {"a": None, "b": [1.0, None, {"c": None}], "d": [2, None], "e": "inf", "f": 3}
+
+
+def test_a_run_that_fails_faster_than_it_works_stops_with_a_diagnosis(base, tmp_path, capsys, monkeypatch):
+    import dcsim.scheduler.failures
+    from dcsim.cli import main
+
+    # passes check (~240 failures per job, within the limit), then simulates more failures than allowed
+    monkeypatch.setattr(dcsim.scheduler.failures, "MAX_FAILURE_EVENTS", 50)
+    base["workloads"][0]["synthetic"]["duration_s"] = {"dist": "constant", "value": 1e5}
+    base["failures"] = {"accelerator_mtbf_h": 0.5, "repair_s": 1, "checkpoint_interval_s": 60, "checkpoint_s": 1}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(base))
+    assert main(["check", str(tmp_path / "s.yaml")]) == 0
+    assert main(["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: failures: run stopped at ")
+    assert "after 50 failures with work still left" in err and len(err.splitlines()) == 1

@@ -5,7 +5,7 @@ The rules, each refused by ``check`` with a line naming the field:
 - **Failure storm.** The cluster fails at ``accelerators / accelerator_mtbf + nodes / node_mtbf`` per
   second; over the shortest the run can last (its ``duration_s``, else the longest of a synthetic stream's
   arrivals and its mean job, or an inference workload's traffic) that is the number of failures the run
-  simulates, each one a job killed and requeued. More than :data:`MAX_FAILURE_EVENTS` is refused.
+  simulates, each one a job killed and requeued. More than :data:`MAX_EXPECTED_FAILURES` is refused.
 - **No progress.** A job of ``g`` accelerators fails at ``lambda = g / accelerator_mtbf + nodes /
   node_mtbf``; to keep its work it must run a whole checkpoint interval ``tau`` plus the checkpoint ``c``
   and its restart ``r`` without failing, which takes ``exp(lambda (tau + c + r)) - 1`` failures on average
@@ -25,12 +25,15 @@ from typing import TYPE_CHECKING, Any
 from dcsim.errors import Problem, UserInputError
 from dcsim.scenario.bounds import upper
 from dcsim.scenario.estimate import as_float
+from dcsim.scheduler.failures import MAX_FAILURE_EVENTS
+
+#: Failures a run may be expected to simulate: half of what stops a run, so that a run near the limit
+#: does not stop by chance.
+MAX_EXPECTED_FAILURES = MAX_FAILURE_EVENTS // 2
 
 if TYPE_CHECKING:
     from dcsim.scenario.schema import Scenario
 
-#: Failures one run may simulate: each kills a job and reschedules the queue (~0.1 ms), so ~100 s of run.
-MAX_FAILURE_EVENTS = 1_000_000
 #: Expected failures before one job finishes: past this it spends its life restarting.
 MAX_FAILURES_PER_JOB = 1_000
 
@@ -109,12 +112,13 @@ def _failure_problems(scenario: Scenario) -> list[Problem]:
     field = "failures.accelerator_mtbf_h" if accelerator_rate >= node_rate else "failures.node_mtbf_h"
     run_s = shortest_run_s(scenario)
     events = (accelerator_rate + node_rate) * run_s
-    if events > MAX_FAILURE_EVENTS:
+    if events > MAX_EXPECTED_FAILURES:
         return [
             Problem(
                 field,
                 f"the cluster fails {accelerator_rate + node_rate:.3g} times per second; a run of at least "
-                f"{run_s:.3g} s would simulate ~{events:.3g} failures; dcsim handles up to ~{MAX_FAILURE_EVENTS:.0e}",
+                f"{run_s:.3g} s would simulate ~{events:.3g} failures; "
+                f"dcsim handles up to ~{MAX_EXPECTED_FAILURES:.0e}",
             )
         ]
     most = max(n.accelerators_per_node for n in nodes)
