@@ -251,3 +251,14 @@ def test_a_run_that_fails_faster_than_it_works_stops_with_a_diagnosis(base, tmp_
     err = capsys.readouterr().err
     assert err.startswith("error: failures: run stopped at ")
     assert "after 50 failures with work still left" in err and len(err.splitlines()) == 1
+
+
+def test_an_autoscaler_waking_every_nanosecond_is_refused(base):
+    workload = inference()
+    del workload["replicas"]
+    workload["autoscale"] = {"min": 1, "max": 2, "target_queue": 2, "interval_s": 1e-9, "cold_start_s": 1}
+    base["workloads"] = [workload]
+    assert errors_of(base) == [
+        "workloads[0].autoscale.interval_s: every 1e-09 s over 10 s of traffic is 1e+10 autoscaler wake-ups; "
+        "dcsim handles up to ~1e+07"
+    ]

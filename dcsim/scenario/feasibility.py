@@ -15,6 +15,8 @@ The rules, each refused by ``check`` with a line naming the field:
   time checkpointing than working (an interval of 1e-6 s with 10 s checkpoints makes every job 1e7 times
   longer); it is refused.
 - **Quota.** A team's quota smaller than one of its jobs leaves that job waiting forever.
+- **Autoscaler ticks.** An autoscaler wakes every ``interval_s`` for as long as its traffic lasts; more
+  than :data:`MAX_AUTOSCALE_TICKS` wake-ups (~4 us each) is refused.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ if TYPE_CHECKING:
 
 #: Expected failures before one job finishes: past this it spends its life restarting.
 MAX_FAILURES_PER_JOB = 1_000
+#: Autoscaler wake-ups in a run (~4 us each: ~40 s).
+MAX_AUTOSCALE_TICKS = 10_000_000
 
 
 def feasibility_problems(scenario: Scenario) -> list[Problem]:
     """Every rule of the module that the scenario breaks, one problem each."""
     checkpoints = _checkpoint_problems(scenario)  # the root cause where they apply: no failure rule on top
-    return (checkpoints or _failure_problems(scenario)) + _quota_problems(scenario)
+    return (checkpoints or _failure_problems(scenario)) + _quota_problems(scenario) + _tick_problems(scenario)
 
 
 def checkpoint_cost_s(scenario: Scenario) -> float | None:
@@ -199,4 +203,25 @@ def _quota_problems(scenario: Scenario) -> list[Problem]:
                         f"accelerators for team {team}: they could never start",
                     )
                 )
+    return problems
+
+
+def _tick_problems(scenario: Scenario) -> list[Problem]:
+    problems = []
+    for index, workload in enumerate(scenario.workloads):
+        autoscale = getattr(workload, "autoscale", None)
+        if autoscale is None or workload.traffic.duration_s is None:
+            continue
+        run_s = workload.traffic.duration_s
+        if scenario.duration_s is not None:
+            run_s = min(run_s, scenario.duration_s)
+        ticks = run_s / autoscale.interval_s
+        if ticks > MAX_AUTOSCALE_TICKS:
+            problems.append(
+                Problem(
+                    f"workloads[{index}].autoscale.interval_s",
+                    f"every {autoscale.interval_s:.3g} s over {run_s:.3g} s of traffic is {ticks:.3g} autoscaler "
+                    f"wake-ups; dcsim handles up to ~{MAX_AUTOSCALE_TICKS:.0e}",
+                )
+            )
     return problems
