@@ -161,7 +161,8 @@ def _failures_per_job(
     elif failures.checkpoint_interval_s == "auto" and cost > 0 and per_accelerator > 0:
         from dcsim.scheduler.checkpointing import young_daly_interval_s
 
-        interval = young_daly_interval_s(cost, 1.0 / (per_accelerator * gpus))
+        job_mtbf_s = 1.0 / (per_accelerator * gpus)
+        interval = young_daly_interval_s(cost, job_mtbf_s) if job_mtbf_s > 0 else None
     if interval is None or interval >= length_s:
         interval, cost = length_s, 0.0
     needed_s = interval + cost + failures.restart_s
