@@ -8,8 +8,8 @@ The memory a run takes grows with a few counts, each at a measured cost (CPython
 networkx 3; peak resident memory of runs of growing size, rounded up):
 
 - an accelerator: ~320 B (scheduler arrays, the per-accelerator table) -> :data:`BYTES_PER_ACCELERATOR`;
-- a node: its name, labels and free-slot bookkeeping -> :data:`BYTES_PER_NODE` (counted per accelerator:
-  a node type's limit is on its accelerators);
+- a node: its name, labels and free-slot bookkeeping, ~1 kB (an allowance, not measured on its own)
+  -> :data:`BYTES_PER_NODE` (spread over its accelerators: a node type's limit is on its accelerators);
 - a job: ~1.75 kB (the job record, queue entries, its row of the jobs table) -> :data:`BYTES_PER_JOB`;
 - a request: ~300 B (columnar request records, its row of the requests table) -> :data:`BYTES_PER_REQUEST`;
 - a vertex or link of the network graph: ~1.1 kB (networkx dicts with attributes)
@@ -17,8 +17,9 @@ networkx 3; peak resident memory of runs of growing size, rounded up):
   :data:`GRAPH_ELEMENTS_PER_ACCELERATOR` of them (itself, its PCIe port, intra-node and NIC links).
 
 A run may take :data:`MEMORY_BUDGET_BYTES` in all. Speed follows the same counts (about 3 us per
-accelerator to set up, 0.1-1 ms per job depending on the queue, 30 us per request), so a run within the
-memory budget also finishes in well under an hour on one core.
+accelerator to set up, 0.1-1 ms per job depending on the queue, 30 us per request), so the memory budget
+also bounds a run's length: at the limit, ~1.5 min of set-up for the accelerators, ~20 min for the
+requests, 15 min to 2 h for the jobs.
 
 Simulated times are bounded too (:data:`MAX_SIMULATED_S`): past 1e10 s a float64 second count no longer
 resolves microseconds, the scale of link latencies.
