@@ -81,6 +81,12 @@ def _inference_lines(w: dict[str, Any]) -> list[str]:
         f"{w['max_live_replicas']} replicas; SLO attainment "
         + ("n/a" if w["slo_attainment"] is None else f"{w['slo_attainment']:.1%}")
     ]
+    if w["requests_dropped"]:
+        capacity = "; ".join(f"{tokens:,} tokens on {name}" for name, tokens in w.get("kv_capacity_tokens", {}).items())
+        served.append(
+            f"    warning: {w['requests_dropped']:,} requests dropped: prompt and output longer than a replica's "
+            f"KV cache holds ({capacity or 'n/a'})"
+        )
     cost = f"${_fmt(w['cost_usd'])} = ${_fmt(w['usd_per_million_tokens'])}"
     if w.get("tokens_counted") == "input":  # an encoder: one forward pass per request, nothing generated
         return [

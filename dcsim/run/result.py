@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from dcsim.engine.eventlog import EventLog
+from dcsim.run.jsonsafe import finite_or_null
 from dcsim.run.output_folder import staged_folder
 from dcsim.scenario.schema import Scenario
 
@@ -42,7 +43,7 @@ class Result:
 
     def summary_json(self) -> str:
         """The summary as JSON text (stable: same scenario and seed give the same bytes)."""
-        return json.dumps(self.summary, indent=2, allow_nan=False) + "\n"
+        return json.dumps(finite_or_null(self.summary), indent=2, allow_nan=False) + "\n"
 
     def write(
         self, out_dir: str | Path, *, plots: bool = True, tables: str = "csv", overwrite: bool = False

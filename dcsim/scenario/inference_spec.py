@@ -334,6 +334,37 @@ class InferenceWorkload(WorkloadSpec):
             workspace=None if acc.kind == "gpu" else 0.0,
         )
 
+    def _kv_capacity_tokens(self, mem: ReplicaMemory) -> int:
+        """Tokens one replica's KV cache holds (grown by ``offload.kv_fraction``, as the runner grows it)."""
+        from dcsim.serving.hostmem import offloaded_kv
+
+        blocks = mem.capacity_blocks
+        if self.offload is not None and self.offload.kv_fraction:
+            blocks = offloaded_kv(mem, self.offload.kv_fraction, self.parallelism.tp * self.parallelism.pp)[0]
+        return blocks * mem.block_tokens
+
+    def _request_fit_problems(self, kv_tokens: dict[str, int]) -> list[Problem]:
+        """A generated request whose prompt and output, at their smallest, exceed every replica's KV cache:
+        each one would be dropped on arrival."""
+        from dcsim.scenario.bounds import lowest
+
+        traffic = self.traffic
+        if traffic.arrival == "trace" or traffic.prompt_tokens is None or traffic.output_tokens is None:
+            return []
+        prompt, output = max(1.0, lowest(traffic.prompt_tokens)), max(0.0, lowest(traffic.output_tokens))
+        capacity = max(kv_tokens.values())
+        if prompt + output <= capacity:
+            return []
+        where = max(kv_tokens, key=lambda acc: kv_tokens[acc])
+        field = "traffic.prompt_tokens" if prompt >= output else "traffic.output_tokens"
+        return [
+            Problem(
+                field,
+                f"the smallest request holds {prompt:.4g} prompt + {output:.4g} output tokens, more than a "
+                f"replica's KV cache ({capacity:,} tokens on {where}): every request would be dropped",
+            )
+        ]
+
     def trace_path(self, base_dir: str) -> Path:
         """The trace file, relative to the scenario's folder ``base_dir`` (see :func:`scenario_file`)."""
         assert self.traffic.trace is not None
@@ -456,12 +487,15 @@ class InferenceWorkload(WorkloadSpec):
                 )
             )
         catalog = load_catalog()
+        kv_tokens: dict[str, int] = {}  # per accelerator type: the KV cache of one replica, in tokens
         for node in usable:
             acc = catalog.accelerators[node.accelerator]
             if self.precision not in acc.peak_tflops and self.precision != "tf32":
                 problems.append(Problem("precision", f"{acc.id} has no {self.precision} units"))
                 continue
             mem = self.replica_memory(node, acc, cfg, served)
+            if mem.fits:
+                kv_tokens[acc.id] = max(kv_tokens.get(acc.id, 0), self._kv_capacity_tokens(mem))
             if not mem.fits:
                 problems.append(
                     Problem(
@@ -476,6 +510,8 @@ class InferenceWorkload(WorkloadSpec):
                 )
             elif self.offload is not None:
                 problems += self._host_memory_problems(node, mem, cfg, served)
+        if kv_tokens and cfg.family == "decoder":
+            problems += self._request_fit_problems(kv_tokens)
         if self.autoscale is not None and self.autoscale.cold_start_s is None:
             if scenario.datacenter.storage.read_gbps is None:
                 problems.append(

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from dcsim.cost import node_price
 from dcsim.energy import node_power
 from dcsim.errors import Problem, UserInputError
+from dcsim.scenario.limits import check_limits
 from dcsim.scenario.network import build_fabric, with_topology_file
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
@@ -178,6 +179,7 @@ def validate_scenario(raw: Any, base_dir: str) -> Scenario:
         failures=top.failures,
         base_dir=base_dir,
     )
+    check_limits(scenario)  # before anything sized by the scenario (a network graph, a trace) is built
     problems += _node_problems(top.datacenter, node_power) + _node_problems(top.datacenter, node_price)
     if top.datacenter.network is not None or any(w.kind == "collective" for w in workloads):
         try:

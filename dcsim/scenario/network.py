@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import networkx as nx
+
 from dcsim.errors import UserInputError
 from dcsim.network import (
     DatacenterFabric,
@@ -66,6 +68,26 @@ def _build_fabric(datacenter_json: str, seed: int) -> DatacenterFabric:
     except ValueError as error:
         raise UserInputError.single("datacenter.network.routing", str(error)) from None
     try:
-        return build_datacenter_fabric(groups, config, seed)
+        fabric = build_datacenter_fabric(groups, config, seed)
     except (TopologyError, KeyError, ValueError) as error:
         raise UserInputError.single("datacenter.network", str(error).strip("'\"")) from None
+    apart = unreachable_servers(fabric)
+    if apart:
+        first = next(iter(fabric.servers))
+        shown = ", ".join(apart[:3]) + (f" and {len(apart) - 3} more" if len(apart) > 3 else "")
+        raise UserInputError.single(
+            "datacenter.network",
+            f"servers {shown} cannot reach {first}: the network hosts their NICs are wired to are not connected "
+            "to the rest (or the servers have no NICs)",
+        )
+    return fabric
+
+
+def unreachable_servers(fabric: DatacenterFabric) -> list[str]:
+    """Servers whose accelerators have no path to the first server's (a split topology, a server without
+    NICs): traffic between them would find no route."""
+    servers = [(name, accs) for name, accs in fabric.servers.items() if accs]
+    if len(servers) < 2:
+        return []
+    reachable = nx.node_connected_component(fabric.graph, servers[0][1][0])
+    return [name for name, accs in servers[1:] if accs[0] not in reachable]

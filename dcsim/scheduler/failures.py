@@ -16,7 +16,24 @@ import numpy as np
 import simpy
 
 from dcsim.engine.distributions import Distribution
+from dcsim.errors import Problem, UserInputError
 from dcsim.scheduler.dispatcher import ClusterScheduler
+
+#: Failures one run may simulate: each kills a job and reschedules the queue (~0.1 ms), so ~200 s of run.
+#: ``check`` refuses scenarios expected to need half as many (:mod:`dcsim.scenario.feasibility`); a run
+#: that gets here anyway (a training job, whose length check cannot know) stops with a diagnosis.
+MAX_FAILURE_EVENTS = 2_000_000
+
+
+class FailureStorm(UserInputError):
+    """A run stopped because failures come faster than its work finishes (one problem, at ``failures``).
+
+    Its ``args`` are the message alone, so SimPy, which re-raises a process's exception as
+    ``type(error)(*error.args)``, rebuilds it whole."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem("failures", message)])
+        self.args = (message,)
 
 
 class FailureInjector:
@@ -47,11 +64,19 @@ class FailureInjector:
     def _poisson(self, done: simpy.Event | None) -> Generator[simpy.Event, Any, None]:
         total = self.accelerator_rate + self.node_rate
         cluster = self.scheduler.cluster
+        drawn = 0
         while True:
             timeout = self.env.timeout(float(self.rng.exponential(1.0 / total)))
             yield timeout if done is None else self.env.any_of([timeout, done])
             if done is not None and done.triggered:
                 return
+            drawn += 1
+            if done is not None and drawn > MAX_FAILURE_EVENTS:
+                raise FailureStorm(
+                    f"run stopped at {float(self.env.now):.3g} s of simulated time after {MAX_FAILURE_EVENTS:,} "
+                    "failures with work still left: failures come faster than the jobs finish (give a longer "
+                    "accelerator_mtbf_h or node_mtbf_h, checkpoints, or duration_s)",
+                )
             if self.rng.random() * total < self.accelerator_rate:
                 self.fail("accelerator", [int(self.rng.integers(cluster.size))])
             else:
