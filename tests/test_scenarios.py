@@ -288,8 +288,13 @@ def bert_base_compression(summary: dict[str, Any]) -> None:
         assert w["tokens_counted"] == "input" and w["throughput_tokens_per_s"] == w["input_tokens_per_s"]
         assert w["tpot_ms"]["p50"] is None and w["ttft_ms"] == w["e2e_ms"] and w["kv_capacity_tokens"] == {"g2-l4": 0}
         assert w["slo_attainment"] > 0.99
-    # int8 tensor cores on the L4: faster GEMMs, fewer replicas kept on, cheaper tokens; no published accuracy
-    assert int8["ttft_ms"]["p50"] < 0.9 * fp16["ttft_ms"]["p50"]
+    # int8 tensor cores on the L4: faster GEMMs, fewer replicas kept on, cheaper tokens; no published accuracy.
+    # Each iteration also pays the engine's host time (vLLM v0, encoder: 0.38 ms at one sequence), which
+    # the int8 GEMMs do not shorten: less than it, the device time must fall by at least 5%
+    host = HostOverhead.for_engine("vllm_v0", 1, decoder=False)
+    assert host is not None
+    host_ms = (host.serial(1) + host.overlapped(1)) * 1e3
+    assert int8["ttft_ms"]["p50"] - host_ms < 0.95 * (fp16["ttft_ms"]["p50"] - host_ms)
     assert int8["usd_per_million_tokens_serving"] < fp16["usd_per_million_tokens_serving"]
     assert int8["compression"]["accuracy"]["status"] == "unknown"
     # students: half and a third of the layers' time; GLUE points of their papers, each against its own baseline
