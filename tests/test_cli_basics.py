@@ -135,7 +135,7 @@ def run_json(args: list[str], capsys) -> dict[str, Any]:
 
 def test_run_set_and_seed_change_the_run(tmp_path, capsys, base):
     scenario = write(tmp_path, base)
-    out = ["--out", str(tmp_path / "res")]
+    out = ["--out", str(tmp_path / "res"), "--overwrite"]  # every run replaces the last one's results
     plain = run_json([scenario, *out], capsys)
     changed = run_json(
         [scenario, *out, "--set", "workloads[0].synthetic.count=7", "--set", "datacenter.nodes[0].count=3"], capsys
@@ -214,7 +214,7 @@ class FakeTerminal(io.StringIO):
 
 def test_progress_only_on_a_terminal_and_not_with_quiet(tmp_path, capsys, monkeypatch, base):
     scenario = write(tmp_path, base)
-    out = ["--out", str(tmp_path / "res")]
+    out = ["--out", str(tmp_path / "res"), "--overwrite"]  # every run replaces the last one's results
     assert main(["run", scenario, *out]) == 0
     assert capsys.readouterr().err == ""  # stderr is not a terminal under pytest: no bar
     terminal = FakeTerminal()
