@@ -17,7 +17,7 @@ from dcsim.scenario.network import build_fabric
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
 from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
-from dcsim.scenario.yamlio import load_yaml
+from dcsim.scenario.yamlio import DuplicateKeyError, YamlLimitError, load_yaml
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
 
@@ -25,15 +25,35 @@ from dcsim.scheduler.policies import resolve_policy
 KIND_MODULES: tuple[str, ...] = ("dcsim.scenario.training_spec", "dcsim.scenario.inference_spec")
 
 
+#: Largest scenario file (bytes) read; a scenario is a few kilobytes, its traces are separate files.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
 def _read_yaml(path: Path) -> Any:
+    """The YAML in ``path``; every way it can be unreadable or refused is a :class:`UserInputError`."""
     if not path.is_file():
         raise UserInputError.single(str(path), "scenario file not found")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES // 2**20
+        raise UserInputError.single(
+            str(path), f"{size / 2**20:.0f} MiB is too large for a scenario file (at most {limit} MiB)"
+        )
     try:
         return load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as error:
+        raise UserInputError(
+            [
+                Problem(d.path, f"duplicate key (lines {d.first.line + 1} and {d.again.line + 1}); give it once")
+                for d in error.duplicates
+            ]
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if isinstance(error, YamlLimitError):
+            raise UserInputError.single(str(path), f"refused at {where}: {problem}") from None
         raise UserInputError.single(str(path), f"not valid YAML at {where}: {problem}") from None
     except UnicodeDecodeError:
         raise UserInputError.single(str(path), "not a text file (UTF-8 expected)") from None

@@ -1,0 +1,127 @@
+"""Hostile scenario text: refused quickly, as one line per problem naming the field, never a traceback."""
+
+from __future__ import annotations
+
+import io
+import time
+import tracemalloc
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcsim.cli import main
+from dcsim.errors import Problem, short_repr
+from dcsim.scenario.yamlio import MAX_DEPTH, DuplicateKeyError, YamlLimitError, load_yaml
+
+QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
+
+#: Ten lines whose aliases expand to 9**9 (387 million) strings.
+BILLION_LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def check(tmp_path: Path, text: str) -> tuple[int, list[str]]:
+    """``dcsim check`` on ``text``: exit status and stderr lines."""
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    err = io.StringIO()
+    with redirect_stderr(err), redirect_stdout(io.StringIO()):
+        status = main(["check", str(path)])
+    return status, err.getvalue().splitlines()
+
+
+def test_alias_bomb_is_refused_fast_in_bounded_memory(tmp_path):
+    assert len(BILLION_LAUGHS.splitlines()) == 9
+    check(tmp_path, "name: warm-up\n")  # imports every command module: not part of the measurement
+    tracemalloc.start()
+    start = time.perf_counter()
+    status, lines = check(tmp_path, BILLION_LAUGHS + "name: bomb\n")
+    elapsed = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert status == 2
+    assert elapsed < 0.5
+    assert peak < 20e6
+    [line] = lines
+    assert line.startswith(f"error: {tmp_path / 's.yaml'}: refused at line ")
+    assert line.endswith("aliases expand to more than 100,000 values; write the values out")
+
+
+def test_small_alias_expansion_is_not_printed_in_full(tmp_path):
+    """Aliases under the limit are fine, but an error about the value quotes a short prefix of it."""
+    value = "[&x [[a, b, c, d, e, f, g, h], [a]], " + ", ".join(["*x"] * 500) + "]"
+    text = QUICKSTART.read_text().replace("name: quickstart", f"name: {value}")
+    status, lines = check(tmp_path, text)
+    assert status == 2
+    [line] = lines
+    assert line.startswith("error: name: must be text (got [[[")
+    assert len(line) < 120
+
+
+def test_fifty_thousand_brackets_give_one_line(tmp_path):
+    check(tmp_path, "name: warm-up\n")
+    start = time.perf_counter()
+    status, lines = check(tmp_path, "name: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    assert time.perf_counter() - start < 2
+    assert status == 2
+    [line] = lines
+    assert line.endswith(f"refused at line 1, column {6 + MAX_DEPTH}: nested more than {MAX_DEPTH} levels deep")
+
+
+def test_deep_mapping_and_alias_depth_are_refused():
+    with pytest.raises(YamlLimitError, match="levels deep"):
+        load_yaml("a: " + "{a: " * 1000 + "1" + "}" * 1000)
+    # Each alias is shallow, but expanded they nest 40 * 3 levels.
+    text = "a0: &a0 " + "[" * 40 + "1" + "]" * 40 + "\n"
+    text += "".join(f"a{i}: &a{i} " + "[" * 40 + f"*a{i - 1}" + "]" * 40 + "\n" for i in (1, 2))
+    with pytest.raises(YamlLimitError, match="aliases nest values more than"):
+        load_yaml(text)
+
+
+def test_recursive_alias_is_refused():
+    with pytest.raises(YamlLimitError, match="an alias refers to the collection it is in"):
+        load_yaml("a: &a [1, *a]\n")
+
+
+def test_overlong_integer_is_refused(tmp_path):
+    status, lines = check(tmp_path, "name: x\nseed: " + "9" * 5000 + "\n")
+    assert status == 2
+    assert lines == [
+        f"error: {tmp_path / 's.yaml'}: refused at line 2, column 7: an integer of 5000 digits is too long to read"
+    ]
+
+
+def test_duplicate_keys_are_errors_naming_the_key_path(tmp_path):
+    text = QUICKSTART.read_text()
+    text = text.replace("      count: 4\n", "      count: 4\n      count: 5\n")
+    text = text.replace("seed: 42\n", "seed: 42\nseed: 43\n")
+    status, lines = check(tmp_path, text)
+    assert status == 2
+    assert lines == [
+        "error: seed: duplicate key (lines 4 and 5); give it once",
+        "error: datacenter.nodes[0].count: duplicate key (lines 12 and 13); give it once",
+    ]
+
+
+def test_duplicate_keys_in_flow_mappings_and_merges():
+    with pytest.raises(DuplicateKeyError) as info:
+        load_yaml("a: [{x: 1, 'odd key': 2, 'odd key': 3}]\n")
+    assert [d.path for d in info.value.duplicates] == ["a[0]['odd key']"]
+    # A merge key's values may be overridden: that is what merges are for.
+    assert load_yaml("base: &b {x: 1, y: 2}\nd: {<<: *b, x: 3}\n")["d"] == {"x": 3, "y": 2}
+
+
+def test_yaml_errors_remain_yaml_errors():
+    """Callers that handle bad YAML (sweeps, ``--set`` values) handle refusals the same way."""
+    assert issubclass(YamlLimitError, yaml.YAMLError) and issubclass(DuplicateKeyError, yaml.YAMLError)
+
+
+def test_messages_quote_values_briefly_and_on_one_line():
+    assert "..." in short_repr("x" * 10_000) and len(short_repr("x" * 10_000)) < 80
+    assert len(short_repr(10**300)) < 40
+    assert short_repr([[[[1]]]] * 1000) == "[[[...]], [[...]], [[...]], [[...]], ...]"
+    assert str(Problem("quotas.a\nb", "bad\u2028value " + "y" * 1000)).count("\n") == 0
+    assert len(str(Problem("p", "y" * 10_000))) < 500
