@@ -7,12 +7,14 @@ import time
 import tracemalloc
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from dcsim.cli import main
-from dcsim.errors import Problem, short_repr
+from dcsim.errors import Problem, UserInputError, short_repr
+from dcsim.scenario import load_scenario
 from dcsim.scenario.yamlio import MAX_DEPTH, DuplicateKeyError, YamlLimitError, load_yaml
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
@@ -125,3 +127,32 @@ def test_messages_quote_values_briefly_and_on_one_line():
     assert short_repr([[[[1]]]] * 1000) == "[[[...]], [[...]], [[...]], [[...]], ...]"
     assert str(Problem("quotas.a\nb", "bad\u2028value " + "y" * 1000)).count("\n") == 0
     assert len(str(Problem("p", "y" * 10_000))) < 500
+
+
+def errors_of(spec: dict[str, Any]) -> list[str]:
+    with pytest.raises(UserInputError) as info:
+        load_scenario(spec)
+    return [str(p) for p in info.value.problems]
+
+
+FAILURES = {"accelerator_mtbf_h": 1000, "repair_s": 600, "checkpoint_s": 30}
+
+
+@pytest.mark.parametrize("value", ["soon", [1], True])
+def test_union_fields_say_what_they_accept(base, value):
+    base["failures"] = {**FAILURES, "checkpoint_interval_s": value}
+    assert errors_of(base) == [f"failures.checkpoint_interval_s: must be a number of seconds or 'auto' (got {value!r})"]
+
+
+def test_union_tags_never_reach_a_message(base):
+    base["workloads"].append({"kind": "training", "name": "t", "model": 5, "global_batch_size": 8})
+    assert errors_of(base) == ["workloads[1].model: must be text or a mapping of fields (got 5)"]
+
+
+def test_odd_keys_are_quoted_in_paths(base):
+    base["scheduler"] = {"quotas": {"team\na": 1.5}}
+    base["datacenter"]["nodes"][0]["labels"] = {7: "x"}
+    assert errors_of(base) == [
+        "datacenter.nodes[0].labels: keys must be text (got 7)",
+        "scheduler.quotas['team\\na']: must be a whole number (got 1.5)",
+    ]
