@@ -156,3 +156,72 @@ def test_odd_keys_are_quoted_in_paths(base):
         "datacenter.nodes[0].labels: keys must be text (got 7)",
         "scheduler.quotas['team\\na']: must be a whole number (got 1.5)",
     ]
+
+
+def node(base: dict[str, Any]) -> dict[str, Any]:
+    return base["datacenter"]["nodes"][0]
+
+
+def synthetic(base: dict[str, Any]) -> dict[str, Any]:
+    return base["workloads"][0]["synthetic"]
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "value", "expected"),
+    [
+        (node, "count", True, "datacenter.nodes[0].count: must be a whole number (got True)"),
+        (node, "count", 2.5, "datacenter.nodes[0].count: must be a whole number (got 2.5)"),
+        (
+            node,
+            "accelerators_per_node",
+            "4.5",
+            "datacenter.nodes[0].accelerators_per_node: must be a whole number (got '4.5')",
+        ),
+        (node, "count", 1e400, "datacenter.nodes[0].count: must be a whole number (got inf)"),
+        (synthetic, "count", False, "workloads[0].synthetic.count: must be a whole number (got False)"),
+        (node, "usd_per_hour", True, "datacenter.nodes[0].usd_per_hour: must be a number (got True)"),
+        (node, "usd_per_hour", float("inf"), "datacenter.nodes[0].usd_per_hour: must be a finite number (got inf)"),
+        (node, "usd_per_hour", float("nan"), "datacenter.nodes[0].usd_per_hour: must be a finite number (got nan)"),
+        (synthetic, "gpus", 2.5, "workloads[0].synthetic.gpus: must be a whole number (got 2.5)"),
+        (
+            synthetic,
+            "gpus",
+            {"choices": [1, 1.5]},
+            "workloads[0].synthetic.gpus: choices must be whole numbers (got 1.5)",
+        ),
+    ],
+)
+def test_types_are_strict(base, where, key, value, expected):
+    where(base)[key] = value
+    assert errors_of(base) == [expected]
+
+
+def test_integral_floats_are_whole_numbers(base):
+    node(base)["count"] = 2.0
+    synthetic(base)["count"] = "5e1"
+    synthetic(base)["gpus"] = 4.0
+    scenario = load_scenario(base)
+    assert scenario.datacenter.nodes[0].count == 2 and isinstance(scenario.datacenter.nodes[0].count, int)
+    assert scenario.workloads[0].synthetic.count == 50
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"choices": [1, 2], "weights": [{"a": 1}, 1]}, "weights[0] must be a number, got {'a': 1}"),
+        ({"choices": [1, 2], "weights": 3}, "weights must be a list of numbers, got 3"),
+        ({"choices": {"a": 1}}, "choices must be a list of numbers, got {'a': 1}"),
+        ({"choices": [1, 2], "weights": [1e308, 1e308]}, "weights must sum to a finite number"),
+        ({"dist": ["lognormal"], "mean": 3, "sigma": 1}, "dist must be one of constant, exponential, gamma"),
+        ({"dist": {"a": 1}, "mean": 3}, "dist must be one of constant"),
+        ({"dist": "exponential", "mean": True}, "mean must be a number, got True"),
+        ({"dist": "exponential", "mean": [3]}, "mean must be a number, got [3]"),
+        ({"dist": "exponential", "mean": "inf"}, "mean must be a finite number, got 'inf'"),
+        ({"dist": "exponential", "mean": 3, "max": {"x": 1}}, "max must be a number, got {'x': 1}"),
+        ({"dist": "exponential", "mean": 3, 5: 1}, "exponential distribution has unknown keys 5"),
+    ],
+)
+def test_distribution_crashers_are_one_line_errors(base, value, expected):
+    synthetic(base)["duration_s"] = value
+    [line] = errors_of(base)
+    assert line.startswith(f"workloads[0].synthetic.duration_s: {expected}")

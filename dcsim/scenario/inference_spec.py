@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from dcsim.errors import Problem
-from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
+from dcsim.scenario.fields import AcceleratorId, Count, InterconnectId, Number, WholeDistributionField
 from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
 
@@ -128,8 +128,8 @@ class TrafficSpec(Section):
     cv: Number | None = Field(default=None, gt=0)
     amplitude: Number = Field(default=0.5, ge=0, le=1)
     period_s: Number = Field(default=86400.0, gt=0)
-    prompt_tokens: DistributionField = None
-    output_tokens: DistributionField = None
+    prompt_tokens: WholeDistributionField = None
+    output_tokens: WholeDistributionField = None
     trace: str | None = None
     time_scale: Number = Field(default=1.0, gt=0)
     stream: str | None = Field(default=None, min_length=1)

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from dcsim.cost import node_price
 from dcsim.energy import node_power
-from dcsim.errors import Problem, UserInputError
+from dcsim.errors import Problem, UserInputError, short_repr
 from dcsim.scenario.network import build_fabric
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
@@ -64,9 +64,9 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
         importlib.import_module(module)
     path = f"workloads[{index}]"
     if not isinstance(raw, Mapping):
-        return None, [Problem(path, f"must be a mapping with a kind (got {raw!r})")]
+        return None, [Problem(path, f"must be a mapping with a kind (got {short_repr(raw)})")]
     kind = raw.get("kind")
-    if kind not in WORKLOAD_KINDS:
+    if not isinstance(kind, str) or kind not in WORKLOAD_KINDS:
         available = ", ".join(sorted(WORKLOAD_KINDS))
         if kind in PLANNED_KINDS:
             return None, [
@@ -75,7 +75,7 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
                     f"{kind!r} workloads are not available in this version of dcsim yet (available: {available})",
                 )
             ]
-        return None, [Problem(f"{path}.kind", f"must be one of {available} (got {kind!r})")]
+        return None, [Problem(f"{path}.kind", f"must be one of {available} (got {short_repr(kind)})")]
     schema = WORKLOAD_KINDS[kind]
     try:
         return schema.model_validate(dict(raw)), []
