@@ -225,3 +225,22 @@ def test_distribution_crashers_are_one_line_errors(base, value, expected):
     synthetic(base)["duration_s"] = value
     [line] = errors_of(base)
     assert line.startswith(f"workloads[0].synthetic.duration_s: {expected}")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "expected"),
+    [
+        ("scheduler", "preemption", 1, "scheduler.preemption: must be true or false (got 1)"),
+        ("outputs", "plots", "yes", "outputs.plots: must be true or false (got 'yes')"),
+    ],
+)
+def test_flags_are_true_or_false(base, section, key, value, expected):
+    base.setdefault(section, {})[key] = value
+    assert errors_of(base) == [expected]
+
+
+def test_training_priority_is_a_whole_number(base):
+    base["workloads"].append(
+        {"kind": "training", "name": "t", "model": "gpt2-small", "global_batch_size": 8, "steps": 10, "priority": 1.5}
+    )
+    assert "workloads[1].priority: must be a whole number (got 1.5)" in errors_of(base)

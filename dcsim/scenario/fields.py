@@ -81,8 +81,14 @@ def _whole_values(dist: Distribution) -> Distribution:
     return dist
 
 
+#: A finite number; ``3e11`` written as text is read too.
 Number = Annotated[float, BeforeValidator(_number), Strict(), AllowInfNan(False)]
+#: A whole number (``4`` or ``4.0``, never ``2.5`` or ``true``); bounds come from ``Field(ge=...)``.
 Count = Annotated[int, BeforeValidator(_whole), Strict()]
+#: A whole number that may be negative (a priority); the same rules as :data:`Count`.
+Integer = Count
+#: ``true`` or ``false`` only (not ``1``, ``0`` or ``"yes"``).
+Flag = Annotated[bool, Strict()]
 AcceleratorId = Annotated[str, BeforeValidator(_accelerator_id)]
 InterconnectId = Annotated[str, BeforeValidator(_interconnect_id)]
 DistributionField = Annotated[Any, BeforeValidator(_distribution), PlainSerializer(lambda d: repr(d))]

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from dcsim.errors import Problem
-from dcsim.scenario.fields import AcceleratorId, Count, InterconnectId, Number, WholeDistributionField
+from dcsim.scenario.fields import AcceleratorId, Count, Flag, InterconnectId, Number, WholeDistributionField
 from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
 
@@ -51,7 +51,7 @@ class BatchingSpec(Section):
     policy: Literal["continuous", "static", "chunked"] = "continuous"
     max_batch_size: Count = Field(default=256, ge=1)
     max_batch_tokens: Count = Field(default=8192, ge=1)
-    chunked_prefill: bool = False
+    chunked_prefill: Flag = False
     block_tokens: Count = Field(default=16, ge=1)
     preemption: Literal["recompute", "swap"] = "recompute"
     swap_interconnect: InterconnectId | None = None

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
+from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Flag, InterconnectId, Number
 
 
 class Section(BaseModel):
@@ -118,7 +118,7 @@ class SchedulerSpec(Section):
 
     policy: str = "fifo"
     placement: str = "pack"
-    preemption: bool = False
+    preemption: Flag = False
     checkpoint_s: Number = Field(default=0.0, ge=0)
     restart_s: Number = Field(default=0.0, ge=0)
     quotas: dict[str, Count] = Field(default_factory=dict)
@@ -160,7 +160,7 @@ class Outputs(Section):
     """Where results go: ``dir`` (relative to the working directory), tables as csv or parquet, plots."""
 
     dir: str | None = None
-    plots: bool = True
+    plots: Flag = True
     tables: Literal["csv", "parquet"] = "csv"
 
 
