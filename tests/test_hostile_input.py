@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import time
 import tracemalloc
 from contextlib import redirect_stderr, redirect_stdout
@@ -94,6 +95,15 @@ def test_overlong_integer_is_refused(tmp_path):
     assert lines == [
         f"error: {tmp_path / 's.yaml'}: refused at line 2, column 7: an integer of 5000 digits is too long to read"
     ]
+
+
+def test_numbers_are_read_by_yaml_1_2_rules():
+    """No octal ``010`` (8) or base-60 ``1:30`` (90) surprises; hex and octal need ``0x`` and ``0o``."""
+    assert load_yaml("a: [010, 1:30, 0x10, 0o17, 1_000, 1e3, .5, -.inf, 0b1]") == {
+        "a": [10, "1:30", 16, 15, 1000, 1000.0, 0.5, -math.inf, "0b1"]
+    }
+    with pytest.raises(YamlLimitError, match="not a number"):
+        load_yaml("a: 0x_")
 
 
 def test_duplicate_keys_are_errors_naming_the_key_path(tmp_path):

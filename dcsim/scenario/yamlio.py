@@ -2,8 +2,9 @@
 
 PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent: ``1e9`` and ``3.3e9`` are read
 as the strings ``"1e9"`` and ``"3.3e9"``. Scenario authors write byte counts, token budgets and rates that
-way, so the scenario loader also reads them as floats (the YAML 1.2 core schema's rule); everything else
-is as :func:`yaml.safe_load` reads it.
+way, so the scenario loader reads numbers by the YAML 1.2 core schema's rules: ``1e9`` is a float, ``010`` is
+ten (not octal eight) and ``1:30`` is text (not the base-60 number 90); ``0x10`` and ``0o17`` are hex and
+octal, and ``1_000`` is a thousand. Everything else is as :func:`yaml.safe_load` reads it.
 
 Hostile text is refused before any Python object is built from it, each time with a
 :class:`yaml.YAMLError` (so every caller that handles bad YAML handles these too):
@@ -80,23 +81,35 @@ class ScenarioLoader(yaml.SafeLoader):
         return node
 
     def construct_yaml_int(self, node: ScalarNode) -> int:
+        """A YAML 1.2 integer (see the module); one too long to convert is refused."""
+        text = str(self.construct_scalar(node)).replace("_", "")
+        sign = -1 if text.startswith("-") else 1
+        text = text.lstrip("+-")
+        base = {"0x": 16, "0o": 8}.get(text[:2], 10)
         try:
-            return super().construct_yaml_int(node)
+            return sign * int(text[2:] if base != 10 else text, base)
         except ValueError:
-            digits = sum(ch.isdigit() for ch in node.value)
-            raise YamlLimitError(
-                problem=f"an integer of {digits} digits is too long to read", problem_mark=node.start_mark
-            ) from None
+            problem = f"an integer of {len(text)} digits is too long to read" if len(text) > 1000 else "not a number"
+            raise YamlLimitError(problem=problem, problem_mark=node.start_mark) from None
 
 
-ScenarioLoader.add_constructor("tag:yaml.org,2002:int", ScenarioLoader.construct_yaml_int)
-
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_INT_12 = re.compile(r"^[-+]?(?:[0-9][0-9_]*|0x[0-9a-fA-F_]+|0o[0-7_]+)$")
 _FLOAT_12 = re.compile(
-    r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)
-    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?)$""",
+    r"""^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""",
     re.X,
 )
-ScenarioLoader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
+# YAML 1.1's number rules replaced by YAML 1.2's (see the module); the other implicit types are kept.
+ScenarioLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ScenarioLoader.add_implicit_resolver(_INT_TAG, _INT_12, list("-+0123456789"))
+ScenarioLoader.add_implicit_resolver(_FLOAT_TAG, _FLOAT_12, list("-+0123456789."))
+ScenarioLoader.add_constructor(_INT_TAG, ScenarioLoader.construct_yaml_int)
 
 
 def _children(node: Node) -> list[tuple[Node, str]]:
