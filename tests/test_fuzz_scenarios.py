@@ -31,7 +31,7 @@ SCENARIOS = {path.name: load_yaml(path.read_text()) for path in sorted(SCENARIO_
 #: Slowest acceptable ``check`` of one mutated scenario (s): generous, the machine may be shared.
 TIME_BOUND_S = 5.0
 
-_PART = r"""\[(?:\d+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\]"""
+_PART = r"""\[(?:[\w.+-]+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\]"""
 _FIELD = rf"(?:[A-Za-z_][\w-]*|{_PART})(?:\.[A-Za-z_][\w-]*|{_PART})*(?: \([^)]*\))?"
 
 _SCALARS = st.one_of(

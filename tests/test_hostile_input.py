@@ -163,7 +163,7 @@ def test_odd_keys_are_quoted_in_paths(base):
     base["scheduler"] = {"quotas": {"team\na": 1.5}}
     base["datacenter"]["nodes"][0]["labels"] = {7: "x"}
     assert errors_of(base) == [
-        "datacenter.nodes[0].labels: keys must be text (got 7)",
+        "datacenter.nodes[0].labels[7]: keys must be text",
         "scheduler.quotas['team\\na']: must be a whole number (got 1.5)",
     ]
 

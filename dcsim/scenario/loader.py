@@ -29,6 +29,10 @@ KIND_MODULES: tuple[str, ...] = ("dcsim.scenario.training_spec", "dcsim.scenario
 MAX_FILE_BYTES = 8 * 1024 * 1024
 
 
+def _lines(first: int, again: int) -> str:
+    return f"line {first}" if first == again else f"lines {first} and {again}"
+
+
 def _read_yaml(path: Path) -> Any:
     """The YAML in ``path``; every way it can be unreadable or refused is a :class:`UserInputError`."""
     if not path.is_file():
@@ -44,7 +48,7 @@ def _read_yaml(path: Path) -> Any:
     except DuplicateKeyError as error:
         raise UserInputError(
             [
-                Problem(d.path, f"duplicate key (lines {d.first.line + 1} and {d.again.line + 1}); give it once")
+                Problem(d.path, f"duplicate key ({_lines(d.first.line + 1, d.again.line + 1)}); give it once")
                 for d in error.duplicates
             ]
         ) from None

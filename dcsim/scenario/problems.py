@@ -218,7 +218,8 @@ def problems_from(error: ValidationError, prefix: str = "", model: type[BaseMode
         loc, tagged = _untagged(item["loc"], model)
         if item["type"] == "invalid_key" or (loc and loc[-1] == "[key]"):
             loc = loc[:-1] if loc and loc[-1] == "[key]" else loc
-            fields.setdefault(field_path(loc[:-1], prefix), []).append(({**item, "type": "key"}, loc))
+            key = f"{field_path(loc[:-1], prefix)}[{short_repr(item['input'])}]"
+            fields.setdefault(key, []).append(({**item, "type": "key"}, loc))
             continue
         key = field_path(loc, prefix)
         fields.setdefault(key if tagged else f"{key}\0{len(fields)}", []).append((item, loc))
@@ -226,7 +227,7 @@ def problems_from(error: ValidationError, prefix: str = "", model: type[BaseMode
     for key, errors in fields.items():
         path = key.split("\0")[0]
         if errors[0][0]["type"] == "key":
-            out += [Problem(path, f"keys must be text (got {short_repr(e['input'])})") for e, _ in errors]
+            out.append(Problem(path, "keys must be text"))
         elif len(errors) > 1:
             out += [Problem(path, message) for message in _merged(errors, model)]
         else:
