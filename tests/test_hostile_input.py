@@ -16,7 +16,7 @@ import yaml
 from dcsim.cli import main
 from dcsim.errors import Problem, UserInputError, short_repr
 from dcsim.scenario import load_scenario
-from dcsim.scenario.yamlio import MAX_DEPTH, DuplicateKeyError, YamlLimitError, load_yaml
+from dcsim.scenario.yamlio import MAX_DEPTH, MAX_VALUES, DuplicateKeyError, YamlLimitError, load_yaml
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "scenarios" / "quickstart.yaml"
 
@@ -50,7 +50,7 @@ def test_alias_bomb_is_refused_fast_in_bounded_memory(tmp_path):
     assert peak < 20e6
     [line] = lines
     assert line.startswith(f"error: {tmp_path / 's.yaml'}: refused at line ")
-    assert line.endswith("aliases expand to more than 100,000 values; write the values out")
+    assert line.endswith(f"aliases expand to more than {MAX_VALUES:,} values; write the values out")
 
 
 def test_small_alias_expansion_is_not_printed_in_full(tmp_path):
@@ -82,6 +82,14 @@ def test_deep_mapping_and_alias_depth_are_refused():
     text += "".join(f"a{i}: &a{i} " + "[" * 40 + f"*a{i - 1}" + "]" * 40 + "\n" for i in (1, 2))
     with pytest.raises(YamlLimitError, match="aliases nest values more than"):
         load_yaml(text)
+
+
+def test_long_documents_are_refused_while_reading():
+    start = time.perf_counter()
+    with pytest.raises(YamlLimitError, match=f"more than {MAX_VALUES:,} values; long lists belong in a trace file"):
+        load_yaml("a: [" + "1, " * 1_000_000 + "]")
+    assert time.perf_counter() - start < 10
+    assert len(load_yaml("a: [" + "1, " * (MAX_VALUES - 10) + "]")["a"]) == MAX_VALUES - 10
 
 
 def test_recursive_alias_is_refused():

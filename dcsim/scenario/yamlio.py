@@ -10,8 +10,8 @@ Hostile text is refused before any Python object is built from it, each time wit
 :class:`yaml.YAMLError` (so every caller that handles bad YAML handles these too):
 
 - nesting deeper than :data:`MAX_DEPTH` levels (``[[[[...]]]]``), counted after aliases are expanded;
-- aliases that expand to more than :data:`MAX_VALUES` values (a "billion laughs" bomb), or that refer to
-  the collection they sit in (a recursive alias): :class:`YamlLimitError`;
+- more than :data:`MAX_VALUES` values, as written or after expanding aliases (a "billion laughs" bomb), or
+  an alias that refers to the collection it sits in (a recursive alias): :class:`YamlLimitError`;
 - a key given twice in one mapping: :class:`DuplicateKeyError`, naming each repeated key by its path
   (``datacenter.nodes[0].count``); keys merged in with ``<<`` may still be overridden;
 - an integer literal too long to convert (Python's limit of 4300 digits).
@@ -29,8 +29,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 #: Deepest nesting of collections a scenario file may have (after expanding aliases).
 MAX_DEPTH = 64
-#: Most values (scalars and collections, counted after expanding aliases) a scenario file may hold.
-MAX_VALUES = 100_000
+#: Most values (scalars and collections, counted after expanding aliases) a scenario file may hold. The
+#: largest shipped scenario holds about 430; long lists (jobs, requests) belong in trace files. PyYAML reads
+#: some 10,000 values a second, so this also bounds the time spent reading.
+MAX_VALUES = 20_000
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -62,13 +64,20 @@ class ScenarioLoader(yaml.SafeLoader):
     that are too deep, expand too far, or repeat a key (see the module)."""
 
     _depth = 0
+    _values = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self._depth += 1
+        self._values += 1
         try:
             if self._depth > MAX_DEPTH:
                 raise YamlLimitError(
                     problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=self.peek_event().start_mark
+                )
+            if self._values > MAX_VALUES:
+                raise YamlLimitError(
+                    problem=f"more than {MAX_VALUES:,} values; long lists belong in a trace file",
+                    problem_mark=self.peek_event().start_mark,
                 )
             return super().compose_node(parent, index)
         finally:
