@@ -262,3 +262,10 @@ def test_training_priority_is_a_whole_number(base):
         {"kind": "training", "name": "t", "model": "gpt2-small", "global_batch_size": 8, "steps": 10, "priority": 1.5}
     )
     assert "workloads[1].priority: must be a whole number (got 1.5)" in errors_of(base)
+
+
+@pytest.mark.parametrize("field", ["policy", "placement"])
+def test_a_policy_module_that_cannot_load_is_a_one_line_error(base, field):
+    base["scheduler"] = {field: "..:x"}
+    [line] = errors_of(base)
+    assert line.startswith(f"scheduler.{field}: cannot load '..:x': ")

@@ -89,14 +89,14 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
 
 def _scheduler_problems(scenario: ScenarioFile) -> list[Problem]:
     problems = []
-    try:
-        resolve_policy(scenario.scheduler.policy)
-    except ValueError as error:
-        problems.append(Problem("scheduler.policy", str(error)))
-    try:
-        resolve_placement(scenario.scheduler.placement)
-    except ValueError as error:
-        problems.append(Problem("scheduler.placement", str(error)))
+    for field, resolve in (("policy", resolve_policy), ("placement", resolve_placement)):
+        value = getattr(scenario.scheduler, field)
+        try:
+            resolve(value)
+        except ValueError as error:
+            problems.append(Problem(f"scheduler.{field}", str(error)))
+        except Exception as error:  # a 'module:Class' runs the module's code, which may raise anything
+            problems.append(Problem(f"scheduler.{field}", f"cannot load {short_repr(value)}: {error}"))
     failures = scenario.failures
     storage = scenario.datacenter.storage
     if failures is not None and failures.checkpoint_gb is not None and storage.write_bytes_per_s is None:
