@@ -269,3 +269,10 @@ def test_a_policy_module_that_cannot_load_is_a_one_line_error(base, field):
     base["scheduler"] = {field: "..:x"}
     [line] = errors_of(base)
     assert line.startswith(f"scheduler.{field}: cannot load '..:x': ")
+
+
+def test_oversized_file_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr("dcsim.scenario.loader.MAX_FILE_BYTES", 2 * 2**20)
+    status, lines = check(tmp_path, "name: x\n" + "#" * (3 * 2**20) + "\n")
+    assert status == 2
+    assert lines == [f"error: {tmp_path / 's.yaml'}: 3 MiB is too large for a scenario file (at most 2 MiB)"]

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dcsim.errors import short_repr
+
 
 class Distribution:
     """Base class: subclasses implement ``_draw``, ``mean`` and ``variance``."""
@@ -228,34 +230,29 @@ _FIELDS: dict[str, tuple[type[Distribution], dict[str, str]]] = {
 def _finite(name: str, value: Any) -> float:
     """``value`` as a finite float, or ValueError naming ``name``: numbers and numeric text, not booleans."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | np.number):
-        raise ValueError(f"{name} must be a number, got {_short(value)}")
+        raise ValueError(f"{name} must be a number, got {short_repr(value)}")
     try:
         number = float(value.replace("_", "") if isinstance(value, str) else value)
     except (ValueError, OverflowError):
-        raise ValueError(f"{name} must be a number, got {_short(value)}") from None
+        raise ValueError(f"{name} must be a number, got {short_repr(value)}") from None
     if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {_short(value)}")
+        raise ValueError(f"{name} must be a finite number, got {short_repr(value)}")
     return number
 
 
 def _numbers(name: str, values: Any) -> list[float]:
     """``values`` as a list of finite floats, or ValueError naming ``name`` (and the entry's index)."""
     if not isinstance(values, list | tuple):
-        raise ValueError(f"{name} must be a list of numbers, got {_short(values)}")
+        raise ValueError(f"{name} must be a list of numbers, got {short_repr(values)}")
     return [_finite(f"{name}[{index}]", value) for index, value in enumerate(values)]
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, cut short: messages quote what the user wrote, never a huge value."""
-    from dcsim.errors import short_repr  # deferred: dcsim.engine does not depend on the error types
-
-    return short_repr(value)
 
 
 def _choice(spec: dict[str, Any]) -> Choice:
     unknown = set(spec) - {"choices", "weights", "dist"}
     if unknown or spec.get("dist", "choice") != "choice":
-        raise ValueError(f"a choice distribution takes only choices and weights, got {_short(sorted(map(str, spec)))}")
+        raise ValueError(
+            f"a choice distribution takes only choices and weights, got {short_repr(sorted(map(str, spec)))}"
+        )
     choices = _numbers("choices", spec["choices"])
     weights = spec.get("weights")
     if weights is None:
@@ -278,7 +275,7 @@ def make_distribution(spec: Any) -> Distribution:
         return Constant(_finite("the value", spec))
     if not isinstance(spec, Mapping):
         raise ValueError(
-            f"must be a number or a distribution mapping like {{dist: exponential, mean: 60}}, got {_short(spec)}"
+            f"must be a number or a distribution mapping like {{dist: exponential, mean: 60}}, got {short_repr(spec)}"
         )
     spec = dict(spec)
     bounds = {key: spec.pop(key) for key in ("min", "max") if key in spec}
@@ -287,7 +284,9 @@ def make_distribution(spec: Any) -> Distribution:
     else:
         kind = spec.pop("dist", None)
         if not isinstance(kind, str) or kind not in _FIELDS:
-            raise ValueError(f"dist must be one of {', '.join(sorted(_FIELDS))} (or give choices), got {_short(kind)}")
+            raise ValueError(
+                f"dist must be one of {', '.join(sorted(_FIELDS))} (or give choices), got {short_repr(kind)}"
+            )
         cls, names = _FIELDS[kind]
         keys = [str(key) for key in spec]
         missing = sorted(set(names) - set(keys))
