@@ -89,7 +89,13 @@ def test_long_documents_are_refused_while_reading():
     with pytest.raises(YamlLimitError, match=f"more than {MAX_VALUES:,} values; long lists belong in a trace file"):
         load_yaml("a: [" + "1, " * 1_000_000 + "]")
     assert time.perf_counter() - start < 10
-    assert len(load_yaml("a: [" + "1, " * (MAX_VALUES - 10) + "]")["a"]) == MAX_VALUES - 10
+
+
+def test_documents_within_the_value_limit_are_read(monkeypatch):
+    monkeypatch.setattr("dcsim.scenario.yamlio.MAX_VALUES", 1000)
+    assert len(load_yaml("a: [" + "1, " * 997 + "]")["a"]) == 997  # with the mapping, the key and the list
+    with pytest.raises(YamlLimitError, match="more than 1,000 values"):
+        load_yaml("a: [" + "1, " * 998 + "]")
 
 
 def test_recursive_alias_is_refused():
