@@ -136,6 +136,9 @@ def test_duplicate_keys_in_flow_mappings_and_merges():
     with pytest.raises(DuplicateKeyError) as info:
         load_yaml("a: [{x: 1, 'odd key': 2, 'odd key': 3}]\n")
     assert [d.path for d in info.value.duplicates] == ["a[0]['odd key']"]
+    with pytest.raises(DuplicateKeyError) as info:
+        load_yaml("a: {x: 1, x: 2}\nb: &m {y: 1, y: 2}\nc: [*m]\n")
+    assert [d.path for d in info.value.duplicates] == ["a.x", "b.y"]  # in text order, named where written
     # A merge key's values may be overridden: that is what merges are for.
     assert load_yaml("base: &b {x: 1, y: 2}\nd: {<<: *b, x: 3}\n")["d"] == {"x": 3, "y": 2}
 

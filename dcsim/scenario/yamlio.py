@@ -198,7 +198,7 @@ def _check_shape(root: Node) -> None:
         if isinstance(node, MappingNode):
             duplicates += _duplicates(node, path)
         stack.append((node, path, True))
-        stack.extend((child, f"{path}{suffix}", False) for child, suffix in children)
+        stack.extend((child, f"{path}{suffix}", False) for child, suffix in reversed(children))  # in text order
     if duplicates:
         raise DuplicateKeyError(duplicates)
 
