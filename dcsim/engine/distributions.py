@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from dcsim.errors import short_repr
+
 
 class Distribution:
     """Base class: subclasses implement ``_draw``, ``mean`` and ``variance``."""
@@ -225,50 +227,80 @@ _FIELDS: dict[str, tuple[type[Distribution], dict[str, str]]] = {
 }
 
 
+def _finite(name: str, value: Any) -> float:
+    """``value`` as a finite float, or ValueError naming ``name``: numbers and numeric text, not booleans."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str | np.number):
+        raise ValueError(f"{name} must be a number, got {short_repr(value)}")
+    try:
+        number = float(value.replace("_", "") if isinstance(value, str) else value)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{name} must be a number, got {short_repr(value)}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {short_repr(value)}")
+    return number
+
+
+def _numbers(name: str, values: Any) -> list[float]:
+    """``values`` as a list of finite floats, or ValueError naming ``name`` (and the entry's index)."""
+    if not isinstance(values, list | tuple):
+        raise ValueError(f"{name} must be a list of numbers, got {short_repr(values)}")
+    return [_finite(f"{name}[{index}]", value) for index, value in enumerate(values)]
+
+
+def _choice(spec: dict[str, Any]) -> Choice:
+    unknown = set(spec) - {"choices", "weights", "dist"}
+    if unknown or spec.get("dist", "choice") != "choice":
+        raise ValueError(
+            f"a choice distribution takes only choices and weights, got {short_repr(sorted(map(str, spec)))}"
+        )
+    choices = _numbers("choices", spec["choices"])
+    weights = spec.get("weights")
+    if weights is None:
+        return Choice(choices)
+    numbers = _numbers("weights", weights)
+    if not math.isfinite(sum(numbers)):
+        raise ValueError("weights must sum to a finite number")
+    return Choice(choices, numbers)
+
+
 def make_distribution(spec: Any) -> Distribution:
     """Build a distribution from a scenario value: a number (constant) or a mapping (see module doc).
 
-    Raises ValueError with a message naming the offending key.
+    Every parameter must be a finite number (booleans are not numbers). Raises ValueError with a message
+    naming the offending key; any value a user can write gives a ValueError, never another exception.
     """
     if isinstance(spec, bool):
         raise ValueError("must be a number or a distribution mapping, got a boolean")
     if isinstance(spec, int | float):
-        return Constant(float(spec))
+        return Constant(_finite("the value", spec))
     if not isinstance(spec, Mapping):
         raise ValueError(
-            f"must be a number or a distribution mapping like {{dist: exponential, mean: 60}}, got {spec!r}"
+            f"must be a number or a distribution mapping like {{dist: exponential, mean: 60}}, got {short_repr(spec)}"
         )
     spec = dict(spec)
     bounds = {key: spec.pop(key) for key in ("min", "max") if key in spec}
     if "choices" in spec:
-        unknown = set(spec) - {"choices", "weights", "dist"}
-        if unknown or spec.get("dist", "choice") != "choice":
-            raise ValueError(f"a choice distribution takes only choices and weights, got {sorted(spec)}")
-        dist: Distribution = Choice(list(spec["choices"]), spec.get("weights"))
+        dist: Distribution = _choice(spec)
     else:
         kind = spec.pop("dist", None)
-        if kind not in _FIELDS:
-            raise ValueError(f"dist must be one of {', '.join(sorted(_FIELDS))} (or give choices), got {kind!r}")
+        if not isinstance(kind, str) or kind not in _FIELDS:
+            raise ValueError(
+                f"dist must be one of {', '.join(sorted(_FIELDS))} (or give choices), got {short_repr(kind)}"
+            )
         cls, names = _FIELDS[kind]
-        missing = sorted(set(names) - set(spec))
-        extra = sorted(set(spec) - set(names))
+        keys = [str(key) for key in spec]
+        missing = sorted(set(names) - set(keys))
+        extra = sorted(set(keys) - set(names))
         if missing:
             raise ValueError(f"{kind} distribution needs {', '.join(missing)}")
         if extra:
             raise ValueError(
-                f"{kind} distribution has unknown keys {', '.join(extra)} (it takes {', '.join(names)}, min, max)"
+                f"{kind} distribution has unknown keys {', '.join(key[:40] for key in extra)} "
+                f"(it takes {', '.join(names)}, min, max)"
             )
-        try:
-            kwargs = {names[key]: float(value) for key, value in spec.items()}
-        except (TypeError, ValueError):
-            raise ValueError(f"{kind} distribution parameters must be numbers, got {spec}") from None
-        dist = cls(**kwargs)
+        dist = cls(**{names[key]: _finite(key, value) for key, value in spec.items()})
     for key, value in bounds.items():
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"{key} must be a number, got {value!r}") from None
-        setattr(dist, "low" if key == "min" else "high", number)
+        setattr(dist, "low" if key == "min" else "high", _finite(key, value))
     if dist.low is not None and dist.high is not None and dist.low > dist.high:
         raise ValueError(f"min ({dist.low}) must be <= max ({dist.high})")
     return dist

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from dcsim.errors import Problem
-from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
+from dcsim.scenario.fields import AcceleratorId, Count, Flag, InterconnectId, Number, WholeDistributionField
 from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
@@ -52,7 +52,7 @@ class BatchingSpec(Section):
     policy: Literal["continuous", "static", "chunked"] = "continuous"
     max_batch_size: Count = Field(default=256, ge=1)
     max_batch_tokens: Count = Field(default=8192, ge=1)
-    chunked_prefill: bool = False
+    chunked_prefill: Flag = False
     block_tokens: Count = Field(default=16, ge=1)
     preemption: Literal["recompute", "swap"] = "recompute"
     swap_interconnect: InterconnectId | None = None
@@ -129,8 +129,8 @@ class TrafficSpec(Section):
     cv: Number | None = Field(default=None, gt=0)
     amplitude: Number = Field(default=0.5, ge=0, le=1)
     period_s: Number = Field(default=86400.0, gt=0)
-    prompt_tokens: DistributionField = None
-    output_tokens: DistributionField = None
+    prompt_tokens: WholeDistributionField = None
+    output_tokens: WholeDistributionField = None
     trace: str | None = None
     time_scale: Number = Field(default=1.0, gt=0)
     stream: str | None = Field(default=None, min_length=1)

@@ -13,13 +13,13 @@ from pydantic import ValidationError
 
 from dcsim.cost import node_price
 from dcsim.energy import node_power
-from dcsim.errors import Problem, UserInputError
+from dcsim.errors import Problem, UserInputError, short_repr
 from dcsim.scenario.limits import check_limits
 from dcsim.scenario.network import build_fabric, with_topology_file
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
 from dcsim.scenario.workloads import PLANNED_KINDS, WORKLOAD_KINDS
-from dcsim.scenario.yamlio import load_yaml
+from dcsim.scenario.yamlio import DuplicateKeyError, YamlLimitError, load_yaml
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
 
@@ -27,15 +27,39 @@ from dcsim.scheduler.policies import resolve_policy
 KIND_MODULES: tuple[str, ...] = ("dcsim.scenario.training_spec", "dcsim.scenario.inference_spec")
 
 
+#: Largest scenario file (bytes) read; a scenario is a few kilobytes, its traces are separate files.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+
+def _lines(first: int, again: int) -> str:
+    return f"line {first}" if first == again else f"lines {first} and {again}"
+
+
 def _read_yaml(path: Path) -> Any:
+    """The YAML in ``path``; every way it can be unreadable or refused is a :class:`UserInputError`."""
     if not path.is_file():
         raise UserInputError.single(str(path), "scenario file not found")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        limit = MAX_FILE_BYTES // 2**20
+        raise UserInputError.single(
+            str(path), f"{size / 2**20:.0f} MiB is too large for a scenario file (at most {limit} MiB)"
+        )
     try:
         return load_yaml(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as error:
+        raise UserInputError(
+            [
+                Problem(d.path, f"duplicate key ({_lines(d.first.line + 1, d.again.line + 1)}); give it once")
+                for d in error.duplicates
+            ]
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if isinstance(error, YamlLimitError):
+            raise UserInputError.single(str(path), f"refused at {where}: {problem}") from None
         raise UserInputError.single(str(path), f"not valid YAML at {where}: {problem}") from None
     except UnicodeDecodeError:
         raise UserInputError.single(str(path), "not a text file (UTF-8 expected)") from None
@@ -46,9 +70,9 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
         importlib.import_module(module)
     path = f"workloads[{index}]"
     if not isinstance(raw, Mapping):
-        return None, [Problem(path, f"must be a mapping with a kind (got {raw!r})")]
+        return None, [Problem(path, f"must be a mapping with a kind (got {short_repr(raw)})")]
     kind = raw.get("kind")
-    if kind not in WORKLOAD_KINDS:
+    if not isinstance(kind, str) or kind not in WORKLOAD_KINDS:
         available = ", ".join(sorted(WORKLOAD_KINDS))
         if kind in PLANNED_KINDS:
             return None, [
@@ -57,7 +81,7 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
                     f"{kind!r} workloads are not available in this version of dcsim yet (available: {available})",
                 )
             ]
-        return None, [Problem(f"{path}.kind", f"must be one of {available} (got {kind!r})")]
+        return None, [Problem(f"{path}.kind", f"must be one of {available} (got {short_repr(kind)})")]
     schema = WORKLOAD_KINDS[kind]
     try:
         return schema.model_validate(dict(raw)), []
@@ -67,14 +91,14 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
 
 def _scheduler_problems(scenario: ScenarioFile) -> list[Problem]:
     problems = []
-    try:
-        resolve_policy(scenario.scheduler.policy)
-    except ValueError as error:
-        problems.append(Problem("scheduler.policy", str(error)))
-    try:
-        resolve_placement(scenario.scheduler.placement)
-    except ValueError as error:
-        problems.append(Problem("scheduler.placement", str(error)))
+    for field, resolve in (("policy", resolve_policy), ("placement", resolve_placement)):
+        value = getattr(scenario.scheduler, field)
+        try:
+            resolve(value)
+        except ValueError as error:
+            problems.append(Problem(f"scheduler.{field}", str(error)))
+        except Exception as error:  # a 'module:Class' runs the module's code, which may raise anything
+            problems.append(Problem(f"scheduler.{field}", f"cannot load {short_repr(value)}: {error}"))
     failures = scenario.failures
     storage = scenario.datacenter.storage
     if failures is not None and failures.checkpoint_gb is not None and storage.write_bytes_per_s is None:

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, InterconnectId, Number
+from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Flag, InterconnectId, Number
 from dcsim.scenario.filenames import safe_file_name
 
 
@@ -119,7 +119,7 @@ class SchedulerSpec(Section):
 
     policy: str = "fifo"
     placement: str = "pack"
-    preemption: bool = False
+    preemption: Flag = False
     checkpoint_s: Number = Field(default=0.0, ge=0)
     restart_s: Number = Field(default=0.0, ge=0)
     quotas: dict[str, Count] = Field(default_factory=dict)
@@ -161,7 +161,7 @@ class Outputs(Section):
     """Where results go: ``dir`` (relative to the working directory), tables as csv or parquet, plots."""
 
     dir: str | None = None
-    plots: bool = True
+    plots: Flag = True
     tables: Literal["csv", "parquet"] = "csv"
 
 

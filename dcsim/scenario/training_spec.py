@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from dcsim.errors import Problem
-from dcsim.scenario.fields import AcceleratorId, Count, Number
+from dcsim.scenario.fields import AcceleratorId, Count, Flag, Integer, Number
 from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, accelerators_by_type, admitting_nodes, register_workload_kind
 
@@ -28,10 +28,10 @@ class Parallelism(Section):
     schedule: Literal["1f1b", "interleaved", "gpipe"] = "1f1b"
     virtual_stages: Count = Field(default=1, ge=1)
     zero_stage: Literal[0, 1, 2, 3] = 0
-    fsdp: bool = False
+    fsdp: Flag = False
     recompute: Literal["none", "selective", "full"] = "none"
-    sequence_parallel: bool = False
-    overlap_dp: bool = True
+    sequence_parallel: Flag = False
+    overlap_dp: Flag = True
 
     @model_validator(mode="after")
     def _consistent(self) -> Parallelism:
@@ -86,7 +86,7 @@ class TrainingWorkload(WorkloadSpec):
     target_loss: Number | None = Field(default=None, gt=0)
     compression: dict[str, Any] = Field(default_factory=dict)
     team: str | None = None
-    priority: int = 0
+    priority: Integer = 0
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[str] = Field(default_factory=list)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dcsim.errors import Problem, UserInputError
-from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Number
+from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Number, WholeDistributionField
 from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Section
 from dcsim.workloads.jobs import Job, read_job_trace
@@ -75,7 +75,7 @@ class SyntheticJobs(Section):
     rate_per_h: Number | None = Field(default=None, gt=0)
     rate_per_s: Number | None = Field(default=None, gt=0)
     cv: Number | None = Field(default=None, gt=0)
-    gpus: DistributionField = Field(default=1, validate_default=True)
+    gpus: WholeDistributionField = Field(default=1, validate_default=True)
     duration_s: DistributionField
 
     @model_validator(mode="after")
