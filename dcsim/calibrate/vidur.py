@@ -106,10 +106,14 @@ class _Row:
     source: str
 
 
-def _stats(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    cols = [f"time_stats.{name}.{stat}" for stat in ("median", "min", "max")]
-    values = frame[cols].to_numpy(dtype=np.float64) * MS
-    return values[:, 0], values[:, 1], values[:, 2]
+def _row(record: Mapping[Any, Any], column: str, op: Op, source: str) -> _Row | None:
+    """The timing of ``column`` in one CSV record (milliseconds read as seconds); None where none was taken."""
+    median = float(record[f"time_stats.{column}.median"]) * MS
+    if not median > 0:
+        return None
+    low = float(record[f"time_stats.{column}.min"]) * MS
+    high = float(record[f"time_stats.{column}.max"]) * MS
+    return _Row(op, median, low, high, f"{SOURCE_PREFIX}{source}:{column}")
 
 
 def _mlp_ops(row: Mapping[Any, Any], tokens: int, tp: int) -> dict[str, Op]:
@@ -148,12 +152,9 @@ def mlp_rows(path: Path, name: str) -> list[_Row]:
     for record, line in zip(records, lines, strict=True):
         tokens, tp = int(record["num_tokens"]), int(record["num_tensor_parallel_workers"])
         for column, op in _mlp_ops(record, tokens, tp).items():
-            median = float(record[f"time_stats.{column}.median"]) * MS
-            if not median > 0:
-                continue
-            low = float(record[f"time_stats.{column}.min"]) * MS
-            high = float(record[f"time_stats.{column}.max"]) * MS
-            rows.append(_Row(op, median, low, high, f"{SOURCE_PREFIX}{name}:{line}:{column}"))
+            row = _row(record, column, op, f"{name}:{line}")
+            if row is not None:
+                rows.append(row)
     return rows
 
 
@@ -180,12 +181,9 @@ def attention_rows(path: Path, name: str) -> list[_Row]:
                 continue
             op = Attention(batch, heads, 1, cached + 1, head_dim, False, kv_heads, PRECISION)
             column = "attn_decode"
-        median = float(record[f"time_stats.{column}.median"]) * MS
-        if not median > 0:
-            continue
-        low = float(record[f"time_stats.{column}.min"]) * MS
-        high = float(record[f"time_stats.{column}.max"]) * MS
-        rows.append(_Row(op, median, low, high, f"{SOURCE_PREFIX}{name}:{int(index) + 2}:{column}"))
+        row = _row(record, column, op, f"{name}:{int(index) + 2}")
+        if row is not None:
+            rows.append(row)
     return rows
 
 
