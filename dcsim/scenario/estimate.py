@@ -170,10 +170,22 @@ def _workload_items(workload: Any, path: str) -> list[SizeItem]:
     return []
 
 
+def _whole(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (``2000`` or ``2000.0``, as the builders take it), else
+    None (a bool, text, a fraction, inf or nan)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def topology_size(topology: str, params: Mapping[str, Any]) -> tuple[int, int, int] | None:
     """(hosts, switches, links) of a built-in topology with ``params``, from its formula; None when the
     parameters are not plain numbers (the builder names what is wrong) or the topology is read from a file."""
-    get = {key: value for key, value in params.items() if isinstance(value, int) and not isinstance(value, bool)}
+    get = {key: whole for key, value in params.items() if (whole := _whole(value)) is not None}
     if topology == "fat_tree" and "k" in get:
         k = get["k"]
         return k**3 // 4, 5 * k * k // 4, 3 * k**3 // 4
