@@ -29,3 +29,22 @@ def test_leaf_spine_counts_written_as_floats_are_sized_before_they_are_built(bas
     [line] = errors_of(base)
     assert line.startswith("datacenter.network.params: leaf_spine leaves 1000000000.0, spines 1000000000.0: ")
     assert "graph vertices and links; dcsim handles up to ~" in line
+
+
+def jobs_from_trace(base, path) -> dict:
+    base["workloads"][0].pop("synthetic")
+    base["workloads"][0]["trace"] = str(path)
+    return base
+
+
+def test_a_binary_job_trace_is_named_not_a_traceback(base, tmp_path):
+    trace = tmp_path / "jobs.csv"
+    trace.write_bytes(bytes(range(256)) * 4)
+    assert errors_of(jobs_from_trace(base, trace)) == ["workloads[0].trace (jobs.csv): not a UTF-8 text file"]
+
+
+def test_a_job_trace_cell_past_the_csv_field_limit_is_named(base, tmp_path):
+    trace = tmp_path / "jobs.csv"
+    trace.write_text("job_id,submit_s,gpus,duration_s\n" + "j" * 200_000 + ",0,1,10\n", encoding="utf-8")
+    [line] = errors_of(jobs_from_trace(base, trace))
+    assert line.startswith("workloads[0].trace (jobs.csv): not a readable CSV file (field larger than")
