@@ -48,3 +48,24 @@ def test_a_job_trace_cell_past_the_csv_field_limit_is_named(base, tmp_path):
     trace.write_text("job_id,submit_s,gpus,duration_s\n" + "j" * 200_000 + ",0,1,10\n", encoding="utf-8")
     [line] = errors_of(jobs_from_trace(base, trace))
     assert line.startswith("workloads[0].trace (jobs.csv): not a readable CSV file (field larger than")
+
+
+def requests_from_trace(base, path) -> dict:
+    traffic = {"arrival": "trace", "trace": str(path)}
+    base["workloads"] = [{"kind": "inference", "name": "chat", "model": "llama2-7b", "replicas": 1, "traffic": traffic}]
+    return base
+
+
+def test_a_binary_request_trace_is_named_not_a_traceback(base, tmp_path):
+    trace = tmp_path / "requests.csv"
+    trace.write_bytes(bytes(range(256)) * 4)
+    assert errors_of(requests_from_trace(base, trace)) == [
+        f"workloads[0].traffic.trace ({trace}): not a UTF-8 text file"
+    ]
+
+
+def test_a_request_trace_cell_past_the_csv_field_limit_is_named(base, tmp_path):
+    trace = tmp_path / "requests.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n" + "1" * 200_000 + ",10,10\n", encoding="utf-8")
+    [line] = errors_of(requests_from_trace(base, trace))
+    assert line.startswith(f"workloads[0].traffic.trace ({trace}): not a readable CSV file (field larger than")
