@@ -69,3 +69,16 @@ def test_a_request_trace_cell_past_the_csv_field_limit_is_named(base, tmp_path):
     trace.write_text("arrival_s,prompt_tokens,output_tokens\n" + "1" * 200_000 + ",10,10\n", encoding="utf-8")
     [line] = errors_of(requests_from_trace(base, trace))
     assert line.startswith(f"workloads[0].traffic.trace ({trace}): not a readable CSV file (field larger than")
+
+
+def test_a_binary_topology_file_is_named_with_its_path(base, tmp_path):
+    edges = tmp_path / "net.edges"
+    edges.write_bytes(bytes(range(256)) * 4)
+    base["datacenter"]["network"] = {"topology": "file", "params": {"path": str(edges)}}
+    assert errors_of(base) == [f"datacenter.network: file: {edges} is not a UTF-8 text file"]
+
+
+def test_a_missing_topology_file_keeps_both_quotes_of_its_path(base, tmp_path):
+    missing = tmp_path / "none.edges"
+    base["datacenter"]["network"] = {"topology": "file", "params": {"path": str(missing)}}
+    assert errors_of(base) == [f"datacenter.network: file: no such file '{missing}'"]
