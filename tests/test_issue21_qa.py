@@ -82,3 +82,30 @@ def test_a_missing_topology_file_keeps_both_quotes_of_its_path(base, tmp_path):
     missing = tmp_path / "none.edges"
     base["datacenter"]["network"] = {"topology": "file", "params": {"path": str(missing)}}
     assert errors_of(base) == [f"datacenter.network: file: no such file '{missing}'"]
+
+
+def inline_served(base, **model) -> dict:
+    tokens = {"dist": "constant", "value": 10}
+    traffic = {
+        "arrival": "poisson",
+        "rate_per_s": 1,
+        "duration_s": 10,
+        "prompt_tokens": tokens,
+        "output_tokens": tokens,
+    }
+    base["workloads"] = [{"kind": "inference", "name": "chat", "model": model, "replicas": 1, "traffic": traffic}]
+    return base
+
+
+def test_an_inline_serving_model_missing_fields_names_them_not_a_constructor(base):
+    [line] = errors_of(inline_served(base, layers=2, hidden=64))
+    assert line == (
+        "workloads[0].model: heads: required for an inline architecture (missing: heads, ffn_hidden, vocab, seq_len)"
+    )
+
+
+def test_an_inline_serving_model_with_an_unknown_field_names_it(base):
+    model = {"layers": 2, "hidden": 64, "heads": 2, "ffn_hidden": 256, "vocab": 100, "seq_len": 128, "bogus": 1}
+    [line] = errors_of(inline_served(base, **model))
+    assert line.startswith("workloads[0].model: bogus: unknown field of an inline architecture (known: activation, ")
+    assert "seq_len" in line and "max_seq_len" not in line and "__init__" not in line
