@@ -109,3 +109,24 @@ def test_an_inline_serving_model_with_an_unknown_field_names_it(base):
     [line] = errors_of(inline_served(base, **model))
     assert line.startswith("workloads[0].model: bogus: unknown field of an inline architecture (known: activation, ")
     assert "seq_len" in line and "max_seq_len" not in line and "__init__" not in line
+
+
+def test_a_training_batch_of_billions_of_microbatches_is_sized_before_the_pipeline_runs(base):
+    # the detailed fidelity simulates every microbatch of a step: 1e12 sequences of 32 on 8 replicas used to
+    # build ~8e9 SimPy events in run and exhaust memory after check said ok.
+    base["datacenter"]["nodes"][0]["count"] = 2
+    base["workloads"] = [
+        {
+            "kind": "training",
+            "name": "vit",
+            "model": "vit-l16",
+            "parallelism": {"dp": 8, "microbatch_size": 32},
+            "global_batch_size": 1_000_000_000_000,
+            "steps": 10,
+        }
+    ]
+    [line] = errors_of(base)
+    assert line.startswith(
+        "workloads[0].global_batch_size: 3.91e+09 microbatches x 1 pipeline chunks x (forward, backward) is "
+        "7.81e+09 pipeline passes per step; dcsim handles up to ~"
+    )

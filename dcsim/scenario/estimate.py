@@ -48,6 +48,9 @@ BYTES_PER_JOB = 2_000
 BYTES_PER_REQUEST = 500
 BYTES_PER_GRAPH_ELEMENT = 1_200
 GRAPH_ELEMENTS_PER_ACCELERATOR = 5
+#: One forward or backward pass of one microbatch through one pipeline chunk, as the detailed training
+#: fidelity simulates a step (its SimPy event, key and schedule entry; measured ~475 B).
+BYTES_PER_PIPELINE_PASS = 500
 #: The longest simulated time (s, ~317 years) any duration, arrival or run length may reach.
 MAX_SIMULATED_S = 1e10
 
@@ -165,6 +168,20 @@ def _workload_items(workload: Any, path: str) -> list[SizeItem]:
                 requests,
                 BYTES_PER_REQUEST,
                 f"{rate:.3g} requests/s x {duration:.3g} s",
+            )
+        ]
+    if workload.kind == "training" and workload.fidelity == "detailed":
+        par = workload.parallelism
+        microbatches = workload.global_batch_size // (par.dp * par.microbatch_size)
+        chunks = par.pp * par.virtual_stages
+        why = f"{number(microbatches)} microbatches x {number(chunks)} pipeline chunks x (forward, backward)"
+        return [
+            SizeItem(
+                f"{path}.global_batch_size",
+                "pipeline passes per step",
+                2 * chunks * microbatches,
+                BYTES_PER_PIPELINE_PASS,
+                why,
             )
         ]
     return []
