@@ -130,3 +130,29 @@ def test_a_training_batch_of_billions_of_microbatches_is_sized_before_the_pipeli
         "workloads[0].global_batch_size: 3.91e+09 microbatches x 1 pipeline chunks x (forward, backward) is "
         "7.81e+09 pipeline passes per step; dcsim handles up to ~"
     )
+
+
+def with_failures(base, **fields) -> dict:
+    base["failures"] = {"accelerator_mtbf_h": 500, "repair_s": 3600, **fields}
+    return base
+
+
+@pytest.mark.parametrize("field", ["restart_s", "checkpoint_s"])
+def test_a_failure_set_up_time_past_the_horizon_is_refused(base, field):
+    # restart_s: 1e308 passed check, then every failed job waited ~forever and the run spun without end
+    line = errors_of(with_failures(base, **{field: 1e308}))[0]  # (the failure rule may add its own line)
+    assert line.startswith(f"failures.{field}: it reaches 1e+308 s of simulated time; dcsim handles up to 1e+10 s")
+
+
+@pytest.mark.parametrize("field", ["restart_s", "checkpoint_s"])
+def test_a_preemption_set_up_time_past_the_horizon_is_refused(base, field):
+    base["scheduler"] = {field: 1e308}
+    [line] = errors_of(base)
+    assert line.startswith(f"scheduler.{field}: it reaches 1e+308 s of simulated time")
+
+
+def test_a_checkpoint_size_that_takes_forever_to_write_is_refused_without_printing_inf(base):
+    base["datacenter"]["storage"] = {"write_gbps": 100}
+    lines = errors_of(with_failures(base, checkpoint_interval_s=3600, checkpoint_gb=1e308))
+    assert lines[0].startswith("failures.checkpoint_gb: one checkpoint takes more than 1e+308 s of simulated time")
+    assert not any(" inf " in line for line in lines)

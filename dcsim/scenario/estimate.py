@@ -251,8 +251,17 @@ def time_problems(scenario: Scenario) -> list[Problem]:
     times: list[tuple[str, float]] = []
     if scenario.duration_s is not None:
         times.append(("duration_s", scenario.duration_s))
-    if scenario.failures is not None:
-        times.append(("failures.repair_s", upper(scenario.failures.repair_s)))
+    failures = scenario.failures
+    if failures is not None:
+        times.append(("failures.repair_s", upper(failures.repair_s)))
+        times.append(("failures.restart_s", failures.restart_s))
+        if failures.checkpoint_s is not None:
+            times.append(("failures.checkpoint_s", failures.checkpoint_s))
+        write = scenario.datacenter.storage.write_bytes_per_s
+        if failures.checkpoint_gb is not None and write:
+            times.append(("failures.checkpoint_gb", failures.checkpoint_gb * 1e9 / write))
+    times.append(("scheduler.checkpoint_s", scenario.scheduler.checkpoint_s))
+    times.append(("scheduler.restart_s", scenario.scheduler.restart_s))
     for index, workload in enumerate(scenario.workloads):
         path = f"workloads[{index}]"
         if hasattr(workload, "arrival_s"):
@@ -270,10 +279,11 @@ def time_problems(scenario: Scenario) -> list[Problem]:
     for path, seconds in times:
         if seconds > MAX_SIMULATED_S:
             what = "the jobs' arrivals span" if path.endswith(("rate_per_s", "rate_per_h")) else "it reaches"
+            what = "one checkpoint takes" if path.endswith("checkpoint_gb") else what
             problems.append(
                 Problem(
                     path,
-                    f"{what} {seconds:.3g} s of simulated time; dcsim handles up to {MAX_SIMULATED_S:.0e} s "
+                    f"{what} {number(seconds)} s of simulated time; dcsim handles up to {MAX_SIMULATED_S:.0e} s "
                     "(~317 years: beyond it float64 seconds lose microsecond resolution)",
                 )
             )
