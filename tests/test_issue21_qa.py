@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dcsim.errors import UserInputError
+from dcsim.run.world import run_scenario
 from dcsim.scenario import load_scenario
 
 
@@ -111,21 +112,18 @@ def test_an_inline_serving_model_with_an_unknown_field_names_it(base):
     assert "seq_len" in line and "max_seq_len" not in line and "__init__" not in line
 
 
+def vit_training(base, **fields) -> dict:
+    base["datacenter"]["nodes"][0]["count"] = 2
+    parallelism = {"dp": 8, "microbatch_size": 32}
+    workload = {"kind": "training", "name": "vit", "model": "vit-l16", "parallelism": parallelism}
+    base["workloads"] = [workload | {"global_batch_size": 256, "steps": 10} | fields]
+    return base
+
+
 def test_a_training_batch_of_billions_of_microbatches_is_sized_before_the_pipeline_runs(base):
     # the detailed fidelity simulates every microbatch of a step: 1e12 sequences of 32 on 8 replicas used to
     # build ~8e9 SimPy events in run and exhaust memory after check said ok.
-    base["datacenter"]["nodes"][0]["count"] = 2
-    base["workloads"] = [
-        {
-            "kind": "training",
-            "name": "vit",
-            "model": "vit-l16",
-            "parallelism": {"dp": 8, "microbatch_size": 32},
-            "global_batch_size": 1_000_000_000_000,
-            "steps": 10,
-        }
-    ]
-    [line] = errors_of(base)
+    [line] = errors_of(vit_training(base, global_batch_size=1_000_000_000_000))
     assert line.startswith(
         "workloads[0].global_batch_size: 3.91e+09 microbatches x 1 pipeline chunks x (forward, backward) is "
         "7.81e+09 pipeline passes per step; dcsim handles up to ~"
@@ -156,3 +154,12 @@ def test_a_checkpoint_size_that_takes_forever_to_write_is_refused_without_printi
     lines = errors_of(with_failures(base, checkpoint_interval_s=3600, checkpoint_gb=1e308))
     assert lines[0].startswith("failures.checkpoint_gb: one checkpoint takes more than 1e+308 s of simulated time")
     assert not any(" inf " in line for line in lines)
+
+
+def test_a_training_run_longer_than_the_horizon_is_refused_when_its_step_is_priced(base):
+    # check cannot price a step; run used to simulate 1e12 steps (~1e11 s) until the failure cap, minutes later
+    with pytest.raises(UserInputError) as info:
+        run_scenario(vit_training(base, steps=1_000_000_000_000))
+    [line] = [str(p) for p in info.value.problems]
+    assert line.startswith("workloads[0].steps: 1e+12 steps of ")
+    assert line.endswith(" s of simulated time; dcsim handles up to 1e+10 s (~317 years)")
