@@ -163,3 +163,13 @@ def test_a_training_run_longer_than_the_horizon_is_refused_when_its_step_is_pric
     [line] = [str(p) for p in info.value.problems]
     assert line.startswith("workloads[0].steps: 1e+12 steps of ")
     assert line.endswith(" s of simulated time; dcsim handles up to 1e+10 s (~317 years)")
+
+
+@pytest.mark.parametrize(
+    ("text", "got"),
+    [("", "nothing: the file is empty"), ("# a comment only\n", "nothing: the file is empty"), ("42\n", "a number")],
+)
+def test_a_scenario_file_that_is_not_a_mapping_says_what_it_holds_without_type_names(tmp_path, text, got):
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert errors_of(str(path)) == [f"a scenario must be a mapping of sections (got {got})"]

@@ -148,10 +148,22 @@ def load_scenario(source: str | Path | Mapping[str, Any], *, overrides: Mapping[
         raise blame_overrides(error, overrides) from None
 
 
+#: What a YAML document that is not a mapping holds, in the words of the file (not Python's type names).
+_TOP_LEVEL_KINDS: dict[type, str] = {
+    type(None): "nothing: the file is empty",
+    list: "list",
+    str: "text",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+}
+
+
 def validate_scenario(raw: Any, base_dir: str) -> Scenario:
     """Validate a raw scenario mapping whose relative file paths are relative to ``base_dir``."""
     if not isinstance(raw, Mapping):
-        raise UserInputError.single("", f"a scenario must be a mapping of sections (got {type(raw).__name__})")
+        got = _TOP_LEVEL_KINDS.get(type(raw), "another kind of value")
+        raise UserInputError.single("", f"a scenario must be a mapping of sections (got {got})")
     try:
         top = ScenarioFile.model_validate(dict(raw))
     except ValidationError as error:
