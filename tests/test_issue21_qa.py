@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dcsim.errors import UserInputError
@@ -173,3 +175,18 @@ def test_a_scenario_file_that_is_not_a_mapping_says_what_it_holds_without_type_n
     path = tmp_path / "s.yaml"
     path.write_text(text, encoding="utf-8")
     assert errors_of(str(path)) == [f"a scenario must be a mapping of sections (got {got})"]
+
+
+def test_a_folder_given_as_the_scenario_is_named_a_folder(tmp_path):
+    assert errors_of(str(tmp_path)) == [f"{tmp_path}: is a folder, not a scenario file"]
+
+
+def test_an_unreadable_scenario_file_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\n", encoding="utf-8")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    assert errors_of(str(path)) == [f"{path}: cannot read the scenario file: Permission denied"]

@@ -37,6 +37,8 @@ def _lines(first: int, again: int) -> str:
 
 def _read_yaml(path: Path) -> Any:
     """The YAML in ``path``; every way it can be unreadable or refused is a :class:`UserInputError`."""
+    if path.is_dir():
+        raise UserInputError.single(str(path), "is a folder, not a scenario file")
     if not path.is_file():
         raise UserInputError.single(str(path), "scenario file not found")
     size = path.stat().st_size
@@ -63,6 +65,8 @@ def _read_yaml(path: Path) -> Any:
         raise UserInputError.single(str(path), f"not valid YAML at {where}: {problem}") from None
     except UnicodeDecodeError:
         raise UserInputError.single(str(path), "not a text file (UTF-8 expected)") from None
+    except OSError as error:  # permission denied, an I/O error
+        raise UserInputError.single(str(path), f"cannot read the scenario file: {error.strerror or error}") from None
 
 
 def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
