@@ -190,3 +190,16 @@ def test_an_unreadable_scenario_file_is_one_line_not_a_traceback(tmp_path, monke
 
     monkeypatch.setattr(Path, "read_text", denied)
     assert errors_of(str(path)) == [f"{path}: cannot read the scenario file: Permission denied"]
+
+
+def test_a_pareto_duration_whose_draws_overflow_is_refused(base):
+    # alpha 1e-300 has no mean (upper() reads 0), but its median 2**(1/alpha) overflows: every draw was inf
+    # and the run exited 0 with a summary of nulls
+    base["workloads"][0]["synthetic"]["duration_s"] = {"dist": "pareto", "alpha": 1e-300, "scale": 1}
+    [line] = errors_of(base)
+    assert line.startswith("workloads[0].synthetic.duration_s: it reaches more than 1e+308 s of simulated time")
+
+
+def test_a_heavy_pareto_duration_with_a_modest_median_still_runs(base):
+    base["workloads"][0]["synthetic"]["duration_s"] = {"dist": "pareto", "alpha": 0.5, "scale": 60}
+    assert load_scenario(base).workloads[0].synthetic is not None

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dcsim.engine.distributions import Pareto
 from dcsim.errors import Problem
 from dcsim.scenario.bounds import upper
 
@@ -246,6 +247,18 @@ def size_problems(scenario: Scenario) -> list[Problem]:
     return problems + [problem for problem in time_problems(scenario) if problem.path not in named]
 
 
+def median(dist: Any) -> float:
+    """A Pareto's median ``scale * 2**(1/alpha)`` (within its ``max``), else 0: a tail without a mean has no
+    :func:`upper`, but half its draws still pass its median (``alpha: 1e-300`` draws overflow to inf)."""
+    if not isinstance(dist, Pareto):
+        return 0.0
+    try:
+        value = dist.scale * math.exp(math.log(2.0) / dist.alpha)
+    except OverflowError:
+        value = math.inf
+    return value if dist.high is None else min(value, dist.high)
+
+
 def time_problems(scenario: Scenario) -> list[Problem]:
     """Durations, arrival times and run lengths beyond :data:`MAX_SIMULATED_S`."""
     times: list[tuple[str, float]] = []
@@ -253,7 +266,7 @@ def time_problems(scenario: Scenario) -> list[Problem]:
         times.append(("duration_s", scenario.duration_s))
     failures = scenario.failures
     if failures is not None:
-        times.append(("failures.repair_s", upper(failures.repair_s)))
+        times.append(("failures.repair_s", max(upper(failures.repair_s), median(failures.repair_s))))
         times.append(("failures.restart_s", failures.restart_s))
         if failures.checkpoint_s is not None:
             times.append(("failures.checkpoint_s", failures.checkpoint_s))
@@ -268,7 +281,9 @@ def time_problems(scenario: Scenario) -> list[Problem]:
             times.append((f"{path}.arrival_s", workload.arrival_s))
         synthetic = getattr(workload, "synthetic", None)
         if synthetic is not None:
-            times.append((f"{path}.synthetic.duration_s", upper(synthetic.duration_s)))
+            times.append(
+                (f"{path}.synthetic.duration_s", max(upper(synthetic.duration_s), median(synthetic.duration_s)))
+            )
             rate = "rate_per_s" if synthetic.rate_per_s is not None else "rate_per_h"
             span = as_float(synthetic.count) / synthetic.rate_per_second
             times.append((f"{path}.synthetic.{rate}", span))
