@@ -10,6 +10,7 @@ import pytest
 from dcsim.errors import UserInputError
 from dcsim.run.world import run_scenario
 from dcsim.scenario import load_scenario
+from dcsim.sweep.api import read_base
 
 
 def errors_of(spec) -> list[str]:
@@ -203,3 +204,24 @@ def test_a_pareto_duration_whose_draws_overflow_is_refused(base):
 def test_a_heavy_pareto_duration_with_a_modest_median_still_runs(base):
     base["workloads"][0]["synthetic"]["duration_s"] = {"dist": "pareto", "alpha": 0.5, "scale": 60}
     assert load_scenario(base).workloads[0].synthetic is not None
+
+
+def test_a_binary_sweep_base_is_named_not_a_codec_message(tmp_path):
+    path = tmp_path / "base.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError) as info:
+        read_base(path)
+    assert str(info.value) == f"base: {path} is not a text file (UTF-8 expected)"
+
+
+def test_an_unreadable_sweep_base_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+    path = tmp_path / "base.yaml"
+    path.write_text("name: x\n", encoding="utf-8")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(ValueError) as info:
+        read_base(path)
+    assert str(info.value) == f"base: cannot read {path}: Permission denied"
