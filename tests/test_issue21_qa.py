@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dcsim.errors import UserInputError
 from dcsim.run.world import run_scenario
@@ -225,3 +226,15 @@ def test_an_unreadable_sweep_base_is_one_line_not_a_traceback(tmp_path, monkeypa
     with pytest.raises(ValueError) as info:
         read_base(path)
     assert str(info.value) == f"base: cannot read {path}: Permission denied"
+
+
+def test_run_trace_into_a_folder_is_refused_before_the_run_naming_trace(base, tmp_path, capsys):
+    # it used to run, write the results, then fail on the trace and blame outputs.dir
+    from dcsim.cli import main
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base), encoding="utf-8")
+    out = tmp_path / "results"
+    assert main(["run", "-q", "--no-plots", "--out", str(out), "--trace", str(tmp_path), str(scenario)]) == 2
+    assert capsys.readouterr().err == f"error: --trace: {tmp_path} is a folder; give the trace's file name\n"
+    assert not out.exists()
