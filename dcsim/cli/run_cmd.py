@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -180,6 +181,8 @@ def handle(args: argparse.Namespace) -> int:
         check_target(out_dir, args.overwrite)
     except (OSError, ValueError) as error:
         raise output_error(out_dir, error) from None
+    if args.trace and os.path.isdir(args.trace):
+        raise UserInputError.single("--trace", f"{args.trace} is a folder; give the trace's file name")
     result = run_scenario(scenario, trace=bool(args.trace))
     print(result.summary_json() if args.json else format_summary(result.summary), end="\n" if not args.json else "")
     try:
@@ -190,10 +193,13 @@ def handle(args: argparse.Namespace) -> int:
                 tables=scenario.outputs.tables,
                 overwrite=args.overwrite,
             )
-            if args.trace:
-                result.write_chrome_trace(args.trace)
     except OSError as error:
         raise output_error(out_dir, error) from None
+    if args.trace:
+        try:
+            result.write_chrome_trace(args.trace)
+        except OSError as error:
+            raise UserInputError.single("--trace", f"cannot write {args.trace!r}: {error.strerror or error}") from None
     if not args.json:
         print(f"results written to {out_dir}/" + (f"; trace in {args.trace}" if args.trace else ""))
     sys.stdout.flush()

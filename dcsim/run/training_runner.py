@@ -18,12 +18,14 @@ from typing import Any
 import pandas as pd
 
 from dcsim.engine.simulation import Simulation
+from dcsim.errors import UserInputError
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.evaluate import PlanEvaluation, evaluate_plan
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.step import TrainingSetup
 from dcsim.run.context import RunContext
+from dcsim.scenario.estimate import MAX_SIMULATED_S, number
 from dcsim.scenario.network import build_fabric, network_config
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.training_spec import TrainingWorkload
@@ -81,6 +83,7 @@ class TrainingRunner:
             return
         spec = self.spec
         duration_s = self.steps * self.nominal.step_time_s
+        self._check_length(duration_s)
         job = Job(
             self.sim.next_id("job"),
             spec.name,
@@ -99,6 +102,19 @@ class TrainingRunner:
         self.job = job
         self.scheduler.on_start[spec.name] = self._placed
         self.sim.env.process(self._submit(job))
+
+    def _check_length(self, duration_s: float) -> None:
+        """Refuse a job longer than :data:`MAX_SIMULATED_S` (s) of work, naming its ``steps`` or ``tokens``:
+        check cannot know its step time without pricing the plan."""
+        if duration_s <= MAX_SIMULATED_S:
+            return
+        index = next(i for i, w in enumerate(self.scenario.workloads) if w is self.spec)
+        field = "steps" if self.spec.steps is not None else "tokens"
+        raise UserInputError.single(
+            f"workloads[{index}].{field}",
+            f"{number(self.steps)} steps of {self.nominal.step_time_s:.3g} s take {number(duration_s)} s of simulated "
+            f"time; dcsim handles up to {MAX_SIMULATED_S:.0e} s (~317 years)",
+        )
 
     def _checkpointing(self) -> Checkpointing | None:
         """Checkpoints of this job's own model state (weights and optimizer state of every parameter, written

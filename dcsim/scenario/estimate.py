@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dcsim.engine.distributions import Pareto
 from dcsim.errors import Problem
 from dcsim.scenario.bounds import upper
 
@@ -48,6 +49,9 @@ BYTES_PER_JOB = 2_000
 BYTES_PER_REQUEST = 500
 BYTES_PER_GRAPH_ELEMENT = 1_200
 GRAPH_ELEMENTS_PER_ACCELERATOR = 5
+#: One forward or backward pass of one microbatch through one pipeline chunk, as the detailed training
+#: fidelity simulates a step (its SimPy event, key and schedule entry; measured ~475 B).
+BYTES_PER_PIPELINE_PASS = 500
 #: The longest simulated time (s, ~317 years) any duration, arrival or run length may reach.
 MAX_SIMULATED_S = 1e10
 
@@ -167,13 +171,39 @@ def _workload_items(workload: Any, path: str) -> list[SizeItem]:
                 f"{rate:.3g} requests/s x {duration:.3g} s",
             )
         ]
+    if workload.kind == "training" and workload.fidelity == "detailed":
+        par = workload.parallelism
+        microbatches = workload.global_batch_size // (par.dp * par.microbatch_size)
+        chunks = par.pp * par.virtual_stages
+        why = f"{number(microbatches)} microbatches x {number(chunks)} pipeline chunks x (forward, backward)"
+        return [
+            SizeItem(
+                f"{path}.global_batch_size",
+                "pipeline passes per step",
+                2 * chunks * microbatches,
+                BYTES_PER_PIPELINE_PASS,
+                why,
+            )
+        ]
     return []
+
+
+def _whole(value: Any) -> int | None:
+    """``value`` as an int when it is a whole number (``2000`` or ``2000.0``, as the builders take it), else
+    None (a bool, text, a fraction, inf or nan)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
 
 
 def topology_size(topology: str, params: Mapping[str, Any]) -> tuple[int, int, int] | None:
     """(hosts, switches, links) of a built-in topology with ``params``, from its formula; None when the
     parameters are not plain numbers (the builder names what is wrong) or the topology is read from a file."""
-    get = {key: value for key, value in params.items() if isinstance(value, int) and not isinstance(value, bool)}
+    get = {key: whole for key, value in params.items() if (whole := _whole(value)) is not None}
     if topology == "fat_tree" and "k" in get:
         k = get["k"]
         return k**3 // 4, 5 * k * k // 4, 3 * k**3 // 4
@@ -217,20 +247,43 @@ def size_problems(scenario: Scenario) -> list[Problem]:
     return problems + [problem for problem in time_problems(scenario) if problem.path not in named]
 
 
+def median(dist: Any) -> float:
+    """A Pareto's median ``scale * 2**(1/alpha)`` (within its ``max``), else 0: a tail without a mean has no
+    :func:`upper`, but half its draws still pass its median (``alpha: 1e-300`` draws overflow to inf)."""
+    if not isinstance(dist, Pareto):
+        return 0.0
+    try:
+        value = dist.scale * math.exp(math.log(2.0) / dist.alpha)
+    except OverflowError:
+        value = math.inf
+    return value if dist.high is None else min(value, dist.high)
+
+
 def time_problems(scenario: Scenario) -> list[Problem]:
     """Durations, arrival times and run lengths beyond :data:`MAX_SIMULATED_S`."""
     times: list[tuple[str, float]] = []
     if scenario.duration_s is not None:
         times.append(("duration_s", scenario.duration_s))
-    if scenario.failures is not None:
-        times.append(("failures.repair_s", upper(scenario.failures.repair_s)))
+    failures = scenario.failures
+    if failures is not None:
+        times.append(("failures.repair_s", max(upper(failures.repair_s), median(failures.repair_s))))
+        times.append(("failures.restart_s", failures.restart_s))
+        if failures.checkpoint_s is not None:
+            times.append(("failures.checkpoint_s", failures.checkpoint_s))
+        write = scenario.datacenter.storage.write_bytes_per_s
+        if failures.checkpoint_gb is not None and write:
+            times.append(("failures.checkpoint_gb", failures.checkpoint_gb * 1e9 / write))
+    times.append(("scheduler.checkpoint_s", scenario.scheduler.checkpoint_s))
+    times.append(("scheduler.restart_s", scenario.scheduler.restart_s))
     for index, workload in enumerate(scenario.workloads):
         path = f"workloads[{index}]"
         if hasattr(workload, "arrival_s"):
             times.append((f"{path}.arrival_s", workload.arrival_s))
         synthetic = getattr(workload, "synthetic", None)
         if synthetic is not None:
-            times.append((f"{path}.synthetic.duration_s", upper(synthetic.duration_s)))
+            times.append(
+                (f"{path}.synthetic.duration_s", max(upper(synthetic.duration_s), median(synthetic.duration_s)))
+            )
             rate = "rate_per_s" if synthetic.rate_per_s is not None else "rate_per_h"
             span = as_float(synthetic.count) / synthetic.rate_per_second
             times.append((f"{path}.synthetic.{rate}", span))
@@ -241,10 +294,11 @@ def time_problems(scenario: Scenario) -> list[Problem]:
     for path, seconds in times:
         if seconds > MAX_SIMULATED_S:
             what = "the jobs' arrivals span" if path.endswith(("rate_per_s", "rate_per_h")) else "it reaches"
+            what = "one checkpoint takes" if path.endswith("checkpoint_gb") else what
             problems.append(
                 Problem(
                     path,
-                    f"{what} {seconds:.3g} s of simulated time; dcsim handles up to {MAX_SIMULATED_S:.0e} s "
+                    f"{what} {number(seconds)} s of simulated time; dcsim handles up to {MAX_SIMULATED_S:.0e} s "
                     "(~317 years: beyond it float64 seconds lose microsecond resolution)",
                 )
             )

@@ -36,6 +36,28 @@ PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 INLINE_KEYS = {"seq_len": "max_seq_len"}
 
 
+def _check_inline_fields(fields: dict[str, Any]) -> None:
+    """ValueError naming the first unknown or missing field of an inline architecture (by its scenario name,
+    ``seq_len`` for ``max_seq_len``)."""
+    import dataclasses
+
+    from dcsim.models.transformer import TransformerConfig
+
+    outer = {value: key for key, value in INLINE_KEYS.items()}
+    known = {f.name: f for f in dataclasses.fields(TransformerConfig)}
+    unknown = sorted(str(key) for key in fields if key not in known)
+    if unknown:
+        options = ", ".join(sorted(outer.get(name, name) for name in known if name not in ("name", "source")))
+        raise ValueError(f"{unknown[0]}: unknown field of an inline architecture (known: {options})")
+    missing = [
+        outer.get(name, name)
+        for name, f in known.items()
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in fields
+    ]
+    if missing:
+        raise ValueError(f"{missing[0]}: required for an inline architecture (missing: {', '.join(missing)})")
+
+
 class ServingParallelism(Section):
     """Tensor- and pipeline-parallel degrees inside one replica: its ``tp x pp`` accelerators share a node,
     or, when they do not fit one, its pipeline stages span consecutive nodes (each ``tp`` group in one node)."""
@@ -249,10 +271,8 @@ class InferenceWorkload(WorkloadSpec):
         else:
             fields = {INLINE_KEYS.get(k, k): v for k, v in self.model.items()}
             fields.setdefault("name", "inline")
-            try:
-                cfg = TransformerConfig(**fields)
-            except TypeError as error:
-                raise ValueError(f"inline architecture: {error}") from None
+            _check_inline_fields(fields)
+            cfg = TransformerConfig(**fields)
         if not isinstance(cfg, TransformerConfig) or cfg.family not in ("decoder", "encoder"):
             raise ValueError(
                 f"{getattr(cfg, 'name', self.model)!r} is not a decoder or encoder transformer: serving needs one"

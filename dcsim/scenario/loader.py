@@ -37,6 +37,8 @@ def _lines(first: int, again: int) -> str:
 
 def _read_yaml(path: Path) -> Any:
     """The YAML in ``path``; every way it can be unreadable or refused is a :class:`UserInputError`."""
+    if path.is_dir():
+        raise UserInputError.single(str(path), "is a folder, not a scenario file")
     if not path.is_file():
         raise UserInputError.single(str(path), "scenario file not found")
     size = path.stat().st_size
@@ -63,6 +65,8 @@ def _read_yaml(path: Path) -> Any:
         raise UserInputError.single(str(path), f"not valid YAML at {where}: {problem}") from None
     except UnicodeDecodeError:
         raise UserInputError.single(str(path), "not a text file (UTF-8 expected)") from None
+    except OSError as error:  # permission denied, an I/O error
+        raise UserInputError.single(str(path), f"cannot read the scenario file: {error.strerror or error}") from None
 
 
 def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
@@ -148,10 +152,22 @@ def load_scenario(source: str | Path | Mapping[str, Any], *, overrides: Mapping[
         raise blame_overrides(error, overrides) from None
 
 
+#: What a YAML document that is not a mapping holds, in the words of the file (not Python's type names).
+_TOP_LEVEL_KINDS: dict[type, str] = {
+    type(None): "nothing: the file is empty",
+    list: "list",
+    str: "text",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+}
+
+
 def validate_scenario(raw: Any, base_dir: str) -> Scenario:
     """Validate a raw scenario mapping whose relative file paths are relative to ``base_dir``."""
     if not isinstance(raw, Mapping):
-        raise UserInputError.single("", f"a scenario must be a mapping of sections (got {type(raw).__name__})")
+        got = _TOP_LEVEL_KINDS.get(type(raw), "another kind of value")
+        raise UserInputError.single("", f"a scenario must be a mapping of sections (got {got})")
     try:
         top = ScenarioFile.model_validate(dict(raw))
     except ValidationError as error:

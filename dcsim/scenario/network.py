@@ -70,7 +70,8 @@ def _build_fabric(datacenter_json: str, seed: int) -> DatacenterFabric:
     try:
         fabric = build_datacenter_fabric(groups, config, seed)
     except (TopologyError, KeyError, ValueError) as error:
-        raise UserInputError.single("datacenter.network", str(error).strip("'\"")) from None
+        message = str(error).strip("'\"") if isinstance(error, KeyError) else str(error)  # a KeyError quotes its text
+        raise UserInputError.single("datacenter.network", message) from None
     apart = unreachable_servers(fabric)
     if apart:
         first = next(iter(fabric.servers))

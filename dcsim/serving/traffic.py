@@ -121,25 +121,30 @@ def read_trace(path: Path, time_scale: float = 1.0) -> Traffic:
     arrivals: list[float] = []
     prompts: list[int] = []
     outputs: list[int] = []
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is not None:
-            reader.fieldnames = [TRACE_COLUMN_ALIASES.get(name, name) for name in reader.fieldnames]
-        missing = {"arrival_s", "prompt_tokens", "output_tokens"} - set(reader.fieldnames or ())
-        if missing:
-            raise UserInputError.single(f"{path} line 1", f"missing columns: {', '.join(sorted(missing))}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                t, p, o = float(row["arrival_s"]), int(row["prompt_tokens"]), int(row["output_tokens"])
-            except (TypeError, ValueError):
-                raise UserInputError.single(f"{path} line {line}", f"not numbers: {row}") from None
-            if t < 0 or p < 1 or o < 1 or not math.isfinite(t):
-                raise UserInputError.single(
-                    f"{path} line {line}", "arrival_s must be >= 0 and token counts >= 1"
-                ) from None
-            arrivals.append(t * time_scale)
-            prompts.append(p)
-            outputs.append(o)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is not None:
+                reader.fieldnames = [TRACE_COLUMN_ALIASES.get(name, name) for name in reader.fieldnames]
+            missing = {"arrival_s", "prompt_tokens", "output_tokens"} - set(reader.fieldnames or ())
+            if missing:
+                raise UserInputError.single(f"{path} line 1", f"missing columns: {', '.join(sorted(missing))}")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    t, p, o = float(row["arrival_s"]), int(row["prompt_tokens"]), int(row["output_tokens"])
+                except (TypeError, ValueError):
+                    raise UserInputError.single(f"{path} line {line}", f"not numbers: {row}") from None
+                if t < 0 or p < 1 or o < 1 or not math.isfinite(t):
+                    raise UserInputError.single(
+                        f"{path} line {line}", "arrival_s must be >= 0 and token counts >= 1"
+                    ) from None
+                arrivals.append(t * time_scale)
+                prompts.append(p)
+                outputs.append(o)
+    except UnicodeDecodeError:
+        raise UserInputError.single(str(path), "not a UTF-8 text file") from None
+    except csv.Error as error:
+        raise UserInputError.single(str(path), f"not a readable CSV file ({error})") from None
     order = np.argsort(np.asarray(arrivals), kind="stable")
     return Traffic(
         np.asarray(arrivals, dtype=np.float64)[order],

@@ -54,6 +54,10 @@ def read_base(base: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], Pat
         raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ValueError(f"base: {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"base: {path} is not a text file (UTF-8 expected)") from None
+    except OSError as error:  # permission denied, an I/O error
+        raise ValueError(f"base: cannot read {path}: {error.strerror or error}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"base: {path} must hold a mapping of sections")
     return raw, path.parent

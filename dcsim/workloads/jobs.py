@@ -204,44 +204,49 @@ TraceRow = tuple[str, float, int, float, str | None, str, str, int, float | None
 @functools.lru_cache(maxsize=4)
 def _parse_trace(path: str, _mtime_ns: int, _size: int) -> tuple[TraceRow, ...]:
     source = Path(path)
-    with source.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header = [c.strip() for c in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise UserInputError.single(
-                f"{source.name}",
-                f"trace header lacks columns {', '.join(missing)} "
-                f"(expected {','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}])",
-            )
-        rows: list[TraceRow] = []
-        seen: set[str] = set()
-        for line, raw in enumerate(reader, start=2):
-            row = {(k or "").strip(): v for k, v in raw.items()}
-            where = f"{source.name} line {line}"
-            job_id = (row.get("job_id") or "").strip()
-            if not job_id:
-                raise UserInputError.single(f"{where}.job_id", "must not be empty")
-            if job_id in seen:
-                raise UserInputError.single(f"{where}.job_id", f"duplicate job id {job_id!r}")
-            seen.add(job_id)
-            priority = (row.get("priority") or "0").strip() or "0"
-            estimate = (row.get("estimate_s") or "").strip()
-            rows.append(
-                (
-                    job_id,
-                    _field(row, "submit_s", where, False, 0.0),
-                    _field(row, "gpus", where, True, 1),
-                    _field(row, "duration_s", where, False, 0.0),
-                    (row.get("accelerator") or "").strip() or None,
-                    (row.get("user") or "").strip(),
-                    (row.get("model") or "").strip(),
-                    _field({"priority": priority}, "priority", where, True, -(2**31)),
-                    _field({"estimate_s": estimate}, "estimate_s", where, False, 0.0) if estimate else None,
-                    _optional(row, "cpus", where),
-                    _optional(row, "memory_gb", where),
+    try:
+        with source.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise UserInputError.single(
+                    f"{source.name}",
+                    f"trace header lacks columns {', '.join(missing)} "
+                    f"(expected {','.join(REQUIRED_COLUMNS)}[,{','.join(OPTIONAL_COLUMNS)}])",
                 )
-            )
+            rows: list[TraceRow] = []
+            seen: set[str] = set()
+            for line, raw in enumerate(reader, start=2):
+                row = {(k or "").strip(): v for k, v in raw.items()}
+                where = f"{source.name} line {line}"
+                job_id = (row.get("job_id") or "").strip()
+                if not job_id:
+                    raise UserInputError.single(f"{where}.job_id", "must not be empty")
+                if job_id in seen:
+                    raise UserInputError.single(f"{where}.job_id", f"duplicate job id {job_id!r}")
+                seen.add(job_id)
+                priority = (row.get("priority") or "0").strip() or "0"
+                estimate = (row.get("estimate_s") or "").strip()
+                rows.append(
+                    (
+                        job_id,
+                        _field(row, "submit_s", where, False, 0.0),
+                        _field(row, "gpus", where, True, 1),
+                        _field(row, "duration_s", where, False, 0.0),
+                        (row.get("accelerator") or "").strip() or None,
+                        (row.get("user") or "").strip(),
+                        (row.get("model") or "").strip(),
+                        _field({"priority": priority}, "priority", where, True, -(2**31)),
+                        _field({"estimate_s": estimate}, "estimate_s", where, False, 0.0) if estimate else None,
+                        _optional(row, "cpus", where),
+                        _optional(row, "memory_gb", where),
+                    )
+                )
+    except UnicodeDecodeError:
+        raise UserInputError.single(source.name, "not a UTF-8 text file") from None
+    except csv.Error as error:
+        raise UserInputError.single(source.name, f"not a readable CSV file ({error})") from None
     if not rows:
         raise UserInputError([Problem(source.name, "trace has no jobs")])
     order = sorted(range(len(rows)), key=lambda i: (rows[i][1], i))

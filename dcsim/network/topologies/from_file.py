@@ -33,8 +33,12 @@ def _number(text: str, where: str) -> float:
 
 
 def _read_edge_list(path: Path) -> nx.Graph:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TopologyError(f"file: {path} is not a UTF-8 text file") from None
     raw = nx.Graph()
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split("#", 1)[0].replace(",", " ").split()
         if not fields:
             continue
