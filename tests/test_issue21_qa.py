@@ -238,3 +238,30 @@ def test_run_trace_into_a_folder_is_refused_before_the_run_naming_trace(base, tm
     assert main(["run", "-q", "--no-plots", "--out", str(out), "--trace", str(tmp_path), str(scenario)]) == 2
     assert capsys.readouterr().err == f"error: --trace: {tmp_path} is a folder; give the trace's file name\n"
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        (("datacenter", "pue"), "datacenter.pue"),
+        (("datacenter", "electricity_usd_per_kwh"), "datacenter.electricity_usd_per_kwh"),
+        (("datacenter", "carbon_g_per_kwh"), "datacenter.carbon_g_per_kwh"),
+        (("datacenter", "nodes", 0, "usd_per_hour"), "datacenter.nodes[0].usd_per_hour"),
+        (("datacenter", "nodes", 0, "host_power_w"), "datacenter.nodes[0].host_power_w"),
+    ],
+)
+def test_absurd_facility_and_price_figures_are_refused(tmp_path, capsys, path, field):
+    """A price or facility figure of 1e308 overflowed the cost and energy sums to infinity (a summary of nulls,
+    exit 0): it is refused, naming the field and its bound."""
+    from dcsim.cli import main
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "scenarios" / "quickstart.yaml").read_text())
+    target = raw
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = 1e308
+    scenario = tmp_path / "absurd.yaml"
+    scenario.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(scenario)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {field}: must be <= ")

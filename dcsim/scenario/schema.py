@@ -9,6 +9,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Flag, InterconnectId, Number
 from dcsim.scenario.filenames import safe_file_name
 
+# Upper bounds of facility and price figures: an order of magnitude or more beyond any real value, so that a
+# unit mistake (W for kW, cents for dollars) or an absurd number is refused instead of overflowing the cost
+# and energy sums to infinity (a summary then holds null).
+#: Power usage effectiveness: surveyed datacenters average 1.5-1.6 (Uptime Institute), legacy sites about 2.5.
+MAX_PUE = 10.0
+#: Electricity: retail prices are below $1 per kWh.
+MAX_USD_PER_KWH = 100.0
+#: Grid carbon intensity: coal is about 1,000 g CO2 per kWh.
+MAX_CARBON_G_PER_KWH = 10_000.0
+#: A node's rent: the largest 8-GPU cloud nodes list below $200 an hour.
+MAX_NODE_USD_PER_HOUR = 1e6
+#: A node's purchase price: an 8-GPU node costs a few hundred thousand dollars; a rack-scale system a few million.
+MAX_NODE_CAPEX_USD = 1e10
+MAX_AMORTIZATION_YEARS = 100.0
+#: Power of one accelerator or host: the largest are about 1-2 kW.
+MAX_POWER_W = 1e6
+
 
 class Section(BaseModel):
     """Base of every section: unknown fields are rejected, values are checked on assignment too."""
@@ -42,12 +59,12 @@ class NodeType(Section):
     nics: Nics | None = None
     cpu_cores: Count | None = Field(default=None, ge=0)
     memory_gb: Number | None = Field(default=None, ge=0)
-    usd_per_hour: Number | None = Field(default=None, ge=0)
-    capex_usd: Number | None = Field(default=None, ge=0)
-    amortization_years: Number | None = Field(default=None, gt=0)
-    accelerator_idle_w: Number | None = Field(default=None, ge=0)
-    accelerator_max_w: Number | None = Field(default=None, ge=0)
-    host_power_w: Number = Field(default=0.0, ge=0)
+    usd_per_hour: Number | None = Field(default=None, ge=0, le=MAX_NODE_USD_PER_HOUR)
+    capex_usd: Number | None = Field(default=None, ge=0, le=MAX_NODE_CAPEX_USD)
+    amortization_years: Number | None = Field(default=None, gt=0, le=MAX_AMORTIZATION_YEARS)
+    accelerator_idle_w: Number | None = Field(default=None, ge=0, le=MAX_POWER_W)
+    accelerator_max_w: Number | None = Field(default=None, ge=0, le=MAX_POWER_W)
+    host_power_w: Number = Field(default=0.0, ge=0, le=MAX_POWER_W)
     nodes_per_rack: Count | None = Field(default=None, ge=1)
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[str] = Field(default_factory=list)
@@ -94,9 +111,9 @@ class Storage(Section):
 class Datacenter(Section):
     """Facility figures and node types. ``pue`` >= 1 scales IT energy to facility energy."""
 
-    pue: Number = Field(default=1.0, ge=1.0)
-    electricity_usd_per_kwh: Number = Field(default=0.0, ge=0)
-    carbon_g_per_kwh: Number | None = Field(default=None, ge=0)
+    pue: Number = Field(default=1.0, ge=1.0, le=MAX_PUE)
+    electricity_usd_per_kwh: Number = Field(default=0.0, ge=0, le=MAX_USD_PER_KWH)
+    carbon_g_per_kwh: Number | None = Field(default=None, ge=0, le=MAX_CARBON_G_PER_KWH)
     nodes: list[NodeType] = Field(min_length=1)
     network: NetworkSpec | None = None
     storage: Storage = Field(default_factory=Storage)
