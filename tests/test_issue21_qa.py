@@ -265,3 +265,18 @@ def test_absurd_facility_and_price_figures_are_refused(tmp_path, capsys, path, f
     assert main(["check", str(scenario)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {field}: must be <= ")
+
+
+def test_an_empty_request_trace_is_refused(tmp_path, capsys):
+    """A request trace with a header and no rows ran and reported '0 of 0 requests' (exit 0): like an empty
+    job trace, it is refused, naming the file."""
+    from dcsim.cli import main
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "scenarios" / "llama2_7b_chat_a100.yaml").read_text())
+    (tmp_path / "empty.csv").write_text("arrival_s,prompt_tokens,output_tokens\n")
+    raw["workloads"][0]["traffic"] = {"arrival": "trace", "trace": "empty.csv"}
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(raw))
+    assert main(["check", str(scenario)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "empty.csv" in lines[0] and "no requests" in lines[0]

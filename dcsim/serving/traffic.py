@@ -145,6 +145,8 @@ def read_trace(path: Path, time_scale: float = 1.0) -> Traffic:
         raise UserInputError.single(str(path), "not a UTF-8 text file") from None
     except csv.Error as error:
         raise UserInputError.single(str(path), f"not a readable CSV file ({error})") from None
+    if not arrivals:
+        raise UserInputError.single(str(path), "trace has no requests (a header row and at least one request)")
     order = np.argsort(np.asarray(arrivals), kind="stable")
     return Traffic(
         np.asarray(arrivals, dtype=np.float64)[order],
