@@ -59,6 +59,12 @@ def test_optimize_cli(tiny, tmp_path, capsys, monkeypatch):
     assert main([*args, "--minimize", COST, "--out", str(tmp_path / "v.csv")]) == 0
     out = capsys.readouterr().out
     assert "2 variants: 2 feasible" in out and f"best (lowest {COST})" in out and f"{NODES} = 1" in out
+    # an existing table is refused before the search, unless --overwrite replaces it
+    assert main([*args, "--minimize", COST, "--out", str(tmp_path / "v.csv")]) == 2
+    refusal = capsys.readouterr().err.strip().splitlines()
+    assert len(refusal) == 1 and refusal[0].startswith("error: --out:") and "--overwrite" in refusal[0]
+    assert main([*args, "--minimize", COST, "--out", str(tmp_path / "v.csv"), "--overwrite"]) == 0
+    assert "verdicts written to" in capsys.readouterr().out
     assert main([*args, "--minimize", COST, "--constraint", f"{WAIT}<-1"]) == 1
     assert "no variant meets the constraints" in capsys.readouterr().out
     assert main([*args, "--maximize", "datacenter.cost_usd.totl"]) == 2

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from dcsim.cli.options import add_quiet
-from dcsim.cli.sweep_cmd import EXIT_INTERRUPTED, INTERRUPTED, parse_set, write_table
+from dcsim.cli.sweep_cmd import EXIT_INTERRUPTED, INTERRUPTED, exists_error, parse_set, write_table
 from dcsim.errors import UserInputError
+from dcsim.run.output_folder import OutputExistsError
 
 
 def register(subparsers: Any) -> None:
@@ -35,6 +36,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, help="worker processes (default: every core)")
     parser.add_argument("--cluster", metavar="tcp://HOST:8786", help="address of a running Dask scheduler")
     parser.add_argument("--out", help="also write every variant's verdict to this .csv/.parquet table")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the --out table if it exists (default: refuse)"
+    )
     add_quiet(parser, "--no-progress")
     parser.set_defaults(handler=handle)
 
@@ -45,6 +49,8 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.out and Path(args.out).suffix not in (".csv", ".parquet"):
         raise UserInputError.single("--out", f"must end in .csv or .parquet (got {args.out!r})")
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        raise exists_error(Path(args.out))
     grid = dict(parse_set(option) for option in args.sets)
     try:
         result = optimize(
@@ -76,7 +82,13 @@ def handle(args: argparse.Namespace) -> int:
         f"{failed} skipped (invalid or failed)"
     )
     if args.out:
-        print(f"verdicts written to {write_table(points, Path(args.out))}")
+        try:
+            written = write_table(points, Path(args.out), overwrite=args.overwrite)
+        except OutputExistsError as error:
+            raise exists_error(error.target) from None
+        except OSError as error:
+            raise UserInputError.single("--out", f"cannot write {args.out!r}: {error}") from None
+        print(f"verdicts written to {written}")
     if result.best is None:
         print("no variant meets the constraints")
         return 1

@@ -112,7 +112,8 @@ def write_table(frame: pd.DataFrame, out: Path, *, overwrite: bool = True) -> Pa
     return out
 
 
-def _exists_error(out: Path) -> UserInputError:
+def exists_error(out: Path) -> UserInputError:
+    """The one-line refusal of an ``--out`` table that exists (sweep and optimize)."""
     why = "rerun with --overwrite to replace it, or choose another file with --out"
     return UserInputError.single("--out", f"{out} already exists ({why})")
 
@@ -128,7 +129,7 @@ def handle(args: argparse.Namespace) -> int:
     if out.suffix not in (".csv", ".parquet"):
         raise UserInputError.single("--out", f"must end in .csv or .parquet (got {str(out)!r})")
     if out.exists() and not args.overwrite:
-        raise _exists_error(out)
+        raise exists_error(out)
     if args.cache_dir and args.no_cache:
         raise UserInputError.single("--cache-dir", "cannot be combined with --no-cache")
     options: dict[str, Any] = {} if not (args.cache_dir or args.no_cache) else {"cache_dir": args.cache_dir}
@@ -155,7 +156,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         written = write_table(frame, out, overwrite=args.overwrite)
     except OutputExistsError as error:
-        raise _exists_error(error.target) from None
+        raise exists_error(error.target) from None
     except OSError as error:
         raise UserInputError.single("--out", f"cannot write {str(out)!r}: {error}") from None
     attrs = frame.attrs
