@@ -7,40 +7,36 @@ import math
 from dcsim.engine.distributions import Choice, Constant, Distribution, Pareto, Uniform
 
 
-def lowest(dist: Distribution) -> float:
-    """The smallest value ``dist`` can draw (0 for the unbounded positive distributions without ``min``)."""
+def support(dist: Distribution) -> tuple[float, float]:
+    """(smallest, largest) value ``dist`` can draw, after its ``min``/``max`` clipping: 0 for the bottom of an
+    unbounded positive distribution without ``min``, ``inf`` for the top of an unbounded one without ``max``."""
     if isinstance(dist, Choice):
-        low = float(min(dist.values))
+        low, high = float(min(dist.values)), float(max(dist.values))
     elif isinstance(dist, Constant):
-        low = float(dist.value)
+        low = high = float(dist.value)
     elif isinstance(dist, Uniform):
-        low = float(dist.low_value)
+        low, high = float(dist.low_value), float(dist.high_value)
     elif isinstance(dist, Pareto):
-        low = float(dist.scale)
+        low, high = float(dist.scale), math.inf
     else:
-        low = 0.0
+        low, high = 0.0, math.inf
     if dist.low is not None:
         low = max(low, dist.low)
     if dist.high is not None:
-        low = min(low, dist.high)
-    return low
+        low, high = min(low, dist.high), min(high, dist.high)
+    if dist.low is not None:
+        high = max(high, dist.low)
+    return low, high
+
+
+def lowest(dist: Distribution) -> float:
+    """The smallest value ``dist`` can draw (see :func:`support`)."""
+    return support(dist)[0]
 
 
 def highest(dist: Distribution) -> float:
-    """The largest value ``dist`` can draw (``inf`` for an unbounded distribution without ``max``)."""
-    if isinstance(dist, Choice):
-        high = float(max(dist.values))
-    elif isinstance(dist, Constant):
-        high = float(dist.value)
-    elif isinstance(dist, Uniform):
-        high = float(dist.high_value)
-    else:
-        high = math.inf
-    if dist.high is not None:
-        high = min(high, dist.high)
-    if dist.low is not None:
-        high = max(high, dist.low)
-    return high
+    """The largest value ``dist`` can draw (see :func:`support`)."""
+    return support(dist)[1]
 
 
 def upper(dist: Distribution) -> float:
