@@ -183,7 +183,9 @@ def test_a_folder_given_as_the_scenario_is_named_a_folder(tmp_path):
     assert errors_of(str(tmp_path)) == [f"{tmp_path}: is a folder, not a scenario file"]
 
 
-def test_an_unreadable_scenario_file_is_one_line_not_a_traceback(tmp_path, monkeypatch):
+@pytest.fixture
+def unreadable(tmp_path, monkeypatch):
+    """A YAML file whose reading is denied (``Path.read_text`` raises PermissionError)."""
     path = tmp_path / "s.yaml"
     path.write_text("name: x\n", encoding="utf-8")
 
@@ -191,6 +193,11 @@ def test_an_unreadable_scenario_file_is_one_line_not_a_traceback(tmp_path, monke
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(Path, "read_text", denied)
+    return path
+
+
+def test_an_unreadable_scenario_file_is_one_line_not_a_traceback(unreadable):
+    path = unreadable
     assert errors_of(str(path)) == [f"{path}: cannot read the scenario file: Permission denied"]
 
 
@@ -215,14 +222,8 @@ def test_a_binary_sweep_base_is_named_not_a_codec_message(tmp_path):
     assert str(info.value) == f"base: {path} is not a text file (UTF-8 expected)"
 
 
-def test_an_unreadable_sweep_base_is_one_line_not_a_traceback(tmp_path, monkeypatch):
-    path = tmp_path / "base.yaml"
-    path.write_text("name: x\n", encoding="utf-8")
-
-    def denied(self, *args, **kwargs):
-        raise PermissionError(13, "Permission denied")
-
-    monkeypatch.setattr(Path, "read_text", denied)
+def test_an_unreadable_sweep_base_is_one_line_not_a_traceback(unreadable):
+    path = unreadable
     with pytest.raises(ValueError) as info:
         read_base(path)
     assert str(info.value) == f"base: cannot read {path}: Permission denied"
