@@ -32,14 +32,19 @@ def default_cache_dir() -> Path:
 
 def canonical_json(scenario: Scenario) -> str:
     """The validated scenario as canonical JSON (sorted keys, no whitespace)."""
-    return json.dumps(scenario.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _canonical(scenario.model_dump(mode="json"))
+
+
+def _canonical(dumped: dict[str, Any]) -> str:
+    """A dumped scenario as canonical JSON (see :func:`canonical_json`)."""
+    return json.dumps(dumped, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def scenario_key(scenario: Scenario, version: str = __version__, memo: DigestMemo | None = None) -> str:
     """The cache key of a point: hex SHA-256 of the dcsim version, the canonical scenario and the content of
     every file it reads (:func:`dcsim.sweep.inputs.input_digests`; ``memo`` reuses digests across points)."""
     dumped = scenario.model_dump(mode="json")
-    canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"), allow_nan=False)  # canonical_json's
+    canonical = _canonical(dumped)
     inputs = input_digests(dumped, scenario.base_dir, memo)
     payload = json.dumps({"dcsim_version": version, "scenario": canonical, "inputs": inputs}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
