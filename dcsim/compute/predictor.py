@@ -39,6 +39,8 @@ HALF_PRECISION_TWINS = {"fp16": "bf16", "bf16": "fp16"}
 #: forward (see :meth:`DeviceModel.backward_from_forward`).
 GEMM_CLASSES = frozenset({"matmul", "matmul_gemv", "matmul_skinny", "bmm", "matmul_sparse24", "matmul_csr"})
 MAX_CACHE_ENTRIES = 2_000_000
+#: fit-key prefixes of the classes dense products are priced along (:func:`~dcsim.compute.ops.matmul_class`)
+ROW_CLASS_KEYS = ("matmul_gemv/", "matmul_skinny/", "matmul/")
 #: per op type priced along the row classes, its field names but ``m`` (the key of a product at any row count)
 _OTHER_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -293,7 +295,9 @@ class DeviceModel:
             else:
                 times = self._fit_many(fit, members, flops, nbytes)
             out[indices] = times
-        bounded = [(index, bounds) for index, op in enumerate(ops) if (bounds := self._row_bounds(op)) is not None]
+        # only products priced along the row classes have bounds (matmul_class: GEMV, skinny, GEMM fit keys)
+        candidates = [i for key, indices in groups.items() if key.startswith(ROW_CLASS_KEYS) for i in indices]
+        bounded = [(i, bounds) for i in candidates if (bounds := self._row_bounds(ops[i])) is not None]
         if bounded:
             rows = np.fromiter((index for index, _ in bounded), np.intp, len(bounded))
             low = np.fromiter((bounds[0] for _, bounds in bounded), np.float64, len(bounded))
