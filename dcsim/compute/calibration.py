@@ -24,16 +24,17 @@ MIN_INTENSITY_SPAN = 2.0
 #: query heads per key-value head (1 for multi-head, 8 for Llama-2-70B's grouped-query attention); a GEMV's or
 #: skinny GEMM's fall when its weights are stored in fewer bits than it computes in (weight-only int4/int8).
 VARIABLE_INTENSITY_CLASSES = ("attention_decode/", "matmul_gemv/", "matmul_skinny/")
-#: GEMM classes whose row tile a GPU profile's fit chooses (:func:`fit_tiled`), the tiles tried (1: none),
-#: and the fraction of the mean absolute log error a larger tile must save to be kept
+#: GEMM classes whose row tile a GPU profile's fit chooses (:func:`fit_tiled`)
 TILED_CLASSES = ("matmul/", "bmm/")
+#: the row tiles tried (1: none)
+TILE_ROWS = (1, 64, 128, 256)
+#: the fraction of the mean absolute log error a larger tile must save to be kept
+TILE_GAIN = 0.05
 #: Op classes fitted on their FLOPs alone on GPUs: prefill attention (FlashAttention reads each key and value
 #: tile once per query tile, Dao 2023, and is compute-bound). Its imported A100 points are all one sequence of
 #: one head shape; a memory term fitted to them (3.5% of the A100's bandwidth) priced 8 sequences of 1,024
 #: tokens with 32 key-value heads at 10 TFLOP/s.
 COMPUTE_BOUND_GPU_CLASSES = ("attention/",)
-TILE_ROWS = (1, 64, 128, 256)
-TILE_GAIN = 0.05
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
 FIT_VERSION = 13
 
