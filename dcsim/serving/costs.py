@@ -134,8 +134,8 @@ def workspace_bytes(tp: int = 1, pp: int = 1) -> float:
     workspace, and with more than one GPU the NCCL communicators' buffers, and with ``tp > 1`` vLLM's custom
     all-reduce buffers (see the constants' sources). vLLM 0.6.3 counts them in the peak it profiles
     (``vllm/worker/worker.py``, ``determine_num_available_blocks``: free memory after the CUDA context is made,
-    minus free memory after a profile run of a full batch), so they come out of its KV cache. For
-    Llama-2-70B at TP 2 it is 0.68 GB per GPU (about 4,100 KV tokens), most of it NCCL's upper bound."""
+    minus free memory after a profile run of a full batch), so they come out of its KV cache. At tp > 1 it is
+    0.68 GB per GPU whatever the model (4,100 of Llama-2-70B's KV tokens at TP 2), most of it NCCL's upper bound."""
     size = CUBLAS_WORKSPACE_BYTES
     if tp * pp > 1:
         size += NCCL_COMMUNICATORS * NCCL_MAX_CHANNELS * NCCL_CHANNEL_BUFFER_BYTES
