@@ -437,7 +437,7 @@ def write_report(profile_dir: Path, out: Path, vidur_dir: Path | None = None) ->
         "- GEMM kernel selection: cuBLAS picks other kernels for neighbouring shapes. On the H100, Llama-2-70B's"
         " down projection (8192 x 28672) takes 0.27 ms at 512 rows and 0.69-0.72 ms at 520-640 rows (Vidur's"
         " profile); the fits' row tiles (`tile_rows` in the fitted parameters) see the step to whole tiles,"
-        " not such kernel switches, so whole layers at 600 tokens on the H100 are predicted 15-25% low.",
+        " not such kernel switches (see the worst whole layers in \"Whole layers on rows not imported\").",
         *_e2e_ops_gap(profile_dir.parent / "validation" / "host-cpu-e2e-ops.json", profiles, model),
         "",
     ]
@@ -447,6 +447,14 @@ def write_report(profile_dir: Path, out: Path, vidur_dir: Path | None = None) ->
         written.append(plot)
     if vidur_dir is not None and vidur_dir.is_dir():
         lines += _layer_section(vidur_dir, model)
+    else:
+        lines += [
+            "## Whole layers on rows not imported (A100, H100)",
+            "",
+            "Not compared in this report: Vidur's published files were not found (`dcsim calibrate --report"
+            " --import-vidur DIR` names their folder).",
+            "",
+        ]
     lines += _compression_section(profile_dir.parent / "validation")
     out.write_text("\n".join(lines), encoding="utf-8")
     return [*written, out]
