@@ -437,7 +437,7 @@ def write_report(profile_dir: Path, out: Path, vidur_dir: Path | None = None) ->
         "- GEMM kernel selection: cuBLAS picks other kernels for neighbouring shapes. On the H100, Llama-2-70B's"
         " down projection (8192 x 28672) takes 0.27 ms at 512 rows and 0.69-0.72 ms at 520-640 rows (Vidur's"
         " profile); the fits' row tiles (`tile_rows` in the fitted parameters) see the step to whole tiles,"
-        " not such kernel switches (see the worst whole layers in \"Whole layers on rows not imported\").",
+        ' not such kernel switches (see the worst whole layers in "Whole layers on rows not imported").',
         *_e2e_ops_gap(profile_dir.parent / "validation" / "host-cpu-e2e-ops.json", profiles, model),
         "",
     ]

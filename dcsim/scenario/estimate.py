@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from dcsim.engine.distributions import Pareto
 from dcsim.errors import Problem
+from dcsim.network.topologies.jellyfish import default_degree
+from dcsim.network.topologies.leaf_spine import DEFAULT_HOSTS_PER_LEAF, DEFAULT_SPINES
 from dcsim.scenario.bounds import upper
 
 if TYPE_CHECKING:
@@ -208,7 +210,8 @@ def topology_size(topology: str, params: Mapping[str, Any]) -> tuple[int, int, i
         k = get["k"]
         return k**3 // 4, 5 * k * k // 4, 3 * k**3 // 4
     if topology == "leaf_spine" and "leaves" in get:
-        leaves, spines, per_leaf = get["leaves"], get.get("spines", 2), get.get("hosts_per_leaf", 16)
+        leaves = get["leaves"]
+        spines, per_leaf = get.get("spines", DEFAULT_SPINES), get.get("hosts_per_leaf", DEFAULT_HOSTS_PER_LEAF)
         return leaves * per_leaf, leaves + spines, leaves * spines + leaves * per_leaf
     if topology == "torus" and isinstance(params.get("dims"), list | tuple):
         dims = params["dims"]
@@ -223,7 +226,7 @@ def topology_size(topology: str, params: Mapping[str, Any]) -> tuple[int, int, i
         return hosts, groups * routers, links
     if topology == "jellyfish" and "switches" in get:
         switches, per_switch = get["switches"], get.get("hosts", 1)
-        degree = get.get("degree", 3)
+        degree = get.get("degree", default_degree(switches))
         return switches * per_switch, switches, switches * degree // 2 + switches * per_switch
     return None
 

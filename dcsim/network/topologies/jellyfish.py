@@ -17,6 +17,11 @@ PARAMS = ("switches", "degree", "hosts")
 MAX_DRAWS = 100
 
 
+def default_degree(switches: int) -> int:
+    """Switch-to-switch links per switch when ``degree`` is not given: 3, fewer on fewer than 4 switches."""
+    return min(3, switches - 1) if switches > 1 else 0
+
+
 def _wiring(switches: int, degree: int, seed: int) -> nx.Graph:
     if switches == 1:
         return nx.empty_graph(1)
@@ -31,7 +36,7 @@ def build(params: Mapping[str, Any], link_gbps: float, link_latency_us: float, s
     """Jellyfish; switches ``sw{i}``, hosts ``host0``... numbered switch by switch."""
     check_params("jellyfish", params, PARAMS)
     switches = positive_int("jellyfish", params, "switches")
-    degree = positive_int("jellyfish", params, "degree", min(3, switches - 1) if switches > 1 else 0, minimum=0)
+    degree = positive_int("jellyfish", params, "degree", default_degree(switches), minimum=0)
     per_switch = positive_int("jellyfish", params, "hosts", 1)
     if switches > 1 and (degree < 1 or degree >= switches or switches * degree % 2):
         raise TopologyError(

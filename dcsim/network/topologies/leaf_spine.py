@@ -19,6 +19,7 @@ from dcsim.network.units import gbps_to_bytes_per_s, us_to_s
 
 PARAMS = ("leaves", "spines", "hosts_per_leaf", "oversubscription", "uplink_gbps")
 DEFAULT_HOSTS_PER_LEAF = 16
+DEFAULT_SPINES = 2
 
 
 def uplink_gbps(params: Mapping[str, Any], link_gbps: float) -> float:
@@ -28,7 +29,7 @@ def uplink_gbps(params: Mapping[str, Any], link_gbps: float) -> float:
             raise TopologyError("leaf_spine: give oversubscription or uplink_gbps, not both")
         return positive_float("leaf_spine", params, "uplink_gbps", 1.0)
     hosts = positive_int("leaf_spine", params, "hosts_per_leaf", DEFAULT_HOSTS_PER_LEAF)
-    spines = positive_int("leaf_spine", params, "spines", 2)
+    spines = positive_int("leaf_spine", params, "spines", DEFAULT_SPINES)
     ratio = positive_float("leaf_spine", params, "oversubscription", 1.0)
     return hosts * link_gbps / (spines * ratio)
 
@@ -37,7 +38,7 @@ def build(params: Mapping[str, Any], link_gbps: float, link_latency_us: float, s
     """Leaf-spine; hosts ``host0``... numbered leaf by leaf."""
     check_params("leaf_spine", params, PARAMS)
     leaves = positive_int("leaf_spine", params, "leaves")
-    spines = positive_int("leaf_spine", params, "spines", 2)
+    spines = positive_int("leaf_spine", params, "spines", DEFAULT_SPINES)
     per_leaf = positive_int("leaf_spine", params, "hosts_per_leaf", DEFAULT_HOSTS_PER_LEAF)
     up = gbps_to_bytes_per_s(uplink_gbps(params, link_gbps))
     cap, lat = gbps_to_bytes_per_s(link_gbps), us_to_s(link_latency_us)
@@ -58,4 +59,4 @@ def build(params: Mapping[str, Any], link_gbps: float, link_latency_us: float, s
 def smallest(n_hosts: int) -> dict[str, Any]:
     """Enough 16-host leaves for ``n_hosts`` hosts, two spines, no oversubscription."""
     per_leaf = min(DEFAULT_HOSTS_PER_LEAF, max(n_hosts, 1))
-    return {"leaves": -(-max(n_hosts, 1) // per_leaf), "spines": 2, "hosts_per_leaf": per_leaf}
+    return {"leaves": -(-max(n_hosts, 1) // per_leaf), "spines": DEFAULT_SPINES, "hosts_per_leaf": per_leaf}
