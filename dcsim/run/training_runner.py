@@ -25,7 +25,7 @@ from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.step import TrainingSetup
 from dcsim.run.context import RunContext
-from dcsim.scenario.estimate import MAX_SIMULATED_S, number
+from dcsim.scenario.estimate import MAX_SIMULATED_S, SIMULATED_TIME_LIMIT, number
 from dcsim.scenario.network import build_fabric, network_config
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.training_spec import TrainingWorkload
@@ -113,7 +113,7 @@ class TrainingRunner:
         raise UserInputError.single(
             f"workloads[{index}].{field}",
             f"{number(self.steps)} steps of {self.nominal.step_time_s:.3g} s take {number(duration_s)} s of simulated "
-            f"time; dcsim handles up to {MAX_SIMULATED_S:.0e} s (~317 years)",
+            f"time; {SIMULATED_TIME_LIMIT})",
         )
 
     def _checkpointing(self) -> Checkpointing | None:

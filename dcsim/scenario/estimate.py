@@ -56,6 +56,8 @@ GRAPH_ELEMENTS_PER_ACCELERATOR = 5
 BYTES_PER_PIPELINE_PASS = 500
 #: The longest simulated time (s, ~317 years) any duration, arrival or run length may reach.
 MAX_SIMULATED_S = 1e10
+#: :data:`MAX_SIMULATED_S` as a user reads it in a refusal ("dcsim handles up to 1e+10 s (~317 years")
+SIMULATED_TIME_LIMIT = f"dcsim handles up to {MAX_SIMULATED_S:.0e} s (~{MAX_SIMULATED_S / 3.156e7:.0f} years"
 
 
 @dataclass(frozen=True)
@@ -301,8 +303,8 @@ def time_problems(scenario: Scenario) -> list[Problem]:
             problems.append(
                 Problem(
                     path,
-                    f"{what} {number(seconds)} s of simulated time; dcsim handles up to {MAX_SIMULATED_S:.0e} s "
-                    "(~317 years: beyond it float64 seconds lose microsecond resolution)",
+                    f"{what} {number(seconds)} s of simulated time; {SIMULATED_TIME_LIMIT}: beyond it float64 "
+                    "seconds lose microsecond resolution)",
                 )
             )
     return problems
