@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dcsim.compute.predictor import default_profile_dirs
+from dcsim.scenario.files import scenario_file
 
 #: Longest string looked up as a file name (longer ones cannot be paths on common file systems).
 _MAX_PATH_CHARS = 4096
@@ -56,7 +57,8 @@ class DigestMemo:
         self._profile_digests: dict[str, str] | None = None
 
     def named_file(self, text: str, base_dir: str) -> Path | None:
-        """The file ``text`` names (beside ``base_dir``, then from the working directory), or None."""
+        """The file ``text`` names (:func:`~dcsim.scenario.files.scenario_file`: beside ``base_dir``, then from the
+        working directory), or None."""
         key = (text, base_dir)
         if key not in self._named:
             self._named[key] = self._find(text, base_dir)
@@ -66,13 +68,11 @@ class DigestMemo:
     def _find(text: str, base_dir: str) -> Path | None:
         if not text.strip() or len(text) > _MAX_PATH_CHARS or "\0" in text or "\n" in text:
             return None
-        for candidate in (Path(base_dir) / text, Path(text)):
-            try:
-                if candidate.is_file():
-                    return candidate.resolve()
-            except (OSError, ValueError):  # a name too long for the file system, and the like
-                continue
-        return None
+        try:
+            candidate = scenario_file(text, base_dir)  # the rule dcsim run reads files by
+            return candidate.resolve() if candidate.is_file() else None
+        except (OSError, ValueError):  # a name too long for the file system, and the like
+            return None
 
     def digest(self, path: Path) -> str | None:
         """The SHA-256 of ``path``'s content (read once per memo), or None if it cannot be read."""
