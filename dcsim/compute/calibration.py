@@ -115,11 +115,13 @@ def fit_tiled(profile: Profile, key: str, group: Sequence[Measurement]) -> Roofl
     differs between kernels, so it is fitted, and it is the only thing fitted about it."""
     best: tuple[float, RooflineFit] | None = None
     times = np.array([p.median_s for p in group])
+    nbytes = np.array([p.op.bytes for p in group])
+    unaligned = np.array([float(p.op.unaligned) for p in group])
+    segments = np.array([p.op.segments for p in group])
     for tile in TILE_ROWS:
         fit = _fit_class(profile, key, group, tile)
-        predicted = np.array(
-            [fit.time(p.op.tile_flops(tile), p.op.bytes, 0.0, p.op.unaligned, p.op.segments) for p in group]
-        )
+        flops = np.array([p.op.tile_flops(tile) for p in group])
+        predicted = fit.times(flops, nbytes, 0.0, unaligned, segments)
         score = float(np.mean(np.abs(np.log(predicted / times))))
         if best is None or score < best[0] * (1.0 - TILE_GAIN):
             best = (score, fit)
