@@ -19,7 +19,8 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
-from dcsim.network import Controller, FlowSimulator, build_topology, hosts, run_collective
+from dcsim.network import FlowSimulator, build_topology, hosts, run_collective
+from dcsim.network.factory import make_flow_simulator
 
 LINK_GBPS = 100.0
 TARGET_S = 5.0
@@ -57,7 +58,7 @@ def run_case(label: str, body: Callable[[FlowSimulator], None], routing: str = "
     """Run one case on a fresh k=16 fat-tree simulator and print its figures; returns wall seconds."""
     graph = build_topology("fat_tree", {"k": 16}, LINK_GBPS, 1.0)
     start, cpu = time.perf_counter(), time.process_time()
-    sim = FlowSimulator(simpy.Environment(), Controller(graph, routing, seed=0))
+    sim = make_flow_simulator(simpy.Environment(), graph, routing, seed=0)
     body(sim)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(

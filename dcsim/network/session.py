@@ -9,9 +9,8 @@ from dataclasses import dataclass
 import simpy
 
 from dcsim.network.collectives import CollectiveResult, run_collective
-from dcsim.network.controller import Controller
 from dcsim.network.datacenter import DatacenterFabric
-from dcsim.network.flows import FlowSimulator
+from dcsim.network.factory import make_flow_simulator
 from dcsim.network.usage import LinkUsage
 
 
@@ -50,7 +49,7 @@ def run_collectives(
 ) -> NetworkRun:
     """Run every collective on ``fabric`` in one simulation, so that they contend for links."""
     env = simpy.Environment()
-    sim = FlowSimulator(env, Controller(fabric.graph, routing or fabric.routing, seed))
+    sim = make_flow_simulator(env, fabric.graph, routing or fabric.routing, seed)
     processes = {}
 
     def launch(spec: CollectiveSpec) -> simpy.events.ProcessGenerator:

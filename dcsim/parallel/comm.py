@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import networkx as nx
 import simpy
 
-from dcsim.network import Controller, FlowSimulator
 from dcsim.network.collectives.runner import choose_algorithm, plan, rank_groups
+from dcsim.network.factory import make_controller, make_flow_simulator
 from dcsim.network.routing import RoutingPolicy, mix64
 
 Groups = tuple[tuple[str, ...], ...]
@@ -30,7 +30,7 @@ class CommModel:
         self.seed = seed
         # one controller for every query (its route tables are the costly part); each query's flows all
         # finish before it returns, so no query sees another's load
-        self.controller = Controller(graph, routing, seed)
+        self.controller = make_controller(graph, routing, seed)
         self._cache: dict[tuple[str, Groups, float, str], float] = {}
 
     def collective_s(self, op: str, groups: Sequence[Sequence[str]], nbytes: float, algorithm: str = "auto") -> float:
@@ -55,7 +55,7 @@ class CommModel:
         phase's rounds (every round of a ring sends the same flows, so on an otherwise idle network each takes
         the same time). This keeps a ring over ``n`` ranks at ``n`` flows instead of ``2n(n-1)``."""
         env = simpy.Environment()
-        flows = FlowSimulator(env, self.controller)
+        flows = make_flow_simulator(env, self.controller)
         planned = []
         tags = [flows.next_collective_id() for _ in groups]  # ECMP keys as run_collective draws them
         for g in groups:

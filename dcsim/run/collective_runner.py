@@ -10,7 +10,8 @@ import pandas as pd
 import simpy
 
 from dcsim.engine.simulation import Simulation
-from dcsim.network import CollectiveResult, Controller, FlowSimulator, run_collective
+from dcsim.network import CollectiveResult, run_collective
+from dcsim.network.factory import make_flow_simulator
 from dcsim.run.context import RunContext
 from dcsim.scenario.network import build_fabric, network_config
 from dcsim.scenario.schema import Scenario
@@ -23,7 +24,7 @@ class NetworkSession:
     def __init__(self, sim: Simulation, scenario: Scenario) -> None:
         self.fabric = build_fabric(scenario.datacenter, scenario.seed)
         routing = network_config(scenario.datacenter).routing
-        self.flows = FlowSimulator(sim.env, Controller(self.fabric.graph, routing, scenario.seed))
+        self.flows = make_flow_simulator(sim.env, self.fabric.graph, routing, scenario.seed)
 
 
 class CollectiveRunner:

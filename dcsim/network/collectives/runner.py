@@ -12,7 +12,7 @@ import simpy
 from dcsim.network.collectives import algorithms
 from dcsim.network.collectives.algorithms import Phase
 from dcsim.network.collectives.conventions import OPS, CollectiveResult, make_result
-from dcsim.network.controller import Controller
+from dcsim.network.factory import make_flow_simulator
 from dcsim.network.flows import FlowSimulator
 from dcsim.network.routing import RoutingPolicy, mix64
 
@@ -119,7 +119,7 @@ def simulate_collective(
 ) -> CollectiveResult:
     """Run one collective alone on ``graph`` (a fresh environment, controller and simulator)."""
     env = simpy.Environment()
-    sim = FlowSimulator(env, Controller(graph, routing, seed))
+    sim = make_flow_simulator(env, graph, routing, seed)
     process = env.process(run_collective(sim, op, ranks, nbytes, algorithm, root=root, groups=groups))
     env.run()
     result = process.value
