@@ -7,7 +7,8 @@ racks. Accelerator i uses NIC ``i * nics // accelerators`` through its own PCIe 
 (``{accelerator}-pcie``) at the NIC's line rate (GPUDirect RDMA); the port makes a NIC hairpin between
 two accelerators longer than the intra-node fabric, so hop-count routing never uses one. A NIC never
 forwards into an accelerator other than a flow's destination (see ``LinkTable.final_only``). The NIC's
-link into the network runs at min(link_gbps, nic_gbps).
+link into the network runs at min(link_gbps, nic_gbps). A ``rail_optimized`` network takes its node count,
+NICs per node and NIC speed from the servers when its params leave them out.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import networkx as nx
 from dcsim.catalog import load_catalog
 from dcsim.network.fabric import add_node_fabric
 from dcsim.network.graph import TopologyError, add_link, add_node, hosts
-from dcsim.network.topologies import build_topology, smallest_params
+from dcsim.network.topologies import build_topology, rail_optimized, smallest_params
 from dcsim.network.units import gbps_to_bytes_per_s, us_to_s
 
 NIC_LATENCY_US = 1.0  # estimate, not a datasheet figure: one PCIe traversal from GPU memory to the NIC
@@ -117,7 +118,12 @@ def build_datacenter_fabric(
     """Build the datacenter graph: the network topology with every server's fabric joined to its NICs."""
     network = network or NetworkConfig()
     needed = sum(g.count * g.nic_count for g in groups)
-    params = network.params if network.params else smallest_params(network.topology, max(needed, 1))
+    params: Mapping[str, Any]
+    if network.topology == rail_optimized.KIND:  # rails follow the servers' NICs
+        servers = {g.name: (g.count, g.nic_count, g.nic_gbps) for g in groups}
+        params = rail_optimized.fit_to_servers(network.params or {}, servers)
+    else:
+        params = network.params if network.params else smallest_params(network.topology, max(needed, 1))
     graph = build_topology(network.topology, params, network.link_gbps, network.link_latency_us, seed)
     free = hosts(graph)
     if len(free) < needed:

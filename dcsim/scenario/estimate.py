@@ -36,6 +36,7 @@ from dcsim.engine.distributions import Pareto
 from dcsim.errors import Problem
 from dcsim.network.topologies.jellyfish import default_degree
 from dcsim.network.topologies.leaf_spine import DEFAULT_HOSTS_PER_LEAF, DEFAULT_SPINES
+from dcsim.network.topologies.rail_optimized import size as rail_optimized_size
 from dcsim.scenario.bounds import upper
 
 if TYPE_CHECKING:
@@ -135,7 +136,10 @@ def size_items(scenario: Scenario) -> list[SizeItem]:
         )
     network = scenario.datacenter.network
     if network is not None and network.params:
-        size = topology_size(network.topology, network.params)
+        params = network.params
+        if network.topology == "rail_optimized" and "nodes" not in params:  # (one rail node per server)
+            params = {**params, "nodes": sum(node.count for node in scenario.datacenter.nodes)}
+        size = topology_size(network.topology, params)
         if size is not None:
             hosts, switches, links = size
             key = next(iter(network.params))
@@ -215,6 +219,8 @@ def topology_size(topology: str, params: Mapping[str, Any]) -> tuple[int, int, i
         leaves = get["leaves"]
         spines, per_leaf = get.get("spines", DEFAULT_SPINES), get.get("hosts_per_leaf", DEFAULT_HOSTS_PER_LEAF)
         return leaves * per_leaf, leaves + spines, leaves * spines + leaves * per_leaf
+    if topology == "rail_optimized" and "nodes" in get:
+        return rail_optimized_size(get)
     if topology == "torus" and isinstance(params.get("dims"), list | tuple):
         dims = params["dims"]
         if not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):

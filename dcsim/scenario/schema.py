@@ -86,7 +86,7 @@ class NodeType(Section):
 class NetworkSpec(Section):
     """The datacenter network: topology builder, its parameters, link speed (Gb/s) and routing policy."""
 
-    topology: Literal["fat_tree", "leaf_spine", "torus", "dragonfly", "file"] = "fat_tree"
+    topology: Literal["fat_tree", "leaf_spine", "rail_optimized", "torus", "dragonfly", "file"] = "fat_tree"
     params: dict[str, Any] = Field(default_factory=dict)
     link_gbps: Number = Field(default=100.0, gt=0)
     link_latency_us: Number = Field(default=1.0, ge=0)

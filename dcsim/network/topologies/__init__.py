@@ -1,7 +1,8 @@
 """Topology builders: a name picks a function ``build(params, link_gbps, link_latency_us, seed) -> nx.Graph``.
 
 Built-in: ``fat_tree`` (k), ``leaf_spine`` (leaves, spines, hosts_per_leaf, oversubscription),
-``torus`` (dims), ``dragonfly`` (groups, routers, hosts), ``jellyfish`` (switches, degree, hosts; random,
+``rail_optimized`` (nodes, nics_per_node, nodes_per_group, spines, oversubscription; one leaf per NIC
+index), ``torus`` (dims), ``dragonfly`` (groups, routers, hosts), ``jellyfish`` (switches, degree, hosts; random,
 uses ``seed``) and ``file`` (path to GraphML or an edge list). See :mod:`dcsim.network.graph` for the
 attributes every graph carries.
 """
@@ -14,13 +15,14 @@ from typing import Any
 import networkx as nx
 
 from dcsim.network.graph import TopologyError
-from dcsim.network.topologies import dragonfly, fat_tree, from_file, jellyfish, leaf_spine, torus
+from dcsim.network.topologies import dragonfly, fat_tree, from_file, jellyfish, leaf_spine, rail_optimized, torus
 
 Builder = Callable[[Mapping[str, Any], float, float, int], nx.Graph]
 
 TOPOLOGIES: dict[str, Builder] = {
     "fat_tree": fat_tree.build,
     "leaf_spine": leaf_spine.build,
+    "rail_optimized": rail_optimized.build,
     "torus": torus.build,
     "dragonfly": dragonfly.build,
     "jellyfish": jellyfish.build,
@@ -30,6 +32,7 @@ TOPOLOGIES: dict[str, Builder] = {
 SMALLEST: dict[str, Callable[[int], dict[str, Any]]] = {
     "fat_tree": fat_tree.smallest,
     "leaf_spine": leaf_spine.smallest,
+    "rail_optimized": rail_optimized.smallest,
     "torus": torus.smallest,
     "dragonfly": dragonfly.smallest,
     "jellyfish": jellyfish.smallest,
