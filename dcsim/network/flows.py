@@ -7,6 +7,11 @@ ends at one instant are batched into one re-rate: a change schedules a re-rate e
 priority :data:`RERATE_PRIORITY`, lower than SimPy's normal priority, so it runs after every ordinary event
 due at that instant (SimPy orders its heap by time, then priority, then insertion). Flow and group ids come
 from counters owned by the simulator instance, so two simulators in one process give identical results.
+
+A ``multipath`` routing policy (``adaptive``) spreads a flow over several paths: the flow keeps one rate,
+and each link it loads carries the fraction of that rate the policy gave it (``RoutingPolicy.split``).
+Max-min sharing is then the weighted progressive filling of :func:`~dcsim.network.maxmin.max_min_rows`,
+run in full at every change (the local and incremental shortcuts assume one path per flow).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import simpy
 from simpy.events import EventPriority
 
-from dcsim.network.controller import Controller, Route
+from dcsim.network.controller import Controller
 from dcsim.network.flowtable import FlowBatch, FlowTable, StagedFlow
 from dcsim.network.incremental import (
     SAME_RATE,
@@ -64,6 +69,16 @@ class RoutedFlows:
     links: np.ndarray
     latency_s: np.ndarray
     version: int
+    weights: np.ndarray | None = None  # per entry of ``links``: fraction of the flow's rate (None: all 1)
+
+
+@dataclass(frozen=True)
+class _Reroute:
+    """A flow's links after a reroute, the fraction of its rate on each, and its latency (s)."""
+
+    links: np.ndarray
+    weights: np.ndarray
+    latency_s: float
 
 
 class _Rerate(simpy.Event):
@@ -128,11 +143,12 @@ class FlowSimulator:
         self._effective_capacity = controller.links.capacity_bytes_per_s
         self._capacity_list: list[float] = []
         self._saturated_at: list[float] = []  # per link: capacity * (1 - SATURATED)
-        self._last_allocation: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._last_allocation: tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None] | None = None
         self.incremental = incremental
         self.check = check
         self.incremental_updates = 0
         self.local_rerates = 0
+        self._weighted = False  # a multipath flow was started: every re-rate is a full weighted filling
 
     # ----- starting transfers -------------------------------------------------------------------------
     def route(
@@ -149,6 +165,8 @@ class FlowSimulator:
 
     def _route_indices(self, src: np.ndarray, dst: np.ndarray, key: np.ndarray) -> RoutedFlows:
         policy = self.controller.policy
+        if policy.multipath:
+            return self._split_indices(src, dst, key)
         if policy.static:  # the policy routes the whole batch (Ecmp vectorizes it)
             ptr, links, latency = policy.route_links(src, dst, key)
             return RoutedFlows(src, dst, key, ptr, links, latency, self.controller.version)
@@ -167,10 +185,20 @@ class FlowSimulator:
         latency = np.array([r.latency_s for r in routes], dtype=float)
         return RoutedFlows(src, dst, key, ptr, links, latency, self.controller.version)
 
+    def _split_indices(self, src: np.ndarray, dst: np.ndarray, key: np.ndarray) -> RoutedFlows:
+        """Route flows with a multipath policy: each flow's links and the fraction of it each carries."""
+        split = self.controller.policy.split
+        splits = [split(s, d, k) for s, d, k in zip(src.tolist(), dst.tolist(), key.tolist(), strict=True)]
+        ptr = np.concatenate(([0], np.cumsum([len(links) for links, _, _ in splits]))).astype(np.int64)
+        links = np.fromiter((lk for links, _, _ in splits for lk in links), np.int64, int(ptr[-1]))
+        weights = np.fromiter((w for _, fractions, _ in splits for w in fractions), float, int(ptr[-1]))
+        latency = np.array([lat for _, _, lat in splits], dtype=float)
+        return RoutedFlows(src, dst, key, ptr, links, latency, self.controller.version, weights)
+
     def start_flow(self, src: Hashable, dst: Hashable, nbytes: float, key: int | None = None) -> simpy.Event:
         """Start one flow of ``nbytes`` bytes; the event fires on delivery with a :class:`TransferDone`."""
         controller = self.controller
-        if not controller.policy.static:
+        if not controller.policy.static or controller.policy.multipath:
             return self.start_flows([src], [dst], nbytes, None if key is None else [key])
         # one flow: the same steps as start_routed, without the batch machinery
         s, d = controller.index(src), controller.index(dst)
@@ -234,6 +262,8 @@ class FlowSimulator:
             routed = _subset(routed, ~empty)
             sizes, fid = sizes[~empty], fid[~empty]
         self._count_flows(routed.links, +1)
+        if routed.weights is not None:
+            self._weighted = True
         if sizes.size:
             self.flows.staged.append(
                 FlowBatch(
@@ -246,6 +276,7 @@ class FlowSimulator:
                     routed.latency_s,
                     routed.ptr,
                     routed.links,
+                    routed.weights,
                 )
             )
             self._request_rerate()
@@ -268,11 +299,11 @@ class FlowSimulator:
         if positions.size == 0:
             return 0
         self._count_flows(table.entries(positions), -1)
-        routes: dict[int, Route] = {}
+        routes: dict[int, _Reroute] = {}
         lost = np.zeros(table.capacity, dtype=bool)
         for pos in positions.tolist():
             try:
-                routes[pos] = self.controller.route_index(int(table.src[pos]), int(table.dst[pos]), int(table.key[pos]))
+                routes[pos] = self._reroute(int(table.src[pos]), int(table.dst[pos]), int(table.key[pos]))
             except NoRouteError as error:
                 lost[pos] = True
                 self._fail_group(int(table.group[pos]), error)
@@ -287,7 +318,8 @@ class FlowSimulator:
             new = [routes[pos] for pos in kept.tolist()]
             links = np.concatenate([r.links for r in new])
             ptr = np.concatenate(([0], np.cumsum([r.links.size for r in new])))
-            table.replace_links(kept, ptr, links)
+            weights = np.concatenate([r.weights for r in new]) if self._weighted else None
+            table.replace_links(kept, ptr, links, weights)
             table.latency_s[kept] = [r.latency_s for r in new]
             self._count_flows(links, +1)
         if lost.any():
@@ -296,6 +328,15 @@ class FlowSimulator:
             table.remove(np.flatnonzero(lost))
         self._request_rerate()
         return int(kept.size)
+
+    def _reroute(self, src: int, dst: int, key: int) -> _Reroute:
+        """A flow's new links (and their fractions of its rate) after a link failure."""
+        policy = self.controller.policy
+        if policy.multipath:
+            links, fractions, latency = policy.split(src, dst, key)
+            return _Reroute(np.array(links, dtype=np.int64), np.array(fractions, dtype=float), latency)
+        route = self.controller.route_index(src, dst, key)
+        return _Reroute(route.links, np.ones(route.links.size), route.latency_s)
 
     def restore_link(self, u: Hashable, v: Hashable) -> None:
         """Bring link ``u``-``v`` back; flows routed from now on may use it (active flows keep their path)."""
@@ -312,7 +353,7 @@ class FlowSimulator:
         self._advance()
         table, capacity = self.flows, self._capacity()
         done = self._drained()
-        use_shortcuts = self.incremental and not self._force_full
+        use_shortcuts = self.incremental and not self._force_full and not self._weighted
         arriving = sum(b.count for b in table.staged)
         if (
             use_shortcuts
@@ -482,14 +523,17 @@ class FlowSimulator:
     def _check_allocation(self, capacity: np.ndarray) -> None:
         table = self.flows
         slots = table.slots()
-        exact = max_min_rows(table.paths[slots], capacity)
+        fractions = None if table.weights is None else table.weights[slots]
+        exact = max_min_rows(table.paths[slots], capacity, fractions)
         if not np.allclose(table.rate[slots], exact, rtol=1e-6, atol=0.0):
             raise AssertionError("incremental rates differ from a full max-min water-filling")
         if table.rate_list is not None and table.rate_list != table.rate.tolist():
             raise AssertionError("the flow table's rate list differs from its rates")
         rows = table.paths[slots]  # every link's load, summed afresh from the rates
-        weights = np.broadcast_to(table.rate[slots][:, None], rows.shape).ravel()
-        loads = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
+        weights = np.broadcast_to(table.rate[slots][:, None], rows.shape)
+        if fractions is not None:
+            weights = weights * fractions
+        loads = np.bincount(rows.ravel(), weights=weights.ravel(), minlength=capacity.size + 1)[:-1]
         if not np.allclose(self._link_rate, loads, rtol=1e-9, atol=1e-6 * float(capacity.max(initial=1.0))):
             raise AssertionError("the kept link loads differ from the sums of their flows' rates")
 
@@ -553,20 +597,31 @@ class FlowSimulator:
         bytes per flow) less what was counted for them before (at a reroute)."""
         table = self.flows
         owed = sent - table.credited[slots] if table.rerouted else sent
+        if table.weights is not None:
+            self.usage.credit_entries(rows.ravel(), (owed[:, None] * table.weights[slots]).ravel())
+            return
         self.usage.credit_entries(rows.ravel(), np.repeat(owed, rows.shape[1]))
 
     def _allocate(self, capacity: np.ndarray) -> None:
         table = self.flows
         slots = table.slots()
         rows = table.paths[slots]
+        fractions = None if table.weights is None else table.weights[slots]
         memo = self._last_allocation  # the same flows on the same links again (the steps of a ring)?
-        if memo is not None and memo[0] == self.controller.version and np.array_equal(memo[1], rows):
+        if (
+            memo is not None
+            and memo[0] == self.controller.version
+            and np.array_equal(memo[1], rows)
+            and (fractions is None or (memo[4] is not None and np.array_equal(memo[4], fractions)))
+        ):
             rates, self._link_rate = memo[2], memo[3].copy()
         else:
-            rates = max_min_rows(rows, capacity)
-            weights = np.broadcast_to(rates[:, None], rows.shape).ravel()
-            self._link_rate = np.bincount(rows.ravel(), weights=weights, minlength=capacity.size + 1)[:-1]
-            self._last_allocation = (self.controller.version, rows, rates, self._link_rate.copy())
+            rates = max_min_rows(rows, capacity, fractions)
+            weights = np.broadcast_to(rates[:, None], rows.shape)
+            if fractions is not None:
+                weights = weights * fractions
+            self._link_rate = np.bincount(rows.ravel(), weights=weights.ravel(), minlength=capacity.size + 1)[:-1]
+            self._last_allocation = (self.controller.version, rows, rates, self._link_rate.copy(), fractions)
         self._load_list = None
         self._loads_ahead = False
         table.set_rates(slots, rates, float(self.env.now))
@@ -636,6 +691,14 @@ def _subset(routed: RoutedFlows, keep: np.ndarray) -> RoutedFlows:
     entry_keep = np.repeat(keep, lengths)
     links = routed.links[entry_keep]
     ptr = np.concatenate(([0], np.cumsum(lengths[keep]))).astype(np.int64)
+    weights = None if routed.weights is None else routed.weights[entry_keep]
     return RoutedFlows(
-        routed.src[keep], routed.dst[keep], routed.key[keep], ptr, links, routed.latency_s[keep], routed.version
+        routed.src[keep],
+        routed.dst[keep],
+        routed.key[keep],
+        ptr,
+        links,
+        routed.latency_s[keep],
+        routed.version,
+        weights,
     )

@@ -3,8 +3,10 @@
 Every flow lives in a *slot*: the same index in every per-flow array for its whole life, so a flow's
 slot is a stable handle. ``paths`` holds each slot's directed links, one row per slot padded with the
 dummy link ``n_links`` (infinite capacity); free slots have only padding, no rate and no bytes left, so
-most whole-array passes need no mask. New flows are staged (:class:`FlowBatch`) and merged in one step;
-finished flows free their slots for reuse.
+most whole-array passes need no mask. A flow spread over several paths (a ``multipath`` routing policy)
+lists every link it loads once, and ``weights`` (same shape as ``paths``; None while every flow has one
+path) holds the fraction of its rate each entry carries. New flows are staged (:class:`FlowBatch`) and
+merged in one step; finished flows free their slots for reuse.
 
 For small changes the table also keeps, in plain Python, each slot's links (``path_of``), a link known
 to be its bottleneck (``bottleneck``, -1 if unknown) and the slots on every link (``flows_on``), which
@@ -55,6 +57,7 @@ class FlowBatch:
     latency_s: np.ndarray
     ptr: np.ndarray
     links: np.ndarray
+    weights: np.ndarray | None = None  # per entry of ``links``: the fraction of the flow's rate it carries
 
     @property
     def count(self) -> int:
@@ -112,6 +115,7 @@ class FlowTable:
         self.credited = np.zeros(0)  # bytes already counted on its links' usage (those sent before a reroute)
         self.rerouted = False  # whether any flow was ever given ``credited`` bytes
         self.paths = np.full((0, 1), n_links, dtype=np.int64)
+        self.weights: np.ndarray | None = None  # per entry of ``paths``: fraction of the rate (None: all 1)
         self.free: list[int] = []
         self.count = 0
         self.staged: list[FlowBatch | StagedFlow] = []
@@ -152,6 +156,8 @@ class FlowTable:
             fill = np.inf if name in _FREE_INF else 0
             setattr(self, name, np.concatenate([array, np.full(extra, fill, dtype=array.dtype)]))
         self.paths = np.vstack([self.paths, np.full((extra, self.paths.shape[1]), self.dummy, dtype=np.int64)])
+        if self.weights is not None:
+            self.weights = np.vstack([self.weights, np.ones((extra, self.weights.shape[1]))])
         self.path_of.extend([()] * extra)
         if self.rate_list is not None:
             self.rate_list.extend([0.0] * extra)
@@ -161,6 +167,8 @@ class FlowTable:
     def _widen(self, width: int) -> None:
         pad = np.full((self.capacity, width - self.paths.shape[1]), self.dummy, dtype=np.int64)
         self.paths = np.hstack([self.paths, pad])
+        if self.weights is not None:
+            self.weights = np.hstack([self.weights, np.ones(pad.shape)])
 
     def merge_staged(self) -> np.ndarray:
         """Put every staged batch into slots; returns the new flows' slots."""
@@ -177,6 +185,9 @@ class FlowTable:
         taken = self.free[len(self.free) - n :]
         del self.free[len(self.free) - n :]
         slots = np.array(taken[::-1], dtype=np.int64)
+        weights: np.ndarray | None = None
+        if any(b.weights is not None for b in batches):
+            weights = np.concatenate([np.ones(b.links.size) if b.weights is None else b.weights for b in batches])
         if len(batches) == 1:
             b = batches[0]
             ptr, links = b.ptr, b.links
@@ -201,7 +212,7 @@ class FlowTable:
                     rate_list[slot] = 0.0
         self.active[slots] = True
         self.count += n
-        self._write_paths(slots, ptr, links)
+        self._write_paths(slots, ptr, links, weights)
         return slots
 
     def merge_one(self) -> int:
@@ -225,6 +236,8 @@ class FlowTable:
         if len(path) > self.paths.shape[1]:
             self._widen(len(path))
         self.paths[slot, : len(path)] = path  # (a free slot's row is all padding)
+        if self.weights is not None:
+            self.weights[slot] = 1.0
         self.path_of[slot] = path
         self.bottleneck[slot] = -1
         flows_on = self.flows_on
@@ -237,7 +250,9 @@ class FlowTable:
                     on.add(slot)
         return slot
 
-    def _write_paths(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
+    def _write_paths(
+        self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray, weights: np.ndarray | None = None
+    ) -> None:
         self._link_index = None
         lengths = np.diff(ptr)
         width = int(lengths.max()) if lengths.size else 0
@@ -247,6 +262,12 @@ class FlowTable:
         columns = np.arange(links.size) - np.repeat(ptr[:-1], lengths)
         self.paths[slots] = self.dummy
         self.paths[rows, columns] = links
+        if weights is not None and self.weights is None:
+            self.weights = np.ones(self.paths.shape)
+        if self.weights is not None:
+            self.weights[slots] = 1.0
+            if weights is not None:
+                self.weights[rows, columns] = weights
         if slots.size > SMALL_CHANGE:  # drop the Python view; adjacency() rebuilds it when needed
             self.flows_on = None
             return
@@ -285,6 +306,8 @@ class FlowTable:
             else:
                 for slot in slot_list:
                     rate_list[slot] = 0.0
+        if self.weights is not None:
+            self.weights[slots] = 1.0
         if len(slot_list) <= FEW_SCALAR:  # scalar writes beat fancy indexing for a few slots
             active, rate, remaining, nbytes, paths = self.active, self.rate, self.remaining, self.bytes, self.paths
             finish, drain = self.finish_s, self.drain_s
@@ -424,12 +447,16 @@ class FlowTable:
         sent = self.bytes[slots] - self.remaining_at(now)[slots] - self.credited[slots]
         rows = self.paths[slots]
         keep = rows < self.dummy
+        if self.weights is not None:
+            return rows[keep], (sent[:, None] * self.weights[slots])[keep]
         return rows[keep], np.broadcast_to(sent[:, None], rows.shape)[keep]
 
-    def replace_links(self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray) -> None:
-        """Give the flows at ``slots`` new link lists (CSR ``ptr``/``links``)."""
+    def replace_links(
+        self, slots: np.ndarray, ptr: np.ndarray, links: np.ndarray, weights: np.ndarray | None = None
+    ) -> None:
+        """Give the flows at ``slots`` new link lists (CSR ``ptr``/``links``, ``weights`` per entry)."""
         self.flows_on = None
-        self._write_paths(slots, ptr, links)
+        self._write_paths(slots, ptr, links, weights)
 
     def adjacency(self) -> dict[int, set[int]]:
         """The slots on every link (with ``path_of``, rebuilt from ``paths`` if they were dropped)."""

@@ -46,10 +46,13 @@ def max_min_rates(ent_flow: np.ndarray, ent_link: np.ndarray, n_flows: int, capa
     return rates
 
 
-def max_min_rows(paths: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+def max_min_rows(paths: np.ndarray, capacity: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     """Max-min fair rates of flows given as rows of link ids, padded with ``capacity.size`` (no link).
 
-    A row of padding only gets ``inf``.
+    ``weights`` (same shape as ``paths``, None: all 1) is the fraction of a flow's rate each entry puts on
+    its link (a flow sprayed over several paths): link ``l`` carries the sum of ``weight x rate`` of its
+    flows. Progressive filling raises every unfrozen flow's rate together, so each link's share is its
+    capacity left over the sum of its unfrozen flows' weights. A row of padding only gets ``inf``.
     """
     n_all = capacity.size
     rates = np.full(paths.shape[0], np.inf)
@@ -66,6 +69,8 @@ def max_min_rows(paths: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     flow_ids = np.flatnonzero((paths < n_links).any(axis=1))
     paths = paths[flow_ids]
     remaining = np.append(capacity[ids], np.inf)  # the last entry is the padding's dummy link
+    if weights is not None:
+        return _weighted_rows(paths, flow_ids, weights[flow_ids], remaining, rates)
     while flow_ids.size:
         count = np.bincount(paths.ravel(), minlength=n_links + 1)
         share = remaining / np.maximum(count, 1)
@@ -81,4 +86,28 @@ def max_min_rows(paths: np.ndarray, capacity: np.ndarray) -> np.ndarray:
         np.maximum(remaining, 0.0, out=remaining)
         remaining[-1] = np.inf
         paths, flow_ids = paths[~freeze], flow_ids[~freeze]
+    return rates
+
+
+def _weighted_rows(
+    paths: np.ndarray, flow_ids: np.ndarray, weights: np.ndarray, remaining: np.ndarray, rates: np.ndarray
+) -> np.ndarray:
+    """:func:`max_min_rows`' filling with a weight per entry (links renumbered, the dummy last)."""
+    n_slots = remaining.size
+    while flow_ids.size:
+        load = np.bincount(paths.ravel(), weights=weights.ravel(), minlength=n_slots)
+        share = remaining / np.where(load > 0, load, 1.0)
+        share[-1] = np.inf
+        shares = share[paths]
+        flow_min = shares.min(axis=1)
+        loose = np.bincount(paths[shares > flow_min[:, None]], minlength=n_slots) > 0
+        freeze = (~loose[paths]).any(axis=1)
+        rates[flow_ids[freeze]] = flow_min[freeze]
+        remaining -= np.bincount(
+            paths[freeze].ravel(), weights=(weights[freeze] * flow_min[freeze][:, None]).ravel(), minlength=n_slots
+        )
+        np.maximum(remaining, 0.0, out=remaining)
+        remaining[-1] = np.inf
+        keep = ~freeze
+        paths, flow_ids, weights = paths[keep], flow_ids[keep], weights[keep]
     return rates

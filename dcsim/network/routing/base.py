@@ -7,6 +7,10 @@ A policy is a short subclass of :class:`RoutingPolicy` that overrides one hook:
 - ``candidates(src, dst)``: offer other paths (``least_loaded`` offers the k shortest simple paths), or
 - ``path(src, dst, key)``: the whole decision (``ecmp`` hashes hop by hop).
 
+A ``multipath`` policy (``adaptive``) spreads each flow over several paths at once: it overrides
+``split(src, dst, key)``, which gives the links the flow loads and the fraction of its bytes each one
+carries; the flow simulator shares links max-min fairly with those fractions.
+
 Register it with :func:`register_routing_policy` to name it from YAML, or name it ``module:Class``.
 Paths are lists of node indices of the controller's :class:`~dcsim.network.links.LinkTable`.
 """
@@ -63,6 +67,7 @@ class RoutingPolicy:
 
     name: ClassVar[str] = ""
     static: ClassVar[bool] = True
+    multipath: ClassVar[bool] = False
     max_candidates: ClassVar[int] = 64
 
     def __init__(self, controller: Controller, **params: Any) -> None:
@@ -97,6 +102,12 @@ class RoutingPolicy:
     def choose(self, candidates: list[Path], key: int) -> Path:
         """Pick one candidate; the base policy takes the first."""
         return candidates[0]
+
+    def split(self, src: int, dst: int, key: int) -> tuple[list[int], list[float], float]:
+        """A flow's links (directed link ids), the fraction of its bytes each carries, and the latency (s)
+        of its slowest path. A single-path policy puts all of it on its one route."""
+        links, latency = self.route_one(src, dst, key)
+        return links, [1.0] * len(links), latency
 
     def route_links(
         self, src: np.ndarray, dst: np.ndarray, key: np.ndarray

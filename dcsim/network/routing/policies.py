@@ -1,4 +1,5 @@
-"""The built-in routing policies: ``shortest_path``, ``ecmp`` and ``least_loaded``."""
+"""The built-in routing policies: ``shortest_path``, ``ecmp``, ``adaptive`` (packet spraying) and
+``least_loaded``."""
 
 from __future__ import annotations
 
@@ -182,3 +183,57 @@ class LeastLoaded(RoutingPolicy):
             if score < best_score:
                 best, best_score = path, score
         return best
+
+
+@register_routing_policy("adaptive")
+class Adaptive(RoutingPolicy):
+    """Adaptive routing as per-packet spraying (InfiniBand adaptive routing, Spectrum-X, the packet
+    spraying of Dixit et al., "On the impact of packet spraying in data center networks", INFOCOM 2013),
+    modelled at flow level as even splitting: every switch sends an equal share of the flow's bytes to each
+    of its equal-cost next hops, so the flow loads all its shortest paths at once. On a symmetric Clos
+    fabric (leaf-spine, fat-tree, rail-optimized) that is an equal share per equal-cost path.
+
+    The flow's rate is one number; a link carrying the fraction ``f`` of the flow carries ``f`` times that
+    rate (see :class:`~dcsim.network.flows.FlowSimulator`). Reordering, per-packet load feedback and
+    congestion signalling are not modelled. ``path`` (a single route, for :meth:`Controller.route`) is the
+    first equal-cost path."""
+
+    multipath = True
+
+    def __init__(self, controller: Controller, **params: Any) -> None:
+        super().__init__(controller, **params)
+        self._splits: dict[tuple[int, int], tuple[list[int], list[float], float]] = {}
+        self._version = controller.version
+
+    def split(self, src: int, dst: int, key: int) -> tuple[list[int], list[float], float]:
+        controller = self.controller
+        if self._version != controller.version:  # links failed or came back: split afresh
+            self._splits.clear()
+            self._version = controller.version
+        cached = self._splits.get((src, dst))
+        if cached is None:
+            cached = self._splits[(src, dst)] = self._even_split(src, dst)
+        return cached
+
+    def _even_split(self, src: int, dst: int) -> tuple[list[int], list[float], float]:
+        controller = self.controller
+        if src == dst:
+            return [], [], 0.0
+        if controller.distances(dst)[src] < 0:
+            raise NoRouteError(f"no route from {controller.name(src)} to {controller.name(dst)}")
+        link_id, latency = controller.links.link_id, controller.latency_list
+        share: dict[int, float] = {src: 1.0}  # fraction of the flow reaching each node of the current layer
+        arrive: dict[int, float] = {src: 0.0}  # latest arrival (s) over the paths into each node
+        fraction: dict[int, float] = {}
+        while dst not in share:  # every hop moves one layer closer (all next hops are one hop nearer)
+            reached: dict[int, float] = {}
+            for here in sorted(share):
+                hops = controller.next_hops(here, dst)
+                part = share[here] / len(hops)
+                for nxt in hops:
+                    link = link_id[(here, nxt)]
+                    fraction[link] = fraction.get(link, 0.0) + part
+                    reached[nxt] = reached.get(nxt, 0.0) + part
+                    arrive[nxt] = max(arrive.get(nxt, 0.0), arrive[here] + latency[link])
+            share = reached
+        return list(fraction), list(fraction.values()), arrive[dst]
