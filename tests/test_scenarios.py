@@ -344,11 +344,27 @@ def medical_imaging(summary: dict[str, Any]) -> None:
     assert dc["price_basis"]["dgx-h100"].startswith("capex_usd amortized")
 
 
+def rail_optimized_allreduce(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]
+    rails = [w[f"rail{i}"] for i in range(8)]
+    # GPU i of each node talks through NIC i to rail leaf i only: eight rings side by side, each at a
+    # NIC's 400 Gb/s line rate (busbw of a ring is the per-link rate), none slowed by the others
+    for rail in rails:
+        assert rail["busbw_gbps"] == pytest.approx(400, rel=0.01)
+        assert rail["time_s"] == rails[0]["time_s"]
+    assert w["allreduce-32"]["busbw_gbps"] > rails[0]["busbw_gbps"]  # eight rails and NVSwitch at once
+    a2a = w["alltoall-32"]
+    # 24 of each rank's 32 shares leave its node, through the node's eight 400 Gb/s NICs
+    assert a2a["algbw_gbps"] <= 400 * 32 / 24 * (1 + 1e-9)
+    assert a2a["busbw_gbps"] == pytest.approx(a2a["algbw_gbps"] * 31 / 32)
+
+
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "quickstart.yaml": quickstart,
     "trace_replay.yaml": trace_replay,
     "nccl_allreduce_dgx_a100.yaml": nccl_allreduce_dgx_a100,
     "leaf_spine_oversubscribed.yaml": leaf_spine_oversubscribed,
+    "rail_optimized_allreduce.yaml": rail_optimized_allreduce,
     "research_cluster.yaml": research_cluster,
     "research_cluster_failures.yaml": research_cluster_failures,
     "llama2_7b_chat_a100.yaml": llama2_7b_chat_a100,
