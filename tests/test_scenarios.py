@@ -227,6 +227,14 @@ def llama3_70b_dgx_h100(summary: dict[str, Any]) -> None:
     assert summary["datacenter"]["cost_usd"]["storage"] > 0
 
 
+def llama3_70b_h100_fp8_cp(summary: dict[str, Any]) -> None:
+    w = summary["workloads"]["llama3-70b-fp8"]
+    _training_consistent(w, 512 * 8192)
+    assert w["plan"]["cp"] == 2 and w["accelerators"] == 2 * 4 * 2 * 4 == 64
+    # FlashAttention and cp 2: each rank keeps the activations of 4,096 tokens per microbatch
+    assert w["fits_in_memory"] and w["memory_breakdown_gb"]["activations"] < 40
+
+
 def bert_finetune(summary: dict[str, Any]) -> None:
     w = summary["workloads"]["bert-large-squad"]
     _training_consistent(w, 32 * 384)
@@ -378,6 +386,7 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mixtral_8x7b_h100.yaml": mixtral_8x7b_h100,
     "gpt3_175b_dgx_a100.yaml": gpt3_175b_dgx_a100,
     "llama3_70b_dgx_h100.yaml": llama3_70b_dgx_h100,
+    "llama3_70b_h100_fp8_cp.yaml": llama3_70b_h100_fp8_cp,
     "bert_finetune.yaml": bert_finetune,
     "vit_imagenet.yaml": vit_imagenet,
     "whisper_large.yaml": whisper_large,

@@ -15,6 +15,7 @@ COLUMNS = (
     "dp",
     "tp",
     "pp",
+    "cp",
     "microbatch_size",
     "schedule",
     "zero_stage",
@@ -32,7 +33,7 @@ def register(subparsers: Any) -> None:
     """Add the ``plan`` subcommand."""
     parser = subparsers.add_parser(
         "plan",
-        help="rank the parallel plans (dp, tp, pp, microbatch, zero, recompute) of a training workload",
+        help="rank the parallel plans (dp, tp, pp, cp, microbatch, zero, recompute) of a training workload",
         description="Enumerate every valid parallel plan for a scenario's training workload on its accelerators "
         "and rank them by time to train or by cost; plans that do not fit in memory are listed last, marked.",
     )

@@ -107,7 +107,8 @@ def _inference_lines(w: dict[str, Any]) -> list[str]:
 
 def _training_lines(w: dict[str, Any]) -> list[str]:
     plan = w["plan"]
-    shape = ", ".join(f"{key} {plan[key]}" for key in ("dp", "tp", "pp", "microbatch_size", "zero_stage", "recompute"))
+    keys = ("dp", "tp", "pp", *(("cp",) if plan.get("cp", 1) > 1 else ()), "microbatch_size", "zero_stage", "recompute")
+    shape = ", ".join(f"{key} {plan[key]}" for key in keys)
     memory = f"{w['memory_per_accelerator_gb']:.4g} GB per accelerator"
     lines = [f"    {w['model']} on {w['accelerators']} x {w['accelerator']} ({shape}): {w['status']}"]
     if not w["fits_in_memory"]:

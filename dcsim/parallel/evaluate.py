@@ -113,4 +113,5 @@ def plan_memory(setup: TrainingSetup, plan: ParallelPlan) -> MemoryBreakdown:
         global_batch_size=setup.global_batch_size,
         precision=precision,
         optimizer=setup.optimizer,
+        attention=str(setup.attention),
     )

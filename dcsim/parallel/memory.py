@@ -41,6 +41,19 @@ of ``s`` tokens, hidden size ``h``, ``a`` heads, 16-bit activations, tensor-para
     selective recompute               drops the 5*a*s/h term (the attention scores, softmax, dropout)
     full recompute                    2*s*b*h (the layer input; /t with sequence parallelism)
 
+The paper's accounting is for unfused ("eager") attention. With ``attention="flash"`` (a fused, tiled kernel:
+FlashAttention, Dao et al. 2022; see :mod:`dcsim.parallel.attention`) no ``s x s`` tensor is kept: the
+backward recomputes the scores from Q, K, V, the output (the projection input, already counted) and the
+softmax's fp32 log-sum-exp per head and query (``4*a*s*b/t`` bytes), and regenerates the dropout mask from
+its seed. So without recompute a layer keeps the selective-recompute row plus the log-sum-exp,
+``s*b*h*(10 + 24/t) + 4*a*s*b/t`` (``/t`` on the ``10`` with sequence parallelism): linear in ``s``.
+Selective recompute with FlashAttention re-runs the kernel from Q, K and V and keeps no statistics.
+
+Context parallelism (``cp`` ranks share each sequence, :mod:`dcsim.parallel.context_parallel`) gives every
+rank ``s/cp`` tokens: every per-token term above is divided by ``cp`` (the input and output layers' too).
+Eager attention would keep its ``s/cp`` queries' scores against all ``s`` keys, ``5*a*(s/cp)*s*b`` bytes;
+plans refuse that combination (ring attention runs on fused kernels), the formula covers it for completeness.
+
 The ``34`` is the paper's sum, generalised here term by term so that other shapes are counted, not
 assumed: layer-norm inputs 2 x 2sbh, QKV input 2sbh, MLP input 2sbh and two dropout masks 2 x sbh (the
 ``10`` that tensor parallelism replicates); Q and K 2sb(h + h_kv), V 2sb*h_kv, the projection input 2sbh,
@@ -60,6 +73,10 @@ In-flight microbatches (the factor on a stage's per-microbatch activations): 1 w
 Section 2.2.1); the interleaved schedule keeps ``2*(pp - i - 1) + (v - 1)*pp + 1`` model chunks of
 ``1/v`` of the stage's layers (Megatron-LM's warm-up count), which on stage 0 is Korthikanti et al.'s
 ``pp*(1 + (pp - 1)/(pp*v))``; GPipe keeps all ``m`` microbatches.
+
+Model state with context parallelism: the ``cp`` ranks of a sequence hold the same weights, so ZeRO shards
+over ``dp * cp`` ranks (Megatron-LM's distributed optimizer over its data-parallel-with-context-parallel
+group).
 
 The closed form covers stacks of identical decoder or encoder layers (GPT, BERT, Llama, Mixtral, and ViT
 with ``s`` = patches + class token; BERT's masked-LM head is counted as the decoder output layer above).
@@ -83,6 +100,7 @@ from dcsim.catalog import Accelerator
 from dcsim.catalog.entries import BYTES_PER_GB
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Conv2d, Embedding, Matmul, Normalization
 from dcsim.models.base import LayerOp
+from dcsim.parallel.attention import check_attention
 from dcsim.parallel.optimizer_step import OPTIMIZERS
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.stages import PARTS, block_layers, layer_part, step_ops
@@ -92,6 +110,9 @@ TRAINING_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 MIXED_PRECISIONS = ("bf16", "fp16")
 MASK_BYTES = 1.0  # a dropout mask keeps one byte per element
 LOGIT_BYTES = 4.0  # the cross-entropy keeps fp32 logits (Korthikanti et al. 2022, Section 4.3)
+#: FlashAttention keeps the softmax's log-sum-exp per (batch, head, query) in fp32 for its backward
+#: (flash-attention's ``softmax_lse``, shape batch x heads x seq_len, float32).
+LSE_BYTES = 4.0
 
 
 @dataclass(frozen=True)
@@ -199,18 +220,25 @@ def transformer_layer_activation_bytes(
     experts_per_token: int = 1,
     dropout: bool = True,
     bytes_per_element: float = 2.0,
+    attention: str = "flash",
+    cp: int = 1,
 ) -> float:
-    """Activation bytes one transformer layer keeps for the backward pass (Korthikanti et al. 2022, Eq. 1-2,
-    Table 2, generalised term by term; see the module docstring). ``ffn_hidden`` defaults to ``4*hidden``
-    and ``kv_hidden`` (the K/V width, kv_heads * head_dim) to ``hidden``; a mixture-of-experts layer keeps
-    the MLP activations of its ``experts_per_token`` experts for every token. The defaults with ``dropout``
-    and 2-byte elements reproduce the paper's ``s*b*h*(10 + 24/t + 5*a*s/(h*t))`` exactly."""
-    checks = (("seq_len", seq_len), ("batch", batch), ("hidden", hidden), ("heads", heads), ("tp", tp))
+    """Activation bytes one transformer layer keeps for the backward pass on one rank (Korthikanti et al. 2022,
+    Eq. 1-2, Table 2, generalised term by term; see the module docstring). ``ffn_hidden`` defaults to
+    ``4*hidden`` and ``kv_hidden`` (the K/V width, kv_heads * head_dim) to ``hidden``; a mixture-of-experts
+    layer keeps the MLP activations of its ``experts_per_token`` experts for every token. ``attention``
+    ``eager`` keeps the ``s x s`` scores per head, ``flash`` only the softmax statistics; ``cp`` context-
+    parallel ranks each keep ``seq_len / cp`` tokens. With ``attention="eager"``, ``dropout`` and 2-byte
+    elements this reproduces the paper's ``s*b*h*(10 + 24/t + 5*a*s/(h*t))`` exactly."""
+    checks = (("seq_len", seq_len), ("batch", batch), ("hidden", hidden), ("heads", heads), ("tp", tp), ("cp", cp))
     for name, value in (*checks, ("experts_per_token", experts_per_token)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer (got {value!r})")
     _check_choice("recompute", recompute, ("none", "selective", "full"))
-    s, b, h, a, t, e = seq_len, batch, hidden, heads, tp, bytes_per_element
+    check_attention(attention)
+    if seq_len % cp:
+        raise ValueError(f"cp ({cp}) must divide seq_len ({seq_len})")
+    s, b, h, a, t, e = seq_len // cp, batch, hidden, heads, tp, bytes_per_element  # s: this rank's tokens
     f = 4 * h if ffn_hidden is None else ffn_hidden
     h_kv = h if kv_hidden is None else kv_hidden
     sbh = float(s * b * h)
@@ -222,9 +250,11 @@ def transformer_layer_activation_bytes(
     mlp = (3 if gated_mlp else 2) * e * s * b * f * experts_per_token  # MoE: each token runs k experts
     sharded = e * s * b * (h + h_kv) + e * s * b * h_kv + e * sbh + mlp  # Q, K; V; projection input; MLP
     scores = 0.0
-    if recompute == "none":
+    if recompute == "none" and attention == "eager":
         per_score = (2 * e + MASK_BYTES) if dropout else e  # softmax output (+ dropout mask and output)
-        scores = per_score * a * s * s * b
+        scores = per_score * a * s * seq_len * b  # this rank's queries against every key
+    elif recompute == "none":
+        scores = LSE_BYTES * a * s * b  # FlashAttention's fp32 log-sum-exp per head and query
     return replicated / split_replicated + (sharded + scores) / t
 
 
@@ -288,6 +318,7 @@ def training_memory(
     optimizer: str = "adamw",
     dropout: bool = True,
     stage: int | None = None,
+    attention: str = "flash",
 ) -> MemoryBreakdown:
     """Memory of pipeline ``stage`` (default: the most loaded stage) for training ``model`` under ``plan``.
 
@@ -295,9 +326,13 @@ def training_memory(
     ``vocab``; or an op-list model such as ResNet, whose ``seq_len`` is the image size). ``seq_len`` defaults
     to the model's ``default_seq_len`` or ``max_seq_len``; ``global_batch_size`` (sequences per step) gives
     the microbatch count that caps the in-flight microbatches (required for ``gpipe``). ``dropout`` follows
-    the paper (GPT-3, BERT); set it False for models trained without dropout (Llama).
+    the paper (GPT-3, BERT); set it False for models trained without dropout (Llama). ``attention`` is
+    ``flash`` (fused kernels, no ``s x s`` scores) or ``eager`` (see the module docstring); op-list models
+    count their op list's fused attention either way. ``plan.cp`` splits each sequence over context-parallel
+    ranks (closed-form models only).
     """
     _check_choice("precision", precision, TRAINING_PRECISIONS)
+    check_attention(attention)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
     closed_form = _korthikanti_applies(model)
     if seq_len is None:
@@ -312,6 +347,8 @@ def training_memory(
             f"recompute {plan.recompute!r} is modelled for decoder/encoder transformer layers only "
             f"(model {_name(model)}: use recompute none)"
         )
+    if not closed_form and plan.cp > 1:
+        raise ValueError(f"cp is modelled for decoder/encoder transformer layers only (model {_name(model)}: use cp 1)")
     layers = block_layers(model)
     chunks = plan.pp * plan.virtual_stages
     if layers % chunks:
@@ -319,7 +356,8 @@ def training_memory(
         raise ValueError(f"{what} ({chunks}) must divide the model's layers ({layers})")
     parts, allocations = _model_parts(model, plan.tp, plan.ep, seq_len, precision)
     if closed_form:
-        activations = _transformer_activations(model, plan, _sequence_tokens(model, seq_len), precision, dropout)
+        tokens = _sequence_tokens(model, seq_len)
+        activations = _transformer_activations(model, plan, tokens, precision, dropout, attention)
     else:  # the op list's forward allocations, linear in the batch
         activations = {part: size * plan.microbatch_size for part, size in allocations.items()}
     stages = range(plan.pp) if stage is None else [stage]
@@ -348,13 +386,14 @@ def _stage_memory(
         held = held + parts["post"]
         if plan.pp > 1 and getattr(model, "tied_embeddings", False):
             held = held + parts["tied"]
-    dense = zero_model_state_bytes(held.params, plan.dp, plan.zero_stage, optimizer, precision)
-    expert = zero_model_state_bytes(held.expert_params, plan.dp // plan.ep, plan.zero_stage, optimizer, precision)
+    replicas = plan.dp_cp  # ranks holding the same weights: ZeRO shards over them
+    dense = zero_model_state_bytes(held.params, replicas, plan.zero_stage, optimizer, precision)
+    expert = zero_model_state_bytes(held.expert_params, replicas // plan.ep, plan.zero_stage, optimizer, precision)
     weights, gradients, optimizer_bytes = (a + b for a, b in zip(dense, expert, strict=True))
     if optimizer == "adafactor":  # fp32 factored statistics, sharded like the rest of the optimizer state
         optimizer_bytes += 4.0 * (
-            _shard(held.factored, plan.dp, plan.zero_stage >= 1)
-            + _shard(held.expert_factored, plan.dp // plan.ep, plan.zero_stage >= 1)
+            _shard(held.factored, replicas, plan.zero_stage >= 1)
+            + _shard(held.expert_factored, replicas // plan.ep, plan.zero_stage >= 1)
         )
     in_flight = in_flight_microbatches(plan, stage, microbatches)
     body = activations["block"] * share * in_flight
@@ -369,15 +408,15 @@ def _stage_memory(
 
 
 def _transformer_activations(
-    model: Any, plan: ParallelPlan, seq_len: int, precision: str, dropout: bool
+    model: Any, plan: ParallelPlan, seq_len: int, precision: str, dropout: bool, attention: str
 ) -> dict[str, float]:
-    """Per-microbatch activation bytes of the ``pre``, all ``block`` layers and ``post`` parts."""
-    s, b, h, t = seq_len, plan.microbatch_size, int(model.hidden), plan.tp
+    """Per-microbatch activation bytes of the ``pre``, all ``block`` layers and ``post`` parts on one rank."""
+    b, h, t = plan.microbatch_size, int(model.hidden), plan.tp
     heads = int(model.heads)
     kv_heads = getattr(model, "kv_heads", None) or heads
     e = BYTES_PER_ELEMENT[precision]
     per_layer = transformer_layer_activation_bytes(
-        s,
+        seq_len,
         b,
         h,
         heads,
@@ -390,7 +429,10 @@ def _transformer_activations(
         experts_per_token=int(getattr(model, "experts_per_token", 1)),
         dropout=dropout,
         bytes_per_element=e,
+        attention=attention,
+        cp=plan.cp,
     )
+    s = seq_len // plan.cp  # this rank's tokens of each sequence
     split = t if plan.sequence_parallel else 1
     sbh = float(s * b * h)
     pre = MASK_BYTES * sbh / split if dropout else 0.0

@@ -1,9 +1,12 @@
 """A training parallel plan: how a model's work is split over accelerators.
 
-Rank layout (Megatron-LM's default order): tensor-parallel ranks are innermost (consecutive accelerators, so a
-TP group sits inside one node by default), then data-parallel replicas, then pipeline stages outermost (the
-heavy data-parallel gradient traffic stays between nearby nodes; stages exchange only activations). Expert
-parallelism (MoE) shards the experts over ``ep`` ranks taken from the data-parallel dimension.
+Rank layout (Megatron-LM's default order, ``tp-cp-ep-dp-pp``): tensor-parallel ranks are innermost
+(consecutive accelerators, so a TP group sits inside one node by default), then context-parallel ranks,
+then data-parallel replicas, then pipeline stages outermost (the heavy data-parallel gradient traffic stays
+between nearby nodes; stages exchange only activations). Expert parallelism (MoE) shards the experts over
+``ep`` ranks taken from the data-parallel dimension. Context parallelism (:mod:`dcsim.parallel.context_parallel`)
+splits each sequence over ``cp`` ranks that hold the same weights, so gradients reduce and ZeRO shards over
+the ``dp * cp`` ranks of a stage and tensor rank (Megatron-LM's data-parallel-with-context-parallel group).
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ RECOMPUTE = ("none", "selective", "full")
 
 @dataclass(frozen=True)
 class ParallelPlan:
-    """Degrees of data (``dp``), tensor (``tp``), pipeline (``pp``) and expert (``ep``) parallelism, the
-    microbatch size in sequences, the pipeline ``schedule`` (``interleaved`` with ``virtual_stages``
-    model chunks per stage), the ZeRO stage (0: none; 1: optimizer state; 2: + gradients; 3: + weights,
-    i.e. FSDP full sharding), activation ``recompute`` (none | selective | full, Korthikanti et al. 2022),
-    Megatron ``sequence_parallel`` (norms and dropout sharded over the TP group) and whether the
-    data-parallel gradient reduction overlaps the backward pass (``overlap_dp``)."""
+    """Degrees of data (``dp``), tensor (``tp``), pipeline (``pp``), expert (``ep``) and context (``cp``:
+    ring attention over a sequence split ``cp`` ways) parallelism, the microbatch size in sequences, the
+    pipeline ``schedule`` (``interleaved`` with ``virtual_stages`` model chunks per stage), the ZeRO stage
+    (0: none; 1: optimizer state; 2: + gradients; 3: + weights, i.e. FSDP full sharding), activation
+    ``recompute`` (none | selective | full, Korthikanti et al. 2022), Megatron ``sequence_parallel`` (norms
+    and dropout sharded over the TP group) and whether the data-parallel gradient reduction overlaps the
+    backward pass (``overlap_dp``)."""
 
     dp: int = 1
     tp: int = 1
@@ -34,9 +38,10 @@ class ParallelPlan:
     recompute: str = "none"
     sequence_parallel: bool = False
     overlap_dp: bool = True
+    cp: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("dp", "tp", "pp", "ep", "microbatch_size", "virtual_stages"):
+        for name in ("dp", "tp", "pp", "ep", "cp", "microbatch_size", "virtual_stages"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer (got {value!r})")
@@ -53,8 +58,14 @@ class ParallelPlan:
 
     @property
     def world_size(self) -> int:
-        """Accelerators the plan uses: dp * tp * pp."""
-        return self.dp * self.tp * self.pp
+        """Accelerators the plan uses: dp * tp * cp * pp."""
+        return self.dp * self.tp * self.cp * self.pp
+
+    @property
+    def dp_cp(self) -> int:
+        """Ranks of one stage and tensor rank that hold the same weights (dp * cp): gradients reduce over
+        them and ZeRO shards over them."""
+        return self.dp * self.cp
 
     def microbatches(self, global_batch_size: int) -> int:
         """Microbatches per step on each pipeline (gradient-accumulation steps when ``pp`` is 1).
@@ -67,6 +78,6 @@ class ParallelPlan:
             )
         return global_batch_size // per_replica
 
-    def rank(self, dp: int, pp: int, tp: int) -> int:
-        """Global rank of a (data, pipeline, tensor) coordinate; TP innermost."""
-        return (pp * self.dp + dp) * self.tp + tp
+    def rank(self, dp: int, pp: int, tp: int, cp: int = 0) -> int:
+        """Global rank of a (data, pipeline, tensor, context) coordinate; TP innermost, then CP, DP, PP."""
+        return ((pp * self.dp + dp) * self.cp + cp) * self.tp + tp

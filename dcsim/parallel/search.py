@@ -7,6 +7,9 @@ DeepSpeed, plus 0 and 1 with one); the three recompute modes; sequence paralleli
 (Megatron's recommendation); 1F1B, plus the interleaved schedule with 2 virtual stages where it applies.
 Each plan is priced with the fast (closed-form) pipeline on the first accelerators of the pool; memory is
 checked against the accelerator's; plans that do not fit are kept and marked.
+
+Context parallelism: the degrees of :data:`CP_DEGREES` that the plan's checks accept and that leave each
+rank at least :data:`MIN_CP_TOKENS` tokens of a sequence, taken from the data-parallel ranks.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pandas as pd
 
 from dcsim import progress
 from dcsim.parallel.comm import CommModel
+from dcsim.parallel.context_parallel import check_context_parallel
 from dcsim.parallel.evaluate import PlanEvaluation, evaluate_plan
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.plan import ParallelPlan
@@ -26,6 +30,13 @@ from dcsim.parallel.stages import block_layers
 from dcsim.parallel.step import TrainingSetup, check_plan
 
 MICROBATCH_SIZES = (1, 2, 4, 8)
+#: Context-parallel degrees searched: powers of two up to 16, the largest Meta used (Llama 3 405B at 128K
+#: tokens: Dubey et al. 2024, "The Llama 3 Herd of Models", Section 3.3.2, CP 16).
+CP_DEGREES = (1, 2, 4, 8, 16)
+#: Fewest tokens per context-parallel rank the search considers: a bound on the search space (as
+#: MICROBATCH_SIZES is), not a model figure. Context parallelism is for long sequences; splitting short ones
+#: multiplies the plans to price for layouts that only add ring hops.
+MIN_CP_TOKENS = 1024
 RANK_BY = ("time", "cost")
 
 
@@ -42,8 +53,8 @@ def candidate_plans(setup: TrainingSetup, accelerators: int, per_node: int) -> I
     experts = getattr(model, "experts", 1) or 1
     for tp in tps:
         pps = [p for p in _divisors(layers) if accelerators % (tp * p) == 0] if transformer else [1]
-        for pp in pps:
-            dp = accelerators // (tp * pp)
+        for pp, cp in ((p, c) for p in pps for c in _cp_degrees(setup, accelerators // (tp * p))):
+            dp = accelerators // (tp * pp * cp)
             eps = [e for e in _divisors(dp) if experts % e == 0] if experts > 1 else [1]
             zeros = (0, 1) if pp > 1 else (0, 1, 2, 3)
             recomputes = ("none", "selective", "full") if transformer else ("none",)
@@ -64,9 +75,22 @@ def candidate_plans(setup: TrainingSetup, accelerators: int, per_node: int) -> I
                     zero_stage=zero,
                     recompute=recompute,
                     sequence_parallel=tp > 1,
+                    cp=cp,
                 )
                 if not check_plan(setup, plan):
                     yield plan
+
+
+def _cp_degrees(setup: TrainingSetup, ranks: int) -> list[int]:
+    """Context-parallel degrees of :data:`CP_DEGREES` for ``ranks`` accelerators per tensor and pipeline rank:
+    dividing them, valid for the model, sequence and attention, and leaving :data:`MIN_CP_TOKENS` per rank."""
+    return [
+        c
+        for c in CP_DEGREES
+        if ranks % c == 0
+        and (c == 1 or setup.seq_len // c >= MIN_CP_TOKENS)
+        and not check_context_parallel(setup.model, setup.seq_len, ParallelPlan(cp=c), str(setup.attention))
+    ]
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,7 @@ def rank_plans(
                 "dp": p.dp,
                 "tp": p.tp,
                 "pp": p.pp,
+                "cp": p.cp,
                 "ep": p.ep,
                 "microbatch_size": p.microbatch_size,
                 "schedule": p.schedule,

@@ -11,6 +11,8 @@ placement):
    2022, Section 4.2). They block compute (exposed). Expert parallelism adds two all-to-alls per layer and
    pass. Their times come from the flow-level network model on the ranks' actual accelerators, with every
    TP (or EP) group that shares those servers running at the same time (:class:`~dcsim.parallel.comm.CommModel`).
+   Context parallelism (:mod:`dcsim.parallel.context_parallel`) gives each rank ``seq_len / cp`` tokens and
+   passes KV chunks around a ring per layer; the hops not hidden behind the attention steps count here too.
 3. Pipeline stages pass ``microbatch * seq_len * hidden / tp`` activations (Megatron's scatter-gather
    optimisation) between consecutive stages, timed on the network the same way, and run the schedule
    (:mod:`dcsim.parallel.pipeline`): ``fidelity="detailed"`` simulates it microbatch by microbatch in SimPy,
@@ -30,7 +32,9 @@ from typing import Any
 
 from dcsim.catalog import load_catalog
 from dcsim.compute import BYTES_PER_ELEMENT, Op, Pointwise, predict_many
+from dcsim.parallel.attention import check_attention, default_attention
 from dcsim.parallel.comm import CommModel
+from dcsim.parallel.context_parallel import check_context_parallel, context_parallel_ops, ring_exposure
 from dcsim.parallel.layout import RankLayout, sharing_servers
 from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
 from dcsim.parallel.plan import ParallelPlan
@@ -46,7 +50,9 @@ class TrainingSetup:
     """What is trained, independent of the plan: a model config (zoo or inline), the accelerator type, the
     global batch (sequences per step), sequence length, training precision and optimizer; ``teacher`` (a
     model config) for knowledge distillation: its forward pass runs on every microbatch, sharded like the
-    student (same tensor-parallel degree, its layers split over the same pipeline stages)."""
+    student (same tensor-parallel degree, its layers split over the same pipeline stages); ``attention`` the
+    kernel (``flash`` | ``eager``, :mod:`dcsim.parallel.attention`; default: flash where the accelerator
+    supports it)."""
 
     model: Any
     accelerator: str
@@ -55,8 +61,12 @@ class TrainingSetup:
     precision: str = "bf16"
     optimizer: str = "adamw"
     teacher: Any = None
+    attention: str | None = None
 
     def __post_init__(self) -> None:
+        if self.attention is None:
+            object.__setattr__(self, "attention", default_attention(self.accelerator))
+        check_attention(str(self.attention))
         if self.precision not in ACTIVATION_PRECISION:
             raise ValueError(f"precision must be one of {', '.join(ACTIVATION_PRECISION)} (got {self.precision!r})")
         if self.global_batch_size < 1 or self.seq_len < 1:
@@ -78,8 +88,8 @@ class TrainingSetup:
 @dataclass(frozen=True)
 class StepEstimate:
     """One step's time (s) and its breakdown on the busiest device: ``compute_s`` (forward, backward and
-    recompute of all its microbatches), ``tp_exposed_s`` (tensor- and expert-parallel communication, which
-    blocks compute), ``pp_bubble_s`` (pipeline fill, drain and sends), ``dp_exposed_s`` (gradient reduction
+    recompute of all its microbatches), ``tp_exposed_s`` (tensor-, expert- and context-parallel communication,
+    which blocks compute), ``pp_bubble_s`` (pipeline fill, drain and sends), ``dp_exposed_s`` (gradient reduction
     not hidden behind the backward, ZeRO-3 gathers included) and ``optimizer_s``. They add up to
     ``step_time_s``."""
 
@@ -129,6 +139,7 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
     experts = getattr(model, "experts", 1) or 1
     if plan.ep > 1 and experts % plan.ep:
         problems.append(("parallelism.ep", f"must divide the experts ({experts})"))
+    problems += check_context_parallel(model, setup.seq_len, plan, str(setup.attention))
     per_replica = plan.dp * plan.microbatch_size
     if setup.global_batch_size % per_replica:
         problems.append(
@@ -162,8 +173,10 @@ class _ModelSlice:
 
 
 @functools.lru_cache(maxsize=1024)
-def _slice(model: Any, mbs: int, seq_len: int, tp: int, ep: int, precision: str, device: str) -> _ModelSlice:
-    ops = step_ops(model, mbs, seq_len, tp, precision, ep)
+def _slice(
+    model: Any, mbs: int, seq_len: int, tp: int, ep: int, precision: str, device: str, cp: int = 1
+) -> _ModelSlice:
+    ops = context_parallel_ops(model, mbs, seq_len, tp, precision, ep, cp)
     params = dict.fromkeys(("pre", "block", "post"), 0)
     for layer in ops.layers:
         params[layer_part(layer)] += layer.params * layer.count
@@ -265,19 +278,33 @@ def estimate_step(
     m = plan.microbatches(setup.global_batch_size)
     compute_precision = "fp32" if setup.precision == "tf32" else setup.precision
     sl = _slice(
-        setup.model, plan.microbatch_size, setup.seq_len, plan.tp, plan.ep, compute_precision, setup.accelerator
+        setup.model,
+        plan.microbatch_size,
+        setup.seq_len,
+        plan.tp,
+        plan.ep,
+        compute_precision,
+        setup.accelerator,
+        plan.cp,
     )
     stages = stage_compute(sl.times, sl.layers, plan)
     chunks = plan.pp * plan.virtual_stages
     if setup.teacher is not None:  # distillation: the teacher's forward per microbatch, spread over the chunks
         teacher = _slice(
-            setup.teacher, plan.microbatch_size, setup.seq_len, plan.tp, 1, compute_precision, setup.accelerator
+            setup.teacher,
+            plan.microbatch_size,
+            setup.seq_len,
+            plan.tp,
+            1,
+            compute_precision,
+            setup.accelerator,
+            plan.cp,
         )
         extra = sum(teacher.times.fwd_s.values()) / chunks
         stages = StageCompute(tuple(f + extra for f in stages.fwd_s), stages.bwd_s, stages.recompute_s)
     layers_per_chunk = sl.layers // chunks
     elem = setup.element_bytes
-    act_bytes = plan.microbatch_size * setup.seq_len * (sl.hidden or 0) * elem
+    act_bytes = plan.microbatch_size * (setup.seq_len // plan.cp) * (sl.hidden or 0) * elem  # this rank's tokens
     comm_s: dict[str, float] = {}
 
     # tensor (and expert) parallel communication per layer, blocking compute
@@ -301,13 +328,20 @@ def estimate_step(
         comm_s["ep_all_to_all_s"] = one
         tp_fwd += 2 * one
         tp_bwd += (4 if plan.recompute == "full" else 2) * one
+    if plan.cp > 1:  # ring attention: KV hops not hidden behind the attention steps, per layer
+        ring = ring_exposure(
+            setup.model, plan, setup.seq_len, compute_precision, setup.accelerator, elem, layout, comm, server_of
+        )
+        comm_s["cp_ring_hop_s"] = ring.hop_s
+        tp_fwd += ring.fwd_exposed_s
+        tp_bwd += ring.bwd_exposed_s
     fwd = [f + tp_fwd * layers_per_chunk for f in stages.fwd_s]
     bwd = [b + tp_bwd * layers_per_chunk for b in stages.bwd_s]
 
     # ZeRO-3: gather weights for forward and backward, reduce-scatter gradients, every microbatch
     params = stage_params(sl, plan)
     zero3_exposed = [0.0] * plan.pp
-    if plan.zero_stage == 3 and plan.dp > 1:
+    if plan.zero_stage == 3 and plan.dp_cp > 1:
         for d in range(plan.pp):
             groups = layout.dp_groups([d])
             nbytes = params[d] * elem
@@ -331,7 +365,7 @@ def estimate_step(
 
     # data-parallel gradient reduction at the end of each device's backward
     ends = list(timing.device_end_s)
-    if plan.dp > 1 and plan.zero_stage < 3:
+    if plan.dp_cp > 1 and plan.zero_stage < 3:
         for d, nbytes in _distinct_stage_bytes(params, elem):
             groups = layout.dp_groups([d])
             reduce_s = comm.collective_s("all_reduce", groups, nbytes)
@@ -341,7 +375,7 @@ def estimate_step(
                 ends[dev] += max(0.0, reduce_s - hidden)
     pipeline_end = max(ends)
 
-    sharded = plan.dp if plan.zero_stage >= 1 else 1
+    sharded = plan.dp_cp if plan.zero_stage >= 1 else 1
     opt_s = max(optimizer_seconds(setup, max(1, p // sharded), setup.accelerator) for p in params)
 
     per_device = [0.0] * plan.pp

@@ -263,6 +263,7 @@ def _plan_dict(plan: ParallelPlan) -> dict[str, Any]:
         "tp": plan.tp,
         "pp": plan.pp,
         "ep": plan.ep,
+        "cp": plan.cp,
         "microbatch_size": plan.microbatch_size,
         "schedule": plan.schedule,
         "virtual_stages": plan.virtual_stages,

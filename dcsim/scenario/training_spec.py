@@ -32,6 +32,7 @@ class Parallelism(Section):
     recompute: Literal["none", "selective", "full"] = "none"
     sequence_parallel: Flag = False
     overlap_dp: Flag = True
+    cp: Count = Field(default=1, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Parallelism:
@@ -56,6 +57,7 @@ class Parallelism(Section):
             recompute=self.recompute,
             sequence_parallel=self.sequence_parallel,
             overlap_dp=self.overlap_dp,
+            cp=self.cp,
         )
 
 
@@ -64,12 +66,14 @@ class TrainingWorkload(WorkloadSpec):
     """Train ``model`` (a zoo id or an inline architecture) with ``parallelism`` on the accelerators of one
     node type (``accelerator`` picks it when several types exist), for ``tokens`` (or ``steps``) of
     ``global_batch_size`` sequences of ``seq_len`` tokens. The job goes through the cluster scheduler like
-    any other: it waits for ``dp * tp * pp`` accelerators, the placement policy picks them, and its step
+    any other: it waits for ``dp * tp * cp * pp`` accelerators, the placement policy picks them, and its step
     time is priced on the accelerators it got. ``fidelity`` ``detailed`` simulates the pipeline microbatch
     by microbatch, ``fast`` uses the closed form. ``target_loss`` adds a time-to-target-loss estimate from
     a published scaling law (a model, labelled as such). ``compression`` trains what a recipe makes of the
     model: a distillation ``student`` (the workload's ``model`` is the teacher, whose forward pass runs on
-    every microbatch), or the model with fewer MLP channels or layers (structured pruning, layer dropping)."""
+    every microbatch), or the model with fewer MLP channels or layers (structured pruning, layer dropping).
+    ``attention`` (``flash`` | ``eager``) is the attention kernel; by default ``flash`` where the accelerator
+    supports it (:mod:`dcsim.parallel.attention`)."""
 
     kind: Literal["training"] = "training"
     model: str | dict[str, Any]
@@ -80,6 +84,7 @@ class TrainingWorkload(WorkloadSpec):
     tokens: Number | None = Field(default=None, gt=0)
     steps: Count | None = Field(default=None, ge=1)
     optimizer: Literal["adamw", "sgd", "adafactor"] = "adamw"
+    attention: Literal["flash", "eager"] | None = None
     arrival_s: Number = Field(default=0.0, ge=0)
     accelerator: AcceleratorId | None = None
     fidelity: Literal["fast", "detailed"] = "detailed"
@@ -155,7 +160,14 @@ class TrainingWorkload(WorkloadSpec):
         model = self.model_config_obj()
         seq_len = self.seq_len or int(getattr(model, "default_seq_len", 0) or getattr(model, "max_seq_len", 1))
         return TrainingSetup(
-            model, accelerator, self.global_batch_size, seq_len, self.precision, self.optimizer, self.teacher()
+            model,
+            accelerator,
+            self.global_batch_size,
+            seq_len,
+            self.precision,
+            self.optimizer,
+            self.teacher(),
+            attention=self.attention,
         )
 
     def pool(self, scenario: Scenario) -> tuple[str, int] | None:
@@ -176,12 +188,26 @@ class TrainingWorkload(WorkloadSpec):
         plan = self.parallelism.plan()
         problems = []
         if plan.world_size > available:
+            field = "parallelism.cp" if plan.cp > 1 and plan.world_size // plan.cp <= available else "parallelism"
+            degrees = "dp * tp * cp * pp" if plan.cp > 1 else "dp * tp * pp"
             problems.append(
                 Problem(
-                    "parallelism",
-                    f"dp * tp * pp = {plan.world_size} accelerators, but the {accelerator} nodes have {available}",
+                    field,
+                    f"{degrees} = {plan.world_size} accelerators, but the {accelerator} nodes have {available}",
                 )
             )
+        if self.attention == "flash":
+            from dcsim.catalog import load_catalog
+            from dcsim.parallel.attention import supports_flash_attention
+
+            if not supports_flash_attention(load_catalog().accelerator(accelerator)):
+                problems.append(
+                    Problem(
+                        "attention",
+                        f"flash needs an Ampere-or-later GPU (a gpu with bf16 tensor throughput); {accelerator} "
+                        "has none: use eager",
+                    )
+                )
         from dcsim.parallel.step import check_plan
 
         try:
