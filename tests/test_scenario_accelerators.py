@@ -316,3 +316,14 @@ def test_new_entry_figures():
     nvl72 = catalog.interconnect("nvlink5-nvl72")
     assert nvl72.bandwidth_gb_per_s * 2 == 1800 and "72 GPUs" in nvl72.name
     assert CostModel().prediction_basis("mi300x") == CostModel().prediction_basis("b200") == "prior"
+
+
+def test_kept_caches_exist():
+    """The caches kept on a redeclaration are named by module and function: a rename must update the list."""
+    import importlib
+
+    from dcsim.catalog.declared import KEPT_CACHES
+
+    for name in KEPT_CACHES:
+        module, _, function = name.rpartition(".")
+        assert hasattr(getattr(importlib.import_module(module), function), "cache_clear"), name
