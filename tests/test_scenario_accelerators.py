@@ -327,3 +327,19 @@ def test_kept_caches_exist():
     for name in KEPT_CACHES:
         module, _, function = name.rpartition(".")
         assert hasattr(getattr(importlib.import_module(module), function), "cache_clear"), name
+
+
+def test_an_nvl72_rack_is_one_node_of_72_on_nvlink5():
+    """A GB200 NVL72 rack: a declared accelerator on one node type of 72 in the nvlink5-nvl72 domain. A ring
+    all-reduce over the 72 reaches the NVLink 5 figure: 900 GB/s per direction times the link efficiency of
+    link_efficiency.yaml (7,200 Gb/s x 0.8, as nccl-tests' busbw counts it)."""
+    rack = {"id": "gb200-declared", "based_on": "b200", "memory_gib": 186}
+    scenario = _scenario(
+        [rack],
+        accelerator="gb200-declared",
+        workload={"kind": "collective", "name": "ar", "op": "all_reduce", "bytes": 8e9, "hosts": ["n-0"]},
+    )
+    node = scenario["datacenter"]["nodes"][0]
+    node.update(accelerators_per_node=72, intra_node="nvlink5-nvl72", accelerator_idle_w=100)
+    result = run_scenario(scenario).summary["workloads"]["ar"]
+    assert result["busbw_gbps"] == pytest.approx(900 * 8 * 0.8, rel=0.02)
