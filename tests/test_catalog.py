@@ -52,7 +52,7 @@ def test_missing_precision_names_the_supported_ones():
 
 
 def test_unknown_id_lists_known_ones():
-    with pytest.raises(KeyError, match=r"unknown accelerator id 'a100' \(known: a100-sxm-80gb"):
+    with pytest.raises(KeyError, match=r"unknown accelerator id 'a100' \(known: a100-sxm-40gb, a100-sxm-80gb"):
         load_catalog().accelerator("a100")
 
 

@@ -367,6 +367,24 @@ def rail_optimized_allreduce(summary: dict[str, Any]) -> None:
     assert a2a["busbw_gbps"] == pytest.approx(a2a["algbw_gbps"] * 31 / 32)
 
 
+def a100_40gb_vs_80gb(summary: dict[str, Any]) -> None:
+    small, large = summary["workloads"]["chat-40gb"], summary["workloads"]["chat-80gb"]
+    assert summary["datacenter"]["compute_basis"] == {"a100-40gb": "inherited", "a100-sxm-80gb": "measured"}
+    assert small["requests"] == large["requests"]  # one shared request stream
+    # the declared 40 GiB, and what is left for the KV cache after 0.9 of it less the weights (26 GB) and
+    # the activation peak: 819,200 bytes per token (2 x 40 layers x 5,120 x 2 bytes), whole blocks of 16 tokens
+    memory = small["accelerator_memory"]["a100-40gb-server"]
+    assert memory["accelerator_gb"] == pytest.approx(40 * 2**30 / 1e9)
+    assert memory["kv_tokens"] == int(memory["kv_gb"] * 1e9 / 819_200 / 16) * 16
+    kv_large = large["kv_capacity_tokens"]["a100-80gb-server"]
+    assert small["kv_capacity_tokens"]["a100-40gb-server"] == memory["kv_tokens"] < 0.3 * kv_large
+    # fewer sequences fit at once on the 40GB: it preempts, queues and misses the TTFT SLO the 80GB meets
+    assert small["preemptions"] > 0 == large["preemptions"]
+    assert large["slo_attainment"] > 0.95 > 0.5 > small["slo_attainment"]
+    assert small["ttft_ms"]["p50"] > 100 * large["ttft_ms"]["p50"]
+    assert small["throughput_tokens_per_s"] < large["throughput_tokens_per_s"]
+
+
 EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "quickstart.yaml": quickstart,
     "trace_replay.yaml": trace_replay,
@@ -395,6 +413,7 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
     "bert_base_compression.yaml": bert_base_compression,
     "finance_risk.yaml": finance_risk,
     "medical_imaging.yaml": medical_imaging,
+    "a100_40gb_vs_80gb.yaml": a100_40gb_vs_80gb,
 }
 
 

@@ -246,26 +246,27 @@ def _profile_section(profile: Profile, model: CostModel, plot_path: Path, doc_di
 def _basis_table(model: CostModel) -> list[str]:
     lines = ["| device | basis | from |", "|---|---|---|"]
     for device_id in load_catalog().accelerators:
-        basis = model.prediction_basis(device_id)
-        prior = model.device(device_id).prior
-        profile = model.device(device_id).profile
-        source = (
-            ("calibration profile" if profile is None or not profile.imported_from else profile.basis_note)
-            if basis == "measured"
-            else (
-                f"datasheet + priors.yaml ({prior.kind}"
-                + (
-                    f"; curves transferred from {', '.join(model.device(device_id).references)}"
-                    if prior and model.device(device_id).references
-                    else ""
-                )
-                + ")"
-                if prior
-                else "datasheet"
-            )
-        )
-        lines.append(f"| {device_id} | {basis} | {source} |")
+        lines.append(f"| {device_id} | {model.prediction_basis(device_id)} | {_basis_source(model, device_id)} |")
     return lines
+
+
+def _basis_source(model: CostModel, device_id: str) -> str:
+    """Where a device's fits come from, for the basis table."""
+    device = model.device(device_id)
+    basis = device.basis
+    if basis == "measured":
+        profile = device.profile
+        return "calibration profile" if profile is None or not profile.imported_from else profile.basis_note
+    if basis == "inherited" and device.based_on is not None:
+        return (
+            f"the fits of {device.based_on} ({model.prediction_basis(device.based_on)}), rescaled to its datasheet "
+            "peaks and bandwidth (based_on)"
+        )
+    prior = device.prior
+    if prior is None:
+        return "datasheet"
+    transferred = f"; curves transferred from {', '.join(device.references)}" if device.references else ""
+    return f"datasheet + priors.yaml ({prior.kind}{transferred})"
 
 
 def _e2e_ops_gap(record_path: Path, profiles: Sequence[Profile], model: CostModel) -> list[str]:

@@ -22,7 +22,9 @@ class Accelerator:
     ``memory_gib`` is the memory capacity in GiB (2^30 bytes), as the vendor states it (HBM and DRAM are
     sized in binary units: an "80 GB" A100 holds 80 GiB); code reads :attr:`memory_bytes`, and
     :attr:`memory_gb` is the same capacity in 10^9 bytes (the name scenarios and scripts know).
-    ``source`` maps each field name to the document its figure comes from.
+    ``source`` maps each field name to the document its figure comes from. ``based_on`` names the catalog
+    accelerator whose calibrated cost-model curves this one inherits, rescaled to its own peaks and bandwidth
+    (``None``: its own profile if one exists, else its kind's priors; see ``docs/compute.md``).
     """
 
     id: str
@@ -37,6 +39,7 @@ class Accelerator:
     max_w: float | None
     usd_per_hour: float | None
     source: Mapping[str, str]
+    based_on: str | None = None
 
     @property
     def memory_bytes(self) -> float:

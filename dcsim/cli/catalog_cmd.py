@@ -30,6 +30,8 @@ def _accelerator_lines(acc: Accelerator, sources: bool) -> list[str]:
         f"interconnect {acc.interconnect}",
         f"    power idle {_fmt(acc.idle_w, 'W')}, max {_fmt(acc.max_w, 'W')}; price {_fmt(acc.usd_per_hour, 'USD/h')}",
     ]
+    if acc.based_on is not None:
+        lines.append(f"    based on {acc.based_on}: its cost-model curves, rescaled to these peaks and bandwidth")
     if sources:
         lines += [f"      source {k}: {v}" for k, v in acc.source.items()]
     return lines

@@ -70,8 +70,9 @@ def _print(run: NetworkRun, top: int) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Run the scenario's collectives on its network."""
     scenario = load_scenario(args.file)
-    fabric = build_fabric(scenario.datacenter, scenario.seed)
-    run = run_collectives(fabric, _collectives(scenario, fabric), scenario.seed)
+    with scenario.catalog_scope():  # the accelerators the scenario declares (their interconnects)
+        fabric = build_fabric(scenario.datacenter, scenario.seed)
+        run = run_collectives(fabric, _collectives(scenario, fabric), scenario.seed)
     plot = None
     if not args.no_plot and scenario.outputs.plots:
         plot = plot_link_utilization(run.usage, Path(scenario.output_dir) / "plots" / "link_utilization.png")

@@ -10,6 +10,7 @@ from dcsim.cost import busy_accelerator_usd_per_s
 from dcsim.errors import UserInputError
 from dcsim.scenario import load_scenario
 from dcsim.scenario.network import build_fabric, network_config
+from dcsim.scenario.schema import Scenario
 
 COLUMNS = (
     "dp",
@@ -49,12 +50,18 @@ def register(subparsers: Any) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Rank the plans and print the best ones."""
+    scenario = load_scenario(args.scenario)
+    with scenario.catalog_scope():  # the accelerators the scenario declares
+        return _plan(args, scenario)
+
+
+def _plan(args: argparse.Namespace, scenario: Scenario) -> int:
+    """:func:`handle` for a validated scenario, its declared accelerators in the catalog."""
     from dcsim.parallel.comm import CommModel
     from dcsim.parallel.search import rank_plans
     from dcsim.run.training_runner import pool_accelerators
     from dcsim.scenario.training_spec import TrainingWorkload
 
-    scenario = load_scenario(args.scenario)
     trainings = [w for w in scenario.workloads if isinstance(w, TrainingWorkload)]
     if args.workload is not None:
         trainings = [w for w in trainings if w.name == args.workload]

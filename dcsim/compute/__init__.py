@@ -88,6 +88,7 @@ def predict_many(ops: Sequence[Op], device_id: str) -> FloatArray:
 
 
 def prediction_basis(device_id: str) -> str:
-    """``measured`` if ``device_id`` has a calibration profile, ``prior`` if it is costed from its
-    datasheet and the assumptions in ``dcsim/compute/data/priors.yaml``."""
+    """``measured`` if ``device_id`` has a calibration profile, ``inherited`` if it has the measured fits of the
+    accelerator it is ``based_on`` (rescaled to its own peaks), ``prior`` if it is costed from its datasheet and
+    the assumptions in ``dcsim/compute/data/priors.yaml``."""
     return default_cost_model().prediction_basis(device_id)

@@ -1,8 +1,10 @@
 """Predict op times on a device: measured fits where a profile exists, datasheet priors elsewhere.
 
 :class:`CostModel` finds a device's profile (``<device-id>.json`` in its profile folders), fits it once,
-and caches every prediction per (op, device). Devices without a profile are costed from the catalog's
-datasheet peaks and the assumptions in ``data/priors.yaml``; op classes a measured profile lacks (a
+and caches every prediction per (op, device). A device without a profile whose catalog entry (or scenario
+declaration) is ``based_on`` another inherits that device's fits, rescaled to its own peaks and bandwidth
+(:func:`inherited_fits`). Other devices without a profile are costed from the catalog's datasheet peaks and the
+assumptions in ``data/priors.yaml``; op classes a measured profile lacks (a
 precision it did not measure, say) borrow a measured class (:meth:`DeviceModel.fallback_chain`: the 16-bit
 twin, the next row class), are priced from their forward (backward GEMMs) or fall back to the same priors.
 Every fit says which it is. :meth:`DeviceModel.predict` keeps a larger GEMM from costing less than a smaller
@@ -21,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from dcsim.catalog import Accelerator, load_catalog
-from dcsim.compute.calibration import fit_profile
+from dcsim.catalog.declared import forget_on_redeclaration
+from dcsim.compute.calibration import MIN_INTENSITY_SPAN, fit_profile
 from dcsim.compute.ops import GEMV_ROWS, SKINNY_ROWS, Op
 from dcsim.compute.priors import KindPrior, load_priors
 from dcsim.compute.profile import Profile, load_profile
@@ -54,7 +57,8 @@ def default_profile_dirs() -> list[Path]:
 
 
 class DeviceModel:
-    """Fits for one device: measured ones from its profile (if any), priors built on demand."""
+    """Fits for one device: measured ones from its profile (if any), else those inherited from the device it is
+    ``based_on`` (``inherited``: see :func:`inherited_fits`), priors built on demand."""
 
     def __init__(
         self,
@@ -63,6 +67,8 @@ class DeviceModel:
         profile: Profile | None,
         prior: KindPrior | None,
         references: Mapping[str, Mapping[str, RooflineFit]],
+        based_on: str | None = None,
+        inherited: Mapping[str, RooflineFit] | None = None,
     ) -> None:
         if accelerator is None and profile is None:
             raise KeyError(f"unknown device {device_id!r}: not in the catalog and no calibration profile")
@@ -71,7 +77,10 @@ class DeviceModel:
         self.profile = profile
         self.prior = prior
         self.references = references
-        self.measured: Mapping[str, RooflineFit] = fit_profile(profile) if profile else {}
+        #: the device whose fits this one inherits (None with a profile of its own)
+        self.based_on = None if profile else based_on
+        #: the fits of its own profile, else those inherited from :attr:`based_on`
+        self.measured: Mapping[str, RooflineFit] = fit_profile(profile) if profile else dict(inherited or {})
         self._fits: dict[str, RooflineFit] = dict(self.measured)
         #: classes priced as two forward GEMMs (see :meth:`backward_from_forward`)
         self._from_forward: set[str] = set()
@@ -92,8 +101,11 @@ class DeviceModel:
 
     @property
     def basis(self) -> str:
-        """``measured`` if the device has a calibration profile, else ``prior``."""
-        return "measured" if self.profile is not None else "prior"
+        """``measured`` if the device has a calibration profile, ``inherited`` if it has the measured fits of the
+        device it is based on (rescaled), else ``prior``."""
+        if self.profile is not None:
+            return "measured"
+        return "inherited" if self.based_on is not None and self.measured else "prior"
 
     def fallback_chain(self, key: str) -> list[str]:
         """The classes whose fits may price class ``key`` (``kind/phase/precision``), nearest first: the class
@@ -377,18 +389,73 @@ class DeviceModel:
         return self.prior.fit(op.kind, peak, bandwidth)
 
 
+def inherited_fits(base: DeviceModel, accelerator: Accelerator) -> dict[str, RooflineFit]:
+    """The fits ``base`` measured (or itself inherited), carried to ``accelerator``, a device ``based_on`` it.
+
+    Each fit keeps its efficiency curves (fractions of peak as functions of the op's size), its fixed per-call
+    overhead, row tile and other terms, and is rescaled by the ratios of the two devices' catalog figures: the
+    peaks at its precision (times the 2:4 sparse factors for sparse GEMMs) and the memory bandwidths.
+
+    - A class whose fit has both terms and whose points span arithmetic intensities (FLOPs per byte) by
+      :data:`~dcsim.compute.calibration.MIN_INTENSITY_SPAN` or more (GEMMs from a few rows to thousands) scales its
+      compute term by the peak ratio and its memory term by the bandwidth ratio: the fit told them apart.
+    - Any other class (one term, or points of one intensity, whose split between the terms says nothing: an add,
+      a norm) scales whole by one ratio: the bandwidth's where its largest op's intensity is below the base's
+      ridge point (peak over bandwidth; a memory-bound class, even where the fit priced it through its FLOPs),
+      else the peak's.
+
+    A figure the two share leaves the terms it scales unchanged: on an A100 40GB based on the A100 80GB (the same
+    312 TFLOP/s bf16; 1,555 against 2,039 GB/s) prefill attention takes what it takes on the 80GB, an add or a
+    norm 2,039/1,555 = 1.31x as long, an 8192^3 GEMM 0.3% longer (the small memory phase of the A100's GEMM
+    fit). This assumes the device's kernels reach the same fraction of its own peaks as the base's reach of
+    theirs; the base's cache effects (working sets in L2 running faster than HBM) are rescaled with the HBM
+    bandwidth too. Classes at a precision the device or the base has no catalog peak for are not carried (the
+    device's own fallbacks and priors price them)."""
+    base_acc = base.accelerator
+    assert base_acc is not None, "based_on names a catalog accelerator"
+    memory = accelerator.memory_bandwidth_gb_per_s / base_acc.memory_bandwidth_gb_per_s
+    out: dict[str, RooflineFit] = {}
+    for key, fit in base.measured.items():
+        kind, _, precision = key.split("/")
+        own, theirs = accelerator.peak_tflops.get(precision), base_acc.peak_tflops.get(precision)
+        if own is None or theirs is None:
+            continue
+        compute = own / theirs
+        if kind == "matmul_sparse24":
+            compute *= (2.0 if accelerator.sparse_2_4 else 1.0) / (2.0 if base_acc.sparse_2_4 else 1.0)
+        top = fit.flops_range[1] / fit.bytes_range[1]  # FLOPs per byte of the class's largest op
+        spread = top / (fit.flops_range[0] / fit.bytes_range[0])
+        separate = fit.compute_factor > 0 and fit.memory_factor > 0 and max(spread, 1 / spread) >= MIN_INTENSITY_SPAN
+        if separate:
+            peak, bandwidth = compute, memory
+        else:
+            peak = bandwidth = memory if top < fit.peak_flops / fit.bandwidth else compute
+        note = f"{base.device_id} fit ({fit.basis}) with peak FLOP/s x{peak:.4g}, bandwidth x{bandwidth:.4g}"
+        out[key] = fit.rescaled(fit.peak_flops * peak, fit.bandwidth * bandwidth, basis="inherited", note=note)
+    return out
+
+
 class CostModel:
     """Op-time predictions for every device, cached per (op, device).
 
     ``profile_dirs`` are the folders holding ``<device-id>.json`` profiles (default:
-    :func:`default_profile_dirs`).
+    :func:`default_profile_dirs`). A device a scenario redeclares with other figures is forgotten
+    (:func:`dcsim.catalog.declared.forget_on_redeclaration`).
     """
 
     def __init__(self, profile_dirs: Iterable[str | Path] | None = None) -> None:
         dirs = default_profile_dirs() if profile_dirs is None else profile_dirs
         self.profile_dirs = [Path(d) for d in dirs]
         self._devices: dict[str, DeviceModel] = {}
-        self._cache: dict[tuple[Op, str], float] = {}
+        #: per device, seconds per op
+        self._cache: dict[str, dict[Op, float]] = {}
+        forget_on_redeclaration(self)
+
+    def forget(self, accelerator_ids: frozenset[str]) -> None:
+        """Drop the models and cached predictions of these devices (their figures changed)."""
+        for device_id in accelerator_ids:
+            self._devices.pop(device_id, None)
+            self._cache.pop(device_id, None)
 
     def find_profile(self, device_id: str) -> Profile | None:
         """The first ``<device_id>.json`` in the profile folders, loaded, or None."""
@@ -417,17 +484,21 @@ class CostModel:
                 ref_profile = self.find_profile(ref_id)
                 if ref_profile is not None:
                     references[ref_id] = self.device(ref_id).measured
-        return DeviceModel(device_id, accelerator, profile, prior, references)
+        based_on = accelerator.based_on if accelerator is not None and profile is None else None
+        inherited = inherited_fits(self.device(based_on), accelerator) if based_on and accelerator else None
+        return DeviceModel(device_id, accelerator, profile, prior, references, based_on, inherited)
 
     def predict(self, op: Op, device_id: str) -> float:
         """Seconds ``op`` takes on ``device_id`` (cached)."""
-        key = (op, device_id)
-        cached = self._cache.get(key)
+        cache = self._cache.get(device_id)
+        if cache is None:
+            cache = self._cache[device_id] = {}
+        cached = cache.get(op)
         if cached is None:
             cached = self.device(device_id).predict(op)
-            if len(self._cache) >= MAX_CACHE_ENTRIES:
-                self._cache.clear()
-            self._cache[key] = cached
+            if len(cache) >= MAX_CACHE_ENTRIES:
+                cache.clear()
+            cache[op] = cached
         return cached
 
     def predict_many(self, ops: Sequence[Op], device_id: str) -> FloatArray:
@@ -435,5 +506,6 @@ class CostModel:
         return self.device(device_id).predict_many(ops)
 
     def prediction_basis(self, device_id: str) -> str:
-        """``measured`` if ``device_id`` has a calibration profile, else ``prior``."""
+        """``measured`` if ``device_id`` has a calibration profile, ``inherited`` if it has the measured fits of
+        the device it is ``based_on``, else ``prior``."""
         return self.device(device_id).basis

@@ -40,9 +40,16 @@ def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bo
     """Simulate a scenario (path, mapping or :class:`Scenario`) and return its :class:`Result`.
 
     ``trace=True`` records the event log for :meth:`Result.write_chrome_trace`.
-    Raises :class:`dcsim.errors.UserInputError` for an invalid scenario.
+    Raises :class:`dcsim.errors.UserInputError` for an invalid scenario. The accelerators the scenario declares
+    are in the catalog during the run only (:meth:`Scenario.catalog_scope`).
     """
     scenario = source if isinstance(source, Scenario) else load_scenario(source)
+    with scenario.catalog_scope():
+        return _run(scenario, trace)
+
+
+def _run(scenario: Scenario, trace: bool) -> Result:
+    """:func:`run_scenario` of a validated scenario, its declared accelerators in the catalog."""
     preparing = Stage("preparing the run")
     sim = Simulation(scenario.seed, trace=trace)
     nodes = scenario.datacenter.nodes

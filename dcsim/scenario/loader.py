@@ -11,9 +11,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from dcsim.catalog import declared_accelerators
 from dcsim.cost import node_price
 from dcsim.energy import node_power
 from dcsim.errors import Problem, UserInputError, short_repr
+from dcsim.scenario.accelerators import declared_section, resolve_all
 from dcsim.scenario.limits import check_limits
 from dcsim.scenario.network import build_fabric, with_topology_file
 from dcsim.scenario.problems import problems_from, unique
@@ -164,21 +166,38 @@ _TOP_LEVEL_KINDS: dict[type, str] = {
 
 
 def validate_scenario(raw: Any, base_dir: str) -> Scenario:
-    """Validate a raw scenario mapping whose relative file paths are relative to ``base_dir``."""
+    """Validate a raw scenario mapping whose relative file paths are relative to ``base_dir``.
+
+    The ``accelerators`` it declares are validated first; the rest is validated with them in the catalog
+    (:func:`dcsim.catalog.declared_accelerators`)."""
     if not isinstance(raw, Mapping):
         got = _TOP_LEVEL_KINDS.get(type(raw), "another kind of value")
         raise UserInputError.single("", f"a scenario must be a mapping of sections (got {got})")
+    specs, problems, broken = declared_section(raw.get("accelerators"))
+    with declared_accelerators(resolve_all(specs)):
+        try:
+            return _validate(raw, base_dir, specs, problems)
+        except UserInputError as error:
+            # a node type or workload naming a declared accelerator whose entry is wrong: that entry's lines say why
+            refs = tuple(f"unknown accelerator {short_repr(acc_id)}" for acc_id in broken)
+            kept = [p for p in error.problems if not (refs and p.message.startswith(refs))]
+            raise UserInputError(kept or error.problems) from None
+
+
+def _validate(raw: Mapping[str, Any], base_dir: str, specs: list[Any], declared: list[Problem]) -> Scenario:
+    """:func:`validate_scenario` with the declared accelerators in the catalog; ``declared``: the problems of the
+    ``accelerators`` section, reported with the others."""
     try:
         top = ScenarioFile.model_validate(dict(raw))
     except ValidationError as error:
-        problems = problems_from(error, "", ScenarioFile)
+        problems = declared + problems_from(error, "", ScenarioFile)
         workloads = raw.get("workloads")
         if isinstance(workloads, list):
             for index, item in enumerate(workloads):
                 problems += _workload(item, index)[1]
         raise UserInputError(unique(problems)) from None
     top = top.model_copy(update={"datacenter": with_topology_file(top.datacenter, base_dir)})
-    problems = _scheduler_problems(top)
+    problems = declared + _scheduler_problems(top)
     workloads = []
     for index, item in enumerate(top.workloads):
         workload, found = _workload(item, index)
@@ -218,6 +237,7 @@ def validate_scenario(raw: Any, base_dir: str) -> Scenario:
         outputs=top.outputs,
         failures=top.failures,
         base_dir=base_dir,
+        accelerators=specs,
     )
     check_limits(scenario)  # before anything sized by the scenario (a network graph, a trace) is built
     problems += _node_problems(top.datacenter, node_power) + _node_problems(top.datacenter, node_price)

@@ -219,7 +219,7 @@ def problems_from(error: ValidationError, prefix: str = "", model: type[BaseMode
         if item["type"] == "invalid_key" or (loc and loc[-1] == "[key]"):
             loc = loc[:-1] if loc and loc[-1] == "[key]" else loc
             key = f"{field_path(loc[:-1], prefix)}[{short_repr(item['input'])}]"
-            fields.setdefault(key, []).append(({**item, "type": "key"}, loc))
+            fields.setdefault(key, []).append(({**item, "type": "key", "key_type": item["type"]}, loc))
             continue
         key = field_path(loc, prefix)
         fields.setdefault(key if tagged else f"{key}\0{len(fields)}", []).append((item, loc))
@@ -227,7 +227,8 @@ def problems_from(error: ValidationError, prefix: str = "", model: type[BaseMode
     for key, errors in fields.items():
         path = key.split("\0")[0]
         if errors[0][0]["type"] == "key":
-            out.append(Problem(path, "keys must be text"))
+            why = errors[0][0].get("ctx", {}).get("error") if errors[0][0].get("key_type") == "value_error" else None
+            out.append(Problem(path, str(why) if why else "keys must be text"))
         elif len(errors) > 1:
             out += [Problem(path, message) for message in _merged(errors, model)]
         else:

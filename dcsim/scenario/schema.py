@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Flag, InterconnectId, Number
 from dcsim.scenario.filenames import safe_file_name
+
+if TYPE_CHECKING:
+    from dcsim.catalog import Catalog
 
 # Upper bounds of facility and price figures: an order of magnitude or more beyond any real value, so that a
 # unit mistake (W for kW, cents for dollars) or an absurd number is refused instead of overflowing the cost
@@ -183,11 +187,13 @@ class Outputs(Section):
 
 
 class ScenarioFile(Section):
-    """The top level of a scenario file; ``workloads`` are validated per kind by the loader."""
+    """The top level of a scenario file; ``workloads`` are validated per kind by the loader, and so are the
+    ``accelerators`` it declares (:mod:`dcsim.scenario.accelerators`)."""
 
     name: str = Field(min_length=1)
     seed: Count = Field(default=0, ge=0)
     duration_s: Number | None = Field(default=None, gt=0)
+    accelerators: list[dict[str, Any]] = Field(default_factory=list)
     datacenter: Datacenter
     workloads: list[dict[str, Any]] = Field(min_length=1)
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
@@ -196,7 +202,8 @@ class ScenarioFile(Section):
 
 
 class Scenario(Section):
-    """A validated scenario: the file's sections with each workload as its typed kind."""
+    """A validated scenario: the file's sections with each workload as its typed kind, and the accelerators it
+    declares (:class:`dcsim.scenario.accelerators.AcceleratorSpec`), in the catalog within :meth:`catalog_scope`."""
 
     name: str
     seed: int
@@ -207,6 +214,15 @@ class Scenario(Section):
     outputs: Outputs
     failures: FailuresSpec | None = None
     base_dir: str = "."
+    accelerators: list[Any] = Field(default_factory=list)
+
+    def catalog_scope(self) -> AbstractContextManager[Catalog]:
+        """A context in which :func:`dcsim.catalog.load_catalog` holds this scenario's declared accelerators (and
+        no other scenario's): everything that reads the scenario's accelerator ids runs within it."""
+        from dcsim.catalog import declared_accelerators
+        from dcsim.scenario.accelerators import resolve_all
+
+        return declared_accelerators(resolve_all(self.accelerators))
 
     @property
     def output_dir(self) -> str:
