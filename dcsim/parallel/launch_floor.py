@@ -20,7 +20,7 @@ A microbatch's forward, and its backward, then cost at least their kernel launch
 convolutions (the input and the weight gradient, :class:`~dcsim.compute.Matmul`) and one otherwise (a lower
 bound: FlashAttention-2's backward launches three).
 
-CUDA graphs (``torch.cuda.graphs``, Megatron-LM's ``--enable-cuda-graph``, TE's ``make_graphed_callables``)
+CUDA graphs (``torch.cuda.CUDAGraph``, Megatron-Core's ``cuda_graph_impl``, TE's ``make_graphed_callables``)
 capture the kernels once and replay them with one launch per graph, so ``cuda_graphs: true`` removes the floor.
 The per-op fits keep their measured per-call overhead either way (see docs/training.md, Limits).
 """

@@ -3,28 +3,34 @@
 Three mechanisms, each a closed form over times the cost model and the network model give (seconds):
 
 **Tensor-parallel overlap** (``overlap: {tp: true}``). Transformer Engine's userbuffers, which Megatron-LM
-turns on with ``--tp-comm-overlap``, split each sequence-parallel all-gather and reduce-scatter into chunks and
-pipeline them with the GEMM next to them (TE 2.10.0, ``transformer_engine/pytorch/module/base.py``,
-``initialize_ub``). It needs sequence parallelism: without it the layer's collectives are all-reduces, which
-TE does not split. The forward gathers the input of the QKV and MLP-up GEMMs by ring exchange in ``tp`` chunks
-(the local chunk computes while the next arrives) and reduce-scatters the output of the projection and
-MLP-down GEMMs in a pipeline of :data:`TE_PIPELINE_SPLITS` chunks (each chunk's reduction runs while the next
-chunk computes). For a collective of ``C`` seconds next to a GEMM of ``G`` in ``n`` chunks:
+turns on with ``--tp-comm-overlap``, split each sequence-parallel all-gather and reduce-scatter into chunks
+and pipeline them with the GEMM next to them (TE 2.20.2, ``transformer_engine/pytorch/module/base.py``,
+``initialize_ub``: the default ``methods`` and ``num_splits``). It needs sequence parallelism: every
+``ub_overlap_*`` and ``ub_bulk_*`` flag of TE's ``Linear`` is ANDed with ``sequence_parallel``
+(``module/linear.py``); without it the layer's collectives are all-reduces, which TE does not split. The
+forward gathers the input of the QKV and MLP-up GEMMs by ring exchange in ``tp`` chunks (the local chunk
+computes while the next arrives) and reduce-scatters the output of the projection and MLP-down GEMMs in a
+pipeline of :data:`TE_PIPELINE_SPLITS` chunks (each chunk's reduction runs while the next chunk computes). For
+a collective of ``C`` seconds next to a GEMM of ``G`` in ``n`` chunks:
 
 - gather before the GEMM (ring exchange): exposed ``max(0, C - G (n-1)/n)``;
 - reduce-scatter after it (pipeline): exposed ``max(C/n, C - G (n-1)/n)`` (the last chunk's reduction runs
   after the GEMM);
 - "bulk" overlap (one collective beside a whole GEMM, TE's backward of QKV and MLP-up): ``max(0, C - G)``.
 
-In the backward the gathers precede the data-gradient GEMMs of the projection and MLP-down (ring exchange
-beside their data gradient, half of the backward GEMM) and the reduce-scatters of the QKV and MLP-up data
-gradients run in bulk beside their weight gradients (the other half). A collective with no such GEMM in the op
+In the backward the gathers precede the data-gradient GEMMs of the projection and MLP-down (``proj_dgrad``,
+``fc2_dgrad``: ring exchange beside their data gradient, half of the backward GEMM) and the reduce-scatters of
+the QKV and MLP-up data gradients run in bulk beside their weight gradients (``qkv_wgrad``, ``fc1_wgrad``: the
+other half). The pipeline method's GEMM gives up 16 SMs to the communication (``num_sm``,
+``set_sm_margin``); dcsim does not slow the GEMM for it. A collective with no such GEMM in the op
 list (MoE layers' experts, cross-attention) stays exposed, as do expert-parallel all-to-alls.
 
 **Data-parallel bucketed overlap** (``parallelism.overlap_dp``, ``overlap.dp_bucket_mb``). DDP and Megatron's
 distributed optimizer all-reduce the gradients in buckets as the backward produces them: a bucket starts when
 its gradients are ready and the previous bucket's reduction is done (one communication stream). The default
-bucket is torch DDP's default ``bucket_cap_mb`` of 25 MiB (:data:`DDP_BUCKET_MB`). With the gradients
+bucket is torch DDP's default ``bucket_cap_mb`` of 25 MiB (:data:`DDP_BUCKET_MB`); Megatron-Core's DDP
+defaults to ``max(40e6, 1e6 * dp)`` parameters per bucket (``megatron/core/distributed/
+distributed_data_parallel.py``, Megatron-Core 0.16.1), 80 MB of bf16 gradients at dp <= 40. With the gradients
 produced evenly over the last backward of the stage's device, the step waits for what is left after the
 backward ends: at least the last bucket's reduction (:func:`bucketed_exposed_s`).
 
@@ -33,7 +39,7 @@ every byte it sends from HBM and writes every byte it receives (``2 (n-1)/n`` of
 ring all-gather or reduce-scatter over ``n`` ranks); the compute it overlaps gets the rest of the bandwidth.
 dcsim slows the overlapped compute by that share (:func:`hbm_share`: bytes NCCL moves through HBM per second
 of the collective over the datasheet HBM bandwidth; an 8-GPU NVLink all-gather on an H100 takes about a
-quarter, one over InfiniBand a few percent), so prefetch hides only part of the gathers
+fifth, one over InfiniBand a few percent), so prefetch hides only part of the gathers
 (:func:`contended_exposed_s`). NCCL's kernels also occupy SMs (one thread block per channel), which is not
 modelled: the factor is a lower bound on the slowdown of compute-bound kernels.
 """
@@ -49,7 +55,8 @@ from dataclasses import dataclass
 DDP_BUCKET_MB = 25.0
 MIB = 1024 * 1024
 #: Chunks of Transformer Engine's "pipeline" reduce-scatter overlap (``num_splits`` of ``initialize_ub``'s
-#: default config for the non-ring-exchange methods, TE 2.10.0 ``transformer_engine/pytorch/module/base.py``).
+#: default config for the non-ring-exchange methods, TE 2.20.2 ``transformer_engine/pytorch/module/base.py``).
+#: Ring exchange splits in ``tp_size`` chunks.
 TE_PIPELINE_SPLITS = 4
 #: (collective, GEMM layer name, method, which part of the GEMM it overlaps) per layer, forward then backward.
 #: ``ring``: split in ``tp`` chunks; ``pipeline``: in :data:`TE_PIPELINE_SPLITS`; ``bulk``: beside the whole

@@ -1,24 +1,31 @@
 """Training precision recipes: which ops of a training step run at which precision, and what fp8 adds.
 
 ``precision: fp8`` follows NVIDIA Transformer Engine (TE), the library Megatron-LM and NeMo train in fp8
-with (TE 2.10.0, ``transformer_engine/common/recipe/__init__.py`` and ``transformer_engine/pytorch/module/``):
+with (TE 2.20.2: ``transformer_engine/common/recipe/__init__.py``, ``transformer_engine/pytorch/module/``;
+Megatron-Core 0.16.1 for what Megatron builds from TE modules):
 
 - Only the GEMMs of TE's modules run in fp8: the linear layers of every transformer layer (``Linear``,
   ``LayerNormLinear``, ``LayerNormMLP``, ``GroupedLinear``: QKV, attention output projection, MLP up and
   down, the experts of an MoE layer). Their forward multiplies E4M3 inputs by E4M3 weights; the two backward
-  GEMMs (input and weight gradient) multiply E5M2 output gradients by E4M3 operands (``Format.HYBRID``, the
-  default ``fp8_format`` of ``DelayedScaling``).
+  GEMMs (input and weight gradient) multiply E5M2 output gradients by E4M3 operands (``Format.HYBRID``: "FP8
+  tensors in the forward pass are in e4m3 format, FP8 tensors in the backward pass are in e5m2 format", the
+  default ``fp8_format`` of ``DelayedScaling``, whose other defaults are ``margin=0``,
+  ``amax_history_len=1024``, ``amax_compute_algo="max"``, ``reduce_amax=True``).
 - Everything else stays in bf16: the attention core (``DelayedScaling.fp8_dpa`` defaults to False), norms,
   activations, residual adds, softmax and loss, the embedding, the output head (Megatron's output layer is
-  its own ``ColumnParallelLinear``, not a TE module) and the MoE router (a plain ``torch`` linear).
+  its own ``tensor_parallel.ColumnParallelLinear``, ``megatron/core/models/gpt/gpt_model.py``, not a TE
+  module) and the MoE router (``router_gating_linear`` in the input's dtype or ``moe_router_dtype``,
+  ``megatron/core/transformer/moe/router.py``).
 - Weights, activations, gradients and communication stay bf16 (TE keeps bf16 master copies of the module
   weights and casts them), so memory and traffic are those of bf16 training.
 - Every fp8 GEMM's operands are quantized by TE's cast kernels: the input and the weight in the forward,
-  the output gradient in the backward. On Hopper the fp8 tensor cores take only the "TN" layout, so each
-  cast writes the row-wise and the transposed fp8 copy (``cast_transpose``): it reads the bf16 tensor (2
-  bytes per element) and writes two fp8 copies (1 + 1 bytes), 4 bytes per element, the traffic of a bf16
-  copy. The per-tensor amax that sets the next scale is reduced inside the same kernel. Weights are cast
-  once per step (Megatron passes ``is_first_microbatch`` so later microbatches reuse the fp8 weights);
+  the output gradient in the backward. Hopper's fp8 GEMMs take only the "TN" layout, so a tensor used
+  column-wise in the backward gets a transposed fp8 copy as well (``Float8Quantizer.inner_tensor_specs``,
+  ``transformer_engine/pytorch/tensor/float8_tensor.py``: Blackwell needs none): the cast reads the bf16
+  tensor (2 bytes per element) and writes two fp8 copies (1 + 1 bytes), 4 bytes per element, the traffic
+  of a bf16 copy. The per-tensor amax that sets the next scale is reduced inside the same kernel. Weights
+  are cast once per step (TE's "FP8 weight caching (is_first_microbatch)", ``module/linear.py``: Megatron
+  marks the first microbatch so later ones reuse the fp8 weights);
   inputs and output gradients every microbatch. dcsim prices each cast as a bf16 ``copy`` of the tensor on
   the device's measured copy curve (an upper bound: TE fuses some input casts into the preceding LayerNorm
   or activation kernel).
@@ -26,7 +33,11 @@ with (TE 2.10.0, ``transformer_engine/common/recipe/__init__.py`` and ``transfor
 ``fp8_attention: true`` (TE's ``fp8_dpa``) also runs the attention core in fp8, plus a cast of its Q, K and
 V inputs in the forward and of its output gradient in the backward.
 
-Mixed bf16 or fp16 and fp32/tf32 training build the op list at that precision unchanged.
+``tf32`` is fp32 training with TF32 tensor cores for the products (``torch.backends.cuda.matmul.allow_tf32``
+and ``torch.backends.cudnn.allow_tf32``): every GEMM, batched product and convolution runs in tf32 (fp32
+storage, 4 bytes per element), everything else in fp32; on a device without TF32 units it is fp32
+(:meth:`PrecisionRecipe.for_device`). Mixed bf16 or fp16 and fp32 training build the op
+list at that precision unchanged.
 """
 
 from __future__ import annotations
@@ -36,15 +47,16 @@ import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dcsim.compute import Attention, Matmul, Pointwise, predict_many
+from dcsim.catalog import load_catalog
+from dcsim.compute import Attention, Conv2d, Matmul, Pointwise, predict_many
 from dcsim.models import LayerOp, ModelOps
 from dcsim.parallel.stages import PARTS, PartTimes, layer_part
 
 #: The precision a training precision builds its op list in (tf32 GEMMs read fp32 storage; fp8 training is
 #: bf16 training whose transformer GEMMs the recipe then switches to fp8).
 BASE_PRECISION = {"tf32": "fp32", "fp8": "bf16"}
-#: Layer names whose GEMM stays bf16 under fp8: the MoE router is a plain ``torch`` linear in Megatron-LM
-#: (``megatron/core/transformer/moe/router.py``), not a TE module.
+#: Layer names whose GEMM stays bf16 under fp8: Megatron's MoE router is not a TE module
+#: (``router_gating_linear``, ``megatron/core/transformer/moe/router.py``, Megatron-Core 0.16.1).
 BF16_GEMM_SUFFIXES = ("router",)
 #: The cast that quantizes a tensor for an fp8 GEMM is priced as this op over the tensor's elements: a bf16
 #: ``copy`` moves 4 bytes per element, what ``cast_transpose`` moves (read 2, write 1 + 1; see the module
@@ -75,17 +87,29 @@ class PrecisionRecipe:
         """True for Transformer Engine's fp8 recipe."""
         return self.precision == "fp8"
 
+    def for_device(self, device: str) -> PrecisionRecipe:
+        """The recipe as ``device`` runs it: tf32 where the catalog gives it no TF32 units (CPUs, V100, T4; a
+        device known only by its profile) is fp32, as torch's ``allow_tf32`` flags do nothing there."""
+        if self.precision == "tf32":
+            accelerator = load_catalog().accelerators.get(device)
+            if accelerator is None or accelerator.kind == "cpu" or "tf32" not in accelerator.peak_tflops:
+                return PrecisionRecipe("fp32")
+        return self
+
     def apply(self, ops: ModelOps) -> ModelOps:
-        """``ops`` (built at :attr:`base_precision`) with the recipe's fp8 GEMMs (and attention) switched to fp8."""
-        if not self.fp8:
+        """``ops`` (built at :attr:`base_precision`) with the recipe's products switched: fp8's GEMMs (and
+        attention core) to fp8, tf32's GEMMs and convolutions to tf32; other precisions unchanged."""
+        if self.precision not in ("fp8", "tf32"):
             return ops
         layers = tuple(self._converted(layer) for layer in ops.layers)
-        return ModelOps(ops.name.replace(f" {self.base_precision}", " fp8"), layers)
+        return ModelOps(ops.name.replace(f" {self.base_precision}", f" {self.precision}"), layers)
 
     def _converted(self, layer: LayerOp) -> LayerOp:
-        if is_fp8_gemm(layer) or (self.fp8_attention and _is_attention_core(layer)):
-            return dataclasses.replace(layer, op=layer.op.with_precision("fp8"))
-        return layer
+        if self.precision == "tf32":
+            switch = isinstance(layer.op, Matmul | Conv2d)
+        else:
+            switch = is_fp8_gemm(layer) or (self.fp8_attention and _is_attention_core(layer))
+        return dataclasses.replace(layer, op=layer.op.with_precision(self.precision)) if switch else layer
 
 
 def is_fp8_gemm(layer: LayerOp) -> bool:

@@ -179,6 +179,11 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
             problems.append(
                 ("parallelism.schedule", f"interleaved needs microbatches ({m}) to be a multiple of pp ({plan.pp})")
             )
+    accelerator = load_catalog().accelerators.get(setup.accelerator)
+    computes_in = setup.recipe.for_device(setup.accelerator).precision
+    if accelerator is not None and computes_in not in accelerator.peak_tflops:
+        supported = ", ".join(sorted(accelerator.peak_tflops))
+        problems.append(("precision", f"{accelerator.id} has no {computes_in} units (supported: {supported})"))
     if setup.overlap.tp and plan.tp > 1 and not plan.sequence_parallel:
         problems.append(("overlap.tp", "needs parallelism.sequence_parallel: true (it splits the SP collectives)"))
     return problems
@@ -316,7 +321,7 @@ def estimate_step(
     if problems:
         raise ValueError(f"{problems[0][0]}: {problems[0][1]}")
     m = plan.microbatches(setup.global_batch_size)
-    recipe, floor_s = setup.recipe, setup.launch_floor_s
+    recipe, floor_s = setup.recipe.for_device(setup.accelerator), setup.launch_floor_s
     sl = _slice(setup.model, plan.microbatch_size, setup.seq_len, plan.tp, plan.ep, recipe, setup.accelerator, floor_s)
     stages = stage_compute(sl.times, sl.layers, plan)
     if sl.weight_cast_s:  # fp8: the weights are cast once per step
