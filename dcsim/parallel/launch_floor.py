@@ -84,7 +84,7 @@ def launch_floor_s(device: str) -> float:
     model = default_cost_model()
     device_model = model.device(device)
     profiles = [device_model.profile] if device_model.profile is not None else []
-    profiles += [p for ref in device_model.references if (p := model.find_profile(ref)) is not None]
+    profiles += [p for ref in device_model.references if (p := model.device(ref).profile) is not None]
     for profile in profiles:
         floor = profile_launch_floor_s(profile)
         if floor > 0:

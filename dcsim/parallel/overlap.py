@@ -141,23 +141,21 @@ def bucketed_exposed_s(
     total_bytes: float, bucket_bytes: float, window_s: float, reduce_s: Callable[[float], float]
 ) -> tuple[float, float]:
     """(exposed seconds, seconds of all buckets' reductions) of ``total_bytes`` of gradients reduced in buckets
-    of ``bucket_bytes`` (the last one holds the rest), produced evenly over a backward of ``window_s``;
-    ``reduce_s(nbytes)`` prices one bucket. Bucket ``i`` is ready at ``t_i`` and reduced after the one before:
-    the last finishes at ``max_i (t_i + sum of the reductions from i on)``, the largest at the first full
-    bucket, the last full one or the remainder (the sum is linear in ``i`` over the full buckets)."""
+    of ``bucket_bytes``, produced evenly over a backward of ``window_s``; ``reduce_s(nbytes)`` prices one
+    bucket. Bucket ``i`` is ready at ``t_i`` and reduced after the one before: the last finishes at
+    ``max_i (t_i + sum of the reductions from i on)``, the first or the last bucket's term (the sum is linear in
+    ``i``). The last bucket holds the rest and is priced as a full one (an upper bound: one network query per
+    bucket size instead of two); gradients that fit one bucket are one reduction after the backward."""
     if total_bytes <= 0:
         return 0.0, 0.0
-    full = max(0, math.ceil(total_bytes / bucket_bytes) - 1)
-    rest = total_bytes - full * bucket_bytes
-    one = reduce_s(bucket_bytes) if full else 0.0
-    last = reduce_s(rest)
-    comm = full * one + last
-    finish = window_s + last  # the remainder: ready when the backward ends
-    for i in (0, full - 1):
-        if 0 <= i < full:
-            ready = window_s * (i + 1) * bucket_bytes / total_bytes
-            finish = max(finish, ready + (full - i) * one + last)
-    return max(0.0, finish - window_s), comm
+    if total_bytes <= bucket_bytes:
+        last = reduce_s(total_bytes)
+        return last, last
+    buckets = math.ceil(total_bytes / bucket_bytes)
+    one = reduce_s(bucket_bytes)
+    first_ready = window_s * bucket_bytes / total_bytes
+    finish = max(first_ready + buckets * one, window_s + one)
+    return finish - window_s, buckets * one
 
 
 def collective_hbm_bytes(nbytes: float, ranks: int) -> float:
