@@ -16,19 +16,19 @@ Megatron-Core 0.16.1 for what Megatron builds from TE modules):
   its own ``tensor_parallel.ColumnParallelLinear``, ``megatron/core/models/gpt/gpt_model.py``, not a TE
   module) and the MoE router (``router_gating_linear`` in the input's dtype or ``moe_router_dtype``,
   ``megatron/core/transformer/moe/router.py``).
-- Weights, activations, gradients and communication stay bf16 (TE keeps bf16 master copies of the module
-  weights and casts them), so memory and traffic are those of bf16 training.
+- Weights, activations, gradients and communication stay bf16 (TE modules hold their weights in bf16 and
+  cast them to fp8 for the GEMMs), so memory and traffic are those of bf16 training.
 - Every fp8 GEMM's operands are quantized by TE's cast kernels: the input and the weight in the forward,
   the output gradient in the backward. Hopper's fp8 GEMMs take only the "TN" layout, so a tensor used
-  column-wise in the backward gets a transposed fp8 copy as well (``Float8Quantizer.inner_tensor_specs``,
-  ``transformer_engine/pytorch/tensor/float8_tensor.py``: Blackwell needs none): the cast reads the bf16
+  column-wise in the backward gets a transposed fp8 copy as well (``_transpose``: ``inner_tensor_specs`` in
+  ``transformer_engine/pytorch/tensor/float8_tensor.py``, mirroring ``csrc/quantizer.cpp``; Blackwell needs
+  none): the cast reads the bf16
   tensor (2 bytes per element) and writes two fp8 copies (1 + 1 bytes), 4 bytes per element, the traffic
   of a bf16 copy. The per-tensor amax that sets the next scale is reduced inside the same kernel. Weights
   are cast once per step (TE's "FP8 weight caching (is_first_microbatch)", ``module/linear.py``: Megatron
-  marks the first microbatch so later ones reuse the fp8 weights);
-  inputs and output gradients every microbatch. dcsim prices each cast as a bf16 ``copy`` of the tensor on
-  the device's measured copy curve (an upper bound: TE fuses some input casts into the preceding LayerNorm
-  or activation kernel).
+  marks the first microbatch so later ones reuse the fp8 weights); inputs and output gradients every
+  microbatch. dcsim prices each cast as a bf16 ``copy`` of the tensor on the device's measured copy curve (an
+  upper bound: TE fuses some input casts into the preceding LayerNorm or activation kernel).
 
 ``fp8_attention: true`` (TE's ``fp8_dpa``) also runs the attention core in fp8, plus a cast of its Q, K and
 V inputs in the forward and of its output gradient in the backward.
@@ -36,8 +36,8 @@ V inputs in the forward and of its output gradient in the backward.
 ``tf32`` is fp32 training with TF32 tensor cores for the products (``torch.backends.cuda.matmul.allow_tf32``
 and ``torch.backends.cudnn.allow_tf32``): every GEMM, batched product and convolution runs in tf32 (fp32
 storage, 4 bytes per element), everything else in fp32; on a device without TF32 units it is fp32
-(:meth:`PrecisionRecipe.for_device`). Mixed bf16 or fp16 and fp32 training build the op
-list at that precision unchanged.
+(:meth:`PrecisionRecipe.for_device`). Mixed bf16 or fp16 and fp32 training build the op list at that
+precision unchanged.
 """
 
 from __future__ import annotations
