@@ -142,13 +142,24 @@ def test_fp8_7b_on_h100_is_faster_than_bf16_but_not_twice_as_fast(fabric):
     assert attention.compute_s < fp8.compute_s
 
 
-def test_fp8_attention_is_refused_without_fp8_in_a_scenario():
+def test_bad_precision_and_overlap_fields_are_named_in_a_scenario():
     bad = copy.deepcopy(H100_NODES)
     bad["workloads"][0].update(precision="bf16", fp8_attention=True)
     with pytest.raises(UserInputError) as info:
         load_scenario(bad)
     assert [str(p) for p in info.value.problems] == [
         "workloads[0].fp8_attention: needs precision: fp8 (it runs the attention core of the fp8 recipe in fp8)"
+    ]
+    bad = copy.deepcopy(H100_NODES)
+    bad["workloads"][0].update(overlap={"tp": True, "dp_bucket_mb": 0}, parallelism={"dp": 4, "tp": 8})
+    with pytest.raises(UserInputError) as info:
+        load_scenario(bad)
+    assert [str(p) for p in info.value.problems] == ["workloads[0].overlap.dp_bucket_mb: must be > 0.0 (got 0)"]
+    bad["workloads"][0]["overlap"]["dp_bucket_mb"] = 100
+    with pytest.raises(UserInputError) as info:
+        load_scenario(bad)
+    assert [str(p) for p in info.value.problems] == [
+        "workloads[0].overlap.tp: needs parallelism.sequence_parallel: true (it splits the SP collectives)"
     ]
 
 
