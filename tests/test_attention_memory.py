@@ -127,7 +127,7 @@ def test_scenario_attention_field():
     eager = load_scenario(_scenario("h100-sxm", attention="eager")).workloads[0].setup("h100-sxm")
     assert eager.attention == "eager"
     with pytest.raises(UserInputError) as info:
-        load_scenario(_scenario("v100-sxm-32gb", attention="flash"))
+        load_scenario(_scenario("v100-sxm-32gb", attention="flash", precision="fp16"))
     [line] = [str(p) for p in info.value.problems]
     assert line.startswith("workloads[0].attention: flash needs an Ampere-or-later GPU")
     with pytest.raises(UserInputError) as info:

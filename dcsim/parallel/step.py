@@ -4,11 +4,14 @@
 placement):
 
 1. Each pipeline chunk's per-microbatch forward and backward seconds come from the calibrated cost model
-   (:mod:`dcsim.parallel.stages`), with recompute added to the backward.
+   (:mod:`dcsim.parallel.stages`), with recompute added to the backward, the op list in the precision
+   recipe's precisions (:mod:`dcsim.parallel.precision_recipe`: fp8 GEMMs and their casts) and, on GPUs, each
+   pass at least its kernel launches times the launch floor (:mod:`dcsim.parallel.launch_floor`).
 2. Megatron tensor parallelism adds, per layer, two all-reduces of the layer's activations
    (``microbatch * seq_len * hidden`` elements) in the forward and two in the backward (two more under full
    recompute); with sequence parallelism each becomes a reduce-scatter plus an all-gather (Korthikanti et al.
-   2022, Section 4.2). They block compute (exposed). Expert parallelism adds two all-to-alls per layer and
+   2022, Section 4.2). They block compute (exposed) unless ``overlap.tp`` pipelines the sequence-parallel
+   ones with their GEMMs (:mod:`dcsim.parallel.overlap`). Expert parallelism adds two all-to-alls per layer and
    pass. Their times come from the flow-level network model on the ranks' actual accelerators, with every
    TP (or EP) group that shares those servers running at the same time (:class:`~dcsim.parallel.comm.CommModel`).
    Context parallelism (:mod:`dcsim.parallel.context_parallel`) gives each rank ``seq_len / cp`` tokens and
@@ -18,16 +21,17 @@ placement):
    (:mod:`dcsim.parallel.pipeline`): ``fidelity="detailed"`` simulates it microbatch by microbatch in SimPy,
    ``"fast"`` uses the closed form (the two agree within a few percent; tests hold them to it).
 4. Data parallelism all-reduces each stage's gradients (ZeRO 1/2: reduce-scatter plus all-gather, the same
-   volume) across its data-parallel group, all tensor ranks of the stage together; with ``overlap_dp`` it
-   hides behind the stage's last backward. ZeRO-3 gathers the weights before each microbatch's forward and
-   backward and reduce-scatters its gradients, overlapped with that microbatch's compute.
+   volume) across its data-parallel group, all tensor ranks of the stage together; with ``overlap_dp`` in
+   buckets as the stage's last backward produces them. ZeRO-3 gathers the weights before each microbatch's
+   forward and backward and reduce-scatters its gradients, overlapped with that microbatch's compute, which
+   they slow by their share of the memory bandwidth (:mod:`dcsim.parallel.overlap`).
 5. The optimizer step (:mod:`dcsim.parallel.optimizer_step`) over the rank's (ZeRO-sharded) parameters.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from dcsim.catalog import load_catalog
@@ -35,9 +39,20 @@ from dcsim.compute import BYTES_PER_ELEMENT, Op, Pointwise, predict_many
 from dcsim.parallel.attention import check_attention, default_attention
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.context_parallel import check_context_parallel, context_parallel_ops, ring_exposure
+from dcsim.parallel.launch_floor import kernel_launches, launch_floor_s, with_launch_floor
 from dcsim.parallel.layout import RankLayout, sharing_servers
+from dcsim.parallel.overlap import (
+    TP_OVERLAP_GEMMS,
+    OverlapOptions,
+    bucketed_exposed_s,
+    collective_hbm_bytes,
+    contended_exposed_s,
+    hbm_share,
+    tp_overlap_exposed_s,
+)
 from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
 from dcsim.parallel.plan import ParallelPlan
+from dcsim.parallel.precision_recipe import PrecisionRecipe, cast_ops, cast_times, spread_per_step, with_casts
 from dcsim.parallel.stages import StageCompute, block_layers, layer_part, part_times, stage_compute, step_ops
 
 FIDELITIES = ("fast", "detailed")
@@ -52,7 +67,9 @@ class TrainingSetup:
     model config) for knowledge distillation: its forward pass runs on every microbatch, sharded like the
     student (same tensor-parallel degree, its layers split over the same pipeline stages); ``attention`` the
     kernel (``flash`` | ``eager``, :mod:`dcsim.parallel.attention`; default: flash where the accelerator
-    supports it)."""
+    supports it). ``fp8_attention`` runs the attention core in fp8 too (:mod:`dcsim.parallel.precision_recipe`);
+    ``overlap`` says which communication overlaps compute (:mod:`dcsim.parallel.overlap`); ``cuda_graphs``
+    removes the per-kernel launch floor (:mod:`dcsim.parallel.launch_floor`)."""
 
     model: Any
     accelerator: str
@@ -62,6 +79,9 @@ class TrainingSetup:
     optimizer: str = "adamw"
     teacher: Any = None
     attention: str | None = None
+    fp8_attention: bool = False
+    overlap: OverlapOptions = field(default_factory=OverlapOptions)
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if self.attention is None:
@@ -69,6 +89,7 @@ class TrainingSetup:
         check_attention(str(self.attention))
         if self.precision not in ACTIVATION_PRECISION:
             raise ValueError(f"precision must be one of {', '.join(ACTIVATION_PRECISION)} (got {self.precision!r})")
+        PrecisionRecipe(self.precision, self.fp8_attention)  # ValueError: fp8_attention without fp8
         if self.global_batch_size < 1 or self.seq_len < 1:
             raise ValueError("global_batch_size and seq_len must be >= 1")
 
@@ -78,6 +99,16 @@ class TrainingSetup:
         per_sample = getattr(self.model, "tokens_per_sample", None)
         tokens = per_sample(self.seq_len) if callable(per_sample) else self.seq_len
         return int(tokens) * self.global_batch_size
+
+    @property
+    def recipe(self) -> PrecisionRecipe:
+        """Which ops run in which precision."""
+        return PrecisionRecipe(self.precision, self.fp8_attention)
+
+    @property
+    def launch_floor_s(self) -> float:
+        """Seconds per kernel launch the step's parts cannot beat (0 with CUDA graphs or on a CPU)."""
+        return 0.0 if self.cuda_graphs else launch_floor_s(self.accelerator)
 
     @property
     def element_bytes(self) -> float:
@@ -158,6 +189,13 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
             problems.append(
                 ("parallelism.schedule", f"interleaved needs microbatches ({m}) to be a multiple of pp ({plan.pp})")
             )
+    accelerator = load_catalog().accelerators.get(setup.accelerator)
+    computes_in = setup.recipe.for_device(setup.accelerator).precision
+    if accelerator is not None and computes_in not in accelerator.peak_tflops:
+        supported = ", ".join(sorted(accelerator.peak_tflops))
+        problems.append(("precision", f"{accelerator.id} has no {computes_in} units (supported: {supported})"))
+    if setup.overlap.tp and plan.tp > 1 and not plan.sequence_parallel:
+        problems.append(("overlap.tp", "needs parallelism.sequence_parallel: true (it splits the SP collectives)"))
     return problems
 
 
@@ -170,18 +208,44 @@ class _ModelSlice:
     params_by_part: dict[str, int]
     hidden: int | None
     flops_fwd: float
+    weight_cast_s: float = 0.0
+    gemm_s: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=1024)
 def _slice(
-    model: Any, mbs: int, seq_len: int, tp: int, ep: int, precision: str, device: str, cp: int = 1
+    model: Any,
+    mbs: int,
+    seq_len: int,
+    tp: int,
+    ep: int,
+    recipe: PrecisionRecipe,
+    device: str,
+    floor_s: float = 0.0,
+    cp: int = 1,
 ) -> _ModelSlice:
-    ops = context_parallel_ops(model, mbs, seq_len, tp, precision, ep, cp)
+    """One microbatch on one shard (``seq_len / cp`` tokens of it under context parallelism) under ``recipe``:
+    part times with the fp8 casts and the launch floor (``floor_s`` per kernel), the once-per-step weight
+    casts, and one layer's (forward, backward) seconds of each GEMM tensor-parallel communication can
+    overlap."""
+    ops = recipe.apply(context_parallel_ops(model, mbs, seq_len, tp, recipe.base_precision, ep, cp))
     params = dict.fromkeys(("pre", "block", "post"), 0)
+    gemms = []
     for layer in ops.layers:
         params[layer_part(layer)] += layer.params * layer.count
-    times = part_times(ops, device)
-    return _ModelSlice(times, block_layers(model), params, getattr(model, "hidden", None), times.flops_fwd)
+        if layer.name in TP_OVERLAP_GEMMS:
+            gemms.append(layer)
+    casts = cast_times(ops, device)
+    times = with_casts(part_times(ops, device), casts)
+    if floor_s > 0:
+        extra = [(c.part, c.phase, c.count) for c in cast_ops(ops) if c.phase != "step"]
+        times = with_launch_floor(times, kernel_launches(ops, extra), floor_s)
+    gemm_s: dict[str, tuple[float, float]] = {}
+    if gemms:
+        seconds = predict_many([g.op for g in gemms] + [g.op.backward() for g in gemms], device)
+        gemm_s = {g.name: (float(seconds[i]), float(seconds[len(gemms) + i])) for i, g in enumerate(gemms)}
+    hidden = getattr(model, "hidden", None)
+    return _ModelSlice(times, block_layers(model), params, hidden, times.flops_fwd, casts.weights_total_s, gemm_s)
 
 
 def stage_params(slice_: _ModelSlice, plan: ParallelPlan) -> list[int]:
@@ -276,29 +340,17 @@ def estimate_step(
     if problems:
         raise ValueError(f"{problems[0][0]}: {problems[0][1]}")
     m = plan.microbatches(setup.global_batch_size)
-    compute_precision = "fp32" if setup.precision == "tf32" else setup.precision
+    recipe, floor_s = setup.recipe.for_device(setup.accelerator), setup.launch_floor_s
     sl = _slice(
-        setup.model,
-        plan.microbatch_size,
-        setup.seq_len,
-        plan.tp,
-        plan.ep,
-        compute_precision,
-        setup.accelerator,
-        plan.cp,
+        setup.model, plan.microbatch_size, setup.seq_len, plan.tp, plan.ep, recipe, setup.accelerator, floor_s, plan.cp
     )
     stages = stage_compute(sl.times, sl.layers, plan)
+    if sl.weight_cast_s:  # fp8: the weights are cast once per step
+        stages = replace(stages, fwd_s=tuple(spread_per_step(stages.fwd_s, sl.weight_cast_s, m)))
     chunks = plan.pp * plan.virtual_stages
     if setup.teacher is not None:  # distillation: the teacher's forward per microbatch, spread over the chunks
         teacher = _slice(
-            setup.teacher,
-            plan.microbatch_size,
-            setup.seq_len,
-            plan.tp,
-            1,
-            compute_precision,
-            setup.accelerator,
-            plan.cp,
+            setup.teacher, plan.microbatch_size, setup.seq_len, plan.tp, 1, recipe, setup.accelerator, floor_s, plan.cp
         )
         extra = sum(teacher.times.fwd_s.values()) / chunks
         stages = StageCompute(tuple(f + extra for f in stages.fwd_s), stages.bwd_s, stages.recompute_s)
@@ -320,6 +372,11 @@ def estimate_step(
         comm_s["tp_collective_s"] = one
         tp_fwd = 2 * one
         tp_bwd = (4 if plan.recompute == "full" else 2) * one
+        if setup.overlap.tp and plan.sequence_parallel:  # chunked and pipelined with the adjacent GEMMs
+            gather = comm.collective_s("all_gather", groups, act_bytes)
+            scatter = comm.collective_s("reduce_scatter", groups, act_bytes)
+            tp_fwd, tp_bwd = tp_overlap_exposed_s(gather, scatter, sl.gemm_s, plan.tp)
+            tp_bwd += tp_fwd if plan.recompute == "full" else 0.0
     experts = getattr(setup.model, "experts", 1) or 1
     if experts > 1 and plan.ep > 1:
         top_k = getattr(setup.model, "experts_per_token", 1) or 1
@@ -330,7 +387,7 @@ def estimate_step(
         tp_bwd += (4 if plan.recompute == "full" else 2) * one
     if plan.cp > 1:  # ring attention: KV hops not hidden behind the attention steps, per layer
         ring = ring_exposure(
-            setup.model, plan, setup.seq_len, compute_precision, setup.accelerator, elem, layout, comm, server_of
+            setup.model, plan, setup.seq_len, recipe.base_precision, setup.accelerator, elem, layout, comm, server_of
         )
         comm_s["cp_ring_hop_s"] = ring.hop_s
         tp_fwd += ring.fwd_exposed_s
@@ -342,14 +399,18 @@ def estimate_step(
     params = stage_params(sl, plan)
     zero3_exposed = [0.0] * plan.pp
     if plan.zero_stage == 3 and plan.dp_cp > 1:
+        bandwidth = load_catalog().accelerator(setup.accelerator).memory_bandwidth_gb_per_s * 1e9
         for d in range(plan.pp):
             groups = layout.dp_groups([d])
             nbytes = params[d] * elem
             gather = comm.collective_s("all_gather", groups, nbytes)
             scatter = comm.collective_s("reduce_scatter", groups, nbytes)
             busy = sum(fwd[c] + bwd[c] for c in range(d, chunks, plan.pp))
-            zero3_exposed[d] = max(0.0, 2 * gather + scatter - busy)
-            comm_s[f"zero3_stage{d}_s"] = 2 * gather + scatter
+            total = 2 * gather + scatter
+            # the prefetch slows the compute it overlaps: it takes a share of the memory bandwidth (overlap.py)
+            share = hbm_share(3 * collective_hbm_bytes(nbytes, plan.dp), total, bandwidth)
+            zero3_exposed[d] = contended_exposed_s(total, busy, share)
+            comm_s[f"zero3_stage{d}_s"] = total
         for c in range(chunks):  # the exposed part lengthens every microbatch on that device
             bwd[c] += zero3_exposed[c % plan.pp] / plan.virtual_stages
 
@@ -368,11 +429,17 @@ def estimate_step(
     if plan.dp_cp > 1 and plan.zero_stage < 3:
         for d, nbytes in _distinct_stage_bytes(params, elem):
             groups = layout.dp_groups([d])
-            reduce_s = comm.collective_s("all_reduce", groups, nbytes)
-            comm_s[f"dp_stage{d}_s"] = reduce_s
+
+            def reduce(size: float, groups: Any = groups) -> float:
+                return comm.collective_s("all_reduce", groups, size)
+
             for dev in _same_bytes(params, d):
-                hidden = bwd[dev] if plan.overlap_dp else 0.0  # its first chunk's backward runs last
-                ends[dev] += max(0.0, reduce_s - hidden)
+                if plan.overlap_dp:  # buckets reduced as its last backward (its first chunk's) produces them
+                    exposed, reduce_s = bucketed_exposed_s(nbytes, setup.overlap.bucket_bytes, bwd[dev], reduce)
+                else:
+                    exposed = reduce_s = reduce(nbytes)
+                ends[dev] += exposed
+            comm_s[f"dp_stage{d}_s"] = reduce_s
     pipeline_end = max(ends)
 
     sharded = plan.dp_cp if plan.zero_stage >= 1 else 1

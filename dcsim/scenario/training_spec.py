@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dcsim.errors import Problem
 from dcsim.scenario.fields import AcceleratorId, Count, Flag, Integer, Number
 from dcsim.scenario.schema import Section
+from dcsim.scenario.training_options import Overlap
 from dcsim.scenario.workloads import WorkloadSpec, accelerators_by_type, admitting_nodes, register_workload_kind
 
 if TYPE_CHECKING:
@@ -94,6 +95,16 @@ class TrainingWorkload(WorkloadSpec):
     priority: Integer = 0
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[str] = Field(default_factory=list)
+    fp8_attention: Flag = False
+    overlap: Overlap = Field(default_factory=Overlap)
+    cuda_graphs: Flag = False
+
+    @field_validator("fp8_attention")
+    @classmethod
+    def _fp8_only(cls, fp8_attention: bool, info: ValidationInfo) -> bool:
+        if fp8_attention and info.data.get("precision") != "fp8":
+            raise ValueError("needs precision: fp8 (it runs the attention core of the fp8 recipe in fp8)")
+        return fp8_attention
 
     @field_validator("model")
     @classmethod
@@ -168,6 +179,9 @@ class TrainingWorkload(WorkloadSpec):
             self.optimizer,
             self.teacher(),
             attention=self.attention,
+            fp8_attention=self.fp8_attention,
+            overlap=self.overlap.options(),
+            cuda_graphs=self.cuda_graphs,
         )
 
     def pool(self, scenario: Scenario) -> tuple[str, int] | None:
