@@ -83,6 +83,7 @@ from dcsim.catalog import Accelerator
 from dcsim.catalog.entries import BYTES_PER_GB
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Conv2d, Embedding, Matmul, Normalization
 from dcsim.models.base import LayerOp
+from dcsim.parallel.layer_memory import stack_activation_bytes, uses_layer_stack
 from dcsim.parallel.optimizer_step import OPTIMIZERS
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.stages import PARTS, block_layers, layer_part, step_ops
@@ -398,7 +399,19 @@ def _transformer_activations(
     post = 2 * e * sbh / split  # final norm input and output-projection input
     if vocab:
         post += LOGIT_BYTES * s * b * vocab / t
-    return {"pre": pre, "block": per_layer * block_layers(model), "post": post}
+    block = per_layer * block_layers(model)
+    if uses_layer_stack(model):  # MLA, shared experts, leading dense layers: term by term per layer kind
+        block = stack_activation_bytes(
+            model,
+            s,
+            b,
+            t,
+            sequence_parallel=plan.sequence_parallel,
+            recompute=plan.recompute,
+            dropout=dropout,
+            bytes_per_element=e,
+        )
+    return {"pre": pre, "block": block, "post": post}
 
 
 @functools.lru_cache(maxsize=256)

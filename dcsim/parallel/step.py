@@ -8,8 +8,9 @@ placement):
 2. Megatron tensor parallelism adds, per layer, two all-reduces of the layer's activations
    (``microbatch * seq_len * hidden`` elements) in the forward and two in the backward (two more under full
    recompute); with sequence parallelism each becomes a reduce-scatter plus an all-gather (Korthikanti et al.
-   2022, Section 4.2). They block compute (exposed). Expert parallelism adds two all-to-alls per layer and
-   pass. Their times come from the flow-level network model on the ranks' actual accelerators, with every
+   2022, Section 4.2). They block compute (exposed). Expert parallelism adds two all-to-alls per MoE layer
+   and pass (:mod:`dcsim.parallel.moe`: flat, or DeepSeek's node-limited two-hop dispatch). Their times
+   come from the flow-level network model on the ranks' actual accelerators, with every
    TP (or EP) group that shares those servers running at the same time (:class:`~dcsim.parallel.comm.CommModel`).
 3. Pipeline stages pass ``microbatch * seq_len * hidden / tp`` activations (Megatron's scatter-gather
    optimisation) between consecutive stages, timed on the network the same way, and run the schedule
@@ -32,6 +33,7 @@ from dcsim.catalog import load_catalog
 from dcsim.compute import BYTES_PER_ELEMENT, Op, Pointwise, predict_many
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.layout import RankLayout, sharing_servers
+from dcsim.parallel.moe import ep_layer_times
 from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.stages import StageCompute, block_layers, layer_part, part_times, stage_compute, step_ops
@@ -117,7 +119,14 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
             problems.append(("parallelism.pp", f"must be 1 for {model.name}: pipelines split transformer layers"))
     else:
         kv_heads = getattr(model, "kv_heads", None) or heads
-        for what, size in (("heads", heads), ("kv_heads", kv_heads), ("ffn_hidden", model.ffn_hidden)):
+        expert_ffn = getattr(model, "moe_ffn_hidden", 0) or model.ffn_hidden  # DeepSeek-style expert width
+        sizes = (
+            ("heads", heads),
+            ("kv_heads", kv_heads),
+            ("ffn_hidden", model.ffn_hidden),
+            ("moe_ffn_hidden", expert_ffn),
+        )
+        for what, size in sizes:
             if size % plan.tp:
                 problems.append(("parallelism.tp", f"must divide {what} ({size})"))
                 break
@@ -294,13 +303,13 @@ def estimate_step(
         tp_fwd = 2 * one
         tp_bwd = (4 if plan.recompute == "full" else 2) * one
     experts = getattr(setup.model, "experts", 1) or 1
-    if experts > 1 and plan.ep > 1:
-        top_k = getattr(setup.model, "experts_per_token", 1) or 1
+    if experts > 1 and plan.ep > 1:  # dispatch + combine, flat or node-limited (dcsim.parallel.moe)
         groups = sharing_servers(layout.ep_groups(0), server_of)
-        one = comm.collective_s("all_to_all", groups, act_bytes * top_k / plan.tp)
-        comm_s["ep_all_to_all_s"] = one
-        tp_fwd += 2 * one
-        tp_bwd += (4 if plan.recompute == "full" else 2) * one
+        ep = ep_layer_times(comm, setup.model, groups, server_of, act_bytes / plan.tp, setup.precision)
+        comm_s["ep_all_to_all_s"] = ep.combine_s
+        share = getattr(setup.model, "moe_layers", sl.layers) / sl.layers  # spread over all layers
+        tp_fwd += ep.forward_s * share
+        tp_bwd += (ep.backward_s + (ep.forward_s if plan.recompute == "full" else 0.0)) * share
     fwd = [f + tp_fwd * layers_per_chunk for f in stages.fwd_s]
     bwd = [b + tp_bwd * layers_per_chunk for b in stages.bwd_s]
 
