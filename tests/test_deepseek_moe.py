@@ -289,6 +289,8 @@ def test_activation_memory_of_a_deepseek_stack_term_by_term():
     assert stack_activation_bytes(TINY, s, b, recompute="full", bytes_per_element=e) == 4 * e * sb * h
     scores = stack_activation_bytes(TINY, s, b, dropout=False, bytes_per_element=e) - none
     assert scores == pytest.approx(4 * e * 4 * s * s * b)  # kept softmax outputs without recompute
+    fused = stack_activation_bytes(TINY, s, b, dropout=False, bytes_per_element=e, keep_scores=False)
+    assert fused == pytest.approx(none)  # a fused attention kernel keeps no score matrix
 
 
 def test_configuration_errors_name_the_field():

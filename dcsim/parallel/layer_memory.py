@@ -49,9 +49,12 @@ def stack_activation_bytes(
     recompute: str = "none",
     dropout: bool = True,
     bytes_per_element: float = 2.0,
+    keep_scores: bool | None = None,
 ) -> float:
     """Activation bytes all of ``model``'s layers keep for the backward pass, per microbatch of ``batch``
-    sequences of ``seq_len`` tokens on one tensor rank of ``tp`` (module docstring)."""
+    sequences of ``seq_len`` tokens on one tensor rank of ``tp`` (module docstring). ``keep_scores``: whether
+    the attention score matrices are kept (None: only under ``recompute: none``; a fused attention kernel
+    keeps none)."""
     if recompute not in ("none", "selective", "full"):
         raise ValueError(f"recompute must be one of none, selective, full (got {recompute!r})")
     s, b, h, t, e = seq_len, batch, int(model.hidden), tp, bytes_per_element
@@ -62,7 +65,8 @@ def stack_activation_bytes(
         return layers * e * sb * h / split
     masks = 2 * MASK_BYTES * sb * h if dropout else 0.0
     replicated = (4 * e * sb * h + masks) / split
-    attention = _attention_bytes(model, s, b, t, e, recompute, dropout)
+    scores = recompute == "none" if keep_scores is None else keep_scores
+    attention = _attention_bytes(model, s, b, t, e, scores, dropout)
     gated = getattr(model, "activation", "gelu") == "swiglu"
     per_row = 3 if gated else 2  # the up (gate and up) outputs and the activation's output
     dense_mlp = per_row * e * sb * int(model.ffn_hidden) / t
@@ -76,7 +80,7 @@ def stack_activation_bytes(
     return total
 
 
-def _attention_bytes(model: Any, s: int, b: int, t: int, e: float, recompute: str, dropout: bool) -> float:
+def _attention_bytes(model: Any, s: int, b: int, t: int, e: float, scores: bool, dropout: bool) -> float:
     """One layer's attention activations (module docstring), tensor-parallel rank of ``t``."""
     sb, heads, h = float(s * b), int(model.heads), int(model.hidden)
     if getattr(model, "attention_kind", "mha") == "mla":
@@ -87,7 +91,7 @@ def _attention_bytes(model: Any, s: int, b: int, t: int, e: float, recompute: st
     else:
         kv = int(getattr(model, "kv_heads", 0) or heads) * (h // heads)
         kept = e * sb * (h + kv + kv + h) / t  # Q, K, V, output-projection input
-    if recompute == "none":
+    if scores:
         per_score = (2 * e + MASK_BYTES) if dropout else e
         kept += per_score * heads * s * s * b / t
     return kept
