@@ -86,6 +86,13 @@ PUBLISHED: dict[str, tuple[float, float, str, str]] = {
     "llama3-70b": (70.6e9, 0.01, f"meta-llama/Meta-Llama-3-70B, {_HF}", ""),
     "llama3-405b": (405.9e9, 0.01, f"meta-llama/Llama-3.1-405B, {_HF}", ""),
     "mixtral-8x7b": (46.7e9, 0.01, "Mistral AI, 'Mixtral of experts' release (Dec 2023): 46.7B total parameters", ""),
+    "deepseek-v3": (
+        671e9,
+        0.01,
+        "DeepSeek-AI 2024, 'DeepSeek-V3 Technical Report' (arXiv 2412.19437), section 4.2: 671B total parameters "
+        "(without the 14B multi-token-prediction module)",
+        "",
+    ),
     "bert-base": (110e6, 0.01, "Devlin et al. 2019, section 3: BERT-base 110M", ""),
     "bert-large": (
         335e6,
@@ -144,6 +151,11 @@ REFERENCE_COUNTS = {
     "llama3-70b": 70_553_706_496,
     "llama3-405b": 405_853_388_800,
     "mixtral-8x7b": 46_702_792_704,
+    # DeepseekV3ForCausalLM with DeepseekV3Config's defaults, summed from the parameter shapes of
+    # transformers 5.25.0 models/deepseek_v3/modeling_deepseek_v3.py (embedding and untied head, 61 x (two
+    # RMSNorms + MLA), 3 dense SwiGLU MLPs, 58 x (router 256 x 7168, 256 routed + 1 shared SwiGLU experts of
+    # 2048), final norm; the router's e_score_correction_bias is a buffer, not a parameter)
+    "deepseek-v3": 671_026_404_352,
     "bert-base": 109_514_298,
     "bert-large": 335_174_458,
     "t5-base": 222_903_552,

@@ -45,6 +45,7 @@ from collections.abc import Sequence
 
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Attention, Embedding, Matmul, Normalization, Op, Pointwise
 from dcsim.models.base import LayerOp, ModelOps
+from dcsim.models.mla import mla_kv_cache_elements_per_token
 from dcsim.models.transformer import TransformerConfig
 
 OpList = list[tuple[Op, int]]
@@ -57,10 +58,22 @@ def _check(cfg: TransformerConfig, tp: int) -> None:
         raise ValueError(f"model {cfg.name!r} is an {cfg.family}: serving needs a decoder or an encoder")
     if getattr(cfg, "experts", 1) > 1 and cfg.family != "decoder":
         raise ValueError(f"model {cfg.name!r} is a mixture-of-experts {cfg.family}: serving models MoE decoders")
+    if not servable(cfg):
+        raise ValueError(
+            f"model {cfg.name!r}: serving prices multi-head attention and uniform MoE layers; multi-head latent "
+            "attention, shared experts and leading dense layers are modelled for training only"
+        )
     kv = cfg.kv_heads or cfg.heads
     for what, size in (("heads", cfg.heads), ("kv_heads", kv), ("ffn_hidden", cfg.ffn_hidden)):
         if tp < 1 or size % tp:
             raise ValueError(f"tp ({tp}) must divide {what} ({size})")
+
+
+def servable(cfg: TransformerConfig) -> bool:
+    """Whether these op lists describe ``cfg``: not for DeepSeek-style models (MLA attention, shared experts,
+    leading dense layers, an expert width of their own), whose iterations they would misprice."""
+    deepseek = ("shared_experts", "first_dense_layers", "moe_ffn_hidden")
+    return getattr(cfg, "attention_kind", "mha") == "mha" and not any(getattr(cfg, name, 0) for name in deepseek)
 
 
 def expected_active_experts(experts: int, per_token: int, tokens: int) -> float:
@@ -85,7 +98,12 @@ def active_experts(cfg: TransformerConfig, tokens: int) -> int:
 
 def kv_bytes_per_token(cfg: TransformerConfig, precision: str, tp: int = 1) -> float:
     """Bytes of KV cache one token occupies on one TP shard: 2 (K and V) x layers x kv_heads/tp x head_dim
-    x bytes per element; 0 for an encoder, which keeps no cache."""
+    x bytes per element; 0 for an encoder, which keeps no cache. Multi-head latent attention caches its
+    latent and rotary key instead, whole on every TP shard (:func:`dcsim.models.mla.mla_kv_cache_elements_per_token`,
+    layers x (kv_lora_rank + qk_rope_head_dim) elements), though such models are not served (:func:`servable`)."""
+    if cfg.attention_kind == "mla":
+        per_layer = mla_kv_cache_elements_per_token(cfg.kv_lora_rank, cfg.qk_rope_head_dim)
+        return float(cfg.layers * per_layer * BYTES_PER_ELEMENT[precision])
     _check(cfg, tp)
     if cfg.family == "encoder":
         return 0.0

@@ -1,6 +1,8 @@
 """Transformer architectures (decoder, encoder) as op lists: GPT-2/GPT-3, BERT and, through the
 options, Llama-style models (RMSNorm, SwiGLU, grouped-query attention, rotary positions) and
-mixture-of-experts models (Mixtral: a router and ``experts_per_token`` of ``experts`` MLPs per token).
+mixture-of-experts models (Mixtral: a router and ``experts_per_token`` of ``experts`` MLPs per token;
+DeepSeek-V3: multi-head latent attention, fine-grained routed experts, shared experts, leading dense
+layers and group-limited routing).
 
 :meth:`TransformerConfig.ops` lists one step's forward ops for ``batch`` sequences of ``seq_len``
 tokens on one tensor-parallel shard of ``tp`` (Megatron-style: attention heads, the QKV/first-MLP
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 
 from dcsim.compute.ops import Attention, Embedding, Matmul, Normalization, Op, Pointwise
 from dcsim.models.base import LayerOp, ModelOps
+from dcsim.models.mla import check_mla_fields, mla_attention_ops
 
 FAMILIES = ("decoder", "encoder")
 NORMS = ("layernorm", "rmsnorm")
@@ -59,7 +62,18 @@ class TransformerConfig:
     ``tied_embeddings`` shares the token table with the output head (the head's matmul still runs).
     ``pre_norm`` (default: True for decoders, False for encoders, as in BERT) puts the norms before the
     attention and MLP. ``experts`` > 1 makes every MLP a mixture of experts: a router picks
-    ``experts_per_token`` of them per token (the parameter count holds every expert)."""
+    ``experts_per_token`` of them per token (the parameter count holds every expert).
+
+    DeepSeek-style models (DeepSeek-V3 Technical Report, arXiv 2412.19437, sections 2.1.1-2.1.2; the field
+    names follow ``transformers``' ``DeepseekV3Config``): ``attention_kind`` ``mla`` is multi-head latent
+    attention with ``q_lora_rank`` (0: uncompressed queries), ``kv_lora_rank``, ``qk_nope_head_dim``,
+    ``qk_rope_head_dim`` and ``v_head_dim`` (:mod:`dcsim.models.mla`; HF ``q_lora_rank`` ...);
+    ``moe_ffn_hidden`` is one expert's MLP width (0: ``ffn_hidden``; HF ``moe_intermediate_size``), which
+    ``ffn_hidden`` keeps for the ``first_dense_layers`` dense layers (HF ``first_k_dense_replace``);
+    ``shared_experts`` (HF ``n_shared_experts``) MLPs of that width run on every token next to the routed
+    ones; the experts form ``expert_groups`` contiguous groups (HF ``n_group``) and a token's experts come
+    from at most ``expert_groups_per_token`` of them (HF ``topk_group``; 0: any). Placed one group per node,
+    that is DeepSeek's node-limited routing (:mod:`dcsim.parallel.moe`)."""
 
     name: str
     layers: int
@@ -81,6 +95,17 @@ class TransformerConfig:
     experts_per_token: int = 1
     pre_norm: bool | None = None
     relative_buckets: int = 32
+    attention_kind: str = "mha"
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_nope_head_dim: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    moe_ffn_hidden: int = 0
+    shared_experts: int = 0
+    first_dense_layers: int = 0
+    expert_groups: int = 1
+    expert_groups_per_token: int = 0
 
     def __post_init__(self) -> None:
         for name in ("layers", "hidden", "heads", "ffn_hidden", "vocab", "max_seq_len", "experts"):
@@ -99,10 +124,39 @@ class TransformerConfig:
             )
         if self.positional == "relative" and self.relative_buckets < 1:
             raise ValueError(f"relative_buckets must be >= 1, not {self.relative_buckets}")
+        check_mla_fields(self)
+        self._check_moe_fields()
         checks = {"family": FAMILIES, "norm": NORMS, "activation": ACTIVATIONS, "positional": POSITIONALS}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+
+    def _check_moe_fields(self) -> None:
+        """ValueError naming the field for inconsistent DeepSeek-style MoE settings."""
+        names = ("moe_ffn_hidden", "shared_experts", "first_dense_layers", "expert_groups", "expert_groups_per_token")
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+        if self.experts == 1:
+            for name in names:
+                if getattr(self, name) != (1 if name == "expert_groups" else 0):
+                    raise ValueError(f"{name} needs a mixture of experts (experts > 1)")
+            return
+        if self.first_dense_layers >= self.layers:
+            raise ValueError(f"first_dense_layers ({self.first_dense_layers}) must be below layers ({self.layers})")
+        groups = self.expert_groups
+        if groups < 1 or self.experts % groups:
+            raise ValueError(f"expert_groups ({groups}) must divide experts ({self.experts})")
+        if self.expert_groups_per_token > groups:
+            raise ValueError(
+                f"expert_groups_per_token ({self.expert_groups_per_token}) must be <= expert_groups ({groups})"
+            )
+        if self.experts_per_token > self.routed_groups * (self.experts // groups):
+            raise ValueError(
+                f"experts_per_token ({self.experts_per_token}) exceeds the experts of expert_groups_per_token "
+                f"({self.routed_groups}) groups"
+            )
 
     # --- the uniform model interface -------------------------------------------------------------------
 
@@ -110,6 +164,21 @@ class TransformerConfig:
     def head_dim(self) -> int:
         """Width of one attention head."""
         return self.hidden // self.heads
+
+    @property
+    def routed_groups(self) -> int:
+        """Expert groups one token's experts may come from (``expert_groups_per_token``; 0: every group)."""
+        return self.expert_groups_per_token or self.expert_groups
+
+    @property
+    def expert_ffn_hidden(self) -> int:
+        """Width of one routed (and one shared) expert's MLP: ``moe_ffn_hidden``, else ``ffn_hidden``."""
+        return self.moe_ffn_hidden or self.ffn_hidden
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts: all but the ``first_dense_layers`` (0 when dense)."""
+        return self.layers - self.first_dense_layers if self.experts > 1 else 0
 
     @property
     def is_pre_norm(self) -> bool:
@@ -135,11 +204,12 @@ class TransformerConfig:
         return self.ops(1, 1, tp, ep=ep).param_count
 
     def active_param_count(self) -> int:
-        """Parameters one token's forward pass uses: all but the experts the router did not pick."""
+        """Parameters one token's forward pass uses: all but the routed experts the router did not pick
+        (shared experts and the leading dense layers' MLPs always run)."""
         total = 0
         for layer in self.ops(1, 1).layers:
-            if layer.expert:
-                total += layer.params * self.layers * self.experts_per_token
+            if layer.expert:  # count = MoE layers x every expert: keep k of them
+                total += layer.params * layer.count * self.experts_per_token // self.experts
             else:
                 total += layer.params * layer.count
         return total
@@ -169,7 +239,10 @@ class TransformerConfig:
 
     def check_shard(self, tp: int, ep: int = 1) -> None:
         """ValueError unless ``tp`` divides the heads and MLP width and ``ep`` divides the experts."""
-        for what, size in (("heads", self.heads), ("kv_heads", self.kv_heads), ("ffn_hidden", self.ffn_hidden)):
+        sizes = [("heads", self.heads), ("kv_heads", self.kv_heads), ("ffn_hidden", self.ffn_hidden)]
+        if self.moe_ffn_hidden:
+            sizes.append(("moe_ffn_hidden", self.moe_ffn_hidden))
+        for what, size in sizes:
             if size % tp:
                 raise ValueError(f"tp ({tp}) must divide {what} ({size})")
         if self.experts % ep:
@@ -232,18 +305,10 @@ class TransformerConfig:
         def norm(name: str) -> LayerOp:
             return op(name, Normalization(self.norm, tokens, d, p), weights=True)
 
-        attn = [op("attn.qkv", Matmul(tokens, (heads + 2 * kv) * hd, d, precision=p), weights=True, bias=self.bias)]
-        if self.positional == "relative":  # the shared bias is added to every layer's scores
-            attn.append(op("attn.position_bias", Pointwise("add", batch * heads * seq_len * seq_len, p)))
-        if self.positional == "rope":
-            attn += [op(name, value) for name, value in rotary_training_ops(tokens, heads, kv, hd, p)]
-        causal = self.family == "decoder"
-        attn += [
-            op("attn.core", Attention(batch, heads, seq_len, seq_len, hd, causal, kv, p)),
-            op("attn.layout", Pointwise("copy", tokens * heads * hd, p)),
-            op("attn.proj", Matmul(tokens, d, heads * hd, precision=p), weights=True, bias=self.bias),
-            op("attn.residual", Pointwise("add", tokens * d, p)),
-        ]
+        if self.attention_kind == "mla":
+            attn = mla_attention_ops(self, batch, seq_len, tp, p, prefix)
+        else:
+            attn = self._mha_ops(batch, seq_len, tp, p, prefix)
         cross: list[LayerOp] = []
         if cross_len is not None:
             memory = batch * cross_len
@@ -260,29 +325,67 @@ class TransformerConfig:
             return [*attn, norm("attn.norm"), *cross, *([norm("xattn.norm")] if cross else []), *mlp, norm("mlp.norm")]
         return [norm("attn.norm"), *attn, *([norm("xattn.norm")] if cross else []), *cross, norm("mlp.norm"), *mlp]
 
+    def _mha_ops(self, batch: int, seq_len: int, tp: int, p: str, prefix: str) -> list[LayerOp]:
+        """Multi-head (grouped-query) self-attention of one layer, fused QKV to the residual add."""
+        tokens, d, n = batch * seq_len, self.hidden, self.layers
+        heads, kv, hd = self.heads // tp, self.kv_heads // tp, self.head_dim
+
+        def op(name: str, value: Op, weights: bool = False, bias: bool = False) -> LayerOp:
+            return LayerOp(f"{prefix}{name}", value, n, weights=weights, bias=bias)
+
+        attn = [op("attn.qkv", Matmul(tokens, (heads + 2 * kv) * hd, d, precision=p), weights=True, bias=self.bias)]
+        if self.positional == "relative":  # the shared bias is added to every layer's scores
+            attn.append(op("attn.position_bias", Pointwise("add", batch * heads * seq_len * seq_len, p)))
+        if self.positional == "rope":
+            attn += [op(name, value) for name, value in rotary_training_ops(tokens, heads, kv, hd, p)]
+        causal = self.family == "decoder"
+        return [
+            *attn,
+            op("attn.core", Attention(batch, heads, seq_len, seq_len, hd, causal, kv, p)),
+            op("attn.layout", Pointwise("copy", tokens * heads * hd, p)),
+            op("attn.proj", Matmul(tokens, d, heads * hd, precision=p), weights=True, bias=self.bias),
+            op("attn.residual", Pointwise("add", tokens * d, p)),
+        ]
+
     def _mlp_ops(self, tokens: int, tp: int, ep: int, precision: str, prefix: str) -> list[LayerOp]:
-        """The MLP (dense) or mixture-of-experts sub-layer of one layer."""
-        d, p, n = self.hidden, precision, self.layers
-        ffn = self.ffn_hidden // tp
+        """The MLP sub-layer: dense in every layer of a dense model and in the ``first_dense_layers`` of a
+        mixture of experts, a mixture of experts (with its ``shared_experts``) in the other layers."""
+        dense = self.layers - self.moe_layers
+        out = self._dense_mlp_ops("mlp", tokens, self.ffn_hidden // tp, dense, precision, prefix) if dense else []
+        if self.moe_layers:
+            out += self._moe_ops(tokens, tp, ep, precision, prefix)
+        return out
+
+    def _dense_mlp_ops(
+        self, name: str, tokens: int, ffn: int, count: int, p: str, prefix: str, residual: bool = True
+    ) -> list[LayerOp]:
+        """A dense MLP ``ffn`` wide (per shard) over ``tokens`` rows in ``count`` layers (``name.up`` ...)."""
+        d = self.hidden
         up_width = 2 * ffn if self.activation == "swiglu" else ffn
         act = "silu" if self.activation == "swiglu" else self.activation
-        if self.experts == 1:
-            mlp = [
-                LayerOp(f"{prefix}mlp.up", Matmul(tokens, up_width, d, precision=p), n, weights=True, bias=self.bias),
-                LayerOp(f"{prefix}mlp.act", Pointwise(act, tokens * ffn, p), n),
-            ]
-            if self.activation == "swiglu":
-                mlp.append(LayerOp(f"{prefix}mlp.gate", Pointwise("mul", tokens * ffn, p), n))
-            return [
-                *mlp,
-                LayerOp(f"{prefix}mlp.down", Matmul(tokens, d, ffn, precision=p), n, weights=True, bias=self.bias),
-                LayerOp(f"{prefix}mlp.residual", Pointwise("add", tokens * d, p), n),
-            ]
-        # Mixture of experts with balanced routing: the EP group's tokens x top-k assignments are spread
-        # evenly over the experts; this rank holds experts / ep of them, so it computes the same tokens x k
-        # expert-MLP rows as without EP (its share of the group's ep x tokens x k), rounded up per expert.
-        # Every held expert is listed (its weights are held); with fewer assignments than experts (small
-        # decode batches) each still runs one row, which overprices those steps.
+        mlp = [
+            LayerOp(f"{prefix}{name}.up", Matmul(tokens, up_width, d, precision=p), count, True, self.bias),
+            LayerOp(f"{prefix}{name}.act", Pointwise(act, tokens * ffn, p), count),
+        ]
+        if self.activation == "swiglu":
+            mlp.append(LayerOp(f"{prefix}{name}.gate", Pointwise("mul", tokens * ffn, p), count))
+        mlp.append(LayerOp(f"{prefix}{name}.down", Matmul(tokens, d, ffn, precision=p), count, True, self.bias))
+        if residual:
+            mlp.append(LayerOp(f"{prefix}mlp.residual", Pointwise("add", tokens * d, p), count))
+        return mlp
+
+    def _moe_ops(self, tokens: int, tp: int, ep: int, precision: str, prefix: str) -> list[LayerOp]:
+        """One mixture-of-experts layer (``count`` = :attr:`moe_layers`): router, dispatch, the held routed
+        experts, the shared experts (every token, DeepSeek-style), combine and residual."""
+        d, p, n = self.hidden, precision, self.moe_layers
+        ffn = self.expert_ffn_hidden // tp
+        up_width = 2 * ffn if self.activation == "swiglu" else ffn
+        act = "silu" if self.activation == "swiglu" else self.activation
+        # Balanced routing: the EP group's tokens x top-k assignments are spread evenly over the experts;
+        # this rank holds experts / ep of them, so it computes the same tokens x k expert-MLP rows as
+        # without EP (its share of the group's ep x tokens x k), rounded up per expert. Every held expert is
+        # listed (its weights are held); with fewer assignments than experts (small decode batches) each
+        # still runs one row, which overprices those steps.
         k, local = self.experts_per_token, self.experts // ep
         rows = math.ceil(tokens * k * ep / self.experts)
         e, bias = n * local, self.bias
@@ -295,12 +398,18 @@ class TransformerConfig:
         experts.append(
             LayerOp(f"{prefix}moe.expert.down", Matmul(rows, d, ffn, precision=p), e, True, bias, expert=True)
         )
+        shared: list[LayerOp] = []
+        if self.shared_experts:  # one MLP shared_experts x expert_ffn_hidden wide over every token (HF: n_shared)
+            width = self.shared_experts * self.expert_ffn_hidden // tp
+            shared = self._dense_mlp_ops("moe.shared", tokens, width, n, p, prefix, residual=False)
+            shared.append(LayerOp(f"{prefix}moe.shared.add", Pointwise("add", tokens * d, p), n))
         return [
             LayerOp(f"{prefix}moe.router", Matmul(tokens, self.experts, d, precision=p), n, weights=True),
             LayerOp(f"{prefix}moe.route", Normalization("softmax", tokens, self.experts, p), n),
             LayerOp(f"{prefix}moe.dispatch", Pointwise("copy", tokens * k * d, p), n),
             *experts,
             LayerOp(f"{prefix}moe.combine", Pointwise("mul", tokens * k * d, p), n),
+            *shared,
             LayerOp(f"{prefix}mlp.residual", Pointwise("add", tokens * d, p), n),
         ]
 

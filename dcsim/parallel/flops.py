@@ -74,10 +74,14 @@ def active_params(model: Any) -> float:
 
 def model_flops_per_token(model: Any, seq_len: int) -> float:
     """Model FLOPs per trained token, the contract's convention: ``6 * N_active + 12 * l * h * s`` (for
-    language-model transformers: decoder or encoder stacks with a vocabulary)."""
+    language-model transformers: decoder or encoder stacks with a vocabulary). With multi-head latent
+    attention ``h`` is the mean width of the two attention products, ``heads * (qk_head_dim + v_head_dim) / 2``."""
     _require_token_transformer(model)
     _check_positive("seq_len", seq_len)
     width = int(model.heads) * (int(model.hidden) // int(model.heads))  # query width, = hidden
+    if getattr(model, "attention_kind", "mha") == "mla":  # QK^T over qk_nope + qk_rope wide heads, AV over v
+        qk = int(model.qk_nope_head_dim) + int(model.qk_rope_head_dim)
+        width = int(model.heads) * (qk + int(model.v_head_dim)) // 2
     layers = int(getattr(model, "block_layers", None) or model.layers)
     return 6.0 * active_params(model) + attention_flops_per_token(layers, width, seq_len)
 

@@ -101,6 +101,7 @@ from dcsim.catalog.entries import BYTES_PER_GB
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Conv2d, Embedding, Matmul, Normalization
 from dcsim.models.base import LayerOp
 from dcsim.parallel.attention import check_attention
+from dcsim.parallel.layer_memory import stack_activation_bytes, uses_layer_stack
 from dcsim.parallel.optimizer_step import OPTIMIZERS
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.stages import PARTS, block_layers, layer_part, step_ops
@@ -440,7 +441,26 @@ def _transformer_activations(
     post = 2 * e * sbh / split  # final norm input and output-projection input
     if vocab:
         post += LOGIT_BYTES * s * b * vocab / t
-    return {"pre": pre, "block": per_layer * block_layers(model), "post": post}
+    block = per_layer * block_layers(model)
+    if uses_layer_stack(model):  # MLA, shared experts, leading dense layers: term by term per layer kind
+        block = stack_activation_bytes(
+            model,
+            s,
+            b,
+            t,
+            sequence_parallel=plan.sequence_parallel,
+            recompute=plan.recompute,
+            dropout=dropout,
+            bytes_per_element=e,
+            keep_scores=recompute_keeps_scores(plan.recompute, attention),
+        )
+    return {"pre": pre, "block": block, "post": post}
+
+
+def recompute_keeps_scores(recompute: str, attention: str) -> bool:
+    """Whether a layer keeps its attention score matrices for the backward: only an eager kernel without
+    recompute does (a fused FlashAttention kernel keeps none; selective and full recompute drop them)."""
+    return recompute == "none" and attention == "eager"
 
 
 @functools.lru_cache(maxsize=256)

@@ -11,8 +11,9 @@ placement):
    (``microbatch * seq_len * hidden`` elements) in the forward and two in the backward (two more under full
    recompute); with sequence parallelism each becomes a reduce-scatter plus an all-gather (Korthikanti et al.
    2022, Section 4.2). They block compute (exposed) unless ``overlap.tp`` pipelines the sequence-parallel
-   ones with their GEMMs (:mod:`dcsim.parallel.overlap`). Expert parallelism adds two all-to-alls per layer and
-   pass. Their times come from the flow-level network model on the ranks' actual accelerators, with every
+   ones with their GEMMs (:mod:`dcsim.parallel.overlap`). Expert parallelism adds two all-to-alls per MoE layer
+   and pass (:mod:`dcsim.parallel.moe`: flat, or DeepSeek's node-limited two-hop dispatch). Their times
+   come from the flow-level network model on the ranks' actual accelerators, with every
    TP (or EP) group that shares those servers running at the same time (:class:`~dcsim.parallel.comm.CommModel`).
    Context parallelism (:mod:`dcsim.parallel.context_parallel`) gives each rank ``seq_len / cp`` tokens and
    passes KV chunks around a ring per layer; the hops not hidden behind the attention steps count here too.
@@ -41,6 +42,7 @@ from dcsim.parallel.comm import CommModel
 from dcsim.parallel.context_parallel import check_context_parallel, context_parallel_ops, ring_exposure
 from dcsim.parallel.launch_floor import kernel_launches, launch_floor_s, with_launch_floor
 from dcsim.parallel.layout import RankLayout, sharing_servers
+from dcsim.parallel.moe import ep_layer_times
 from dcsim.parallel.overlap import (
     TP_OVERLAP_GEMMS,
     OverlapOptions,
@@ -158,7 +160,14 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
             problems.append(("parallelism.pp", f"must be 1 for {model.name}: pipelines split transformer layers"))
     else:
         kv_heads = getattr(model, "kv_heads", None) or heads
-        for what, size in (("heads", heads), ("kv_heads", kv_heads), ("ffn_hidden", model.ffn_hidden)):
+        expert_ffn = getattr(model, "moe_ffn_hidden", 0) or model.ffn_hidden  # DeepSeek-style expert width
+        sizes = (
+            ("heads", heads),
+            ("kv_heads", kv_heads),
+            ("ffn_hidden", model.ffn_hidden),
+            ("moe_ffn_hidden", expert_ffn),
+        )
+        for what, size in sizes:
             if size % plan.tp:
                 problems.append(("parallelism.tp", f"must divide {what} ({size})"))
                 break
@@ -378,13 +387,13 @@ def estimate_step(
             tp_fwd, tp_bwd = tp_overlap_exposed_s(gather, scatter, sl.gemm_s, plan.tp)
             tp_bwd += tp_fwd if plan.recompute == "full" else 0.0
     experts = getattr(setup.model, "experts", 1) or 1
-    if experts > 1 and plan.ep > 1:
-        top_k = getattr(setup.model, "experts_per_token", 1) or 1
+    if experts > 1 and plan.ep > 1:  # dispatch + combine, flat or node-limited (dcsim.parallel.moe)
         groups = sharing_servers(layout.ep_groups(0), server_of)
-        one = comm.collective_s("all_to_all", groups, act_bytes * top_k / plan.tp)
-        comm_s["ep_all_to_all_s"] = one
-        tp_fwd += 2 * one
-        tp_bwd += (4 if plan.recompute == "full" else 2) * one
+        ep = ep_layer_times(comm, setup.model, groups, server_of, act_bytes / plan.tp, setup.precision)
+        comm_s["ep_all_to_all_s"] = ep.combine_s
+        share = getattr(setup.model, "moe_layers", sl.layers) / sl.layers  # spread over all layers
+        tp_fwd += ep.forward_s * share
+        tp_bwd += (ep.backward_s + (ep.forward_s if plan.recompute == "full" else 0.0)) * share
     if plan.cp > 1:  # ring attention: KV hops not hidden behind the attention steps, per layer
         ring = ring_exposure(
             setup.model, plan, setup.seq_len, recipe.base_precision, setup.accelerator, elem, layout, comm, server_of

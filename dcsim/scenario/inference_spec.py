@@ -262,6 +262,7 @@ class InferenceWorkload(WorkloadSpec):
     def base_architecture(self) -> TransformerConfig:
         """The model named by ``model`` (ValueError naming what is wrong)."""
         from dcsim.models import TransformerConfig, get_model
+        from dcsim.models.inference import servable
 
         if isinstance(self.model, str):
             try:
@@ -279,6 +280,10 @@ class InferenceWorkload(WorkloadSpec):
             )
         if getattr(cfg, "experts", 1) > 1 and cfg.family != "decoder":
             raise ValueError(f"{cfg.name!r} is a mixture-of-experts {cfg.family}: serving models MoE decoders")
+        if not servable(cfg):
+            raise ValueError(
+                f"{cfg.name!r} has DeepSeek-style layers (MLA, shared experts): modelled for training only"
+            )
         return cfg
 
     def host_nodes(self, scenario: Scenario) -> list[NodeType]:
