@@ -13,7 +13,7 @@ import yaml
 
 from dcsim.catalog.entries import Accelerator, Interconnect
 
-OPTIONAL_FIGURES = ("idle_w", "max_w", "usd_per_hour")
+OPTIONAL_FIGURES = ("idle_w", "max_w", "usd_per_hour", "nvls")
 
 
 class CatalogError(ValueError):
