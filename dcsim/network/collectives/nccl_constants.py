@@ -43,6 +43,8 @@ class NcclTuning:
     nvls_efficiency: Mapping[str, float]
     collnet_arity_latency_s: float
     tree_correction: Mapping[str, tuple[float, ...]]
+    channel_speed_intra: Mapping[str, float]
+    channel_speed_inter: Mapping[str, float]
     max_channels: int
     compute_capability: Mapping[str, float]
 
@@ -95,6 +97,8 @@ def nccl_tuning() -> NcclTuning:
         nvls_efficiency={k: float(v) for k, v in raw["nvls_efficiency"].items() if k != "source"},
         collnet_arity_latency_s=float(raw["collnet_arity_latency_us"]["value"]) * US,
         tree_correction=correction,
+        channel_speed_intra=_table(raw["channel_speed_max_gb_per_s"]["intra"], GB),
+        channel_speed_inter=_table(raw["channel_speed_max_gb_per_s"]["inter"], GB),
         max_channels=int(raw["max_channels"]["value"]),
         compute_capability={k: float(v) for k, v in raw["compute_capability"].items() if k != "source"},
     )

@@ -13,7 +13,9 @@ The model, after NCCL 2.30's ``src/graph/tuning.cc`` (constants: :mod:`.nccl_con
 - *Link bandwidth* (:func:`link_busbw`): ``C`` times one channel's share of its links, the least of a GPU's
   intra-node bandwidth over the ``C`` channels crossing it and a NIC's line rate over the channels on the
   busiest rail (:func:`busiest_rail`: one flow per channel each way, as NCCL's search counts them). On a
-  node with one NIC per GPU that is ``min(NVLink, rails x NIC line rate)``.
+  node with one NIC per GPU that is ``min(NVLink, rails x NIC line rate)``. No channel moves more than the
+  fastest per-channel speed NCCL's search tries (40 GB/s inside an Ampere node, 48 across nodes), so full
+  bandwidth takes several channels.
 - Each (algorithm, protocol) turns it into bus bandwidth with NCCL's factors and per-channel caps (LL moves
   4 bytes of data per 8-byte line: x 0.5; LL128 120 of 128 bytes: x 0.92), then into algorithm bandwidth
   (ring and NVLS: ``n / steps``; tree and CollNet: 0.5), and adds NCCL's latency: a base per (algorithm,
@@ -130,12 +132,12 @@ def link_busbw(topo: CommTopology, algorithm: str, channels: int) -> float:
     direction), a NIC's by the channels on its rail. NVLS reduces inside the NVSwitch, so only its inter-node
     part is counted here (inf on one node), and CollNet's likewise (its intra-node fan-in is priced as latency).
     What the flow path measures on the fabric instead."""
-    per_channel = math.inf
+    link = math.inf
     if topo.ranks_per_node > 1 and algorithm not in ("nvls", "collnet"):
-        per_channel = topo.gpu_bytes_per_s / channels
+        link = topo.gpu_bytes_per_s
     if topo.nodes > 1:
-        per_channel = min(per_channel, topo.nic_bytes_per_s / busiest_rail(algorithm, channels, topo.rails))
-    return channels * per_channel
+        link = min(link, channels * topo.nic_bytes_per_s / busiest_rail(algorithm, channels, topo.rails))
+    return link
 
 
 def _bucket(nodes: int) -> int:
@@ -216,6 +218,8 @@ def _parts(op: str, topo: CommTopology, choice: Choice, link: float) -> tuple[fl
     """The size-independent parts of a prediction: busbw, algbw (before the tree correction), latency, and
     the latency from ``plateau_min_bytes`` per channel per rank on (the ring's plateau; the same otherwise)."""
     t = nccl_tuning()
+    speeds = t.channel_speed_intra if topo.nodes == 1 else t.channel_speed_inter
+    link = min(link, choice.channels * speeds[topo.generation])  # no channel moves more than the search's fastest
     busbw = _busbw(t, op, topo, choice, link)
     ratio = topo.ranks / _steps(op, topo.ranks) if choice.algorithm in ("ring", "nvls") else 0.5
     latency = _latency(t, op, topo, choice)
