@@ -28,6 +28,7 @@ from dcsim.network.collectives.runner import (
     rank_groups,
     routed_without_latency,
 )
+from dcsim.network.flows import TransferDone
 from dcsim.network.routing import RoutingPolicy, mix64
 
 Groups = tuple[tuple[str, ...], ...]
@@ -94,6 +95,7 @@ class CommModel:
             bandwidth_s = 0.0
             if event is not None:
                 done = event.value
+                assert isinstance(done, TransferDone)
                 bandwidth_s = max(0.0, done.end_s - done.start_s - paid) * steps
             link = link_busbw_from(layout, op, guess.algorithm, nbytes, bandwidth_s)
             slowest = max(slowest, predict(op, layout.topology, guess.choice, nbytes, link).time_s)

@@ -27,7 +27,7 @@ from dcsim.network.collectives.runner import (
     simulate_collective,
 )
 from dcsim.network.controller import Controller
-from dcsim.network.flows import FlowSimulator
+from dcsim.network.flows import FlowSimulator, TransferDone
 
 _SUFFIX = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)B?\s*$", re.IGNORECASE)
@@ -93,7 +93,9 @@ class _Measured:
         routed, paid = routed_without_latency(flows, routed)
         done = flows.start_routed(routed, step_bytes)
         env.run(until=done)
-        seconds = max(0.0, done.value.end_s - done.value.start_s - paid) * steps
+        value = done.value
+        assert isinstance(value, TransferDone)
+        seconds = max(0.0, value.end_s - value.start_s - paid) * steps
         return link_busbw_from(self.layout, op, algorithm, probe, seconds)
 
 
