@@ -70,3 +70,21 @@ def test_bad_sizes_are_one_line_with_exit_status_2(
     assert main(["net", str(_write(tmp_path)), "--sizes", sizes, "--no-plot"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --sizes: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("op: all_reduce, bytes: 1e9, hosts: [dgx-0]}", "error: workloads[0].algorithm: all_reduce: no nvls algorithm"),
+        ("op: all_to_all, bytes: 1e6, hosts: [dgx-1]}", "error: workloads[2].protocol: all_to_all is not tuned"),
+    ],
+)
+def test_algorithms_and_protocols_the_hardware_lacks_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str, message: str
+) -> None:
+    extra = ", algorithm: nvls}" if "all_reduce" in change else ", protocol: ll}"
+    path = _write(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8").replace(change, change[:-1] + extra), encoding="utf-8")
+    assert main(["net", str(path), "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1, err
