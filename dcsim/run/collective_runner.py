@@ -74,8 +74,8 @@ class CollectiveRunner:
                 "ranks": len(self.ranks),
                 "bytes": self.spec.bytes,
                 "algorithm": result.algorithm if result else self.spec.algorithm,
-                "protocol": (result.protocol or None) if result else self.spec.protocol,
-                "channels": (result.channels or None) if result else None,  # None: not tuned by NCCL
+                "protocol": result.protocol if result else self.spec.protocol,
+                "channels": result.channels if result else 0,  # 0 (and no protocol): not tuned by NCCL
                 "start_s": self.spec.arrival_s,
                 "time_s": result.time_s if result else None,
                 "algbw_gbps": result.algbw_gbps if result else None,
