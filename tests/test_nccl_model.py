@@ -207,3 +207,19 @@ def test_serving_prices_its_tp_all_reduces_with_the_analytic_path() -> None:
     one = tune("all_reduce", node_topology("h100-sxm", "nvswitch-h100", 8), per_op)
     assert cost.comm_s(1) == pytest.approx(2 * cfg.layers * one.time_s)
     assert 2 * cfg.layers * 10e-6 < cost.comm_s(1) < 2 * cfg.layers * 30e-6
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 4])
+def test_nvls_on_h100_agrees_on_both_paths(nodes: int) -> None:
+    """NVLS reduces in the NVSwitch (no flows on one node); across nodes its rings over the rail GPUs run as
+    flows. Both paths still give the closed form's time."""
+    fabric = _dgx(nodes, 8, 400, gpu="h100-sxm")
+    ranks = fabric.ranks(8 * nodes)
+    topo = layout_of(fabric.graph, ranks).topology
+    guess = tune("all_reduce", topo, 2e9)
+    assert guess.algorithm == "nvls"
+    comm = CommModel(fabric.graph, "ecmp", 0)
+    assert comm.collective_s("all_reduce", [ranks], 2e9) == pytest.approx(guess.time_s, rel=0.05)
+    flow = simulate_collective(fabric.graph, "all_reduce", ranks, 2e9)
+    assert (flow.algorithm, flow.channels) == ("nvls", guess.channels)
+    assert flow.time_s == pytest.approx(guess.time_s, rel=0.05)
