@@ -332,7 +332,7 @@ def test_kept_caches_exist():
 def test_an_nvl72_rack_is_one_node_of_72_on_nvlink5():
     """A GB200 NVL72 rack: a declared accelerator on one node type of 72 in the nvlink5-nvl72 domain. A ring
     all-reduce over the 72 reaches the NVLink 5 figure: 900 GB/s per direction times the link efficiency of
-    link_efficiency.yaml (7,200 Gb/s x 0.8, as nccl-tests' busbw counts it)."""
+    link_efficiency.yaml (7,200 Gb/s x 0.8, as nccl-tests' busbw counts it), less NCCL's latencies."""
     rack = {"id": "gb200-declared", "based_on": "b200", "memory_gib": 186}
     scenario = _scenario(
         [rack],
@@ -342,4 +342,5 @@ def test_an_nvl72_rack_is_one_node_of_72_on_nvlink5():
     node = scenario["datacenter"]["nodes"][0]
     node.update(accelerators_per_node=72, intra_node="nvlink5-nvl72", accelerator_idle_w=100)
     result = run_scenario(scenario).summary["workloads"]["ar"]
-    assert result["busbw_gbps"] == pytest.approx(900 * 8 * 0.8, rel=0.02)
+    bound = 900 * 8 * 0.8  # NCCL's per-step latencies over 71 ring steps take a few percent of 8 GB's time
+    assert 0.95 * bound <= result["busbw_gbps"] <= bound

@@ -126,7 +126,7 @@ def test_inter_node_boundary_costs_its_bytes_over_bandwidth_plus_latency(tokens:
     spanning = runner.replicas[0].cost
     (hop,) = spanning.stage_hops
     cfg = get_model("llama3-405b")
-    inside = IterationCost(cfg, "fp16", "h100-sxm", 8, 2, 450e9, 1e-6)
+    inside = IterationCost(cfg, "fp16", "h100-sxm", 8, 2, 450e9, 1e-6, interconnect="nvswitch-h100")
     activation = tokens * cfg.hidden * BYTES_PER_ELEMENT["fp16"]
     expected = hop.latency_s + activation / 8 / hop.bytes_per_s - (activation / 450e9 + 1e-6)
     assert spanning.dense_s(tokens, 1) - inside.dense_s(tokens, 1) == pytest.approx(expected, rel=1e-9, abs=1e-12)

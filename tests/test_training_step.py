@@ -65,7 +65,7 @@ def test_lock_step_probes_equal_the_full_flow_simulation() -> None:
     comm = CommModel(fabric.graph, "ecmp", 0)
     cases = [
         ("all_reduce", [accs[:8]], 1e8),
-        ("all_reduce", [accs[:16]], 1e8),  # hierarchical over two nodes
+        ("all_reduce", [accs[:16]], 1e8),  # NCCL ring channels on 8 rails over two nodes
         ("all_reduce", [accs[i::8][:4] for i in range(8)], 1e8),  # 8 concurrent rings across 4 nodes
         ("all_gather", [accs[i::8][:4] for i in range(8)], 1e7),
         ("all_to_all", [accs[:32]], 1e8),

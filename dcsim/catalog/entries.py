@@ -62,7 +62,8 @@ class Accelerator:
 
 @dataclass(frozen=True)
 class Interconnect:
-    """An intra-node interconnect: per-accelerator, per-direction bandwidth in GB/s (10^9 bytes/s)."""
+    """An intra-node interconnect: per-accelerator, per-direction bandwidth in GB/s (10^9 bytes/s).
+    ``nvls`` is True where the NVSwitch reduces in the switch (NVLink SHARP; None: not stated, taken as no)."""
 
     id: str
     name: str
@@ -71,3 +72,4 @@ class Interconnect:
     links_per_accelerator: int
     latency_us: float
     source: Mapping[str, str]
+    nvls: bool | None = None

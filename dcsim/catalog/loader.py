@@ -19,7 +19,7 @@ import yaml
 
 from dcsim.catalog.entries import Accelerator, Interconnect
 
-OPTIONAL_FIGURES = ("idle_w", "max_w", "usd_per_hour")
+OPTIONAL_FIGURES = ("idle_w", "max_w", "usd_per_hour", "nvls")
 #: Optional fields that are not figures (``None`` when absent); given, they need a source like any figure.
 OPTIONAL_FIELDS = (*OPTIONAL_FIGURES, "based_on")
 

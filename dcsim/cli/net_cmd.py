@@ -1,6 +1,10 @@
 """``dcsim net FILE``: run a scenario's collective workloads (only those) on its datacenter network and
 print per-link utilization and collective times; write a link-utilization plot with the run's other plots.
-``dcsim run`` runs the same collectives alongside the scenario's other workloads."""
+``dcsim run`` runs the same collectives alongside the scenario's other workloads.
+
+``dcsim net FILE --sizes 8:8G`` sweeps each collective over message sizes instead, nccl-tests style: per size
+the time, algbw, busbw and the algorithm, protocol and channels NCCL's tuner picks; and plots busbw against
+size (``plots/busbw_vs_size.png``)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from dcsim.errors import UserInputError
+from dcsim.network.collectives import CollectiveResult
+from dcsim.network.collectives.sweep import parse_sizes, sweep
 from dcsim.network.datacenter import DatacenterFabric
-from dcsim.network.plot import plot_link_utilization
+from dcsim.network.plot import plot_busbw_sweep, plot_link_utilization
 from dcsim.network.session import CollectiveSpec, NetworkRun, run_collectives
 from dcsim.scenario import load_scenario
-from dcsim.scenario.network import build_fabric
+from dcsim.scenario.network import build_fabric, network_config
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.workloads import CollectiveWorkload
 
@@ -26,12 +32,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print collective results and link table as JSON")
     parser.add_argument("--top", type=int, default=10, help="busiest links to list (default 10)")
     parser.add_argument("--no-plot", action="store_true", help="do not write plots/link_utilization.png")
+    parser.add_argument(
+        "--sizes",
+        metavar="MIN:MAX[:FACTOR]",
+        help="sweep each collective over message sizes, nccl-tests style (e.g. 8:8G; factor 2 by default): "
+        "time, algbw, busbw, algorithm, protocol per size; plots/busbw_vs_size.png",
+    )
     parser.set_defaults(handler=handle)
 
 
 def _collectives(scenario: Scenario, fabric: DatacenterFabric) -> list[CollectiveSpec]:
     specs = [
-        CollectiveSpec(w.name, w.op, w.bytes, w.rank_names(fabric), w.algorithm, w.arrival_s)
+        CollectiveSpec(w.name, w.op, w.bytes, w.rank_names(fabric), w.algorithm, w.arrival_s, w.protocol)
         for w in scenario.workloads
         if isinstance(w, CollectiveWorkload)
     ]
@@ -67,11 +79,66 @@ def _print(run: NetworkRun, top: int) -> None:
         print(f"    {link}: {row['mean_utilization']:.3f}, {row['bytes'] / 1e9:.4g} GB")
 
 
+def _row(r: CollectiveResult) -> dict[str, Any]:
+    return {
+        "bytes": int(r.bytes),
+        "time_us": r.time_s * 1e6,
+        "algbw_gb_per_s": r.algbw_gb_per_s,
+        "busbw_gb_per_s": r.busbw_gb_per_s,
+        "algorithm": r.algorithm,
+        "protocol": r.protocol,
+        "channels": r.channels,
+    }
+
+
+def _print_sweep(name: str, spec: CollectiveSpec, results: list[CollectiveResult]) -> None:
+    print(f"{name}: {spec.op} over {len(spec.ranks)} ranks (algorithm {spec.algorithm}, protocol {spec.protocol})")
+    print(
+        f"  {'size (B)':>12} {'time (us)':>12} {'algbw (GB/s)':>13} {'busbw (GB/s)':>13}  algorithm  protocol  channels"
+    )
+    for r in results:
+        print(
+            f"  {int(r.bytes):>12} {r.time_s * 1e6:>12.2f} {r.algbw_gb_per_s:>13.2f} {r.busbw_gb_per_s:>13.2f}  "
+            f"{r.algorithm:<9}  {r.protocol or '-':<8}  {r.channels or '-'}"
+        )
+
+
+def _sweeps(args: argparse.Namespace, scenario: Scenario, fabric: DatacenterFabric) -> int:
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError as error:
+        raise UserInputError.single("--sizes", str(error)) from None
+    routing = network_config(scenario.datacenter).routing
+    specs = _collectives(scenario, fabric)
+    runs = {
+        spec.name: sweep(
+            fabric.graph, spec.op, spec.ranks, sizes, spec.algorithm, spec.protocol, routing=routing, seed=scenario.seed
+        )
+        for spec in specs
+    }
+    plot = None
+    if not args.no_plot and scenario.outputs.plots:
+        points = {name: [(r.bytes, r.busbw_gb_per_s) for r in results] for name, results in runs.items()}
+        plot = plot_busbw_sweep(points, Path(scenario.output_dir) / "plots" / "busbw_vs_size.png")
+    if args.json:
+        rows = {name: [_row(r) for r in results] for name, results in runs.items()}
+        print(json.dumps({"sweeps": rows, "plot": str(plot) if plot else None}, indent=2))
+        return 0
+    for spec in specs:
+        _print_sweep(spec.name, spec, runs[spec.name])
+        print()
+    if plot is not None:
+        print(f"plot: {plot}")
+    return 0
+
+
 def handle(args: argparse.Namespace) -> int:
-    """Run the scenario's collectives on its network."""
+    """Run the scenario's collectives on its network (or sweep them over message sizes)."""
     scenario = load_scenario(args.file)
     with scenario.catalog_scope():  # the accelerators the scenario declares (their interconnects)
         fabric = build_fabric(scenario.datacenter, scenario.seed)
+        if args.sizes is not None:
+            return _sweeps(args, scenario, fabric)
         run = run_collectives(fabric, _collectives(scenario, fabric), scenario.seed)
     plot = None
     if not args.no_plot and scenario.outputs.plots:

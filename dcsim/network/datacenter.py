@@ -135,6 +135,8 @@ def build_datacenter_fabric(
         for j in range(group.count):
             server = f"{group.name}-{j}"
             accs = add_node_fabric(graph, server, link, group.accelerators_per_node)
+            for acc in accs:  # what NCCL's tuner keys its figures by (dcsim.network.collectives.channels)
+                graph.nodes[acc].update(accelerator=group.accelerator, interconnect=link.id if link else None)
             fabric.servers[server] = accs
             taken, free = free[: group.nic_count], free[group.nic_count :]
             fabric.nics[server] = _attach_nics(graph, server, accs, taken, nic_bps) if taken else []

@@ -76,3 +76,25 @@ def plot_link_utilization(usage: LinkUsage, path: str | Path, title: str = "Link
     path.parent.mkdir(parents=True, exist_ok=True)
     link_utilization_figure(usage, title).savefig(path, dpi=100)
     return path
+
+
+def plot_busbw_sweep(sweeps: dict[str, list[tuple[float, float]]], path: Path) -> Path:
+    """busbw (GB/s) against message size (bytes, log scale), one line per collective, as nccl-tests users
+    plot them. ``sweeps`` maps a label to (bytes, busbw GB/s) points."""
+    figure = Figure(figsize=(8, 4.5))
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for label, points in sweeps.items():
+        sizes, busbw = zip(*points, strict=True) if points else ((), ())
+        axes.plot(sizes, busbw, marker="o", markersize=3, label=label)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("message size (bytes, nccl-tests size)")
+    axes.set_ylabel("busbw (GB/s)")
+    axes.set_title("Bus bandwidth by message size")
+    axes.grid(True, which="both", alpha=0.3)
+    if sweeps:
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path

@@ -25,6 +25,7 @@ class CollectiveSpec:
     ranks: Sequence[str]
     algorithm: str = "auto"
     arrival_s: float = 0.0
+    protocol: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def run_collectives(
 
     def launch(spec: CollectiveSpec) -> simpy.events.ProcessGenerator:
         yield env.timeout(spec.arrival_s)
-        result = yield env.process(run_collective(sim, spec.op, list(spec.ranks), spec.bytes, spec.algorithm))
+        body = run_collective(sim, spec.op, list(spec.ranks), spec.bytes, spec.algorithm, protocol=spec.protocol)
+        result = yield env.process(body)
         return result
 
     for spec in specs:

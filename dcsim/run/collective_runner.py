@@ -44,7 +44,9 @@ class CollectiveRunner:
     def _run(self) -> Generator[simpy.Event, Any, None]:
         spec = self.spec
         yield self.sim.env.timeout(spec.arrival_s)
-        body = run_collective(self.network.flows, spec.op, self.ranks, spec.bytes, spec.algorithm)
+        body = run_collective(
+            self.network.flows, spec.op, self.ranks, spec.bytes, spec.algorithm, protocol=spec.protocol
+        )
         self.result = yield self.sim.env.process(body)
         if self.sim.log.enabled:
             self.sim.log.complete(
@@ -73,6 +75,8 @@ class CollectiveRunner:
                 "ranks": len(self.ranks),
                 "bytes": self.spec.bytes,
                 "algorithm": result.algorithm if result else self.spec.algorithm,
+                "protocol": result.protocol if result else self.spec.protocol,
+                "channels": result.channels if result else 0,  # 0 (and no protocol): not tuned by NCCL
                 "start_s": self.spec.arrival_s,
                 "time_s": result.time_s if result else None,
                 "algbw_gbps": result.algbw_gbps if result else None,

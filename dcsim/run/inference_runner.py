@@ -204,6 +204,7 @@ class InferenceRunner:
                     host=HostOverhead.for_engine(
                         resolve_engine(spec.host_overhead, acc.kind), tp, pp, self.cfg.family != "encoder"
                     ),
+                    interconnect=link.id if link else None,
                 )
                 self.memory[node.name] = spec.replica_memory(node, acc, self.cfg, self.served)
                 if spec.offload is not None and spec.offload.kv_fraction:  # part of every block in host memory

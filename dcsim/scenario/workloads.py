@@ -222,6 +222,7 @@ class CollectiveWorkload(WorkloadSpec):
     ranks: Count | None = Field(default=None, ge=2)
     hosts: list[str] | None = None
     algorithm: str = "auto"
+    protocol: Literal["auto", "ll", "ll128", "simple"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
 
     @field_validator("algorithm")
@@ -260,7 +261,26 @@ class CollectiveWorkload(WorkloadSpec):
         except UserInputError:
             return []  # reported once, at datacenter.network, by the loader
         try:
-            self.rank_names(fabric)
+            names = self.rank_names(fabric)
         except (ValueError, KeyError) as error:
             return [Problem("hosts" if self.hosts is not None else "ranks", str(error.args[0]))]
+        return self._nccl_problems(fabric, names)
+
+    def _nccl_problems(self, fabric: Any, names: list[str]) -> list[Problem]:
+        """The named algorithm and protocol must exist on these ranks' hardware (NVLS needs an NVSwitch
+        that has it, CollNet several nodes, NVLS and CollNet the Simple protocol)."""
+        from dcsim.network.collectives import ALIASES
+        from dcsim.network.collectives.channels import layout_of
+        from dcsim.network.collectives.nccl_model import NCCL_OPS, candidates
+
+        if self.op not in NCCL_OPS:
+            if self.protocol != "auto":
+                return [Problem("protocol", f"{self.op} is not tuned by NCCL's model: protocol must be auto")]
+            return []
+        algorithm = ALIASES.get(self.algorithm, self.algorithm)
+        try:
+            candidates(self.op, layout_of(fabric.graph, names).topology, algorithm, self.protocol)
+        except ValueError as error:
+            field = "algorithm" if self.protocol == "auto" else "protocol"
+            return [Problem(field, str(error.args[0]))]
         return []

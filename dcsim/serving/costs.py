@@ -2,8 +2,9 @@
 
 An iteration's time is the sum of its ops' predicted times on one accelerator of the replica (ops of one
 tensor-parallel shard, :mod:`dcsim.models.inference`), plus the tensor-parallel all-reduces (two per layer,
-ring algorithm over the node's intra-node interconnect: ``2 (tp-1)/tp x bytes / bandwidth`` plus
-``2 (tp-1)`` link latencies each) and, with ``pp`` pipeline stages, ``pp - 1`` activation transfers: over
+each priced by NCCL's model on the node's intra-node interconnect, :func:`dcsim.network.collectives.nccl_model.tune`:
+the tuner's algorithm, protocol and channels, with NCCL's latencies - tens of microseconds for the small
+messages of a decode step) and, with ``pp`` pipeline stages, ``pp - 1`` activation transfers: over
 the intra-node interconnect between stages on one node, and over the NICs and network between stages on
 different nodes (a replica spanning nodes, :mod:`dcsim.serving.stagehop`).
 Pipeline stages run one after another for one batch (no micro-batch overlap inside a replica), so ``pp``
@@ -34,6 +35,7 @@ from dcsim.models.inference import (
     weight_bytes,
 )
 from dcsim.models.transformer import TransformerConfig
+from dcsim.network.collectives.nccl_model import CommTopology, node_topology, tune
 from dcsim.serving.host_overhead import HostOverhead
 from dcsim.serving.stagehop import StageHop
 
@@ -219,7 +221,10 @@ class IterationCost:
     """Seconds of iterations of one replica (``tp`` x ``pp`` accelerators of ``device_id``).
 
     ``link_bytes_per_s`` and ``link_latency_s`` describe the intra-node interconnect the TP all-reduces
-    and PP transfers inside a node use (needed when ``tp`` > 1 or stages share a node). ``stage_hops``
+    and PP transfers inside a node use (needed when ``tp`` > 1 or stages share a node); ``interconnect`` is
+    its catalog id, with which the TP all-reduce sees the link's efficiency, PCIe or NVLink latencies and
+    NVLS as NCCL would (:func:`~dcsim.network.collectives.nccl_model.node_topology`; without it the
+    bandwidth is taken as given, on NVLink). ``stage_hops``
     are the replica's inter-node stage boundaries (a replica spanning nodes: one
     :class:`~dcsim.serving.stagehop.StageHop` per boundary between nodes; the other ``pp - 1 - len(stage_hops)``
     boundaries are inside a node). ``predict_many`` defaults to
@@ -252,6 +257,7 @@ class IterationCost:
         kv_precision: str | None = None,
         stage_hops: Sequence[StageHop] = (),
         host: HostOverhead | None = None,
+        interconnect: str | None = None,
     ) -> None:
         if len(stage_hops) > pp - 1:
             raise ValueError(f"{len(stage_hops)} inter-node stage boundaries for pp ({pp}): at most pp - 1")
@@ -265,6 +271,9 @@ class IterationCost:
         self.cfg, self.precision, self.device_id, self.tp, self.pp = cfg, precision, device_id, tp, pp
         self.link_bytes_per_s = link_bytes_per_s or 0.0
         self.link_latency_s = link_latency_s
+        self.tp_topology: CommTopology | None = None
+        if tp > 1:
+            self.tp_topology = node_topology(device_id, interconnect, tp, self.link_bytes_per_s)
         self._predict = predict or predict_many
         self.offload_s = offload_s
         # seconds per cached token attended to for the part of the KV cache kept in host memory (offload
@@ -309,12 +318,9 @@ class IterationCost:
     def comm_s(self, tokens: int) -> float:
         """Seconds of the TP all-reduces and PP transfers of one iteration over ``tokens`` tokens."""
         seconds = 0.0
-        if self.tp > 1:
+        if self.tp_topology is not None:
             per_op = allreduce_bytes(self.cfg, tokens, self.precision) / (2 * self.cfg.layers)
-            ring = (
-                2.0 * (self.tp - 1) / self.tp * per_op / self.link_bytes_per_s + 2 * (self.tp - 1) * self.link_latency_s
-            )
-            seconds += 2 * self.cfg.layers * ring
+            seconds += 2 * self.cfg.layers * tune("all_reduce", self.tp_topology, float(per_op)).time_s
         if self.pp > 1:
             activation = tokens * self.cfg.hidden * BYTES_PER_ELEMENT[self.precision]
             inside = self.pp - 1 - len(self.stage_hops)

@@ -1,10 +1,12 @@
-"""Collectives (all-reduce, all-gather, reduce-scatter, all-to-all, broadcast, send/recv) decomposed into
-flows, with nccl-tests algbw/busbw reporting."""
+"""Collectives (all-reduce, all-gather, reduce-scatter, all-to-all, broadcast, send/recv): NCCL's channels,
+algorithms and protocols as a closed form (:mod:`.nccl_model`) and as flows on the fabric (:mod:`.runner`),
+with nccl-tests algbw/busbw reporting."""
 
 from dcsim.network.collectives.algorithms import Phase
 from dcsim.network.collectives.conventions import OPS, CollectiveResult, bus_factor, make_result
 from dcsim.network.collectives.runner import (
     ALGORITHMS,
+    ALIASES,
     choose_algorithm,
     plan,
     rank_groups,
@@ -14,6 +16,7 @@ from dcsim.network.collectives.runner import (
 
 __all__ = [
     "ALGORITHMS",
+    "ALIASES",
     "OPS",
     "CollectiveResult",
     "Phase",

@@ -29,7 +29,9 @@ def bus_factor(op: str, n: int) -> float:
 
 @dataclass(frozen=True)
 class CollectiveResult:
-    """One collective's outcome: wall time in simulated seconds and nccl-tests bandwidths in bytes/s.
+    """One collective's outcome: wall time in simulated seconds and nccl-tests bandwidths in bytes/s; for
+    NCCL's tuned collectives also the ``protocol`` (``ll``, ``ll128``, ``simple``) and ``channels`` that ran
+    (empty and 0 for the others).
 
     ``algbw_gbps``/``busbw_gbps`` give them in gigabits per second (the scenario contract's unit);
     ``*_gb_per_s`` in gigabytes per second (nccl-tests' printed unit, one eighth of that).
@@ -42,6 +44,8 @@ class CollectiveResult:
     time_s: float
     algbw_bytes_per_s: float
     busbw_bytes_per_s: float
+    protocol: str = ""
+    channels: int = 0
 
     @property
     def algbw_gbps(self) -> float:
@@ -64,8 +68,9 @@ class CollectiveResult:
         return self.busbw_bytes_per_s / 1e9
 
     def summary(self) -> dict[str, float | int | str]:
-        """The scenario contract's collective summary (``time_s``, ``algbw_gbps``, ``busbw_gbps``) and more."""
-        return {
+        """The scenario contract's collective summary (``time_s``, ``algbw_gbps``, ``busbw_gbps``) and more
+        (``protocol`` and ``channels`` where NCCL's tuner chose them)."""
+        out: dict[str, float | int | str] = {
             "op": self.op,
             "algorithm": self.algorithm,
             "ranks": self.ranks,
@@ -74,9 +79,15 @@ class CollectiveResult:
             "algbw_gbps": self.algbw_gbps,
             "busbw_gbps": self.busbw_gbps,
         }
+        if self.protocol:
+            out.update(protocol=self.protocol, channels=self.channels)
+        return out
 
 
-def make_result(op: str, algorithm: str, ranks: int, nbytes: float, time_s: float) -> CollectiveResult:
+def make_result(
+    op: str, algorithm: str, ranks: int, nbytes: float, time_s: float, protocol: str = "", channels: int = 0
+) -> CollectiveResult:
     """A :class:`CollectiveResult` with algbw = bytes / time and busbw by :func:`bus_factor`."""
     algbw = nbytes / time_s if time_s > 0 else float("inf")
-    return CollectiveResult(op, algorithm, ranks, float(nbytes), time_s, algbw, algbw * bus_factor(op, ranks))
+    busbw = algbw * bus_factor(op, ranks)
+    return CollectiveResult(op, algorithm, ranks, float(nbytes), time_s, algbw, busbw, protocol, channels)
