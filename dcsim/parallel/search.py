@@ -115,15 +115,16 @@ def candidate_plans(setup: TrainingSetup, accelerators: int, per_node: int) -> I
             if setup.global_batch_size % (degrees["dp"] * mbs):
                 continue
             for zero, recompute, (schedule, v) in itertools.product(zeros, recomputes, schedules):
-                plan = ParallelPlan(
+                options: dict[str, Any] = {
                     **degrees,
-                    microbatch_size=mbs,
-                    schedule=schedule,
-                    virtual_stages=v,
-                    zero_stage=zero,
-                    recompute=recompute,
-                    sequence_parallel=tp > 1,
-                )
+                    "microbatch_size": mbs,
+                    "schedule": schedule,
+                    "virtual_stages": v,
+                    "zero_stage": zero,
+                    "recompute": recompute,
+                    "sequence_parallel": tp > 1,
+                }
+                plan = ParallelPlan(**options)
                 if not check_plan(setup, plan):
                     yield plan
 
