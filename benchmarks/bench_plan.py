@@ -2,17 +2,20 @@
 
 Llama 3 405B (126 layers) trained on 16,384 H100 GPUs with a global batch of 2,048 sequences of 8,192 tokens
 (Dubey et al. 2024, "The Llama 3 Herd of Models", Section 3.3.2 and Table 4: TP 8, CP 1, PP 16, DP 128).
-The datacenter here is 2,048 DGX H100 servers (8 GPUs on NVSwitch, eight 400 Gb/s NICs each) on a fat tree.
+The datacenter is N DGX H100 servers (8 GPUs on NVSwitch, eight 400 Gb/s NICs each) on a fat tree: Meta's
+2,048 with ``--nodes 2048``; 256 (2,048 GPUs) by default, because at 16,384 GPUs the network controller's
+per-destination route tables need more memory than a development machine has (over 40 GB for one plan:
+benchmarks/NOTES.md, "Plan search at Llama 3 405B scale").
 
 1. ``dcsim plan``'s search: every valid plan of TP x PP x DP x EP (EP applies to MoE models only: 1 here) x
-   micro-batch sizes x ZeRO x recompute x schedule, ranked: target under 60 s. The space has no context
-   parallelism (cp) in this branch; where ``ParallelPlan`` has it the search spans it too.
-2. One plan (Meta's: tp 8, pp 16, dp 128, microbatch 1, 1F1B) evaluated on a fresh communication model
+   micro-batch sizes x ZeRO x recompute x schedule, ranked: target under 60 s. No context parallelism
+   (cp) here: this branch's ``ParallelPlan`` has none; with it, ``search.DEGREES`` takes a ``cp`` entry.
+2. One plan (Meta's layout: tp 8, pp 16, dp = GPUs / 128, microbatch 1, 1F1B) evaluated on a fresh communication model
    (no cached collective times): target under 1 s.
 
 The fabric (built once per datacenter and cached) and the network controller (its route tables, once per
 fabric) are timed apart; ``dcsim plan`` pays each once. Run: python benchmarks/bench_plan.py
-(``--only search`` or ``--only one`` for one part).
+(``--only search`` or ``--only one`` for one part, ``--nodes N`` for the scale).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dcsim.parallel.step import TrainingSetup
 from dcsim.scenario import load_scenario
 from dcsim.scenario.network import build_fabric
 
-NODES = 2048
+NODES = 256  # servers by default (Meta's run: 2,048)
 TOKENS = 15.6e12  # Llama 3's pre-training tokens (ibid., Section 3.1)
 
 
@@ -120,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 1)[1])
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--only", choices=sorted(PARTS), help="run one part: search (rank every plan) or one")
-    parser.add_argument("--nodes", type=int, default=NODES, help=f"DGX H100 servers (default {NODES}: 16,384 GPUs)")
+    parser.add_argument("--nodes", type=int, default=NODES, help=f"DGX H100 servers (default {NODES}; Meta's: 2048)")
     args = parser.parse_args()
     for name, part in PARTS.items():
         if args.only in (None, name):
