@@ -149,7 +149,10 @@ def test_invalid_plans_name_the_field() -> None:
     gpt3 = get_model("gpt3-175b")
     setup = TrainingSetup(gpt3, "a100-sxm-80gb", 1536, 2048)
     assert ("parallelism.tp", "must divide heads (96)") in check_plan(setup, ParallelPlan(dp=16, tp=64))
-    assert any(f == "parallelism.pp" for f, _ in check_plan(setup, ParallelPlan(dp=8, pp=7)))
+    assert check_plan(setup, ParallelPlan(dp=8, pp=7)) == []  # 96 layers on 7 stages: split unevenly
+    assert ("parallelism.pp", "pp (128) must not exceed the model's layers (96)") in check_plan(
+        setup, ParallelPlan(dp=8, pp=128)
+    )
     assert any(f == "global_batch_size" for f, _ in check_plan(setup, ParallelPlan(dp=7)))
     short = check_plan(TrainingSetup(gpt3, "a100-sxm-80gb", 16, 2048), ParallelPlan(dp=2, pp=16, microbatch_size=2))
     assert short == [("parallelism.microbatch_size", "gives 4 microbatches, fewer than the pipeline's 16 stages")]

@@ -36,7 +36,8 @@ def register(subparsers: Any) -> None:
         "plan",
         help="rank the parallel plans (dp, tp, pp, cp, microbatch, zero, recompute) of a training workload",
         description="Enumerate every valid parallel plan for a scenario's training workload on its accelerators "
-        "and rank them by time to train or by cost; plans that do not fit in memory are listed last, marked.",
+        "and rank them by time to train or by cost; plans that do not fit in memory are listed last, marked, "
+        "with their memory and without a time (they are not priced).",
     )
     parser.add_argument("scenario", help="scenario YAML file with a kind: training workload")
     parser.add_argument("--workload", help="name of the training workload (default: the first one)")
@@ -103,12 +104,12 @@ def _plan(args: argparse.Namespace, scenario: Scenario) -> int:
             raise UserInputError.single("--out", f"cannot write {args.out!r}: {error}") from None
     fitting = int(table["fits_in_memory"].sum())
     print(
-        f"{spec.name}: {len(table)} valid plans on {count} x {accelerator} ({fitting} fit in memory), "
-        f"ranked by {'time to train' if args.by == 'time' else 'cost'}"
+        f"{spec.name}: {len(table)} valid plans on {count} x {accelerator} ({fitting} fit in memory and are "
+        f"priced), ranked by {'time to train' if args.by == 'time' else 'cost'}"
     )
     shown = table if args.top == 0 else table.head(args.top)
     view = shown.loc[:, list(COLUMNS)].copy()
-    view["time_to_train_s"] = (view["time_to_train_s"] / 86400).map(lambda d: f"{d:.3g} d")
+    view["time_to_train_s"] = (view["time_to_train_s"] / 86400).map(lambda d: f"{d:.3g} d" if d == d else "-")
     view = view.rename(columns={"time_to_train_s": "time_to_train", "memory_per_accelerator_gb": "memory_gb"})
     print(view.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if args.out:

@@ -11,7 +11,14 @@ from dcsim.parallel.flops import model_flops_per_sample
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.memory import MemoryBreakdown, fits, training_memory
 from dcsim.parallel.plan import ParallelPlan
-from dcsim.parallel.step import ACTIVATION_PRECISION, StepEstimate, TrainingSetup, estimate_step, peak_flops
+from dcsim.parallel.step import (
+    ACTIVATION_PRECISION,
+    StepEstimate,
+    TrainingSetup,
+    estimate_step,
+    layer_split,
+    peak_flops,
+)
 
 
 @dataclass(frozen=True)
@@ -82,16 +89,16 @@ def evaluate_plan(
     comm: CommModel,
     server_of: dict[str, str],
     fidelity: str = "fast",
+    memory: MemoryBreakdown | None = None,
 ) -> PlanEvaluation:
-    """Step time, memory and utilization of ``plan`` on the accelerators of ``layout``."""
+    """Step time, memory and utilization of ``plan`` on the accelerators of ``layout`` (``memory``: its
+    :func:`plan_memory`, when the caller has it already)."""
     step = estimate_step(setup, plan, layout, comm, server_of, fidelity)
-    memory = plan_memory(setup, plan)
+    memory = plan_memory(setup, plan) if memory is None else memory
     accelerator = load_catalog().accelerator(setup.accelerator)
     flops = model_flops_per_sample(setup.model, setup.seq_len) * setup.global_batch_size
     if setup.teacher is not None:  # the teacher's forward pass: a third of its 6·N (+ attention) convention
         flops += model_flops_per_sample(setup.teacher, setup.seq_len) * setup.global_batch_size / 3.0
-        teacher_bytes = setup.teacher.param_count() * setup.element_bytes / (plan.tp * plan.pp)
-        memory = replace(memory, weights_bytes=memory.weights_bytes + teacher_bytes)
     return PlanEvaluation(
         setup,
         plan,
@@ -104,14 +111,21 @@ def evaluate_plan(
 
 
 def plan_memory(setup: TrainingSetup, plan: ParallelPlan) -> MemoryBreakdown:
-    """Memory of the most loaded accelerator (see :func:`dcsim.parallel.memory.training_memory`)."""
+    """Memory of the most loaded accelerator (see :func:`dcsim.parallel.memory.training_memory`), its stages
+    holding the layers the step gives them (:func:`~dcsim.parallel.step.layer_split`), plus a distillation
+    teacher's 16-bit weights, sharded like the student's."""
     precision = ACTIVATION_PRECISION[setup.precision]  # fp8 GEMMs keep bf16 weights and activations
-    return training_memory(
+    split = plan.layers_per_stage if plan.pp == 1 else layer_split(setup, plan)
+    memory = training_memory(
         setup.model,
-        plan,
+        replace(plan, layers_per_stage=split),
         seq_len=setup.seq_len,
         global_batch_size=setup.global_batch_size,
         precision=precision,
         optimizer=setup.optimizer,
         attention=str(setup.attention),
     )
+    if setup.teacher is not None:
+        teacher_bytes = setup.teacher.param_count() * setup.element_bytes / (plan.tp * plan.pp)
+        memory = replace(memory, weights_bytes=memory.weights_bytes + teacher_bytes)
+    return memory

@@ -26,9 +26,10 @@ implementations do.
 ZeRO (ibid., Section 5, Figure 1) shards over the ``dp`` data-parallel ranks: stage 1 the optimizer state
 (``2 + 2 + K/dp``), stage 2 also the gradients (``2 + (2 + K)/dp``), stage 3 (FSDP) also the weights
 (``(2 + 2 + K)/dp``) bytes per parameter. Tensor parallelism divides the sharded matrices ``tp`` ways (norms
-stay replicated, as in the op list), pipeline parallelism gives each stage its layers (the embedding on the
-first stage, the output layer on the last; with tied embeddings and ``pp > 1`` the last stage keeps its own
-copy of the table), and expert parallelism divides MoE expert weights ``ep`` ways (their ZeRO shards are
+stay replicated, as in the op list), pipeline parallelism gives each stage its layers (the plan's split,
+:func:`~dcsim.parallel.stages.chunk_layers`: even, explicit or balanced; the embedding on the first stage,
+the output layer on the last; with tied embeddings and ``pp > 1`` the last stage keeps its own copy of the
+table), and expert parallelism divides MoE expert weights ``ep`` ways (their ZeRO shards are
 over the ``dp / ep`` replicas of each expert).
 
 Activations of transformer layers (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
@@ -82,8 +83,8 @@ The closed form covers stacks of identical decoder or encoder layers (GPT, BERT,
 with ``s`` = patches + class token; BERT's masked-LM head is counted as the decoder output layer above).
 Other models (ResNet; encoder-decoder models such as T5 and Whisper, with cross-attention and two sequence
 lengths) use their op list instead: the forward ops' ``allocations`` (every output a backward pass needs)
-summed, times the microbatch size and the in-flight microbatches; a pipeline stage gets ``1/pp`` of the
-repeated layers' share (an average: ResNet stages differ in size). Recompute is modelled for the closed
+summed, times the microbatch size and the in-flight microbatches; a pipeline stage gets its layers' fraction of
+the repeated layers' share (an average: ResNet stages differ in size). Recompute is modelled for the closed
 form only. Not counted anywhere:
 framework workspace, communication buffers, ZeRO-3's gathered working layer, the transient activations of
 the layer being recomputed, and allocator fragmentation; ``fits`` takes a ``reserved_gb`` for them.
@@ -104,7 +105,7 @@ from dcsim.parallel.attention import check_attention
 from dcsim.parallel.layer_memory import stack_activation_bytes, uses_layer_stack
 from dcsim.parallel.optimizer_step import OPTIMIZERS
 from dcsim.parallel.plan import ParallelPlan
-from dcsim.parallel.stages import PARTS, block_layers, layer_part, step_ops
+from dcsim.parallel.stages import PARTS, block_layers, chunk_layers, device_layers, layer_part, step_ops
 
 #: Precisions the memory model covers: 16-bit mixed precision, or fp32 (tf32 computes on fp32 storage).
 TRAINING_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -330,7 +331,9 @@ def training_memory(
     the paper (GPT-3, BERT); set it False for models trained without dropout (Llama). ``attention`` is
     ``flash`` (fused kernels, no ``s x s`` scores) or ``eager`` (see the module docstring); op-list models
     count their op list's fused attention either way. ``plan.cp`` splits each sequence over context-parallel
-    ranks (closed-form models only).
+    ranks (closed-form models only). Stage ``i`` holds the layers the plan's split gives it
+    (:func:`~dcsim.parallel.stages.chunk_layers` without predicted times: a ``balanced`` split here counts the
+    embedding and the loss as a layer each; ``evaluate_plan`` passes the split the step was priced with).
     """
     _check_choice("precision", precision, TRAINING_PRECISIONS)
     check_attention(attention)
@@ -351,10 +354,7 @@ def training_memory(
     if not closed_form and plan.cp > 1:
         raise ValueError(f"cp is modelled for decoder/encoder transformer layers only (model {_name(model)}: use cp 1)")
     layers = block_layers(model)
-    chunks = plan.pp * plan.virtual_stages
-    if layers % chunks:
-        what = "pp * virtual_stages" if plan.virtual_stages > 1 else "pp"
-        raise ValueError(f"{what} ({chunks}) must divide the model's layers ({layers})")
+    held_layers = device_layers(chunk_layers(plan, layers), plan.pp)  # ValueError for a split that does not fit
     parts, allocations = _model_parts(model, plan.tp, plan.ep, seq_len, precision)
     if closed_form:
         tokens = _sequence_tokens(model, seq_len)
@@ -364,7 +364,10 @@ def training_memory(
     stages = range(plan.pp) if stage is None else [stage]
     if stage is not None and not 0 <= stage < plan.pp:
         raise ValueError(f"stage must be in 0..{plan.pp - 1} (got {stage!r})")
-    results = [_stage_memory(model, plan, i, parts, activations, microbatches, precision, optimizer) for i in stages]
+    results = [
+        _stage_memory(model, plan, i, held_layers[i] / layers, parts, activations, microbatches, precision, optimizer)
+        for i in stages
+    ]
     return max(results, key=lambda m: (m.total_bytes, -m.stage))
 
 
@@ -372,6 +375,7 @@ def _stage_memory(
     model: Any,
     plan: ParallelPlan,
     stage: int,
+    share: float,
     parts: Mapping[str, _Part],
     activations: Mapping[str, float],
     microbatches: int | None,
@@ -379,7 +383,6 @@ def _stage_memory(
     optimizer: str,
 ) -> MemoryBreakdown:
     first, last = stage == 0, stage == plan.pp - 1
-    share = 1.0 / plan.pp
     held = parts["block"].scaled(share)
     if first:
         held = held + parts["pre"]

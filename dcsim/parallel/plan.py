@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 SCHEDULES = ("1f1b", "interleaved", "gpipe")
 RECOMPUTE = ("none", "selective", "full")
+#: How a pipeline's layers are split when no explicit list is given (see :mod:`dcsim.parallel.stages`)
+STAGE_SPLITS = ("auto", "balanced")
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,10 @@ class ParallelPlan:
     pipeline ``schedule`` (``interleaved`` with ``virtual_stages`` model chunks per stage), the ZeRO stage
     (0: none; 1: optimizer state; 2: + gradients; 3: + weights, i.e. FSDP full sharding), activation
     ``recompute`` (none | selective | full, Korthikanti et al. 2022), Megatron ``sequence_parallel`` (norms
-    and dropout sharded over the TP group) and whether the data-parallel gradient reduction overlaps the
-    backward pass (``overlap_dp``)."""
+    and dropout sharded over the TP group), whether the data-parallel gradient reduction overlaps the
+    backward pass (``overlap_dp``) and the transformer layers of each pipeline stage (``layers_per_stage``:
+    ``pp`` or ``pp * virtual_stages`` counts in pipeline order, or ``auto``/``balanced``; see
+    :func:`dcsim.parallel.stages.chunk_layers`)."""
 
     dp: int = 1
     tp: int = 1
@@ -39,6 +43,7 @@ class ParallelPlan:
     sequence_parallel: bool = False
     overlap_dp: bool = True
     cp: int = 1
+    layers_per_stage: tuple[int, ...] | str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("dp", "tp", "pp", "ep", "cp", "microbatch_size", "virtual_stages"):
@@ -55,6 +60,15 @@ class ParallelPlan:
             raise ValueError("virtual_stages > 1 needs schedule: interleaved")
         if self.dp % self.ep:
             raise ValueError(f"ep ({self.ep}) must divide dp ({self.dp})")
+        split = self.layers_per_stage
+        if isinstance(split, str):
+            if split not in STAGE_SPLITS:
+                raise ValueError(f"layers_per_stage must be a list or one of {', '.join(STAGE_SPLITS)} (got {split!r})")
+        else:
+            split = tuple(split)
+            if any(not isinstance(n, int) or isinstance(n, bool) or n < 0 for n in split):
+                raise ValueError(f"layers_per_stage must be whole numbers >= 0 (got {list(split)!r})")
+            object.__setattr__(self, "layers_per_stage", split)  # a list given: hashable like the rest
 
     @property
     def world_size(self) -> int:

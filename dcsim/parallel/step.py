@@ -55,7 +55,17 @@ from dcsim.parallel.overlap import (
 from dcsim.parallel.pipeline import PipelineTiming, analytic_pipeline, simulate_pipeline
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.precision_recipe import PrecisionRecipe, cast_ops, cast_times, spread_per_step, with_casts
-from dcsim.parallel.stages import StageCompute, block_layers, layer_part, part_times, stage_compute, step_ops
+from dcsim.parallel.stages import (
+    StageCompute,
+    block_layers,
+    chunk_layers,
+    layer_part,
+    part_times,
+    split_problems,
+    stage_compute,
+    stage_costs,
+    step_ops,
+)
 
 FIDELITIES = ("fast", "detailed")
 # Precisions a step's GEMMs run in -> the element type of its activations, gradients and comm traffic
@@ -124,7 +134,7 @@ class StepEstimate:
     recompute of all its microbatches), ``tp_exposed_s`` (tensor-, expert- and context-parallel communication,
     which blocks compute), ``pp_bubble_s`` (pipeline fill, drain and sends), ``dp_exposed_s`` (gradient reduction
     not hidden behind the backward, ZeRO-3 gathers included) and ``optimizer_s``. They add up to
-    ``step_time_s``."""
+    ``step_time_s``. ``layers_per_chunk``: the transformer layers of each pipeline chunk (pipeline order)."""
 
     step_time_s: float
     compute_s: float
@@ -135,6 +145,7 @@ class StepEstimate:
     microbatches: int
     fidelity: str
     comm_s: dict[str, float] = field(default_factory=dict)
+    layers_per_chunk: tuple[int, ...] = ()
 
     def breakdown(self) -> dict[str, float]:
         """The five parts of the step, seconds."""
@@ -171,11 +182,7 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
             if size % plan.tp:
                 problems.append(("parallelism.tp", f"must divide {what} ({size})"))
                 break
-    layers = block_layers(model)
-    chunks = plan.pp * plan.virtual_stages
-    if layers % chunks:
-        what = "pp * virtual_stages" if plan.virtual_stages > 1 else "pp"
-        problems.append(("parallelism.pp", f"{what} ({chunks}) must divide the model's layers ({layers})"))
+    problems += [(f"parallelism.{name}", message) for name, message in split_problems(plan, block_layers(model))]
     experts = getattr(model, "experts", 1) or 1
     if plan.ep > 1 and experts % plan.ep:
         problems.append(("parallelism.ep", f"must divide the experts ({experts})"))
@@ -257,14 +264,34 @@ def _slice(
     return _ModelSlice(times, block_layers(model), params, hidden, times.flops_fwd, casts.weights_total_s, gemm_s)
 
 
-def stage_params(slice_: _ModelSlice, plan: ParallelPlan) -> list[int]:
-    """Parameters held by each pipeline device (per TP shard; its chunks' layers, plus the embedding on the
-    first device and the head on the last)."""
+def _setup_slice(setup: TrainingSetup, plan: ParallelPlan) -> _ModelSlice:
+    """The slice ``estimate_step`` prices for ``plan``: the precision recipe, the launch floor and ``cp``."""
+    recipe, floor_s = setup.recipe.for_device(setup.accelerator), setup.launch_floor_s
+    return _slice(
+        setup.model, plan.microbatch_size, setup.seq_len, plan.tp, plan.ep, recipe, setup.accelerator, floor_s, plan.cp
+    )
+
+
+def layer_split(setup: TrainingSetup, plan: ParallelPlan) -> tuple[int, ...]:
+    """Transformer layers of each of the plan's ``pp * virtual_stages`` chunks (pipeline order): the plan's
+    list, an even split, or one balanced on the predicted compute (forward, backward and recompute) of a
+    microbatch (:func:`~dcsim.parallel.stages.chunk_layers`). Blocking TP/EP communication is per layer, so
+    leaving it out moves only the embedding's and the head's weight against a layer's; it keeps the split a
+    function of the model and plan alone, so memory can be checked before the step is priced."""
+    sl = _setup_slice(setup, plan)
+    return chunk_layers(plan, sl.layers, stage_costs(sl.times, sl.layers, plan.recompute))
+
+
+def stage_params(slice_: _ModelSlice, plan: ParallelPlan, split: tuple[int, ...] | None = None) -> list[int]:
+    """Parameters held by each pipeline device (per TP shard; its chunks' layers, ``split[c]`` in chunk ``c``
+    (default :func:`~dcsim.parallel.stages.chunk_layers`), plus the embedding on the first device and the
+    head on the last)."""
     chunks = plan.pp * plan.virtual_stages
+    split = chunk_layers(plan, slice_.layers) if split is None else split
     out = [0] * plan.pp
     for c in range(chunks):
         device = c % plan.pp
-        out[device] += slice_.params_by_part["block"] // chunks
+        out[device] += slice_.params_by_part["block"] * split[c] // slice_.layers
         if c == 0:
             out[device] += slice_.params_by_part["pre"]
         if c == chunks - 1:
@@ -350,20 +377,21 @@ def estimate_step(
         raise ValueError(f"{problems[0][0]}: {problems[0][1]}")
     m = plan.microbatches(setup.global_batch_size)
     recipe, floor_s = setup.recipe.for_device(setup.accelerator), setup.launch_floor_s
-    sl = _slice(
-        setup.model, plan.microbatch_size, setup.seq_len, plan.tp, plan.ep, recipe, setup.accelerator, floor_s, plan.cp
-    )
-    stages = stage_compute(sl.times, sl.layers, plan)
+    sl = _setup_slice(setup, plan)
+    split = layer_split(setup, plan)
+    stages = stage_compute(sl.times, sl.layers, plan, split)
     if sl.weight_cast_s:  # fp8: the weights are cast once per step
         stages = replace(stages, fwd_s=tuple(spread_per_step(stages.fwd_s, sl.weight_cast_s, m)))
     chunks = plan.pp * plan.virtual_stages
-    if setup.teacher is not None:  # distillation: the teacher's forward per microbatch, spread over the chunks
+    if setup.teacher is not None:  # distillation: the teacher's forward per microbatch, split like the layers
         teacher = _slice(
             setup.teacher, plan.microbatch_size, setup.seq_len, plan.tp, 1, recipe, setup.accelerator, floor_s, plan.cp
         )
-        extra = sum(teacher.times.fwd_s.values()) / chunks
-        stages = StageCompute(tuple(f + extra for f in stages.fwd_s), stages.bwd_s, stages.recompute_s)
-    layers_per_chunk = sl.layers // chunks
+        extra = sum(teacher.times.fwd_s.values())
+        teacher_fwd = tuple(
+            f + (extra / (sl.layers / n) if n else 0.0) for f, n in zip(stages.fwd_s, split, strict=True)
+        )
+        stages = StageCompute(teacher_fwd, stages.bwd_s, stages.recompute_s)
     elem = setup.element_bytes
     act_bytes = plan.microbatch_size * (setup.seq_len // plan.cp) * (sl.hidden or 0) * elem  # this rank's tokens
     comm_s: dict[str, float] = {}
@@ -401,11 +429,11 @@ def estimate_step(
         comm_s["cp_ring_hop_s"] = ring.hop_s
         tp_fwd += ring.fwd_exposed_s
         tp_bwd += ring.bwd_exposed_s
-    fwd = [f + tp_fwd * layers_per_chunk for f in stages.fwd_s]
-    bwd = [b + tp_bwd * layers_per_chunk for b in stages.bwd_s]
+    fwd = [f + tp_fwd * n for f, n in zip(stages.fwd_s, split, strict=True)]
+    bwd = [b + tp_bwd * n for b, n in zip(stages.bwd_s, split, strict=True)]
 
     # ZeRO-3: gather weights for forward and backward, reduce-scatter gradients, every microbatch
-    params = stage_params(sl, plan)
+    params = stage_params(sl, plan, split)
     zero3_exposed = [0.0] * plan.pp
     if plan.zero_stage == 3 and plan.dp_cp > 1:
         bandwidth = load_catalog().accelerator(setup.accelerator).memory_bandwidth_gb_per_s * 1e9
@@ -458,7 +486,7 @@ def estimate_step(
     comm_device = [0.0] * plan.pp
     for c in range(chunks):
         per_device[c % plan.pp] += stages.fwd_s[c] + stages.bwd_s[c]
-        comm_device[c % plan.pp] += (tp_fwd + tp_bwd) * layers_per_chunk
+        comm_device[c % plan.pp] += (tp_fwd + tp_bwd) * split[c]
     busiest = max(range(plan.pp), key=lambda d: per_device[d] + comm_device[d] + zero3_exposed[d])
     compute_s = m * per_device[busiest]
     tp_s = m * comm_device[busiest]
@@ -476,6 +504,7 @@ def estimate_step(
         microbatches=m,
         fidelity=fidelity,
         comm_s=comm_s,
+        layers_per_chunk=split,
     )
 
 

@@ -178,7 +178,7 @@ class TrainingRunner:
             "model": self.spec.model if isinstance(self.spec.model, str) else getattr(ev.setup.model, "name", "inline"),
             "accelerator": self.accelerator,
             "accelerators": self.plan.world_size,
-            "plan": _plan_dict(self.plan),
+            "plan": _plan_dict(self.plan, ev.step.layers_per_chunk),
             "status": "completed"
             if completed
             else "running"
@@ -257,8 +257,10 @@ class TrainingRunner:
         return pd.DataFrame(rows)
 
 
-def _plan_dict(plan: ParallelPlan) -> dict[str, Any]:
-    return {
+def _plan_dict(plan: ParallelPlan, layers_per_chunk: tuple[int, ...] = ()) -> dict[str, Any]:
+    """The plan's fields; ``layers_per_stage`` (per chunk, pipeline order) only where the layers are not split
+    evenly."""
+    out = {
         "dp": plan.dp,
         "tp": plan.tp,
         "pp": plan.pp,
@@ -271,6 +273,9 @@ def _plan_dict(plan: ParallelPlan) -> dict[str, Any]:
         "recompute": plan.recompute,
         "sequence_parallel": plan.sequence_parallel,
     }
+    if len(set(layers_per_chunk)) > 1:
+        out["layers_per_stage"] = list(layers_per_chunk)
+    return out
 
 
 def checkpoint_bytes(setup: TrainingSetup) -> float:

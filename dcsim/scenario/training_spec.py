@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from dcsim.errors import Problem
 from dcsim.scenario.fields import AcceleratorId, Count, Flag, Integer, Number
@@ -18,8 +18,22 @@ if TYPE_CHECKING:
     from dcsim.scenario.schema import Scenario
 
 
+def _split_kind(value: Any) -> str:
+    return "name" if isinstance(value, str) else "list[int]"
+
+
+#: ``auto``/``balanced``, or whole numbers >= 0; only the errors of the form given are reported
+LayersPerStage = Annotated[
+    Annotated[list[Annotated[Count, Field(ge=0)]], Tag("list[int]")]
+    | Annotated[Literal["auto", "balanced"], Tag("name")],
+    Discriminator(_split_kind),
+]
+
+
 class Parallelism(Section):
-    """A parallel plan (see :class:`dcsim.parallel.ParallelPlan`); ``fsdp: true`` is ZeRO stage 3."""
+    """A parallel plan (see :class:`dcsim.parallel.ParallelPlan`); ``fsdp: true`` is ZeRO stage 3.
+    ``layers_per_stage``: the transformer layers of each pipeline stage (``pp`` counts, or ``pp *
+    virtual_stages``), ``auto`` (even where the stages divide the layers, else balanced) or ``balanced``."""
 
     dp: Count = Field(default=1, ge=1)
     tp: Count = Field(default=1, ge=1)
@@ -34,6 +48,7 @@ class Parallelism(Section):
     sequence_parallel: Flag = False
     overlap_dp: Flag = True
     cp: Count = Field(default=1, ge=1)
+    layers_per_stage: LayersPerStage = "auto"
 
     @model_validator(mode="after")
     def _consistent(self) -> Parallelism:
@@ -59,6 +74,9 @@ class Parallelism(Section):
             sequence_parallel=self.sequence_parallel,
             overlap_dp=self.overlap_dp,
             cp=self.cp,
+            layers_per_stage=self.layers_per_stage
+            if isinstance(self.layers_per_stage, str)
+            else tuple(self.layers_per_stage),
         )
 
 
