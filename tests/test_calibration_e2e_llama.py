@@ -203,37 +203,19 @@ def test_dcsim_describes_what_the_llama_cases_run():
     assert not off, f"whole case vs its ops measured with it, above {TARGET_PCT}%: {off}"
 
 
-def test_control_gemms_show_how_far_this_machine_is_from_the_profiles_points():
-    """The profile's own GEMM points re-timed in the session that measured the Llama cases ran faster
-    than stored: the part of the Llama cases' error that lies in the points the fits were fitted to (no
-    description of a model enters it)."""
+def test_control_gemms_were_timed_with_the_profile():
+    """The profile's own GEMM points, re-timed in the session that measured the Llama cases' ops, run within
+    15% of their stored times: the profile and the record come from one sitting of one machine (on this
+    shared machine the speed drifts by 20-50% between days, so a profile and a record taken on different
+    days would mix machine speed into the error)."""
     control = json.loads(RECORD.read_text())["control"]
     assert len(control) >= 8
     ratios = sorted(c["now_s"] / c["stored_s"] for c in control)
-    assert ratios[len(ratios) // 2] < 0.95
+    assert 0.85 <= ratios[len(ratios) // 2] <= 1.15
 
 
-#: Cases whose stored measurement is predicted outside the target from the shipped profile. Not a
-#: description error: each is within 7% of the sum of its own ops timed with it (above); the profile's points,
-#: measured on another day, run 6-24% slower than this machine ran the same GEMM cases in the session that
-#: measured these (the control above). Strict: a profile re-measured in the same conditions makes them pass.
-OUTSIDE_TARGET = {
-    ("llama-h512-l8", 1, "fwd+bwd"),
-    ("llama-h512-l8", 2, "fwd+bwd"),
-    ("llama-h768-l6", 1, "fwd+bwd"),
-    ("llama-h768-l6", 2, "fwd+bwd"),
-    ("llama-h1024-l4", 1, "fwd+bwd"),
-    ("llama-h1024-l4", 2, "fwd+bwd"),
-    ("llama-h1024-l4", 2, "prefill"),
-}
 LLAMA_CASES = [
-    pytest.param(
-        (model_id, batch, phase),
-        marks=[pytest.mark.xfail(strict=True, reason="profile points slower than this machine today")]
-        if (model_id, batch, phase) in OUTSIDE_TARGET
-        else [],
-        id=f"{model_id}-b{batch}-{phase}",
-    )
+    pytest.param((model_id, batch, phase), id=f"{model_id}-b{batch}-{phase}")
     for model_id, _, batches, phases in E2E_CPU
     if model_id in LLAMA_SPECS
     for batch in batches

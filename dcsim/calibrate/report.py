@@ -429,8 +429,10 @@ def write_report(profile_dir: Path, out: Path, vidur_dir: Path | None = None) ->
         "- Cold timings on this shared machine drift with other tenants' memory traffic: the same cold GEMV"
         " took 1.0 to 1.8 ms within hours. The cold classes keep the quieter of several runs; their held-out"
         " errors are larger than the hot classes' (docs/serving.md, Validation).",
-        "- The CPU's end-to-end forward passes include 3-5% of framework time between ops (Python"
-        " module calls) that no op measurement contains.",
+        "- The CPU's end-to-end passes include framework time between ops (Python module calls) that no op"
+        " measurement contains: 3-9% for the Llama-style decoders (calibration/validation/host-cpu-e2e-ops.json)"
+        " and 12.6% for ResNet-50's forward with its 170 module calls"
+        " (calibration/validation/host-cpu-e2e-ops-resnet50.json), which is predicted 17% short at batch 1.",
         "- H100 points dcsim measured itself (the classes the import lacks: bf16, backward passes,"
         " convolutions): its small ops are bound by PyTorch's host-side dispatch (8-50 us per call, noisy),"
         " and end-to-end forward passes in eager mode are 1.5-2x slower than the sum of their ops (framework"

@@ -36,7 +36,7 @@ TILE_GAIN = 0.05
 #: tokens with 32 key-value heads at 10 TFLOP/s.
 COMPUTE_BOUND_GPU_CLASSES = ("attention/",)
 #: Bump when the model form or the fitting changes: stored fits of older versions are then refitted.
-FIT_VERSION = 13
+FIT_VERSION = 14
 
 
 def group_by_class(points: Iterable[Measurement]) -> dict[str, list[Measurement]]:

@@ -378,7 +378,14 @@ class Conv2d(Op):
 
     @property
     def kind(self) -> str:
-        return "conv2d"
+        """``conv2d_1x1`` for a 1x1 kernel, else ``conv2d``. A 1x1 convolution is a GEMM over the pixels, and
+        CPU and GPU libraries run it as one (oneDNN's ``jit_*_1x1_convolution`` kernels, cuDNN's
+        ``IMPLICIT_GEMM``); larger kernels run direct or Winograd algorithms (oneDNN's
+        ``convolution_winograd``, cuDNN's ``WINOGRAD``), which do fewer multiplications than the FLOPs counted
+        here. On the host CPU 1x1 forward convolutions ran at 84-111 GFLOP/s of counted FLOPs and 3x3 ones at
+        up to 233 (calibration/profiles/host-cpu.json): one fit cannot price both. A device that measured no
+        1x1 convolution prices it with its ``conv2d`` fit (``FALLBACK_CLASSES``)."""
+        return "conv2d_1x1" if self.kernel == 1 else "conv2d"
 
     @property
     def out_height(self) -> int:

@@ -32,7 +32,7 @@ from dcsim.compute.roofline import FloatArray, RooflineFit
 
 PROFILE_DIRS_ENV = "DCSIM_PROFILE_DIRS"
 #: op classes that borrow another class's fit where a device has no measurement of their own
-FALLBACK_CLASSES = {"matmul_gemv": "matmul_skinny", "matmul_skinny": "matmul"}
+FALLBACK_CLASSES = {"matmul_gemv": "matmul_skinny", "matmul_skinny": "matmul", "conv2d_1x1": "conv2d"}
 #: The two 16-bit float precisions: one borrows the other's fit where a device has a measurement of only one
 #: and its peaks at the two are equal (NVIDIA tensor cores run fp16 and bf16 at the same rate: H100 SXM
 #: datasheet, 989.5 TFLOP/s dense for both; A100, 312 for both).
@@ -386,7 +386,10 @@ class DeviceModel:
         """The device kind's assumed constant-efficiency curve for ``op``."""
         if self.prior is None:
             raise ValueError(f"{self.device_id}: no measurement of {key} and no prior for its kind")
-        return self.prior.fit(op.kind, peak, bandwidth)
+        kind = op.kind
+        while kind not in self.prior.compute_efficiency and kind in FALLBACK_CLASSES:
+            kind = FALLBACK_CLASSES[kind]
+        return self.prior.fit(kind, peak, bandwidth)
 
 
 def inherited_fits(base: DeviceModel, accelerator: Accelerator) -> dict[str, RooflineFit]:

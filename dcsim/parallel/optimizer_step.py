@@ -62,10 +62,10 @@ IN_PLACE_PIECE_ELEMENTS = 2**22
 
 #: Seconds of Python work per parameter tensor per step that no kernel contains (the per-tensor loop of
 #: ``torch.optim`` 2.13 with 1 thread). Measured on this machine's CPU (host-cpu, AMD EPYC, torch 2.13.0+cpu)
-#: by ``calibration/validate_training.py`` on 2026-11-28: the least-squares slope of (measured step -
+#: by ``calibration/validate_training.py`` on 2026-12-07: the least-squares slope of (measured step -
 #: predicted kernels) over steps on 64, 256 and 1,024 tensors of 1,024 elements, quietest of 3 passes
 #: (``calibration/validation/host-cpu-training.json``, ``optimizer_steps``; re-derived by the test).
-HOST_CPU_PER_TENSOR_S: dict[str, float] = {"adamw": 16.6e-6, "sgd": 5.1e-6, "adafactor": 16.9e-6}
+HOST_CPU_PER_TENSOR_S: dict[str, float] = {"adamw": 5.66e-6, "sgd": 2.20e-6, "adafactor": 2.42e-6}
 
 Shape = tuple[int, ...]
 
