@@ -1,0 +1,97 @@
+"""A job's step traffic on the links of the datacenter network: transfers routed to per-link bytes.
+
+A *transfer* is ``(src, dst) -> bytes per step`` between two accelerators (fabric names). Collectives
+become transfers as NCCL's ring algorithm moves them (:func:`ring_transfers`): ranks in group order form a
+ring and each sends ``2 (n-1)/n`` of the message to the next for an all-reduce, ``(n-1)/n`` for an
+all-gather or reduce-scatter (Patarasuk & Yuan 2009; NCCL's ``busBw`` factors in nccl-tests'
+``doc/PERFORMANCE.md``); an all-to-all sends ``1/n`` of it to every other rank. Ranks of one server are
+consecutive in a group, so a ring crosses each server boundary once, as NCCL's rings do.
+
+:class:`LinkLoads` routes transfers with the run's :class:`~dcsim.network.Controller` (its routing
+policy, one ECMP key per accelerator pair) and sums the bytes per directed link. Routes are cached per pair
+until the controller's link state changes (a failure or a repair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from dcsim.network import Controller
+from dcsim.network.routing import mix64
+from dcsim.scheduler.contention import StepTraffic
+
+Transfers = dict[tuple[str, str], float]
+
+#: Bytes each rank sends to its ring successor, as a fraction of the message, for ``n`` ranks.
+RING_FACTOR = {
+    "all_reduce": lambda n: 2.0 * (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+}
+
+
+def ring_transfers(out: Transfers, op: str, group: Sequence[str], nbytes: float, times: float = 1.0) -> None:
+    """Add ``times`` runs of collective ``op`` of ``nbytes`` (nccl-tests size per rank) over ``group`` to
+    ``out``. ``op`` is ``all_reduce``, ``all_gather``, ``reduce_scatter`` or ``all_to_all``."""
+    n = len(group)
+    if n < 2 or nbytes <= 0 or times <= 0:
+        return
+    if op == "all_to_all":
+        each = nbytes / n * times
+        for src in group:
+            for dst in group:
+                if src != dst:
+                    out[(src, dst)] = out.get((src, dst), 0.0) + each
+        return
+    each = RING_FACTOR[op](n) * nbytes * times
+    for i, src in enumerate(group):
+        dst = group[(i + 1) % n]
+        if src != dst:
+            out[(src, dst)] = out.get((src, dst), 0.0) + each
+
+
+def send_transfers(out: Transfers, pairs: Iterable[tuple[str, str]], nbytes: float, times: float = 1.0) -> None:
+    """Add ``times`` point-to-point sends of ``nbytes`` over each (src, dst) pair to ``out``."""
+    for pair in pairs:
+        if pair[0] != pair[1] and nbytes > 0 and times > 0:
+            out[pair] = out.get(pair, 0.0) + nbytes * times
+
+
+class LinkLoads:
+    """Routes transfers on ``controller``'s network and sums them per directed link."""
+
+    def __init__(self, controller: Controller) -> None:
+        self.controller = controller
+        self._routes: dict[tuple[int, int], np.ndarray] = {}
+        self._version = controller.version
+
+    @property
+    def capacity_bytes_per_s(self) -> np.ndarray:
+        """Capacity of each directed link (bytes/s, link efficiency included)."""
+        return self.controller.links.capacity_bytes_per_s
+
+    def route(self, src: str, dst: str) -> np.ndarray:
+        """Directed link ids of the route ``src -> dst`` (one ECMP key per pair), cached."""
+        if self._version != self.controller.version:
+            self._routes.clear()
+            self._version = self.controller.version
+        controller = self.controller
+        s, d = controller.index(src), controller.index(dst)
+        links = self._routes.get((s, d))
+        if links is None:
+            key = mix64(controller.seed, s, d) & 0x7FFFFFFFFFFFFFFF
+            links = self._routes[(s, d)] = controller.route_index(s, d, key).links
+        return links
+
+    def step_traffic(self, transfers: Mapping[tuple[str, str], float], step_s: float) -> StepTraffic:
+        """Bytes per step on each link the transfers cross, and the step time alone (s)."""
+        if not transfers:
+            return StepTraffic(np.empty(0, dtype=np.int64), np.empty(0), step_s)
+        routes = [self.route(src, dst) for src, dst in transfers]
+        lengths = np.fromiter((r.size for r in routes), dtype=np.int64, count=len(routes))
+        links = np.concatenate(routes)
+        nbytes = np.repeat(np.fromiter(transfers.values(), dtype=float, count=len(routes)), lengths)
+        used, inverse = np.unique(links, return_inverse=True)
+        return StepTraffic(used, np.bincount(inverse, weights=nbytes, minlength=used.size), step_s)
