@@ -119,7 +119,7 @@ def test_random_jobs_on_random_fabrics_never_exceed_capacity(fabric, seed: int, 
     rng = np.random.default_rng(seed)
     shares = LinkShares(loads.capacity_bytes_per_s)
     for index in range(count):
-        group = list(rng.choice(names, size=int(rng.integers(2, min(8, len(names)) + 1)), replace=False))
+        group = [str(n) for n in rng.choice(names, size=int(rng.integers(2, min(8, len(names)) + 1)), replace=False)]
         transfers: dict[tuple[str, str], float] = {}
         ring_transfers(transfers, "all_reduce", group, float(rng.uniform(1e8, 1e10)))
         shares.add(index, loads.step_traffic(transfers, float(rng.uniform(0.05, 2.0))))

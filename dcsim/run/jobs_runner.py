@@ -130,7 +130,7 @@ class JobsRunner:
         submit = np.fromiter((job.submit_s for job in jobs), float, len(jobs))
         start = np.fromiter((job.start_s for job in jobs), float, len(jobs))
         end = np.fromiter((job.end_s for job in jobs), float, len(jobs))
-        extra = {}
+        extra: dict[str, list[float]] = {}
         if self.network is not None:
             extra["network_slowdown"] = self._slowdowns()
         return pd.DataFrame(

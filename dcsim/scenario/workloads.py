@@ -92,7 +92,6 @@ class SyntheticJobs(Section):
         return self.rate_per_s if self.rate_per_s is not None else float(self.rate_per_h or 0) / 3600.0
 
 
-@register_workload_kind("jobs")
 class JobTraffic(Section):
     """What each job of a ``jobs`` workload sends over the network, for cross-job contention: every
     ``step_s`` seconds (its step time alone) it all-reduces ``allreduce_gb`` GB (nccl-tests size, 1e9 bytes
@@ -102,6 +101,7 @@ class JobTraffic(Section):
     allreduce_gb: Number = Field(ge=0)
 
 
+@register_workload_kind("jobs")
 class JobsWorkload(WorkloadSpec):
     """A stream of opaque gang jobs: from a CSV ``trace`` or a ``synthetic`` generator.
 

@@ -58,7 +58,7 @@ class SharedNetwork:
         """Links failed or came back (the controller's state changed): re-route every running job's
         traffic and return the changed slowdowns."""
         self.repricings += 1
-        traffic = {}
+        traffic: dict[Hashable, StepTraffic] = {}
         for seq, job in self._jobs.items():
             step = self.traffic(job)
             if step is not None:

@@ -24,12 +24,12 @@ from dcsim.scheduler.contention import StepTraffic
 
 Transfers = dict[tuple[str, str], float]
 
-#: Bytes each rank sends to its ring successor, as a fraction of the message, for ``n`` ranks.
-RING_FACTOR = {
-    "all_reduce": lambda n: 2.0 * (n - 1) / n,
-    "all_gather": lambda n: (n - 1) / n,
-    "reduce_scatter": lambda n: (n - 1) / n,
-}
+#: Routes kept per :class:`LinkLoads` before the cache starts afresh (~0.3 kB each: bounds the memory of a
+#: long run that places jobs on ever new accelerator pairs).
+MAX_CACHED_ROUTES = 200_000
+
+#: Bytes each rank sends to its ring successor per byte of message, times ``n / (n - 1)`` for ``n`` ranks.
+RING_PASSES = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0}
 
 
 def ring_transfers(out: Transfers, op: str, group: Sequence[str], nbytes: float, times: float = 1.0) -> None:
@@ -45,7 +45,7 @@ def ring_transfers(out: Transfers, op: str, group: Sequence[str], nbytes: float,
                 if src != dst:
                     out[(src, dst)] = out.get((src, dst), 0.0) + each
         return
-    each = RING_FACTOR[op](n) * nbytes * times
+    each = RING_PASSES[op] * (n - 1) / n * nbytes * times
     for i, src in enumerate(group):
         dst = group[(i + 1) % n]
         if src != dst:
@@ -72,24 +72,33 @@ class LinkLoads:
         """Capacity of each directed link (bytes/s, link efficiency included)."""
         return self.controller.links.capacity_bytes_per_s
 
-    def route(self, src: str, dst: str) -> np.ndarray:
-        """Directed link ids of the route ``src -> dst`` (one ECMP key per pair), cached."""
-        if self._version != self.controller.version:
-            self._routes.clear()
-            self._version = self.controller.version
+    def routes(self, pairs: Sequence[tuple[str, str]]) -> list[np.ndarray]:
+        """Directed link ids of the route of each ``(src, dst)`` pair (one ECMP key per pair), cached; the
+        uncached ones are routed in one batch (:meth:`RoutingPolicy.route_links`)."""
         controller = self.controller
-        s, d = controller.index(src), controller.index(dst)
-        links = self._routes.get((s, d))
-        if links is None:
-            key = mix64(controller.seed, s, d) & 0x7FFFFFFFFFFFFFFF
-            links = self._routes[(s, d)] = controller.route_index(s, d, key).links
-        return links
+        cache = self._routes
+        if self._version != controller.version or len(cache) > MAX_CACHED_ROUTES:
+            cache.clear()
+            self._version = controller.version
+        index = controller.index
+        ends = [(index(src), index(dst)) for src, dst in pairs]
+        missing = list(dict.fromkeys(e for e in ends if e not in cache))
+        if missing:
+            src = np.array([e[0] for e in missing], dtype=np.int64)
+            dst = np.array([e[1] for e in missing], dtype=np.int64)
+            seed = controller.seed
+            key = np.array([mix64(seed, s, d) & 0x7FFFFFFFFFFFFFFF for s, d in missing], dtype=np.int64)
+            ptr, links, _latency = controller.policy.route_links(src, dst, key)
+            bounds = ptr.tolist()
+            for i, end in enumerate(missing):
+                cache[end] = links[bounds[i] : bounds[i + 1]]
+        return [cache[e] for e in ends]
 
     def step_traffic(self, transfers: Mapping[tuple[str, str], float], step_s: float) -> StepTraffic:
         """Bytes per step on each link the transfers cross, and the step time alone (s)."""
         if not transfers:
             return StepTraffic(np.empty(0, dtype=np.int64), np.empty(0), step_s)
-        routes = [self.route(src, dst) for src, dst in transfers]
+        routes = self.routes(list(transfers))
         lengths = np.fromiter((r.size for r in routes), dtype=np.int64, count=len(routes))
         links = np.concatenate(routes)
         nbytes = np.repeat(np.fromiter(transfers.values(), dtype=float, count=len(routes)), lengths)
