@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dcsim
+from dcsim.errors import UserInputError
 from dcsim.network import Controller
 from dcsim.network.graph import hosts
 from dcsim.network.topologies import build_topology
@@ -280,3 +281,17 @@ def test_repricing_after_a_link_failure() -> None:
     check_shares(network.shares)
     network.restore_link("leaf0", "spine0")
     assert network.shares.slowdown == pytest.approx(before)
+
+
+def test_bad_network_traffic_names_the_field(tmp_path: Path) -> None:
+    scenario = traffic_jobs(tmp_path, "a,0,4,400\n")
+    scenario["workloads"][0]["network_traffic"] = {"step_s": 0, "allreduce_gb": -1}
+    scenario["scheduler"]["network_contention"] = "yes"
+    with pytest.raises(UserInputError) as error:
+        dcsim.load_scenario(scenario)
+    paths = {problem.path for problem in error.value.problems}
+    assert {
+        "workloads[0].network_traffic.step_s",
+        "workloads[0].network_traffic.allreduce_gb",
+        "scheduler.network_contention",
+    } <= paths
