@@ -295,3 +295,36 @@ def test_bad_network_traffic_names_the_field(tmp_path: Path) -> None:
         "workloads[0].network_traffic.allreduce_gb",
         "scheduler.network_contention",
     } <= paths
+
+
+def test_a_job_alone_is_not_routed_until_another_joins() -> None:
+    from dcsim.scheduler.shared_network import SharedNetwork
+    from dcsim.workloads.jobs import Job
+
+    graph = build_topology("leaf_spine", {"leaves": 2, "spines": 1, "hosts_per_leaf": 2, "oversubscription": 4})
+    built = []
+
+    def controller() -> Controller:
+        built.append(1)
+        return Controller(graph, "ecmp", 0)
+
+    network = SharedNetwork(controller)
+    names = [str(h) for h in hosts(graph)]
+
+    def source(job: Job) -> StepTraffic:
+        transfers: dict[tuple[str, str], float] = {}
+        ring_transfers(transfers, "all_reduce", [names[a] for a in job.accelerators], 5e9)
+        return network.loads.step_traffic(transfers, 1.0)
+
+    network.sources["w"] = source
+    jobs = []
+    for seq, pair in enumerate(([0, 2], [1, 3])):
+        job = Job(seq, f"j{seq}", 0.0, 2, 10.0, "w")
+        job.seq, job.accelerators = seq, pair
+        jobs.append(job)
+    assert network.started(jobs[0]) == {} and not built  # alone: nothing routed, no controller
+    assert network.stopped(jobs[0]) == {}
+    assert network.started(jobs[0]) == {}
+    # both cross the one 6.25 GB/s uplink with 5 GB/s each way: rho = 1.6 for both
+    assert network.started(jobs[1]) == {0: pytest.approx(1.6), 1: pytest.approx(1.6)} and built == [1]
+    assert network.stopped(jobs[1]) == {0: 1.0}

@@ -11,11 +11,15 @@ from dcsim.scheduler.shared_network import SharedNetwork
 
 def shared_network(scheduler: ClusterScheduler, scenario: Scenario) -> SharedNetwork | None:
     """The scheduler's :class:`SharedNetwork` on the scenario's fabric and routing (created on the first
-    call); None when the scenario turns contention off (``scheduler.network_contention: false``)."""
+    call, its controller once two communicating jobs run at once); None when the scenario turns contention
+    off (``scheduler.network_contention: false``)."""
     if not scenario.scheduler.network_contention:
         return None
     if scheduler.network is None:
-        fabric = build_fabric(scenario.datacenter, scenario.seed)
-        controller = Controller(fabric.graph, network_config(scenario.datacenter).routing, scenario.seed)
+
+        def controller() -> Controller:
+            graph = build_fabric(scenario.datacenter, scenario.seed).graph
+            return Controller(graph, network_config(scenario.datacenter).routing, scenario.seed)
+
         scheduler.network = SharedNetwork(controller)
     return scheduler.network

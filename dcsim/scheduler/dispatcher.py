@@ -259,22 +259,24 @@ class ClusterScheduler:
             self.holder[accelerator] = job
         job.checkpoint_interval_s = self.checkpointing_of(job).interval_for(job.gpus)
         bisect.insort(self.expected_ends[pool.name], (self.expected_end_s(job), job.seq, job.gpus))
-        wall_s = (
-            job.setup_s
-            + job.remaining_s
-            + self.checkpointing_of(job).overhead_s(job.remaining_s, job.checkpoint_interval_s)
-        )
+        wall_s = self._segment_s(job)
         timeout = self.env.timeout(wall_s)
         timeout.callbacks.append(partial(self._finish_event, job, job.token))
         review = self.policy.review_after_s(job)
         if review is not None and review < wall_s:
             self.env.timeout(review).callbacks.append(partial(self._review_event, job, job.token))
         if self.network is not None:
-            changed = self.network.started(job)
-            if changed is not None:
-                self._pace[job.seq] = Pace(now, wall_s)
-                self._repace(changed, now)
+            self._repace(self.network.started(job), now)
         return True
+
+    def _segment_s(self, job: Job) -> float:
+        """Length of a starting (or running) job's segment at its alone speed: set-up, its remaining work
+        and the checkpoints in it (s)."""
+        return (
+            job.setup_s
+            + job.remaining_s
+            + self.checkpointing_of(job).overhead_s(job.remaining_s, job.checkpoint_interval_s)
+        )
 
     def _elapsed_s(self, job: Job, now: float) -> float:
         """Time of the job's current segment so far at its alone speed (s): wall time, less what network
@@ -287,10 +289,12 @@ class ClusterScheduler:
     def _repace(self, slowdowns: dict[Any, float], now: float) -> None:
         """Running jobs' new slowdowns (by seq): each goes on at its new speed, its completion moved."""
         for seq, slowdown in slowdowns.items():
-            pace = self._pace[seq]
+            job = self.running[seq]
+            pace = self._pace.get(seq)
+            if pace is None:  # its first re-pricing: it ran at its alone speed since its segment began
+                pace = self._pace[seq] = Pace(job.segment_start_s, self._segment_s(job))
             if slowdown == pace.slowdown:
                 continue
-            job = self.running[seq]
             pace.virtual_s += (now - pace.since_s) / pace.slowdown
             pace.since_s = now
             pace.slowdown = slowdown
@@ -437,7 +441,7 @@ class ClusterScheduler:
         if job.cpus_per_accelerator > 0 or job.memory_gb_per_accelerator > 0:
             self.cluster.hold_host(job.accelerators, -job.cpus_per_accelerator, -job.memory_gb_per_accelerator)
         self.cluster.release(job.accelerators)
-        if pace is not None and self.network is not None:
+        if self.network is not None:
             self._repace(self.network.stopped(job), now)
         job.accelerators = []
 
