@@ -4,7 +4,6 @@ meets its target (a check of the fit on real measurements; nothing is timed here
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 
 import numpy as np

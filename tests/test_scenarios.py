@@ -432,6 +432,18 @@ EXPECTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
 }
 
 
+def contention_two_jobs(summary: dict[str, Any]) -> None:
+    # spread: both jobs' gradient rings cross every rack boundary and share the 4:1 uplinks
+    for name in ("job-a", "job-b"):
+        w = summary["workloads"][name]
+        assert w["status"] == "completed"
+        assert w["network_slowdown"] > 1.2
+        assert w["time_to_train_s"] == pytest.approx(w["compute_time_to_train_s"] * w["network_slowdown"])
+
+
+EXPECTATIONS["contention_two_jobs.yaml"] = contention_two_jobs
+
+
 def scenario_files() -> list[Path]:
     return sorted(SCENARIOS.glob("*.yaml"))
 

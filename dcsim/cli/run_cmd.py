@@ -122,6 +122,11 @@ def _training_lines(w: dict[str, Any]) -> list[str]:
         f"    {w['steps']:,} steps: time to train {_fmt(w['time_to_train_s'], ' days', 86400)}, "
         f"${_fmt(w['cost_usd'])}, {_fmt(w['energy_kwh'], ' kWh')}",
     ]
+    if w.get("network_slowdown", 1.0) > 1.0:
+        lines.append(
+            f"    slowed {w['network_slowdown']:.4g}x by other jobs on shared links "
+            f"(step {w['step_time_shared_s']:.4g} s shared, at worst {w['network_slowdown_max']:.4g}x)"
+        )
     return lines
 
 
@@ -142,6 +147,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                 f"    makespan {_fmt(w['makespan_s'], ' h', 3600)}; {_fmt(w['accelerator_hours'])} accelerator-hours, "
                 f"${_fmt(w['cost_usd'])}, {_fmt(w['energy_kwh'], ' kWh')}"
             )
+            if "network_slowdown" in w:
+                lines.append(f"    network slowdown (shared / alone): {_dist(w['network_slowdown'], 'x', 1.0)}")
         elif w["kind"] == "collective" and w["completed"]:
             lines.append(
                 f"    {w['op']} ({w['algorithm']}) over {w['ranks']} ranks, {w['bytes']:.4g} bytes: "

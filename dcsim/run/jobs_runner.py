@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,9 +14,13 @@ from dcsim.engine.distributions import Gamma
 from dcsim.engine.simulation import Simulation
 from dcsim.run.context import RunContext
 from dcsim.run.stats import quantiles
+from dcsim.scenario.network import build_fabric
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.workloads import JobsWorkload
+from dcsim.scheduler.contention import StepTraffic
 from dcsim.scheduler.dispatcher import ClusterScheduler
+from dcsim.scheduler.shared_network import SharedNetwork
+from dcsim.scheduler.traffic import Transfers, ring_transfers
 from dcsim.workloads.jobs import Job, synthetic_jobs
 
 
@@ -65,6 +70,25 @@ class JobsRunner:
         self.jobs = make_jobs(spec, sim, scenario.base_dir)
         self.done = sim.env.event()
         self._completed = 0
+        self.network: SharedNetwork | None = None
+        if spec.network_traffic is not None:
+            from dcsim.run.shared_network import shared_network
+            from dcsim.run.training_runner import fabric_names
+
+            self.network = shared_network(scheduler, scenario)
+            if self.network is not None:
+                servers = build_fabric(scenario.datacenter, scenario.seed).servers
+                self.fabric_names = fabric_names(scheduler.cluster, servers)
+                self.network.sources[spec.name] = self.step_traffic
+
+    def step_traffic(self, job: Job) -> StepTraffic | None:
+        """A job's step traffic (``network_traffic``): one ring all-reduce over its accelerators per step."""
+        traffic = self.spec.network_traffic
+        assert traffic is not None and self.network is not None
+        names = [self.fabric_names[a] for a in sorted(job.accelerators)]
+        transfers: Transfers = {}
+        ring_transfers(transfers, "all_reduce", names, traffic.allreduce_gb * 1e9)
+        return self.network.loads.step_traffic(transfers, traffic.step_s)
 
     def start(self) -> None:
         """Start the arrival process."""
@@ -106,6 +130,9 @@ class JobsRunner:
         submit = np.fromiter((job.submit_s for job in jobs), float, len(jobs))
         start = np.fromiter((job.start_s for job in jobs), float, len(jobs))
         end = np.fromiter((job.end_s for job in jobs), float, len(jobs))
+        extra: dict[str, list[float]] = {}
+        if self.network is not None:
+            extra["network_slowdown"] = self._slowdowns()
         return pd.DataFrame(
             {
                 "workload": [job.workload for job in jobs],
@@ -121,8 +148,17 @@ class JobsRunner:
                 "nodes": [";".join(u.nodes) if u else "" for u in used],
                 "preemptions": [job.preemptions for job in jobs],
                 "status": [self._status(job, end_s) for job in jobs],
+                **extra,
             }
         )
+
+    def _slowdowns(self) -> list[float]:
+        """Each job's mean network slowdown over its run (NaN for a job that never started)."""
+        out = []
+        for job in self.jobs:
+            slowdown = self.scheduler.network_slowdown(job)
+            out.append(slowdown[0] if slowdown is not None else 1.0 if job.start_s == job.start_s else math.nan)
+        return out
 
     def summary(self, context: RunContext) -> dict[str, Any]:
         """The contract's jobs figures plus accelerator-hours, cost and energy of the work done."""
@@ -153,7 +189,15 @@ class JobsRunner:
             "accelerator_hours": accelerator_s / 3600.0,
             "cost_usd": cost,
             "energy_kwh": energy_j / 3.6e6,
+            **self._slowdown_summary(),
         }
+
+    def _slowdown_summary(self) -> dict[str, Any]:
+        """``network_slowdown`` quantiles over the started jobs (only with ``network_traffic``)."""
+        if self.network is None:
+            return {}
+        values = [s for s in self._slowdowns() if s == s]
+        return {"network_slowdown": quantiles(values), "network_slowdown_max": max(values, default=None)}
 
 
 @dataclass

@@ -5,7 +5,9 @@ detail on the accelerators it got (:func:`dcsim.parallel.evaluate_plan`: the pip
 by microbatch, collectives as flows on the datacenter network) and cached per placement; the cluster then
 advances the whole run as one job phase of ``steps * step_time_s`` (plus checkpoints, failures and
 restarts, as for any job). A restart on other accelerators re-prices the remaining steps there.
-Limitation: the step is priced with this job's own traffic on the network, not with other jobs' flows.
+The step is priced with this job's own traffic; other jobs on shared links then slow it (and it them)
+through the run's shared network (:mod:`dcsim.scheduler.contention`), from the bytes its steps send
+(:func:`dcsim.parallel.step_traffic.step_transfers`); the summary's ``network_slowdown`` is the result.
 """
 
 from __future__ import annotations
@@ -24,14 +26,18 @@ from dcsim.parallel.evaluate import PlanEvaluation, evaluate_plan
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.step import TrainingSetup
+from dcsim.parallel.step_traffic import step_transfers
 from dcsim.run.context import RunContext
+from dcsim.run.shared_network import shared_network
 from dcsim.scenario.estimate import MAX_SIMULATED_S, SIMULATED_TIME_LIMIT, number
 from dcsim.scenario.network import build_fabric, network_config
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.training_spec import TrainingWorkload
 from dcsim.scheduler.checkpointing import Checkpointing
 from dcsim.scheduler.cluster import Cluster
+from dcsim.scheduler.contention import StepTraffic
 from dcsim.scheduler.dispatcher import ClusterScheduler
+from dcsim.scheduler.shared_network import SharedNetwork
 from dcsim.workloads.jobs import Job
 
 
@@ -67,6 +73,10 @@ class TrainingRunner:
         # the cost of a distillation run belongs to COST's compression term (moved out of compute)
         self.compression_usd = 0.0
         self.compression_from_compute_usd = 0.0
+        self.network: SharedNetwork | None = shared_network(scheduler, scenario)
+        self._traffic: dict[tuple[tuple[str, ...], int], StepTraffic] = {}
+        if self.network is not None:
+            self.network.sources[spec.name] = self.step_traffic
 
     def _evaluate(self, names: tuple[str, ...]) -> PlanEvaluation:
         evaluation = self._by_placement.get(names)
@@ -147,6 +157,19 @@ class TrainingRunner:
         job.remaining_s *= scale
         job.duration_s = job.duration_s * scale if len(self.placements) == 1 else job.duration_s
 
+    def step_traffic(self, job: Job) -> StepTraffic | None:
+        """Bytes one step sends on each link from the job's current accelerators, and its step time alone
+        there (cached per placement and network state)."""
+        assert self.network is not None
+        names = tuple(self.fabric_names[a] for a in sorted(job.accelerators))
+        key = (names, self.network.controller.version)
+        traffic = self._traffic.get(key)
+        if traffic is None:
+            transfers = step_transfers(self.setup, self.plan, RankLayout(self.plan, names))
+            traffic = self.network.loads.step_traffic(transfers, self._evaluate(names).step_time_s)
+            self._traffic[key] = traffic
+        return traffic
+
     def job_finished(self) -> None:
         """The job completed: ``done`` fires."""
         self.done.succeed()
@@ -204,6 +227,11 @@ class TrainingRunner:
                 "cost_s": job.checkpointing.cost_s,
                 "interval_s": job.checkpoint_interval_s,
             }
+        if job is not None and self.network is not None:
+            slowdown = self.scheduler.network_slowdown(job) or (1.0, 1.0)
+            out["network_slowdown"] = slowdown[0]
+            out["network_slowdown_max"] = slowdown[1]
+            out["step_time_shared_s"] = ev.step_time_s * slowdown[0]
         if job is not None:
             out["failures"] = job.failures
             out["preemptions"] = job.preemptions

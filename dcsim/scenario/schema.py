@@ -136,6 +136,9 @@ class SchedulerSpec(Section):
 
     A preempted job is checkpointed and later resumes after ``checkpoint_s + restart_s`` seconds of set-up.
     ``quotas`` caps the accelerators each team (the jobs' ``user``) may hold at once.
+    ``network_contention``: running jobs that share network links slow each other (training jobs, and jobs
+    workloads with ``network_traffic``; see :mod:`dcsim.scheduler.contention`); false prices every job with
+    its own traffic only.
     """
 
     policy: str = "fifo"
@@ -144,6 +147,7 @@ class SchedulerSpec(Section):
     checkpoint_s: Number = Field(default=0.0, ge=0)
     restart_s: Number = Field(default=0.0, ge=0)
     quotas: dict[str, Count] = Field(default_factory=dict)
+    network_contention: Flag = True
 
 
 class FailuresSpec(Section):

@@ -92,6 +92,15 @@ class SyntheticJobs(Section):
         return self.rate_per_s if self.rate_per_s is not None else float(self.rate_per_h or 0) / 3600.0
 
 
+class JobTraffic(Section):
+    """What each job of a ``jobs`` workload sends over the network, for cross-job contention: every
+    ``step_s`` seconds (its step time alone) it all-reduces ``allreduce_gb`` GB (nccl-tests size, 1e9 bytes
+    per GB) over all its accelerators as a ring (a data-parallel training job's gradient exchange)."""
+
+    step_s: Number = Field(gt=0)
+    allreduce_gb: Number = Field(ge=0)
+
+
 @register_workload_kind("jobs")
 class JobsWorkload(WorkloadSpec):
     """A stream of opaque gang jobs: from a CSV ``trace`` or a ``synthetic`` generator.
@@ -102,7 +111,9 @@ class JobsWorkload(WorkloadSpec):
     job of the workload (Kubernetes style; see the node types' ``labels`` and ``taints``).
     ``cpus_per_accelerator`` and ``memory_gb_per_accelerator`` are host requests that come with each of a
     job's accelerators, taken on its node (whose ``cpu_cores`` and ``memory_gb`` bound them); trace rows may
-    give ``cpus`` and ``memory_gb`` per job instead.
+    give ``cpus`` and ``memory_gb`` per job instead. ``network_traffic`` (a :class:`JobTraffic`) makes the
+    jobs send traffic that slows, and is slowed by, other jobs on shared links (``duration_s`` is then the
+    run time alone).
     """
 
     kind: Literal["jobs"] = "jobs"
@@ -115,6 +126,7 @@ class JobsWorkload(WorkloadSpec):
     tolerations: list[str] = Field(default_factory=list)
     cpus_per_accelerator: Number | None = Field(default=None, ge=0)
     memory_gb_per_accelerator: Number | None = Field(default=None, ge=0)
+    network_traffic: JobTraffic | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> JobsWorkload:

@@ -7,6 +7,10 @@ dirty; one dispatch pass runs after all of them, in which the policy's :meth:`sc
 Preemption (when the scenario enables it and the policy asks for it) suspends a running job: its progress
 is kept (it is checkpointed on preemption) and it pays ``checkpoint_s + restart_s`` of set-up time when it
 resumes. Every run segment is recorded in ``segments``.
+
+Network contention (when ``network`` is a :class:`~dcsim.scheduler.shared_network.SharedNetwork`): a job
+that communicates runs at ``1 / slowdown`` of its alone speed, its slowdown re-priced whenever a job
+starts or stops or the network changes; its remaining work, checkpoints and completion follow its speed.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -24,6 +28,9 @@ from dcsim.scheduler.cluster import Cluster, Pool
 from dcsim.scheduler.placement import Placement
 from dcsim.scheduler.policies import SchedulingPolicy
 from dcsim.workloads.jobs import Job
+
+if TYPE_CHECKING:
+    from dcsim.scheduler.shared_network import SharedNetwork
 
 # Segment outcomes recorded in ``ClusterScheduler.segments``.
 COMPLETED, PREEMPTED, FAILED, RUNNING = "completed", "preempted", "failed", "running"
@@ -40,6 +47,23 @@ class Segment(NamedTuple):
     setup_s: float
     outcome: str
     useful_s: float
+
+
+class Pace:
+    """A running job's speed under network contention: ``virtual_s`` of its segment's time at alone speed
+    had passed at ``since_s``, since when it runs at 1 / ``slowdown`` of that speed; its segment ends at
+    ``total_s`` of alone-speed time. ``version`` tells its current completion event from stale ones;
+    ``worst`` is the largest slowdown of the segment."""
+
+    __slots__ = ("since_s", "slowdown", "total_s", "version", "virtual_s", "worst")
+
+    def __init__(self, since_s: float, total_s: float) -> None:
+        self.virtual_s = 0.0
+        self.since_s = since_s
+        self.slowdown = 1.0
+        self.total_s = total_s
+        self.version = 0
+        self.worst = 1.0
 
 
 class ClusterScheduler:
@@ -97,6 +121,10 @@ class ClusterScheduler:
         self.finished: list[Job] = []
         self.segments: list[Segment] = []
         self.busy_s = np.zeros(cluster.size)
+        # cross-job network contention (None: every job runs at its alone speed); see shared_network
+        self.network: SharedNetwork | None = None
+        self._pace: dict[int, Pace] = {}  # running jobs on the shared network, by seq
+        self.slowdowns: dict[int, tuple[float, float, float]] = {}  # by seq: (wall s, alone s, worst)
         self.jobs_run = np.zeros(cluster.size, dtype=np.int64)
         self.timeline: list[tuple[float, int, int]] = [(0.0, 0, 0)]
         self.reservations: dict[int, float] = {}
@@ -231,17 +259,69 @@ class ClusterScheduler:
             self.holder[accelerator] = job
         job.checkpoint_interval_s = self.checkpointing_of(job).interval_for(job.gpus)
         bisect.insort(self.expected_ends[pool.name], (self.expected_end_s(job), job.seq, job.gpus))
-        wall_s = (
-            job.setup_s
-            + job.remaining_s
-            + self.checkpointing_of(job).overhead_s(job.remaining_s, job.checkpoint_interval_s)
-        )
+        wall_s = self._segment_s(job)
         timeout = self.env.timeout(wall_s)
         timeout.callbacks.append(partial(self._finish_event, job, job.token))
         review = self.policy.review_after_s(job)
         if review is not None and review < wall_s:
             self.env.timeout(review).callbacks.append(partial(self._review_event, job, job.token))
+        if self.network is not None:
+            self._repace(self.network.started(job), now)
         return True
+
+    def _segment_s(self, job: Job) -> float:
+        """Length of a starting (or running) job's segment at its alone speed: set-up, its remaining work
+        and the checkpoints in it (s)."""
+        return (
+            job.setup_s
+            + job.remaining_s
+            + self.checkpointing_of(job).overhead_s(job.remaining_s, job.checkpoint_interval_s)
+        )
+
+    def _elapsed_s(self, job: Job, now: float) -> float:
+        """Time of the job's current segment so far at its alone speed (s): wall time, less what network
+        contention slowed it by."""
+        pace = self._pace.get(job.seq)
+        if pace is None:
+            return now - job.segment_start_s
+        return pace.virtual_s + (now - pace.since_s) / pace.slowdown
+
+    def _repace(self, slowdowns: dict[Any, float], now: float) -> None:
+        """Running jobs' new slowdowns (by seq): each goes on at its new speed, its completion moved."""
+        for seq, slowdown in slowdowns.items():
+            job = self.running[seq]
+            pace = self._pace.get(seq)
+            if pace is None:  # its first re-pricing: it ran at its alone speed since its segment began
+                pace = self._pace[seq] = Pace(job.segment_start_s, self._segment_s(job))
+            if slowdown == pace.slowdown:
+                continue
+            pace.virtual_s += (now - pace.since_s) / pace.slowdown
+            pace.since_s = now
+            pace.slowdown = slowdown
+            pace.worst = max(pace.worst, slowdown)
+            pace.version += 1
+            left_s = max(0.0, pace.total_s - pace.virtual_s) * slowdown
+            timeout = self.env.timeout(left_s)
+            timeout.callbacks.append(partial(self._paced_finish_event, job, job.token, pace.version))
+
+    def network_changed(self) -> None:
+        """Links failed, came back or were rerouted: re-price every running job on the network now."""
+        if self.network is not None:
+            self._repace(self.network.network_changed(), self.now)
+
+    def network_slowdown(self, job: Job) -> tuple[float, float] | None:
+        """A job's mean network slowdown over its run so far (wall over alone-speed time, setup included)
+        and the largest it ran at; None if it never ran on the shared network."""
+        pace = self._pace.get(job.seq)
+        wall, alone, worst = self.slowdowns.get(job.seq, (0.0, 0.0, 1.0))
+        if pace is not None:
+            now = self.now
+            wall += now - job.segment_start_s
+            alone += self._elapsed_s(job, now)
+            worst = max(worst, pace.worst)
+        if pace is None and job.seq not in self.slowdowns:
+            return None
+        return (wall / alone if alone > 0 else 1.0), worst
 
     def checkpointing_of(self, job: Job) -> Checkpointing:
         """The job's own checkpointing model if it has one, else the cluster's."""
@@ -250,7 +330,7 @@ class ClusterScheduler:
 
     def _worked_s(self, job: Job, now: float) -> float:
         """Useful work a running job has done in its current segment (s)."""
-        done = self.checkpointing_of(job).progress_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s)
+        done = self.checkpointing_of(job).progress_s(self._elapsed_s(job, now) - job.setup_s, job.checkpoint_interval_s)
         return min(done, job.remaining_s)
 
     def preempt(self, job: Job) -> None:
@@ -273,7 +353,7 @@ class ClusterScheduler:
             return
         worked = self._worked_s(job, now)
         saved = min(
-            self.checkpointing_of(job).saved_s(now - job.segment_start_s - job.setup_s, job.checkpoint_interval_s),
+            self.checkpointing_of(job).saved_s(self._elapsed_s(job, now) - job.setup_s, job.checkpoint_interval_s),
             worked,
         )
         job.failures += 1
@@ -331,6 +411,15 @@ class ClusterScheduler:
         self._end_segment(job, now, outcome, useful_s)
 
     def _end_segment(self, job: Job, now: float, outcome: str, useful_s: float) -> None:
+        pace = self._pace.get(job.seq)
+        if pace is not None:
+            wall, alone, worst = self.slowdowns.get(job.seq, (0.0, 0.0, 1.0))
+            self.slowdowns[job.seq] = (
+                wall + now - job.segment_start_s,
+                alone + self._elapsed_s(job, now),
+                max(worst, pace.worst),
+            )
+            del self._pace[job.seq]
         del self.running[job.seq]
         self.team_usage[job.user] -= job.gpus
         ends = self.expected_ends[self.cluster.pool_of[job.accelerators[0]]]
@@ -352,9 +441,21 @@ class ClusterScheduler:
         if job.cpus_per_accelerator > 0 or job.memory_gb_per_accelerator > 0:
             self.cluster.hold_host(job.accelerators, -job.cpus_per_accelerator, -job.memory_gb_per_accelerator)
         self.cluster.release(job.accelerators)
+        if self.network is not None:
+            self._repace(self.network.stopped(job), now)
         job.accelerators = []
 
+    def _paced_finish_event(self, job: Job, token: int, version: int, _event: Any) -> None:
+        pace = self._pace.get(job.seq)
+        if pace is not None and pace.version == version:
+            self._finish(job, token)
+
     def _finish_event(self, job: Job, token: int, _event: Any) -> None:
+        pace = self._pace.get(job.seq)
+        if pace is None or pace.version == 0:  # else contention moved the completion
+            self._finish(job, token)
+
+    def _finish(self, job: Job, token: int) -> None:
         if token != job.token:  # the job was preempted since this completion was scheduled
             return
         now = self.now
