@@ -39,8 +39,9 @@ ALGORITHMS = {
     "send_recv": ("direct",),
 }
 #: Old algorithm names kept as aliases: NCCL's rail-aligned ring channels already run the intra-node hops
-#: inside each node and one inter-node hop per rail, what ``hierarchical`` stood for.
-ALIASES = {"hierarchical": "ring"}
+#: inside each node and one inter-node hop per rail, what ``hierarchical`` stood for; a broadcast's ring
+#: channels are pipelined chains from the root, what ``chain`` stood for.
+ALIASES = {"hierarchical": "ring", "chain": "ring"}
 
 
 def _group_positions(labels: Sequence[Hashable]) -> list[list[int]]:
