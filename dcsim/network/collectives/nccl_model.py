@@ -1,5 +1,6 @@
-"""Collectives as NCCL builds and prices them: channels on NIC rails, algorithms ring, tree, NVLS and CollNet
-(in-network reduction, SHARP), protocols LL, LL128 and Simple, and the tuner's choice among them.
+"""Collectives as NCCL builds and prices them (all-reduce, all-gather, reduce-scatter, broadcast): channels on
+NIC rails, algorithms ring, tree, NVLS and CollNet (in-network reduction, SHARP), protocols LL, LL128 and
+Simple, and the tuner's choice among them. Point-to-point sends and all-to-all: :mod:`.p2p_model`.
 
 This is the closed form (the *analytic path*). The flow-level path (:mod:`.runner`,
 :class:`dcsim.parallel.comm.CommModel`) builds the same channels as flows on the fabric graph, measures the

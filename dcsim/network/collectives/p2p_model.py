@@ -33,7 +33,6 @@ Units: seconds, bytes, bytes per second.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -177,8 +176,3 @@ def predict_p2p(op: str, layout: PeerLayout, nbytes: float, algorithm: str = "di
         time += phase.repeat * (lat + bandwidth)
         latency += phase.repeat * lat
     return P2pPrediction(time, latency, protocol)
-
-
-def bytes_per_s_of(nbytes: float, seconds: float) -> float:
-    """The rate that moved ``nbytes`` in ``seconds`` (inf for no time)."""
-    return nbytes / seconds if seconds > 0 else math.inf
