@@ -202,7 +202,7 @@ def test_serving_prices_its_tp_all_reduces_with_the_analytic_path() -> None:
     from dcsim.serving.costs import IterationCost
 
     cfg = get_model("llama2-70b")
-    cost = IterationCost(cfg, "fp16", "h100-sxm", 8, 1, 450e9, 1e-6, interconnect="nvswitch-h100")
+    cost = IterationCost(cfg, "fp16", "h100-sxm", 8, 1, 450e9, interconnect="nvswitch-h100")
     per_op = allreduce_bytes(cfg, 1, "fp16") / (2 * cfg.layers)
     one = tune("all_reduce", node_topology("h100-sxm", "nvswitch-h100", 8), per_op)
     assert cost.comm_s(1) == pytest.approx(2 * cfg.layers * one.time_s)

@@ -50,7 +50,7 @@ def test_iteration_reads_the_experts_its_tokens_use() -> None:
 
 
 def decode_s(cfg: object, batch: int) -> float:
-    cost = IterationCost(cfg, "fp16", "h100-sxm", 2, 1, 450e9, 1e-6)  # type: ignore[arg-type]
+    cost = IterationCost(cfg, "fp16", "h100-sxm", 2, 1, 450e9)  # type: ignore[arg-type]
     return cost.decode_s(batch, batch * 512)
 
 

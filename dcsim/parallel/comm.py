@@ -6,27 +6,33 @@ fabric links slow each other down exactly as the network model says. All-reduce,
 reduce-scatter are NCCL's (:mod:`dcsim.network.collectives.nccl_model`): each group's tuner choice, its
 channels' flows on their NIC rails for one step, and the bandwidth they got priced by the same
 :func:`~dcsim.network.collectives.nccl_model.predict` as the analytic path (so on an idle, non-blocking
-fabric both agree). Other collectives and sends run as phases of flows. Results are cached per query: a
+fabric both agree), and so is broadcast. All-to-all and sends are NCCL's grouped point-to-point sends
+(:mod:`dcsim.network.collectives.p2p_model`): rounds of flows of their protocol's wire bytes, each round
+followed by NCCL's point-to-point latency, as the analytic path prices them. Results are cached per query: a
 training plan asks the same few questions (its TP all-reduce, its stage-to-stage sends, its DP all-reduce)
 for every microbatch of every step.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import networkx as nx
 import simpy
 
+from dcsim.network.collectives.algorithms import Phase
 from dcsim.network.collectives.channels import ChannelLayout, layout_of, link_busbw_from, pattern
 from dcsim.network.collectives.nccl_model import NCCL_OPS, predict, tune
-from dcsim.network.collectives.runner import (
-    channel_keys,
-    choose_algorithm,
+from dcsim.network.collectives.p2p_model import (
+    PeerLayout,
+    hop_latency_s,
+    p2p_protocol,
+    peer_layout,
     plan,
-    rank_groups,
-    routed_without_latency,
+    wire_bytes,
 )
+from dcsim.network.collectives.runner import channel_keys, choose_algorithm, routed_without_latency
 from dcsim.network.factory import make_controller, make_flow_simulator
 from dcsim.network.flows import TransferDone
 from dcsim.network.routing import RoutingPolicy, mix64
@@ -46,6 +52,7 @@ class CommModel:
         self.controller = make_controller(graph, routing, seed)
         self._cache: dict[tuple[str, Groups, float, str], float] = {}
         self._layouts: dict[tuple[str, ...], ChannelLayout] = {}
+        self._peers: dict[tuple[str, ...], PeerLayout] = {}
 
     def collective_s(self, op: str, groups: Sequence[Sequence[str]], nbytes: float, algorithm: str = "auto") -> float:
         """Seconds until the last of ``groups`` finishes ``op`` of ``nbytes`` (nccl-tests size per rank), all
@@ -103,43 +110,75 @@ class CommModel:
 
     def send_s(self, pairs: Sequence[tuple[str, str]], nbytes: float) -> float:
         """Seconds until the last of the (src, dst) transfers of ``nbytes`` each completes, all started together
-        (the stage-to-stage activation sends of a pipeline, one per tensor-parallel rank)."""
+        (the stage-to-stage activation sends of a pipeline, one per tensor-parallel rank): NCCL's
+        point-to-point latency plus the protocol's wire bytes at the rate the flows get."""
         return self.collective_s("send_recv", [pair for pair in pairs if pair[0] != pair[1]], nbytes)
 
+    def send_bytes_per_s(self, pairs: Sequence[tuple[str, str]]) -> float:
+        """The rate (bytes/s) each of the (src, dst) sends gets when all run at once on the idle fabric (the
+        slowest's): the bandwidth a pipeline boundary's sends are priced with
+        (:func:`~dcsim.network.collectives.p2p_model.send_time_s`). inf without sends."""
+        groups = tuple(tuple(pair) for pair in pairs if pair[0] != pair[1])
+        if not groups:
+            return math.inf
+        probe = 1e8  # any size: alone on the fabric, the rates do not depend on it
+        phases = [plan("send_recv", "direct", len(g), probe) for g in groups]
+        seconds = self._rounds(groups, [p[0] for p in phases], [probe] * len(groups))
+        return probe / max(seconds) if max(seconds) > 0 else math.inf
+
+    def peers(self, group: Sequence[str]) -> PeerLayout:
+        """The point-to-point layout of one group of ranks (cached)."""
+        key = tuple(group)
+        found = self._peers.get(key)
+        if found is None:
+            found = self._peers[key] = peer_layout(self.graph, key)
+        return found
+
     def _run(self, op: str, groups: Groups, nbytes: float, algorithm: str) -> float:
-        """All groups' phase ``i`` start together; one round of each phase is simulated and multiplied by the
-        phase's rounds (every round of a ring sends the same flows, so on an otherwise idle network each takes
-        the same time). This keeps a ring over ``n`` ranks at ``n`` flows instead of ``2n(n-1)``."""
+        """All-to-all or send/recv: all groups' round ``i`` start together, as flows of their protocol's wire
+        bytes without path latency; each group's round costs its bandwidth time plus NCCL's point-to-point
+        latency (:mod:`~dcsim.network.collectives.p2p_model`), times the round's repeats (on an otherwise idle
+        network every repeat takes the same time). The slowest group's sum over rounds."""
+        chosen = choose_algorithm(op, algorithm, [])
+        planned = [plan(op, chosen, len(g), nbytes) for g in groups]
+        totals = [0.0] * len(groups)
+        for index in range(max(len(phases) for phases in planned)):
+            present = [k for k, phases in enumerate(planned) if index < len(phases) and phases[index].pairs]
+            if not present:
+                continue
+            rounds = [planned[k][index] for k in present]
+            protocols = [p2p_protocol(phase.bytes_per_flow) for phase in rounds]
+            wires = [wire_bytes(phase.bytes_per_flow, sent) for phase, sent in zip(rounds, protocols, strict=True)]
+            seconds = self._rounds(tuple(groups[k] for k in present), rounds, wires)
+            for k, phase, sent, bandwidth in zip(present, rounds, protocols, seconds, strict=True):
+                layout = self.peers(groups[k])
+                latency = hop_latency_s(sent, layout.hop(phase.pairs), layout.host_cpu)
+                totals[k] += phase.repeat * (bandwidth + latency)
+        return max(totals)
+
+    def _rounds(self, groups: Groups, rounds: Sequence[Phase], sizes: Sequence[float]) -> list[float]:
+        """Run one round of each group's sends together (``sizes[k]`` bytes per send of group ``k``), without
+        path latency; each group's bandwidth seconds (its last flow's end)."""
         env = simpy.Environment()
         flows = make_flow_simulator(env, self.controller)
-        planned = []
-        tags = [flows.next_collective_id() for _ in groups]  # ECMP keys as run_collective draws them
-        for g in groups:
-            grouping = rank_groups(self.graph, g)
-            planned.append(plan(op, choose_algorithm(op, algorithm, grouping), len(g), nbytes, grouping))
-        total = 0.0
-        for index in range(max(len(phases) for phases in planned)):
-            srcs: list[str] = []
-            dsts: list[str] = []
-            keys: list[int] = []
-            sizes: list[float] = []
-            rounds = fill = 0
-            for number, (g, phases) in enumerate(zip(groups, planned, strict=True)):
-                if index >= len(phases) or not phases[index].pairs:
-                    continue
-                phase = phases[index]
-                for i, j in phase.pairs:
-                    srcs.append(g[i])
-                    dsts.append(g[j])
-                    keys.append(mix64(tags[number], i, j) & 0x7FFFFFFFFFFFFFFF)
-                    sizes.append(phase.bytes_per_flow)
-                rounds = max(rounds, phase.repeat)
-                fill = max(fill, phase.fill_hops)
-            if not srcs:
+        events: list[simpy.Event | None] = []
+        paid: list[float] = []
+        for g, phase, size in zip(groups, rounds, sizes, strict=True):
+            tag = flows.next_collective_id()  # ECMP keys as run_collective draws them
+            keys = [mix64(tag, i, j) & 0x7FFFFFFFFFFFFFFF for i, j in phase.pairs]
+            routed = flows.route([g[i] for i, _ in phase.pairs], [g[j] for _, j in phase.pairs], keys)
+            routed, latency = routed_without_latency(flows, routed)
+            events.append(flows.start_routed(routed, size) if size > 0 else None)
+            paid.append(latency)
+        pending = [e for e in events if e is not None]
+        if pending:
+            env.run(until=simpy.AllOf(env, pending))
+        seconds = []
+        for event, latency in zip(events, paid, strict=True):
+            if event is None:
+                seconds.append(0.0)
                 continue
-            routed = flows.route(srcs, dsts, keys)
-            start = float(env.now)
-            env.run(until=flows.start_routed(routed, sizes))
-            one_round = float(env.now) - start
-            total += one_round * rounds + fill * float(routed.latency_s.max())
-        return total
+            done = event.value
+            assert isinstance(done, TransferDone)
+            seconds.append(max(0.0, done.end_s - done.start_s - latency))
+        return seconds

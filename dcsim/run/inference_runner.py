@@ -25,6 +25,7 @@ from dcsim.energy import node_power
 from dcsim.engine.simulation import Simulation
 from dcsim.errors import UserInputError
 from dcsim.models.inference import weight_bytes
+from dcsim.network.collectives.p2p_model import send_time_s
 from dcsim.parallel.comm import CommModel
 from dcsim.run.collective_runner import NetworkSession
 from dcsim.run.context import RunContext
@@ -195,7 +196,6 @@ class InferenceRunner:
                     tp,
                     pp,
                     link.bandwidth_gb_per_s * 1e9 if link else None,
-                    link.latency_us * 1e-6 if link else 0.0,
                     offload_s=offload_s,
                     transform=self.served.transform(acc.id) if self.served is not None else None,
                     kept_heads=self.served.kept_heads if self.served is not None else None,
@@ -349,18 +349,17 @@ class InferenceRunner:
 
     def _transfer_time(self) -> Callable[[int], float]:
         """Seconds to send a request's KV cache (all layers and heads) of ``tokens`` tokens from a prefill
-        replica to a decode replica over a dedicated path at ``kv_transfer_gbps``, plus the network's link
-        latency; nothing else shares the path."""
+        replica to a decode replica over a dedicated path at ``kv_transfer_gbps``: one NCCL point-to-point
+        send across the network (:func:`~dcsim.network.collectives.p2p_model.send_time_s`: its latency and
+        protocol, the bytes at that rate); nothing else shares the path."""
         dis = self.spec.disaggregation
         assert dis is not None and dis.kv_transfer_gbps is not None
         bytes_per_s = dis.kv_transfer_gbps * 1e9 / 8
-        network = self.scenario.datacenter.network
-        latency_s = network.link_latency_us * 1e-6 if network is not None else 0.0
         size = self.spec.parallelism.tp * self.spec.parallelism.pp
         per_token = self.memory[self.places[0].node.name].kv_bytes_per_token * size
 
         def seconds(tokens: int) -> float:
-            return latency_s + tokens * per_token / bytes_per_s
+            return send_time_s(tokens * per_token, bytes_per_s, "network")
 
         return seconds
 

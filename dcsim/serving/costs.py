@@ -4,9 +4,10 @@ An iteration's time is the sum of its ops' predicted times on one accelerator of
 tensor-parallel shard, :mod:`dcsim.models.inference`), plus the tensor-parallel all-reduces (two per layer,
 each priced by NCCL's model on the node's intra-node interconnect, :func:`dcsim.network.collectives.nccl_model.tune`:
 the tuner's algorithm, protocol and channels, with NCCL's latencies - tens of microseconds for the small
-messages of a decode step) and, with ``pp`` pipeline stages, ``pp - 1`` activation transfers: over
-the intra-node interconnect between stages on one node, and over the NICs and network between stages on
-different nodes (a replica spanning nodes, :mod:`dcsim.serving.stagehop`).
+messages of a decode step) and, with ``pp`` pipeline stages, ``pp - 1`` activation sends, priced by NCCL's
+point-to-point model (:mod:`dcsim.network.collectives.p2p_model`): over the intra-node interconnect between
+stages on one node, and over the NICs and network between stages on different nodes (a replica spanning
+nodes, :mod:`dcsim.serving.stagehop`).
 Pipeline stages run one after another for one batch (no micro-batch overlap inside a replica), so ``pp``
 splits memory, not time. The cost model call is the expensive part, so every piece is cached: the dense
 layers by (tokens, sequences), decode attention by (batch, mean context rounded up to 16 tokens above 256),
@@ -220,25 +221,25 @@ def check_kept_heads(cfg: TransformerConfig, kept_heads: int, tp: int = 1) -> No
 class IterationCost:
     """Seconds of iterations of one replica (``tp`` x ``pp`` accelerators of ``device_id``).
 
-    ``link_bytes_per_s`` and ``link_latency_s`` describe the intra-node interconnect the TP all-reduces
-    and PP transfers inside a node use (needed when ``tp`` > 1 or stages share a node); ``interconnect`` is
-    its catalog id, with which the TP all-reduce sees the link's efficiency, PCIe or NVLink latencies and
-    NVLS as NCCL would (:func:`~dcsim.network.collectives.nccl_model.node_topology`; without it the
-    bandwidth is taken as given, on NVLink). ``stage_hops``
-    are the replica's inter-node stage boundaries (a replica spanning nodes: one
-    :class:`~dcsim.serving.stagehop.StageHop` per boundary between nodes; the other ``pp - 1 - len(stage_hops)``
-    boundaries are inside a node). ``predict_many`` defaults to
-    :func:`dcsim.compute.predict_many`. ``offload_s`` is the time to stream the weights kept in host memory
-    to the accelerator once: they are streamed every iteration, layer by layer ahead of use (FlexGen /
-    ZeRO-Inference style), so an iteration takes at least that long. ``transform`` rewrites each op list
-    before it is priced (a compression recipe: :mod:`dcsim.serving.compressed`). ``kept_heads`` (uniform
-    head pruning) keeps that many of the model's attention heads per layer, whole key-value groups, at the
-    same head width: every op list goes through :func:`dcsim.compression.transforms.prune_heads` (QKV and
-    output projection, cache write, layout copy and attention cores shrink). ``kv_precision`` (a quantized
-    KV cache) is the element type decode attention reads the cache in. ``host`` is the serving engine's host
-    (CPU) time per iteration (:mod:`dcsim.serving.host_overhead`), a function of the iteration's sequence
-    count: its serial part is added to every iteration and its overlapped part hides behind the accelerator
-    work; None (the default here; scenarios resolve ``host_overhead``) adds none.
+    ``link_bytes_per_s`` is the bandwidth of the intra-node interconnect the TP all-reduces and PP sends inside a
+    node use (needed when ``tp`` > 1 or stages share a node); ``interconnect`` is its catalog id, with which they
+    see the link's efficiency, PCIe or NVLink latencies and NVLS as NCCL would
+    (:func:`~dcsim.network.collectives.nccl_model.node_topology`; without it the bandwidth is taken as given, on
+    NVLink). Both are priced by the one communication model: the all-reduces by NCCL's tuner, the sends by its
+    point-to-point model (:mod:`dcsim.network.collectives.p2p_model`). ``stage_hops`` are the replica's inter-node
+    stage boundaries (a replica spanning nodes: one :class:`~dcsim.serving.stagehop.StageHop` per boundary between
+    nodes; the other ``pp - 1 - len(stage_hops)`` boundaries are inside a node, each of the ``tp`` ranks sending its
+    share over its own link). ``predict_many`` defaults to :func:`dcsim.compute.predict_many`. ``offload_s`` is the
+    time to stream the weights kept in host memory to the accelerator once: they are streamed every iteration, layer
+    by layer ahead of use (FlexGen / ZeRO-Inference style), so an iteration takes at least that long. ``transform``
+    rewrites each op list before it is priced (a compression recipe: :mod:`dcsim.serving.compressed`).
+    ``kept_heads`` (uniform head pruning) keeps that many of the model's attention heads per layer, whole key-value
+    groups, at the same head width: every op list goes through :func:`dcsim.compression.transforms.prune_heads` (QKV
+    and output projection, cache write, layout copy and attention cores shrink). ``kv_precision`` (a quantized KV
+    cache) is the element type decode attention reads the cache in. ``host`` is the serving engine's host (CPU) time
+    per iteration (:mod:`dcsim.serving.host_overhead`), a function of the iteration's sequence count: its serial
+    part is added to every iteration and its overlapped part hides behind the accelerator work; None (the default
+    here; scenarios resolve ``host_overhead``) adds none.
     """
 
     def __init__(
@@ -249,7 +250,7 @@ class IterationCost:
         tp: int = 1,
         pp: int = 1,
         link_bytes_per_s: float | None = None,
-        link_latency_s: float = 0.0,
+        *,
         predict: PredictMany | None = None,
         offload_s: float = 0.0,
         transform: Callable[[list[tuple[Op, int]]], list[tuple[Op, int]]] | None = None,
@@ -270,10 +271,14 @@ class IterationCost:
         self.kept_heads, self.kv_precision = kept_heads, kv_precision
         self.cfg, self.precision, self.device_id, self.tp, self.pp = cfg, precision, device_id, tp, pp
         self.link_bytes_per_s = link_bytes_per_s or 0.0
-        self.link_latency_s = link_latency_s
         self.tp_topology: CommTopology | None = None
         if tp > 1:
             self.tp_topology = node_topology(device_id, interconnect, tp, self.link_bytes_per_s)
+        # a stage boundary inside a node: each rank sends its share to its peer over its own link
+        self.inside_hop: StageHop | None = None
+        if pp - 1 > len(self.stage_hops):
+            node = node_topology(device_id, interconnect, 2, self.link_bytes_per_s)
+            self.inside_hop = StageHop(node.gpu_bytes_per_s, node.intra)
         self._predict = predict or predict_many
         self.offload_s = offload_s
         # seconds per cached token attended to for the part of the KV cache kept in host memory (offload
@@ -323,10 +328,9 @@ class IterationCost:
             seconds += 2 * self.cfg.layers * tune("all_reduce", self.tp_topology, float(per_op)).time_s
         if self.pp > 1:
             activation = tokens * self.cfg.hidden * BYTES_PER_ELEMENT[self.precision]
-            inside = self.pp - 1 - len(self.stage_hops)
-            if inside:
-                seconds += inside * (activation / self.link_bytes_per_s + self.link_latency_s)
-            for hop in self.stage_hops:  # each rank sends its 1/tp of the activations to its peer
+            if self.inside_hop is not None:  # each rank sends its 1/tp of the activations to its peer
+                seconds += (self.pp - 1 - len(self.stage_hops)) * self.inside_hop.seconds(activation / self.tp)
+            for hop in self.stage_hops:
                 seconds += hop.seconds(activation / self.tp)
         return seconds
 

@@ -1,6 +1,7 @@
-"""Collectives (all-reduce, all-gather, reduce-scatter, all-to-all, broadcast, send/recv): NCCL's channels,
-algorithms and protocols as a closed form (:mod:`.nccl_model`) and as flows on the fabric (:mod:`.runner`),
-with nccl-tests algbw/busbw reporting."""
+"""Collectives (all-reduce, all-gather, reduce-scatter, all-to-all, broadcast, send/recv), the one
+communication model: NCCL's channels, algorithms and protocols (:mod:`.nccl_model`) and its point-to-point
+sends (:mod:`.p2p_model`) as closed forms, and as flows on the fabric (:mod:`.runner`), with the same
+constants and nccl-tests algbw/busbw reporting."""
 
 from dcsim.network.collectives.algorithms import Phase
 from dcsim.network.collectives.conventions import OPS, CollectiveResult, bus_factor, make_result

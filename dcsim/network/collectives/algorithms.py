@@ -1,10 +1,10 @@
-"""The collectives NCCL's tuner does not price (all-to-all, broadcast, send/recv) as phases of flows between
-rank positions 0..n-1. All-reduce, all-gather and reduce-scatter are NCCL's channels: :mod:`.nccl_model`.
+"""The rounds of the collectives NCCL runs as grouped point-to-point sends (all-to-all, send/recv), as
+phases of flows between rank positions 0..n-1 (priced by :mod:`.p2p_model`). All-reduce, all-gather,
+reduce-scatter and broadcast are NCCL's channels: :mod:`.nccl_model`.
 
 A :class:`Phase` sends ``bytes_per_flow`` over every pair at once, ``repeat`` times in a row (each round
-waits for all its flows: the steps of a ring), then waits ``fill_hops`` more path latencies (the pipeline
-fill of a chunked tree or chain, whose bandwidth term is one message time). Phases run one after another.
-Sizes follow nccl-tests (see :mod:`.conventions`); ``S`` below is that size, ``n`` the ranks.
+waits for all its sends). Phases run one after another. Sizes follow nccl-tests (see :mod:`.conventions`);
+``S`` below is that size, ``n`` the ranks.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ Pair = tuple[int, int]
 
 @dataclass(frozen=True)
 class Phase:
-    """Flows ``pairs`` (src, dst rank positions) of ``bytes_per_flow`` each, ``repeat`` rounds."""
+    """Sends ``pairs`` (src, dst rank positions) of ``bytes_per_flow`` each, ``repeat`` rounds."""
 
     pairs: tuple[Pair, ...]
     bytes_per_flow: float
     repeat: int = 1
-    fill_hops: int = 0
 
 
 def ring_pairs(ranks: Sequence[int]) -> tuple[Pair, ...]:
@@ -31,7 +30,8 @@ def ring_pairs(ranks: Sequence[int]) -> tuple[Pair, ...]:
 
 
 def all_to_all(n: int, size: float) -> list[Phase]:
-    """All-to-all as NCCL posts it: every rank sends S/n to every other rank, all at once."""
+    """All-to-all as nccl-tests and PyTorch post it to NCCL (one grouped send per peer): every rank sends S/n
+    to every other rank, all at once."""
     return [Phase(tuple((i, j) for i in range(n) for j in range(n) if i != j), size / n)]
 
 
@@ -39,13 +39,6 @@ def pairwise_all_to_all(n: int, size: float) -> list[Phase]:
     """Pairwise-exchange all-to-all (the MPI algorithm): n-1 rounds, in round r every rank i sends S/n to
     rank i + r; each round waits for its slowest flow."""
     return [Phase(tuple((i, (i + r) % n) for i in range(n)), size / n) for r in range(1, n)]
-
-
-def broadcast(n: int, size: float, root: int = 0) -> list[Phase]:
-    """Pipelined chain broadcast from ``root`` along the ring: every chain link carries S at once, plus
-    (n - 2) latencies of pipeline fill."""
-    chain = [(root + i) % n for i in range(n)]
-    return [Phase(tuple(zip(chain[:-1], chain[1:], strict=True)), size, 1, max(n - 2, 0))]
 
 
 def send_recv(n: int, size: float) -> list[Phase]:

@@ -47,6 +47,7 @@ class NcclTuning:
     channel_speed_inter: Mapping[str, float]
     max_channels: int
     compute_capability: Mapping[str, float]
+    p2p_ll_threshold_bytes: int
 
     def generation(self, accelerator: str | None) -> str:
         """The GPU generation NCCL keys its figures by, from the accelerator's compute capability (Ampere
@@ -101,4 +102,5 @@ def nccl_tuning() -> NcclTuning:
         channel_speed_inter=_table(raw["channel_speed_max_gb_per_s"]["inter"], GB),
         max_channels=int(raw["max_channels"]["value"]),
         compute_capability={k: float(v) for k, v in raw["compute_capability"].items() if k != "source"},
+        p2p_ll_threshold_bytes=int(raw["p2p"]["ll_threshold_bytes"]),
     )

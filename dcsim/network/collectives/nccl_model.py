@@ -1,5 +1,6 @@
-"""Collectives as NCCL builds and prices them: channels on NIC rails, algorithms ring, tree, NVLS and CollNet
-(in-network reduction, SHARP), protocols LL, LL128 and Simple, and the tuner's choice among them.
+"""Collectives as NCCL builds and prices them (all-reduce, all-gather, reduce-scatter, broadcast): channels on
+NIC rails, algorithms ring, tree, NVLS and CollNet (in-network reduction, SHARP), protocols LL, LL128 and
+Simple, and the tuner's choice among them. Point-to-point sends and all-to-all: :mod:`.p2p_model`.
 
 This is the closed form (the *analytic path*). The flow-level path (:mod:`.runner`,
 :class:`dcsim.parallel.comm.CommModel`) builds the same channels as flows on the fabric graph, measures the
@@ -34,13 +35,16 @@ from dataclasses import dataclass
 
 from dcsim.network.collectives.nccl_constants import PROTOCOLS, NcclTuning, nccl_tuning
 
-#: Collectives NCCL's tuner prices (the others are point-to-point or not tuned: see :mod:`.runner`).
-NCCL_OPS = ("all_reduce", "all_gather", "reduce_scatter")
-#: Algorithms per tuned collective, in the tuner's order (ties go to the earlier).
+#: Collectives NCCL's tuner prices (send/recv and all-to-all are point-to-point: :mod:`.p2p_model`).
+NCCL_OPS = ("all_reduce", "all_gather", "reduce_scatter", "broadcast")
+#: Algorithms per tuned collective, in the tuner's order (ties go to the earlier). Broadcast runs rings only
+#: (NCCL 2.30, ``src/graph/tuning.cc`` enables no other algorithm for it): each channel's ring is a
+#: pipelined chain from the root, so every rank receives the whole message once.
 NCCL_ALGORITHMS = {
     "all_reduce": ("ring", "tree", "nvls", "collnet"),
     "all_gather": ("ring",),
     "reduce_scatter": ("ring",),
+    "broadcast": ("ring",),
 }
 
 
@@ -155,6 +159,8 @@ def _ll_max(t: NcclTuning, topo: CommTopology) -> float:
 
 
 def _steps(op: str, count: int) -> int:
+    """Steps of ``op``'s ring over ``count`` ranks (or nodes): 2(n-1) for all-reduce, n-1 otherwise (a
+    broadcast's chain has n-1 hops)."""
     return 2 * (count - 1) if op == "all_reduce" else count - 1
 
 
@@ -222,6 +228,8 @@ def _parts(op: str, topo: CommTopology, choice: Choice, link: float) -> tuple[fl
     link = min(link, choice.channels * speeds[topo.generation])  # no channel moves more than the search's fastest
     busbw = _busbw(t, op, topo, choice, link)
     ratio = topo.ranks / _steps(op, topo.ranks) if choice.algorithm in ("ring", "nvls") else 0.5
+    if op == "broadcast":
+        ratio = 1.0  # every link of the chain carries the whole message once: algbw = busbw
     latency = _latency(t, op, topo, choice)
     plateau = latency
     if choice.algorithm == "ring" and choice.protocol == "simple" and op == "all_reduce" and topo.nodes > 1:

@@ -1,12 +1,14 @@
-"""Run a collective on a :class:`~dcsim.network.flows.FlowSimulator`: its channels' flows share links max-min
-fairly with every other flow in the simulation (the flow-level path of :mod:`.nccl_model`).
+"""Run a collective on a :class:`~dcsim.network.flows.FlowSimulator`: its flows share links max-min fairly
+with every other flow in the simulation (the flow-level path of :mod:`.nccl_model` and :mod:`.p2p_model`).
 
-All-reduce, all-gather and reduce-scatter run as NCCL runs them: the tuner (:func:`.nccl_model.tune`) picks
-algorithm, protocol and channels from the communicator's topology; the channels' flows (:mod:`.channels`)
-carry the payload step by step on the fabric, without path latency; the bandwidth they got goes through the
-same :func:`.nccl_model.predict` as the analytic path, and the collective ends when that prediction says
-(protocol overheads, caps and NCCL's latencies added as time after the flows). All-to-all, broadcast and
-send/recv, which NCCL's tuner does not price, run as phases of flows (:mod:`.algorithms`).
+All-reduce, all-gather, reduce-scatter and broadcast run as NCCL runs them: the tuner
+(:func:`.nccl_model.tune`) picks algorithm, protocol and channels from the communicator's topology; the
+channels' flows (:mod:`.channels`) carry the payload step by step on the fabric, without path latency; the
+bandwidth they got goes through the same :func:`.nccl_model.predict` as the analytic path, and the
+collective ends when that prediction says (protocol overheads, caps and NCCL's latencies added as time after
+the flows). All-to-all and send/recv, which NCCL runs as grouped point-to-point sends, run as rounds of flows
+(:mod:`.algorithms`) of their protocol's wire bytes, without path latency, each round followed by the
+point-to-point latency of :mod:`.p2p_model`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import networkx as nx
 import numpy as np
 import simpy
 
-from dcsim.network.collectives import algorithms
+from dcsim.network.collectives import p2p_model
 from dcsim.network.collectives.algorithms import Phase
 from dcsim.network.collectives.channels import ChannelLayout, layout_of, link_busbw_from, pattern
 from dcsim.network.collectives.conventions import OPS, CollectiveResult, make_result
@@ -33,12 +35,13 @@ ALGORITHMS = {
     "all_gather": ("ring",),
     "reduce_scatter": ("ring",),
     "all_to_all": ("direct", "pairwise"),
-    "broadcast": ("chain",),
+    "broadcast": ("ring", "chain"),
     "send_recv": ("direct",),
 }
 #: Old algorithm names kept as aliases: NCCL's rail-aligned ring channels already run the intra-node hops
-#: inside each node and one inter-node hop per rail, what ``hierarchical`` stood for.
-ALIASES = {"hierarchical": "ring"}
+#: inside each node and one inter-node hop per rail, what ``hierarchical`` stood for; a broadcast's ring
+#: channels are pipelined chains from the root, what ``chain`` stood for.
+ALIASES = {"hierarchical": "ring", "chain": "ring"}
 
 
 def _group_positions(labels: Sequence[Hashable]) -> list[list[int]]:
@@ -81,11 +84,9 @@ def channel_keys(tag: int, edges: Sequence[tuple[int, int]]) -> list[int]:
     return [mix64(tag, e, i, j) & 0x7FFFFFFFFFFFFFFF for e, (i, j) in enumerate(edges)]
 
 
-def plan(op: str, algorithm: str, n: int, nbytes: float, groups: list[list[int]], root: int = 0) -> list[Phase]:
-    """The phases of all-to-all, broadcast or send/recv with a concrete ``algorithm`` on ``n`` ranks."""
-    if op == "broadcast":
-        return algorithms.broadcast(n, nbytes, root)
-    return algorithms.FLAT[(op, algorithm)](n, nbytes)
+def plan(op: str, algorithm: str, n: int, nbytes: float) -> list[Phase]:
+    """The rounds of all-to-all or send/recv with a concrete ``algorithm`` on ``n`` ranks."""
+    return p2p_model.plan(op, algorithm, n, nbytes)
 
 
 def run_collective(
@@ -102,9 +103,11 @@ def run_collective(
     """SimPy process body: run ``op`` of ``nbytes`` (nccl-tests size) over ``ranks`` (node names).
 
     ``algorithm`` and ``protocol`` (``auto``: NCCL's tuner picks; the result says what ran) apply to
-    all-reduce, all-gather and reduce-scatter. ``groups`` labels each rank's node (default: the nodes'
-    ``server`` attribute). Each (src, dst) connection keeps one ECMP key for the whole collective, as NCCL
-    keeps one connection per peer. Use as ``result = yield env.process(run_collective(sim, ...))``.
+    all-reduce, all-gather, reduce-scatter and broadcast (whose ``root`` does not change its time: every
+    channel's chain carries the message once); all-to-all and send/recv run the protocol NCCL picks by size
+    (``protocol`` must be ``auto``). ``groups`` labels each rank's node (default: the nodes' ``server``
+    attribute). Each (src, dst) connection keeps one ECMP key for the whole collective, as NCCL keeps one
+    connection per peer. Use as ``result = yield env.process(run_collective(sim, ...))``.
     """
     n = len(ranks)
     if n < 2:
@@ -119,21 +122,26 @@ def run_collective(
         guess = tune(op, layout.topology, float(nbytes), chosen, protocol)
         final = yield from _run_channels(sim, op, ranks, float(nbytes), layout, guess)
         return make_result(op, guess.algorithm, n, float(nbytes), final, guess.protocol, guess.channels)
-    grouping = _group_positions(groups) if groups is not None else rank_groups(sim.controller.graph, ranks)
-    phases = plan(op, chosen, n, float(nbytes), grouping, root)
+    if protocol != "auto":
+        raise ValueError(f"{op} runs the protocol NCCL picks for its sends by size: protocol must be auto")
+    peers = p2p_model.peer_layout(sim.controller.graph, ranks, groups)
     start = float(sim.env.now)
     tag = sim.next_collective_id()
-    for phase in phases:
+    for phase in plan(op, chosen, n, float(nbytes)):
         if not phase.pairs:
             continue
         srcs = [ranks[i] for i, _ in phase.pairs]
         dsts = [ranks[j] for _, j in phase.pairs]
         keys = [mix64(tag, i, j) & 0x7FFFFFFFFFFFFFFF for i, j in phase.pairs]
-        routed = sim.route(srcs, dsts, keys)
+        routed, paid = routed_without_latency(sim, sim.route(srcs, dsts, keys))
+        sent = p2p_model.p2p_protocol(phase.bytes_per_flow)
+        latency = p2p_model.hop_latency_s(sent, peers.hop(phase.pairs), peers.host_cpu)
         for _ in range(phase.repeat):
-            yield sim.start_routed(routed, phase.bytes_per_flow)
-        if phase.fill_hops and routed.latency_s.size:
-            yield sim.env.timeout(phase.fill_hops * float(routed.latency_s.max()))
+            wait = latency
+            if phase.bytes_per_flow > 0:
+                yield sim.start_routed(routed, p2p_model.wire_bytes(phase.bytes_per_flow, sent))
+                wait = max(0.0, latency - paid)  # a load-aware policy's flows paid the path latency
+            yield sim.env.timeout(wait)
     return make_result(op, chosen, n, float(nbytes), float(sim.env.now) - start)
 
 
