@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,19 @@ def test_dcsim_follows_the_layers_of_architecture_md():
     contract = parse_contract(ARCHITECTURE.read_text(encoding="utf-8"))
     problems = check_layering(ROOT, "dcsim", contract)
     assert not problems, "dcsim breaks the layering of docs/architecture.md:\n" + "\n".join(problems)
+
+
+def test_a_wrong_import_in_a_copy_of_dcsim_fails(tmp_path: Path):
+    """The real contract catches a lazy upward import: the catalog (bottom) reaching for the run (top)."""
+    shutil.copytree(ROOT / "dcsim", tmp_path / "dcsim", ignore=shutil.ignore_patterns("__pycache__", "data"))
+    catalog = tmp_path / "dcsim" / "catalog" / "__init__.py"
+    lines = catalog.read_text(encoding="utf-8").splitlines()
+    catalog.write_text("\n".join([*lines, "", "def _lazy():", "    from dcsim.run import world", ""]), encoding="utf-8")
+    contract = parse_contract(ARCHITECTURE.read_text(encoding="utf-8"))
+    assert check_layering(tmp_path, "dcsim", contract) == [
+        f"dcsim/catalog/__init__.py:{len(lines) + 3}: dcsim.catalog imports dcsim.run in a function: "
+        "run is a higher layer than catalog"
+    ]
 
 
 # --- the checker itself, on a synthetic package ---------------------------------------------------------------
