@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 import dcsim
+from dcsim.formatting import format_duration, format_figure, format_interval, format_number, label_of
 from dcsim.network.plot import link_utilization_figure, utilization_steps
 from dcsim.report import build_report
 from dcsim.report.bounds import clip_intervals, physical_bounds
-from dcsim.report.formats import format_duration, format_figure, format_interval, format_number, label_of
 from dcsim.report.sweep_report import interval_table
 from dcsim.report.tables import readable_table
 from dcsim.run.compare import utilization_figure

@@ -11,8 +11,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from dcsim.formatting import duration_unit
 from dcsim.network.usage import LinkUsage
-from dcsim.report.formats import duration_unit
 
 MAX_LINKS_SHOWN = 200
 

@@ -12,7 +12,7 @@ import math
 
 import pandas as pd
 
-from dcsim.report.formats import quantity_of
+from dcsim.formatting import quantity_of
 
 #: Words in a figure's name that make it a difference, which may be negative.
 SIGNED_WORDS = ("savings", "delta", "diff", "change", "gain", "margin", "error", "bias", "offset", "slack")

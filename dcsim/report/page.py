@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from dcsim.report.formats import format_figure, label_of
+from dcsim.formatting import format_figure, label_of
 from dcsim.report.tables import readable_table
 
 _STYLE = """
@@ -75,7 +75,7 @@ class Page:
 
     def key_values(self, rows: dict[str, Any], title: str | None = None) -> str:
         """A two-column table of figures: each name as words (the name itself on hover), its value in human
-        units (:func:`dcsim.report.formats.format_figure`). Added to the page unless ``title`` is given:
+        units (:func:`dcsim.formatting.format_figure`). Added to the page unless ``title`` is given:
         then returned as a titled block for :meth:`grid`."""
         body = "".join(
             f'<tr><td class="text" title="{html.escape(str(k), quote=True)}">{html.escape(label_of(str(k)))}</td>'

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from dcsim.errors import UserInputError
-from dcsim.report.formats import format_duration, format_figure, format_number, label_of
+from dcsim.formatting import format_duration, format_figure, format_number, label_of
 from dcsim.report.page import Page
 
 TABLE_SUFFIXES = (".csv", ".parquet")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from dcsim.errors import UserInputError
+from dcsim.formatting import format_interval, label_of
 from dcsim.report.bounds import clip_intervals
-from dcsim.report.formats import format_interval, label_of
 from dcsim.report.page import Page, figure_png
 from dcsim.report.run_report import read_table
 from dcsim.report.tables import column_unit

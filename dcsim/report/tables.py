@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from dcsim.report.formats import byte_unit, duration_unit, format_number, label_of, quantity_of
+from dcsim.formatting import byte_unit, duration_unit, format_number, label_of, quantity_of
 
 #: Columns that name a row, shown first in this order when present.
 IDENTITY_COLUMNS = ("policy", "workload", "variant", "seed", "job_id", "request_id", "replica", "name", "node")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from dcsim import progress
 from dcsim.errors import UserInputError
-from dcsim.report.formats import format_percent
+from dcsim.formatting import format_percent
 from dcsim.run.plots import bin_name, bin_width_s, draw_steps_with_means, finish_axes, plt, save_figure, time_axis
 from dcsim.run.result import Result
 from dcsim.run.world import run_scenario

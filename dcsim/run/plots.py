@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from dcsim.report.formats import duration_unit, format_duration, format_number
+from dcsim.formatting import duration_unit, format_duration, format_number
 
 if TYPE_CHECKING:
     from dcsim.run.result import Result

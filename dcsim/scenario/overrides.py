@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from dcsim.errors import Problem, UserInputError
+from dcsim.scenario.paths import set_path
 from dcsim.scenario.yamlio import load_yaml
-from dcsim.sweep.paths import set_path
 
 
 def parse_set_options(options: Sequence[str]) -> dict[str, Any]:

@@ -14,11 +14,11 @@ import sys
 import types
 from typing import Any
 
+from dcsim.scenario.paths import get_path, parse_path, set_path
 from dcsim.sweep.api import sweep
 from dcsim.sweep.cache import ResultCache, default_cache_dir, scenario_key
 from dcsim.sweep.design import make_design
 from dcsim.sweep.optimize import Constraint, Optimum, optimize, parse_constraint
-from dcsim.sweep.paths import get_path, parse_path, set_path
 from dcsim.sweep.stats import mean_ci, student_t_quantile
 
 __all__ = [

@@ -15,6 +15,7 @@ import yaml
 
 from dcsim.errors import UserInputError
 from dcsim.scenario import load_scenario
+from dcsim.scenario.paths import set_path
 from dcsim.scenario.schema import Scenario
 from dcsim.scenario.yamlio import load_yaml
 from dcsim.sweep.cache import ResultCache, default_cache_dir, scenario_key
@@ -22,7 +23,6 @@ from dcsim.sweep.design import make_design
 from dcsim.sweep.evaluate import describe_error, flatten_summary
 from dcsim.sweep.executors import EXECUTORS, run_dask, run_local
 from dcsim.sweep.inputs import DigestMemo
-from dcsim.sweep.paths import set_path
 
 _DEFAULT: Any = object()  # cache_dir not given: use default_cache_dir()
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dcsim.sweep.paths import parse_path
+from dcsim.scenario.paths import parse_path
 
 DESIGNS = ("grid", "random", "lhs")
 
