@@ -1,8 +1,10 @@
 """Every shipped scenario's summary.json, byte for byte: a restructuring that should change no result shows it.
 
-``tests/golden_summaries.json`` holds the sha256 of each ``scenarios/*.yaml`` run's ``summary.json`` text
-(:meth:`dcsim.run.Result.summary_json`, exactly the bytes ``dcsim run`` writes). The test runs every scenario
-(plots and tables are not written, they do not enter the summary) and compares.
+``tests/golden_summaries.json`` holds the sha256 of each ``scenarios/*.yaml`` run's ``summary.json``
+(:meth:`dcsim.run.Result.summary_json`, the text ``dcsim run`` writes) with every float written to 10
+significant digits: the same seed gives byte-identical summaries on one machine, and a CI machine whose CPU
+has other vector units may differ in a float's last bits, which is not a change of result. The test runs
+every scenario (plots and tables are not written, they do not enter the summary) and compares.
 
 A change meant to move results (a new mechanism, a corrected constant, a new scenario) regenerates the
 hashes, and its commit says which scenarios changed and why::
@@ -17,6 +19,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import dcsim
 
@@ -26,9 +29,22 @@ GOLDEN = Path(__file__).resolve().parent / "golden_summaries.json"
 REGENERATE = "DCSIM_UPDATE_GOLDEN=1 python -m pytest tests/test_golden_summaries.py"
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` (parsed JSON) with every float rounded to 10 significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+
+
 def summary_sha256(path: Path) -> str:
-    """The sha256 (hex) of the summary.json that running the scenario file ``path`` writes."""
-    return hashlib.sha256(dcsim.run_scenario(path).summary_json().encode("utf-8")).hexdigest()
+    """The sha256 (hex) of the summary.json that running the scenario file ``path`` writes, floats to 10
+    significant digits."""
+    summary = _canonical(json.loads(dcsim.run_scenario(path).summary_json()))
+    return hashlib.sha256(json.dumps(summary, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def current_hashes() -> dict[str, str]:
