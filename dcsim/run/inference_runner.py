@@ -316,7 +316,7 @@ class InferenceRunner:
         )
         self.compression_usd = produced.usd
         return {
-            "recipe": self.spec.compression,
+            "recipe": self.spec.compression.written,
             "served_params": model.param_count(),
             "original_params": model.original.param_count(),
             "weight_bytes_factor": self._weight_factor(accelerator),

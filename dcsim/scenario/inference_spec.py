@@ -18,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from dcsim.compression.recipe import Recipe, RecipeField
 from dcsim.errors import Problem
 from dcsim.scenario.fields import AcceleratorId, Count, Flag, InterconnectId, Number, WholeDistributionField
 from dcsim.scenario.files import scenario_file
@@ -29,6 +30,7 @@ from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
 if TYPE_CHECKING:
     from dcsim.models.transformer import TransformerConfig
     from dcsim.scenario.schema import NodeType, Scenario
+    from dcsim.serving.compressed import ServedCompression
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 INLINE_KEYS = {"seq_len": "max_seq_len"}
@@ -191,7 +193,7 @@ class InferenceWorkload(WorkloadSpec):
     kind: Literal["inference"] = "inference"
     model: str | dict[str, Any]
     precision: Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"] = "fp16"
-    compression: dict[str, Any] = Field(default_factory=dict)
+    compression: RecipeField = Field(default_factory=Recipe)
     replicas: Count | None = Field(default=None, ge=1)
     autoscale: AutoscaleSpec | None = None
     accelerator: AcceleratorId | None = None
@@ -205,22 +207,18 @@ class InferenceWorkload(WorkloadSpec):
     gpu_memory_utilization: Number = Field(default=0.9, gt=0, le=1)
     host_overhead: Literal["auto", "vllm_v0", "per_step_rpc", "none"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
+    _served: ServedCompression | None = PrivateAttr(default=None)
 
-    @field_validator("compression")
-    @classmethod
-    def _valid_recipe(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from dcsim.compression import parse_recipe
-
-        if value:
-            parse_recipe(value)  # ValueError naming the recipe's field
-        return value
-
-    def served(self) -> Any:
-        """The compression recipe applied to the served model (:class:`dcsim.serving.compressed.ServedCompression`),
-        or None without one. ValueError naming the field."""
+    def served(self) -> ServedCompression | None:
+        """The compression recipe applied to the served model, or None without one: made once per spec (the
+        recipe was validated when the scenario loaded). ValueError naming the field."""
         from dcsim.serving.compressed import served_compression
 
-        return served_compression(self.base_architecture(), self.compression, self.precision)
+        if self.compression.empty:
+            return None
+        if self._served is None:
+            self._served = served_compression(self.base_architecture(), self.compression, self.precision)
+        return self._served
 
     @field_validator("routing")
     @classmethod
@@ -351,8 +349,8 @@ class InferenceWorkload(WorkloadSpec):
             problems.append(Problem("disaggregation", f"{why}: there is no decode phase to separate"))
         if self.offload is not None and self.offload.kv_fraction > 0:
             problems.append(Problem("offload.kv_fraction", f"{why}: there is no KV cache to offload"))
-        quant = self.compression.get("quantization") if isinstance(self.compression, dict) else None
-        if isinstance(quant, dict) and quant.get("kv_cache") is not None:
+        quant = self.compression.quantization
+        if quant is not None and quant.kv_cache is not None:
             problems.append(Problem("compression", f"quantization.kv_cache: {why}"))
         return problems
 
@@ -366,7 +364,7 @@ class InferenceWorkload(WorkloadSpec):
             base = self.base_architecture()
         except ValueError as error:
             return [Problem("model", str(error))]
-        if base.experts > 1 and self.compression:
+        if base.experts > 1 and not self.compression.empty:
             return [
                 Problem(
                     "compression",
