@@ -91,3 +91,92 @@ def test_architecture_steps_run_in_the_documented_order():
     assert cm.config.hidden == student.hidden  # the student's width, not the teacher's
     assert cm.original is teacher
     assert isinstance(cm.recipe, Recipe)
+
+
+# ------------------------------------------------------------------------ the recipe in a scenario's specs
+def _compression_scenario(**compression: object) -> dict[str, object]:
+    import yaml
+
+    with open("scenarios/llama2_7b_compression.yaml", encoding="utf-8") as handle:
+        raw = yaml.safe_load(handle)
+    raw["outputs"] = {"plots": False}
+    if compression:
+        raw["workloads"] = raw["workloads"][:1]
+        raw["workloads"][0]["compression"] = compression["recipe"]
+    return raw
+
+
+def test_a_scenarios_recipe_is_validated_once_when_it_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The specs hold :class:`Recipe` models: loading validates each workload's recipe once; ``served()``,
+    ``architecture()``, ``check`` and the runner reuse it (and the served compression made from it)."""
+    from dcsim.engine.simulation import Simulation
+    from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer
+    from dcsim.scenario import load_scenario
+    from dcsim.scenario.inference_spec import InferenceWorkload
+
+    calls = []
+    validate = Recipe.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Recipe], obj: object, **kwargs: object) -> Recipe:
+        calls.append(obj)
+        return validate(cls, obj, **kwargs)
+
+    monkeypatch.setattr(Recipe, "model_validate", classmethod(counted))
+    scenario = load_scenario(_compression_scenario())
+    specs = [w for w in scenario.workloads if isinstance(w, InferenceWorkload)]
+    compressed = [s for s in specs if s.compression]
+    assert len(compressed) == 3 and len(calls) == 3
+    assert all(isinstance(s.compression, Recipe) for s in specs)
+    calls.clear()
+    placer = ReplicaPlacer(scenario)
+    for spec in compressed:
+        served = spec.served()
+        assert served is not None and spec.served() is served and served.model.recipe is spec.compression
+        assert spec.architecture() is served.config
+        assert spec.check(scenario) == []
+        InferenceRunner(spec, Simulation(1), scenario, placer)
+    assert calls == []
+
+
+def test_a_recipe_remembers_what_was_written() -> None:
+    """Defaults are filled in for the transforms, while summaries and scenario dumps keep the mapping as
+    written (so the summary's ``compression.recipe`` and a sweep's scenario hash read as before)."""
+    from dcsim.scenario import load_scenario
+
+    written = {"quantization": {"weights": "fp8", "kv_cache": "fp8"}, "pruning": {"pattern": "2:4"}}
+    recipe = parse_recipe(written)
+    assert recipe.quantization is not None and recipe.quantization.method == "fp8"
+    assert recipe.pruning is not None and recipe.pruning.sparsity == 0.5
+    assert recipe.written == written and recipe.model_dump() == written
+    assert not Recipe() and Recipe().written == {} and recipe
+    spec = load_scenario(_compression_scenario(recipe=written)).workloads[0]
+    assert spec.model_dump(mode="json")["compression"] == written
+
+
+@pytest.mark.parametrize(
+    ("compression", "problem"),
+    [
+        (
+            {"quantization": {"weights": "int3"}},
+            "workloads[0].compression: quantization.weights: must be one of int8, int4, fp8, not 'int3'",
+        ),
+        (
+            {"quantization": {"weights": "int4", "bits": 3}},
+            "workloads[0].compression: quantization.bits: unknown field "
+            "(known: weights, activations, method, kv_cache, group_size)",
+        ),
+        ({"sparsify": {}}, "workloads[0].compression: sparsify: unknown compression technique"),
+        ({"pruning": {"pattern": "structured"}}, "workloads[0].compression: pruning.sparsity: must be a number"),
+        ({"layer_dropping": 3}, "workloads[0].compression: layer_dropping: must be a mapping, not int"),
+        ({1: 2}, "workloads[0].compression[1]: keys must be text"),
+        ([], "workloads[0].compression: must be a mapping of fields (got [])"),
+    ],
+)
+def test_a_bad_recipe_in_a_scenario_is_one_line_naming_the_field(compression: object, problem: str) -> None:
+    from dcsim.errors import UserInputError
+    from dcsim.scenario import load_scenario
+
+    with pytest.raises(UserInputError) as error:
+        load_scenario(_compression_scenario(recipe=compression))
+    [found] = [str(p) for p in error.value.problems]
+    assert found.startswith(problem), found

@@ -146,7 +146,7 @@ def production_cost(
         basis.append(f"teacher: forward over {tokens:.3g} tokens, per-op compute on one {accelerator}")
     elif recipe.distillation is not None:
         basis.append("distillation.tokens not given: no training cost counted")
-    methods = []
+    methods: list[str] = []
     if recipe.quantization is not None:
         methods.append(recipe.quantization.method)
     if recipe.pruning is not None and recipe.pruning.method in ("sparsegpt", "wanda"):

@@ -1,8 +1,11 @@
 """A compression recipe, typed and validated: the ``compression:`` section of a workload.
 
-``parse_recipe(mapping)`` turns the scenario mapping into a :class:`Recipe`; every problem is a ValueError
-whose message starts with the field path (``quantization.weights: must be one of ...``), which the scenario
-layer prefixes with ``workloads[i].compression.``::
+The recipe is a set of frozen pydantic models (:class:`Recipe` and one model per technique) nested in the
+workload specs, so a scenario's recipe is validated once, when the scenario loads, and the same objects are
+what the transforms, the accuracy lookup and the production cost read. ``parse_recipe(mapping)`` validates a
+mapping outside a scenario; every problem is a one-line ValueError whose message starts with the field path
+(``quantization.weights: must be one of ...``), which the scenario layer reports as
+``workloads[i].compression: quantization.weights: ...``::
 
     quantization:  {weights: int8|int4|fp8, activations: fp16|bf16|int8|fp8, method: gptq|awq|smoothquant|rtn|fp8,
                     kv_cache: int8|fp8|null, group_size: 128}
@@ -15,35 +18,114 @@ layer prefixes with ``workloads[i].compression.``::
 precision reading low-bit weights. ``activations`` int8 (SmoothQuant W8A8) needs int8 weights, fp8 needs fp8
 weights. ``pruning.format`` says how unstructured-sparse weights are stored: ``dense`` (zeros kept in place,
 the default: no memory or time saved) or ``csr`` (values plus indices). ``pattern: "2:4"`` is 50% sparsity.
+A recipe remembers the mapping it was written as (:attr:`Recipe.written`): summaries and dumps of the
+scenario record that, not the defaults filled in.
 """
 
 from __future__ import annotations
 
+import copy
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
-WEIGHTS = ("int8", "int4", "fp8")
-ACTIVATIONS = ("fp16", "bf16", "int8", "fp8")
-METHODS = ("gptq", "awq", "smoothquant", "rtn", "fp8")
-KV_CACHE = ("int8", "fp8")
-PATTERNS = ("unstructured", "2:4", "structured")
-TARGETS = ("heads", "channels", "layers")
-FORMATS = ("dense", "csr")
-PRUNING_METHODS = ("magnitude", "sparsegpt", "wanda")
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import model_serializer as _serializer
+
+Weights = Literal["int8", "int4", "fp8"]
+Activations = Literal["fp16", "bf16", "int8", "fp8"]
+Method = Literal["gptq", "awq", "smoothquant", "rtn", "fp8"]
+KVCache = Literal["int8", "fp8"]
+Pattern = Literal["unstructured", "2:4", "structured"]
+Target = Literal["heads", "channels", "layers"]
+Format = Literal["dense", "csr"]
+PruningMethod = Literal["magnitude", "sparsegpt", "wanda"]
+
+WEIGHTS = typing.get_args(Weights)
+ACTIVATIONS = typing.get_args(Activations)
+METHODS = typing.get_args(Method)
+KV_CACHE = typing.get_args(KVCache)
+PATTERNS = typing.get_args(Pattern)
+TARGETS = typing.get_args(Target)
+FORMATS = typing.get_args(Format)
+PRUNING_METHODS = typing.get_args(PruningMethod)
 SECTIONS = ("quantization", "pruning", "distillation", "layer_dropping")
 
 
-@dataclass(frozen=True)
-class Quantization:
-    """Weights stored in ``weights``; GEMM inputs in ``activations`` (16-bit: weight-only); ``kv_cache``
-    precision of the KV cache (None: the model's own); ``group_size`` weights share a scale (weight-only)."""
+def _real(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
-    weights: str
-    activations: str = "fp16"
-    method: str = "rtn"
-    kv_cache: str | None = None
-    group_size: int = 128
+
+def _positive_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"must be a positive integer, not {value!r}")
+    return value
+
+
+def _open_fraction(value: Any) -> float:
+    if not _real(value) or not 0.0 < float(value) < 1.0:
+        raise ValueError(f"must be a number between 0 and 1 (exclusive), not {value!r}")
+    return float(value)
+
+
+def _tokens(value: Any) -> float:
+    if not _real(value) or value < 0:
+        raise ValueError(f"must be a number of training tokens >= 0, not {value!r}")
+    return float(value)
+
+
+def _student(value: Any) -> Any:
+    if not isinstance(value, str | Mapping) or not value:
+        raise ValueError("required: a zoo id or an inline architecture")
+    return value if isinstance(value, str) else dict(value)
+
+
+#: A whole number >= 1 (not ``true``, not ``4.0``).
+PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+#: A number strictly between 0 and 1.
+OpenFraction = Annotated[float, BeforeValidator(_open_fraction)]
+#: A number of tokens >= 0.
+Tokens = Annotated[float, BeforeValidator(_tokens)]
+#: A zoo id or an inline architecture mapping (resolved by :func:`dcsim.models.model_from_spec`).
+Student = Annotated[str | dict[str, Any], BeforeValidator(_student)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quantization(_Section):
+    """Weights stored in ``weights``; GEMM inputs in ``activations`` (16-bit: weight-only); ``kv_cache``
+    precision of the KV cache (None: the model's own); ``group_size`` weights share a scale (weight-only).
+    ``method`` defaults to ``fp8`` for fp8 weights, else ``rtn`` (round to nearest)."""
+
+    weights: Weights
+    activations: Activations = "fp16"
+    method: Method = "rtn"
+    kv_cache: KVCache | None = None
+    group_size: PositiveInt = 128
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_method(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "method" not in data and data.get("weights") == "fp8":
+            return {**data, "method": "fp8"}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Quantization:
+        weights, activations, method = self.weights, self.activations, self.method
+        if activations == "int8" and weights != "int8":
+            raise ValueError(f"activations: int8 activations (W8A8) need weights: int8, not {weights}")
+        if activations == "fp8" and weights != "fp8":
+            raise ValueError(f"activations: fp8 activations need weights: fp8, not {weights}")
+        if method == "smoothquant" and activations != "int8":
+            raise ValueError(f"method: smoothquant quantizes activations: needs activations: int8, not {activations}")
+        if method == "fp8" and weights != "fp8":
+            raise ValueError(f"method: fp8 needs weights: fp8, not {weights}")
+        if weights == "fp8" and method not in ("fp8", "rtn"):
+            raise ValueError(f"method: fp8 weights are cast with method fp8 (or rtn), not {method}")
+        return self
 
     @property
     def weight_only(self) -> bool:
@@ -51,156 +133,176 @@ class Quantization:
         return self.activations in ("fp16", "bf16")
 
 
-@dataclass(frozen=True)
-class Pruning:
-    """``sparsity`` is the fraction removed: of the weights (unstructured, 2:4) or of the ``target``
-    (structured: heads, MLP channels or layers). ``format`` stores unstructured weights dense or in CSR."""
+class Pruning(_Section):
+    """``sparsity`` is the fraction removed: of the weights (unstructured, 2:4; default 0.5 for 2:4) or of the
+    ``target`` (structured: heads, MLP channels or layers). ``format`` stores unstructured weights dense or in
+    CSR; ``method`` (optional) narrows the accuracy lookup."""
 
-    sparsity: float
-    pattern: str = "unstructured"
-    target: str | None = None
-    format: str = "dense"
-    method: str | None = None
+    sparsity: OpenFraction = Field(default=None, validate_default=True)
+    pattern: Pattern = "unstructured"
+    target: Target | None = None
+    format: Format = "dense"
+    method: PruningMethod | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_sparsity(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "sparsity" not in data and data.get("pattern") == "2:4":
+            return {**data, "sparsity": 0.5}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pruning:
+        pattern = self.pattern
+        if pattern == "2:4" and self.sparsity != 0.5:
+            raise ValueError(f"sparsity: the 2:4 pattern removes exactly half the weights (0.5), not {self.sparsity}")
+        if pattern == "structured" and self.target is None:
+            raise ValueError(f"target: required for pattern structured (one of {', '.join(TARGETS)})")
+        if pattern != "structured" and self.target is not None:
+            raise ValueError(f"target: only for pattern structured, not {pattern}")
+        if self.format == "csr" and pattern != "unstructured":
+            raise ValueError(f"format: csr stores unstructured sparsity only, not pattern {pattern}")
+        return self
 
 
-@dataclass(frozen=True)
-class Distillation:
+class Distillation(_Section):
     """A ``student`` architecture (zoo id or inline mapping) trained on ``tokens`` tokens against the
     teacher (the workload's model)."""
 
-    student: str | Mapping[str, Any]
-    tokens: float = 0.0
+    student: Student = Field(default=None, validate_default=True)
+    tokens: Tokens = 0.0
 
 
-@dataclass(frozen=True)
-class LayerDropping:
+class LayerDropping(_Section):
     """Drop the last ``layers`` repeated layers (model cropping, early exit at a fixed depth)."""
 
-    layers: int
+    layers: PositiveInt = Field(default=None, validate_default=True)
 
 
-@dataclass(frozen=True)
-class Recipe:
+class Recipe(_Section):
     """Which techniques to apply (None: not used). See :mod:`dcsim.compression.transforms` for the order."""
 
     quantization: Quantization | None = None
     pruning: Pruning | None = None
     distillation: Distillation | None = None
     layer_dropping: LayerDropping | None = None
+    _written: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_written(cls, data: Any, handler: Any) -> Recipe:
+        recipe: Recipe = handler(data)
+        if isinstance(data, Mapping):
+            recipe._written = copy.deepcopy(dict(data))
+        return recipe
+
+    @_serializer
+    def _as_written(self) -> dict[str, Any]:
+        return self.written
+
+    @property
+    def written(self) -> dict[str, Any]:
+        """The ``compression:`` mapping as the scenario wrote it (a copy; ``{}`` for no recipe)."""
+        return copy.deepcopy(self._written)
 
     @property
     def empty(self) -> bool:
         """True when no technique is used."""
         return not (self.quantization or self.pruning or self.distillation or self.layer_dropping)
 
-
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: must be a mapping, not {type(value).__name__}")
-    return value
+    def __bool__(self) -> bool:
+        """True when a technique is used (``if spec.compression:``)."""
+        return not self.empty
 
 
-def _unknown(raw: Mapping[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in raw:
-        if key not in known:
-            raise ValueError(f"{where}.{key}: unknown field (known: {', '.join(known)})")
+def _choices(section: str, field: str) -> tuple[str, ...]:
+    """The values a Literal field of a section accepts (empty for other fields)."""
+    model = _MODELS.get(section)
+    info = model.model_fields.get(field) if model is not None else None
+    if info is None:
+        return ()
+    args = [a for a in typing.get_args(info.annotation) if a is not type(None)]
+    literal = args[0] if len(args) == 1 else info.annotation
+    return tuple(str(a) for a in typing.get_args(literal)) if typing.get_origin(literal) is Literal else ()
 
 
-def _choice(raw: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str, default: Any = None) -> Any:
-    value = raw.get(key, default)
-    if value is None and default is None:
-        return None
-    if value not in allowed:
-        raise ValueError(f"{where}.{key}: must be one of {', '.join(allowed)}, not {value!r}")
-    return value
+def _message(error: Any) -> str:
+    """One recipe problem as ``path: what`` (the path inside the ``compression:`` section)."""
+    loc = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+    path = ".".join(loc)
+    kind, got = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        if len(loc) == 1:
+            return f"{path}: unknown compression technique (known: {', '.join(SECTIONS)})"
+        return f"{path}: unknown field (known: {', '.join(_MODELS[loc[0]].model_fields)})"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{path}: must be a mapping, not {type(got).__name__}"
+    if kind == "value_error":
+        text = str(error.get("ctx", {}).get("error", error["msg"]))
+        # a model validator names the field itself ("activations: ..."), a field's own check does not
+        return f"{path}.{text}" if len(loc) == 1 else f"{path}: {text}"
+    choices = _choices(loc[0], loc[-1]) if len(loc) == 2 else ()
+    if kind == "missing":
+        return f"{path}: required (one of {', '.join(choices)})" if choices else f"{path}: required"
+    if kind == "literal_error" and choices:
+        return f"{path}: must be one of {', '.join(choices)}, not {got!r}"
+    return f"{path}: {error['msg'][:1].lower()}{error['msg'][1:]}, not {got!r}"
 
 
-def _positive_int(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{where}: must be a positive integer, not {value!r}")
-    return value
+def _first(errors: list[Any]) -> Any:
+    """The error reported: unknown techniques first, then technique by technique: unknown fields, then the
+    fields in the order they are checked (:data:`_CHECKED`), then the rules across fields."""
 
+    def rank(error: Any) -> tuple[int, int, int, int]:
+        loc = error["loc"]
+        extra = error["type"] == "extra_forbidden"
+        if len(loc) == 1 and extra:
+            return (0, 0, 0, 0)
+        section = SECTIONS.index(loc[0]) if loc and loc[0] in SECTIONS else len(SECTIONS)
+        if extra:
+            return (1, section, 0, 0)
+        order = _CHECKED.get(str(loc[0]), ())
+        field = order.index(loc[1]) if len(loc) > 1 and loc[1] in order else len(order)
+        return (1, section, 1, field)
 
-def _quantization(raw: Mapping[str, Any]) -> Quantization:
-    w = "quantization"
-    _unknown(raw, ("weights", "activations", "method", "kv_cache", "group_size"), w)
-    if "weights" not in raw:
-        raise ValueError(f"{w}.weights: required (one of {', '.join(WEIGHTS)})")
-    weights = _choice(raw, "weights", WEIGHTS, w)
-    activations = _choice(raw, "activations", ACTIVATIONS, w, "fp16")
-    method = _choice(raw, "method", METHODS, w, "fp8" if weights == "fp8" else "rtn")
-    kv = _choice(raw, "kv_cache", KV_CACHE, w)
-    group = _positive_int(raw.get("group_size", 128), f"{w}.group_size")
-    if activations == "int8" and weights != "int8":
-        raise ValueError(f"{w}.activations: int8 activations (W8A8) need weights: int8, not {weights}")
-    if activations == "fp8" and weights != "fp8":
-        raise ValueError(f"{w}.activations: fp8 activations need weights: fp8, not {weights}")
-    if method == "smoothquant" and activations != "int8":
-        raise ValueError(f"{w}.method: smoothquant quantizes activations: needs activations: int8, not {activations}")
-    if method == "fp8" and weights != "fp8":
-        raise ValueError(f"{w}.method: fp8 needs weights: fp8, not {weights}")
-    if weights == "fp8" and method not in ("fp8", "rtn"):
-        raise ValueError(f"{w}.method: fp8 weights are cast with method fp8 (or rtn), not {method}")
-    return Quantization(weights, activations, method, kv, group)
-
-
-def _pruning(raw: Mapping[str, Any]) -> Pruning:
-    w = "pruning"
-    _unknown(raw, ("sparsity", "pattern", "target", "format", "method"), w)
-    pattern = _choice(raw, "pattern", PATTERNS, w, "unstructured")
-    sparsity = raw.get("sparsity", 0.5 if pattern == "2:4" else None)
-    if isinstance(sparsity, bool) or not isinstance(sparsity, int | float) or not 0.0 < float(sparsity) < 1.0:
-        raise ValueError(f"{w}.sparsity: must be a number between 0 and 1 (exclusive), not {sparsity!r}")
-    if pattern == "2:4" and float(sparsity) != 0.5:
-        raise ValueError(f"{w}.sparsity: the 2:4 pattern removes exactly half the weights (0.5), not {sparsity}")
-    target = _choice(raw, "target", TARGETS, w)
-    if pattern == "structured" and target is None:
-        raise ValueError(f"{w}.target: required for pattern structured (one of {', '.join(TARGETS)})")
-    if pattern != "structured" and target is not None:
-        raise ValueError(f"{w}.target: only for pattern structured, not {pattern}")
-    fmt = _choice(raw, "format", FORMATS, w, "dense")
-    if fmt == "csr" and pattern != "unstructured":
-        raise ValueError(f"{w}.format: csr stores unstructured sparsity only, not pattern {pattern}")
-    method = _choice(raw, "method", PRUNING_METHODS, w)
-    return Pruning(float(sparsity), pattern, target, fmt, method)
-
-
-def _distillation(raw: Mapping[str, Any]) -> Distillation:
-    w = "distillation"
-    _unknown(raw, ("student", "tokens"), w)
-    student = raw.get("student")
-    if not isinstance(student, str | Mapping) or not student:
-        raise ValueError(f"{w}.student: required: a zoo id or an inline architecture")
-    tokens = raw.get("tokens", 0.0)
-    if isinstance(tokens, bool) or not isinstance(tokens, int | float) or tokens < 0:
-        raise ValueError(f"{w}.tokens: must be a number of training tokens >= 0, not {tokens!r}")
-    return Distillation(student, float(tokens))
-
-
-def _layer_dropping(raw: Mapping[str, Any]) -> LayerDropping:
-    _unknown(raw, ("layers",), "layer_dropping")
-    return LayerDropping(_positive_int(raw.get("layers"), "layer_dropping.layers"))
+    return min(errors, key=rank)
 
 
 def parse_recipe(raw: Mapping[str, Any] | Recipe | None) -> Recipe:
-    """A :class:`Recipe` from the ``compression:`` mapping (None or ``{}``: no compression)."""
+    """A :class:`Recipe` from the ``compression:`` mapping (None or ``{}``: no compression); a Recipe as it
+    is. ValueError ``path: what`` for the first problem (unknown techniques first, then by technique)."""
     if isinstance(raw, Recipe):
         return raw
     if raw is None:
         return Recipe()
-    raw = _mapping(raw, "compression")
-    for key in raw:
-        if key not in SECTIONS:
-            raise ValueError(f"{key}: unknown compression technique (known: {', '.join(SECTIONS)})")
-    sections: dict[str, Any] = {}
-    parsers = {
-        "quantization": _quantization,
-        "pruning": _pruning,
-        "distillation": _distillation,
-        "layer_dropping": _layer_dropping,
-    }
-    for name, parse in parsers.items():
-        value = raw.get(name)
-        if value is not None:
-            sections[name] = parse(_mapping(value, name))
-    return Recipe(**sections)
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"compression: must be a mapping, not {type(raw).__name__}")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise ValueError(_message(_first(error.errors()))) from None
+
+
+def recipe_field(value: Any) -> Any:
+    """A workload's ``compression:`` value, parsed (for a ``BeforeValidator``); anything but a mapping with
+    text keys is left to the field's type check (which names the bad key)."""
+    if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+        return parse_recipe(value)
+    return value
+
+
+_MODELS: dict[str, type[_Section]] = {
+    "quantization": Quantization,
+    "pruning": Pruning,
+    "distillation": Distillation,
+    "layer_dropping": LayerDropping,
+}
+
+#: The order a section's fields are checked in, for the one error reported (a pruning's ``sparsity`` is
+#: judged against its ``pattern``).
+_CHECKED: dict[str, tuple[str, ...]] = {name: tuple(model.model_fields) for name, model in _MODELS.items()}
+_CHECKED["pruning"] = ("pattern", "sparsity", "target", "format", "method")
+
+#: The field type of a workload's ``compression:`` section: a mapping validated into a :class:`Recipe`
+#: (errors ``technique.field: what``, one per recipe).
+RecipeField = Annotated[Recipe, BeforeValidator(recipe_field)]

@@ -250,4 +250,4 @@ def storage_recipe(recipe: Recipe, device: str | None) -> Recipe:
         return recipe
     if device_support(device).sparse_2_4:
         return recipe
-    return dataclasses.replace(recipe, pruning=None)
+    return recipe.model_copy(update={"pruning": None})

@@ -11,7 +11,6 @@ preempted when a replica switches on where they run, and may use a switched-off 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import zlib
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from dcsim.run.context import RunContext
 from dcsim.run.stats import quantiles
 from dcsim.scenario.inference_spec import InferenceWorkload
 from dcsim.scenario.network import build_fabric, network_config
+from dcsim.scenario.replica_plan import NodePlan, plan_replicas
 from dcsim.scenario.schema import Scenario
 from dcsim.serving import (
     IterationCost,
@@ -49,7 +49,7 @@ from dcsim.serving import (
 )
 from dcsim.serving import placement as serving_placement
 from dcsim.serving.host_overhead import HostOverhead, resolve_engine
-from dcsim.serving.hostmem import HostMemory, SpannedHostMemory, offloaded_kv, offloaded_weight_bytes
+from dcsim.serving.hostmem import HostMemory, SpannedHostMemory
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
@@ -171,24 +171,22 @@ class InferenceRunner:
         batching = Batching(b.effective_policy, b.max_batch_size, b.max_batch_tokens)
         catalog = load_catalog()
         tp, pp = spec.parallelism.tp, spec.parallelism.pp
+        self.plan = plan_replicas(spec, [place.node for place in self.places], self.cfg, self.served)
+        #: per node type, one accelerator's memory (the KV capacity after any KV offload)
+        self.memory: dict[str, ReplicaMemory] = {name: node.memory for name, node in self.plan.nodes.items()}
         costs: dict[tuple[str, tuple[StageHop, ...]], IterationCost] = {}
-        self.memory: dict[str, ReplicaMemory] = {}
         self._comm: CommModel | None = None
         self.stage_hops: list[tuple[StageHop, ...]] = []
         replicas = []
         for index, place in enumerate(self.places):
             node = place.node
             acc = catalog.accelerators[node.accelerator]
+            planned = self.plan.nodes[node.name]
             hops = self._stage_hops(place)
             self.stage_hops.append(hops)
             key = (node.name, hops)
             if key not in costs:
                 link = catalog.interconnects[node.intra_node] if node.intra_node else None
-                offload_s = 0.0
-                if spec.offload is not None:
-                    host = catalog.interconnects[spec.offload.link].bandwidth_gb_per_s * 1e9
-                    stored = weight_bytes(self.cfg, spec.precision, tp) * self._weight_factor(acc.id)
-                    offload_s = spec.offload.weights_fraction * stored / pp / host
                 costs[key] = IterationCost(
                     self.cfg,
                     spec.precision,
@@ -196,7 +194,7 @@ class InferenceRunner:
                     tp,
                     pp,
                     link.bandwidth_gb_per_s * 1e9 if link else None,
-                    offload_s=offload_s,
+                    offload_s=planned.offload_s,
                     transform=self.served.transform(acc.id) if self.served is not None else None,
                     kept_heads=self.served.kept_heads if self.served is not None else None,
                     kv_precision=self.served.kv_precision if self.served is not None else None,
@@ -206,19 +204,11 @@ class InferenceRunner:
                     ),
                     interconnect=link.id if link else None,
                 )
-                self.memory[node.name] = spec.replica_memory(node, acc, self.cfg, self.served)
-                if spec.offload is not None and spec.offload.kv_fraction:  # part of every block in host memory
-                    mem = self.memory[node.name]
-                    blocks, _ = offloaded_kv(mem, spec.offload.kv_fraction, tp * pp)
-                    self.memory[node.name] = dataclasses.replace(mem, capacity_blocks=blocks)
-                    host_bytes_per_s = catalog.interconnects[spec.offload.link].bandwidth_gb_per_s * 1e9
-                    costs[key].kv_offload_s_per_token = (
-                        spec.offload.kv_fraction * mem.kv_bytes_per_token / host_bytes_per_s
-                    )
+                costs[key].kv_offload_s_per_token = planned.kv_offload_s_per_token
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
             replica = Replica(index, sim.env, costs[key], kv, self.records, batching, _unset, interval, acc.id, tp * pp)
             replica.host = placer.host_memory(place, tp * pp)
-            self._reserve_offload(replica.host, place)
+            self._reserve_offload(replica.host, place, planned)
             if b.preemption == "swap":
                 assert b.swap_interconnect is not None
                 replica.swap_bytes_per_s = catalog.interconnects[b.swap_interconnect].bandwidth_gb_per_s * 1e9
@@ -272,17 +262,12 @@ class InferenceRunner:
             hops.append(measure_stage_hop(self._comm, boundary_pairs(slots, tp, last)))
         return tuple(hops)
 
-    def _reserve_offload(self, host: HostMemory, place: Place) -> None:
+    def _reserve_offload(self, host: HostMemory, place: Place, planned: NodePlan) -> None:
         """Take the host memory of the replica's offloaded weights and KV cache (UserInputError naming the
         field if the node's host memory, shared with the replicas placed there before, cannot hold them)."""
-        offload = self.spec.offload
-        if offload is None:
+        if self.spec.offload is None:
             return
-        tp, pp = self.spec.parallelism.tp, self.spec.parallelism.pp
-        weights = offloaded_weight_bytes(
-            self.cfg, self.spec.precision, tp, pp, offload.weights_fraction, self._weight_factor(place.node.accelerator)
-        )
-        _, kv = offloaded_kv(self.memory[place.node.name], offload.kv_fraction, tp * pp)
+        weights, kv = planned.offload_weight_bytes, planned.offload_kv_bytes
         for field, nbytes, what in (("weights_fraction", weights, "weights"), ("kv_fraction", kv, "KV cache")):
             if nbytes and not host.reserve(nbytes):
                 raise UserInputError.single(
@@ -331,7 +316,7 @@ class InferenceRunner:
         )
         self.compression_usd = produced.usd
         return {
-            "recipe": self.spec.compression,
+            "recipe": self.spec.compression.written,
             "served_params": model.param_count(),
             "original_params": model.original.param_count(),
             "weight_bytes_factor": self._weight_factor(accelerator),

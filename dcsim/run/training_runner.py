@@ -238,7 +238,7 @@ class TrainingRunner:
             out["lost_accelerator_hours"] = job.lost_s * job.gpus / 3600.0
         if self.spec.compression:
             out["compression"] = {
-                "recipe": self.spec.compression,
+                "recipe": self.spec.compression.written,
                 "trained_params": self.setup.model.param_count(),
                 "teacher_params": self.setup.teacher.param_count() if self.setup.teacher is not None else None,
                 "production_usd": self.compression_usd,

@@ -18,8 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from dcsim.compression.recipe import Recipe, RecipeField
 from dcsim.errors import Problem
 from dcsim.scenario.fields import AcceleratorId, Count, Flag, InterconnectId, Number, WholeDistributionField
 from dcsim.scenario.files import scenario_file
@@ -27,10 +28,9 @@ from dcsim.scenario.schema import Section
 from dcsim.scenario.workloads import WorkloadSpec, register_workload_kind
 
 if TYPE_CHECKING:
-    from dcsim.catalog import Accelerator
     from dcsim.models.transformer import TransformerConfig
     from dcsim.scenario.schema import NodeType, Scenario
-    from dcsim.serving.costs import ReplicaMemory
+    from dcsim.serving.compressed import ServedCompression
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 INLINE_KEYS = {"seq_len": "max_seq_len"}
@@ -193,7 +193,7 @@ class InferenceWorkload(WorkloadSpec):
     kind: Literal["inference"] = "inference"
     model: str | dict[str, Any]
     precision: Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"] = "fp16"
-    compression: dict[str, Any] = Field(default_factory=dict)
+    compression: RecipeField = Field(default_factory=Recipe)
     replicas: Count | None = Field(default=None, ge=1)
     autoscale: AutoscaleSpec | None = None
     accelerator: AcceleratorId | None = None
@@ -207,22 +207,18 @@ class InferenceWorkload(WorkloadSpec):
     gpu_memory_utilization: Number = Field(default=0.9, gt=0, le=1)
     host_overhead: Literal["auto", "vllm_v0", "per_step_rpc", "none"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
+    _served: ServedCompression | None = PrivateAttr(default=None)
 
-    @field_validator("compression")
-    @classmethod
-    def _valid_recipe(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from dcsim.compression import parse_recipe
-
-        if value:
-            parse_recipe(value)  # ValueError naming the recipe's field
-        return value
-
-    def served(self) -> Any:
-        """The compression recipe applied to the served model (:class:`dcsim.serving.compressed.ServedCompression`),
-        or None without one. ValueError naming the field."""
+    def served(self) -> ServedCompression | None:
+        """The compression recipe applied to the served model, or None without one: made once per spec (the
+        recipe was validated when the scenario loaded). ValueError naming the field."""
         from dcsim.serving.compressed import served_compression
 
-        return served_compression(self.base_architecture(), self.compression, self.precision)
+        if self.compression.empty:
+            return None
+        if self._served is None:
+            self._served = served_compression(self.base_architecture(), self.compression, self.precision)
+        return self._served
 
     @field_validator("routing")
     @classmethod
@@ -303,71 +299,6 @@ class InferenceWorkload(WorkloadSpec):
                     return len(places)
         return 0
 
-    def _host_memory_problems(self, node: NodeType, mem: Any, cfg: TransformerConfig, served: Any) -> list[Problem]:
-        """The offloaded weights and KV cache of the replicas this workload puts on one node of ``node``
-        (as many as fit, nodes fill in order) against its host memory ``memory_gb`` (not limited without it
-        or on ``host-cpu`` nodes). Offloads of other workloads on the node are checked when the run starts."""
-        from dcsim.serving.hostmem import offloaded_kv, offloaded_weight_bytes
-
-        offload = self.offload
-        if offload is None or node.memory_gb is None or node.accelerator == "host-cpu":
-            return []
-        tp, pp = self.parallelism.tp, self.parallelism.pp
-        size = tp * pp
-        if size <= node.accelerators_per_node:
-            per_node: float = min(self.max_replicas, node.accelerators_per_node // size)
-        else:  # a replica spanning nodes: as many whole tp groups as a node holds
-            per_node = node.accelerators_per_node // tp * tp / size
-        factor = served.weight_factor(node.accelerator, self.precision) if served is not None else 1.0
-        weights = offloaded_weight_bytes(cfg, self.precision, tp, pp, offload.weights_fraction, factor) * per_node
-        kv = offloaded_kv(mem, offload.kv_fraction, tp * pp)[1] * per_node
-        if weights + kv <= node.memory_gb * 1e9:
-            return []
-        field = "offload.kv_fraction" if kv > 0 and weights <= node.memory_gb * 1e9 else "offload.weights_fraction"
-        return [
-            Problem(
-                field,
-                f"{per_node} replicas on a {node.name} node offload {weights / 1e9:.1f} GB of weights and "
-                f"{kv / 1e9:.1f} GB of KV cache to host memory, more than its memory_gb {node.memory_gb:g}",
-            )
-        ]
-
-    def replica_memory(self, node: NodeType, acc: Accelerator, cfg: TransformerConfig, served: Any) -> ReplicaMemory:
-        """Memory of one accelerator of a replica on a ``node`` node (accelerator ``acc``) serving ``cfg``
-        (``served``: the compression, or None): the one call ``check`` and the runner both make. A
-        ``host-cpu`` node with ``memory_gb`` serves from that memory (10^9 bytes); accelerators that are not
-        GPUs keep no CUDA-library workspace."""
-        from dcsim.serving.costs import replica_memory
-
-        if acc.id == "host-cpu" and node.memory_gb:
-            capacity = node.memory_gb * 1e9
-        else:
-            capacity = acc.memory_bytes
-        return replica_memory(
-            cfg,
-            self.precision,
-            capacity,
-            self.parallelism.tp,
-            self.parallelism.pp,
-            self.batching.max_batch_tokens,
-            self.batching.max_batch_size,
-            self.batching.block_tokens,
-            self.offload.weights_fraction if self.offload else 0.0,
-            served.weight_factor(acc.id, self.precision) if served is not None else 1.0,
-            served.kv_factor(self.precision) if served is not None else 1.0,
-            gpu_memory_utilization=self.gpu_memory_utilization,
-            workspace=None if acc.kind == "gpu" else 0.0,
-        )
-
-    def _kv_capacity_tokens(self, mem: ReplicaMemory) -> int:
-        """Tokens one replica's KV cache holds (grown by ``offload.kv_fraction``, as the runner grows it)."""
-        from dcsim.serving.hostmem import offloaded_kv
-
-        blocks = mem.capacity_blocks
-        if self.offload is not None and self.offload.kv_fraction:
-            blocks = offloaded_kv(mem, self.offload.kv_fraction, self.parallelism.tp * self.parallelism.pp)[0]
-        return blocks * mem.block_tokens
-
     def _request_fit_problems(self, kv_tokens: dict[str, int]) -> list[Problem]:
         """A generated request whose prompt and output, at their smallest, exceed every replica's KV cache:
         each one would be dropped on arrival."""
@@ -418,14 +349,14 @@ class InferenceWorkload(WorkloadSpec):
             problems.append(Problem("disaggregation", f"{why}: there is no decode phase to separate"))
         if self.offload is not None and self.offload.kv_fraction > 0:
             problems.append(Problem("offload.kv_fraction", f"{why}: there is no KV cache to offload"))
-        quant = self.compression.get("quantization") if isinstance(self.compression, dict) else None
-        if isinstance(quant, dict) and quant.get("kv_cache") is not None:
+        quant = self.compression.quantization
+        if quant is not None and quant.kv_cache is not None:
             problems.append(Problem("compression", f"quantization.kv_cache: {why}"))
         return problems
 
     def check(self, scenario: Scenario) -> list[Problem]:
-        from dcsim.catalog import load_catalog
         from dcsim.models.inference import kv_bytes_per_token
+        from dcsim.scenario.replica_plan import plan_replicas
         from dcsim.serving.costs import check_kept_heads
         from dcsim.serving.placement import ReplicaPlacer, nodes_per_replica, spans_nodes
 
@@ -433,7 +364,7 @@ class InferenceWorkload(WorkloadSpec):
             base = self.base_architecture()
         except ValueError as error:
             return [Problem("model", str(error))]
-        if base.experts > 1 and self.compression:
+        if base.experts > 1 and not self.compression.empty:
             return [
                 Problem(
                     "compression",
@@ -511,30 +442,9 @@ class InferenceWorkload(WorkloadSpec):
                     "inference workloads before this one",
                 )
             )
-        catalog = load_catalog()
-        kv_tokens: dict[str, int] = {}  # per accelerator type: the KV cache of one replica, in tokens
-        for node in usable:
-            acc = catalog.accelerators[node.accelerator]
-            if self.precision not in acc.peak_tflops and self.precision != "tf32":
-                problems.append(Problem("precision", f"{acc.id} has no {self.precision} units"))
-                continue
-            mem = self.replica_memory(node, acc, cfg, served)
-            if mem.fits:
-                kv_tokens[acc.id] = max(kv_tokens.get(acc.id, 0), self._kv_capacity_tokens(mem))
-            if not mem.fits:
-                problems.append(
-                    Problem(
-                        "model",
-                        f"{cfg.name} does not fit on {acc.id} with tp={tp}, pp={pp}: weights "
-                        f"{mem.weight_bytes / 1e9:.1f} GB + activations {mem.activation_bytes / 1e9:.1f} GB + "
-                        f"workspace {mem.workspace_bytes / 1e9:.2f} GB per accelerator of "
-                        f"{mem.accelerator_bytes / 1e9:.1f} GB x gpu_memory_utilization "
-                        f"{mem.gpu_memory_utilization:g} = {mem.usable_bytes / 1e9:.1f} GB "
-                        + ("do not fit" if cfg.family == "encoder" else "leave no KV cache"),
-                    )
-                )
-            elif self.offload is not None:
-                problems += self._host_memory_problems(node, mem, cfg, served)
+        plan = plan_replicas(self, usable, cfg, served)
+        problems += plan.problems
+        kv_tokens = plan.kv_tokens_by_accelerator()  # per accelerator type: the KV cache of one replica, in tokens
         if kv_tokens and cfg.family == "decoder":
             problems += self._request_fit_problems(kv_tokens)
         if self.autoscale is not None and self.autoscale.cold_start_s is None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from dcsim.compression.recipe import Recipe, RecipeField
 from dcsim.errors import Problem
 from dcsim.scenario.fields import AcceleratorId, Count, Flag, Integer, Number
 from dcsim.scenario.schema import Section
@@ -108,7 +109,7 @@ class TrainingWorkload(WorkloadSpec):
     accelerator: AcceleratorId | None = None
     fidelity: Literal["fast", "detailed"] = "detailed"
     target_loss: Number | None = Field(default=None, gt=0)
-    compression: dict[str, Any] = Field(default_factory=dict)
+    compression: RecipeField = Field(default_factory=Recipe)
     team: str | None = None
     priority: Integer = 0
     node_selector: dict[str, str] = Field(default_factory=dict)
@@ -137,12 +138,7 @@ class TrainingWorkload(WorkloadSpec):
 
     @field_validator("compression")
     @classmethod
-    def _trainable_recipe(cls, compression: dict[str, Any]) -> dict[str, Any]:
-        from dcsim.compression import parse_recipe
-
-        if not compression:
-            return compression
-        recipe = parse_recipe(compression)  # ValueError naming the recipe's field
+    def _trainable_recipe(cls, recipe: Recipe) -> Recipe:
         if recipe.quantization is not None:
             raise ValueError(
                 "quantization: quantization-aware training is not modelled; quantize the trained model where it "
@@ -154,7 +150,7 @@ class TrainingWorkload(WorkloadSpec):
             raise ValueError(
                 "pruning.target: pruned attention heads are not modelled for training (channels or layers)"
             )
-        return compression
+        return recipe
 
     @model_validator(mode="after")
     def _one_length(self) -> TrainingWorkload:
@@ -168,7 +164,7 @@ class TrainingWorkload(WorkloadSpec):
         from dcsim.models.zoo import model_from_spec
 
         model = model_from_spec(self.model)
-        if not self.compression:
+        if self.compression.empty:
             return model
         from dcsim.compression import apply_recipe
 
@@ -178,7 +174,7 @@ class TrainingWorkload(WorkloadSpec):
         """The teacher of a distillation recipe (the workload's ``model``), else None."""
         from dcsim.models.zoo import model_from_spec
 
-        if not self.compression or "distillation" not in self.compression:
+        if self.compression.distillation is None:
             return None
         return model_from_spec(self.model)
 

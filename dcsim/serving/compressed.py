@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcsim.compression import CompressedModel, apply_recipe
+from dcsim.compression.recipe import Recipe
 from dcsim.compression.transforms import transform_ops
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Matmul, Op
 from dcsim.models import LayerOp, ModelOps
@@ -94,10 +95,11 @@ class ServedCompression:
 
 
 def served_compression(
-    config: TransformerConfig, recipe: Mapping[str, Any] | None, precision: str
+    config: TransformerConfig, recipe: Recipe | Mapping[str, Any] | None, precision: str
 ) -> ServedCompression | None:
-    """The recipe applied to a served model (None for an empty recipe). ValueError naming the recipe field,
-    or what serving cannot do with it (a student of another family)."""
+    """The recipe (a validated :class:`~dcsim.compression.recipe.Recipe`, used as it is, or a mapping, parsed)
+    applied to a served model (None for an empty recipe). ValueError naming the recipe field, or what serving
+    cannot do with it (a student of another family)."""
     if not recipe:
         return None
     model = apply_recipe(config, recipe, precision)
