@@ -54,6 +54,7 @@ from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
 from dcsim.serving.stagehop import StageHop, boundary_pairs, measure_stage_hop
 from dcsim.serving.system import Autoscale
+from dcsim.serving.traffic import renewal_arrivals_count
 
 #: Timeline samples per replica over a run (the timeline's size does not grow with the request count).
 TIMELINE_SAMPLES = 2000
@@ -119,6 +120,10 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
         traffic = read_trace(spec.trace_path(base_dir), t.time_scale)
         if prompt_only:
             traffic = traffic.without_outputs()
+    elif t.trace is not None:  # the trace's lengths, replayed in order at generated arrivals
+        traffic = replay_trace_lengths(spec, stream("arrivals"), base_dir)
+        if prompt_only:
+            traffic = traffic.without_outputs()
     else:
         rng = stream("arrivals")
         assert t.rate_per_s is not None and t.duration_s is not None
@@ -137,6 +142,24 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
     if spec.arrival_s:
         traffic = Traffic(traffic.arrival_s + spec.arrival_s, traffic.prompt_tokens, traffic.output_tokens)
     return traffic
+
+
+def replay_trace_lengths(spec: InferenceWorkload, rng: np.random.Generator, base_dir: str) -> Traffic:
+    """The workload's trace lengths at ``traffic.arrival`` times of ``rate_per_s``: over ``duration_s``
+    (cycling through the rows), or, without it, one request per row (Poisson or gamma gaps)."""
+    t = spec.traffic
+    lengths = read_trace(spec.trace_path(base_dir))
+    assert t.rate_per_s is not None
+    if t.duration_s is None:
+        cv = float(t.cv) if t.arrival == "gamma" and t.cv is not None else 1.0
+        arrivals = renewal_arrivals_count(t.rate_per_s, len(lengths), rng, cv)
+    elif t.arrival == "poisson":
+        arrivals = poisson_arrivals(t.rate_per_s, t.duration_s, rng)
+    elif t.arrival == "gamma":
+        arrivals = gamma_arrivals(t.rate_per_s, float(t.cv or 1.0), t.duration_s, rng)
+    else:
+        arrivals = diurnal_arrivals(t.rate_per_s, t.amplitude, t.period_s, t.duration_s, rng)
+    return lengths.replayed_at(arrivals)
 
 
 class InferenceRunner:

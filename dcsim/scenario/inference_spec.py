@@ -143,7 +143,13 @@ class OffloadSpec(Section):
 class TrafficSpec(Section):
     """Request arrivals and token lengths (or a CSV trace ``arrival_s,prompt_tokens,output_tokens``).
     ``stream`` names the random streams drawn from (default: the workload's name): workloads with the same
-    ``stream`` and traffic fields get identical requests, for side-by-side comparisons."""
+    ``stream`` and traffic fields get identical requests, for side-by-side comparisons.
+
+    ``trace`` is a file path or a shipped trace's name (:mod:`dcsim.serving.named_traces`:
+    ``splitwise_conv``, ``splitwise_code``). With ``arrival: trace`` its rows arrive at their own times
+    (scaled by ``time_scale``); with ``poisson``, ``gamma`` or ``diurnal`` arrivals at ``rate_per_s`` its
+    rows' lengths are replayed in order at the generated times (over ``duration_s``, cycling through the
+    rows; without ``duration_s``, one request per row; ``diurnal`` needs ``duration_s``)."""
 
     arrival: Literal["poisson", "gamma", "diurnal", "trace"] = "poisson"
     rate_per_s: Number | None = Field(default=None, gt=0)
@@ -157,6 +163,15 @@ class TrafficSpec(Section):
     time_scale: Number = Field(default=1.0, gt=0)
     stream: str | None = Field(default=None, min_length=1)
 
+    @field_validator("trace")
+    @classmethod
+    def _known_trace_name(cls, value: str | None) -> str | None:
+        from dcsim.serving.named_traces import check_trace_name, is_trace_name
+
+        if value is not None and is_trace_name(value):
+            check_trace_name(value)
+        return value
+
     @model_validator(mode="after")
     def _complete(self) -> TrafficSpec:
         if self.arrival == "trace":
@@ -164,13 +179,28 @@ class TrafficSpec(Section):
                 raise ValueError("arrival: trace needs trace (a CSV file arrival_s,prompt_tokens,output_tokens)")
             return self
         if self.trace is not None:
-            raise ValueError("trace is read only with arrival: trace")
+            return self._trace_lengths_complete()
         # output_tokens is checked against the model (a decoder needs it, an encoder generates none)
         missing = [n for n in ("rate_per_s", "duration_s", "prompt_tokens") if getattr(self, n) is None]
         if missing:
             raise ValueError(f"{self.arrival} arrivals need {', '.join(missing)}")
         if self.arrival == "gamma" and self.cv is None:
             raise ValueError("gamma arrivals need cv (coefficient of variation of the gaps)")
+        return self
+
+    def _trace_lengths_complete(self) -> TrafficSpec:
+        """A trace's lengths at generated arrivals: the rate is needed, lengths must not be given twice."""
+        given = [n for n in ("prompt_tokens", "output_tokens") if getattr(self, n) is not None]
+        if given:
+            raise ValueError(f"{given[0]}: the lengths come from trace; leave {' and '.join(given)} out")
+        if self.rate_per_s is None:
+            raise ValueError(f"{self.arrival} arrivals of a trace's lengths need rate_per_s")
+        if self.arrival == "diurnal" and self.duration_s is None:
+            raise ValueError("diurnal arrivals of a trace's lengths need duration_s")
+        if self.arrival == "gamma" and self.cv is None:
+            raise ValueError("gamma arrivals need cv (coefficient of variation of the gaps)")
+        if self.time_scale != 1.0:
+            raise ValueError(f"time_scale scales a trace's own arrival times (arrival: trace), not {self.arrival}")
         return self
 
 
@@ -374,7 +404,7 @@ class InferenceWorkload(WorkloadSpec):
         from dcsim.scenario.bounds import lowest
 
         traffic = self.traffic
-        if traffic.arrival == "trace" or traffic.prompt_tokens is None or traffic.output_tokens is None:
+        if traffic.trace is not None or traffic.prompt_tokens is None or traffic.output_tokens is None:
             return []
         prompt, output = max(1.0, lowest(traffic.prompt_tokens)), max(0.0, lowest(traffic.output_tokens))
         capacity = max(kv_tokens.values())
@@ -391,14 +421,19 @@ class InferenceWorkload(WorkloadSpec):
         ]
 
     def trace_path(self, base_dir: str) -> Path:
-        """The trace file, relative to the scenario's folder ``base_dir`` (see :func:`scenario_file`)."""
+        """The trace file: a shipped trace by name (:mod:`dcsim.serving.named_traces`), else relative to the
+        scenario's folder ``base_dir`` (see :func:`scenario_file`)."""
+        from dcsim.serving.named_traces import is_trace_name, named_trace_path
+
         assert self.traffic.trace is not None
+        if is_trace_name(self.traffic.trace):
+            return named_trace_path(self.traffic.trace)
         return scenario_file(self.traffic.trace, base_dir)
 
     def _family_problems(self, cfg: TransformerConfig) -> list[Problem]:
         """Settings that only make sense for a decoder, given for an encoder (which serves each request in one
         bidirectional forward pass and keeps no KV cache), and a decoder's missing ``output_tokens``."""
-        generated = self.traffic.arrival != "trace"
+        generated = self.traffic.trace is None  # lengths drawn, not read from a trace
         if cfg.family == "decoder":
             if generated and self.traffic.output_tokens is None:
                 return [Problem("traffic.output_tokens", f"{self.traffic.arrival} arrivals of a decoder need it")]
@@ -550,7 +585,7 @@ class InferenceWorkload(WorkloadSpec):
             problems.append(
                 Problem("disaggregation.kv_transfer_gbps", "give it, or nics on the node types (the KV transfer path)")
             )
-        if self.traffic.arrival == "trace":
+        if self.traffic.trace is not None:
             from dcsim.errors import UserInputError
             from dcsim.serving.traffic import read_trace
 
