@@ -52,6 +52,7 @@ from dcsim.serving.hostmem import HostMemory, SpannedHostMemory, offloaded_kv, o
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
+from dcsim.serving.speculative import Speculation, SpeculativeCost, speculation_summary, with_draft_memory
 from dcsim.serving.stagehop import StageHop, boundary_pairs, measure_stage_hop
 from dcsim.serving.system import Autoscale
 from dcsim.serving.traffic import renewal_arrivals_count
@@ -194,6 +195,11 @@ class InferenceRunner:
         catalog = load_catalog()
         tp, pp = spec.parallelism.tp, spec.parallelism.pp
         costs: dict[tuple[str, tuple[StageHop, ...]], IterationCost] = {}
+        # speculative decoding: the draft beside the target, priced on the same accelerators
+        self.speculation: Speculation | None = spec.speculative.speculation() if spec.speculative else None
+        drafted: dict[tuple[str, tuple[StageHop, ...]], SpeculativeCost] = {}
+        with_draft: set[str] = set()  # node types whose memory holds the draft
+        self.speculative_costs: list[SpeculativeCost] = []
         self.memory: dict[str, ReplicaMemory] = {}
         self._comm: CommModel | None = None
         self.stage_hops: list[tuple[StageHop, ...]] = []
@@ -238,8 +244,19 @@ class InferenceRunner:
                     costs[key].kv_offload_s_per_token = (
                         spec.offload.kv_fraction * mem.kv_bytes_per_token / host_bytes_per_s
                     )
+            cost: IterationCost | SpeculativeCost = costs[key]
+            if self.speculation is not None:
+                if key not in drafted:
+                    drafted[key] = self._speculative_cost(costs[key], node, acc.id)
+                if node.name not in with_draft:
+                    with_draft.add(node.name)
+                    self.memory[node.name] = self._with_draft(self.memory[node.name], acc.id)
+                cost = drafted[key].for_replica()
+                self.speculative_costs.append(cost)
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
-            replica = Replica(index, sim.env, costs[key], kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            replica = Replica(index, sim.env, cost, kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            if isinstance(cost, SpeculativeCost):
+                replica.speculative = cost
             replica.host = placer.host_memory(place, tp * pp)
             self._reserve_offload(replica.host, place)
             if b.preemption == "swap":
@@ -275,6 +292,37 @@ class InferenceRunner:
                 kv_transfer=self._kv_transfer(),
             )
         self.done = self.system.done
+
+    def _speculative_cost(self, target: IterationCost, node: Any, accelerator: str) -> SpeculativeCost:
+        """The replica's cost with the draft model proposing on the same accelerators (sharded ``tp`` ways
+        like the target, as vLLM 0.6.3 does by default; no host time of its own, no compression)."""
+        assert self.speculation is not None
+        link = load_catalog().interconnects[node.intra_node] if node.intra_node else None
+        draft = IterationCost(
+            self.speculation.draft,
+            self.spec.precision,
+            accelerator,
+            self.spec.parallelism.tp,
+            1,
+            link.bandwidth_gb_per_s * 1e9 if link else None,
+            link.latency_us * 1e-6 if link else 0.0,
+            interconnect=link.id if link else None,
+        )
+        return SpeculativeCost(target, draft, self.speculation)
+
+    def _with_draft(self, mem: ReplicaMemory, accelerator: str) -> ReplicaMemory:
+        """``mem`` with the draft's weights and KV cache (UserInputError naming the draft if no KV cache is
+        left)."""
+        assert self.speculation is not None
+        draft = self.speculation.draft
+        out = with_draft_memory(mem, draft, self.spec.precision, self.spec.parallelism.tp)
+        if not out.fits:
+            raise UserInputError.single(
+                f"workloads[{self.workload_index}].speculative.draft_model",
+                f"{draft.name}'s weights ({(out.weight_bytes - mem.weight_bytes) / 1e9:.1f} GB per accelerator) "
+                f"beside {self.cfg.name}'s leave no KV cache on {accelerator}",
+            )
+        return out
 
     def _stage_hops(self, place: Place) -> tuple[StageHop, ...]:
         """The inter-node stage boundaries of a replica spanning nodes (none inside one node), each timed on
@@ -521,6 +569,11 @@ class InferenceRunner:
             "compression": self.compression_summary(context),
             # an encoder generates nothing: its throughput and $ per million tokens count the input tokens
             **({"tokens_counted": "input"} if encoder else {}),
+            **(
+                {"speculative": speculation_summary(self.speculation, self.speculative_costs)}
+                if self.speculation is not None
+                else {}
+            ),
         }
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:

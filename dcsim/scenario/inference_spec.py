@@ -204,6 +204,67 @@ class TrafficSpec(Section):
         return self
 
 
+def _served_model(value: str | dict[str, Any], what: str = "model") -> TransformerConfig:
+    """The decoder or encoder named by a zoo id or given inline (``model`` and ``speculative.draft_model``
+    take both forms). ValueError naming what is wrong."""
+    from dcsim.models import TransformerConfig, get_model
+    from dcsim.models.inference import servable
+
+    if isinstance(value, str):
+        try:
+            cfg = get_model(value)
+        except KeyError as error:
+            raise ValueError(str(error.args[0])) from None
+    else:
+        fields = {INLINE_KEYS.get(k, k): v for k, v in value.items()}
+        fields.setdefault("name", "inline")
+        _check_inline_fields(fields)
+        cfg = TransformerConfig(**fields)
+    if not isinstance(cfg, TransformerConfig) or cfg.family not in ("decoder", "encoder"):
+        raise ValueError(f"{getattr(cfg, 'name', value)!r} is not a decoder or encoder transformer: {what} needs one")
+    if not servable(cfg):
+        raise ValueError(f"{cfg.name!r} has DeepSeek-style layers (MLA, shared experts): modelled for training only")
+    return cfg
+
+
+class SpeculativeSpec(Section):
+    """Speculative decoding (Leviathan et al., ICML 2023; vLLM 0.6.3's ``speculative_model`` and
+    ``num_speculative_tokens``): ``draft_model`` (a zoo id or an inline decoder, as ``model``) proposes
+    ``tokens`` (k) tokens per sequence and step, the served model verifies them in one pass. How many are kept:
+    ``token_acceptance``, each draft token's probability of acceptance (i.i.d.; ``(1 - p^(k+1)) / (1 - p)``
+    tokens per step), or ``acceptance_rate``, the share of proposed tokens kept (``1 + a k`` per step).
+    See :mod:`dcsim.serving.speculative`."""
+
+    draft_model: str | dict[str, Any]
+    tokens: Count = Field(ge=1)
+    token_acceptance: Number | None = Field(default=None, ge=0, le=1)
+    acceptance_rate: Number | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("draft_model")
+    @classmethod
+    def _decoder_draft(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        cfg = _served_model(value, "a draft model")
+        if cfg.family != "decoder":
+            raise ValueError(f"{cfg.name!r} is an {cfg.family}: a draft model is a decoder")
+        return value
+
+    @model_validator(mode="after")
+    def _one_acceptance(self) -> SpeculativeSpec:
+        if (self.token_acceptance is None) == (self.acceptance_rate is None):
+            raise ValueError("give exactly one of token_acceptance (per draft token) and acceptance_rate")
+        return self
+
+    def draft(self) -> TransformerConfig:
+        """The draft model's architecture."""
+        return _served_model(self.draft_model, "a draft model")
+
+    def speculation(self) -> Any:
+        """The :class:`~dcsim.serving.speculative.Speculation` this spec describes."""
+        from dcsim.serving.speculative import Speculation
+
+        return Speculation.from_acceptance(self.draft(), self.tokens, self.token_acceptance, self.acceptance_rate)
+
+
 class SloSpec(Section):
     """Latency objectives a request must meet (both, where given) to count as attained."""
 
@@ -237,6 +298,50 @@ class InferenceWorkload(WorkloadSpec):
     gpu_memory_utilization: Number = Field(default=0.9, gt=0, le=1)
     host_overhead: Literal["auto", "vllm_v0", "per_step_rpc", "none"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
+    speculative: SpeculativeSpec | None = None
+
+    @model_validator(mode="after")
+    def _speculation_fits_the_model(self) -> InferenceWorkload:
+        """A draft model with the served model's vocabulary and shardable like it, on a setup that
+        speculative decoding is modelled for (vLLM 0.6.3's limits where it has them)."""
+        spec = self.speculative
+        if spec is None:
+            return self
+        from dcsim.models.inference import kv_bytes_per_token
+
+        where = "speculative.draft_model"
+        try:
+            target = self.base_architecture()
+        except ValueError:
+            return self  # reported as the model's problem by check()
+        draft = spec.draft()
+        if target.family != "decoder":
+            raise ValueError(f"speculative: {target.name} is an encoder; speculative decoding needs a decoder model")
+        if draft.vocab != target.vocab:  # vLLM: SpecDecodeWorker._vocab_size asserts they are equal
+            raise ValueError(
+                f"{where}: {draft.name}'s vocabulary ({draft.vocab}) differs from {target.name}'s "
+                f"({target.vocab}); the draft must share the served model's tokenizer"
+            )
+        try:
+            kv_bytes_per_token(draft, self.precision, self.parallelism.tp)
+        except ValueError as error:  # vLLM shards the draft tp ways like the target by default
+            raise ValueError(f"{where}: {error}") from None
+        field = "batching.chunked_prefill" if self.batching.chunked_prefill else "batching.policy"
+        refused = [
+            ("parallelism.pp", self.parallelism.pp > 1, "speculative decoding is modelled with pp 1 only"),
+            (
+                field,
+                self.batching.effective_policy == "chunked",
+                "vLLM 0.6.3 refuses speculative decoding with chunked prefill (SpeculativeConfig: 'mutually "
+                "exclusive'); use continuous or static",
+            ),
+            ("disaggregation", self.disaggregation is not None, "not modelled with speculative decoding"),
+            ("offload", self.offload is not None, "not modelled with speculative decoding"),
+        ]
+        for name, bad, why in refused:
+            if bad:
+                raise ValueError(f"{name}: {why}")
+        return self
 
     @field_validator("compression")
     @classmethod
