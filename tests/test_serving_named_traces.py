@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -105,3 +106,10 @@ def test_bad_trace_settings_are_one_line_naming_the_field(
     assert main(["check", str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and expected in err[0] and "workloads[0].traffic" in err[0]
+
+
+def test_a_sweep_cache_key_covers_the_named_trace_content() -> None:
+    from dcsim.sweep.inputs import input_digests
+
+    digests = input_digests({"traffic": {"trace": "splitwise_conv"}}, ".")
+    assert digests["splitwise_conv"] == hashlib.sha256(named_trace_path("splitwise_conv").read_bytes()).hexdigest()
