@@ -465,3 +465,21 @@ def test_scenario_runs(path, tmp_path):
     EXPECTATIONS[path.name](summary)
     written = result.write(tmp_path / "out", plots=True)
     assert all(p.stat().st_size > 0 for p in written)
+
+
+def llama2_70b_speculative(summary: dict[str, Any]) -> None:
+    plain, spec = summary["workloads"]["plain"], summary["workloads"]["speculative"]
+    assert plain["requests_completed"] == spec["requests_completed"] == plain["requests"]  # the same requests
+    entry = spec["speculative"]
+    assert entry["accepted_tokens_per_step"] == pytest.approx((1 - 0.8**5) / (1 - 0.8))  # k 4, p 0.8
+    # a verify step (4 draft steps + one target pass) costs less than E = 3.36 plain decode steps: TPOT falls,
+    # by less than E
+    assert (
+        plain["tpot_ms"]["p50"] / entry["accepted_tokens_per_step"] < spec["tpot_ms"]["p50"] < plain["tpot_ms"]["p50"]
+    )
+    # the draft's weights and its KV (Llama-2-7B: 1.6 times the 70B's bytes per token) shrink the cache
+    assert spec["kv_capacity_tokens"]["dgx-a100"] < 0.5 * plain["kv_capacity_tokens"]["dgx-a100"]
+    assert "speculative" not in plain
+
+
+EXPECTATIONS["llama2_70b_speculative.yaml"] = llama2_70b_speculative

@@ -53,8 +53,10 @@ from dcsim.serving.hostmem import HostMemory, SpannedHostMemory
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
+from dcsim.serving.speculative import Speculation, SpeculativeCost, speculation_summary, with_draft_memory
 from dcsim.serving.stagehop import StageHop, boundary_pairs, measure_stage_hop
 from dcsim.serving.system import Autoscale
+from dcsim.serving.traffic import renewal_arrivals_count
 
 #: Timeline samples per replica over a run (the timeline's size does not grow with the request count).
 TIMELINE_SAMPLES = 2000
@@ -120,6 +122,10 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
         traffic = read_trace(spec.trace_path(base_dir), t.time_scale)
         if prompt_only:
             traffic = traffic.without_outputs()
+    elif t.trace is not None:  # the trace's lengths, replayed in order at generated arrivals
+        traffic = replay_trace_lengths(spec, stream("arrivals"), base_dir)
+        if prompt_only:
+            traffic = traffic.without_outputs()
     else:
         rng = stream("arrivals")
         assert t.rate_per_s is not None and t.duration_s is not None
@@ -138,6 +144,24 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
     if spec.arrival_s:
         traffic = Traffic(traffic.arrival_s + spec.arrival_s, traffic.prompt_tokens, traffic.output_tokens)
     return traffic
+
+
+def replay_trace_lengths(spec: InferenceWorkload, rng: np.random.Generator, base_dir: str) -> Traffic:
+    """The workload's trace lengths at ``traffic.arrival`` times of ``rate_per_s``: over ``duration_s``
+    (cycling through the rows), or, without it, one request per row (Poisson or gamma gaps)."""
+    t = spec.traffic
+    lengths = read_trace(spec.trace_path(base_dir))
+    assert t.rate_per_s is not None
+    if t.duration_s is None:
+        cv = float(t.cv) if t.arrival == "gamma" and t.cv is not None else 1.0
+        arrivals = renewal_arrivals_count(t.rate_per_s, len(lengths), rng, cv)
+    elif t.arrival == "poisson":
+        arrivals = poisson_arrivals(t.rate_per_s, t.duration_s, rng)
+    elif t.arrival == "gamma":
+        arrivals = gamma_arrivals(t.rate_per_s, float(t.cv or 1.0), t.duration_s, rng)
+    else:
+        arrivals = diurnal_arrivals(t.rate_per_s, t.amplitude, t.period_s, t.duration_s, rng)
+    return lengths.replayed_at(arrivals)
 
 
 class InferenceRunner:
@@ -175,6 +199,11 @@ class InferenceRunner:
         #: per node type, one accelerator's memory (the KV capacity after any KV offload)
         self.memory: dict[str, ReplicaMemory] = {name: node.memory for name, node in self.plan.nodes.items()}
         costs: dict[tuple[str, tuple[StageHop, ...]], IterationCost] = {}
+        # speculative decoding: the draft beside the target, priced on the same accelerators
+        self.speculation: Speculation | None = spec.speculative.speculation() if spec.speculative else None
+        drafted: dict[tuple[str, tuple[StageHop, ...]], SpeculativeCost] = {}
+        with_draft: set[str] = set()  # node types whose memory holds the draft
+        self.speculative_costs: list[SpeculativeCost] = []
         self._comm: CommModel | None = None
         self.stage_hops: list[tuple[StageHop, ...]] = []
         replicas = []
@@ -205,8 +234,19 @@ class InferenceRunner:
                     interconnect=link.id if link else None,
                 )
                 costs[key].kv_offload_s_per_token = planned.kv_offload_s_per_token
+            cost: IterationCost | SpeculativeCost = costs[key]
+            if self.speculation is not None:
+                if key not in drafted:
+                    drafted[key] = self._speculative_cost(costs[key], node, acc.id)
+                if node.name not in with_draft:
+                    with_draft.add(node.name)
+                    self.memory[node.name] = self._with_draft(self.memory[node.name], acc.id)
+                cost = drafted[key].for_replica()
+                self.speculative_costs.append(cost)
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
-            replica = Replica(index, sim.env, costs[key], kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            replica = Replica(index, sim.env, cost, kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            if isinstance(cost, SpeculativeCost):
+                replica.speculative = cost
             replica.host = placer.host_memory(place, tp * pp)
             self._reserve_offload(replica.host, place, planned)
             if b.preemption == "swap":
@@ -242,6 +282,36 @@ class InferenceRunner:
                 kv_transfer=self._kv_transfer(),
             )
         self.done = self.system.done
+
+    def _speculative_cost(self, target: IterationCost, node: Any, accelerator: str) -> SpeculativeCost:
+        """The replica's cost with the draft model proposing on the same accelerators (sharded ``tp`` ways
+        like the target, as vLLM 0.6.3 does by default; no host time of its own, no compression)."""
+        assert self.speculation is not None
+        link = load_catalog().interconnects[node.intra_node] if node.intra_node else None
+        draft = IterationCost(
+            self.speculation.draft,
+            self.spec.precision,
+            accelerator,
+            self.spec.parallelism.tp,
+            1,
+            link.bandwidth_gb_per_s * 1e9 if link else None,
+            interconnect=link.id if link else None,
+        )
+        return SpeculativeCost(target, draft, self.speculation)
+
+    def _with_draft(self, mem: ReplicaMemory, accelerator: str) -> ReplicaMemory:
+        """``mem`` with the draft's weights and KV cache (UserInputError naming the draft if no KV cache is
+        left)."""
+        assert self.speculation is not None
+        draft = self.speculation.draft
+        out = with_draft_memory(mem, draft, self.spec.precision, self.spec.parallelism.tp)
+        if not out.fits:
+            raise UserInputError.single(
+                f"workloads[{self.workload_index}].speculative.draft_model",
+                f"{draft.name}'s weights ({(out.weight_bytes - mem.weight_bytes) / 1e9:.1f} GB per accelerator) "
+                f"beside {self.cfg.name}'s leave no KV cache on {accelerator}",
+            )
+        return out
 
     def _stage_hops(self, place: Place) -> tuple[StageHop, ...]:
         """The inter-node stage boundaries of a replica spanning nodes (none inside one node), each timed on
@@ -482,6 +552,11 @@ class InferenceRunner:
             "compression": self.compression_summary(context),
             # an encoder generates nothing: its throughput and $ per million tokens count the input tokens
             **({"tokens_counted": "input"} if encoder else {}),
+            **(
+                {"speculative": speculation_summary(self.speculation, self.speculative_costs)}
+                if self.speculation is not None
+                else {}
+            ),
         }
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:

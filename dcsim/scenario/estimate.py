@@ -165,7 +165,7 @@ def _params(params: Mapping[str, Any]) -> str:
 def _workload_items(workload: Any, path: str) -> list[SizeItem]:
     if workload.kind == "jobs" and workload.synthetic is not None:
         return [SizeItem(f"{path}.synthetic.count", "jobs", workload.synthetic.count, BYTES_PER_JOB, "")]
-    if workload.kind == "inference" and workload.traffic.arrival != "trace":
+    if workload.kind == "inference" and workload.traffic.arrival != "trace" and workload.traffic.duration_s is not None:
         traffic = workload.traffic
         rate, duration = float(traffic.rate_per_s), float(traffic.duration_s)
         field = "duration_s" if duration >= rate else "rate_per_s"

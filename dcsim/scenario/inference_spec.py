@@ -143,7 +143,13 @@ class OffloadSpec(Section):
 class TrafficSpec(Section):
     """Request arrivals and token lengths (or a CSV trace ``arrival_s,prompt_tokens,output_tokens``).
     ``stream`` names the random streams drawn from (default: the workload's name): workloads with the same
-    ``stream`` and traffic fields get identical requests, for side-by-side comparisons."""
+    ``stream`` and traffic fields get identical requests, for side-by-side comparisons.
+
+    ``trace`` is a file path or a shipped trace's name (:mod:`dcsim.serving.named_traces`:
+    ``splitwise_conv``, ``splitwise_code``). With ``arrival: trace`` its rows arrive at their own times
+    (scaled by ``time_scale``); with ``poisson``, ``gamma`` or ``diurnal`` arrivals at ``rate_per_s`` its
+    rows' lengths are replayed in order at the generated times (over ``duration_s``, cycling through the
+    rows; without ``duration_s``, one request per row; ``diurnal`` needs ``duration_s``)."""
 
     arrival: Literal["poisson", "gamma", "diurnal", "trace"] = "poisson"
     rate_per_s: Number | None = Field(default=None, gt=0)
@@ -157,6 +163,15 @@ class TrafficSpec(Section):
     time_scale: Number = Field(default=1.0, gt=0)
     stream: str | None = Field(default=None, min_length=1)
 
+    @field_validator("trace")
+    @classmethod
+    def _known_trace_name(cls, value: str | None) -> str | None:
+        from dcsim.serving.named_traces import check_trace_name, is_trace_name
+
+        if value is not None and is_trace_name(value):
+            check_trace_name(value)
+        return value
+
     @model_validator(mode="after")
     def _complete(self) -> TrafficSpec:
         if self.arrival == "trace":
@@ -164,7 +179,7 @@ class TrafficSpec(Section):
                 raise ValueError("arrival: trace needs trace (a CSV file arrival_s,prompt_tokens,output_tokens)")
             return self
         if self.trace is not None:
-            raise ValueError("trace is read only with arrival: trace")
+            return self._trace_lengths_complete()
         # output_tokens is checked against the model (a decoder needs it, an encoder generates none)
         missing = [n for n in ("rate_per_s", "duration_s", "prompt_tokens") if getattr(self, n) is None]
         if missing:
@@ -172,6 +187,82 @@ class TrafficSpec(Section):
         if self.arrival == "gamma" and self.cv is None:
             raise ValueError("gamma arrivals need cv (coefficient of variation of the gaps)")
         return self
+
+    def _trace_lengths_complete(self) -> TrafficSpec:
+        """A trace's lengths at generated arrivals: the rate is needed, lengths must not be given twice."""
+        given = [n for n in ("prompt_tokens", "output_tokens") if getattr(self, n) is not None]
+        if given:
+            raise ValueError(f"{given[0]}: the lengths come from trace; leave {' and '.join(given)} out")
+        if self.rate_per_s is None:
+            raise ValueError(f"{self.arrival} arrivals of a trace's lengths need rate_per_s")
+        if self.arrival == "diurnal" and self.duration_s is None:
+            raise ValueError("diurnal arrivals of a trace's lengths need duration_s")
+        if self.arrival == "gamma" and self.cv is None:
+            raise ValueError("gamma arrivals need cv (coefficient of variation of the gaps)")
+        if self.time_scale != 1.0:
+            raise ValueError(f"time_scale scales a trace's own arrival times (arrival: trace), not {self.arrival}")
+        return self
+
+
+def _served_model(value: str | dict[str, Any], what: str = "model") -> TransformerConfig:
+    """The decoder or encoder named by a zoo id or given inline (``model`` and ``speculative.draft_model``
+    take both forms). ValueError naming what is wrong."""
+    from dcsim.models import TransformerConfig, get_model
+    from dcsim.models.inference import servable
+
+    if isinstance(value, str):
+        try:
+            cfg = get_model(value)
+        except KeyError as error:
+            raise ValueError(str(error.args[0])) from None
+    else:
+        fields = {INLINE_KEYS.get(k, k): v for k, v in value.items()}
+        fields.setdefault("name", "inline")
+        _check_inline_fields(fields)
+        cfg = TransformerConfig(**fields)
+    if not isinstance(cfg, TransformerConfig) or cfg.family not in ("decoder", "encoder"):
+        raise ValueError(f"{getattr(cfg, 'name', value)!r} is not a decoder or encoder transformer: {what} needs one")
+    if not servable(cfg):
+        raise ValueError(f"{cfg.name!r} has DeepSeek-style layers (MLA, shared experts): modelled for training only")
+    return cfg
+
+
+class SpeculativeSpec(Section):
+    """Speculative decoding (Leviathan et al., ICML 2023; vLLM 0.6.3's ``speculative_model`` and
+    ``num_speculative_tokens``): ``draft_model`` (a zoo id or an inline decoder, as ``model``) proposes
+    ``tokens`` (k) tokens per sequence and step, the served model verifies them in one pass. How many are kept:
+    ``token_acceptance``, each draft token's probability of acceptance (i.i.d.; ``(1 - p^(k+1)) / (1 - p)``
+    tokens per step), or ``acceptance_rate``, the share of proposed tokens kept (``1 + a k`` per step).
+    See :mod:`dcsim.serving.speculative`."""
+
+    draft_model: str | dict[str, Any]
+    tokens: Count = Field(ge=1)
+    token_acceptance: Number | None = Field(default=None, ge=0, le=1)
+    acceptance_rate: Number | None = Field(default=None, ge=0, le=1)
+
+    @field_validator("draft_model")
+    @classmethod
+    def _decoder_draft(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        cfg = _served_model(value, "a draft model")
+        if cfg.family != "decoder":
+            raise ValueError(f"{cfg.name!r} is an {cfg.family}: a draft model is a decoder")
+        return value
+
+    @model_validator(mode="after")
+    def _one_acceptance(self) -> SpeculativeSpec:
+        if (self.token_acceptance is None) == (self.acceptance_rate is None):
+            raise ValueError("give exactly one of token_acceptance (per draft token) and acceptance_rate")
+        return self
+
+    def draft(self) -> TransformerConfig:
+        """The draft model's architecture."""
+        return _served_model(self.draft_model, "a draft model")
+
+    def speculation(self) -> Any:
+        """The :class:`~dcsim.serving.speculative.Speculation` this spec describes."""
+        from dcsim.serving.speculative import Speculation
+
+        return Speculation.from_acceptance(self.draft(), self.tokens, self.token_acceptance, self.acceptance_rate)
 
 
 class SloSpec(Section):
@@ -208,6 +299,51 @@ class InferenceWorkload(WorkloadSpec):
     host_overhead: Literal["auto", "vllm_v0", "per_step_rpc", "none"] = "auto"
     arrival_s: Number = Field(default=0.0, ge=0)
     _served: ServedCompression | None = PrivateAttr(default=None)
+
+    speculative: SpeculativeSpec | None = None
+
+    @model_validator(mode="after")
+    def _speculation_fits_the_model(self) -> InferenceWorkload:
+        """A draft model with the served model's vocabulary and shardable like it, on a setup that
+        speculative decoding is modelled for (vLLM 0.6.3's limits where it has them)."""
+        spec = self.speculative
+        if spec is None:
+            return self
+        from dcsim.models.inference import kv_bytes_per_token
+
+        where = "speculative.draft_model"
+        try:
+            target = self.base_architecture()
+        except ValueError:
+            return self  # reported as the model's problem by check()
+        draft = spec.draft()
+        if target.family != "decoder":
+            raise ValueError(f"speculative: {target.name} is an encoder; speculative decoding needs a decoder model")
+        if draft.vocab != target.vocab:  # vLLM: SpecDecodeWorker._vocab_size asserts they are equal
+            raise ValueError(
+                f"{where}: {draft.name}'s vocabulary ({draft.vocab}) differs from {target.name}'s "
+                f"({target.vocab}); the draft must share the served model's tokenizer"
+            )
+        try:
+            kv_bytes_per_token(draft, self.precision, self.parallelism.tp)
+        except ValueError as error:  # vLLM shards the draft tp ways like the target by default
+            raise ValueError(f"{where}: {error}") from None
+        field = "batching.chunked_prefill" if self.batching.chunked_prefill else "batching.policy"
+        refused = [
+            ("parallelism.pp", self.parallelism.pp > 1, "speculative decoding is modelled with pp 1 only"),
+            (
+                field,
+                self.batching.effective_policy == "chunked",
+                "vLLM 0.6.3 refuses speculative decoding with chunked prefill (SpeculativeConfig: 'mutually "
+                "exclusive'); use continuous or static",
+            ),
+            ("disaggregation", self.disaggregation is not None, "not modelled with speculative decoding"),
+            ("offload", self.offload is not None, "not modelled with speculative decoding"),
+        ]
+        for name, bad, why in refused:
+            if bad:
+                raise ValueError(f"{name}: {why}")
+        return self
 
     def served(self) -> ServedCompression | None:
         """The compression recipe applied to the served model, or None without one: made once per spec (the
@@ -305,7 +441,7 @@ class InferenceWorkload(WorkloadSpec):
         from dcsim.scenario.bounds import lowest
 
         traffic = self.traffic
-        if traffic.arrival == "trace" or traffic.prompt_tokens is None or traffic.output_tokens is None:
+        if traffic.trace is not None or traffic.prompt_tokens is None or traffic.output_tokens is None:
             return []
         prompt, output = max(1.0, lowest(traffic.prompt_tokens)), max(0.0, lowest(traffic.output_tokens))
         capacity = max(kv_tokens.values())
@@ -322,14 +458,19 @@ class InferenceWorkload(WorkloadSpec):
         ]
 
     def trace_path(self, base_dir: str) -> Path:
-        """The trace file, relative to the scenario's folder ``base_dir`` (see :func:`scenario_file`)."""
+        """The trace file: a shipped trace by name (:mod:`dcsim.serving.named_traces`), else relative to the
+        scenario's folder ``base_dir`` (see :func:`scenario_file`)."""
+        from dcsim.serving.named_traces import is_trace_name, named_trace_path
+
         assert self.traffic.trace is not None
+        if is_trace_name(self.traffic.trace):
+            return named_trace_path(self.traffic.trace)
         return scenario_file(self.traffic.trace, base_dir)
 
     def _family_problems(self, cfg: TransformerConfig) -> list[Problem]:
         """Settings that only make sense for a decoder, given for an encoder (which serves each request in one
         bidirectional forward pass and keeps no KV cache), and a decoder's missing ``output_tokens``."""
-        generated = self.traffic.arrival != "trace"
+        generated = self.traffic.trace is None  # lengths drawn, not read from a trace
         if cfg.family == "decoder":
             if generated and self.traffic.output_tokens is None:
                 return [Problem("traffic.output_tokens", f"{self.traffic.arrival} arrivals of a decoder need it")]
@@ -460,7 +601,7 @@ class InferenceWorkload(WorkloadSpec):
             problems.append(
                 Problem("disaggregation.kv_transfer_gbps", "give it, or nics on the node types (the KV transfer path)")
             )
-        if self.traffic.arrival == "trace":
+        if self.traffic.trace is not None:
             from dcsim.errors import UserInputError
             from dcsim.serving.traffic import read_trace
 

@@ -37,7 +37,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import simpy
 
@@ -45,6 +45,9 @@ from dcsim.serving.costs import IterationCost
 from dcsim.serving.hostmem import HostMemory
 from dcsim.serving.kvcache import KVCache
 from dcsim.serving.records import RequestRecords, Status
+
+if TYPE_CHECKING:
+    from dcsim.serving.speculative import SpeculativeCost
 
 _QUEUED, _RUNNING, _COMPLETED, _DROPPED = (
     int(Status.QUEUED),
@@ -80,7 +83,7 @@ class Replica:
         self,
         index: int,
         env: simpy.Environment,
-        cost: IterationCost,
+        cost: IterationCost | SpeculativeCost,
         kv: KVCache,
         records: RequestRecords,
         batching: Batching,
@@ -138,6 +141,8 @@ class Replica:
         # fit is a recompute preemption instead, counted in swap_fallbacks
         self.host: HostMemory | None = None
         self.swap_fallbacks = 0
+        # speculative decoding: the cost that priced this replica's decode runs tallies their verify steps
+        self.speculative: SpeculativeCost | None = None
 
     # ------------------------------------------------------------------ arrivals
     def can_ever_fit(self, rid: int) -> bool:
@@ -212,6 +217,8 @@ class Replica:
     def _finish_run(self, now: float) -> None:
         k, kv = self.run_k, self.kv
         iteration = self.iteration
+        if self.speculative is not None and not self.run_chunks:
+            self.speculative.ran_decode(k)  # a decode run of k token positions: k / E verify steps
         if not self.static:
             if k == 1:
                 kv.allocate(kv._phase[-iteration % kv.block_tokens])

@@ -62,6 +62,12 @@ class Traffic:
         p = np.maximum(1, np.rint(prompts.sample(rng, n))).astype(np.int64)
         return Traffic(np.asarray(arrival_s, dtype=np.float64), p, np.zeros(n, dtype=np.int64))
 
+    def replayed_at(self, arrival_s: FloatArray) -> Traffic:
+        """This trace's lengths at other arrival times (sorted): request ``i`` takes row ``i mod len(self)``,
+        rows in arrival order, cycling through them when there are more arrivals than rows."""
+        rows = np.arange(len(arrival_s)) % len(self)
+        return Traffic(np.asarray(arrival_s, dtype=np.float64), self.prompt_tokens[rows], self.output_tokens[rows])
+
     def without_outputs(self) -> Traffic:
         """The same arrivals and prompts as prompt-only requests (a trace served by an encoder)."""
         return Traffic(self.arrival_s, self.prompt_tokens, np.zeros(len(self), dtype=np.int64))
@@ -70,6 +76,15 @@ class Traffic:
 def poisson_arrivals(rate_per_s: float, duration_s: float, rng: np.random.Generator) -> FloatArray:
     """Arrival times of a Poisson process of ``rate_per_s`` on [0, duration_s)."""
     return _renewal(lambda n: rng.exponential(1.0 / rate_per_s, n), rate_per_s, duration_s)
+
+
+def renewal_arrivals_count(rate_per_s: float, count: int, rng: np.random.Generator, cv: float = 1.0) -> FloatArray:
+    """The first ``count`` arrival times of a renewal process with mean gap ``1 / rate_per_s``: Poisson
+    (exponential gaps) at ``cv`` 1, else Gamma gaps of coefficient of variation ``cv``."""
+    if rate_per_s <= 0 or count < 0:
+        raise ValueError("rate_per_s must be > 0 and count >= 0")
+    gaps = rng.exponential(1.0 / rate_per_s, count) if cv == 1.0 else Gamma(1.0 / rate_per_s, cv).sample(rng, count)
+    return np.cumsum(gaps)
 
 
 def gamma_arrivals(rate_per_s: float, cv: float, duration_s: float, rng: np.random.Generator) -> FloatArray:

@@ -5,7 +5,8 @@ A scenario names files by path — a jobs ``trace``, an inference ``traffic.trac
 costed from. An edited file must give a new key, so :func:`input_digests` hashes (SHA-256) the content of:
 
 - every string value of the scenario that names an existing file, looked up as ``dcsim run`` looks up a
-  trace: beside the scenario file first, then from the working directory. Any field that names a file is
+  trace: a shipped serving trace's name (:mod:`dcsim.serving.named_traces`), else beside the scenario file
+  first, then from the working directory. Any field that names a file is
   covered this way, without a list of such fields to keep in step with the schema;
 - every ``*.json`` profile in the calibration profile folders (:func:`dcsim.compute.predictor.default_profile_dirs`).
 
@@ -22,6 +23,7 @@ from typing import Any
 
 from dcsim.compute.predictor import default_profile_dirs
 from dcsim.scenario.files import scenario_file
+from dcsim.serving.named_traces import NAMED_TRACES, named_trace_path
 
 #: Longest string looked up as a file name (longer ones cannot be paths on common file systems).
 _MAX_PATH_CHARS = 4096
@@ -68,6 +70,8 @@ class DigestMemo:
     def _find(text: str, base_dir: str) -> Path | None:
         if not text.strip() or len(text) > _MAX_PATH_CHARS or "\0" in text or "\n" in text:
             return None
+        if text in NAMED_TRACES:  # a shipped serving trace by name (traffic.trace), read from scenarios/traces
+            return named_trace_path(text).resolve()
         try:
             candidate = scenario_file(text, base_dir)  # the rule dcsim run reads files by
             return candidate.resolve() if candidate.is_file() else None
