@@ -133,6 +133,10 @@ class ModelConfig(Protocol):
 
     __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
+    def __hash__(self) -> int:
+        """By value (frozen dataclasses): the cost caches key on configs."""
+        ...
+
     @property
     def name(self) -> str:
         """The zoo id, or the inline name."""
