@@ -44,7 +44,7 @@ from dcsim.compression.transforms import (
     weight_bytes,
 )
 from dcsim.compute.ops import BYTES_PER_ELEMENT
-from dcsim.models import ModelOps
+from dcsim.models import ModelConfig, ModelOps, transformer_like
 
 __all__ = [
     "ORDER",
@@ -69,8 +69,8 @@ class CompressedModel:
     config, ``config`` the compressed architecture, ``kept_heads`` the heads per layer kept by head pruning
     (None: all), ``precision`` the serving precision of what is not quantized."""
 
-    original: Any
-    config: Any
+    original: ModelConfig
+    config: ModelConfig
     recipe: Recipe
     precision: str
     kept_heads: int | None = None
@@ -80,9 +80,10 @@ class CompressedModel:
     ) -> ModelOps:
         """The compressed architecture's forward ops, as ``config.step_ops`` (head pruning applied; sparsity and
         quantization not yet: see :meth:`transform_ops`)."""
-        ops: ModelOps = self.config.step_ops(batch, seq_len, tp=tp, precision=precision or self.precision, ep=ep)
-        if self.kept_heads is not None:
-            ops = prune_heads(ops, int(self.config.heads), self.kept_heads)
+        ops = self.config.step_ops(batch, seq_len, tp=tp, precision=precision or self.precision, ep=ep)
+        shape = transformer_like(self.config)
+        if self.kept_heads is not None and shape is not None:  # heads are pruned only where there are heads
+            ops = prune_heads(ops, shape.heads, self.kept_heads)
         return ops
 
     def transform_ops(self, ops: ModelOps, device: str | None) -> tuple[ModelOps, dict[str, str]]:
@@ -121,16 +122,15 @@ class CompressedModel:
         return production_cost(self.original, self.config, self.recipe, accelerator, **kwargs)
 
 
-def _kv_width_of(config: Any, kept_heads: int | None = None) -> float:
+def _kv_width_of(config: ModelConfig, kept_heads: int | None = None) -> float:
     """Key-value elements per token per model: layers x KV heads x head width (1 for non-transformers)."""
-    layers = getattr(config, "layers", None)
-    heads = getattr(config, "heads", None)
-    if not isinstance(layers, int) or not isinstance(heads, int):
+    shape = transformer_like(config)
+    if shape is None:
         return 1.0
-    kv = getattr(config, "kv_heads", None) or heads
+    heads, kv = shape.heads, shape.kv_heads
     if kept_heads is not None:
         kv = max(1, kv * kept_heads // heads)
-    return float(layers * kv * (config.hidden // heads))
+    return float(shape.layers * kv * (shape.hidden // heads))
 
 
 def _kv_width(model: CompressedModel) -> float:
@@ -138,7 +138,7 @@ def _kv_width(model: CompressedModel) -> float:
 
 
 def apply_recipe(
-    model_config: Any, recipe: Recipe | Mapping[str, Any] | None, precision: str = "fp16"
+    model_config: ModelConfig, recipe: Recipe | Mapping[str, Any] | None, precision: str = "fp16"
 ) -> CompressedModel:
     """Apply a recipe (a :class:`Recipe` or the ``compression:`` mapping) to a model config; ``precision`` is
     the serving precision of everything not quantized. ValueError naming the recipe field on a bad recipe."""

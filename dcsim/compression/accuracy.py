@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from dcsim.compression.recipe import Recipe, parse_recipe
-from dcsim.models import model_from_spec
+from dcsim.models import ModelConfig, TransformerConfig, model_from_spec
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,12 @@ def _params(spec: str | Mapping[str, Any]) -> float:
     return float(model_from_spec(spec).param_count())
 
 
-def _family(config: Any) -> str:
-    return str(getattr(config, "family", type(config).__name__))
+def _family(config: ModelConfig) -> str:
+    """A transformer's family (``decoder``, ``encoder``), else the config class's name."""
+    return config.family if isinstance(config, TransformerConfig) else type(config).__name__
 
 
-def estimate_accuracy(model_config: Any, recipe: Recipe | Mapping[str, Any]) -> AccuracyEstimate:
+def estimate_accuracy(model_config: ModelConfig, recipe: Recipe | Mapping[str, Any]) -> AccuracyEstimate:
     """The nearest published point for compressing ``model_config`` (the uncompressed model) with
     ``recipe``, or ``unknown``."""
     recipe = parse_recipe(recipe)

@@ -28,6 +28,7 @@ from dcsim.compression.recipe import Recipe
 from dcsim.compression.transforms import compressible
 from dcsim.compute import predict
 from dcsim.compute.ops import Matmul
+from dcsim.models import EncoderDecoderConfig, ModelConfig, TransformerConfig
 from dcsim.parallel.stages import part_times, step_ops
 
 SECONDS_PER_HOUR = 3600.0
@@ -76,7 +77,9 @@ class ProductionCost:
         }
 
 
-def _per_token_s(model: Any, accelerator: str, precision: str, seq_len: int, microbatch: int) -> tuple[float, float]:
+def _per_token_s(
+    model: ModelConfig, accelerator: str, precision: str, seq_len: int, microbatch: int
+) -> tuple[float, float]:
     """(forward, forward+backward) seconds per token on one accelerator (compute only)."""
     ops = step_ops(model, microbatch, seq_len, 1, precision)
     times = part_times(ops, accelerator)
@@ -86,7 +89,7 @@ def _per_token_s(model: Any, accelerator: str, precision: str, seq_len: int, mic
     return fwd / tokens, (fwd + bwd) / tokens
 
 
-def _solve_s(model: Any, accelerator: str, precision: str, tokens: int) -> float:
+def _solve_s(model: ModelConfig, accelerator: str, precision: str, tokens: int) -> float:
     """GPTQ/SparseGPT per-Linear work: Hessian accumulation and the column updates, as GEMMs."""
     total = 0.0
     for layer in step_ops(model, 1, 1, 1, precision).layers:
@@ -96,6 +99,11 @@ def _solve_s(model: Any, accelerator: str, precision: str, tokens: int) -> float
             update = Matmul(n, k, k, precision="fp32" if precision == "fp32" else precision)
             total += (predict(hessian, accelerator) + predict(update, accelerator)) * layer.count
     return total
+
+
+def _max_seq_len(model: ModelConfig, default: int) -> int:
+    """The longest sequence a token model takes (``max_seq_len``), else ``default`` (vision models)."""
+    return model.max_seq_len if isinstance(model, TransformerConfig | EncoderDecoderConfig) else default
 
 
 def usd_per_accelerator_s(accelerator: str, usd_per_accelerator_hour: float | None) -> float:
@@ -112,8 +120,8 @@ def usd_per_accelerator_s(accelerator: str, usd_per_accelerator_hour: float | No
 
 
 def production_cost(
-    teacher: Any,
-    student: Any,
+    teacher: ModelConfig,
+    student: ModelConfig,
     recipe: Recipe,
     accelerator: str,
     *,
@@ -131,7 +139,7 @@ def production_cost(
         raise ValueError(f"calibration_tokens: must be >= 0, not {calibration_tokens}")
     basis: list[str] = []
     teacher_s = student_s = calibration_s = 0.0
-    seq = min(seq_len, getattr(teacher, "max_seq_len", seq_len), getattr(student, "max_seq_len", seq_len))
+    seq = min(seq_len, _max_seq_len(teacher, seq_len), _max_seq_len(student, seq_len))
     if recipe.distillation is not None and recipe.distillation.tokens > 0:
         tokens = recipe.distillation.tokens
         teacher_fwd, _ = _per_token_s(teacher, accelerator, precision, seq, microbatch)

@@ -26,12 +26,11 @@ Embeddings, the output head and norms keep the model's precision (GPTQ and AWQ l
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from dcsim.compression.recipe import Recipe
 from dcsim.compute import default_cost_model, predict
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Attention, Matmul, Op, Pointwise, SparseMatmul, WeightOnlyMatmul
-from dcsim.models import LayerOp, ModelOps, model_from_spec
+from dcsim.models import LayerOp, ModelConfig, ModelOps, model_from_spec, transformer_like
 
 ORDER = ("distillation", "structured pruning / layer dropping", "2:4 / unstructured sparsity", "quantization")
 #: Bytes per stored weight of a 2:4 matrix relative to dense: half the values plus 2 bits of position per
@@ -44,7 +43,7 @@ CHANNEL_MULTIPLE = 8
 # --- architecture -----------------------------------------------------------------------------------------
 
 
-def _replace(config: Any, field: str, value: int, where: str) -> Any:
+def _replace(config: ModelConfig, field: str, value: int, where: str) -> ModelConfig:
     names = {f.name for f in dataclasses.fields(config)}
     if field not in names:
         raise ValueError(f"{where}: {type(config).__name__} has no {field} to prune")
@@ -54,7 +53,7 @@ def _replace(config: Any, field: str, value: int, where: str) -> Any:
         raise ValueError(f"{where}: {error}") from None
 
 
-def compress_architecture(config: Any, recipe: Recipe) -> tuple[Any, int | None]:
+def compress_architecture(config: ModelConfig, recipe: Recipe) -> tuple[ModelConfig, int | None]:
     """Steps 1-2: (the new config, heads kept per layer or None when heads are not pruned)."""
     if recipe.distillation is not None:
         try:
@@ -67,28 +66,30 @@ def compress_architecture(config: Any, recipe: Recipe) -> tuple[Any, int | None]
     if pruning is not None and pruning.pattern == "structured":
         where = "pruning.target"
         if pruning.target == "layers":
-            layers = getattr(config, "layers", None)
-            if not isinstance(layers, int):
+            shape = transformer_like(config)
+            if shape is None:
                 raise ValueError(f"{where}: {type(config).__name__} has no repeated layers to prune")
-            config = _replace(config, "layers", max(1, round(layers * (1.0 - pruning.sparsity))), where)
+            config = _replace(config, "layers", max(1, round(shape.layers * (1.0 - pruning.sparsity))), where)
         elif pruning.target == "channels":
-            ffn = getattr(config, "ffn_hidden", None)
-            if not isinstance(ffn, int):
+            shape = transformer_like(config)
+            if shape is None:
                 raise ValueError(f"{where}: {type(config).__name__} has no MLP channels to prune")
+            ffn = shape.ffn_hidden
             width = max(CHANNEL_MULTIPLE, round(ffn * (1.0 - pruning.sparsity) / CHANNEL_MULTIPLE) * CHANNEL_MULTIPLE)
             config = _replace(config, "ffn_hidden", width, where)
         else:
-            heads, kv = getattr(config, "heads", None), getattr(config, "kv_heads", None)
-            if not isinstance(heads, int):
+            shape = transformer_like(config)
+            if shape is None:
                 raise ValueError(f"{where}: {type(config).__name__} has no attention heads to prune")
-            kv = kv or heads
+            heads, kv = shape.heads, shape.kv_heads
             groups = max(1, round(kv * (1.0 - pruning.sparsity)))
             kept_heads = groups * (heads // kv)
     if recipe.layer_dropping is not None:
-        layers = getattr(config, "layers", None)
+        shape = transformer_like(config)
         drop = recipe.layer_dropping.layers
-        if not isinstance(layers, int):
+        if shape is None:
             raise ValueError(f"layer_dropping.layers: {type(config).__name__} has no repeated layers")
+        layers = shape.layers
         if drop >= layers:
             raise ValueError(f"layer_dropping.layers: must be below the model's {layers} layers, not {drop}")
         config = _replace(config, "layers", layers - drop, "layer_dropping.layers")

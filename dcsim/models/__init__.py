@@ -6,12 +6,12 @@ uniform ``step_ops(batch, seq_len=None, tp=1, precision="fp32", ep=1)`` (see :mo
 ``model_from_spec`` takes a zoo id or an inline architecture.
 """
 
-from dcsim.models.base import PARTS, LayerOp, ModelOps
+from dcsim.models.base import PARTS, LayerOp, ModelConfig, ModelOps, TransformerLike
 from dcsim.models.encdec import EncoderDecoderConfig
 from dcsim.models.resnet import ResNetConfig
 from dcsim.models.transformer import TransformerConfig
 from dcsim.models.vit import ViTConfig
-from dcsim.models.zoo import ModelConfig, get_model, load_models, model_from_spec
+from dcsim.models.zoo import get_model, load_models, model_from_spec, transformer_like
 
 __all__ = [
     "PARTS",
@@ -21,8 +21,10 @@ __all__ = [
     "ModelOps",
     "ResNetConfig",
     "TransformerConfig",
+    "TransformerLike",
     "ViTConfig",
     "get_model",
     "load_models",
     "model_from_spec",
+    "transformer_like",
 ]

@@ -8,7 +8,8 @@ reverse order). Parameter count, FLOPs and bytes all come from this one list, so
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import Field, dataclass
+from typing import Any, ClassVar, Protocol
 
 from dcsim.compute.ops import Conv2d, Embedding, Matmul, Normalization, Op, SparseMatmul, WeightOnlyMatmul
 
@@ -121,6 +122,120 @@ class ModelOps:
         return out
 
 
+class ModelConfig(Protocol):
+    """What every architecture config provides (:class:`~dcsim.models.TransformerConfig`,
+    :class:`~dcsim.models.ViTConfig`, :class:`~dcsim.models.EncoderDecoderConfig`,
+    :class:`~dcsim.models.ResNetConfig`): the training, serving and compression layers call only this, plus
+    :class:`TransformerLike` where a model is a stack of attention layers (:func:`~dcsim.models.transformer_like`).
+
+    Configs are frozen dataclasses (hashable: the cost caches key on them; ``dataclasses.replace`` makes a
+    compressed variant). Images read ``seq_len`` as the image side in pixels."""
+
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    def __hash__(self) -> int:
+        """By value (frozen dataclasses): the cost caches key on configs."""
+        ...
+
+    @property
+    def name(self) -> str:
+        """The zoo id, or the inline name."""
+        ...
+
+    @property
+    def block_layers(self) -> int:
+        """Repeated layers a pipeline can split (encoder plus decoder layers; a ResNet's bottleneck blocks)."""
+        ...
+
+    @property
+    def default_seq_len(self) -> int:
+        """Tokens per sequence (image side in pixels) when a step does not say."""
+        ...
+
+    @property
+    def experts(self) -> int:
+        """Experts of each mixture-of-experts layer (dense models: 1)."""
+        ...
+
+    @property
+    def experts_per_token(self) -> int:
+        """Experts the router picks per token (dense models: 1)."""
+        ...
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts (dense models: 0)."""
+        ...
+
+    def tokens_per_sample(self, seq_len: int | None = None) -> int:
+        """Tokens one sample contributes to tokens/s (images: 1)."""
+        ...
+
+    def param_count(self, tp: int = 1, ep: int = 1) -> int:
+        """Parameters per tensor-parallel shard and expert-parallel rank."""
+        ...
+
+    def active_param_count(self) -> int:
+        """Parameters one token's (sample's) forward pass uses."""
+        ...
+
+    def step_ops(
+        self, batch: int, seq_len: int | None = None, tp: int = 1, precision: str = "fp32", ep: int = 1
+    ) -> ModelOps:
+        """Forward ops of one step (``seq_len`` None: :attr:`default_seq_len`)."""
+        ...
+
+
+class TransformerLike(ModelConfig, Protocol):
+    """A :class:`ModelConfig` built of attention layers (every config but ResNet): the shape the closed-form
+    memory, FLOP and traffic models read. ``vocab`` is 0 for a ViT (a classifier, no token table)."""
+
+    @property
+    def layers(self) -> int:
+        """Attention layers (encoder plus decoder ones for an encoder-decoder)."""
+        ...
+
+    @property
+    def hidden(self) -> int:
+        """Model width."""
+        ...
+
+    @property
+    def heads(self) -> int:
+        """Query heads."""
+        ...
+
+    @property
+    def kv_heads(self) -> int:
+        """Key/value heads (as many as ``heads`` without grouped-query attention)."""
+        ...
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head."""
+        ...
+
+    @property
+    def ffn_hidden(self) -> int:
+        """MLP width (of each of a gated MLP's two up projections)."""
+        ...
+
+    @property
+    def vocab(self) -> int:
+        """Token vocabulary (0: none)."""
+        ...
+
+    @property
+    def activation(self) -> str:
+        """MLP activation (``swiglu``: a gated MLP)."""
+        ...
+
+    @property
+    def tied_embeddings(self) -> bool:
+        """Whether the token table is shared with the output head."""
+        ...
+
+
 class DenseAttentionShape:
     """Properties shared by dense (non-MoE) attention architectures that have ``hidden`` and ``heads``."""
 
@@ -141,3 +256,8 @@ class DenseAttentionShape:
     def experts_per_token(self) -> int:
         """Dense: 1."""
         return 1
+
+    @property
+    def moe_layers(self) -> int:
+        """Dense: 0."""
+        return 0

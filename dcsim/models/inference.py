@@ -56,7 +56,7 @@ SERVED_FAMILIES = ("decoder", "encoder")
 def _check(cfg: TransformerConfig, tp: int) -> None:
     if cfg.family not in SERVED_FAMILIES:
         raise ValueError(f"model {cfg.name!r} is an {cfg.family}: serving needs a decoder or an encoder")
-    if getattr(cfg, "experts", 1) > 1 and cfg.family != "decoder":
+    if cfg.experts > 1 and cfg.family != "decoder":
         raise ValueError(f"model {cfg.name!r} is a mixture-of-experts {cfg.family}: serving models MoE decoders")
     if not servable(cfg):
         raise ValueError(
@@ -72,8 +72,8 @@ def _check(cfg: TransformerConfig, tp: int) -> None:
 def servable(cfg: TransformerConfig) -> bool:
     """Whether these op lists describe ``cfg``: not for DeepSeek-style models (MLA attention, shared experts,
     leading dense layers, an expert width of their own), whose iterations they would misprice."""
-    deepseek = ("shared_experts", "first_dense_layers", "moe_ffn_hidden")
-    return getattr(cfg, "attention_kind", "mha") == "mha" and not any(getattr(cfg, name, 0) for name in deepseek)
+    deepseek = (cfg.shared_experts, cfg.first_dense_layers, cfg.moe_ffn_hidden)
+    return cfg.attention_kind == "mha" and not any(deepseek)
 
 
 def expected_active_experts(experts: int, per_token: int, tokens: int) -> float:

@@ -43,6 +43,21 @@ class ResNetConfig:
         """Samples count as one each (images, not tokens)."""
         return 1
 
+    @property
+    def experts(self) -> int:
+        """Dense: 1."""
+        return 1
+
+    @property
+    def experts_per_token(self) -> int:
+        """Dense: 1."""
+        return 1
+
+    @property
+    def moe_layers(self) -> int:
+        """Dense: 0."""
+        return 0
+
     def active_param_count(self) -> int:
         """Parameters one image's forward pass uses: all of them."""
         return self.param_count()

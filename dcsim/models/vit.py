@@ -73,6 +73,16 @@ class ViTConfig(DenseAttentionShape):
         return 0
 
     @property
+    def activation(self) -> str:
+        """The MLP's activation: GELU (not gated)."""
+        return "gelu"
+
+    @property
+    def tied_embeddings(self) -> bool:
+        """No token table to share with the classifier: False."""
+        return False
+
+    @property
     def block_layers(self) -> int:
         """Encoder layers."""
         return self.layers

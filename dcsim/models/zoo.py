@@ -1,11 +1,12 @@
 """Named architectures from ``dcsim/models/data/models.yaml`` (each entry with its source), and inline
 architectures from a scenario (:func:`model_from_spec`).
 
-Every config class here implements one interface (what the training and serving layers call):
-``param_count(tp=1, ep=1)``, ``active_param_count()``, ``step_ops(batch, seq_len=None, tp=1,
-precision="fp32", ep=1) -> ModelOps``, ``default_seq_len``, ``tokens_per_sample(seq_len)`` and
-``block_layers``; the transformer-like ones (all but ResNet) also expose ``layers``, ``hidden``,
-``heads``, ``kv_heads``, ``ffn_hidden``, ``vocab``, ``experts`` and ``experts_per_token``.
+Every config class here implements one interface, :class:`~dcsim.models.base.ModelConfig` (what the
+training and serving layers call): ``param_count(tp=1, ep=1)``, ``active_param_count()``,
+``step_ops(batch, seq_len=None, tp=1, precision="fp32", ep=1) -> ModelOps``, ``default_seq_len``,
+``tokens_per_sample(seq_len)``, ``block_layers``, ``experts``, ``experts_per_token`` and ``moe_layers``;
+the transformer-like ones (all but ResNet) are :class:`~dcsim.models.base.TransformerLike` too (``layers``,
+``hidden``, ``heads``, ``kv_heads``, ``ffn_hidden``, ``vocab``, ...): :func:`transformer_like` narrows to it.
 """
 
 from __future__ import annotations
@@ -19,20 +20,22 @@ from typing import Any
 
 import yaml
 
+from dcsim.models.base import ModelConfig, TransformerLike
 from dcsim.models.encdec import EncoderDecoderConfig
 from dcsim.models.resnet import ResNetConfig
 from dcsim.models.transformer import TransformerConfig
 from dcsim.models.vit import ViTConfig
 
-ModelConfig = TransformerConfig | ResNetConfig | ViTConfig | EncoderDecoderConfig
-_TYPES: Mapping[str, type] = {
+#: The config classes that are stacks of attention layers (:class:`TransformerLike`): all but ResNet.
+_TRANSFORMER_LIKE = (TransformerConfig, ViTConfig, EncoderDecoderConfig)
+_TYPES: Mapping[str, type[ModelConfig]] = {
     "transformer": TransformerConfig,
     "resnet": ResNetConfig,
     "vit": ViTConfig,
     "encoder-decoder": EncoderDecoderConfig,
 }
 #: Inline ``family`` -> config class (``decoder`` and ``encoder`` are TransformerConfig families).
-_FAMILIES: Mapping[str, type] = {
+_FAMILIES: Mapping[str, type[ModelConfig]] = {
     "decoder": TransformerConfig,
     "encoder": TransformerConfig,
     "encoder-decoder": EncoderDecoderConfig,
@@ -40,6 +43,12 @@ _FAMILIES: Mapping[str, type] = {
     "resnet": ResNetConfig,
 }
 _TUPLE_FIELDS = ("blocks", "widths")
+
+
+def transformer_like(model: ModelConfig) -> TransformerLike | None:
+    """``model`` as a stack of attention layers (``layers``, ``hidden``, ``heads``, ...), or None for a
+    convolutional model."""
+    return model if isinstance(model, _TRANSFORMER_LIKE) else None
 
 
 def _config(raw: Mapping[str, Any]) -> ModelConfig:

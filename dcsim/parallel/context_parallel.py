@@ -37,11 +37,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TypeGuard
 
 from dcsim.compute import predict_many
 from dcsim.compute.ops import Attention
-from dcsim.models import ModelOps
+from dcsim.models import ModelConfig, ModelOps, TransformerConfig
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.layout import RankLayout, sharing_servers
 from dcsim.parallel.plan import ParallelPlan
@@ -51,22 +51,24 @@ from dcsim.parallel.stages import step_ops
 RING_SUFFIX = ".ring"
 
 
-def splits_sequences(model: Any) -> bool:
+def splits_sequences(model: ModelConfig) -> TypeGuard[TransformerConfig]:
     """Whether context parallelism applies to ``model``: one stack of self-attention layers over ``seq_len``
     tokens (decoders and encoders; not encoder-decoder, ViT or convolutional models)."""
-    return hasattr(model, "heads") and not hasattr(model, "decoder_layers") and not hasattr(model, "patches")
+    return isinstance(model, TransformerConfig)
 
 
-def _causal(model: Any) -> bool:
-    return getattr(model, "family", "decoder") == "decoder"
+def _causal(model: TransformerConfig) -> bool:
+    return model.family == "decoder"
 
 
-def check_context_parallel(model: Any, seq_len: int, plan: ParallelPlan, attention: str) -> list[tuple[str, str]]:
+def check_context_parallel(
+    model: ModelConfig, seq_len: int, plan: ParallelPlan, attention: str
+) -> list[tuple[str, str]]:
     """Problems with ``plan.cp`` for ``model`` at ``seq_len`` with ``attention``, as (field, message)."""
     cp = plan.cp
     if cp == 1:
         return []
-    name = getattr(model, "name", type(model).__name__)
+    name = model.name
     if not splits_sequences(model):
         return [("parallelism.cp", f"must be 1 for {name}: context parallelism splits one self-attention stack")]
     problems = []
@@ -92,7 +94,7 @@ def ring_steps(local: Attention, cp: int) -> tuple[Attention, Attention]:
 
 
 def context_parallel_ops(
-    model: Any, batch: int, seq_len: int, tp: int, precision: str, ep: int = 1, cp: int = 1
+    model: ModelConfig, batch: int, seq_len: int, tp: int, precision: str, ep: int = 1, cp: int = 1
 ) -> ModelOps:
     """One microbatch's forward ops on one tensor- and context-parallel rank: the model's ops at ``seq_len //
     cp`` tokens, each self-attention core replaced by the ring's step 0 (same name) and ``cp - 1`` later steps
@@ -125,7 +127,7 @@ class RingExposure:
 
 
 def ring_exposure(
-    model: Any,
+    model: ModelConfig,
     plan: ParallelPlan,
     seq_len: int,
     precision: str,
@@ -156,13 +158,13 @@ def ring_exposure(
 
 @functools.lru_cache(maxsize=256)
 def _step_ops(
-    model: Any, batch: int, seq_len: int, tp: int, precision: str, ep: int, cp: int
+    model: ModelConfig, batch: int, seq_len: int, tp: int, precision: str, ep: int, cp: int
 ) -> tuple[Attention, Attention]:
     for layer in step_ops(model, batch, seq_len // cp, tp, precision, ep).layers:
         op = layer.op
         if isinstance(op, Attention) and op.kind == "attention" and op.q_len == op.kv_len and layer.part == "block":
             return ring_steps(op, cp)
-    raise ValueError(f"{getattr(model, 'name', type(model).__name__)} has no self-attention for ring attention")
+    raise ValueError(f"{model.name} has no self-attention for ring attention")
 
 
 @functools.lru_cache(maxsize=256)

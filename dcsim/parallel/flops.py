@@ -23,7 +23,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dcsim.models import ModelConfig, TransformerConfig, TransformerLike, transformer_like
 
 
 def training_flops(params: float, tokens: float) -> float:
@@ -47,12 +47,10 @@ def megatron_flops_per_iteration(
     return 72.0 * b * s * n * h * h * (1.0 + s / (6.0 * h) + v / (12.0 * n * h))
 
 
-def megatron_model_flops(model: Any, batch: int, seq_len: int, recompute: bool = True) -> float:
+def megatron_model_flops(model: ModelConfig, batch: int, seq_len: int, recompute: bool = True) -> float:
     """:func:`megatron_flops_per_iteration` for a transformer config (``layers``, ``hidden``, ``vocab``)."""
-    _require_transformer(model)
-    return megatron_flops_per_iteration(
-        batch, seq_len, int(model.layers), int(model.hidden), int(model.vocab), recompute=recompute
-    )
+    shape = _require_transformer(model)
+    return megatron_flops_per_iteration(batch, seq_len, shape.layers, shape.hidden, shape.vocab, recompute=recompute)
 
 
 def attention_flops_per_token(layers: int, hidden: int, seq_len: int) -> float:
@@ -64,63 +62,52 @@ def attention_flops_per_token(layers: int, hidden: int, seq_len: int) -> float:
     return 12.0 * layers * hidden * seq_len
 
 
-def active_params(model: Any) -> float:
-    """Parameters used per token: ``active_param_count()`` where the config has it (MoE), else all."""
-    active = getattr(model, "active_param_count", None)
-    if callable(active):
-        return float(active())
-    return float(model.param_count())
+def active_params(model: ModelConfig) -> float:
+    """Parameters used per token: ``active_param_count()`` (all of them but a MoE's unpicked experts)."""
+    return float(model.active_param_count())
 
 
-def model_flops_per_token(model: Any, seq_len: int) -> float:
+def model_flops_per_token(model: ModelConfig, seq_len: int) -> float:
     """Model FLOPs per trained token, the contract's convention: ``6 * N_active + 12 * l * h * s`` (for
     language-model transformers: decoder or encoder stacks with a vocabulary). With multi-head latent
     attention ``h`` is the mean width of the two attention products, ``heads * (qk_head_dim + v_head_dim) / 2``."""
-    _require_token_transformer(model)
+    config = _require_token_transformer(model)
     _check_positive("seq_len", seq_len)
-    width = int(model.heads) * (int(model.hidden) // int(model.heads))  # query width, = hidden
-    if getattr(model, "attention_kind", "mha") == "mla":  # QK^T over qk_nope + qk_rope wide heads, AV over v
-        qk = int(model.qk_nope_head_dim) + int(model.qk_rope_head_dim)
-        width = int(model.heads) * (qk + int(model.v_head_dim)) // 2
-    layers = int(getattr(model, "block_layers", None) or model.layers)
-    return 6.0 * active_params(model) + attention_flops_per_token(layers, width, seq_len)
+    width = config.heads * (config.hidden // config.heads)  # query width, = hidden
+    if config.attention_kind == "mla":  # QK^T over qk_nope + qk_rope wide heads, AV over v
+        qk = config.qk_nope_head_dim + config.qk_rope_head_dim
+        width = config.heads * (qk + config.v_head_dim) // 2
+    return 6.0 * active_params(config) + attention_flops_per_token(config.block_layers, width, seq_len)
 
 
-def model_flops_per_sample(model: Any, seq_len: int | None = None) -> float:
+def model_flops_per_sample(model: ModelConfig, seq_len: int | None = None) -> float:
     """Model FLOPs per trained sample, without recompute. Language-model transformers: a sequence of
     ``seq_len`` tokens (default: the model's ``default_seq_len``), :func:`model_flops_per_token` times
     ``seq_len``. Other models (ResNet, ViT, encoder-decoder: weights reused at every pixel or patch, or two
     sequence lengths, so 6*N per token does not apply): the forward plus backward FLOPs of one sample's
     op list (``seq_len`` as the model reads it: the image side for vision models)."""
     if seq_len is None:
-        seq_len = getattr(model, "default_seq_len", None) or getattr(model, "max_seq_len", None)
-    if seq_len is None:
-        raise ValueError("seq_len is needed: the model has no default_seq_len")
+        seq_len = model.default_seq_len
     _check_positive("seq_len", seq_len)
-    if _is_token_transformer(model):
+    if isinstance(model, TransformerConfig):  # a language-model stack: decoder or encoder with a vocabulary
         return model_flops_per_token(model, seq_len) * seq_len
-    ops = model.step_ops(1, seq_len) if hasattr(model, "step_ops") else model.ops(1, seq_len)
-    return float(ops.flops("fwd+bwd"))
+    return float(model.step_ops(1, seq_len).flops("fwd+bwd"))
 
 
-def _is_token_transformer(model: Any) -> bool:
-    has_shape = all(hasattr(model, name) for name in ("layers", "hidden", "heads", "vocab"))
-    return has_shape and bool(model.vocab) and not hasattr(model, "decoder_layers")
+def _require_transformer(model: ModelConfig) -> TransformerLike:
+    shape = transformer_like(model)
+    if shape is None:
+        raise ValueError(f"model {model.name!r} is not a transformer (needs layers, hidden, heads, vocab)")
+    return shape
 
 
-def _require_transformer(model: Any) -> None:
-    if not all(hasattr(model, name) for name in ("layers", "hidden", "heads", "vocab")):
-        name = getattr(model, "name", type(model).__name__)
-        raise ValueError(f"model {name!r} is not a transformer (needs layers, hidden, heads, vocab)")
-
-
-def _require_token_transformer(model: Any) -> None:
-    if not _is_token_transformer(model):
-        name = getattr(model, "name", type(model).__name__)
+def _require_token_transformer(model: ModelConfig) -> TransformerConfig:
+    if not isinstance(model, TransformerConfig):
         raise ValueError(
-            f"model {name!r} is not a language-model transformer (decoder or encoder stack with a vocabulary): "
+            f"model {model.name!r} is not a language-model transformer (decoder or encoder stack with a vocabulary): "
             "use model_flops_per_sample"
         )
+    return model
 
 
 def _check_positive(name: str, value: float) -> None:

@@ -25,22 +25,24 @@ those of the closed form: ``full`` keeps each layer's input only, ``selective`` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeGuard
+
+from dcsim.models import ModelConfig, TransformerConfig
 
 #: Bytes of one dropout-mask element (as in dcsim.parallel.memory).
 MASK_BYTES = 1.0
 
 
-def uses_layer_stack(model: Any) -> bool:
+def uses_layer_stack(model: ModelConfig) -> TypeGuard[TransformerConfig]:
     """Whether ``model`` needs :func:`stack_activation_bytes` (MLA, shared experts, leading dense layers or
     an expert width of its own) rather than the identical-layer closed form."""
-    return getattr(model, "attention_kind", "mha") == "mla" or any(
-        getattr(model, name, 0) for name in ("shared_experts", "first_dense_layers", "moe_ffn_hidden")
-    )
+    if not isinstance(model, TransformerConfig):
+        return False
+    return model.attention_kind == "mla" or any((model.shared_experts, model.first_dense_layers, model.moe_ffn_hidden))
 
 
 def stack_activation_bytes(
-    model: Any,
+    model: TransformerConfig,
     seq_len: int,
     batch: int,
     tp: int = 1,
@@ -67,29 +69,29 @@ def stack_activation_bytes(
     replicated = (4 * e * sb * h + masks) / split
     scores = recompute == "none" if keep_scores is None else keep_scores
     attention = _attention_bytes(model, s, b, t, e, scores, dropout)
-    gated = getattr(model, "activation", "gelu") == "swiglu"
+    gated = model.activation == "swiglu"
     per_row = 3 if gated else 2  # the up (gate and up) outputs and the activation's output
     dense_mlp = per_row * e * sb * int(model.ffn_hidden) / t
-    moe_layers = int(getattr(model, "moe_layers", 0))
+    moe_layers = model.moe_layers
     total = (layers - moe_layers) * (replicated + attention + dense_mlp)
     if moe_layers:
         k, width = int(model.experts_per_token), int(model.expert_ffn_hidden)
         routed = e * sb * (int(model.experts) + k * h) + per_row * e * sb * k * width / t
-        shared = per_row * e * sb * int(getattr(model, "shared_experts", 0)) * width / t
+        shared = per_row * e * sb * model.shared_experts * width / t
         total += moe_layers * (replicated + attention + routed + shared)
     return total
 
 
-def _attention_bytes(model: Any, s: int, b: int, t: int, e: float, scores: bool, dropout: bool) -> float:
+def _attention_bytes(model: TransformerConfig, s: int, b: int, t: int, e: float, scores: bool, dropout: bool) -> float:
     """One layer's attention activations (module docstring), tensor-parallel rank of ``t``."""
     sb, heads, h = float(s * b), int(model.heads), int(model.hidden)
-    if getattr(model, "attention_kind", "mha") == "mla":
+    if model.attention_kind == "mla":
         qk = int(model.qk_nope_head_dim) + int(model.qk_rope_head_dim)
         latent = 2 * int(model.q_lora_rank) + 2 * int(model.kv_lora_rank) + int(model.qk_rope_head_dim)
         sharded = e * sb * heads * (2 * qk + 2 * int(model.v_head_dim)) / t
         kept = e * sb * latent + sharded
     else:
-        kv = int(getattr(model, "kv_heads", 0) or heads) * (h // heads)
+        kv = model.kv_heads * (h // heads)
         kept = e * sb * (h + kv + kv + h) / t  # Q, K, V, output-projection input
     if scores:
         per_score = (2 * e + MASK_BYTES) if dropout else e

@@ -100,6 +100,7 @@ from typing import Any
 from dcsim.catalog import Accelerator
 from dcsim.catalog.entries import BYTES_PER_GB
 from dcsim.compute.ops import BYTES_PER_ELEMENT, Conv2d, Embedding, Matmul, Normalization
+from dcsim.models import ModelConfig, TransformerConfig, ViTConfig, transformer_like
 from dcsim.models.base import LayerOp
 from dcsim.parallel.attention import check_attention
 from dcsim.parallel.layer_memory import stack_activation_bytes, uses_layer_stack
@@ -311,7 +312,7 @@ class _Part:
 
 
 def training_memory(
-    model: Any,
+    model: ModelConfig,
     plan: ParallelPlan,
     *,
     seq_len: int | None = None,
@@ -338,27 +339,26 @@ def training_memory(
     _check_choice("precision", precision, TRAINING_PRECISIONS)
     check_attention(attention)
     _check_choice("optimizer", optimizer, OPTIMIZERS)
-    closed_form = _korthikanti_applies(model)
+    stack = _korthikanti_stack(model)
+    closed_form = stack is not None
     if seq_len is None:
-        seq_len = getattr(model, "default_seq_len", None) or getattr(model, "max_seq_len", None)
-        if seq_len is None:
-            raise ValueError("seq_len is needed: the model has no default_seq_len")
+        seq_len = model.default_seq_len
     if not isinstance(seq_len, int) or seq_len < 1:
         raise ValueError(f"seq_len must be a positive integer (got {seq_len!r})")
     microbatches = None if global_batch_size is None else plan.microbatches(global_batch_size)
     if not closed_form and plan.recompute != "none":
         raise ValueError(
             f"recompute {plan.recompute!r} is modelled for decoder/encoder transformer layers only "
-            f"(model {_name(model)}: use recompute none)"
+            f"(model {model.name}: use recompute none)"
         )
     if not closed_form and plan.cp > 1:
-        raise ValueError(f"cp is modelled for decoder/encoder transformer layers only (model {_name(model)}: use cp 1)")
+        raise ValueError(f"cp is modelled for decoder/encoder transformer layers only (model {model.name}: use cp 1)")
     layers = block_layers(model)
     held_layers = device_layers(chunk_layers(plan, layers), plan.pp)  # ValueError for a split that does not fit
     parts, allocations = _model_parts(model, plan.tp, plan.ep, seq_len, precision)
-    if closed_form:
-        tokens = _sequence_tokens(model, seq_len)
-        activations = _transformer_activations(model, plan, tokens, precision, dropout, attention)
+    if stack is not None:
+        tokens = _sequence_tokens(stack, seq_len)
+        activations = _transformer_activations(stack, plan, tokens, precision, dropout, attention)
     else:  # the op list's forward allocations, linear in the batch
         activations = {part: size * plan.microbatch_size for part, size in allocations.items()}
     stages = range(plan.pp) if stage is None else [stage]
@@ -372,7 +372,7 @@ def training_memory(
 
 
 def _stage_memory(
-    model: Any,
+    model: ModelConfig,
     plan: ParallelPlan,
     stage: int,
     share: float,
@@ -388,7 +388,7 @@ def _stage_memory(
         held = held + parts["pre"]
     if last:
         held = held + parts["post"]
-        if plan.pp > 1 and getattr(model, "tied_embeddings", False):
+        if plan.pp > 1 and _tied_embeddings(model):
             held = held + parts["tied"]
     replicas = plan.dp_cp  # ranks holding the same weights: ZeRO shards over them
     dense = zero_model_state_bytes(held.params, replicas, plan.zero_stage, optimizer, precision)
@@ -412,12 +412,17 @@ def _stage_memory(
 
 
 def _transformer_activations(
-    model: Any, plan: ParallelPlan, seq_len: int, precision: str, dropout: bool, attention: str
+    model: TransformerConfig | ViTConfig,
+    plan: ParallelPlan,
+    seq_len: int,
+    precision: str,
+    dropout: bool,
+    attention: str,
 ) -> dict[str, float]:
     """Per-microbatch activation bytes of the ``pre``, all ``block`` layers and ``post`` parts on one rank."""
     b, h, t = plan.microbatch_size, int(model.hidden), plan.tp
     heads = int(model.heads)
-    kv_heads = getattr(model, "kv_heads", None) or heads
+    kv_heads = model.kv_heads
     e = BYTES_PER_ELEMENT[precision]
     per_layer = transformer_layer_activation_bytes(
         seq_len,
@@ -429,8 +434,8 @@ def _transformer_activations(
         recompute=plan.recompute,
         ffn_hidden=int(model.ffn_hidden),
         kv_hidden=kv_heads * (h // heads),
-        gated_mlp=getattr(model, "activation", "gelu") == "swiglu",
-        experts_per_token=int(getattr(model, "experts_per_token", 1)),
+        gated_mlp=model.activation == "swiglu",
+        experts_per_token=model.experts_per_token,
         dropout=dropout,
         bytes_per_element=e,
         attention=attention,
@@ -440,7 +445,7 @@ def _transformer_activations(
     split = t if plan.sequence_parallel else 1
     sbh = float(s * b * h)
     pre = MASK_BYTES * sbh / split if dropout else 0.0
-    vocab = getattr(model, "vocab", None)
+    vocab = model.vocab
     post = 2 * e * sbh / split  # final norm input and output-projection input
     if vocab:
         post += LOGIT_BYTES * s * b * vocab / t
@@ -467,7 +472,7 @@ def recompute_keeps_scores(recompute: str, attention: str) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _model_parts_cached(model: Any, tp: int, ep: int, seq_len: int, precision: str) -> tuple[Any, ...]:
+def _model_parts_cached(model: ModelConfig, tp: int, ep: int, seq_len: int, precision: str) -> tuple[Any, ...]:
     ops = step_ops(model, 1, seq_len, tp, precision, ep)
     parts = dict.fromkeys(PARTS, _Part())
     allocations = dict.fromkeys(PARTS, 0.0)
@@ -483,14 +488,15 @@ def _model_parts_cached(model: Any, tp: int, ep: int, seq_len: int, precision: s
             else:
                 parts[part] = parts[part] + _Part(params=count, factored=factored)
     tied = _Part()
-    if getattr(model, "tied_embeddings", False) and getattr(model, "vocab", 0):
-        vocab, hidden = int(model.vocab) // tp, int(model.hidden)
+    shape = transformer_like(model)
+    if shape is not None and shape.tied_embeddings and shape.vocab:
+        vocab, hidden = shape.vocab // tp, shape.hidden
         tied = _Part(params=vocab * hidden, factored=vocab + hidden)
     return tuple((*parts.items(), ("tied", tied))), tuple(allocations.items())
 
 
 def _model_parts(
-    model: Any, tp: int, ep: int, seq_len: int, precision: str
+    model: ModelConfig, tp: int, ep: int, seq_len: int, precision: str
 ) -> tuple[dict[str, _Part], dict[str, float]]:
     parts, allocations = _model_parts_cached(model, tp, ep, seq_len, precision)
     return dict(parts), dict(allocations)
@@ -518,22 +524,22 @@ def _factored_elements(layer: LayerOp) -> float:
     return float(layer.params)
 
 
-def _korthikanti_applies(model: Any) -> bool:
-    """A stack of identical decoder or encoder layers (GPT, BERT, Llama, Mixtral; ViT's encoder): the
-    closed form. Encoder-decoder models (cross-attention) and convolutional ones use their op list."""
-    has_shape = all(hasattr(model, name) for name in ("layers", "hidden", "heads", "ffn_hidden"))
-    return has_shape and not hasattr(model, "decoder_layers")
+def _korthikanti_stack(model: ModelConfig) -> TransformerConfig | ViTConfig | None:
+    """``model`` where it is a stack of identical decoder or encoder layers (GPT, BERT, Llama, Mixtral; ViT's
+    encoder): the closed form. None for encoder-decoder models (cross-attention) and convolutional ones,
+    which use their op list."""
+    return model if isinstance(model, TransformerConfig | ViTConfig) else None
 
 
-def _sequence_tokens(model: Any, seq_len: int) -> int:
+def _tied_embeddings(model: ModelConfig) -> bool:
+    shape = transformer_like(model)
+    return shape is not None and shape.tied_embeddings
+
+
+def _sequence_tokens(model: TransformerConfig | ViTConfig, seq_len: int) -> int:
     """Tokens per sequence: ``seq_len``, or for a ViT (whose ``seq_len`` is the image side) the patches
     plus the class token."""
-    patches = getattr(model, "patches", None)
-    return int(patches(seq_len)) + 1 if callable(patches) else seq_len
-
-
-def _name(model: Any) -> str:
-    return str(getattr(model, "name", type(model).__name__))
+    return model.patches(seq_len) + 1 if isinstance(model, ViTConfig) else seq_len
 
 
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:

@@ -34,8 +34,8 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from dcsim.models import ModelConfig, TransformerConfig
 from dcsim.parallel.comm import CommModel
 
 
@@ -79,20 +79,26 @@ def expected_distinct_holders(
     raise ValueError(f"holders ({holders}) and groups ({groups}) must nest: one must divide the other")
 
 
-def _routing(model: Any, holders: int) -> tuple[int, int]:
+def _expert_groups(model: ModelConfig) -> tuple[int, int]:
+    """(expert groups, groups a token's experts may come from; 0: any): one group, no limit, unless the model
+    is a transformer with DeepSeek-style group-limited routing."""
+    if isinstance(model, TransformerConfig):
+        return model.expert_groups, model.expert_groups_per_token
+    return 1, 0
+
+
+def _routing(model: ModelConfig, holders: int) -> tuple[int, int]:
     """(groups, groups_per_token) to count distinct ``holders`` with: the model's own where they nest with
     the holders, one group (no limit) otherwise."""
-    groups = int(getattr(model, "expert_groups", 1) or 1)
-    per_token = int(getattr(model, "expert_groups_per_token", 0) or 0)
+    groups, per_token = _expert_groups(model)
     if holders % groups and groups % holders:
         return 1, 0
     return groups, per_token
 
 
-def node_limited(model: Any) -> bool:
+def node_limited(model: ModelConfig) -> bool:
     """Whether the model's router limits each token's experts to some of its expert groups (nodes)."""
-    groups = int(getattr(model, "expert_groups", 1) or 1)
-    per_token = int(getattr(model, "expert_groups_per_token", 0) or 0)
+    groups, per_token = _expert_groups(model)
     return 0 < per_token < groups
 
 
@@ -121,13 +127,13 @@ def flat_dispatch_bytes(layer_bytes: float, per_token: int, ep: int, per_node: i
     )
 
 
-def node_limited_dispatch_bytes(model: Any, layer_bytes: float, ep: int, nodes: int) -> DispatchTraffic:
+def node_limited_dispatch_bytes(model: ModelConfig, layer_bytes: float, ep: int, nodes: int) -> DispatchTraffic:
     """DeepSeek's two-hop dispatch (module docstring) over ``ep`` ranks on ``nodes`` nodes (``ep / nodes``
     each) of the rank's tokens (``layer_bytes``: tokens x hidden x element bytes): one IB copy per
     destination node, then one NVLink copy per destination GPU."""
     if nodes < 1 or ep % nodes:
         raise ValueError(f"the EP group's nodes ({nodes}) must divide ep ({ep})")
-    experts, k = int(model.experts), int(model.experts_per_token)
+    experts, k = model.experts, model.experts_per_token
     per_node = ep // nodes
     d_nodes = expected_distinct_holders(experts, nodes, k, *_routing(model, nodes))
     d_gpus = expected_distinct_holders(experts, ep, k, *_routing(model, ep))
@@ -151,7 +157,7 @@ def _by_node(group: Sequence[str], server_of: Mapping[str, str]) -> list[list[st
 
 def ep_all_to_all_s(
     comm: CommModel,
-    model: Any,
+    model: ModelConfig,
     groups: Sequence[Sequence[str]],
     server_of: Mapping[str, str],
     layer_bytes: float,
@@ -202,7 +208,7 @@ class ExpertParallelTimes:
 
 def ep_layer_times(
     comm: CommModel,
-    model: Any,
+    model: ModelConfig,
     groups: Sequence[Sequence[str]],
     server_of: Mapping[str, str],
     layer_bytes: float,

@@ -33,6 +33,7 @@ import pandas as pd
 
 from dcsim import progress
 from dcsim.catalog import load_catalog
+from dcsim.models import transformer_like
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.context_parallel import check_context_parallel
 from dcsim.parallel.evaluate import PlanEvaluation, evaluate_plan, plan_memory
@@ -62,7 +63,7 @@ def _divisors(n: int) -> list[int]:
 
 
 def _transformer(setup: TrainingSetup) -> bool:
-    return hasattr(setup.model, "heads")
+    return transformer_like(setup.model) is not None
 
 
 def tp_degrees(setup: TrainingSetup, left: int, per_node: int, chosen: dict[str, int]) -> list[int]:
@@ -92,7 +93,7 @@ DEGREES: tuple[tuple[str, DegreeRule], ...] = (
 
 def ep_degrees(setup: TrainingSetup, dp: int) -> list[int]:
     """Expert-parallel degrees: the divisors of dp that divide the experts (1 for dense models)."""
-    experts = getattr(setup.model, "experts", 1) or 1
+    experts = setup.model.experts
     return [e for e in _divisors(dp) if experts % e == 0] if experts > 1 else [1]
 
 

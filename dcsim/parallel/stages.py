@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcsim.compute import Op, predict_many
-from dcsim.models import ModelOps
+from dcsim.models import ModelConfig, ModelOps
 from dcsim.parallel.plan import ParallelPlan
 
 PARTS = ("pre", "block", "post")
@@ -41,30 +41,17 @@ def layer_part(layer: Any) -> str:
     return "block"
 
 
-def block_layers(model: Any) -> int:
+def block_layers(model: ModelConfig) -> int:
     """Repeated layers a pipeline can split (encoder plus decoder layers for encoder-decoder models)."""
-    count = getattr(model, "block_layers", None)
-    if count is None:
-        count = getattr(model, "layers", None)
-    if count is None:
-        count = sum(getattr(model, "blocks", ()))
+    count = model.block_layers
     if not count:
-        raise ValueError(f"{getattr(model, 'name', type(model).__name__)} has no repeated layers to split")
-    return int(count)
+        raise ValueError(f"{model.name} has no repeated layers to split")
+    return count
 
 
-def step_ops(model: Any, batch: int, seq_len: int, tp: int, precision: str, ep: int = 1) -> ModelOps:
-    """One microbatch's forward ops on one tensor-parallel shard (``model.step_ops`` when the config has it)."""
-    if hasattr(model, "step_ops"):
-        ops: ModelOps = model.step_ops(batch, seq_len, tp=tp, precision=precision, ep=ep)
-        return ops
-    if hasattr(model, "heads"):
-        return model.ops(batch, seq_len, tp, precision)
-    if tp != 1 or ep != 1:
-        raise ValueError(
-            f"tp ({tp}) and ep ({ep}) must be 1 for {model.name}: they split transformer layers and experts"
-        )
-    return model.ops(batch, seq_len, precision=precision)
+def step_ops(model: ModelConfig, batch: int, seq_len: int, tp: int, precision: str, ep: int = 1) -> ModelOps:
+    """One microbatch's forward ops on one tensor-parallel shard (``model.step_ops``)."""
+    return model.step_ops(batch, seq_len, tp=tp, precision=precision, ep=ep)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from typing import Any
 
 from dcsim.catalog import load_catalog
 from dcsim.compute import BYTES_PER_ELEMENT, Op, Pointwise, predict_many
+from dcsim.models import ModelConfig, TransformerConfig, transformer_like
 from dcsim.parallel.attention import check_attention, default_attention
 from dcsim.parallel.comm import CommModel
 from dcsim.parallel.context_parallel import check_context_parallel, context_parallel_ops, ring_exposure
@@ -83,13 +84,13 @@ class TrainingSetup:
     ``overlap`` says which communication overlaps compute (:mod:`dcsim.parallel.overlap`); ``cuda_graphs``
     removes the per-kernel launch floor (:mod:`dcsim.parallel.launch_floor`)."""
 
-    model: Any
+    model: ModelConfig
     accelerator: str
     global_batch_size: int
     seq_len: int
     precision: str = "bf16"
     optimizer: str = "adamw"
-    teacher: Any = None
+    teacher: ModelConfig | None = None
     attention: str | None = None
     fp8_attention: bool = False
     overlap: OverlapOptions = field(default_factory=OverlapOptions)
@@ -108,9 +109,7 @@ class TrainingSetup:
     @property
     def tokens_per_step(self) -> int:
         """Tokens a step trains on (images for vision models: one per sample)."""
-        per_sample = getattr(self.model, "tokens_per_sample", None)
-        tokens = per_sample(self.seq_len) if callable(per_sample) else self.seq_len
-        return int(tokens) * self.global_batch_size
+        return self.model.tokens_per_sample(self.seq_len) * self.global_batch_size
 
     @property
     def recipe(self) -> PrecisionRecipe:
@@ -163,19 +162,19 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
     the layers, the global batch must split into microbatches that cover the pipeline, ... Empty if valid."""
     model = setup.model
     problems: list[tuple[str, str]] = []
-    heads = getattr(model, "heads", None)
-    if heads is None:
+    shape = transformer_like(model)
+    if shape is None:
         if plan.tp > 1:
             problems.append(("parallelism.tp", f"must be 1 for {model.name}: tensor parallelism splits attention"))
         if plan.pp > 1:
             problems.append(("parallelism.pp", f"must be 1 for {model.name}: pipelines split transformer layers"))
     else:
-        kv_heads = getattr(model, "kv_heads", None) or heads
-        expert_ffn = getattr(model, "moe_ffn_hidden", 0) or model.ffn_hidden  # DeepSeek-style expert width
+        # DeepSeek-style expert width
+        expert_ffn = model.expert_ffn_hidden if isinstance(model, TransformerConfig) else shape.ffn_hidden
         sizes = (
-            ("heads", heads),
-            ("kv_heads", kv_heads),
-            ("ffn_hidden", model.ffn_hidden),
+            ("heads", shape.heads),
+            ("kv_heads", shape.kv_heads),
+            ("ffn_hidden", shape.ffn_hidden),
             ("moe_ffn_hidden", expert_ffn),
         )
         for what, size in sizes:
@@ -183,7 +182,7 @@ def check_plan(setup: TrainingSetup, plan: ParallelPlan) -> list[tuple[str, str]
                 problems.append(("parallelism.tp", f"must divide {what} ({size})"))
                 break
     problems += [(f"parallelism.{name}", message) for name, message in split_problems(plan, block_layers(model))]
-    experts = getattr(model, "experts", 1) or 1
+    experts = model.experts
     if plan.ep > 1 and experts % plan.ep:
         problems.append(("parallelism.ep", f"must divide the experts ({experts})"))
     problems += check_context_parallel(model, setup.seq_len, plan, str(setup.attention))
@@ -230,7 +229,7 @@ class _ModelSlice:
 
 @functools.lru_cache(maxsize=1024)
 def _slice(
-    model: Any,
+    model: ModelConfig,
     mbs: int,
     seq_len: int,
     tp: int,
@@ -260,7 +259,8 @@ def _slice(
     if gemms:
         seconds = predict_many([g.op for g in gemms] + [g.op.backward() for g in gemms], device)
         gemm_s = {g.name: (float(seconds[i]), float(seconds[len(gemms) + i])) for i, g in enumerate(gemms)}
-    hidden = getattr(model, "hidden", None)
+    shape = transformer_like(model)
+    hidden = None if shape is None else shape.hidden
     return _ModelSlice(times, block_layers(model), params, hidden, times.flops_fwd, casts.weights_total_s, gemm_s)
 
 
@@ -347,7 +347,9 @@ def _optimizer_seconds(optimizer: str, params: int, weights: str, master: bool, 
 
 
 @functools.lru_cache(maxsize=64)
-def _cpu_model_optimizer_s(model: Any, seq_len: int, optimizer: str, weights: str, master: bool, device: str) -> float:
+def _cpu_model_optimizer_s(
+    model: ModelConfig, seq_len: int, optimizer: str, weights: str, master: bool, device: str
+) -> float:
     from dcsim.parallel.optimizer_step import HOST_CPU_PER_TENSOR_S, optimizer_step_time_s
     from dcsim.parallel.validation import param_shapes
 
@@ -414,12 +416,12 @@ def estimate_step(
             scatter = comm.collective_s("reduce_scatter", groups, act_bytes)
             tp_fwd, tp_bwd = tp_overlap_exposed_s(gather, scatter, sl.gemm_s, plan.tp)
             tp_bwd += tp_fwd if plan.recompute == "full" else 0.0
-    experts = getattr(setup.model, "experts", 1) or 1
+    experts = setup.model.experts
     if experts > 1 and plan.ep > 1:  # dispatch + combine, flat or node-limited (dcsim.parallel.moe)
         groups = sharing_servers(layout.ep_groups(0), server_of)
         ep = ep_layer_times(comm, setup.model, groups, server_of, act_bytes / plan.tp, setup.precision)
         comm_s["ep_all_to_all_s"] = ep.combine_s
-        share = getattr(setup.model, "moe_layers", sl.layers) / sl.layers  # spread over all layers
+        share = setup.model.moe_layers / sl.layers  # spread over all layers
         tp_fwd += ep.forward_s * share
         tp_bwd += (ep.backward_s + (ep.forward_s if plan.recompute == "full" else 0.0)) * share
     if plan.cp > 1:  # ring attention: KV hops not hidden behind the attention steps, per layer

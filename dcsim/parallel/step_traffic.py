@@ -21,6 +21,7 @@ Keep it in step with :func:`~dcsim.parallel.step.estimate_step` when that change
 
 from __future__ import annotations
 
+from dcsim.models import transformer_like
 from dcsim.parallel.layout import RankLayout
 from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.stages import device_layers
@@ -45,16 +46,16 @@ def step_transfers(setup: TrainingSetup, plan: ParallelPlan, layout: RankLayout)
             runs = float(m * held[stage] * (2 + passes))
             for group in layout.tp_groups(stage):
                 ring_transfers(out, "all_reduce", group, act_bytes, runs)
-    experts = getattr(setup.model, "experts", 1) or 1
+    experts = setup.model.experts
     if experts > 1 and plan.ep > 1:
-        top_k = getattr(setup.model, "experts_per_token", 1) or 1
+        top_k = setup.model.experts_per_token
         for stage in stages:
             runs = float(m * held[stage] * (2 + passes))
             for group in layout.ep_groups(stage):
                 ring_transfers(out, "all_to_all", group, act_bytes * top_k / plan.tp, runs)
     if plan.cp > 1:  # ring attention: the rank's K and V chunk to the next rank, cp - 1 hops per layer
-        heads = int(getattr(setup.model, "heads", 1) or 1)
-        kv_heads = int(getattr(setup.model, "kv_heads", None) or heads)
+        shape = transformer_like(setup.model)
+        heads, kv_heads = (1, 1) if shape is None else (shape.heads, shape.kv_heads)
         kv_bytes = 2 * act_bytes * kv_heads / heads / plan.tp
         for stage in stages:
             hops = float(m * held[stage] * (plan.cp - 1) * 3)  # forward KV; backward KV and its gradient

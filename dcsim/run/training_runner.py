@@ -198,7 +198,7 @@ class TrainingRunner:
             self.compression_usd = self.compression_from_compute_usd = cost
         out: dict[str, Any] = {
             "kind": "training",
-            "model": self.spec.model if isinstance(self.spec.model, str) else getattr(ev.setup.model, "name", "inline"),
+            "model": self.spec.model if isinstance(self.spec.model, str) else ev.setup.model.name,
             "accelerator": self.accelerator,
             "accelerators": self.plan.world_size,
             "plan": _plan_dict(self.plan, ev.step.layers_per_chunk),

@@ -407,10 +407,8 @@ class InferenceWorkload(WorkloadSpec):
             _check_inline_fields(fields)
             cfg = TransformerConfig(**fields)
         if not isinstance(cfg, TransformerConfig) or cfg.family not in ("decoder", "encoder"):
-            raise ValueError(
-                f"{getattr(cfg, 'name', self.model)!r} is not a decoder or encoder transformer: serving needs one"
-            )
-        if getattr(cfg, "experts", 1) > 1 and cfg.family != "decoder":
+            raise ValueError(f"{cfg.name!r} is not a decoder or encoder transformer: serving needs one")
+        if cfg.experts > 1 and cfg.family != "decoder":
             raise ValueError(f"{cfg.name!r} is a mixture-of-experts {cfg.family}: serving models MoE decoders")
         if not servable(cfg):
             raise ValueError(

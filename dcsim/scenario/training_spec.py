@@ -14,6 +14,7 @@ from dcsim.scenario.training_options import Overlap
 from dcsim.scenario.workloads import WorkloadSpec, accelerators_by_type, admitting_nodes, register_workload_kind
 
 if TYPE_CHECKING:
+    from dcsim.models import ModelConfig
     from dcsim.parallel.plan import ParallelPlan
     from dcsim.parallel.step import TrainingSetup
     from dcsim.scenario.schema import Scenario
@@ -158,7 +159,7 @@ class TrainingWorkload(WorkloadSpec):
             raise ValueError("give exactly one of tokens and steps")
         return self
 
-    def model_config_obj(self) -> Any:
+    def model_config_obj(self) -> ModelConfig:
         """The architecture trained: the model (zoo entry or inline), or what the compression recipe makes of
         it (a distilled student, fewer channels or layers)."""
         from dcsim.models.zoo import model_from_spec
@@ -170,7 +171,7 @@ class TrainingWorkload(WorkloadSpec):
 
         return apply_recipe(model, self.compression, "bf16").config
 
-    def teacher(self) -> Any:
+    def teacher(self) -> ModelConfig | None:
         """The teacher of a distillation recipe (the workload's ``model``), else None."""
         from dcsim.models.zoo import model_from_spec
 
@@ -183,7 +184,7 @@ class TrainingWorkload(WorkloadSpec):
         from dcsim.parallel.step import TrainingSetup
 
         model = self.model_config_obj()
-        seq_len = self.seq_len or int(getattr(model, "default_seq_len", 0) or getattr(model, "max_seq_len", 1))
+        seq_len = self.seq_len or model.default_seq_len
         return TrainingSetup(
             model,
             accelerator,

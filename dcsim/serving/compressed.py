@@ -39,7 +39,9 @@ class ServedCompression:
     @property
     def config(self) -> TransformerConfig:
         """The architecture served (the student, fewer layers or channels)."""
-        config: TransformerConfig = self.model.config
+        config = self.model.config
+        if not isinstance(config, TransformerConfig):  # served_compression admits transformer students only
+            raise TypeError(f"a served model is a transformer, not a {type(config).__name__}")
         return config
 
     def transform(self, device: str) -> Callable[[OpList], OpList]:
