@@ -3,6 +3,8 @@ tokens kept per step, the draft's memory, the summary fields and the input error
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +263,24 @@ def test_a_draft_that_leaves_no_kv_cache_is_named(tmp_path: Path, capsys: Any) -
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--no-plots"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "workloads[0].speculative.draft_model: llama2-7b's weights" in err[0], err
+
+
+def test_check_sees_the_drafts_memory(tmp_path):
+    """``dcsim check`` plans replicas with the draft's weights and KV cache beside the model's, as the run
+    does: a 7B draft beside Llama-2-70B at tp 2 on an A100 leaves no KV cache, one line naming the draft."""
+    spec = yaml.safe_load((Path(__file__).parents[1] / "scenarios" / "llama2_70b_speculative.yaml").read_text())
+    index = next(i for i, w in enumerate(spec["workloads"]) if w.get("speculative"))
+    spec["workloads"][index]["parallelism"] = {"tp": 2}
+    for workload in spec["workloads"]:
+        traffic = workload.get("traffic", {})
+        if isinstance(traffic.get("trace"), str) and "/" in traffic["trace"]:
+            traffic["trace"] = str(Path(__file__).parents[1] / "scenarios" / traffic["trace"])
+    path = tmp_path / "draft.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    done = subprocess.run([sys.executable, "-m", "dcsim", "check", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"error: workloads[{index}].speculative.draft_model: llama2-7b's weights (6.7 GB per accelerator) beside "
+        "llama2-70b's leave no KV cache on a100-sxm-80gb"
+    ]

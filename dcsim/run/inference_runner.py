@@ -53,7 +53,7 @@ from dcsim.serving.hostmem import HostMemory, SpannedHostMemory
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
 from dcsim.serving.replica import Batching
-from dcsim.serving.speculative import Speculation, SpeculativeCost, speculation_summary, with_draft_memory
+from dcsim.serving.speculative import Speculation, SpeculativeCost, speculation_summary
 from dcsim.serving.stagehop import StageHop, boundary_pairs, measure_stage_hop
 from dcsim.serving.system import Autoscale
 from dcsim.serving.traffic import renewal_arrivals_count
@@ -202,7 +202,6 @@ class InferenceRunner:
         # speculative decoding: the draft beside the target, priced on the same accelerators
         self.speculation: Speculation | None = spec.speculative.speculation() if spec.speculative else None
         drafted: dict[tuple[str, tuple[StageHop, ...]], SpeculativeCost] = {}
-        with_draft: set[str] = set()  # node types whose memory holds the draft
         self.speculative_costs: list[SpeculativeCost] = []
         self._comm: CommModel | None = None
         self.stage_hops: list[tuple[StageHop, ...]] = []
@@ -238,9 +237,6 @@ class InferenceRunner:
             if self.speculation is not None:
                 if key not in drafted:
                     drafted[key] = self._speculative_cost(costs[key], node, acc.id)
-                if node.name not in with_draft:
-                    with_draft.add(node.name)
-                    self.memory[node.name] = self._with_draft(self.memory[node.name], acc.id)
                 cost = drafted[key].for_replica()
                 self.speculative_costs.append(cost)
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
@@ -298,20 +294,6 @@ class InferenceRunner:
             interconnect=link.id if link else None,
         )
         return SpeculativeCost(target, draft, self.speculation)
-
-    def _with_draft(self, mem: ReplicaMemory, accelerator: str) -> ReplicaMemory:
-        """``mem`` with the draft's weights and KV cache (UserInputError naming the draft if no KV cache is
-        left)."""
-        assert self.speculation is not None
-        draft = self.speculation.draft
-        out = with_draft_memory(mem, draft, self.spec.precision, self.spec.parallelism.tp)
-        if not out.fits:
-            raise UserInputError.single(
-                f"workloads[{self.workload_index}].speculative.draft_model",
-                f"{draft.name}'s weights ({(out.weight_bytes - mem.weight_bytes) / 1e9:.1f} GB per accelerator) "
-                f"beside {self.cfg.name}'s leave no KV cache on {accelerator}",
-            )
-        return out
 
     def _stage_hops(self, place: Place) -> tuple[StageHop, ...]:
         """The inter-node stage boundaries of a replica spanning nodes (none inside one node), each timed on

@@ -24,6 +24,7 @@ from dcsim.errors import Problem
 from dcsim.models.inference import weight_bytes
 from dcsim.serving.costs import ReplicaMemory, replica_memory
 from dcsim.serving.hostmem import offloaded_kv, offloaded_weight_bytes
+from dcsim.serving.speculative import with_draft_memory
 
 if TYPE_CHECKING:
     from dcsim.catalog import Accelerator
@@ -145,6 +146,19 @@ def plan_replicas(
             problems.append(Problem("precision", f"{acc.id} has no {spec.precision} units"))
             continue
         memory = accelerator_memory(spec, node, acc, cfg, served)
+        if spec.speculative is not None and memory.fits:  # the draft's weights and KV cache beside the model's
+            with_draft = with_draft_memory(memory, spec.speculative.draft(), spec.precision, tp)
+            if not with_draft.fits:
+                problems.append(
+                    Problem(
+                        "speculative.draft_model",
+                        f"{spec.speculative.draft().name}'s weights "
+                        f"({(with_draft.weight_bytes - memory.weight_bytes) / 1e9:.1f} GB per accelerator) beside "
+                        f"{cfg.name}'s leave no KV cache on {acc.id}",
+                    )
+                )
+                continue
+            memory = with_draft
         factor = served.weight_factor(acc.id, spec.precision) if served is not None else 1.0
         plan = NodePlan(node, acc, memory, factor, replicas_per_node=replicas_per_node(spec, node))
         if offload is not None:
