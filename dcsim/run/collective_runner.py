@@ -11,23 +11,15 @@ import simpy
 
 from dcsim.engine.simulation import Simulation
 from dcsim.network import CollectiveResult, run_collective
-from dcsim.network.factory import make_flow_simulator
 from dcsim.run.context import RunContext
-from dcsim.scenario.network import build_fabric, network_config
-from dcsim.scenario.schema import Scenario
+from dcsim.run.network_session import NetworkSession
+from dcsim.run.runner import Runner, RunServices
 from dcsim.scenario.workloads import CollectiveWorkload
 
-
-class NetworkSession:
-    """One run's network: the fabric, its SDN controller and the flow simulator on the run's clock."""
-
-    def __init__(self, sim: Simulation, scenario: Scenario) -> None:
-        self.fabric = build_fabric(scenario.datacenter, scenario.seed)
-        routing = network_config(scenario.datacenter).routing
-        self.flows = make_flow_simulator(sim.env, self.fabric.graph, routing, scenario.seed)
+__all__ = ["CollectiveRunner", "NetworkSession", "collectives_table"]
 
 
-class CollectiveRunner:
+class CollectiveRunner(Runner[CollectiveWorkload]):
     """One collective: starts at ``arrival_s`` and records its :class:`CollectiveResult`."""
 
     def __init__(self, spec: CollectiveWorkload, sim: Simulation, network: NetworkSession) -> None:
@@ -36,6 +28,11 @@ class CollectiveRunner:
         self.network = network
         self.ranks = spec.rank_names(network.fabric)
         self.result: CollectiveResult | None = None
+
+    @classmethod
+    def build(cls, spec: CollectiveWorkload, run: RunServices) -> CollectiveRunner:
+        """The collective on the run's network."""
+        return cls(spec, run.sim, run.need_network())
 
     def start(self) -> None:
         """Schedule the collective; ``done`` is its process."""
@@ -65,6 +62,10 @@ class CollectiveRunner:
             return {"kind": "collective", "completed": False, "op": self.spec.op, "ranks": len(self.ranks)}
         return {"kind": "collective", "completed": True, **self.result.summary()}
 
+    def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
+        """The ``collectives`` table's row (times and bandwidths NaN for a collective that did not finish)."""
+        return {"collectives": collectives_table([self])}
+
     def rows(self) -> list[dict[str, Any]]:
         """One row for the ``collectives`` table."""
         result = self.result
@@ -86,5 +87,6 @@ class CollectiveRunner:
 
 
 def collectives_table(runners: list[CollectiveRunner]) -> pd.DataFrame:
-    """The ``collectives`` table of a run."""
-    return pd.DataFrame([row for runner in runners for row in runner.rows()])
+    """The ``collectives`` table of ``runners`` (times and bandwidths as floats: NaN where not finished)."""
+    frame = pd.DataFrame([row for runner in runners for row in runner.rows()])
+    return frame.astype({"time_s": float, "algbw_gbps": float, "busbw_gbps": float})

@@ -13,6 +13,7 @@ import pandas as pd
 from dcsim.engine.distributions import Gamma
 from dcsim.engine.simulation import Simulation
 from dcsim.run.context import RunContext
+from dcsim.run.runner import Runner, RunServices
 from dcsim.run.stats import quantiles
 from dcsim.scenario.network import build_fabric
 from dcsim.scenario.schema import Scenario
@@ -60,7 +61,7 @@ def _jobs(spec: JobsWorkload, sim: Simulation, base_dir: str) -> list[Job]:
     return synthetic_jobs(spec.name, count, gaps, gpus, durations, spec.arrival_s, spec.accelerator)
 
 
-class JobsRunner:
+class JobsRunner(Runner[JobsWorkload]):
     """Submits one workload's jobs to the shared cluster scheduler at their submit times."""
 
     def __init__(self, spec: JobsWorkload, sim: Simulation, scheduler: ClusterScheduler, scenario: Scenario) -> None:
@@ -81,6 +82,13 @@ class JobsRunner:
                 self.fabric_names = fabric_names(scheduler.cluster, servers)
                 self.network.sources[spec.name] = self.step_traffic
 
+    @classmethod
+    def build(cls, spec: JobsWorkload, run: RunServices) -> JobsRunner:
+        """The runner, told of its jobs' completions by the run's scheduler."""
+        runner = cls(spec, run.sim, run.scheduler, run.scenario)
+        run.on_job_finished(spec.name, runner.job_finished)
+        return runner
+
     def step_traffic(self, job: Job) -> StepTraffic | None:
         """A job's step traffic (``network_traffic``): one ring all-reduce over its accelerators per step."""
         traffic = self.spec.network_traffic
@@ -100,6 +108,14 @@ class JobsRunner:
     def completed(self) -> int:
         """Jobs finished so far."""
         return self._completed
+
+    def horizon_s(self) -> float | None:
+        """The last job's submission (s)."""
+        return max(job.submit_s for job in self.jobs) if self.jobs else None
+
+    def jobs_progress(self) -> tuple[int, int]:
+        """(jobs finished, jobs)."""
+        return self._completed, len(self.jobs)
 
     def job_finished(self) -> None:
         """Count a completion; ``done`` fires with the last one."""
@@ -122,6 +138,10 @@ class JobsRunner:
         if job.seq in self.scheduler.running and job.submit_s <= end_s:
             return "running"
         return "waiting" if job.submit_s <= end_s else "not_submitted"
+
+    def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
+        """The ``jobs`` table's rows (:meth:`table`)."""
+        return {"jobs": self.table(context)}
 
     def table(self, context: RunContext) -> pd.DataFrame:
         """One row per job: times, size, where it ran, preemptions and its status at the end."""
