@@ -22,6 +22,7 @@ from dcsim.network.routing import (
     RoutingPolicy,
     register_routing_policy,
     resolve_policy,
+    resolve_routing_policy,
 )
 from dcsim.network.topologies import TOPOLOGIES, build_topology, smallest_params
 
@@ -48,6 +49,7 @@ __all__ = [
     "hosts",
     "register_routing_policy",
     "resolve_policy",
+    "resolve_routing_policy",
     "run_collective",
     "simulate_collective",
     "smallest_params",

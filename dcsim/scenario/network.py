@@ -13,7 +13,7 @@ from dcsim.network import (
     NodeGroup,
     TopologyError,
     build_datacenter_fabric,
-    resolve_policy,
+    resolve_routing_policy,
 )
 from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Datacenter
@@ -64,7 +64,7 @@ def _build_fabric(datacenter_json: str, seed: int) -> DatacenterFabric:
     ]
     config = network_config(datacenter)
     try:
-        resolve_policy(config.routing)
+        resolve_routing_policy(config.routing)
     except ValueError as error:
         raise UserInputError.single("datacenter.network.routing", str(error)) from None
     try:
