@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 
 from dcsim.engine.distributions import Gamma
 from dcsim.engine.simulation import Simulation
-from dcsim.run.context import RunContext
+from dcsim.run.context import JobUsage, RunContext, job_usage
 from dcsim.run.runner import Runner, RunServices
 from dcsim.run.stats import quantiles
 from dcsim.scenario.network import build_fabric
@@ -23,6 +22,8 @@ from dcsim.scheduler.dispatcher import ClusterScheduler
 from dcsim.scheduler.shared_network import SharedNetwork
 from dcsim.scheduler.traffic import Transfers, ring_transfers
 from dcsim.workloads.jobs import Job, synthetic_jobs
+
+__all__ = ["JobUsage", "JobsRunner", "job_usage", "make_jobs"]
 
 
 def make_jobs(spec: JobsWorkload, sim: Simulation, base_dir: str) -> list[Job]:
@@ -218,35 +219,3 @@ class JobsRunner(Runner[JobsWorkload]):
             return {}
         values = [s for s in self._slowdowns() if s == s]
         return {"network_slowdown": quantiles(values), "network_slowdown_max": max(values, default=None)}
-
-
-@dataclass
-class JobUsage:
-    """Where and how long a job ran, over all its segments: accelerator type, node names, accelerator-s."""
-
-    accelerator: str
-    nodes: list[str] = field(default_factory=list)
-    accelerator_s: float = 0.0
-
-
-def job_usage(scheduler: ClusterScheduler, end_s: float) -> dict[int, JobUsage]:
-    """Per job (by ``seq``): its usage summed over the scheduler's segments, clipped at ``end_s``."""
-    cluster = scheduler.cluster
-    node_names = [node.name for node in cluster.nodes]
-    node_of = cluster.node_of
-    usage: dict[int, JobUsage] = {}
-    for seg in scheduler.segments:
-        accelerators = seg.accelerators
-        used = usage.get(seg.job.seq)
-        if used is None:
-            used = usage[seg.job.seq] = JobUsage(cluster.accelerator_type[accelerators[0]])
-        if len(accelerators) == 1:
-            name = node_names[node_of[accelerators[0]]]
-            if name not in used.nodes:
-                used.nodes.append(name)
-        else:
-            for number in sorted({node_of[a] for a in accelerators}):
-                if node_names[number] not in used.nodes:
-                    used.nodes.append(node_names[number])
-        used.accelerator_s += max(0.0, min(seg.end_s, end_s) - seg.start_s) * len(accelerators)
-    return usage

@@ -17,8 +17,7 @@ from dcsim.cost import breakdown, busy_accelerator_usd_per_s, node_price, storag
 from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
 from dcsim.progress import Stage, run_simulation
-from dcsim.run.context import RunContext
-from dcsim.run.jobs_runner import job_usage
+from dcsim.run.context import RunContext, job_usage
 from dcsim.run.network_session import NetworkSession
 from dcsim.run.result import Result
 from dcsim.run.runner import Runner, RunServices, runner_class
