@@ -16,7 +16,7 @@ from dcsim.run.network_session import NetworkSession
 from dcsim.run.runner import Runner, RunServices
 from dcsim.scenario.workloads import CollectiveWorkload
 
-__all__ = ["CollectiveRunner", "NetworkSession", "collectives_table"]
+__all__ = ["CollectiveRunner", "NetworkSession"]
 
 
 class CollectiveRunner(Runner[CollectiveWorkload]):
@@ -63,30 +63,24 @@ class CollectiveRunner(Runner[CollectiveWorkload]):
         return {"kind": "collective", "completed": True, **self.result.summary()}
 
     def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
-        """The ``collectives`` table's row (times and bandwidths NaN for a collective that did not finish)."""
-        return {"collectives": collectives_table([self])}
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One row for the ``collectives`` table."""
+        """The ``collectives`` table's row (times and bandwidths as floats: NaN where the collective did not
+        finish)."""
         result = self.result
-        return [
-            {
-                "workload": self.spec.name,
-                "op": self.spec.op,
-                "ranks": len(self.ranks),
-                "bytes": self.spec.bytes,
-                "algorithm": result.algorithm if result else self.spec.algorithm,
-                "protocol": result.protocol if result else self.spec.protocol,
-                "channels": result.channels if result else 0,  # 0 (and no protocol): not tuned by NCCL
-                "start_s": self.spec.arrival_s,
-                "time_s": result.time_s if result else None,
-                "algbw_gbps": result.algbw_gbps if result else None,
-                "busbw_gbps": result.busbw_gbps if result else None,
-            }
-        ]
-
-
-def collectives_table(runners: list[CollectiveRunner]) -> pd.DataFrame:
-    """The ``collectives`` table of ``runners`` (times and bandwidths as floats: NaN where not finished)."""
-    frame = pd.DataFrame([row for runner in runners for row in runner.rows()])
-    return frame.astype({"time_s": float, "algbw_gbps": float, "busbw_gbps": float})
+        row = pd.DataFrame(
+            [
+                {
+                    "workload": self.spec.name,
+                    "op": self.spec.op,
+                    "ranks": len(self.ranks),
+                    "bytes": self.spec.bytes,
+                    "algorithm": result.algorithm if result else self.spec.algorithm,
+                    "protocol": result.protocol if result else self.spec.protocol,
+                    "channels": result.channels if result else 0,  # 0 (and no protocol): not tuned by NCCL
+                    "start_s": self.spec.arrival_s,
+                    "time_s": result.time_s if result else None,
+                    "algbw_gbps": result.algbw_gbps if result else None,
+                    "busbw_gbps": result.busbw_gbps if result else None,
+                }
+            ]
+        )
+        return {"collectives": row.astype({"time_s": float, "algbw_gbps": float, "busbw_gbps": float})}

@@ -537,16 +537,12 @@ class InferenceRunner(Runner[InferenceWorkload]):
     def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
         """The ``requests``, ``replica_timeline`` and ``replicas`` tables' rows (call after :meth:`summary`)."""
         return {
-            "requests": self.requests_table(),
+            "requests": self.records.table(self.spec.name),
             "replica_timeline": self.timeline(),
-            "replicas": self.replicas_table(),
+            "replicas": self._replicas_table(),
         }
 
-    def requests_table(self) -> pd.DataFrame:
-        """One row per request (see :meth:`RequestRecords.table`)."""
-        return self.records.table(self.spec.name)
-
-    def replicas_table(self) -> pd.DataFrame:
+    def _replicas_table(self) -> pd.DataFrame:
         """One row per replica: where it ran, role, time on and busy, utilization, iterations, preemptions,
         KV capacity and peak occupancy (call after :meth:`summary`, which closes the books at the run's end)."""
         rows = []

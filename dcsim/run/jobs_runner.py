@@ -141,10 +141,10 @@ class JobsRunner(Runner[JobsWorkload]):
         return "waiting" if job.submit_s <= end_s else "not_submitted"
 
     def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
-        """The ``jobs`` table's rows (:meth:`table`)."""
-        return {"jobs": self.table(context)}
+        """The ``jobs`` table: one row per job."""
+        return {"jobs": self._jobs_table(context)}
 
-    def table(self, context: RunContext) -> pd.DataFrame:
+    def _jobs_table(self, context: RunContext) -> pd.DataFrame:
         """One row per job: times, size, where it ran, preemptions and its status at the end."""
         usage, end_s, jobs = context.usage, context.end_s, self.jobs
         used = [usage.get(job.seq) for job in jobs]

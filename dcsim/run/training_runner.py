@@ -281,10 +281,10 @@ class TrainingRunner(Runner[TrainingWorkload]):
         }
 
     def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
-        """The ``training`` table's rows (:meth:`table`)."""
-        return {"training": self.table()}
+        """The ``training`` table: one row per placement."""
+        return {"training": self._placements_table()}
 
-    def table(self) -> pd.DataFrame:
+    def _placements_table(self) -> pd.DataFrame:
         """One row per placement the job ran on: when, the step time there and its breakdown."""
         rows = []
         for when, ev in self.placements:
