@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -46,6 +47,17 @@ class Registry(Generic[T]):
         self._entries[name] = cls
         for alias in aliases:
             self._aliases[alias] = name
+
+    @contextmanager
+    def scope(self) -> Iterator[Registry[T]]:
+        """A block whose registrations are undone at its end (tests registering example plugins). A module
+        first imported inside the block is not imported again: import the modules registering what must stay
+        before it."""
+        entries, aliases = dict(self._entries), dict(self._aliases)
+        try:
+            yield self
+        finally:
+            self._entries, self._aliases = entries, aliases
 
     def names(self) -> list[str]:
         """Registered names in registration order (aliases left out)."""

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from toy_kind import MetronomeRunner
 
 from dcsim.network.routing import ROUTING_POLICIES, register_routing_policy
 from dcsim.network.routing.policies import Ecmp
@@ -34,7 +33,7 @@ FAMILIES: dict[str, tuple[Registry[Any], Register, str, str, type]] = {
     "routing policy": (ROUTING_POLICIES, register_routing_policy, "ecmp", "dcsim.network.routing.policies:Ecmp", Ecmp),
     "workload kind": (
         WORKLOAD_KINDS,
-        lambda name: register_workload_kind(name, runner=MetronomeRunner),
+        lambda name: register_workload_kind(name, runner="dcsim.run.jobs_runner:JobsRunner"),
         "collective",
         "dcsim.scenario.workloads:CollectiveWorkload",
         CollectiveWorkload,
