@@ -13,7 +13,7 @@ from dcsim.network.collectives import (
     simulate_collective,
 )
 from dcsim.network.controller import Controller, Route
-from dcsim.network.datacenter import DatacenterFabric, NetworkConfig, NodeGroup, build_datacenter_fabric
+from dcsim.network.datacenter import DatacenterFabric, NetworkConfig, NodeGroup, ServerGroup, build_datacenter_fabric
 from dcsim.network.flows import FlowSimulator, RoutedFlows, TransferDone
 from dcsim.network.graph import TopologyError, accelerators, hosts
 from dcsim.network.routing import (
@@ -40,6 +40,7 @@ __all__ = [
     "Route",
     "RoutedFlows",
     "RoutingPolicy",
+    "ServerGroup",
     "TopologyError",
     "TransferDone",
     "accelerators",

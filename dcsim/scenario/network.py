@@ -10,7 +10,7 @@ from dcsim.errors import UserInputError
 from dcsim.network import (
     DatacenterFabric,
     NetworkConfig,
-    NodeGroup,
+    ServerGroup,
     TopologyError,
     build_datacenter_fabric,
     resolve_routing_policy,
@@ -51,7 +51,7 @@ def build_fabric(datacenter: Datacenter, seed: int) -> DatacenterFabric:
 def _build_fabric(datacenter_json: str, seed: int) -> DatacenterFabric:
     datacenter = Datacenter.model_validate_json(datacenter_json)
     groups = [
-        NodeGroup(
+        ServerGroup(
             n.name,
             n.count,
             n.accelerators_per_node,
