@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -47,6 +48,17 @@ class Registry(Generic[T]):
         for alias in aliases:
             self._aliases[alias] = name
 
+    @contextmanager
+    def scope(self) -> Iterator[Registry[T]]:
+        """A block whose registrations are undone at its end (tests registering example plugins). A module
+        first imported inside the block is not imported again: import the modules registering what must stay
+        before it."""
+        entries, aliases = dict(self._entries), dict(self._aliases)
+        try:
+            yield self
+        finally:
+            self._entries, self._aliases = entries, aliases
+
     def names(self) -> list[str]:
         """Registered names in registration order (aliases left out)."""
         return list(self._entries)
@@ -64,6 +76,10 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __getitem__(self, name: str) -> type[T]:
+        """The class registered under ``name`` or an alias of it (KeyError otherwise; no ``module:Class``)."""
+        return self._entries[self.canonical(name)]
+
     def items(self) -> list[tuple[str, type[T]]]:
         """(name, class) pairs in registration order."""
         return list(self._entries.items())
@@ -78,12 +94,18 @@ class Registry(Generic[T]):
             raise ValueError(
                 f"unknown {self.family} {reference!r} (available: {', '.join(self.names())}, or 'module:Class')"
             )
-        module_name, _, class_name = reference.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            raise ValueError(f"cannot import module {module_name!r} for {self.family} {reference!r}: {error}") from None
-        cls = getattr(module, class_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, self.base)):
-            raise ValueError(f"{reference!r} is not a {self.base.__name__} subclass")
-        return cls
+        return load_class(reference, self.base, self.family)
+
+
+def load_class(reference: str, base: type[T], family: str) -> type[T]:
+    """The class a ``module:Class`` reference names, imported on demand and checked to subclass ``base``
+    (ValueError naming the reference otherwise)."""
+    module_name, _, class_name = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import module {module_name!r} for {family} {reference!r}: {error}") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise ValueError(f"{reference!r} is not a {base.__name__} subclass")
+    return cls

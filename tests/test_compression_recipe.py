@@ -110,7 +110,7 @@ def test_a_scenarios_recipe_is_validated_once_when_it_loads(monkeypatch: pytest.
     """The specs hold :class:`Recipe` models: loading validates each workload's recipe once; ``served()``,
     ``architecture()``, ``check`` and the runner reuse it (and the served compression made from it)."""
     from dcsim.engine.simulation import Simulation
-    from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer
+    from dcsim.run.inference_runner import InferenceRunner, SharedReplicaPlacer
     from dcsim.scenario import load_scenario
     from dcsim.scenario.inference_spec import InferenceWorkload
 
@@ -128,7 +128,7 @@ def test_a_scenarios_recipe_is_validated_once_when_it_loads(monkeypatch: pytest.
     assert len(compressed) == 3 and len(calls) == 3
     assert all(isinstance(s.compression, Recipe) for s in specs)
     calls.clear()
-    placer = ReplicaPlacer(scenario)
+    placer = SharedReplicaPlacer(scenario)
     for spec in compressed:
         served = spec.served()
         assert served is not None and spec.served() is served and served.model.recipe is spec.compression

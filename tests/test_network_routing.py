@@ -44,7 +44,7 @@ def test_policy_by_module_and_class_name(tmp_path: pathlib.Path, monkeypatch: py
     assert controller.name(controller.route("host0", "host15").nodes[3]) == "core3"
     with pytest.raises(ValueError, match="unknown routing policy 'nope'"):
         resolve_policy("nope")
-    with pytest.raises(ValueError, match="cannot load routing policy 'my_routing:Nope'"):
+    with pytest.raises(ValueError, match="'my_routing:Nope' is not a RoutingPolicy subclass"):
         resolve_policy("my_routing:Nope")
 
 

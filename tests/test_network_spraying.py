@@ -15,7 +15,7 @@ from dcsim.network import FlowSimulator, build_topology
 from dcsim.network.factory import make_controller, make_flow_simulator
 from dcsim.network.maxmin import max_min_rows
 from dcsim.network.routing import ROUTING_POLICIES
-from dcsim.network.routing.policies import Adaptive, LeastLoaded
+from dcsim.network.routing.policies import Adaptive, LeastLoadedRouting
 
 GBPS = 100.0
 CAPACITY = GBPS * 1e9 / 8
@@ -200,7 +200,7 @@ def test_unit_weights_give_the_unweighted_filling() -> None:
 
 
 def test_least_loaded_keeps_its_registered_name_and_avoids_a_loaded_path() -> None:
-    assert ROUTING_POLICIES["least_loaded"] is LeastLoaded
+    assert ROUTING_POLICIES["least_loaded"] is LeastLoadedRouting
     assert ROUTING_POLICIES["adaptive"] is Adaptive
     graph = build_topology("leaf_spine", {"leaves": 2, "spines": 2, "hosts_per_leaf": 2}, GBPS, 1.0)
     env, sim = _sim(graph, "least_loaded")

@@ -79,7 +79,7 @@ def test_check_and_run_build_the_same_plan(source: str, monkeypatch: pytest.Monk
     specs = [w for w in scenario.workloads if isinstance(w, InferenceWorkload)]
     checked = dict(calls)
     assert sorted(checked) == sorted(s.name for s in specs) and len(calls) == len(specs)
-    placer = inference_runner.ReplicaPlacer(scenario)
+    placer = inference_runner.SharedReplicaPlacer(scenario)
     for spec in specs:
         runner = inference_runner.InferenceRunner(spec, Simulation(scenario.seed), scenario, placer)
         assert calls[-1] == (spec.name, runner.plan)  # the runner's plan is the function's

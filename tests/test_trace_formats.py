@@ -125,7 +125,7 @@ def test_pinned_pai_trace_reads_back(tmp_path):
 
 def test_registry_rejects_a_duplicate_name():
     with pytest.raises(ValueError, match="trace format 'pai' is already registered"):
-        register_trace_format(TraceFormat("pai", convert_pai, "x", "y"))
+        register_trace_format("pai")(type("OtherPai", (TraceFormat,), {}))
 
 
 def test_writer_needs_the_required_columns(tmp_path):

@@ -13,7 +13,7 @@ from dcsim.network.collectives import (
     simulate_collective,
 )
 from dcsim.network.controller import Controller, Route
-from dcsim.network.datacenter import DatacenterFabric, NetworkConfig, NodeGroup, build_datacenter_fabric
+from dcsim.network.datacenter import DatacenterFabric, NetworkConfig, NodeGroup, ServerGroup, build_datacenter_fabric
 from dcsim.network.flows import FlowSimulator, RoutedFlows, TransferDone
 from dcsim.network.graph import TopologyError, accelerators, hosts
 from dcsim.network.routing import (
@@ -22,6 +22,7 @@ from dcsim.network.routing import (
     RoutingPolicy,
     register_routing_policy,
     resolve_policy,
+    resolve_routing_policy,
 )
 from dcsim.network.topologies import TOPOLOGIES, build_topology, smallest_params
 
@@ -39,6 +40,7 @@ __all__ = [
     "Route",
     "RoutedFlows",
     "RoutingPolicy",
+    "ServerGroup",
     "TopologyError",
     "TransferDone",
     "accelerators",
@@ -48,6 +50,7 @@ __all__ = [
     "hosts",
     "register_routing_policy",
     "resolve_policy",
+    "resolve_routing_policy",
     "run_collective",
     "simulate_collective",
     "smallest_params",

@@ -29,7 +29,7 @@ NIC_LATENCY_US = 1.0  # estimate, not a datasheet figure: one PCIe traversal fro
 
 
 @dataclass(frozen=True)
-class NodeGroup:
+class ServerGroup:
     """``count`` identical servers: accelerators per server, catalog ids, NICs (count, Gb/s each).
 
     ``intra_node`` None takes the accelerator's catalog interconnect; ``nic_gbps`` None takes the
@@ -43,6 +43,11 @@ class NodeGroup:
     intra_node: str | None = None
     nic_count: int = 1
     nic_gbps: float | None = None
+
+
+#: The former name of :class:`ServerGroup` (the scheduler's ``dcsim.scheduler.cluster.NodeGroup`` is a
+#: node type of the cluster).
+NodeGroup = ServerGroup
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ class DatacenterFabric:
         return out
 
 
-def _intra_link(group: NodeGroup) -> Any:
+def _intra_link(group: ServerGroup) -> Any:
     catalog = load_catalog()
     link_id = group.intra_node or (catalog.accelerator(group.accelerator).interconnect if group.accelerator else None)
     return catalog.interconnect(link_id) if link_id else None
@@ -113,7 +118,7 @@ def _attach_nics(graph: nx.Graph, server: str, accs: list[str], nic_hosts: list[
 
 
 def build_datacenter_fabric(
-    groups: Sequence[NodeGroup], network: NetworkConfig | None = None, seed: int = 0
+    groups: Sequence[ServerGroup], network: NetworkConfig | None = None, seed: int = 0
 ) -> DatacenterFabric:
     """Build the datacenter graph: the network topology with every server's fabric joined to its NICs."""
     network = network or NetworkConfig()

@@ -11,23 +11,15 @@ import simpy
 
 from dcsim.engine.simulation import Simulation
 from dcsim.network import CollectiveResult, run_collective
-from dcsim.network.factory import make_flow_simulator
 from dcsim.run.context import RunContext
-from dcsim.scenario.network import build_fabric, network_config
-from dcsim.scenario.schema import Scenario
+from dcsim.run.network_session import NetworkSession
+from dcsim.run.runner import Runner, RunServices
 from dcsim.scenario.workloads import CollectiveWorkload
 
-
-class NetworkSession:
-    """One run's network: the fabric, its SDN controller and the flow simulator on the run's clock."""
-
-    def __init__(self, sim: Simulation, scenario: Scenario) -> None:
-        self.fabric = build_fabric(scenario.datacenter, scenario.seed)
-        routing = network_config(scenario.datacenter).routing
-        self.flows = make_flow_simulator(sim.env, self.fabric.graph, routing, scenario.seed)
+__all__ = ["CollectiveRunner", "NetworkSession"]
 
 
-class CollectiveRunner:
+class CollectiveRunner(Runner[CollectiveWorkload]):
     """One collective: starts at ``arrival_s`` and records its :class:`CollectiveResult`."""
 
     def __init__(self, spec: CollectiveWorkload, sim: Simulation, network: NetworkSession) -> None:
@@ -36,6 +28,11 @@ class CollectiveRunner:
         self.network = network
         self.ranks = spec.rank_names(network.fabric)
         self.result: CollectiveResult | None = None
+
+    @classmethod
+    def build(cls, spec: CollectiveWorkload, run: RunServices) -> CollectiveRunner:
+        """The collective on the run's network."""
+        return cls(spec, run.sim, run.need_network())
 
     def start(self) -> None:
         """Schedule the collective; ``done`` is its process."""
@@ -65,26 +62,25 @@ class CollectiveRunner:
             return {"kind": "collective", "completed": False, "op": self.spec.op, "ranks": len(self.ranks)}
         return {"kind": "collective", "completed": True, **self.result.summary()}
 
-    def rows(self) -> list[dict[str, Any]]:
-        """One row for the ``collectives`` table."""
+    def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
+        """The ``collectives`` table's row (times and bandwidths as floats: NaN where the collective did not
+        finish)."""
         result = self.result
-        return [
-            {
-                "workload": self.spec.name,
-                "op": self.spec.op,
-                "ranks": len(self.ranks),
-                "bytes": self.spec.bytes,
-                "algorithm": result.algorithm if result else self.spec.algorithm,
-                "protocol": result.protocol if result else self.spec.protocol,
-                "channels": result.channels if result else 0,  # 0 (and no protocol): not tuned by NCCL
-                "start_s": self.spec.arrival_s,
-                "time_s": result.time_s if result else None,
-                "algbw_gbps": result.algbw_gbps if result else None,
-                "busbw_gbps": result.busbw_gbps if result else None,
-            }
-        ]
-
-
-def collectives_table(runners: list[CollectiveRunner]) -> pd.DataFrame:
-    """The ``collectives`` table of a run."""
-    return pd.DataFrame([row for runner in runners for row in runner.rows()])
+        row = pd.DataFrame(
+            [
+                {
+                    "workload": self.spec.name,
+                    "op": self.spec.op,
+                    "ranks": len(self.ranks),
+                    "bytes": self.spec.bytes,
+                    "algorithm": result.algorithm if result else self.spec.algorithm,
+                    "protocol": result.protocol if result else self.spec.protocol,
+                    "channels": result.channels if result else 0,  # 0 (and no protocol): not tuned by NCCL
+                    "start_s": self.spec.arrival_s,
+                    "time_s": result.time_s if result else None,
+                    "algbw_gbps": result.algbw_gbps if result else None,
+                    "busbw_gbps": result.busbw_gbps if result else None,
+                }
+            ]
+        )
+        return {"collectives": row.astype({"time_s": float, "algbw_gbps": float, "busbw_gbps": float})}

@@ -3,7 +3,7 @@
 Replicas have fixed places on the datacenter's node types (``tp x pp`` accelerators inside one node each, or,
 for a replica larger than a node, whole ``tp`` groups on consecutive nodes of one type; node types in order,
 nodes in order: :mod:`dcsim.serving.placement`); several inference workloads share one
-:class:`ReplicaPlacer`, so they never take the same accelerators. With ``autoscale`` every replica up to
+:class:`SharedReplicaPlacer`, so they never take the same accelerators. With ``autoscale`` every replica up to
 ``max`` has a place, and each is paid for only while on. While a replica is on, the cluster scheduler holds
 its accelerators (:meth:`InferenceRunner.attach`): training and trace jobs draw from the same pool, are
 preempted when a replica switches on where they run, and may use a switched-off replica's accelerators.
@@ -26,8 +26,9 @@ from dcsim.errors import UserInputError
 from dcsim.models.inference import weight_bytes
 from dcsim.network.collectives.p2p_model import send_time_s
 from dcsim.parallel.comm import CommModel
-from dcsim.run.collective_runner import NetworkSession
 from dcsim.run.context import RunContext
+from dcsim.run.network_session import NetworkSession
+from dcsim.run.runner import Runner, RunServices
 from dcsim.run.stats import quantiles
 from dcsim.scenario.inference_spec import InferenceWorkload
 from dcsim.scenario.network import build_fabric, network_config
@@ -62,7 +63,7 @@ from dcsim.serving.traffic import renewal_arrivals_count
 TIMELINE_SAMPLES = 2000
 
 
-class ReplicaPlacer(serving_placement.ReplicaPlacer):
+class SharedReplicaPlacer(serving_placement.ReplicaPlacer):
     """The run's placer, shared by its inference workloads (see :mod:`dcsim.serving.placement`)."""
 
     def __init__(self, scenario: Scenario) -> None:
@@ -164,7 +165,7 @@ def replay_trace_lengths(spec: InferenceWorkload, rng: np.random.Generator, base
     return lengths.replayed_at(arrivals)
 
 
-class InferenceRunner:
+class InferenceRunner(Runner[InferenceWorkload]):
     """One inference workload on the run's SimPy environment; ``done`` fires when all traffic is served."""
 
     def __init__(
@@ -172,7 +173,7 @@ class InferenceRunner:
         spec: InferenceWorkload,
         sim: Simulation,
         scenario: Scenario,
-        placer: ReplicaPlacer | None = None,
+        placer: SharedReplicaPlacer | None = None,
         network: NetworkSession | None = None,
     ) -> None:
         self.spec = spec
@@ -186,7 +187,7 @@ class InferenceRunner:
         self.serving_usd = self.counted_tokens = 0.0  # set by summary(): cost over the traffic window, tokens
         self.traffic = make_traffic(spec, sim, scenario.base_dir)
         self.records = RequestRecords(self.traffic)
-        placer = placer or ReplicaPlacer(scenario)
+        placer = placer or SharedReplicaPlacer(scenario)
         self.places = placer.place(spec, scenario, spec.max_replicas)
         self.workload_index = next(i for i, w in enumerate(scenario.workloads) if w is spec)
         span = float(self.traffic.arrival_s[-1]) if len(self.traffic) else 1.0
@@ -294,6 +295,25 @@ class InferenceRunner:
             interconnect=link.id if link else None,
         )
         return SpeculativeCost(target, draft, self.speculation)
+
+    @classmethod
+    def build(cls, spec: InferenceWorkload, run: RunServices) -> InferenceRunner:
+        """The runner on the run's shared replica placer, its KV transfers on the run's network where they are
+        flows, its replicas holding their accelerators in the run's scheduler (:meth:`attach`)."""
+        placer = run.shared(SharedReplicaPlacer, lambda: SharedReplicaPlacer(run.scenario))
+        network = run.need_network() if cls.needs_network(spec) else run.network
+        runner = cls(spec, run.sim, run.scenario, placer, network)
+        runner.attach(run.scheduler)
+        return runner
+
+    def horizon_s(self) -> float | None:
+        """The last request's arrival (s)."""
+        return float(self.traffic.arrival_s[-1]) if len(self.traffic) else None
+
+    @classmethod
+    def compare_summaries(cls, workloads: dict[str, dict[str, Any]], runners: list[Any]) -> None:
+        """Compressed against uncompressed serving of the same requests (:func:`compare_with_uncompressed`)."""
+        compare_with_uncompressed(workloads, runners)
 
     def _stage_hops(self, place: Place) -> tuple[StageHop, ...]:
         """The inter-node stage boundaries of a replica spanning nodes (none inside one node), each timed on
@@ -555,11 +575,15 @@ class InferenceRunner:
             }
         return out
 
-    def requests_table(self) -> pd.DataFrame:
-        """One row per request (see :meth:`RequestRecords.table`)."""
-        return self.records.table(self.spec.name)
+    def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
+        """The ``requests``, ``replica_timeline`` and ``replicas`` tables' rows (call after :meth:`summary`)."""
+        return {
+            "requests": self.records.table(self.spec.name),
+            "replica_timeline": self.timeline(),
+            "replicas": self._replicas_table(),
+        }
 
-    def replicas_table(self) -> pd.DataFrame:
+    def _replicas_table(self) -> pd.DataFrame:
         """One row per replica: where it ran, role, time on and busy, utilization, iterations, preemptions,
         KV capacity and peak occupancy (call after :meth:`summary`, which closes the books at the run's end)."""
         rows = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,8 @@ import pandas as pd
 
 from dcsim.engine.distributions import Gamma
 from dcsim.engine.simulation import Simulation
-from dcsim.run.context import RunContext
+from dcsim.run.context import JobUsage, RunContext, job_usage
+from dcsim.run.runner import Runner, RunServices
 from dcsim.run.stats import quantiles
 from dcsim.scenario.network import build_fabric
 from dcsim.scenario.schema import Scenario
@@ -22,6 +22,8 @@ from dcsim.scheduler.dispatcher import ClusterScheduler
 from dcsim.scheduler.shared_network import SharedNetwork
 from dcsim.scheduler.traffic import Transfers, ring_transfers
 from dcsim.workloads.jobs import Job, synthetic_jobs
+
+__all__ = ["JobUsage", "JobsRunner", "job_usage", "make_jobs"]
 
 
 def make_jobs(spec: JobsWorkload, sim: Simulation, base_dir: str) -> list[Job]:
@@ -60,7 +62,7 @@ def _jobs(spec: JobsWorkload, sim: Simulation, base_dir: str) -> list[Job]:
     return synthetic_jobs(spec.name, count, gaps, gpus, durations, spec.arrival_s, spec.accelerator)
 
 
-class JobsRunner:
+class JobsRunner(Runner[JobsWorkload]):
     """Submits one workload's jobs to the shared cluster scheduler at their submit times."""
 
     def __init__(self, spec: JobsWorkload, sim: Simulation, scheduler: ClusterScheduler, scenario: Scenario) -> None:
@@ -81,6 +83,13 @@ class JobsRunner:
                 self.fabric_names = fabric_names(scheduler.cluster, servers)
                 self.network.sources[spec.name] = self.step_traffic
 
+    @classmethod
+    def build(cls, spec: JobsWorkload, run: RunServices) -> JobsRunner:
+        """The runner, told of its jobs' completions by the run's scheduler."""
+        runner = cls(spec, run.sim, run.scheduler, run.scenario)
+        run.on_job_finished(spec.name, runner.job_finished)
+        return runner
+
     def step_traffic(self, job: Job) -> StepTraffic | None:
         """A job's step traffic (``network_traffic``): one ring all-reduce over its accelerators per step."""
         traffic = self.spec.network_traffic
@@ -100,6 +109,14 @@ class JobsRunner:
     def completed(self) -> int:
         """Jobs finished so far."""
         return self._completed
+
+    def horizon_s(self) -> float | None:
+        """The last job's submission (s)."""
+        return max(job.submit_s for job in self.jobs) if self.jobs else None
+
+    def jobs_progress(self) -> tuple[int, int]:
+        """(jobs finished, jobs)."""
+        return self._completed, len(self.jobs)
 
     def job_finished(self) -> None:
         """Count a completion; ``done`` fires with the last one."""
@@ -123,7 +140,11 @@ class JobsRunner:
             return "running"
         return "waiting" if job.submit_s <= end_s else "not_submitted"
 
-    def table(self, context: RunContext) -> pd.DataFrame:
+    def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
+        """The ``jobs`` table: one row per job."""
+        return {"jobs": self._jobs_table(context)}
+
+    def _jobs_table(self, context: RunContext) -> pd.DataFrame:
         """One row per job: times, size, where it ran, preemptions and its status at the end."""
         usage, end_s, jobs = context.usage, context.end_s, self.jobs
         used = [usage.get(job.seq) for job in jobs]
@@ -198,35 +219,3 @@ class JobsRunner:
             return {}
         values = [s for s in self._slowdowns() if s == s]
         return {"network_slowdown": quantiles(values), "network_slowdown_max": max(values, default=None)}
-
-
-@dataclass
-class JobUsage:
-    """Where and how long a job ran, over all its segments: accelerator type, node names, accelerator-s."""
-
-    accelerator: str
-    nodes: list[str] = field(default_factory=list)
-    accelerator_s: float = 0.0
-
-
-def job_usage(scheduler: ClusterScheduler, end_s: float) -> dict[int, JobUsage]:
-    """Per job (by ``seq``): its usage summed over the scheduler's segments, clipped at ``end_s``."""
-    cluster = scheduler.cluster
-    node_names = [node.name for node in cluster.nodes]
-    node_of = cluster.node_of
-    usage: dict[int, JobUsage] = {}
-    for seg in scheduler.segments:
-        accelerators = seg.accelerators
-        used = usage.get(seg.job.seq)
-        if used is None:
-            used = usage[seg.job.seq] = JobUsage(cluster.accelerator_type[accelerators[0]])
-        if len(accelerators) == 1:
-            name = node_names[node_of[accelerators[0]]]
-            if name not in used.nodes:
-                used.nodes.append(name)
-        else:
-            for number in sorted({node_of[a] for a in accelerators}):
-                if node_names[number] not in used.nodes:
-                    used.nodes.append(node_names[number])
-        used.accelerator_s += max(0.0, min(seg.end_s, end_s) - seg.start_s) * len(accelerators)
-    return usage

@@ -28,6 +28,7 @@ from dcsim.parallel.plan import ParallelPlan
 from dcsim.parallel.step import TrainingSetup
 from dcsim.parallel.step_traffic import step_transfers
 from dcsim.run.context import RunContext
+from dcsim.run.runner import Runner, RunServices
 from dcsim.run.shared_network import shared_network
 from dcsim.scenario.estimate import MAX_SIMULATED_S, SIMULATED_TIME_LIMIT, number
 from dcsim.scenario.network import build_fabric, network_config
@@ -41,7 +42,7 @@ from dcsim.scheduler.shared_network import SharedNetwork
 from dcsim.workloads.jobs import Job
 
 
-class TrainingRunner:
+class TrainingRunner(Runner[TrainingWorkload]):
     """Submits the training job at ``arrival_s``; prices its steps where it is placed."""
 
     def __init__(
@@ -77,6 +78,17 @@ class TrainingRunner:
         self._traffic: dict[tuple[tuple[str, ...], int], StepTraffic] = {}
         if self.network is not None:
             self.network.sources[spec.name] = self.step_traffic
+
+    @classmethod
+    def build(cls, spec: TrainingWorkload, run: RunServices) -> TrainingRunner:
+        """The runner, told of its job's completion by the run's scheduler."""
+        runner = cls(spec, run.sim, run.scheduler, run.scenario)
+        run.on_job_finished(spec.name, runner.job_finished)
+        return runner
+
+    def horizon_s(self) -> float:
+        """The training's end at its nominal step time (s)."""
+        return self.spec.arrival_s + self.steps * self.nominal.step_time_s
 
     def _evaluate(self, names: tuple[str, ...]) -> PlanEvaluation:
         evaluation = self._by_placement.get(names)
@@ -268,7 +280,11 @@ class TrainingRunner:
             "label": est.label,
         }
 
-    def table(self) -> pd.DataFrame:
+    def tables(self, context: RunContext) -> dict[str, pd.DataFrame]:
+        """The ``training`` table: one row per placement."""
+        return {"training": self._placements_table()}
+
+    def _placements_table(self) -> pd.DataFrame:
         """One row per placement the job ran on: when, the step time there and its breakdown."""
         rows = []
         for when, ev in self.placements:

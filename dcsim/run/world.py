@@ -17,12 +17,10 @@ from dcsim.cost import breakdown, busy_accelerator_usd_per_s, node_price, storag
 from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
 from dcsim.progress import Stage, run_simulation
-from dcsim.run.collective_runner import CollectiveRunner, NetworkSession, collectives_table
-from dcsim.run.context import RunContext
-from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer, compare_with_uncompressed
-from dcsim.run.jobs_runner import JobsRunner, job_usage
+from dcsim.run.context import RunContext, job_usage
+from dcsim.run.network_session import NetworkSession
 from dcsim.run.result import Result
-from dcsim.run.training_runner import TrainingRunner
+from dcsim.run.runner import Runner, RunServices, runner_class
 from dcsim.scenario import load_scenario
 from dcsim.scenario.schema import Scenario
 from dcsim.scheduler.checkpointing import NO_CHECKPOINTS, Checkpointing
@@ -31,9 +29,6 @@ from dcsim.scheduler.dispatcher import ClusterScheduler
 from dcsim.scheduler.failures import FailureInjector
 from dcsim.scheduler.placement import resolve_placement
 from dcsim.scheduler.policies import resolve_policy
-from dcsim.workloads.jobs import Job
-
-Runner = JobsRunner | CollectiveRunner | TrainingRunner | InferenceRunner
 
 
 def run_scenario(source: str | Path | Mapping[str, Any] | Scenario, *, trace: bool = False) -> Result:
@@ -81,25 +76,9 @@ def _run(scenario: Scenario, trace: bool) -> Result:
         checkpointing=checkpointing(scenario),
         quotas=dict(spec.quotas),
     )
-    network = None
-    placer: ReplicaPlacer | None = None
-    runners: list[Runner] = []
-    for workload in scenario.workloads:
-        if workload.kind == "jobs":
-            runners.append(JobsRunner(workload, sim, scheduler, scenario))
-        elif workload.kind == "training":
-            runners.append(TrainingRunner(workload, sim, scheduler, scenario))
-        elif workload.kind == "inference":
-            placer = placer or ReplicaPlacer(scenario)
-            if InferenceRunner.needs_network(workload):  # KV transfers are flows on the run's network
-                network = network or NetworkSession(sim, scenario)
-            inference = InferenceRunner(workload, sim, scenario, placer, network)
-            inference.attach(scheduler)
-            runners.append(inference)
-        else:
-            network = network or NetworkSession(sim, scenario)
-            runners.append(CollectiveRunner(workload, sim, network))
-    scheduler.on_finish = _route_finishes([r for r in runners if isinstance(r, JobsRunner | TrainingRunner)])
+    run = RunServices(sim, scenario, scheduler)
+    runners = [runner_class(workload).build(workload, run) for workload in scenario.workloads]
+    scheduler.on_finish = run.job_finished_hook()
     for runner in runners:
         runner.start()
     # A plain event, not the AllOf itself: SimPy strips a condition's checks when it is nested in another
@@ -112,35 +91,38 @@ def _run(scenario: Scenario, trace: bool) -> Result:
     end_s = float(scenario.duration_s if scenario.duration_s is not None else sim.now)
     scheduler.close(end_s)
     for runner in runners:
-        if isinstance(runner, InferenceRunner):
-            runner.add_busy_time(scheduler.busy_s, cluster, end_s)
+        runner.add_busy_time(scheduler.busy_s, cluster, end_s)
     with Stage("summarising the run"):
-        result = _result(scenario, sim, cluster, scheduler, runners, network, end_s)
+        result = _result(scenario, sim, cluster, scheduler, runners, run.network, end_s)
     result.summary["datacenter"]["accelerator_failures"] = len(injector.events) if injector else 0
     return result
 
 
-def expected_horizon_s(runners: list[Runner]) -> float | None:
+def expected_horizon_s(runners: list[Runner[Any]]) -> float | None:
     """The simulated time by which the work is expected to have arrived (s), for progress bars: the last job
     submission, request arrival or training end (at its nominal step time); None if nothing says."""
     ends = [0.0]
     for runner in runners:
-        if isinstance(runner, JobsRunner) and runner.jobs:
-            ends.append(max(job.submit_s for job in runner.jobs))
-        elif isinstance(runner, InferenceRunner) and len(runner.traffic):
-            ends.append(float(runner.traffic.arrival_s[-1]))
-        elif isinstance(runner, TrainingRunner):
-            ends.append(runner.spec.arrival_s + runner.steps * runner.nominal.step_time_s)
+        end_s = runner.horizon_s()
+        if end_s is not None:
+            ends.append(end_s)
     return max(ends) or None
 
 
-def _jobs_status(runners: list[Runner]) -> Callable[[], str] | None:
-    """For a progress bar: ``"12,345/1,000,000 jobs"`` over the run's jobs workloads (None without any)."""
-    jobs = [runner for runner in runners if isinstance(runner, JobsRunner)]
-    if not jobs:
+def _jobs_status(runners: list[Runner[Any]]) -> Callable[[], str] | None:
+    """For a progress bar: ``"12,345/1,000,000 jobs"`` over the run's workloads that count jobs (None without
+    any)."""
+    progress = [(runner, counts) for runner in runners if (counts := runner.jobs_progress()) is not None]
+    if not progress:
         return None
-    total = sum(len(runner.jobs) for runner in jobs)
-    return lambda: f"{sum(runner.completed for runner in jobs):,}/{total:,} jobs"
+    total = sum(counts[1] for _, counts in progress)
+    counting = [runner for runner, _ in progress]
+
+    def status() -> str:
+        finished = sum((runner.jobs_progress() or (0, 0))[0] for runner in counting)
+        return f"{finished:,}/{total:,} jobs"
+
+    return status
 
 
 def _succeed(event: simpy.Event, _trigger: simpy.Event) -> None:
@@ -174,15 +156,6 @@ def _failures(scenario: Scenario, sim: Simulation, scheduler: ClusterScheduler, 
     return injector
 
 
-def _route_finishes(runners: list[JobsRunner | TrainingRunner]) -> Callable[[Job], None]:
-    by_name = {runner.spec.name: runner for runner in runners}
-
-    def finished(job: Job) -> None:
-        by_name[job.workload].job_finished()
-
-    return finished
-
-
 def _per_accelerator(scenario: Scenario, cluster: Cluster) -> pd.DataFrame:
     powers = {n.name: node_power(n) for n in scenario.datacenter.nodes}
     rows = [
@@ -206,7 +179,7 @@ def _result(
     sim: Simulation,
     cluster: Cluster,
     scheduler: ClusterScheduler,
-    runners: list[Runner],
+    runners: list[Runner[Any]],
     network: NetworkSession | None,
     end_s: float,
 ) -> Result:
@@ -238,10 +211,11 @@ def _result(
         price_basis[node.name] = price.basis
     total_accelerators = cluster.size
     workloads = {runner.spec.name: runner.summary(context) for runner in runners}
-    compare_with_uncompressed(workloads, [r for r in runners if isinstance(r, InferenceRunner)])
-    compression_usd = sum(float(getattr(runner, "compression_usd", 0.0)) for runner in runners)
+    for kind in dict.fromkeys(type(runner) for runner in runners):
+        kind.compare_summaries(workloads, [r for r in runners if type(r) is kind])
+    compression_usd = sum(float(runner.compression_usd) for runner in runners)
     # a distillation run's accelerator time is already in compute: move it to the compression term
-    compute_usd -= sum(float(getattr(runner, "compression_from_compute_usd", 0.0)) for runner in runners)
+    compute_usd -= sum(float(runner.compression_from_compute_usd) for runner in runners)
     summary: dict[str, Any] = {
         "name": scenario.name,
         "seed": scenario.seed,
@@ -266,31 +240,26 @@ def _result(
             "compute_basis": {n.accelerator: prediction_basis(n.accelerator) for n in dc.nodes},
         },
     }
-    jobs_runners = [r for r in runners if isinstance(r, JobsRunner)]
-    tables: dict[str, pd.DataFrame] = {}
-    if jobs_runners:
-        tables["jobs"] = pd.concat([r.table(context) for r in jobs_runners], ignore_index=True)
+    tables = _workload_tables(runners, context)
     tables["accelerators"] = accelerators
     timeline = pd.DataFrame(scheduler.timeline, columns=["time_s", "busy_accelerators", "queued_jobs"])
     timeline["utilization"] = timeline["busy_accelerators"] / total_accelerators
     tables["timeline"] = timeline
-    training_runners = [r for r in runners if isinstance(r, TrainingRunner)]
-    if training_runners:
-        tables["training"] = pd.concat([r.table() for r in training_runners], ignore_index=True)
-    inference_runners = [r for r in runners if isinstance(r, InferenceRunner)]
-    if inference_runners:
-        tables["requests"] = pd.concat([r.requests_table() for r in inference_runners], ignore_index=True)
-        tables["replica_timeline"] = pd.concat([r.timeline() for r in inference_runners], ignore_index=True)
-        tables["replicas"] = pd.concat([r.replicas_table() for r in inference_runners], ignore_index=True)
-    collective_runners = [r for r in runners if isinstance(r, CollectiveRunner)]
-    if collective_runners:
-        tables["collectives"] = collectives_table(collective_runners)
     link_usage = None
     if network is not None:
         link_usage = network.flows.usage
         links = link_usage.table(end_s)
         tables["links"] = links[links["bytes"] > 0].astype({"src": str, "dst": str}).reset_index(drop=True)
     return Result(scenario=scenario, summary=summary, tables=tables, event_log=sim.log, link_usage=link_usage)
+
+
+def _workload_tables(runners: list[Runner[Any]], context: RunContext) -> dict[str, pd.DataFrame]:
+    """The runners' tables by name, each the concatenation of its workloads' rows in workload order."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for runner in runners:
+        for name, frame in runner.tables(context).items():
+            parts.setdefault(name, []).append(frame)
+    return {name: pd.concat(frames, ignore_index=True) for name, frames in parts.items()}
 
 
 def goodput(segments: list[Any], end_s: float) -> float | None:

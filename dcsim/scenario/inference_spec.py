@@ -272,7 +272,7 @@ class SloSpec(Section):
     tpot_ms: Number | None = Field(default=None, gt=0)
 
 
-@register_workload_kind("inference")
+@register_workload_kind("inference", runner="dcsim.run.inference_runner:InferenceRunner")
 class InferenceWorkload(WorkloadSpec):
     """Serving: ``replicas`` (or ``autoscale``) copies of ``model`` behind a ``routing`` policy, fed by
     ``traffic``, batched per ``batching``, judged against ``slo``. An encoder ``model`` serves prompt-only

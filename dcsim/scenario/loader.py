@@ -88,7 +88,7 @@ def _workload(raw: Any, index: int) -> tuple[Any, list[Problem]]:
                 )
             ]
         return None, [Problem(f"{path}.kind", f"must be one of {available} (got {short_repr(kind)})")]
-    schema = WORKLOAD_KINDS[kind]
+    schema = WORKLOAD_KINDS.resolve(kind)
     try:
         return schema.model_validate(dict(raw)), []
     except ValidationError as error:

@@ -10,10 +10,10 @@ from dcsim.errors import UserInputError
 from dcsim.network import (
     DatacenterFabric,
     NetworkConfig,
-    NodeGroup,
+    ServerGroup,
     TopologyError,
     build_datacenter_fabric,
-    resolve_policy,
+    resolve_routing_policy,
 )
 from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Datacenter
@@ -51,7 +51,7 @@ def build_fabric(datacenter: Datacenter, seed: int) -> DatacenterFabric:
 def _build_fabric(datacenter_json: str, seed: int) -> DatacenterFabric:
     datacenter = Datacenter.model_validate_json(datacenter_json)
     groups = [
-        NodeGroup(
+        ServerGroup(
             n.name,
             n.count,
             n.accelerators_per_node,
@@ -64,7 +64,7 @@ def _build_fabric(datacenter_json: str, seed: int) -> DatacenterFabric:
     ]
     config = network_config(datacenter)
     try:
-        resolve_policy(config.routing)
+        resolve_routing_policy(config.routing)
     except ValueError as error:
         raise UserInputError.single("datacenter.network.routing", str(error)) from None
     try:

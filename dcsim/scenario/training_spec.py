@@ -82,7 +82,7 @@ class Parallelism(Section):
         )
 
 
-@register_workload_kind("training")
+@register_workload_kind("training", runner="dcsim.run.training_runner:TrainingRunner")
 class TrainingWorkload(WorkloadSpec):
     """Train ``model`` (a zoo id or an inline architecture) with ``parallelism`` on the accelerators of one
     node type (``accelerator`` picks it when several types exist), for ``tokens`` (or ``steps``) of

@@ -1,17 +1,22 @@
-"""Workload sections by ``kind``: a registry from kind to its schema class.
+"""Workload sections by ``kind``: a registry (:data:`WORKLOAD_KINDS`) from kind to its spec class.
 
-Each schema class may define ``check(scenario) -> list[Problem]`` for checks that need the whole scenario
-(the cluster's size, files next to the scenario). Paths in problems are relative to the workload.
+A workload kind is a spec class (a :class:`WorkloadSpec`: the YAML section, validated by pydantic) and a runner
+class (a :class:`dcsim.run.runner.Runner`: builds, runs and summarises it), registered once with
+:func:`register_workload_kind`. Each spec class may define ``check(scenario) -> list[Problem]`` for checks that
+need the whole scenario (the cluster's size, files next to the scenario). Paths in problems are relative to the
+workload.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from dcsim.errors import Problem, UserInputError
+from dcsim.registry import Registry
 from dcsim.scenario.fields import AcceleratorId, Count, DistributionField, Number, WholeDistributionField
 from dcsim.scenario.files import scenario_file
 from dcsim.scenario.schema import Section
@@ -20,18 +25,18 @@ from dcsim.workloads.jobs import Job, read_job_trace
 if TYPE_CHECKING:
     from dcsim.scenario.schema import NodeType, Scenario
 
-WORKLOAD_KINDS: dict[str, type[WorkloadSpec]] = {}
 # Kinds named in the contract that a later dcsim version will run; named precisely in errors meanwhile.
 PLANNED_KINDS: tuple[str, ...] = ()
 
 
-def register_workload_kind(kind: str) -> Any:
-    """Class decorator: the schema class for workloads of ``kind`` (a duplicate kind is an error)."""
+def register_workload_kind(kind: str, *, runner: str | type) -> Callable[[type[WorkloadSpec]], type[WorkloadSpec]]:
+    """Class decorator: the spec class of workloads of ``kind`` and the ``runner`` class that runs them (a
+    :class:`dcsim.run.runner.Runner` subclass, or a ``module:Class`` reference to one when it lives in a
+    package above :mod:`dcsim.scenario`, imported when a run needs it). A duplicate kind is an error."""
 
     def add(cls: type[WorkloadSpec]) -> type[WorkloadSpec]:
-        if kind in WORKLOAD_KINDS:
-            raise ValueError(f"workload kind {kind!r} is already registered")
-        WORKLOAD_KINDS[kind] = cls
+        WORKLOAD_KINDS.add(kind, cls)
+        cls.runner = runner
         return cls
 
     return add
@@ -60,10 +65,16 @@ class WorkloadSpec(Section):
 
     kind: str
     name: str = Field(min_length=1)
+    #: The class that runs this kind (set by :func:`register_workload_kind`): a Runner subclass or a
+    #: ``module:Class`` reference to one.
+    runner: ClassVar[str | type | None] = None
 
     def check(self, scenario: Scenario) -> list[Problem]:
         """Checks that need the whole scenario; none by default."""
         return []
+
+
+WORKLOAD_KINDS: Registry[WorkloadSpec] = Registry("workload kind", WorkloadSpec)
 
 
 class SyntheticJobs(Section):
@@ -101,7 +112,7 @@ class JobTraffic(Section):
     allreduce_gb: Number = Field(ge=0)
 
 
-@register_workload_kind("jobs")
+@register_workload_kind("jobs", runner="dcsim.run.jobs_runner:JobsRunner")
 class JobsWorkload(WorkloadSpec):
     """A stream of opaque gang jobs: from a CSV ``trace`` or a ``synthetic`` generator.
 
@@ -222,7 +233,7 @@ class JobsWorkload(WorkloadSpec):
         return problems
 
 
-@register_workload_kind("collective")
+@register_workload_kind("collective", runner="dcsim.run.collective_runner:CollectiveRunner")
 class CollectiveWorkload(WorkloadSpec):
     """One collective on the datacenter's fabric, nccl-tests style: ``op`` of ``bytes`` per rank over
     ``ranks`` accelerators (the first ones, packed) or the accelerators of ``hosts`` (server or accelerator

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 COMPLETED, PREEMPTED, FAILED, RUNNING = "completed", "preempted", "failed", "running"
 
 
-class Segment(NamedTuple):
+class JobSegment(NamedTuple):
     """One uninterrupted run of a job: ``setup_s`` of overhead, then work (and checkpoints) until ``end_s``;
     ``useful_s`` is the work of this segment that counts towards the job's completion."""
 
@@ -70,7 +70,7 @@ class ClusterScheduler:
     """Runs jobs on a :class:`Cluster` under a policy and a placement, recording what happened.
 
     ``timeline`` holds one ``(time_s, busy_accelerators, queued_jobs)`` row per dispatch pass;
-    ``segments`` one :class:`Segment` per uninterrupted run; ``finished`` the
+    ``segments`` one :class:`JobSegment` per uninterrupted run; ``finished`` the
     completed jobs; after :meth:`close`, ``busy_s[a]`` is the busy time of accelerator ``a`` (seconds) and
     ``jobs_run[a]`` the segments it ran.
     """
@@ -119,7 +119,7 @@ class ClusterScheduler:
         self._waiting: dict[int, Job] = {}
         self.running: dict[int, Job] = {}
         self.finished: list[Job] = []
-        self.segments: list[Segment] = []
+        self.segments: list[JobSegment] = []
         self.busy_s = np.zeros(cluster.size)
         # cross-job network contention (None: every job runs at its alone speed); see shared_network
         self.network: SharedNetwork | None = None
@@ -426,7 +426,9 @@ class ClusterScheduler:
         del ends[bisect.bisect_left(ends, (self.expected_end_s(job), job.seq, job.gpus))]
         for accelerator in job.accelerators:
             del self.holder[accelerator]
-        self.segments.append(Segment(job, job.segment_start_s, now, job.accelerators, job.setup_s, outcome, useful_s))
+        self.segments.append(
+            JobSegment(job, job.segment_start_s, now, job.accelerators, job.setup_s, outcome, useful_s)
+        )
         if self.sim.log.enabled:
             node = self.cluster.nodes[self.cluster.node_of[job.accelerators[0]]].name
             self.sim.log.complete(
@@ -490,7 +492,7 @@ class ClusterScheduler:
         """At the end of the run: record running segments; busy time per accelerator up to ``end_s``."""
         for job in list(self.running.values()):
             self.segments.append(
-                Segment(
+                JobSegment(
                     job, job.segment_start_s, end_s, job.accelerators, job.setup_s, RUNNING, self._worked_s(job, end_s)
                 )
             )

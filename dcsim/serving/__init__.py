@@ -11,7 +11,7 @@ from dcsim.serving.costs import IterationCost, ReplicaMemory, replica_memory
 from dcsim.serving.kvcache import KVCache
 from dcsim.serving.records import RequestRecords, Status
 from dcsim.serving.replica import Replica
-from dcsim.serving.routing import ROUTERS, Router, register_router, resolve_router
+from dcsim.serving.routing import ROUTERS, RequestRouter, Router, register_router, resolve_router
 from dcsim.serving.system import ServingSystem
 from dcsim.serving.traffic import Traffic, diurnal_arrivals, gamma_arrivals, poisson_arrivals, read_trace
 
@@ -22,6 +22,7 @@ __all__ = [
     "Replica",
     "ReplicaMemory",
     "RequestRecords",
+    "RequestRouter",
     "Router",
     "ServingSystem",
     "Status",

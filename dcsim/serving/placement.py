@@ -16,7 +16,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Segment:
+class ReplicaSegment:
     """The part of a replica on one node: the node's number within its type, the first of the replica's
     accelerators there, and how many consecutive accelerators it has there."""
 
@@ -28,14 +28,14 @@ class Segment:
 @dataclass(frozen=True)
 class Place:
     """A replica's place: its node type (the scenario's ``NodeType``), the node's number within the type,
-    and the first of its accelerators on that node. A replica spanning nodes has one :class:`Segment` per
+    and the first of its accelerators on that node. A replica spanning nodes has one :class:`ReplicaSegment` per
     node, in pipeline-stage order (the first is ``node_index`` / ``first_accelerator``); ``segments`` is
     empty for a replica inside one node."""
 
     node: Any
     node_index: int
     first_accelerator: int
-    segments: tuple[Segment, ...] = ()
+    segments: tuple[ReplicaSegment, ...] = ()
 
     def slots(self, size: int) -> list[tuple[int, int]]:
         """(node number, accelerator number on that node) of each of the replica's ``size`` accelerators,
@@ -115,7 +115,7 @@ class ReplicaPlacer:
         for i, n in zip(range(start, start + span), stages, strict=True):
             n = min(n, left)
             if n:
-                segments.append(Segment(i, node.accelerators_per_node - free[i], n * tp))
+                segments.append(ReplicaSegment(i, node.accelerators_per_node - free[i], n * tp))
                 free[i] -= n * tp
                 left -= n
         first = segments[0]

@@ -1,5 +1,7 @@
-"""Routers: which replica a request goes to. A registry (``ROUTERS``) maps names to classes; register your
-own with ``@register_router("name")`` or name it as ``module:Class`` in a scenario.
+"""Request routers: which replica a request goes to. A registry (``ROUTERS``, a :class:`dcsim.registry.Registry`)
+maps names to :class:`RequestRouter` classes; register your own with ``@register_router("name")`` or name it as
+``module:Class`` in a scenario. (The network's routing policies, which pick a flow's path, are
+:class:`dcsim.network.routing.RoutingPolicy`.)
 
 A router sees the replicas that accept requests now and picks one; ``outstanding`` (requests routed to a
 replica and not finished) is the load signal of ``least_loaded`` and ``power_of_two``.
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
     from dcsim.serving.replica import Replica
 
 
-class Router:
+class RequestRouter:
     """Base class: ``choose(replicas, rid)`` returns one of ``replicas`` (never empty)."""
 
     def __init__(self, rng: np.random.Generator) -> None:
@@ -39,16 +41,19 @@ class Router:
         raise NotImplementedError
 
 
-ROUTERS: Registry[Router] = Registry("router", Router)
+#: The former name of :class:`RequestRouter`.
+Router = RequestRouter
+
+ROUTERS: Registry[RequestRouter] = Registry("request router", RequestRouter)
 
 
-def register_router(name: str) -> Callable[[type[Router]], type[Router]]:
-    """Class decorator: add a router under ``name``."""
-    return ROUTERS.register(name)
+def register_router(name: str, *aliases: str) -> Callable[[type[RequestRouter]], type[RequestRouter]]:
+    """Class decorator: add a router under ``name`` (and ``aliases``)."""
+    return ROUTERS.register(name, *aliases)
 
 
 @register_router("round_robin")
-class RoundRobin(Router):
+class RoundRobin(RequestRouter):
     """Each replica in turn."""
 
     def __init__(self, rng: np.random.Generator) -> None:
@@ -62,15 +67,15 @@ class RoundRobin(Router):
 
 
 @register_router("random")
-class RandomRouter(Router):
+class RandomRouter(RequestRouter):
     """A replica uniformly at random."""
 
     def choose(self, replicas: Sequence[Replica], rid: int) -> Replica:
         return replicas[int(self.uniform() * len(replicas))]
 
 
-@register_router("least_loaded")
-class LeastLoaded(Router):
+@register_router("least_loaded", "least_outstanding")
+class LeastLoadedRouter(RequestRouter):
     """The replica with the fewest outstanding requests (the first such one on ties)."""
 
     def choose(self, replicas: Sequence[Replica], rid: int) -> Replica:
@@ -83,7 +88,7 @@ class LeastLoaded(Router):
 
 
 @register_router("power_of_two")
-class PowerOfTwo(Router):
+class PowerOfTwo(RequestRouter):
     """Two replicas at random, the one with fewer outstanding requests (Mitzenmacher's two choices)."""
 
     def choose(self, replicas: Sequence[Replica], rid: int) -> Replica:
@@ -93,9 +98,6 @@ class PowerOfTwo(Router):
         return a if a.outstanding <= b.outstanding else b
 
 
-ROUTERS.register("least_outstanding")(LeastLoaded)
-
-
-def resolve_router(name: str) -> type[Router]:
+def resolve_router(name: str) -> type[RequestRouter]:
     """The router class for a registered name or ``module:Class`` (ValueError naming the options)."""
     return ROUTERS.resolve(name)

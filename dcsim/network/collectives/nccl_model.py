@@ -75,7 +75,7 @@ class CommTopology:
 
 
 @dataclass(frozen=True)
-class Choice:
+class NcclChoice:
     """One candidate of the tuner: algorithm, protocol, channels."""
 
     algorithm: str
@@ -83,12 +83,16 @@ class Choice:
     channels: int
 
 
+#: The former name of :class:`NcclChoice` (``dcsim.engine.distributions.Choice`` is a distribution).
+Choice = NcclChoice
+
+
 @dataclass(frozen=True)
 class Prediction:
     """A predicted collective: the choice, seconds (``latency_s`` of them fixed), NCCL's bus bandwidth and
     algorithm bandwidth (bytes/s) after protocol factors and caps."""
 
-    choice: Choice
+    choice: NcclChoice
     time_s: float
     latency_s: float
     busbw_bytes_per_s: float
@@ -164,7 +168,7 @@ def _steps(op: str, count: int) -> int:
     return 2 * (count - 1) if op == "all_reduce" else count - 1
 
 
-def _busbw(t: NcclTuning, op: str, topo: CommTopology, choice: Choice, link: float) -> float:
+def _busbw(t: NcclTuning, op: str, topo: CommTopology, choice: NcclChoice, link: float) -> float:
     """NCCL's bus bandwidth of ``choice`` from the channels' link bandwidth ``link`` (model refinements)."""
     a, p, c = choice.algorithm, choice.protocol, choice.channels
     gen, bucket, f = topo.generation, _bucket(topo.nodes), t.factors
@@ -191,7 +195,7 @@ def _busbw(t: NcclTuning, op: str, topo: CommTopology, choice: Choice, link: flo
     return link  # collnet: the reduction happens in the switches; each node sends and receives its data once
 
 
-def _latency(t: NcclTuning, op: str, topo: CommTopology, choice: Choice) -> float:
+def _latency(t: NcclTuning, op: str, topo: CommTopology, choice: NcclChoice) -> float:
     """NCCL's latency of ``choice`` in seconds (base + hardware latency per step), before the ring's
     plateau factor."""
     a, p = choice.algorithm, choice.protocol
@@ -220,7 +224,7 @@ def _latency(t: NcclTuning, op: str, topo: CommTopology, choice: Choice) -> floa
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _parts(op: str, topo: CommTopology, choice: Choice, link: float) -> tuple[float, float, float, float]:
+def _parts(op: str, topo: CommTopology, choice: NcclChoice, link: float) -> tuple[float, float, float, float]:
     """The size-independent parts of a prediction: busbw, algbw (before the tree correction), latency, and
     the latency from ``plateau_min_bytes`` per channel per rank on (the ring's plateau; the same otherwise)."""
     t = nccl_tuning()
@@ -238,7 +242,7 @@ def _parts(op: str, topo: CommTopology, choice: Choice, link: float) -> tuple[fl
     return busbw, busbw * ratio, latency, plateau
 
 
-def predict(op: str, topo: CommTopology, choice: Choice, nbytes: float, link: float | None = None) -> Prediction:
+def predict(op: str, topo: CommTopology, choice: NcclChoice, nbytes: float, link: float | None = None) -> Prediction:
     """NCCL's predicted time of ``op`` of ``nbytes`` (nccl-tests size) with ``choice``. ``link`` is the
     channels' link bandwidth (bytes/s; default :func:`link_busbw`, the flow path passes what it measured)."""
     t = nccl_tuning()
@@ -255,7 +259,7 @@ def predict(op: str, topo: CommTopology, choice: Choice, nbytes: float, link: fl
     return Prediction(choice, seconds, latency, busbw, algbw)
 
 
-def candidates(op: str, topo: CommTopology, algorithm: str = "auto", protocol: str = "auto") -> list[Choice]:
+def candidates(op: str, topo: CommTopology, algorithm: str = "auto", protocol: str = "auto") -> list[NcclChoice]:
     """Every (algorithm, protocol, channels) the tuner weighs for ``op`` on ``topo`` (``auto`` = all
     available; a named algorithm or protocol restricts it). Tree needs all-reduce; NVLS an NVSwitch that has
     it (the catalog's ``nvls``) and at least 2 ranks and 2 channels on a node; CollNet several nodes and
@@ -282,7 +286,7 @@ def candidates(op: str, topo: CommTopology, algorithm: str = "auto", protocol: s
             if p not in protocols:
                 continue
             low = 2 if a == "nvls" else 1
-            out += [Choice(a, p, c) for c in range(low, tuning.max_channels + 1)]
+            out += [NcclChoice(a, p, c) for c in range(low, tuning.max_channels + 1)]
     if not out:
         raise ValueError(f"{op}: no {algorithm} algorithm with protocol {protocol} on this hardware")
     return out

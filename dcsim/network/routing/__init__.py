@@ -9,6 +9,7 @@ from dcsim.network.routing.base import (
     mix64,
     register_routing_policy,
     resolve_policy,
+    resolve_routing_policy,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "policies",
     "register_routing_policy",
     "resolve_policy",
+    "resolve_routing_policy",
 ]

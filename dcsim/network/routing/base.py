@@ -11,24 +11,25 @@ A ``multipath`` policy (``adaptive``) spreads each flow over several paths at on
 ``split(src, dst, key)``, which gives the links the flow loads and the fraction of its bytes each one
 carries; the flow simulator shares links max-min fairly with those fractions.
 
-Register it with :func:`register_routing_policy` to name it from YAML, or name it ``module:Class``.
+Register it with :func:`register_routing_policy` to name it from YAML, or name it ``module:Class``; the
+family is :data:`ROUTING_POLICIES`, a :class:`dcsim.registry.Registry`.
 Paths are lists of node indices of the controller's :class:`~dcsim.network.links.LinkTable`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from dcsim.registry import Registry
 
 if TYPE_CHECKING:
     from dcsim.network.controller import Controller
 
 Path = list[int]
 
-ROUTING_POLICIES: dict[str, type[RoutingPolicy]] = {}
 MASK64 = (1 << 64) - 1
 MIX_START = 0x9E3779B97F4A7C15
 MIX_A = 0xBF58476D1CE4E5B9
@@ -128,37 +129,35 @@ class RoutingPolicy:
         return route.links.tolist(), route.latency_s
 
 
-def register_routing_policy(name: str) -> Callable[[type[RoutingPolicy]], type[RoutingPolicy]]:
-    """Class decorator registering a policy under ``name`` (a duplicate name is an error)."""
+ROUTING_POLICIES: Registry[RoutingPolicy] = Registry("routing policy", RoutingPolicy)
+
+
+def register_routing_policy(name: str, *aliases: str) -> Callable[[type[RoutingPolicy]], type[RoutingPolicy]]:
+    """Class decorator registering a policy under ``name`` (and ``aliases``) and setting its ``name``; a
+    duplicate name is an error."""
 
     def add(cls: type[RoutingPolicy]) -> type[RoutingPolicy]:
-        if name in ROUTING_POLICIES:
-            raise ValueError(f"routing policy {name!r} is already registered")
+        ROUTING_POLICIES.add(name, cls, aliases)
         cls.name = name
-        ROUTING_POLICIES[name] = cls
         return cls
 
     return add
 
 
-def resolve_policy(spec: str | type[RoutingPolicy]) -> type[RoutingPolicy]:
-    """A policy class from a registered name, a ``module:Class`` reference, or a class."""
+def resolve_routing_policy(spec: str | type[RoutingPolicy]) -> type[RoutingPolicy]:
+    """A policy class from a registered name, a ``module:Class`` reference, or a class (ValueError naming the
+    options otherwise)."""
     if isinstance(spec, type):
         if not issubclass(spec, RoutingPolicy):
             raise ValueError(f"{spec.__name__} is not a RoutingPolicy subclass")
         return spec
-    if spec in ROUTING_POLICIES:
-        return ROUTING_POLICIES[spec]
-    if ":" not in spec:
-        raise ValueError(f"unknown routing policy {spec!r} (known: {', '.join(ROUTING_POLICIES)}, or module:Class)")
-    module_name, _, class_name = spec.partition(":")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"cannot load routing policy {spec!r}: {error}") from None
-    return resolve_policy(cls)
+    return ROUTING_POLICIES.resolve(spec)
+
+
+#: The former name of :func:`resolve_routing_policy` (the scheduler has its own ``resolve_policy``).
+resolve_policy = resolve_routing_policy
 
 
 def make_policy(controller: Controller, spec: str | type[RoutingPolicy], params: Mapping[str, Any]) -> RoutingPolicy:
     """An instance of the policy ``spec`` bound to ``controller``."""
-    return resolve_policy(spec)(controller, **params)
+    return resolve_routing_policy(spec)(controller, **params)

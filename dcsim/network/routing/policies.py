@@ -156,7 +156,7 @@ class Ecmp(RoutingPolicy):
 
 
 @register_routing_policy("least_loaded")
-class LeastLoaded(RoutingPolicy):
+class LeastLoadedRouting(RoutingPolicy):
     """Among the ``k`` shortest simple paths (Yen's algorithm via networkx), the one whose busiest link
     would give the new flow the largest share: minimise max over links of (flows on it + 1) / capacity.
     Ties go to the shorter path, then to the earlier one. Depends on load, so it is not ``static``."""
