@@ -29,6 +29,7 @@ from dcsim.network.collectives.p2p_model import send_time_s
 from dcsim.parallel.comm import CommModel
 from dcsim.run.collective_runner import NetworkSession
 from dcsim.run.context import RunContext
+from dcsim.run.serving_contention import ReplicaContention, replica_contention
 from dcsim.run.stats import quantiles
 from dcsim.scenario.inference_spec import InferenceWorkload
 from dcsim.scenario.network import build_fabric, network_config
@@ -156,6 +157,7 @@ class InferenceRunner:
         self.scenario = scenario
         self.network = network
         self.scheduler: Any = None
+        self.contention: ReplicaContention | None = None
         self.served = spec.served()
         self.cfg = spec.architecture()
         self.compression_usd = 0.0
@@ -389,6 +391,7 @@ class InferenceRunner:
 
         self.system.on_power = power
         self.scheduler = scheduler
+        self.contention = replica_contention(self, scheduler)  # replicas spanning nodes share the network
 
     def add_busy_time(self, busy_s: np.ndarray, cluster: Any, end_s: float) -> None:
         """Add each replica's busy iteration time (to ``end_s``) to ``busy_s`` of the cluster's accelerators
@@ -497,6 +500,7 @@ class InferenceRunner:
             "compression": self.compression_summary(context),
             # an encoder generates nothing: its throughput and $ per million tokens count the input tokens
             **({"tokens_counted": "input"} if encoder else {}),
+            **(self.contention.summary(end_s) if self.contention is not None else {}),
         }
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:

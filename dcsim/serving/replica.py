@@ -138,6 +138,9 @@ class Replica:
         # fit is a recompute preemption instead, counted in swap_fallbacks
         self.host: HostMemory | None = None
         self.swap_fallbacks = 0
+        # cross-job contention on a replica spanning nodes: extra seconds per iteration of that many tokens
+        # (None: not slowed; set by dcsim.run.serving_contention)
+        self.network_extra_s: Callable[[int], float] | None = None
 
     # ------------------------------------------------------------------ arrivals
     def can_ever_fit(self, rid: int) -> bool:
@@ -506,6 +509,8 @@ class Replica:
         self._start_run(now, 1, dt, chunks)
 
     def _start_run(self, now: float, k: int, dt: float, chunks: list[tuple[int, int, int, bool]]) -> None:
+        if self.network_extra_s is not None:
+            dt += self.network_extra_s(len(self.decoding) + sum(c[1] for c in chunks))
         self.busy = True
         self.run_start_s = now
         self.run_k = k
