@@ -21,6 +21,7 @@ from dcsim.run.collective_runner import CollectiveRunner, NetworkSession, collec
 from dcsim.run.context import RunContext
 from dcsim.run.inference_runner import InferenceRunner, ReplicaPlacer, compare_with_uncompressed
 from dcsim.run.jobs_runner import JobsRunner, job_usage
+from dcsim.run.link_failures import link_failures
 from dcsim.run.result import Result
 from dcsim.run.training_runner import TrainingRunner
 from dcsim.scenario import load_scenario
@@ -107,6 +108,7 @@ def _run(scenario: Scenario, trace: bool) -> Result:
     done = sim.env.event()
     sim.env.all_of([runner.done for runner in runners]).callbacks.append(partial(_succeed, done))
     injector = _failures(scenario, sim, scheduler, done)
+    links = link_failures(scenario, sim, scheduler, done)
     preparing.close()
     run_simulation(sim.env, scenario.duration_s, done, partial(expected_horizon_s, runners), _jobs_status(runners))
     end_s = float(scenario.duration_s if scenario.duration_s is not None else sim.now)
@@ -117,6 +119,8 @@ def _run(scenario: Scenario, trace: bool) -> Result:
     with Stage("summarising the run"):
         result = _result(scenario, sim, cluster, scheduler, runners, network, end_s)
     result.summary["datacenter"]["accelerator_failures"] = len(injector.events) if injector else 0
+    if links is not None:
+        result.summary["datacenter"].update(links.summary(end_s))
     return result
 
 
