@@ -153,9 +153,7 @@ class ReplicaContention:
         pace[4] = max(pace[4], slowdown)
         replica = self.runner.replicas[index]
         hops = self.runner.stage_hops[index]
-        replica.network_extra_s = (
-            None if slowdown <= 1.0 else partial(_extra_s, slowdown, hops, self.bytes_per_token)
-        )
+        replica.network_extra_s = None if slowdown <= 1.0 else partial(_extra_s, slowdown, hops, self.bytes_per_token)
 
     def _close(self, index: int, now: float) -> None:
         pace = self.pace.get(index)

@@ -165,7 +165,7 @@ def checkpointing(scenario: Scenario) -> Checkpointing:
 
 def _failures(scenario: Scenario, sim: Simulation, scheduler: ClusterScheduler, done: Any) -> FailureInjector | None:
     failures = scenario.failures
-    if failures is None:
+    if failures is None or failures.repair_s is None:  # only links fail (dcsim.run.link_failures)
         return None
     injector = FailureInjector(
         scheduler,

@@ -35,8 +35,12 @@ def link_problems(scenario: Scenario) -> list[tuple[str, str]]:
         for index, event in enumerate(spec.events):
             u, v = event.link
             if not graph.has_edge(u, v):
+                known = ", ".join(f"{a}-{b}" for a, b in switch_links(scenario)[:6])
                 problems.append(
-                    (f"failures.links.events[{index}].link", f"no link {u}-{v} in the datacenter's network")
+                    (
+                        f"failures.links.events[{index}].link",
+                        f"no link {u}-{v} in the datacenter's network (its switch-to-switch links: {known}, ...)",
+                    )
                 )
     if spec.mtbf_h and not switch_links(scenario):
         problems.append(("failures.links.mtbf_h", "the datacenter's network has no link between two switches"))

@@ -4,6 +4,9 @@ move around it; the running jobs' and services' traffic is re-routed and their s
 (:meth:`~dcsim.scheduler.dispatcher.ClusterScheduler.network_changed`). A repair brings it back and
 re-prices again.
 
+A failure that would cut the network in two (no route left between some of its nodes, with the links
+already down) is skipped and counted: a partitioned fabric is an outage, which this model does not price.
+
 What a failure changes is how the running jobs share the links (cross-job contention,
 :mod:`dcsim.scheduler.contention`): each job's step time alone stays priced on the intact network, so a
 failure that only concentrates a lone job's own traffic is not priced.
@@ -15,6 +18,7 @@ from collections.abc import Generator, Sequence
 from functools import partial
 from typing import Any
 
+import networkx as nx
 import numpy as np
 import simpy
 
@@ -49,6 +53,7 @@ class LinkFailureInjector:
         self.repair_s = repair_s
         self.down: set[frozenset[str]] = set()
         self.events: list[tuple[float, Link, float]] = []
+        self.skipped = 0  # failures that would have partitioned the network
 
     def start(self, done: simpy.Event | None = None) -> None:
         """Start drawing failures (if a rate is given); stop once ``done`` has fired."""
@@ -70,11 +75,20 @@ class LinkFailureInjector:
         key = frozenset(link)
         if key in self.down:
             return
+        if not self._connected_without(link):
+            self.skipped += 1
+            return
         self.down.add(key)
         self.events.append((float(self.env.now), link, down_s))
         self.network.controller.fail_link(*link)
         self.scheduler.network_changed()
         self.env.timeout(max(0.0, down_s)).callbacks.append(partial(self._repair, link))
+
+    def _connected_without(self, link: Link) -> bool:
+        """True if the network stays connected with ``link`` down too."""
+        graph = self.network.controller.graph
+        down = [tuple(k) for k in self.down] + [link]
+        return bool(nx.is_connected(nx.restricted_view(graph, [], down)))
 
     def _repair(self, link: Link, _event: simpy.Event) -> None:
         self.down.discard(frozenset(link))
@@ -93,6 +107,7 @@ class LinkFailureInjector:
             self.env.process(run())
 
     def summary(self, end_s: float) -> dict[str, Any]:
-        """``link_failures`` (count) and ``link_down_s`` (seconds of link downtime up to ``end_s``)."""
+        """``link_failures`` (count), ``link_down_s`` (seconds of link downtime up to ``end_s``) and
+        ``link_failures_skipped`` (failures that would have partitioned the network)."""
         down = sum(max(0.0, min(at + s, end_s) - at) for at, _, s in self.events if at <= end_s)
-        return {"link_failures": len(self.events), "link_down_s": down}
+        return {"link_failures": len(self.events), "link_down_s": down, "link_failures_skipped": self.skipped}
