@@ -315,3 +315,14 @@ def test_jobs_services_and_link_failures_never_exceed_capacity(fabric, seed: int
     network.restore_link(u, v)
     if len(network.shares):
         check_capacity(network.shares)
+
+
+def test_links_failing_faster_than_the_work_stop_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dcsim.scheduler import link_failures
+
+    monkeypatch.setattr(link_failures, "MAX_LINK_FAILURES", 50)
+    scenario = two_dp_jobs(tmp_path)
+    scenario["failures"] = {"links": {"mtbf_h": 0.001, "repair_s": 1}}
+    with pytest.raises(UserInputError) as error:
+        dcsim.run_scenario(scenario)
+    assert [p.path for p in error.value.problems] == ["failures.links.mtbf_h"]

@@ -23,10 +23,24 @@ import numpy as np
 import simpy
 
 from dcsim.engine.distributions import Distribution
+from dcsim.errors import Problem, UserInputError
 from dcsim.scheduler.dispatcher import ClusterScheduler
 from dcsim.scheduler.shared_network import SharedNetwork
 
 Link = tuple[str, str]
+
+#: Drawn link failures one run may simulate (each re-routes and re-prices every running job, ~1 ms on a
+#: large fabric): a run that reaches it stops with a line at ``failures.links.mtbf_h``.
+MAX_LINK_FAILURES = 200_000
+
+
+class LinkFailureStorm(UserInputError):
+    """A run stopped because links fail faster than its work finishes (one problem, at
+    ``failures.links.mtbf_h``). Its ``args`` are the message alone, so SimPy rebuilds it whole."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem("failures.links.mtbf_h", message)])
+        self.args = (message,)
 
 
 class LinkFailureInjector:
@@ -62,11 +76,18 @@ class LinkFailureInjector:
 
     def _poisson(self, done: simpy.Event | None) -> Generator[simpy.Event, Any, None]:
         assert self.repair_s is not None
+        drawn = 0
         while True:
             timeout = self.env.timeout(float(self.rng.exponential(1.0 / self.rate)))
             yield timeout if done is None else self.env.any_of([timeout, done])
             if done is not None and done.triggered:
                 return
+            drawn += 1
+            if drawn > MAX_LINK_FAILURES:
+                raise LinkFailureStorm(
+                    f"run stopped at {float(self.env.now):.3g} s of simulated time after {MAX_LINK_FAILURES:,} link "
+                    "failures with work still left: give a longer mtbf_h"
+                )
             link = self.links[int(self.rng.integers(len(self.links)))]
             self.fail(link, float(self.repair_s.sample(self.rng, 1)[0]))
 
