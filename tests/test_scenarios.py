@@ -444,6 +444,20 @@ def contention_two_jobs(summary: dict[str, Any]) -> None:
 EXPECTATIONS["contention_two_jobs.yaml"] = contention_two_jobs
 
 
+def contention_serving_training(summary: dict[str, Any]) -> None:
+    # the training jobs overload the uplinks; the link failure moves the replica's sends onto one of them
+    serve = summary["workloads"]["llama3-405b-3-nodes"]
+    assert serve["requests_completed"] == serve["requests"]
+    assert 1.0 < serve["network_slowdown"] <= serve["network_slowdown_max"] < 1.2
+    for name in ("job-a", "job-b"):
+        assert summary["workloads"][name]["network_slowdown"] > 1.2
+    assert summary["datacenter"]["link_failures"] == 1
+    assert summary["datacenter"]["link_down_s"] == 60.0
+
+
+EXPECTATIONS["contention_serving_training.yaml"] = contention_serving_training
+
+
 def scenario_files() -> list[Path]:
     return sorted(SCENARIOS.glob("*.yaml"))
 

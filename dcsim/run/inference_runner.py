@@ -29,6 +29,7 @@ from dcsim.parallel.comm import CommModel
 from dcsim.run.context import RunContext
 from dcsim.run.network_session import NetworkSession
 from dcsim.run.runner import Runner, RunServices
+from dcsim.run.serving_contention import ReplicaContention, replica_contention
 from dcsim.run.stats import quantiles
 from dcsim.scenario.inference_spec import InferenceWorkload
 from dcsim.scenario.network import build_fabric, network_config
@@ -181,6 +182,7 @@ class InferenceRunner(Runner[InferenceWorkload]):
         self.scenario = scenario
         self.network = network
         self.scheduler: Any = None
+        self.contention: ReplicaContention | None = None
         self.served = spec.served()
         self.cfg = spec.architecture()
         self.compression_usd = 0.0
@@ -446,6 +448,7 @@ class InferenceRunner(Runner[InferenceWorkload]):
 
         self.system.on_power = power
         self.scheduler = scheduler
+        self.contention = replica_contention(self, scheduler)  # replicas spanning nodes share the network
 
     def add_busy_time(self, busy_s: np.ndarray, cluster: Any, end_s: float) -> None:
         """Add each replica's busy iteration time (to ``end_s``) to ``busy_s`` of the cluster's accelerators
@@ -559,6 +562,7 @@ class InferenceRunner(Runner[InferenceWorkload]):
                 if self.speculation is not None
                 else {}
             ),
+            **(self.contention.summary(end_s) if self.contention is not None else {}),
         }
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:

@@ -18,6 +18,7 @@ from dcsim.energy import accelerator_energy_j, node_power, to_kwh
 from dcsim.engine.simulation import Simulation
 from dcsim.progress import Stage, run_simulation
 from dcsim.run.context import RunContext, job_usage
+from dcsim.run.link_failures import link_failures
 from dcsim.run.network_session import NetworkSession
 from dcsim.run.result import Result
 from dcsim.run.runner import Runner, RunServices, runner_class
@@ -86,6 +87,7 @@ def _run(scenario: Scenario, trace: bool) -> Result:
     done = sim.env.event()
     sim.env.all_of([runner.done for runner in runners]).callbacks.append(partial(_succeed, done))
     injector = _failures(scenario, sim, scheduler, done)
+    links = link_failures(scenario, sim, scheduler, done)
     preparing.close()
     run_simulation(sim.env, scenario.duration_s, done, partial(expected_horizon_s, runners), _jobs_status(runners))
     end_s = float(scenario.duration_s if scenario.duration_s is not None else sim.now)
@@ -95,6 +97,8 @@ def _run(scenario: Scenario, trace: bool) -> Result:
     with Stage("summarising the run"):
         result = _result(scenario, sim, cluster, scheduler, runners, run.network, end_s)
     result.summary["datacenter"]["accelerator_failures"] = len(injector.events) if injector else 0
+    if links is not None:
+        result.summary["datacenter"].update(links.summary(end_s))
     return result
 
 
@@ -143,7 +147,7 @@ def checkpointing(scenario: Scenario) -> Checkpointing:
 
 def _failures(scenario: Scenario, sim: Simulation, scheduler: ClusterScheduler, done: Any) -> FailureInjector | None:
     failures = scenario.failures
-    if failures is None:
+    if failures is None or failures.repair_s is None:  # only links fail (dcsim.run.link_failures)
         return None
     injector = FailureInjector(
         scheduler,

@@ -277,7 +277,8 @@ def time_problems(scenario: Scenario) -> list[Problem]:
         times.append(("duration_s", scenario.duration_s))
     failures = scenario.failures
     if failures is not None:
-        times.append(("failures.repair_s", max(upper(failures.repair_s), median(failures.repair_s))))
+        if failures.repair_s is not None:
+            times.append(("failures.repair_s", max(upper(failures.repair_s), median(failures.repair_s))))
         times.append(("failures.restart_s", failures.restart_s))
         if failures.checkpoint_s is not None:
             times.append(("failures.checkpoint_s", failures.checkpoint_s))

@@ -17,6 +17,7 @@ from dcsim.energy import node_power
 from dcsim.errors import Problem, UserInputError, short_repr
 from dcsim.scenario.accelerators import declared_section, resolve_all
 from dcsim.scenario.limits import check_limits
+from dcsim.scenario.link_failures import link_problems
 from dcsim.scenario.network import build_fabric, with_topology_file
 from dcsim.scenario.problems import problems_from, unique
 from dcsim.scenario.schema import Datacenter, NodeType, Scenario, ScenarioFile
@@ -246,6 +247,8 @@ def _validate(raw: Mapping[str, Any], base_dir: str, specs: list[Any], declared:
             build_fabric(top.datacenter, top.seed)
         except UserInputError as error:
             problems += error.problems
+    if not problems:
+        problems += [Problem(field, message) for field, message in link_problems(scenario)]
     for index, workload in enumerate(workloads):
         problems += [Problem(f"workloads[{index}].{p.path}", p.message) for p in workload.check(scenario)]
     if problems:

@@ -150,6 +150,32 @@ class SchedulerSpec(Section):
     network_contention: Flag = True
 
 
+class LinkFailureEvent(Section):
+    """One scheduled failure of a network link: the cable between fabric nodes ``link`` (two names, e.g.
+    ``[spine0, leaf1]``) goes down at ``at_s`` (s of simulated time) for ``down_s`` seconds."""
+
+    at_s: Number = Field(ge=0)
+    link: list[str] = Field(min_length=2, max_length=2)
+    down_s: Number = Field(gt=0)
+
+
+class LinkFailuresSpec(Section):
+    """Network link failures: each switch-to-switch link fails at rate 1/``mtbf_h`` (hours, mean time
+    between failures of one link) and is repaired after ``repair_s`` (a number or a distribution; default
+    the section's ``repair_s``), and/or the scheduled ``events``. Routes move around a failed link and the
+    running jobs' steps are re-priced (cross-job contention)."""
+
+    mtbf_h: Number | None = Field(default=None, gt=0)
+    repair_s: DistributionField | None = None
+    events: list[LinkFailureEvent] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _something(self) -> LinkFailuresSpec:
+        if self.mtbf_h is None and not self.events:
+            raise ValueError("give mtbf_h or events (or leave links out)")
+        return self
+
+
 class FailuresSpec(Section):
     """Failures and checkpointing.
 
@@ -158,21 +184,27 @@ class FailuresSpec(Section):
     distribution). Jobs checkpoint every ``checkpoint_interval_s`` of work (``auto``: Young/Daly per job),
     each checkpoint costing ``checkpoint_s``, or ``checkpoint_gb`` written at the storage's ``write_gbps``
     (training workloads without either write their model state: weights and optimizer state);
-    a killed job restarts from its last checkpoint after ``restart_s``.
+    a killed job restarts from its last checkpoint after ``restart_s``. ``links``: network link failures
+    (:class:`LinkFailuresSpec`).
     """
 
     accelerator_mtbf_h: Number | None = Field(default=None, gt=0)
     node_mtbf_h: Number | None = Field(default=None, gt=0)
-    repair_s: DistributionField
+    repair_s: DistributionField | None = None
     checkpoint_interval_s: Number | Literal["auto"] | None = None
     checkpoint_s: Number | None = Field(default=None, ge=0)
     checkpoint_gb: Number | None = Field(default=None, gt=0)
     restart_s: Number = Field(default=0.0, ge=0)
+    links: LinkFailuresSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> FailuresSpec:
-        if self.accelerator_mtbf_h is None and self.node_mtbf_h is None:
-            raise ValueError("give accelerator_mtbf_h or node_mtbf_h (or leave failures out)")
+        if self.accelerator_mtbf_h is None and self.node_mtbf_h is None and self.links is None:
+            raise ValueError("give accelerator_mtbf_h, node_mtbf_h or links (or leave failures out)")
+        drawn = self.accelerator_mtbf_h is not None or self.node_mtbf_h is not None
+        if self.repair_s is None and (drawn or (self.links is not None and self.links.mtbf_h is not None)):
+            if self.links is None or self.links.repair_s is None or drawn:
+                raise ValueError("repair_s: give the repair time of failed accelerators, nodes or links")
         if self.checkpoint_s is not None and self.checkpoint_gb is not None:
             raise ValueError("give either checkpoint_s or checkpoint_gb, not both")
         if self.checkpoint_interval_s == "auto" and self.accelerator_mtbf_h is None:

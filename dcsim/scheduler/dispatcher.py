@@ -30,7 +30,7 @@ from dcsim.scheduler.policies import SchedulingPolicy
 from dcsim.workloads.jobs import Job
 
 if TYPE_CHECKING:
-    from dcsim.scheduler.shared_network import SharedNetwork
+    from dcsim.scheduler.shared_network import Service, SharedNetwork
 
 # Segment outcomes recorded in ``ClusterScheduler.segments``.
 COMPLETED, PREEMPTED, FAILED, RUNNING = "completed", "preempted", "failed", "running"
@@ -308,6 +308,16 @@ class ClusterScheduler:
         """Links failed, came back or were rerouted: re-price every running job on the network now."""
         if self.network is not None:
             self._repace(self.network.network_changed(), self.now)
+
+    def service_on_network(self, key: Any, service: Service) -> None:
+        """A service (a serving replica spanning nodes) starts sending: re-price the jobs its traffic slows."""
+        if self.network is not None:
+            self._repace(self.network.service_started(key, service), self.now)
+
+    def service_off_network(self, key: Any) -> None:
+        """A service stops sending: re-price the jobs it slowed."""
+        if self.network is not None:
+            self._repace(self.network.service_stopped(key), self.now)
 
     def network_slowdown(self, job: Job) -> tuple[float, float] | None:
         """A job's mean network slowdown over its run so far (wall over alone-speed time, setup included)

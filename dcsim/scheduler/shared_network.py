@@ -6,11 +6,17 @@ that returns its :class:`~dcsim.scheduler.contention.StepTraffic` (bytes per ste
 step time alone), or None for a job that sends nothing between accelerators. Sources cache their traffic
 per placement (see :class:`~dcsim.scheduler.traffic.LinkLoads`). The slowdowns come from
 :class:`~dcsim.scheduler.contention.LinkShares` (proportional sharing of link capacity).
+
+A *service* (a serving replica that spans nodes) is not a job of the queue: it joins with
+:meth:`SharedNetwork.service_started` under its own key, a :class:`Service` giving its traffic (bytes per
+second of its run on each link, as a :class:`StepTraffic` whose step is one second) and a callback told its
+new slowdown whenever it changes; the changed slowdowns the scheduler gets back are those of jobs only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 
 from dcsim.network import Controller
 from dcsim.scheduler.contention import LinkShares, StepTraffic
@@ -18,6 +24,18 @@ from dcsim.scheduler.traffic import LinkLoads
 from dcsim.workloads.jobs import Job
 
 TrafficSource = Callable[[Job], StepTraffic | None]
+
+
+@dataclass(frozen=True)
+class Service:
+    """A traffic source outside the job queue: ``traffic()`` its traffic on the network's current routes
+    (None: nothing between accelerators), ``on_slowdown(s)`` called with each new slowdown ``s`` (>= 1)."""
+
+    traffic: Callable[[], StepTraffic | None]
+    on_slowdown: Callable[[float], None]
+
+
+Entry = Job | Service
 
 
 class SharedNetwork:
@@ -34,8 +52,8 @@ class SharedNetwork:
         self._loads: LinkLoads | None = None
         self._shares: LinkShares | None = None
         self.sources: dict[str, TrafficSource] = {}
-        self._jobs: dict[Hashable, Job] = {}  # running jobs whose traffic is on the links
-        self._alone: dict[Hashable, Job] = {}  # a running communicating job not on the links yet (alone)
+        self._jobs: dict[Hashable, Entry] = {}  # running jobs and services whose traffic is on the links
+        self._alone: dict[Hashable, Entry] = {}  # a running communicating one not on the links yet (alone)
         self.repricings = 0  # times a start, stop or network change re-priced the running jobs
 
     @property
@@ -66,46 +84,80 @@ class SharedNetwork:
         return None if source is None else source(job)
 
     def started(self, job: Job) -> dict[Hashable, float]:
-        """A placed job starts: its traffic joins the links. Returns every changed slowdown by job ``seq``
-        (empty if the job does not communicate or runs alone)."""
+        """A placed job starts: its traffic joins the links. Returns every changed slowdown of a job, by job
+        ``seq`` (empty if the job does not communicate or runs alone)."""
         if job.workload not in self.sources:
             return {}
+        return self._join(job.seq, job)
+
+    def service_started(self, key: Hashable, service: Service) -> dict[Hashable, float]:
+        """A service starts under ``key`` (not a job ``seq``): as :meth:`started`."""
+        return self._join(key, service)
+
+    def _join(self, key: Hashable, entry: Entry) -> dict[Hashable, float]:
         if not self._jobs and not self._alone:
-            self._alone[job.seq] = job
+            self._alone[key] = entry
             return {}
         changed: dict[Hashable, float] = {}
-        for seq, other in list(self._alone.items()):
-            del self._alone[seq]
-            changed.update(self._add(other))
-        changed.update(self._add(job))
+        for other_key, other in list(self._alone.items()):
+            del self._alone[other_key]
+            changed.update(self._add(other_key, other))
+        changed.update(self._add(key, entry))
         self.repricings += 1
-        return changed
+        return self._jobs_only(changed)
 
-    def _add(self, job: Job) -> dict[Hashable, float]:
-        traffic = self.traffic(job)
+    def _step(self, entry: Entry) -> StepTraffic | None:
+        return entry.traffic() if isinstance(entry, Service) else self.traffic(entry)
+
+    def _add(self, key: Hashable, entry: Entry) -> dict[Hashable, float]:
+        traffic = self._step(entry)
         if traffic is None or traffic.links.size == 0:
             return {}
-        self._jobs[job.seq] = job
-        return self.shares.add(job.seq, traffic)
+        self._jobs[key] = entry
+        return self.shares.add(key, traffic)
+
+    def _jobs_only(self, changed: dict[Hashable, float]) -> dict[Hashable, float]:
+        """Tell the services among ``changed`` their new slowdown; the jobs' changes."""
+        jobs = {}
+        for key, slowdown in changed.items():
+            entry = self._jobs.get(key)
+            if isinstance(entry, Service):
+                entry.on_slowdown(slowdown)
+            else:
+                jobs[key] = slowdown
+        return jobs
 
     def stopped(self, job: Job) -> dict[Hashable, float]:
         """A job stops (completes, fails or is preempted): its traffic leaves; the changed slowdowns."""
-        if self._alone.pop(job.seq, None) is not None or job.seq not in self._jobs:
+        return self._leave(job.seq)
+
+    def service_stopped(self, key: Hashable) -> dict[Hashable, float]:
+        """A service stops: as :meth:`stopped`."""
+        return self._leave(key)
+
+    def _leave(self, key: Hashable) -> dict[Hashable, float]:
+        if self._alone.pop(key, None) is not None or key not in self._jobs:
             return {}
-        del self._jobs[job.seq]
+        del self._jobs[key]
+        if key not in self.shares:  # its traffic left the links when routes moved
+            return {}
         self.repricings += 1
-        return self.shares.remove(job.seq)
+        return self._jobs_only(self.shares.remove(key))
+
+    def on_links(self, key: Hashable) -> bool:
+        """True if the job (by ``seq``) or service (by key) has its traffic on the links now."""
+        return key in self._jobs
 
     def network_changed(self) -> dict[Hashable, float]:
-        """Links failed or came back (the controller's state changed): re-route every running job's
-        traffic and return the changed slowdowns."""
+        """Links failed or came back (the controller's state changed): re-route every running job's and
+        service's traffic and return the jobs' changed slowdowns."""
         self.repricings += 1
         traffic: dict[Hashable, StepTraffic] = {}
-        for seq, job in self._jobs.items():
-            step = self.traffic(job)
+        for key, entry in self._jobs.items():
+            step = self._step(entry)
             if step is not None and step.links.size:
-                traffic[seq] = step
-        return self.shares.rebuild(traffic)
+                traffic[key] = step
+        return self._jobs_only(self.shares.rebuild(traffic))
 
     def fail_link(self, u: Hashable, v: Hashable) -> dict[Hashable, float]:
         """Take link ``u``-``v`` down and re-price (routes move around it)."""

@@ -143,6 +143,9 @@ class Replica:
         self.swap_fallbacks = 0
         # speculative decoding: the cost that priced this replica's decode runs tallies their verify steps
         self.speculative: SpeculativeCost | None = None
+        # cross-job contention on a replica spanning nodes: extra seconds per iteration of that many tokens
+        # (None: not slowed; set by dcsim.run.serving_contention)
+        self.network_extra_s: Callable[[int], float] | None = None
 
     # ------------------------------------------------------------------ arrivals
     def can_ever_fit(self, rid: int) -> bool:
@@ -513,6 +516,8 @@ class Replica:
         self._start_run(now, 1, dt, chunks)
 
     def _start_run(self, now: float, k: int, dt: float, chunks: list[tuple[int, int, int, bool]]) -> None:
+        if self.network_extra_s is not None:
+            dt += self.network_extra_s(len(self.decoding) + sum(c[1] for c in chunks))
         self.busy = True
         self.run_start_s = now
         self.run_k = k
