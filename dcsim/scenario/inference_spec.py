@@ -78,9 +78,7 @@ class BatchingSpec(Section):
     ``swap_interconnect``."""
 
     policy: str = "continuous"
-    max_batch_size: Count = Field(
-        default=256, ge=1, validation_alias=AliasChoices("max_batch_size", "max_num_seqs")
-    )
+    max_batch_size: Count = Field(default=256, ge=1, validation_alias=AliasChoices("max_batch_size", "max_num_seqs"))
     max_batch_tokens: Count = Field(
         default=8192,
         ge=1,
@@ -147,7 +145,9 @@ class BatchingSpec(Section):
     def _consistent(self) -> BatchingSpec:
         name = self.effective_policy
         if self.chunked_prefill and name == "static":
-            raise ValueError("chunked_prefill needs an iteration-level policy (orca, vllm, sarathi, trtllm), not static")
+            raise ValueError(
+                "chunked_prefill needs an iteration-level policy (orca, vllm, sarathi, trtllm), not static"
+            )
         if self.watermark is not None and name != "vllm":
             raise ValueError(f"watermark is vllm's (without chunked_prefill), not {name}'s")
         if self.preemption == "swap" and self.swap_interconnect is None:
@@ -305,7 +305,9 @@ class InferenceWorkload(WorkloadSpec):
                     f"replicas among the {self.replicas} replicas"
                 )
             if self.batching.effective_policy == "static":
-                raise ValueError("disaggregation needs iteration-level batching (orca, vllm, sarathi, trtllm), not static")
+                raise ValueError(
+                    "disaggregation needs iteration-level batching (orca, vllm, sarathi, trtllm), not static"
+                )
         return self
 
     @property

@@ -143,7 +143,15 @@ class KVSwap:
     limited) is a recompute preemption instead, counted in ``fallbacks``. ``pending_s`` is the copy time the
     next iteration pays; ``swapped_tokens`` the tokens swapped out."""
 
-    __slots__ = ("accelerators", "bytes_per_s", "fallbacks", "host", "kv_bytes_per_token", "pending_s", "swapped_tokens")
+    __slots__ = (
+        "accelerators",
+        "bytes_per_s",
+        "fallbacks",
+        "host",
+        "kv_bytes_per_token",
+        "pending_s",
+        "swapped_tokens",
+    )
 
     def __init__(
         self, bytes_per_s: float, kv_bytes_per_token: float, accelerators: int = 1, host: HostMemory | None = None

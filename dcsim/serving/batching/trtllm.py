@@ -27,7 +27,7 @@ class TrtLlm(BatchPolicy):
       what is left of ``max_num_tokens`` waits (one longer than ``max_num_tokens`` runs alone on an idle
       replica; TensorRT-LLM requires ``max_input_len <= max_num_tokens`` then). With chunked context
       (``chunked_prefill: true``) contexts are split to fill the budget, every chunk but a context's last a
-      whole number of KV blocks when the budget left holds one ("the size of the context chunk needs to be an integer multiple of the
+      whole number of KV blocks ("the size of the context chunk needs to be an integer multiple of the
       kv-cache block size"), chunks in progress first.
 
     Simplifications: one forward pass per iteration of the whole micro-batch (no pipelining of
@@ -44,10 +44,12 @@ class TrtLlm(BatchPolicy):
         for seq in prefilling:  # chunked contexts in progress
             left = seq.total - seq.done
             q = min(left, budget)
-            if unit <= q < left:
-                q -= q % unit
+            if q < left:
+                q -= q % unit  # whole blocks but for the last chunk
             if q <= 0:
-                break
+                if chunks or b:
+                    break
+                q = min(left, budget)  # a budget under one block: the chunk cannot be whole
             need = kv.blocks_to_extend(seq.done, q)
             if need > spare:
                 break
@@ -80,10 +82,12 @@ class TrtLlm(BatchPolicy):
                 total = prompt_col[rid] + generated_col[rid]
                 if self.chunked:
                     q = min(total, budget)
-                    if unit <= q < total:
-                        q -= q % unit
+                    if q < total:
+                        q -= q % unit  # whole blocks but for the last chunk
                     if q <= 0:
-                        break
+                        if chunks or decoding:
+                            break
+                        q = min(total, budget)  # a budget under one block: the chunk cannot be whole
                 else:
                     q = total
                     if q > budget and (chunks or decoding):
