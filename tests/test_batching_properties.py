@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from dcsim.serving import Replica
 from dcsim.serving.batching import BATCH_POLICIES, BatchPolicy, register_batch_policy
 from dcsim.testing.serving import ServingCase, check_serving_invariants, serving_cases, simulate_batching
 
@@ -19,7 +20,7 @@ def test_every_policy_conserves(name: str, case: ServingCase) -> None:
 class _Leaky(BatchPolicy):
     """Admits the head of the queue and forgets it: the invariants must catch it."""
 
-    def plan(self, replica, now):  # type: ignore[no-untyped-def]
+    def plan(self, replica: Replica, now: float) -> None:
         if replica.waiting:
             replica.waiting.popleft()
         replica.idle()

@@ -18,8 +18,8 @@ from dcsim.serving.traffic import Traffic, diurnal_arrivals, gamma_arrivals, poi
 
 __all__ = [
     "BATCH_POLICIES",
-    "BatchPolicy",
     "ROUTERS",
+    "BatchPolicy",
     "IterationCost",
     "KVCache",
     "Replica",

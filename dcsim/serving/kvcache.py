@@ -24,7 +24,7 @@ class KVCache:
     most ever held, ``decoding`` the decoding sequences, ``reserved`` the blocks promised to sequences (their
     prompt and full output) by a policy that never evicts, ``preemptions`` the sequences evicted."""
 
-    __slots__ = ("block_tokens", "capacity", "decoding", "peak", "preemptions", "reserved", "used", "_phase")
+    __slots__ = ("_phase", "block_tokens", "capacity", "decoding", "peak", "preemptions", "reserved", "used")
 
     def __init__(self, capacity_blocks: int, block_tokens: int = 16) -> None:
         if capacity_blocks < 1 or block_tokens < 1:

@@ -281,7 +281,6 @@ class Replica:
         kv, records, run = self.kv, self.records, self.run
         whole = self.policy.whole_batch
         generated_col, first_col, output_col = records.generated, records.first_token_s, records.output_tokens
-        decoding, heap = self.decoding, self.heap
         block = kv.block_tokens
         for seq, tokens, past, finishes in run.chunks:
             if not finishes:

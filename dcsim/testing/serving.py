@@ -32,7 +32,16 @@ from hypothesis import strategies as st
 
 from dcsim.models import TransformerConfig, get_model
 from dcsim.models.inference import kv_bytes_per_token
-from dcsim.serving import IterationCost, KVCache, Replica, RequestRecords, ServingSystem, Status, Traffic, resolve_router
+from dcsim.serving import (
+    IterationCost,
+    KVCache,
+    Replica,
+    RequestRecords,
+    ServingSystem,
+    Status,
+    Traffic,
+    resolve_router,
+)
 from dcsim.serving.batching import BatchPolicy, resolve_batch_policy
 from dcsim.serving.hostmem import HostMemory
 from dcsim.serving.kvcache import KVSwap
@@ -65,10 +74,12 @@ class ServingCase:
 
 
 @st.composite
-def serving_cases(draw: st.DrawFn, max_requests: int = 60, disaggregation: bool = True, swap: bool = True) -> ServingCase:
+def serving_cases(
+    draw: st.DrawFn, max_requests: int = 60, disaggregation: bool = True, swap: bool = True
+) -> ServingCase:
     """Cases small enough to run in milliseconds but tight enough to preempt: 1-60 requests over a few
-    seconds, prompts of 1-900 tokens, outputs of 1-300 (or all 0, prompt-only), 40-400 KV blocks, batches of 1-32 sequences and
-    64-4096 tokens."""
+    seconds, prompts of 1-900 tokens, outputs of 1-300 (or all 0, prompt-only), 40-400 KV blocks, batches
+    of 1-32 sequences and 64-4096 tokens."""
     n = draw(st.integers(1, max_requests))
     gaps = draw(st.lists(st.floats(0.0, 0.5), min_size=n, max_size=n))
     arrivals = tuple(float(x) for x in np.cumsum(gaps))
@@ -160,7 +171,9 @@ def simulate_batching(policy: str | type[BatchPolicy], case: ServingCase) -> Ser
     def audited(replica: Replica, rid: int) -> None:
         run.completions[rid] += 1
         if records.status[rid] == Status.COMPLETED and records.generated[rid] != records.output_tokens[rid]:
-            run.violations.append(f"request {rid} completed with {records.generated[rid]} of {records.output_tokens[rid]} tokens")
+            run.violations.append(
+                f"request {rid} completed with {records.generated[rid]} of {records.output_tokens[rid]} tokens"
+            )
         for rep in system.replicas:
             kv = rep.kv
             if not 0 <= kv.used <= kv.capacity:
@@ -171,7 +184,9 @@ def simulate_batching(policy: str | type[BatchPolicy], case: ServingCase) -> Ser
                 held = sum(kv.blocks_for(s.cached + rep.iteration - s.base) for s in rep.decoding.values())
                 held += sum(kv.blocks_for(s.done) for s in rep.prefilling)
                 if held > kv.used:
-                    run.violations.append(f"replica {rep.index}: sequences hold {held} blocks, the cache counts {kv.used}")
+                    run.violations.append(
+                        f"replica {rep.index}: sequences hold {held} blocks, the cache counts {kv.used}"
+                    )
         inner(replica, rid)
 
     for replica in system.replicas:
