@@ -27,10 +27,10 @@ from dcsim.serving import (
     replica_memory,
     resolve_router,
 )
-from dcsim.serving.hostmem import HostMemory
-from dcsim.serving.kvtransfer import NetworkTransfer
 from dcsim.serving.batching import make_batch_policy
+from dcsim.serving.hostmem import HostMemory
 from dcsim.serving.kvcache import KVSwap
+from dcsim.serving.kvtransfer import NetworkTransfer
 
 
 def _decoder(name: str) -> TransformerConfig:

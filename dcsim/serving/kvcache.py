@@ -87,9 +87,12 @@ class KVCache:
 
     def finish_decoding(self, tokens: int, iteration: int) -> None:
         """A decoding sequence holding ``tokens`` tokens at ``iteration`` finished: its blocks are freed."""
-        self._phase[(tokens - iteration) % self.block_tokens] -= 1
+        b = self.block_tokens
+        self._phase[(tokens - iteration) % b] -= 1
         self.decoding -= 1
-        self.release(-(-tokens // self.block_tokens))
+        self.used -= -(-tokens // b)
+        if self.used < 0:
+            raise ValueError("KV cache released more blocks than it held")
 
     def evict(self, tokens: int, iteration: int) -> None:
         """Preempt a decoding sequence holding ``tokens`` tokens at ``iteration``: its blocks are freed."""
@@ -107,7 +110,13 @@ class KVCache:
 
     def grow(self, iteration: int, k: int) -> None:
         """Take the blocks the decoding sequences filled running iterations ``iteration .. iteration+k-1``."""
-        self.allocate(self._phase[-iteration % self.block_tokens] if k == 1 else self.growth(iteration, k))
+        blocks = self._phase[-iteration % self.block_tokens] if k == 1 else self.growth(iteration, k)
+        used = self.used + blocks
+        if used > self.capacity:
+            raise ValueError(f"KV cache overflow: {blocks} blocks asked, {self.capacity - self.used} free")
+        self.used = used
+        if used > self.peak:
+            self.peak = used
 
     def growth(self, iteration: int, k: int) -> int:
         """New blocks the decoding sequences need to run iterations ``iteration`` .. ``iteration + k - 1``."""

@@ -194,9 +194,12 @@ class Replica:
 
     def submit(self, rid: int) -> None:
         """A request routed to this replica (dropped if it can never fit or the policy refuses its prompt)."""
-        records = self.records
+        records, kv = self.records, self.kv
         records.replica[rid] = self.index
-        if not self.can_ever_fit(rid) or self.policy.refuses_prompt(records.prompt_tokens[rid]):
+        prompt = records.prompt_tokens[rid]
+        if -(-(prompt + records.output_tokens[rid]) // kv.block_tokens) > kv.capacity or (
+            prompt > self.policy.max_prompt_tokens
+        ):  # it can never fit (can_ever_fit, inlined: hot), or the engine refuses its prompt
             records.status[rid] = _DROPPED
             self.on_complete(self, rid)
             return
@@ -281,6 +284,7 @@ class Replica:
         kv, records, run = self.kv, self.records, self.run
         whole = self.policy.whole_batch
         generated_col, first_col, output_col = records.generated, records.first_token_s, records.output_tokens
+        decoding, heap, heappush = self.decoding, self.heap, heapq.heappush
         block = kv.block_tokens
         for seq, tokens, past, finishes in run.chunks:
             if not finishes:
@@ -314,7 +318,14 @@ class Replica:
                 self.outstanding -= 1
                 self.handoff(self, rid, cached)
                 continue
-            self._join_decoding(seq, cached, iteration + remaining)
+            end = iteration + remaining  # joins the decode batch (as _join_decoding, inlined: hot)
+            seq.cached = cached
+            seq.base = iteration
+            seq.end = end
+            decoding[rid] = seq
+            self.sum_ctx += cached
+            kv.add_decoding(cached, iteration)
+            heappush(heap, (end, rid))
         run.chunks = []
 
     def _join_decoding(self, seq: Sequence, cached: int, end: int) -> None:
@@ -420,17 +431,16 @@ class Replica:
         remaining = self.records.output_tokens[seq.rid] - self.records.generated[seq.rid]
         self._join_decoding(seq, cached, self.iteration + remaining)
 
-    def admit(self, seq: Sequence, tokens: int, now: float) -> Chunk:
-        """Start prefilling a waiting sequence (taken off the queue by the policy) with its first ``tokens``
-        (of its prompt plus the tokens it generated before a preemption): takes their blocks (the caller
-        checked they are free); a partial prefill goes on in :attr:`prefilling`."""
+    def admit(self, seq: Sequence, tokens: int, total: int, now: float) -> Chunk:
+        """Start prefilling a waiting sequence (taken off the queue by the policy) with the first ``tokens`` of
+        its ``total`` (its prompt plus the tokens it generated before a preemption): takes their blocks (the
+        caller checked they are free); a partial prefill goes on in :attr:`prefilling`."""
         records, rid = self.records, seq.rid
         self.kv.allocate(-(-tokens // self.kv.block_tokens))
         records.status[rid] = _RUNNING
         scheduled = records.first_scheduled_s
         if scheduled[rid] != scheduled[rid]:
             scheduled[rid] = now
-        total = records.prompt_tokens[rid] + records.generated[rid]
         if tokens < total:
             seq.done = 0
             seq.total = total
@@ -475,7 +485,15 @@ class Replica:
         dt = self.cost.iteration_s(b, self.sum_ctx + b if decodes else 0, pieces, emitting)
         if self.swap is not None:
             dt += self.swap.take_pending_s()
-        self._start(now, 1, dt, chunks, decodes)
+        run = self.run
+        run.busy = True
+        run.start_s = now
+        run.k = 1
+        run.dt = dt
+        run.chunks = chunks
+        run.decodes = decodes
+        run.epoch += 1
+        self.env.timeout(dt, run.epoch).callbacks.append(self._boundary)
 
     def run_decodes(self, now: float, blocks: int | None) -> None:
         """Run decode-only iterations until the first decoding sequence finishes, at most :data:`MAX_RUN`,
@@ -499,20 +517,17 @@ class Replica:
             pending = self.swap.take_pending_s()
         b = len(decoding)
         dt = self.cost.decode_s(b, self.sum_ctx + b * (k + 1) / 2.0) + pending
-        self._start(now, k, dt, [], True)
-
-    def idle(self) -> None:
-        """Nothing to run: wait for the next arrival."""
-        self.run.busy = False
-        self.run.k = 0
-
-    def _start(self, now: float, k: int, dt: float, chunks: list[Chunk], decodes: bool) -> None:
         run = self.run
         run.busy = True
         run.start_s = now
         run.k = k
         run.dt = dt
-        run.chunks = chunks
-        run.decodes = decodes
+        run.chunks = []
+        run.decodes = True
         run.epoch += 1
         self.env.timeout(k * dt, run.epoch).callbacks.append(self._boundary)
+
+    def idle(self) -> None:
+        """Nothing to run: wait for the next arrival."""
+        self.run.busy = False
+        self.run.k = 0

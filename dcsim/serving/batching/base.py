@@ -8,8 +8,9 @@ primitives (see :class:`~dcsim.serving.replica.Replica`, "policy API"):
 - ``make_room()``: preempt the newest decoding sequences until the next decode iteration's new blocks fit
   (returns those blocks);
 - ``resume(seq)``: a waiting sequence whose KV cache is here or in host memory joins the decode batch;
-- ``admit(seq, tokens, now)`` / ``extend(seq, tokens)``: prefill the first (next) ``tokens`` of a sequence in
-  this iteration (returns the chunk to pass on);
+- ``admit(seq, tokens, total, now)`` / ``extend(seq, tokens)``: prefill the first (next) ``tokens`` of a
+  sequence (of its ``total``: prompt plus tokens generated before a preemption) in this iteration
+  (returns the chunk to pass on);
 - ``run_iteration(now, chunks, decodes)``: one iteration of those prefill chunks, with or without a decode
   token for every decoding sequence;
 - ``run_decodes(now, blocks)``: a run of decode-only iterations, as many as ``blocks`` of new KV cache allow
@@ -23,6 +24,7 @@ property-tested for conservation by ``tests/test_batching_properties.py`` (see :
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dcsim.registry import Registry
@@ -43,6 +45,8 @@ class BatchPolicy:
     joins_mid_run: ClassVar[bool] = True
     #: prompts are prefilled in pieces (chunked prefill): needs causal attention, so no encoder models
     chunks_prompts: ClassVar[bool] = False
+    #: the longest prompt the engine accepts (a longer one is dropped on arrival)
+    max_prompt_tokens: float = math.inf
 
     def __init__(
         self, max_batch_size: int = 256, max_batch_tokens: int = 8192, chunked: bool = False, watermark: float = 0.0
@@ -63,10 +67,6 @@ class BatchPolicy:
             if cls is type(self):
                 return name
         return f"{type(self).__module__}:{type(self).__qualname__}"
-
-    def refuses_prompt(self, prompt_tokens: int) -> bool:
-        """True if the engine refuses a prompt this long (it is dropped on arrival). Default: never."""
-        return False
 
     def plan(self, replica: Replica, now: float) -> None:
         """At an iteration boundary (``now``, seconds): start the replica's next iteration or run, or idle."""

@@ -24,7 +24,9 @@ class Orca(BatchPolicy):
 
     def plan(self, replica: Replica, now: float) -> None:
         kv, decoding = replica.kv, replica.decoding
-        growth = replica.make_room()
+        growth = kv.next_growth(replica.iteration)
+        if growth > kv.capacity - kv.used and decoding:
+            growth = replica.make_room()  # the next decode token does not fit: preempt
         b = len(decoding)
         spare = kv.capacity - kv.used - growth
         budget = self.max_batch_tokens - b
@@ -57,7 +59,7 @@ class Orca(BatchPolicy):
                 spare -= need
                 budget -= q
                 slots -= 1
-                chunks.append(replica.admit(seq, q, now))
+                chunks.append(replica.admit(seq, q, q, now))
         if chunks:
             replica.run_iteration(now, chunks)
         elif decoding:

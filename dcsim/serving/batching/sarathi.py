@@ -29,7 +29,9 @@ class Sarathi(BatchPolicy):
 
     def plan(self, replica: Replica, now: float) -> None:
         kv, decoding, prefilling = replica.kv, replica.decoding, replica.prefilling
-        growth = replica.make_room()
+        growth = kv.next_growth(replica.iteration)
+        if growth > kv.capacity - kv.used and decoding:
+            growth = replica.make_room()  # the next decode token does not fit: preempt
         b = len(decoding)
         spare = kv.capacity - kv.used - growth
         budget = self.max_batch_tokens - b
@@ -65,7 +67,8 @@ class Sarathi(BatchPolicy):
                     slots -= 1
                     continue
                 rid = seq.rid
-                q = min(prompt_col[rid] + generated_col[rid], budget)
+                total = prompt_col[rid] + generated_col[rid]
+                q = total if total < budget else budget
                 if q <= 0:
                     break
                 need = -(-q // block)
@@ -75,7 +78,7 @@ class Sarathi(BatchPolicy):
                 spare -= need
                 budget -= q
                 slots -= 1
-                chunks.append(replica.admit(seq, q, now))
+                chunks.append(replica.admit(seq, q, total, now))
         if chunks:
             replica.run_iteration(now, chunks)
         elif decoding:

@@ -35,7 +35,9 @@ class TrtLlm(BatchPolicy):
 
     def plan(self, replica: Replica, now: float) -> None:
         kv, decoding, prefilling = replica.kv, replica.decoding, replica.prefilling
-        growth = replica.make_room()  # promises leave room for every token: this never preempts
+        growth = kv.next_growth(replica.iteration)
+        if growth > kv.capacity - kv.used and decoding:  # promises leave room for every token: this never preempts
+            growth = replica.make_room()  # the next decode token does not fit: preempt
         b = len(decoding)
         spare = kv.capacity - kv.used - growth
         budget = self.max_batch_tokens - b
@@ -101,7 +103,7 @@ class TrtLlm(BatchPolicy):
                 spare -= need
                 budget -= q
                 slots -= 1
-                chunks.append(replica.admit(seq, q, now))
+                chunks.append(replica.admit(seq, q, total, now))
         if chunks:
             replica.run_iteration(now, chunks)
         elif decoding:

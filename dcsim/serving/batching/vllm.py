@@ -53,9 +53,7 @@ class Vllm(BatchPolicy):
         watermark: float = VLLM_WATERMARK,
     ) -> None:
         super().__init__(max_batch_size, max_batch_tokens, chunked, watermark)
-
-    def refuses_prompt(self, prompt_tokens: int) -> bool:
-        return prompt_tokens > self.max_batch_tokens
+        self.max_prompt_tokens = self.max_batch_tokens
 
     def plan(self, replica: Replica, now: float) -> None:
         kv, decoding, waiting = replica.kv, replica.decoding, replica.waiting
@@ -80,7 +78,7 @@ class Vllm(BatchPolicy):
                 free -= need
                 budget -= q
                 slots -= 1
-                chunks.append(replica.admit(seq, q, now))
+                chunks.append(replica.admit(seq, q, q, now))
             if chunks:
                 replica.run_iteration(now, chunks, decodes=False)
                 return
