@@ -130,6 +130,13 @@ class BatchingSpec(Section):
         return resolve_batch_policy(self.effective_policy).chunks_prompts or self.chunked_prefill
 
     @property
+    def whole_batch(self) -> bool:
+        """True for request-level batching (``static``), which neither chunks nor hands caches over."""
+        from dcsim.serving.batching import resolve_batch_policy
+
+        return resolve_batch_policy(self.effective_policy).whole_batch
+
+    @property
     def policy_limits(self) -> dict[str, Any]:
         """The keyword arguments the policy is built with."""
         limits: dict[str, Any] = {
@@ -144,7 +151,7 @@ class BatchingSpec(Section):
     @model_validator(mode="after")
     def _consistent(self) -> BatchingSpec:
         name = self.effective_policy
-        if self.chunked_prefill and name == "static":
+        if self.chunked_prefill and self.whole_batch:
             raise ValueError(
                 "chunked_prefill needs an iteration-level policy (orca, vllm, sarathi, trtllm), not static"
             )
@@ -304,7 +311,7 @@ class InferenceWorkload(WorkloadSpec):
                     f"disaggregation.prefill_replicas ({self.disaggregation.prefill_replicas}) must leave decode "
                     f"replicas among the {self.replicas} replicas"
                 )
-            if self.batching.effective_policy == "static":
+            if self.batching.whole_batch:
                 raise ValueError(
                     "disaggregation needs iteration-level batching (orca, vllm, sarathi, trtllm), not static"
                 )
