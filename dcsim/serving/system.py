@@ -91,6 +91,7 @@ class ServingSystem:
         self.done = env.event()
         self.finished = 0
         self.arrived = 0
+        self.requests = len(records)  # all of them: done when this many have finished
         self._next_arrival = 0  # the request whose arrival a timeout waits for
         self.scale_events: list[tuple[float, int]] = []
         live = len(self.replicas) if autoscale is None else max(1, autoscale.min_replicas)
@@ -175,7 +176,7 @@ class ServingSystem:
         self.finished += 1
         if replica.index in self._draining and replica.outstanding == 0:
             self._switch_off(replica)
-        if self.finished == len(self.records) and not self.done.triggered:
+        if self.finished == self.requests and not self.done.triggered:
             self.done.succeed()
 
     # ------------------------------------------------------------------ autoscaling
