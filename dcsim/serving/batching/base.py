@@ -60,14 +60,6 @@ class BatchPolicy:
         self.chunked = bool(chunked)
         self.watermark = float(watermark)
 
-    @property
-    def name(self) -> str:
-        """The registered name (or ``module:Class``)."""
-        for name, cls in BATCH_POLICIES.items():
-            if cls is type(self):
-                return name
-        return f"{type(self).__module__}:{type(self).__qualname__}"
-
     def plan(self, replica: Replica, now: float) -> None:
         """At an iteration boundary (``now``, seconds): start the replica's next iteration or run, or idle."""
         raise NotImplementedError
