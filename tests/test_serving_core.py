@@ -27,9 +27,10 @@ from dcsim.serving import (
     replica_memory,
     resolve_router,
 )
+from dcsim.serving.batching import make_batch_policy
 from dcsim.serving.hostmem import HostMemory
+from dcsim.serving.kvcache import KVSwap
 from dcsim.serving.kvtransfer import NetworkTransfer
-from dcsim.serving.replica import Batching
 
 
 def _decoder(name: str) -> TransformerConfig:
@@ -94,15 +95,23 @@ def _system(
     cost = IterationCost(LLAMA, "fp16", "a100-sxm-80gb")
     capacity = blocks or replica_memory(LLAMA, "fp16", 80 * 2**30, max_batch_tokens=max_tokens).capacity_blocks
     pool = [
-        Replica(i, env, cost, KVCache(capacity, 16), records, Batching(policy, max_batch, max_tokens), print, 0.0)
+        Replica(
+            i,
+            env,
+            cost,
+            KVCache(capacity, 16),
+            records,
+            make_batch_policy(policy, max_batch_size=max_batch, max_batch_tokens=max_tokens),
+            print,
+            0.0,
+        )
         for i in range(replicas)
     ]
     if swap:  # preempt by swapping over a 31.5 GB/s host link, into host memory of host_bytes (shared)
         host = HostMemory(host_bytes if host_bytes is not None else math.inf)
         for replica in pool:
-            replica.swap_bytes_per_s = 31.5e9
-            replica.kv_bytes_per_token = kv_bytes_per_token(LLAMA, "fp16")
             replica.host = host
+            replica.swap = KVSwap(31.5e9, kv_bytes_per_token(LLAMA, "fp16"), 1, host)
     route = resolve_router(router)
     if prefill:  # disaggregated: the first replicas prefill, the others decode
         if network:  # KV transfers as flows: replicas on two servers of 2 accelerators, one 100 Gb/s NIC each
@@ -177,11 +186,11 @@ class Audit:
         for rep in self.system.replicas:
             kv = rep.kv
             assert 0 <= kv.used <= kv.capacity
-            if rep.static:
+            if rep.policy.whole_batch:
                 continue
-            held = sum(kv.blocks_for(s[0] + rep.iteration - s[1]) for s in rep.decoding.values())
-            held += sum(kv.blocks_for(done) for _, done, _ in rep.prefilling)
-            if rep.run_k == 0 or not rep.run_chunks:
+            held = sum(kv.blocks_for(s.cached + rep.iteration - s.base) for s in rep.decoding.values())
+            held += sum(kv.blocks_for(s.done) for s in rep.prefilling)
+            if rep.run.k == 0 or not rep.run.chunks:
                 assert held <= kv.used
         counts = self.records.counts()
         assert sum(counts.values()) == len(self.records)
@@ -298,5 +307,5 @@ def test_kv_growth_counts_block_boundaries() -> None:
     assert kv.growth(0, 1) == 1
     assert kv.growth(0, 4) == 2
     assert kv.growth(0, 8) == 4
-    kv.used = 98
+    kv.allocate(98)
     assert kv.max_iterations(0, 100) == 4  # iterations 0 and 3 take the two free blocks; iteration 4 needs a third

@@ -50,11 +50,12 @@ from dcsim.serving import (
     resolve_router,
 )
 from dcsim.serving import placement as serving_placement
+from dcsim.serving.batching import make_batch_policy
 from dcsim.serving.host_overhead import HostOverhead, resolve_engine
 from dcsim.serving.hostmem import HostMemory, SpannedHostMemory
+from dcsim.serving.kvcache import KVSwap
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
-from dcsim.serving.replica import Batching
 from dcsim.serving.speculative import Speculation, SpeculativeCost, speculation_summary
 from dcsim.serving.stagehop import StageHop, boundary_pairs, measure_stage_hop
 from dcsim.serving.system import Autoscale
@@ -195,7 +196,6 @@ class InferenceRunner(Runner[InferenceWorkload]):
         span = float(self.traffic.arrival_s[-1]) if len(self.traffic) else 1.0
         interval = max(span, 1e-3) / TIMELINE_SAMPLES
         b = spec.batching
-        batching = Batching(b.effective_policy, b.max_batch_size, b.max_batch_tokens)
         catalog = load_catalog()
         tp, pp = spec.parallelism.tp, spec.parallelism.pp
         self.plan = plan_replicas(spec, [place.node for place in self.places], self.cfg, self.served)
@@ -243,15 +243,17 @@ class InferenceRunner(Runner[InferenceWorkload]):
                 cost = drafted[key].for_replica()
                 self.speculative_costs.append(cost)
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
-            replica = Replica(index, sim.env, cost, kv, self.records, batching, _unset, interval, acc.id, tp * pp)
+            policy = make_batch_policy(b.effective_policy, **b.policy_limits)
+            replica = Replica(index, sim.env, cost, kv, self.records, policy, _unset, interval, acc.id, tp * pp)
             if isinstance(cost, SpeculativeCost):
                 replica.speculative = cost
             replica.host = placer.host_memory(place, tp * pp)
             self._reserve_offload(replica.host, place, planned)
             if b.preemption == "swap":
                 assert b.swap_interconnect is not None
-                replica.swap_bytes_per_s = catalog.interconnects[b.swap_interconnect].bandwidth_gb_per_s * 1e9
-                replica.kv_bytes_per_token = self.memory[node.name].kv_bytes_per_token
+                swap_bytes_per_s = catalog.interconnects[b.swap_interconnect].bandwidth_gb_per_s * 1e9
+                kv_bytes = self.memory[node.name].kv_bytes_per_token
+                replica.swap = KVSwap(swap_bytes_per_s, kv_bytes, tp * pp, replica.host)
             replicas.append(replica)
         self.replicas = replicas
         autoscale = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 
 from dcsim.compression.recipe import Recipe, RecipeField
 from dcsim.errors import Problem
@@ -67,29 +67,96 @@ class ServingParallelism(Section):
 
 
 class BatchingSpec(Section):
-    """Batching policy (``continuous``, ``static`` or ``chunked``; ``chunked_prefill: true`` selects
-    ``chunked``), sequences per batch, tokens per iteration, KV-cache block size (tokens), and how a sequence
-    is preempted when blocks run out: ``recompute`` or ``swap`` to host memory over ``swap_interconnect``."""
+    """Batching policy (a registered name: ``static``, ``orca`` alias ``continuous``, ``vllm``, ``sarathi``
+    alias ``chunked``, ``trtllm``; or ``module:Class`` naming a :class:`dcsim.serving.batching.BatchPolicy`
+    subclass; ``chunked_prefill: true`` turns ``orca`` and ``vllm`` into ``sarathi``, as vLLM's
+    ``enable_chunked_prefill`` does, and enables ``trtllm``'s chunked context), sequences per batch
+    (``max_batch_size``, alias vLLM's ``max_num_seqs``), tokens per iteration (``max_batch_tokens``, aliases
+    vLLM's ``max_num_batched_tokens`` and TensorRT-LLM's ``max_num_tokens``), ``watermark`` (``vllm`` only:
+    the share of KV blocks an admission leaves free, default 0.01), KV-cache block size (tokens), and how a
+    sequence is preempted when blocks run out: ``recompute`` or ``swap`` to host memory over
+    ``swap_interconnect``."""
 
-    policy: Literal["continuous", "static", "chunked"] = "continuous"
-    max_batch_size: Count = Field(default=256, ge=1)
-    max_batch_tokens: Count = Field(default=8192, ge=1)
+    policy: str = "continuous"
+    max_batch_size: Count = Field(default=256, ge=1, validation_alias=AliasChoices("max_batch_size", "max_num_seqs"))
+    max_batch_tokens: Count = Field(
+        default=8192,
+        ge=1,
+        validation_alias=AliasChoices("max_batch_tokens", "max_num_batched_tokens", "max_num_tokens"),
+    )
     chunked_prefill: Flag = False
+    watermark: Number | None = Field(default=None, ge=0, lt=1)
     block_tokens: Count = Field(default=16, ge=1)
     preemption: Literal["recompute", "swap"] = "recompute"
     swap_interconnect: InterconnectId | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_spelling(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for names in (
+                ("max_batch_size", "max_num_seqs"),
+                ("max_batch_tokens", "max_num_batched_tokens", "max_num_tokens"),
+            ):
+                given = [name for name in names if name in data]
+                if len(given) > 1:
+                    raise ValueError(f"{' and '.join(given)} are one field: give one of them")
+        return data
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        from dcsim.serving.batching import resolve_batch_policy
+
+        resolve_batch_policy(value)
+        return value
+
     @property
     def effective_policy(self) -> str:
-        """``chunked`` when ``chunked_prefill`` is set on a continuous policy, else ``policy``."""
-        if self.chunked_prefill and self.policy == "continuous":
-            return "chunked"
-        return self.policy
+        """The policy that runs: ``sarathi`` when ``chunked_prefill`` is set on ``orca`` or ``vllm`` (vLLM's
+        ``enable_chunked_prefill`` is its ``_schedule_chunked_prefill``), else ``policy``'s registered name."""
+        from dcsim.serving.batching import BATCH_POLICIES
+
+        name = BATCH_POLICIES.canonical(self.policy)
+        if self.chunked_prefill and name in ("orca", "vllm"):
+            return "sarathi"
+        return name
+
+    @property
+    def chunks_prompts(self) -> bool:
+        """True if prompts are prefilled in chunks (which needs causal attention)."""
+        from dcsim.serving.batching import resolve_batch_policy
+
+        return resolve_batch_policy(self.effective_policy).chunks_prompts or self.chunked_prefill
+
+    @property
+    def whole_batch(self) -> bool:
+        """True for request-level batching (``static``), which neither chunks nor hands caches over."""
+        from dcsim.serving.batching import resolve_batch_policy
+
+        return resolve_batch_policy(self.effective_policy).whole_batch
+
+    @property
+    def policy_limits(self) -> dict[str, Any]:
+        """The keyword arguments the policy is built with."""
+        limits: dict[str, Any] = {
+            "max_batch_size": self.max_batch_size,
+            "max_batch_tokens": self.max_batch_tokens,
+            "chunked": self.chunked_prefill,
+        }
+        if self.watermark is not None:
+            limits["watermark"] = self.watermark
+        return limits
 
     @model_validator(mode="after")
     def _consistent(self) -> BatchingSpec:
-        if self.chunked_prefill and self.policy == "static":
-            raise ValueError("chunked_prefill needs policy continuous (or chunked), not static")
+        name = self.effective_policy
+        if self.chunked_prefill and self.whole_batch:
+            raise ValueError(
+                "chunked_prefill needs an iteration-level policy (orca, vllm, sarathi, trtllm), not static"
+            )
+        if self.watermark is not None and name != "vllm":
+            raise ValueError(f"watermark is vllm's (without chunked_prefill), not {name}'s")
         if self.preemption == "swap" and self.swap_interconnect is None:
             raise ValueError("preemption: swap needs swap_interconnect (the host link, e.g. pcie4 or pcie5)")
         return self
@@ -333,9 +400,9 @@ class InferenceWorkload(WorkloadSpec):
             ("parallelism.pp", self.parallelism.pp > 1, "speculative decoding is modelled with pp 1 only"),
             (
                 field,
-                self.batching.effective_policy == "chunked",
+                self.batching.chunks_prompts,
                 "vLLM 0.6.3 refuses speculative decoding with chunked prefill (SpeculativeConfig: 'mutually "
-                "exclusive'); use continuous or static",
+                "exclusive'); use a policy that prefills whole prompts (orca, vllm, static)",
             ),
             ("disaggregation", self.disaggregation is not None, "not modelled with speculative decoding"),
             ("offload", self.offload is not None, "not modelled with speculative decoding"),
@@ -376,8 +443,10 @@ class InferenceWorkload(WorkloadSpec):
                     f"disaggregation.prefill_replicas ({self.disaggregation.prefill_replicas}) must leave decode "
                     f"replicas among the {self.replicas} replicas"
                 )
-            if self.batching.effective_policy == "static":
-                raise ValueError("disaggregation needs continuous or chunked batching, not static")
+            if self.batching.whole_batch:
+                raise ValueError(
+                    "disaggregation needs iteration-level batching (orca, vllm, sarathi, trtllm), not static"
+                )
         return self
 
     @property
@@ -479,7 +548,7 @@ class InferenceWorkload(WorkloadSpec):
             problems.append(Problem("traffic.output_tokens", f"{why}: it generates no tokens; leave output_tokens out"))
         if self.slo.tpot_ms is not None:
             problems.append(Problem("slo.tpot_ms", f"{why}: no tokens, no TPOT; ttft_ms is its end-to-end latency"))
-        if self.batching.effective_policy == "chunked":
+        if self.batching.chunks_prompts:
             field = "batching.chunked_prefill" if self.batching.chunked_prefill else "batching.policy"
             problems.append(Problem(field, f"{why}: chunked prefill needs causal attention; use continuous or static"))
         if self.batching.preemption == "swap":

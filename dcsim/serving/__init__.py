@@ -7,6 +7,7 @@ calibrated cost model over the ops of :mod:`dcsim.models.inference`). Runs of id
 are advanced in one event, so a request costs a handful of events, not one per token.
 """
 
+from dcsim.serving.batching import BATCH_POLICIES, BatchPolicy, make_batch_policy, register_batch_policy
 from dcsim.serving.costs import IterationCost, ReplicaMemory, replica_memory
 from dcsim.serving.kvcache import KVCache
 from dcsim.serving.records import RequestRecords, Status
@@ -16,7 +17,9 @@ from dcsim.serving.system import ServingSystem
 from dcsim.serving.traffic import Traffic, diurnal_arrivals, gamma_arrivals, poisson_arrivals, read_trace
 
 __all__ = [
+    "BATCH_POLICIES",
     "ROUTERS",
+    "BatchPolicy",
     "IterationCost",
     "KVCache",
     "Replica",
@@ -29,8 +32,10 @@ __all__ = [
     "Traffic",
     "diurnal_arrivals",
     "gamma_arrivals",
+    "make_batch_policy",
     "poisson_arrivals",
     "read_trace",
+    "register_batch_policy",
     "register_router",
     "replica_memory",
     "resolve_router",

@@ -1,5 +1,8 @@
 """A paged KV cache (vLLM-style blocks of ``block_tokens`` tokens) with exact block accounting for runs of
-decode iterations.
+decode iterations. The cache owns its accounting: admission (:meth:`KVCache.allocate`), growth
+(:meth:`KVCache.grow`), decoding sequences joining and leaving (:meth:`KVCache.add_decoding`,
+:meth:`KVCache.finish_decoding`), preemption (:meth:`KVCache.evict`), release and the reservations of
+policies that promise never to evict (:meth:`KVCache.reserve`); no other class writes its fields.
 
 Every decoding sequence appends one token per iteration and needs a new block when its cached tokens are a
 multiple of ``block_tokens``. A sequence holding ``c`` tokens at replica iteration ``I`` has the phase
@@ -7,13 +10,21 @@ multiple of ``block_tokens``. A sequence holding ``c`` tokens at replica iterati
 the blocks that all decoding sequences need over the next ``k`` iterations follow from a count of sequences
 per phase, without visiting the sequences: ``(k // B) * b`` for whole cycles plus the phases hit by the
 remaining ``k % B`` iterations.
+
+Swap preemption (:class:`KVSwap`) copies an evicted sequence's cache to host memory and back.
 """
 
 from __future__ import annotations
 
+from dcsim.serving.hostmem import HostMemory
+
 
 class KVCache:
-    """``capacity_blocks`` blocks of ``block_tokens`` tokens; ``used`` is the blocks held now."""
+    """``capacity_blocks`` blocks of ``block_tokens`` tokens; ``used`` is the blocks held now, ``peak`` the
+    most ever held, ``decoding`` the decoding sequences, ``reserved`` the blocks promised to sequences (their
+    prompt and full output) by a policy that never evicts, ``preemptions`` the sequences evicted."""
+
+    __slots__ = ("_phase", "block_tokens", "capacity", "decoding", "peak", "preemptions", "reserved", "used")
 
     def __init__(self, capacity_blocks: int, block_tokens: int = 16) -> None:
         if capacity_blocks < 1 or block_tokens < 1:
@@ -23,6 +34,8 @@ class KVCache:
         self.used = 0
         self.peak = 0
         self.decoding = 0
+        self.reserved = 0
+        self.preemptions = 0
         self._phase = [0] * block_tokens
 
     @property
@@ -34,13 +47,19 @@ class KVCache:
         """Blocks that hold ``tokens`` tokens of one sequence."""
         return -(-tokens // self.block_tokens)
 
+    def blocks_to_extend(self, held: int, tokens: int) -> int:
+        """New blocks a sequence holding ``held`` tokens needs to hold ``tokens`` more."""
+        b = self.block_tokens
+        return -(-(held + tokens) // b) + (-held // b)
+
     def allocate(self, blocks: int) -> None:
         """Take ``blocks`` (ValueError if they are not free: callers check first)."""
-        if blocks > self.capacity - self.used:
+        used = self.used + blocks
+        if used > self.capacity:
             raise ValueError(f"KV cache overflow: {blocks} blocks asked, {self.capacity - self.used} free")
-        self.used += blocks
-        if self.used > self.peak:
-            self.peak = self.used
+        self.used = used
+        if used > self.peak:
+            self.peak = used
 
     def release(self, blocks: int) -> None:
         """Return ``blocks``."""
@@ -48,15 +67,56 @@ class KVCache:
         if self.used < 0:
             raise ValueError("KV cache released more blocks than it held")
 
+    def reserve(self, blocks: int) -> None:
+        """Promise ``blocks`` to a sequence (its prompt and full output); callers check ``reserved`` first."""
+        self.reserved += blocks
+
+    def unreserve(self, blocks: int) -> None:
+        """A sequence holding a promise of ``blocks`` left."""
+        self.reserved -= blocks
+
     def add_decoding(self, tokens: int, iteration: int) -> None:
         """A sequence holding ``tokens`` cached tokens starts decoding at replica iteration ``iteration``."""
         self._phase[(tokens - iteration) % self.block_tokens] += 1
         self.decoding += 1
 
     def remove_decoding(self, tokens: int, iteration: int) -> None:
-        """A decoding sequence holding ``tokens`` tokens at ``iteration`` leaves (done or preempted)."""
+        """A decoding sequence holding ``tokens`` tokens at ``iteration`` leaves (its blocks stay held)."""
         self._phase[(tokens - iteration) % self.block_tokens] -= 1
         self.decoding -= 1
+
+    def finish_decoding(self, tokens: int, iteration: int) -> None:
+        """A decoding sequence holding ``tokens`` tokens at ``iteration`` finished: its blocks are freed."""
+        b = self.block_tokens
+        self._phase[(tokens - iteration) % b] -= 1
+        self.decoding -= 1
+        self.used -= -(-tokens // b)
+        if self.used < 0:
+            raise ValueError("KV cache released more blocks than it held")
+
+    def evict(self, tokens: int, iteration: int) -> None:
+        """Preempt a decoding sequence holding ``tokens`` tokens at ``iteration``: its blocks are freed."""
+        self.finish_decoding(tokens, iteration)
+        self.preemptions += 1
+
+    def drop_prefill(self, tokens: int) -> None:
+        """Preempt a partly prefilled sequence holding ``tokens`` tokens: its blocks are freed."""
+        self.release(-(-tokens // self.block_tokens))
+        self.preemptions += 1
+
+    def next_growth(self, iteration: int) -> int:
+        """New blocks the decoding sequences need to run iteration ``iteration``."""
+        return self._phase[-iteration % self.block_tokens]
+
+    def grow(self, iteration: int, k: int) -> None:
+        """Take the blocks the decoding sequences filled running iterations ``iteration .. iteration+k-1``."""
+        blocks = self._phase[-iteration % self.block_tokens] if k == 1 else self.growth(iteration, k)
+        used = self.used + blocks
+        if used > self.capacity:
+            raise ValueError(f"KV cache overflow: {blocks} blocks asked, {self.capacity - self.used} free")
+        self.used = used
+        if used > self.peak:
+            self.peak = used
 
     def growth(self, iteration: int, k: int) -> int:
         """New blocks the decoding sequences need to run iterations ``iteration`` .. ``iteration + k - 1``."""
@@ -83,3 +143,52 @@ class KVCache:
             budget -= need
             k += 1
         return k
+
+
+class KVSwap:
+    """Swap preemption: an evicted sequence's KV cache is copied to ``host`` memory over a link of
+    ``bytes_per_s`` (each of the replica's ``accelerators`` copies its shard of ``kv_bytes_per_token`` bytes
+    per token in parallel) and back when it rejoins; a copy that does not fit in ``host`` (None: not
+    limited) is a recompute preemption instead, counted in ``fallbacks``. ``pending_s`` is the copy time the
+    next iteration pays; ``swapped_tokens`` the tokens swapped out."""
+
+    __slots__ = (
+        "accelerators",
+        "bytes_per_s",
+        "fallbacks",
+        "host",
+        "kv_bytes_per_token",
+        "pending_s",
+        "swapped_tokens",
+    )
+
+    def __init__(
+        self, bytes_per_s: float, kv_bytes_per_token: float, accelerators: int = 1, host: HostMemory | None = None
+    ) -> None:
+        self.bytes_per_s = bytes_per_s
+        self.kv_bytes_per_token = kv_bytes_per_token
+        self.accelerators = accelerators
+        self.host = host
+        self.pending_s = 0.0
+        self.swapped_tokens = 0
+        self.fallbacks = 0
+
+    def swap_out(self, tokens: int) -> bool:
+        """Copy ``tokens`` of cache out; False (a fallback to recompute) if host memory cannot hold them."""
+        if self.host is not None and not self.host.reserve(tokens * self.kv_bytes_per_token * self.accelerators):
+            self.fallbacks += 1
+            return False
+        self.pending_s += tokens * self.kv_bytes_per_token / self.bytes_per_s
+        self.swapped_tokens += tokens
+        return True
+
+    def swap_in(self, tokens: int) -> None:
+        """Copy ``tokens`` of cache back from host memory."""
+        self.pending_s += tokens * self.kv_bytes_per_token / self.bytes_per_s
+        if self.host is not None:
+            self.host.release(tokens * self.kv_bytes_per_token * self.accelerators)
+
+    def take_pending_s(self) -> float:
+        """The copy time owed by the next iteration (and clear it)."""
+        pending, self.pending_s = self.pending_s, 0.0
+        return pending

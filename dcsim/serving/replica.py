@@ -1,33 +1,29 @@
 """One serving replica: a model on ``tp x pp`` accelerators running iterations over its batch.
 
-Batching policies:
+What a replica runs at each iteration boundary is its batching policy's choice
+(:mod:`dcsim.serving.batching`: ``static``, ``orca``, ``vllm``, ``sarathi``, ``trtllm`` or your own); the
+replica provides the mechanics the policies share (the "policy API" methods below) and keeps each request it
+holds in one slotted :class:`Sequence` record, from its arrival to its completion. Its KV cache
+(:class:`~dcsim.serving.kvcache.KVCache`) owns the block accounting.
 
-- ``continuous`` (Orca / vLLM): at every iteration boundary finished sequences leave and queued requests
-  join (FIFO) while the batch has room (``max_batch_size`` sequences, ``max_batch_tokens`` tokens in the
-  iteration) and the KV cache has blocks for their prompts; a joining prompt is prefilled whole in the
-  iteration it joins, alongside the running sequences' decode tokens (a prompt longer than
-  ``max_batch_tokens`` is admitted alone).
-- ``chunked`` (Sarathi-style chunked prefill): as continuous, but prompts are split into chunks so that
-  each iteration holds at most ``max_batch_tokens`` tokens, decode tokens first.
-- ``static``: a batch of up to ``max_batch_size`` queued requests starts only when the replica is empty;
-  it reserves KV blocks for every sequence's prompt and full output, and runs until its longest sequence
-  finishes (finished sequences stay in the batch as padding, as in request-level batching).
-
-KV cache (continuous, chunked): paged blocks taken on demand. When the running sequences need more blocks
-than are free for the next iteration, the most recently admitted sequence is preempted by recompute
-(vLLM's default): its blocks are freed and it rejoins the front of the queue; when readmitted, its prompt
-and the tokens it had generated are prefilled again. A request whose prompt and output cannot fit in the
-whole cache is dropped on arrival.
+KV cache (all policies but ``static``): paged blocks taken on demand. When the running sequences need more
+blocks than are free for the next iteration, :meth:`Replica.make_room` preempts the most recently admitted
+sequence by recompute (vLLM's default): its blocks are freed and it rejoins the front of the queue; when
+readmitted, its prompt and the tokens it had generated are prefilled again. With a :class:`KVSwap` its cache
+is copied to host memory instead (and back when it rejoins, without a prefill). A request whose prompt and
+output cannot fit in the whole cache, or whose prompt the policy refuses, is dropped on arrival.
 
 A prompt-only request (``output_tokens`` 0: an encoder's classification or embedding) is prefilled like a
-prompt (batched with others under any policy) and completes at the end of that iteration: no token is
-generated, its blocks are freed, and its first-token time is its end.
+prompt and completes at the end of that iteration: no token is generated, its blocks are freed, and its
+first-token time is its end.
 
-Events: a replica runs a *run* of ``k`` iterations as one SimPy timeout. With no prefill work, ``k`` is the
-number of iterations until its first sequence finishes (or the KV cache fills); their total time is ``k``
-times the time of the middle iteration (decode time is affine in the context held, which grows by one token
-per sequence per iteration). An arrival during a run cuts it at the next iteration boundary, where the new
-request joins.
+Events: a replica runs a *run* of ``k`` decode iterations as one SimPy timeout: ``k`` is the number of
+iterations until its first sequence finishes (or the KV cache fills); their total time is ``k`` times the time
+of the middle iteration (decode time is affine in the context held, which grows by one token per sequence per
+iteration). An arrival during a run cuts it at the next iteration boundary, where the policy sees it.
+``iteration`` counts decode iterations: every decoding sequence gains one token in each (the one place a
+decode step's tokens per sequence is set: :meth:`Replica._finish_run`); a prefill-only iteration (vLLM's)
+does not advance it.
 """
 
 from __future__ import annotations
@@ -36,14 +32,15 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from dcsim.serving.batching.base import BatchPolicy
 from dcsim.serving.costs import IterationCost
 from dcsim.serving.hostmem import HostMemory
-from dcsim.serving.kvcache import KVCache
+from dcsim.serving.kvcache import KVCache, KVSwap
 from dcsim.serving.records import RequestRecords, Status
 
 if TYPE_CHECKING:
@@ -55,29 +52,69 @@ _QUEUED, _RUNNING, _COMPLETED, _DROPPED = (
     int(Status.COMPLETED),
     int(Status.DROPPED),
 )
-POLICIES = ("continuous", "chunked", "static")
 #: Longest run of decode iterations advanced in one event (keeps the middle-iteration approximation tight).
 MAX_RUN = 256
 
 
-@dataclass(frozen=True)
-class Batching:
-    """Batching policy and its limits (sequences per batch, tokens per iteration)."""
+@dataclass(slots=True, eq=False)
+class Sequence:
+    """A request on a replica. Decoding: ``cached`` tokens of KV cache at decode iteration ``base``, its last
+    token out at iteration ``end``. Prefilling in chunks: ``done`` of ``total`` tokens prefilled. Waiting:
+    ``resident`` tokens of KV cache kept (arrived from a prefill replica, or ``swapped`` out to host memory;
+    0: none, it is prefilled). ``reserved``: KV blocks promised to it by a policy that never evicts."""
 
-    policy: str = "continuous"
-    max_batch_size: int = 256
-    max_batch_tokens: int = 8192
+    rid: int
+    cached: int = 0
+    base: int = 0
+    end: int = 0
+    done: int = 0
+    total: int = 0
+    resident: int = 0
+    swapped: bool = False
+    reserved: int = 0
 
-    def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise ValueError(f"batching policy must be one of {', '.join(POLICIES)}, not {self.policy!r}")
-        if self.max_batch_size < 1 or self.max_batch_tokens < 1:
-            raise ValueError("max_batch_size and max_batch_tokens must be >= 1")
+
+#: A prefill chunk of an iteration: (sequence, tokens, tokens already prefilled, the prompt ends here).
+Chunk = tuple[Sequence, int, int, bool]
+
+
+@dataclass(slots=True)
+class Run:
+    """The iterations a replica is running: ``k`` of ``dt`` seconds each from ``start_s``, with prefill
+    ``chunks`` (one iteration) and a decode token per decoding sequence if ``decodes``. ``epoch`` names the
+    scheduled end (a cut run's old end is ignored); ``busy``: an end is scheduled; ``prompt_only_done``: the
+    prompt-only requests it finished (an encoder's batch size, for the timeline)."""
+
+    epoch: int = 0
+    start_s: float = 0.0
+    k: int = 0
+    dt: float = 0.0
+    chunks: list[Chunk] = field(default_factory=list)
+    decodes: bool = True
+    busy: bool = False
+    prompt_only_done: int = 0
+
+
+@dataclass(slots=True)
+class ReplicaStats:
+    """Busy seconds, iterations run, and (time, replica, batch, KV blocks, queue) samples at most every
+    ``interval_s``."""
+
+    interval_s: float = 0.0
+    busy_s: float = 0.0
+    iterations: int = 0
+    samples: list[tuple[float, int, int, int, int]] = field(default_factory=list)
+    last_sample_s: float = -math.inf
 
 
 class Replica:
-    """A replica on the SimPy environment ``env``. ``on_complete(replica, rid)`` is called when a request
-    finishes or is dropped; ``sample_interval_s`` spaces the (time, batch, KV blocks) timeline samples."""
+    """A replica on the SimPy environment ``env`` batching per ``policy``. ``on_complete(replica, rid)`` is
+    called when a request finishes or is dropped; ``sample_interval_s`` spaces the timeline samples.
+
+    Disaggregated serving: ``handoff`` set (a prefill replica), each prefilled request is handed to it with
+    its cached tokens; a decode replica takes requests whose KV cache arrives (:meth:`accept_transfer`)
+    straight into its batch. ``swap`` set, preemption swaps to host memory; ``host`` is the node's host memory
+    (offloads and swapped-out caches)."""
 
     def __init__(
         self,
@@ -86,7 +123,7 @@ class Replica:
         cost: IterationCost | SpeculativeCost,
         kv: KVCache,
         records: RequestRecords,
-        batching: Batching,
+        policy: BatchPolicy,
         on_complete: Callable[[Replica, int], None],
         sample_interval_s: float = 0.0,
         accelerator: str = "",
@@ -97,55 +134,65 @@ class Replica:
         self.cost = cost
         self.kv = kv
         self.records = records
-        self.batching = batching
+        self.policy = policy
         self.on_complete = on_complete
-        self.sample_interval_s = sample_interval_s
         self.accelerator = accelerator
         self.accelerators = accelerators
-        self.static = batching.policy == "static"
-        self.chunked = batching.policy == "chunked"
-        self.waiting: deque[int] = deque()
-        # decoding sequences: rid -> [cached tokens at base_iter, base_iter, end_iter]; dict order = admission
-        self.decoding: dict[int, list[int]] = {}
-        self.prefilling: list[list[int]] = []  # [rid, tokens prefilled, tokens to prefill]
-        self.heap: list[tuple[int, int]] = []  # (end_iter, rid) of decoding sequences
+        self.waiting: deque[Sequence] = deque()
+        self.decoding: dict[int, Sequence] = {}  # rid -> sequence, in admission order
+        self.prefilling: list[Sequence] = []  # prompts partly prefilled (chunked prefill)
+        self.heap: list[tuple[int, int]] = []  # (end iteration, rid) of decoding sequences (stale after preemption)
         self.iteration = 0
         self.sum_ctx = 0  # tokens cached by the decoding sequences at self.iteration
-        self.active = 0  # decoding sequences not yet finished (static padding excluded)
         self.outstanding = 0  # requests routed here and not finished
-        self.busy = False
-        self.epoch = 0
-        self.run_start_s = 0.0
-        self.run_k = 0
-        self.run_dt = 0.0
-        self.run_chunks: list[tuple[int, int, int, bool]] = []  # (rid, tokens, past, finishes)
-        self.busy_s = 0.0
-        self.iterations_run = 0
-        self.preemptions = 0
-        self.samples: list[tuple[float, int, int, int, int]] = []
-        self._last_sample_s = -math.inf
-        self.prompt_only_done = 0  # prompt-only requests the last run finished (an encoder's batch size)
         self.accepting = True
-        # disaggregated serving: "prefill" replicas hand each prefilled request to ``handoff``; "decode"
-        # replicas take requests whose KV cache arrives (``accept_transfer``) straight into their batch
         self.role = "both"
         self.handoff: Callable[[Replica, int, int], None] | None = None
-        self.transferred: dict[int, int] = {}  # KV cache here or in host memory: rejoin without prefill
-        self.arrived_kv: set[int] = set()  # of those, the ones whose KV came from a prefill replica
-        # swap preemption: host link bandwidth (bytes/s) and KV bytes per token of one shard
-        self.swap_bytes_per_s = 0.0
-        self.kv_bytes_per_token = 0.0
-        self.pending_s = 0.0  # swap copies to add to the next iteration
-        self.swapped_tokens = 0
-        # the node's host memory the swapped-out KV caches take (None: not limited); a swap that does not
-        # fit is a recompute preemption instead, counted in swap_fallbacks
         self.host: HostMemory | None = None
-        self.swap_fallbacks = 0
+        self.swap: KVSwap | None = None
+        self.run = Run()
+        self.stats = ReplicaStats(sample_interval_s)
         # speculative decoding: the cost that priced this replica's decode runs tallies their verify steps
         self.speculative: SpeculativeCost | None = None
         # cross-job contention on a replica spanning nodes: extra seconds per iteration of that many tokens
         # (None: not slowed; set by dcsim.run.serving_contention)
         self.network_extra_s: Callable[[int], float] | None = None
+
+    # ------------------------------------------------------------------ figures for the runner and routers
+    @property
+    def batch_size(self) -> int:
+        """Sequences in the batch now (decoding, finished padding excluded, and prefilling)."""
+        return self.kv.decoding + len(self.prefilling)
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds spent running iterations."""
+        return self.stats.busy_s
+
+    @property
+    def iterations_run(self) -> int:
+        """Iterations run (a run of ``k`` counts ``k``)."""
+        return self.stats.iterations
+
+    @property
+    def samples(self) -> list[tuple[float, int, int, int, int]]:
+        """Timeline samples: (time s, replica, batch, KV blocks held, queued)."""
+        return self.stats.samples
+
+    @property
+    def preemptions(self) -> int:
+        """Sequences preempted (decoding ones evicted, partial prefills restarted)."""
+        return self.kv.preemptions
+
+    @property
+    def swapped_tokens(self) -> int:
+        """Tokens of KV cache swapped out to host memory."""
+        return self.swap.swapped_tokens if self.swap is not None else 0
+
+    @property
+    def swap_fallbacks(self) -> int:
+        """Swaps that did not fit in host memory (recomputed instead)."""
+        return self.swap.fallbacks if self.swap is not None else 0
 
     # ------------------------------------------------------------------ arrivals
     def can_ever_fit(self, rid: int) -> bool:
@@ -154,16 +201,19 @@ class Replica:
         return self.kv.blocks_for(records.prompt_tokens[rid] + records.output_tokens[rid]) <= self.kv.capacity
 
     def submit(self, rid: int) -> None:
-        """A request routed to this replica (dropped if it can never fit)."""
-        records = self.records
+        """A request routed to this replica (dropped if it can never fit or the policy refuses its prompt)."""
+        records, kv = self.records, self.kv
         records.replica[rid] = self.index
-        if not self.can_ever_fit(rid):
+        prompt = records.prompt_tokens[rid]
+        if -(-(prompt + records.output_tokens[rid]) // kv.block_tokens) > kv.capacity or (
+            prompt > self.policy.max_prompt_tokens
+        ):  # it can never fit (can_ever_fit, inlined: hot), or the engine refuses its prompt
             records.status[rid] = _DROPPED
             self.on_complete(self, rid)
             return
         records.status[rid] = _QUEUED
         self.outstanding += 1
-        self.waiting.append(rid)
+        self.waiting.append(Sequence(rid))
         self._wake()
 
     def accept_transfer(self, rid: int, cached: int) -> None:
@@ -175,92 +225,91 @@ class Replica:
             self.on_complete(self, rid)
             return
         self.outstanding += 1
-        self.transferred[rid] = cached
-        self.arrived_kv.add(rid)
-        self.waiting.append(rid)
+        self.waiting.append(Sequence(rid, resident=cached))
         self._wake()
 
     def _wake(self) -> None:
         """A request joined the queue: start iterating if idle; else, with room in the batch, end a run of
-        several iterations at its next boundary so the request joins there (never under static batching,
-        which takes no one until its batch is done)."""
-        if not self.busy:
-            self.busy = True
-            self.run_k = 0
-            self.epoch += 1
-            self.env.timeout(0.0, self.epoch).callbacks.append(self._boundary)
+        several iterations at its next boundary so the request joins there (never under a policy that takes
+        no one until its batch is done)."""
+        run = self.run
+        if not run.busy:
+            run.busy = True
+            run.k = 0
+            run.epoch += 1
+            self.env.timeout(0.0, run.epoch).callbacks.append(self._boundary)
         elif (
-            self.run_k > 1
-            and not self.static
-            and len(self.decoding) + len(self.prefilling) < self.batching.max_batch_size
+            run.k > 1
+            and self.policy.joins_mid_run
+            and len(self.decoding) + len(self.prefilling) < self.policy.max_batch_size
         ):
             self._cut_run()
 
     def _cut_run(self) -> None:
         """End the current run at its next iteration boundary, so that a new request can join there."""
-        if self.run_dt <= 0:
+        run = self.run
+        if run.dt <= 0:
             return
-        done = int((self.env.now - self.run_start_s) / self.run_dt)
-        k = done + 1
-        if k < self.run_k:
-            self.run_k = k
-            self.epoch += 1
-            end = self.run_start_s + k * self.run_dt
-            self.env.timeout(max(0.0, end - self.env.now), self.epoch).callbacks.append(self._boundary)
+        k = int((self.env.now - run.start_s) / run.dt) + 1
+        if k < run.k:
+            run.k = k
+            run.epoch += 1
+            end = run.start_s + k * run.dt
+            self.env.timeout(max(0.0, end - self.env.now), run.epoch).callbacks.append(self._boundary)
 
     # ------------------------------------------------------------------ iteration boundaries
     def _boundary(self, event: Any) -> None:
-        if event.value != self.epoch:
+        if event.value != self.run.epoch:
             return  # a run cut short: this end was replaced
         now = self.env.now
-        if self.run_k:
+        if self.run.k:
             self._finish_run(now)
-        self._plan(now)
+        self.policy.plan(self, now)
 
     def _finish_run(self, now: float) -> None:
-        k, kv = self.run_k, self.kv
+        run, kv, stats = self.run, self.kv, self.stats
+        k = run.k
         iteration = self.iteration
-        if self.speculative is not None and not self.run_chunks:
+        if self.speculative is not None and run.decodes and not run.chunks:
             self.speculative.ran_decode(k)  # a decode run of k token positions: k / E verify steps
-        if not self.static:
-            if k == 1:
-                kv.allocate(kv._phase[-iteration % kv.block_tokens])
-            else:
-                kv.allocate(kv.growth(iteration, k))
-        iteration = self.iteration = iteration + k
-        self.sum_ctx += len(self.decoding) * k
-        self.busy_s += k * self.run_dt
-        self.iterations_run += k
-        if self.run_chunks:
+        if run.decodes:  # every decoding sequence gained one token per iteration
+            if not self.policy.whole_batch:
+                kv.grow(iteration, k)
+            iteration = self.iteration = iteration + k
+            self.sum_ctx += len(self.decoding) * k
+        stats.busy_s += k * run.dt
+        stats.iterations += k
+        if run.chunks:
             self._finish_chunks(now, iteration)
         if self.heap and self.heap[0][0] <= iteration:
             self._retire(now)
-        if now - self._last_sample_s >= self.sample_interval_s:
-            self._last_sample_s = now
-            batch = self.active + len(self.prefilling) + self.prompt_only_done
-            self.samples.append((now, self.index, batch, kv.used, len(self.waiting)))
-        self.prompt_only_done = 0
+        if now - stats.last_sample_s >= stats.interval_s:
+            stats.last_sample_s = now
+            batch = kv.decoding + len(self.prefilling) + run.prompt_only_done
+            stats.samples.append((now, self.index, batch, kv.used, len(self.waiting)))
+        run.prompt_only_done = 0
 
     def _finish_chunks(self, now: float, iteration: int) -> None:
         """Prefill chunks of the iteration just run: advance partial prefills, start finished ones decoding."""
-        kv, records, static = self.kv, self.records, self.static
+        kv, records, run = self.kv, self.records, self.run
+        whole = self.policy.whole_batch
         generated_col, first_col, output_col = records.generated, records.first_token_s, records.output_tokens
-        decoding, heap = self.decoding, self.heap
-        phase, block = kv._phase, kv.block_tokens
-        for rid, tokens, past, finishes in self.run_chunks:
+        decoding, heap, heappush = self.decoding, self.heap, heapq.heappush
+        block = kv.block_tokens
+        for seq, tokens, past, finishes in run.chunks:
             if not finishes:
-                for entry in self.prefilling:
-                    if entry[0] == rid:
-                        entry[1] += tokens
-                        break
+                seq.done += tokens
                 continue
-            if self.prefilling:
-                self.prefilling = [e for e in self.prefilling if e[0] != rid]
+            if seq.total:
+                self.prefilling.remove(seq)
+                seq.total = 0
+            rid = seq.rid
             cached = past + tokens
             if output_col[rid] == 0:  # prompt-only (an encoder): one forward pass, no token, no cache kept
                 kv.release(-(-cached // block))
+                self._leave(seq)
                 first_col[rid] = now
-                self.prompt_only_done += 1
+                run.prompt_only_done += 1
                 self._complete(rid, now)
                 continue
             generated = generated_col[rid] + 1
@@ -268,31 +317,48 @@ class Replica:
             if first_col[rid] != first_col[rid]:
                 first_col[rid] = now
             remaining = output_col[rid] - generated
-            if remaining <= 0 and not static:
+            if remaining <= 0 and not whole:
                 kv.release(-(-cached // block))
+                self._leave(seq)
                 self._complete(rid, now)
                 continue
             if self.handoff is not None:  # a prefill replica: the KV cache moves to a decode replica
                 kv.release(-(-cached // block))
+                self._leave(seq)
                 self.outstanding -= 1
                 self.handoff(self, rid, cached)
                 continue
-            end_iter = iteration + remaining
-            decoding[rid] = [cached, iteration, end_iter]
+            end = iteration + remaining  # joins the decode batch (as _join_decoding, inlined: hot)
+            seq.cached = cached
+            seq.base = iteration
+            seq.end = end
+            decoding[rid] = seq
             self.sum_ctx += cached
-            self.active += 1
-            if not static:
-                phase[(cached - iteration) % block] += 1
-                kv.decoding += 1
-            heapq.heappush(heap, (end_iter, rid))
-        self.run_chunks = []
+            kv.add_decoding(cached, iteration)
+            heappush(heap, (end, rid))
+        run.chunks = []
+
+    def _join_decoding(self, seq: Sequence, cached: int, end: int) -> None:
+        iteration = self.iteration
+        seq.cached = cached
+        seq.base = iteration
+        seq.end = end
+        self.decoding[seq.rid] = seq
+        self.sum_ctx += cached
+        self.kv.add_decoding(cached, iteration)
+        heapq.heappush(self.heap, (end, seq.rid))
+
+    def _leave(self, seq: Sequence) -> None:
+        """A sequence with a KV promise leaves the batch: give the promise back."""
+        if seq.reserved:
+            self.kv.unreserve(seq.reserved)
+            seq.reserved = 0
 
     def _retire(self, now: float) -> None:
         """Finish the sequences whose last token came out of the iteration just completed."""
         heap, iteration, decoding = self.heap, self.iteration, self.decoding
         records, kv = self.records, self.kv
-        phase, block = kv._phase, kv.block_tokens
-        static = self.static
+        whole = self.policy.whole_batch
         end_col, status_col, generated_col, output_col = (
             records.end_s,
             records.status,
@@ -301,24 +367,25 @@ class Replica:
         )
         on_complete = self.on_complete
         while heap and heap[0][0] <= iteration:
-            end_iter, rid = heapq.heappop(heap)
-            state = decoding.get(rid)
-            if state is None or state[2] != end_iter:
+            end, rid = heapq.heappop(heap)
+            seq = decoding.get(rid)
+            if seq is None or seq.end != end:
                 continue  # preempted since: a stale entry
             generated_col[rid] = output_col[rid]
-            self.active -= 1
-            if not static:  # static: stays in the batch as padding until the batch ends
-                cached = state[0] + iteration - state[1]
+            cached = seq.cached + iteration - seq.base
+            if whole:  # stays in the batch as padding (its blocks held) until the batch ends
+                kv.remove_decoding(cached, iteration)
+            else:
                 del decoding[rid]
                 self.sum_ctx -= cached
-                phase[(cached - iteration) % block] -= 1
-                kv.decoding -= 1
-                kv.used -= -(-cached // block)
+                kv.finish_decoding(cached, iteration)
+                if seq.reserved:
+                    self._leave(seq)
             end_col[rid] = now
             status_col[rid] = _COMPLETED
             self.outstanding -= 1
             on_complete(self, rid)
-        if static and self.active == 0 and decoding:
+        if whole and kv.decoding == 0 and decoding:
             for rid in decoding:
                 kv.release(kv.blocks_for(records.prompt_tokens[rid] + records.output_tokens[rid]))
             decoding.clear()
@@ -332,202 +399,149 @@ class Replica:
 
     def _preempt_one(self) -> None:
         """Preempt the most recently admitted decoding sequence: by recompute (its blocks are dropped), or,
-        with ``swap_bytes_per_s``, by swapping its KV cache out to host memory (it pays the copy now, and
-        the copy back when it rejoins) if ``host`` has room for it (all shards: bytes per token of one
-        shard x accelerators), else by recompute."""
-        rid = next(reversed(self.decoding))
-        cached, base, _ = self.decoding.pop(rid)
+        with ``swap``, by swapping its KV cache out to host memory if there is room (else by recompute)."""
+        seq = self.decoding.pop(next(reversed(self.decoding)))
         iteration = self.iteration
-        cached += iteration - base
+        cached = seq.cached + iteration - seq.base
         self.sum_ctx -= cached
-        self.active -= 1
-        self.kv.remove_decoding(cached, iteration)
-        self.kv.release(self.kv.blocks_for(cached))
-        records = self.records
+        self.kv.evict(cached, iteration)
+        self._leave(seq)
+        records, rid = self.records, seq.rid
         records.generated[rid] = cached - records.prompt_tokens[rid] + 1
         records.preemptions[rid] += 1
         records.status[rid] = _QUEUED
-        self.preemptions += 1
-        self.waiting.appendleft(rid)
-        if self.swap_bytes_per_s:
-            if self.host is not None and not self.host.reserve(cached * self.kv_bytes_per_token * self.accelerators):
-                self.swap_fallbacks += 1  # host memory is full: recompute
-                return
-            self.transferred[rid] = cached
-            self.pending_s += cached * self.kv_bytes_per_token / self.swap_bytes_per_s
-            self.swapped_tokens += cached
+        self.waiting.appendleft(seq)
+        if self.swap is not None and self.swap.swap_out(cached):
+            seq.resident = cached
+            seq.swapped = True
 
-    def _stuck(self, budget: int) -> bool:
-        _, done, total = self.prefilling[0]
-        q = min(total - done, budget)
-        return self.kv.blocks_for(done + q) - self.kv.blocks_for(done) > self.kv.free
-
-    def _restart_prefill(self) -> None:
-        """Send the newest partial prefill back to the queue, freeing its blocks (it starts over)."""
-        rid, done, _ = self.prefilling.pop()
-        self.kv.release(self.kv.blocks_for(done))
-        self.records.preemptions[rid] += 1
-        self.records.status[rid] = _QUEUED
-        self.preemptions += 1
-        self.waiting.appendleft(rid)
-
-    def _plan(self, now: float) -> None:
-        """Choose the next run at an iteration boundary and schedule its end (or go idle)."""
-        if self.static:
-            self._plan_static(now)
-            return
-        kv, records, batching = self.kv, self.records, self.batching
-        iteration = self.iteration
-        phase, block = kv._phase, kv.block_tokens
-        decoding = self.decoding
-        # the running sequences' next token must fit: preempt (recompute) the newest until it does
-        growth = phase[-iteration % block]
-        while decoding and growth > kv.capacity - kv.used:
+    # ------------------------------------------------------------------ policy API
+    def make_room(self) -> int:
+        """Preempt the newest decoding sequences until the next decode iteration's new blocks fit; returns
+        those blocks."""
+        kv, iteration = self.kv, self.iteration
+        growth = kv.next_growth(iteration)
+        while self.decoding and growth > kv.capacity - kv.used:
             self._preempt_one()
-            growth = phase[-iteration % block]
-        b = len(decoding)
-        spare = kv.capacity - kv.used - growth
-        budget = batching.max_batch_tokens - b
-        prefilling = self.prefilling
-        chunks: list[tuple[int, int, int, bool]] = []
-        if prefilling:
-            while not b and len(prefilling) > 1 and self._stuck(budget):
-                self._restart_prefill()  # partial prefills hold the blocks the oldest one needs
-            for rid, done, total in prefilling:  # chunked prefills in progress come first
-                if budget <= 0:
-                    break
-                q = min(total - done, budget)
-                need = -(-(done + q) // block) + (-done // block)
-                if need > spare:
-                    break
-                spare -= need
-                kv.allocate(need)
-                budget -= q
-                chunks.append((rid, q, done, done + q == total))
-        waiting = self.waiting
-        if waiting:
-            slots = batching.max_batch_size - b - len(prefilling)
-            chunked = self.chunked
-            prompt_col, generated_col = records.prompt_tokens, records.generated
-            status_col, scheduled_col = records.status, records.first_scheduled_s
-            transferred = self.transferred
-            while waiting and slots > 0 and (budget > 0 or not chunks):
-                rid = waiting[0]
-                if transferred and rid in transferred:  # KV already here: join the decode batch directly
-                    cached = transferred[rid]
-                    need = -(-cached // block) + (1 if cached % block == 0 else 0)
-                    if need > spare or budget <= 0:
-                        break
-                    waiting.popleft()
-                    del transferred[rid]
-                    status_col[rid] = _RUNNING
-                    if rid in self.arrived_kv:
-                        self.arrived_kv.discard(rid)
-                    else:  # swapped out earlier: copy its KV cache back from host memory
-                        self.pending_s += cached * self.kv_bytes_per_token / self.swap_bytes_per_s
-                        if self.host is not None:
-                            self.host.release(cached * self.kv_bytes_per_token * self.accelerators)
-                    spare -= need
-                    kv.allocate(-(-cached // block))
-                    budget -= 1
-                    slots -= 1
-                    remaining = records.output_tokens[rid] - generated_col[rid]
-                    decoding[rid] = [cached, iteration, iteration + remaining]
-                    self.sum_ctx += cached
-                    self.active += 1
-                    phase[(cached - iteration) % block] += 1
-                    kv.decoding += 1
-                    heapq.heappush(self.heap, (iteration + remaining, rid))
-                    b += 1
-                    continue
-                total = prompt_col[rid] + generated_col[rid]
-                q = min(total, budget) if chunked else total
-                if q <= 0 or (not chunked and q > budget and chunks):
-                    break
-                need = -(-q // block)
-                if need > spare:
-                    break
-                waiting.popleft()
-                spare -= need
-                kv.allocate(need)
-                budget -= q
-                slots -= 1
-                status_col[rid] = _RUNNING
-                if scheduled_col[rid] != scheduled_col[rid]:
-                    scheduled_col[rid] = now
-                if q < total:
-                    prefilling.append([rid, 0, total])
-                chunks.append((rid, q, 0, q == total))
-        if chunks:
-            emitting = 0
-            pieces = []
-            for c in chunks:
-                pieces.append((c[1], c[2]))
-                if c[3]:
-                    emitting += 1
-            dt = self.cost.iteration_s(b, self.sum_ctx + b, pieces, emitting) + self.pending_s
-            self.pending_s = 0.0
-            self._start_run(now, 1, dt, chunks)
-            return
-        if not b:
-            self.busy = False
-            self.run_k = 0
-            return
-        heap = self.heap
+            growth = kv.next_growth(iteration)
+        return growth
+
+    def resume(self, seq: Sequence) -> None:
+        """A waiting sequence (taken off the queue by the policy) whose KV cache is resident joins the decode
+        batch: its cache arrived from a prefill replica, or is copied back from host memory (cost added to
+        the next iteration). The caller checked that its blocks are free."""
+        cached = seq.resident
+        seq.resident = 0
+        self.records.status[seq.rid] = _RUNNING
+        if seq.swapped:
+            seq.swapped = False
+            assert self.swap is not None
+            self.swap.swap_in(cached)
+        self.kv.allocate(self.kv.blocks_for(cached))
+        remaining = self.records.output_tokens[seq.rid] - self.records.generated[seq.rid]
+        self._join_decoding(seq, cached, self.iteration + remaining)
+
+    def admit(self, seq: Sequence, tokens: int, total: int, now: float) -> Chunk:
+        """Start prefilling a waiting sequence (taken off the queue by the policy) with the first ``tokens`` of
+        its ``total`` (its prompt plus the tokens it generated before a preemption): takes their blocks (the
+        caller checked they are free); a partial prefill goes on in :attr:`prefilling`."""
+        records, rid = self.records, seq.rid
+        self.kv.allocate(-(-tokens // self.kv.block_tokens))
+        records.status[rid] = _RUNNING
+        scheduled = records.first_scheduled_s
+        if scheduled[rid] != scheduled[rid]:
+            scheduled[rid] = now
+        if tokens < total:
+            seq.done = 0
+            seq.total = total
+            self.prefilling.append(seq)
+        return (seq, tokens, 0, tokens == total)
+
+    def extend(self, seq: Sequence, tokens: int) -> Chunk:
+        """Prefill the next ``tokens`` of a partly prefilled sequence (the caller checked the blocks)."""
+        done = seq.done
+        self.kv.allocate(self.kv.blocks_to_extend(done, tokens))
+        return (seq, tokens, done, done + tokens == seq.total)
+
+    def admit_whole(self, seq: Sequence, now: float) -> Chunk:
+        """Request-level batching: take the blocks of the sequence's prompt and whole output now and prefill
+        its prompt (the caller checked the blocks are free)."""
+        records, rid = self.records, seq.rid
+        self.kv.allocate(self.kv.blocks_for(records.prompt_tokens[rid] + records.output_tokens[rid]))
+        records.status[rid] = _RUNNING
+        records.first_scheduled_s[rid] = now
+        return (seq, records.prompt_tokens[rid], 0, True)
+
+    def restart_newest_prefill(self) -> None:
+        """Send the newest partial prefill back to the queue, freeing its blocks (it starts over)."""
+        seq = self.prefilling.pop()
+        self.kv.drop_prefill(seq.done)
+        self._leave(seq)
+        seq.total = seq.done = 0
+        self.records.preemptions[seq.rid] += 1
+        self.records.status[seq.rid] = _QUEUED
+        self.waiting.appendleft(seq)
+
+    def run_iteration(self, now: float, chunks: list[Chunk], decodes: bool = True) -> None:
+        """Run one iteration of the prefill ``chunks``, with a decode token for every decoding sequence if
+        ``decodes`` (else they wait: a prefill-only iteration)."""
+        b = len(self.decoding) if decodes else 0
+        emitting = 0
+        pieces = []
+        for c in chunks:
+            pieces.append((c[1], c[2]))
+            if c[3]:
+                emitting += 1
+        dt = self.cost.iteration_s(b, self.sum_ctx + b if decodes else 0, pieces, emitting)
+        if self.swap is not None:
+            dt += self.swap.take_pending_s()
+        if self.network_extra_s is not None:
+            dt += self.network_extra_s(b + sum(piece[0] for piece in pieces))
+        run = self.run
+        run.busy = True
+        run.start_s = now
+        run.k = 1
+        run.dt = dt
+        run.chunks = chunks
+        run.decodes = decodes
+        run.epoch += 1
+        self.env.timeout(dt, run.epoch).callbacks.append(self._boundary)
+
+    def run_decodes(self, now: float, blocks: int | None) -> None:
+        """Run decode-only iterations until the first decoding sequence finishes, at most :data:`MAX_RUN`,
+        and (``blocks`` not None) as many as ``blocks`` new KV blocks allow; one iteration if a swap copy is
+        pending (it goes into the next iteration alone)."""
+        heap, decoding = self.heap, self.decoding
         while heap:
-            state = decoding.get(heap[0][1])
-            if state is not None and state[2] == heap[0][0]:
+            seq = decoding.get(heap[0][1])
+            if seq is not None and seq.end == heap[0][0]:
                 break
             heapq.heappop(heap)  # drop stale entries of preempted sequences
+        iteration = self.iteration
         k = heap[0][0] - iteration
         if k > MAX_RUN:
             k = MAX_RUN
-        if k > 1:
-            k = kv.max_iterations(iteration, k, spare + growth)
-        if self.pending_s:  # swap copies go into the next iteration alone
+        if blocks is not None and k > 1:
+            k = self.kv.max_iterations(iteration, k, blocks)
+        pending = 0.0
+        if self.swap is not None and self.swap.pending_s:
             k = 1
-        dt = self.cost.decode_s(b, self.sum_ctx + b * (k + 1) / 2.0) + self.pending_s
-        self.pending_s = 0.0
-        self._start_run(now, k, dt, chunks)
-
-    def _plan_static(self, now: float) -> None:
-        kv, records = self.kv, self.records
-        if self.decoding:
-            k = min(self.heap[0][0] - self.iteration, MAX_RUN)
-            b = len(self.decoding)
-            self._start_run(now, k, self.cost.decode_s(b, self.sum_ctx + b * (k + 1) / 2.0), [])
-            return
-        chunks: list[tuple[int, int, int, bool]] = []
-        while self.waiting and len(chunks) < self.batching.max_batch_size:
-            rid = self.waiting[0]
-            need = kv.blocks_for(records.prompt_tokens[rid] + records.output_tokens[rid])
-            if need > kv.free:
-                break
-            self.waiting.popleft()
-            kv.allocate(need)
-            records.status[rid] = _RUNNING
-            records.first_scheduled_s[rid] = now
-            chunks.append((rid, records.prompt_tokens[rid], 0, True))
-        if not chunks:
-            self.busy = False
-            self.run_k = 0
-            return
-        dt = self.cost.iteration_s(0, 0, [(c[1], 0) for c in chunks], len(chunks))
-        self._start_run(now, 1, dt, chunks)
-
-    def _start_run(self, now: float, k: int, dt: float, chunks: list[tuple[int, int, int, bool]]) -> None:
+            pending = self.swap.take_pending_s()
+        b = len(decoding)
+        dt = self.cost.decode_s(b, self.sum_ctx + b * (k + 1) / 2.0) + pending
         if self.network_extra_s is not None:
-            dt += self.network_extra_s(len(self.decoding) + sum(c[1] for c in chunks))
-        self.busy = True
-        self.run_start_s = now
-        self.run_k = k
-        self.run_dt = dt
-        self.run_chunks = chunks
-        self.epoch += 1
-        self.env.timeout(k * dt, self.epoch).callbacks.append(self._boundary)
+            dt += self.network_extra_s(b)
+        run = self.run
+        run.busy = True
+        run.start_s = now
+        run.k = k
+        run.dt = dt
+        run.chunks = []
+        run.decodes = True
+        run.epoch += 1
+        self.env.timeout(k * dt, run.epoch).callbacks.append(self._boundary)
 
-    # ------------------------------------------------------------------ state for routers and tests
-    @property
-    def batch_size(self) -> int:
-        """Sequences in the batch now (decoding, finished padding excluded, and prefilling)."""
-        return self.active + len(self.prefilling)
+    def idle(self) -> None:
+        """Nothing to run: wait for the next arrival."""
+        self.run.busy = False
+        self.run.k = 0

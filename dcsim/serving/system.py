@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 import simpy
+from simpy.core import URGENT
 
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer
 from dcsim.serving.records import RequestRecords
@@ -90,6 +91,8 @@ class ServingSystem:
         self.done = env.event()
         self.finished = 0
         self.arrived = 0
+        self.requests = len(records)  # all of them: done when this many have finished
+        self._next_arrival = 0  # the request whose arrival a timeout waits for
         self.scale_events: list[tuple[float, int]] = []
         live = len(self.replicas) if autoscale is None else max(1, autoscale.min_replicas)
         self.on_since: list[float | None] = [0.0 if i < live else None for i in range(len(self.replicas))]
@@ -118,22 +121,41 @@ class ServingSystem:
         if len(self.records) == 0:
             self.done.succeed()
             return
-        self.env.process(self._arrivals())
+        first = simpy.Event(self.env)  # at t = 0, before other events, as a process would start
+        first.callbacks.append(self._arrivals_from_start)
+        first._ok = True
+        first._value = None
+        self.env.schedule(first, URGENT)
         if self.autoscale is not None:
             self.scale_events.append((0.0, len(self._accepting)))
             self.env.process(self._autoscaler())
 
-    def _arrivals(self) -> Generator[simpy.Event, Any, None]:
+    def _arrivals_from_start(self, _event: simpy.Event) -> None:
+        self._arrive_from(0)
+
+    def _arrival(self, _event: simpy.Event) -> None:
+        """The wait for request ``_next_arrival`` is over: it arrives, and those after it up to the next gap."""
+        rid = self._next_arrival
+        self.records.status[rid] = _QUEUED
+        self.router.choose(self._accepting, rid).submit(rid)
+        self._arrive_from(rid + 1)
+
+    def _arrive_from(self, rid: int) -> None:
+        """Requests ``rid``, ... arrive in order: those due now are routed, then a timeout waits for the next
+        (callbacks rather than a SimPy process: no generator resumed per request)."""
         env, arrival_s, status = self.env, self.records.arrival_s, self.records.status
         choose = self.router.choose
-        timeout = env.timeout
-        for rid in range(len(arrival_s)):
+        n = len(arrival_s)
+        while rid < n:
             delay = arrival_s[rid] - env.now
             if delay > 0:
-                yield timeout(delay)
+                self._next_arrival = rid
+                env.timeout(delay).callbacks.append(self._arrival)
+                return
             status[rid] = _QUEUED
             choose(self._accepting, rid).submit(rid)
-        self.arrived = len(arrival_s)
+            rid += 1
+        self.arrived = n
 
     def _handoff(self, replica: Replica, rid: int, cached: int) -> None:
         """A prefill replica is done with ``rid``: a decode replica is chosen now (the transfer needs its
@@ -154,7 +176,7 @@ class ServingSystem:
         self.finished += 1
         if replica.index in self._draining and replica.outstanding == 0:
             self._switch_off(replica)
-        if self.finished == len(self.records) and not self.done.triggered:
+        if self.finished == self.requests and not self.done.triggered:
             self.done.succeed()
 
     # ------------------------------------------------------------------ autoscaling

@@ -3,7 +3,9 @@
 - :mod:`dcsim.testing.strategies`: hypothesis strategies ``clusters()`` and ``job_streams(groups)``;
 - :func:`simulate_policy`: run a policy on them, auditing each dispatch pass;
 - :mod:`dcsim.testing.invariants`: checks returning lists of violations;
-- :mod:`dcsim.testing.theory`: queueing-theory references (Erlang C).
+- :mod:`dcsim.testing.theory`: queueing-theory references (Erlang C);
+- :mod:`dcsim.testing.serving`: the same for serving batching policies (``serving_cases()``,
+  ``simulate_batching``, ``check_serving_invariants``).
 """
 
 from dcsim.testing.harness import PolicyRun, simulate_policy
