@@ -93,6 +93,15 @@ def test_a_method_named_as_module_class_works_without_registration() -> None:
     sys.modules.pop("toy_compression_method", None)
 
 
+def test_a_registered_method_named_as_module_class_finds_its_published_rows() -> None:
+    llama = get_model("llama2-7b")
+    by_name = apply_recipe(llama, {"quantization": {"weights": "int4", "method": "awq"}}).accuracy
+    by_class = apply_recipe(
+        llama, {"quantization": {"weights": "int4", "method": "dcsim.compression.methods:Awq"}}
+    ).accuracy
+    assert by_name.point is not None and by_class.point == by_name.point
+
+
 def test_a_scenario_accepts_a_registered_method_and_names_the_field_otherwise(toy: ModuleType) -> None:
     from dcsim.errors import UserInputError
     from dcsim.scenario import load_scenario
