@@ -8,7 +8,8 @@ import pytest
 
 from dcsim.catalog import load_catalog
 from dcsim.compression import apply_recipe
-from dcsim.compression.production import AWQ_GRID, CALIBRATION_TOKENS, SECONDS_PER_HOUR
+from dcsim.compression.methods import AWQ_GRID
+from dcsim.compression.production import CALIBRATION_TOKENS, SECONDS_PER_HOUR
 from dcsim.models import get_model
 from dcsim.parallel.stages import part_times, step_ops
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from dcsim.compression.method import COMPRESSION_METHODS, register_compression_method
+from dcsim.compression.methods import Awq
 from dcsim.network.routing import ROUTING_POLICIES, register_routing_policy
 from dcsim.network.routing.policies import Ecmp
 from dcsim.registry import Registry
@@ -44,6 +46,13 @@ FAMILIES: dict[str, tuple[Registry[Any], Register, str, str, type]] = {
         "helios",
         "dcsim.workloads.trace_formats:HeliosFormat",
         HeliosFormat,
+    ),
+    "compression method": (
+        COMPRESSION_METHODS,
+        register_compression_method,
+        "gptq",
+        "dcsim.compression.methods:Awq",
+        Awq,
     ),
 }
 

@@ -2,11 +2,11 @@
 
 :func:`estimate_accuracy` finds the published points whose recipe uses the same techniques with the same
 settings (quantization: weights, weight-only or not, method, KV-cache precision; pruning: pattern, sparsity,
-target, and the method where the recipe names one; distillation; layer dropping) on a model of the same
-family (decoder or encoder: a decoder's perplexity says nothing of an encoder's GLUE score) and returns the
-nearest one: the closest parameter count (log scale) and, for distillation, the closest student/teacher size
-ratio. The point is returned as published, with its model and source: dcsim never interpolates or invents a
-number. No matching point gives status ``unknown``.
+target, and the method where the recipe names one; a method by its registered name, :func:`accuracy_key`;
+distillation; layer dropping) on a model of the same family (decoder or encoder: a decoder's perplexity says
+nothing of an encoder's GLUE score) and returns the nearest one: the closest parameter count (log scale)
+and, for distillation, the closest student/teacher size ratio. The point is returned as published, with its
+model and source: dcsim never interpolates or invents a number. No matching point gives status ``unknown``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from dcsim.compression.method import method_class
 from dcsim.compression.recipe import Recipe, parse_recipe
 from dcsim.models import ModelConfig, TransformerConfig, model_from_spec
 
@@ -95,11 +96,19 @@ def load_accuracy_points() -> tuple[AccuracyPoint, ...]:
     return tuple(out)
 
 
+def accuracy_key(section: str, method: str | None) -> str | None:
+    """The name a method's published rows carry: its registered name (also where the recipe names a registered
+    class as ``module:Class``), else the reference as written."""
+    if method is None:
+        return None
+    return method_class(section, method).name or method
+
+
 def _signature(recipe: Recipe) -> tuple[Any, ...]:
     """What must match exactly: the techniques and their settings (not the pruning method or student)."""
     q, p = recipe.quantization, recipe.pruning
     return (
-        (q.weights, q.weight_only, q.method, q.kv_cache) if q else None,
+        (q.weights, q.weight_only, accuracy_key("quantization", q.method), q.kv_cache) if q else None,
         (p.pattern, round(p.sparsity, 2), p.target) if p else None,
         recipe.distillation is not None,
         recipe.layer_dropping.layers if recipe.layer_dropping else None,
@@ -122,7 +131,7 @@ def estimate_accuracy(model_config: ModelConfig, recipe: Recipe | Mapping[str, A
     if recipe.empty:
         return AccuracyEstimate("unknown", None, "no compression: the model's own accuracy applies")
     wanted = _signature(recipe)
-    method = recipe.pruning.method if recipe.pruning else None
+    method = accuracy_key("pruning", recipe.pruning.method) if recipe.pruning else None
     family = _family(model_config)
     candidates = [
         point

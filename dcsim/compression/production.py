@@ -1,5 +1,10 @@
 """What it costs to produce a compressed model: accelerator-seconds and dollars (COST's ``compression`` term).
 
+The cost is the sum of what each method of the recipe (:meth:`dcsim.compression.recipe.Recipe.methods`: the
+distillation, the quantization method, the pruning method) says it costs (:meth:`CompressionMethod.cost
+<dcsim.compression.method.CompressionMethod.cost>`), priced through a :class:`Production` context. The
+built-in methods (:mod:`dcsim.compression.methods`):
+
 - **Distillation**: a teacher forward pass and a student training step over ``distillation.tokens`` tokens.
   With ``training=`` (a :class:`~dcsim.parallel.evaluate.PlanEvaluation` of the student's parallel plan,
   from :func:`dcsim.parallel.evaluate.evaluate_plan`) the student's time is ``tokens / tokens_per_s`` on that
@@ -13,7 +18,7 @@
   Hessian ``X^T X`` (a k x k x tokens GEMM) and the column-by-column weight update (about a k x k x n GEMM);
   ``awq`` evaluates each layer at 20 candidate scales (``n_grid = 20`` in the AWQ reference code), i.e. 20
   forward passes; ``smoothquant``, ``fp8`` and ``wanda`` need one forward pass for activation statistics;
-  ``rtn`` and magnitude pruning need none.
+  ``rtn`` and magnitude pruning read no data and cost nothing.
 
 Fine-tuning after structured pruning or layer dropping is not priced (it is a training run of its own).
 """
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dcsim.catalog import load_catalog
+from dcsim.compression.method import TrainingEvaluation
 from dcsim.compression.recipe import Recipe
 from dcsim.compression.transforms import compressible
 from dcsim.compute import predict
@@ -34,8 +40,6 @@ from dcsim.parallel.stages import part_times, step_ops
 SECONDS_PER_HOUR = 3600.0
 #: GPTQ paper, Section 5: 128 random 2048-token segments of C4
 CALIBRATION_TOKENS = 128 * 2048
-#: candidate scales per layer in AWQ's search (``n_grid = 20`` in the reference implementation's auto_scale)
-AWQ_GRID = 20
 
 
 @dataclass(frozen=True)
@@ -77,28 +81,51 @@ class ProductionCost:
         }
 
 
-def _per_token_s(
-    model: ModelConfig, accelerator: str, precision: str, seq_len: int, microbatch: int
-) -> tuple[float, float]:
-    """(forward, forward+backward) seconds per token on one accelerator (compute only)."""
-    ops = step_ops(model, microbatch, seq_len, 1, precision)
-    times = part_times(ops, accelerator)
-    fwd = sum(times.fwd_s.values())
-    bwd = sum(times.bwd_s.values())
-    tokens = microbatch * seq_len
-    return fwd / tokens, (fwd + bwd) / tokens
+class Production:
+    """The :class:`~dcsim.compression.method.ProductionContext` of one production: the models, the
+    accelerator, the calibration tokens and the per-op cost model's times (each computed once)."""
 
+    def __init__(
+        self,
+        teacher: ModelConfig,
+        student: ModelConfig,
+        accelerator: str,
+        precision: str,
+        seq_len: int,
+        microbatch: int,
+        calibration_tokens: int,
+        training: TrainingEvaluation | None,
+    ) -> None:
+        self.teacher, self.student, self.accelerator = teacher, student, accelerator
+        self.precision, self.seq_len, self.microbatch = precision, seq_len, microbatch
+        self.calibration_tokens, self.training = calibration_tokens, training
+        self._per_token: dict[ModelConfig, tuple[float, float]] = {}
+        self._solve_s: float | None = None
 
-def _solve_s(model: ModelConfig, accelerator: str, precision: str, tokens: int) -> float:
-    """GPTQ/SparseGPT per-Linear work: Hessian accumulation and the column updates, as GEMMs."""
-    total = 0.0
-    for layer in step_ops(model, 1, 1, 1, precision).layers:
-        if compressible(layer) and isinstance(layer.op, Matmul):
-            k, n = layer.op.k, layer.op.n
-            hessian = Matmul(k, k, tokens, precision="fp32" if precision == "fp32" else precision)
-            update = Matmul(n, k, k, precision="fp32" if precision == "fp32" else precision)
-            total += (predict(hessian, accelerator) + predict(update, accelerator)) * layer.count
-    return total
+    def per_token_s(self, model: ModelConfig) -> tuple[float, float]:
+        """(forward, forward+backward) seconds per token on one accelerator (compute only)."""
+        if model not in self._per_token:
+            ops = step_ops(model, self.microbatch, self.seq_len, 1, self.precision)
+            times = part_times(ops, self.accelerator)
+            fwd = sum(times.fwd_s.values())
+            bwd = sum(times.bwd_s.values())
+            tokens = self.microbatch * self.seq_len
+            self._per_token[model] = (fwd / tokens, (fwd + bwd) / tokens)
+        return self._per_token[model]
+
+    def linear_solve_s(self) -> float:
+        """GPTQ/SparseGPT per-Linear work on the student: Hessian accumulation and the column updates, as GEMMs."""
+        if self._solve_s is None:
+            precision, tokens = self.precision, self.calibration_tokens
+            total = 0.0
+            for layer in step_ops(self.student, 1, 1, 1, precision).layers:
+                if compressible(layer) and isinstance(layer.op, Matmul):
+                    k, n = layer.op.k, layer.op.n
+                    hessian = Matmul(k, k, tokens, precision="fp32" if precision == "fp32" else precision)
+                    update = Matmul(n, k, k, precision="fp32" if precision == "fp32" else precision)
+                    total += (predict(hessian, self.accelerator) + predict(update, self.accelerator)) * layer.count
+            self._solve_s = total
+        return self._solve_s
 
 
 def _max_seq_len(model: ModelConfig, default: int) -> int:
@@ -126,7 +153,7 @@ def production_cost(
     accelerator: str,
     *,
     usd_per_accelerator_hour: float | None = None,
-    training: Any = None,
+    training: TrainingEvaluation | None = None,
     precision: str = "bf16",
     seq_len: int = 2048,
     microbatch: int = 1,
@@ -137,38 +164,14 @@ def production_cost(
     price = usd_per_accelerator_s(accelerator, usd_per_accelerator_hour)
     if calibration_tokens < 0:
         raise ValueError(f"calibration_tokens: must be >= 0, not {calibration_tokens}")
+    seq = min(seq_len, _max_seq_len(teacher, seq_len), _max_seq_len(student, seq_len))
+    ctx = Production(teacher, student, accelerator, precision, seq, microbatch, calibration_tokens, training)
     basis: list[str] = []
     teacher_s = student_s = calibration_s = 0.0
-    seq = min(seq_len, _max_seq_len(teacher, seq_len), _max_seq_len(student, seq_len))
-    if recipe.distillation is not None and recipe.distillation.tokens > 0:
-        tokens = recipe.distillation.tokens
-        teacher_fwd, _ = _per_token_s(teacher, accelerator, precision, seq, microbatch)
-        teacher_s = teacher_fwd * tokens
-        if training is not None:
-            student_s = tokens / float(training.tokens_per_s) * training.plan.world_size
-            basis.append(f"student: {tokens:.3g} tokens on the given plan ({training.plan.world_size} accelerators)")
-        else:
-            _, student_step = _per_token_s(student, accelerator, precision, seq, microbatch)
-            student_s = student_step * tokens
-            basis.append(f"student: {tokens:.3g} tokens, per-op compute on one {accelerator} (lower bound)")
-        basis.append(f"teacher: forward over {tokens:.3g} tokens, per-op compute on one {accelerator}")
-    elif recipe.distillation is not None:
-        basis.append("distillation.tokens not given: no training cost counted")
-    methods: list[str] = []
-    if recipe.quantization is not None:
-        methods.append(recipe.quantization.method)
-    if recipe.pruning is not None and recipe.pruning.method in ("sparsegpt", "wanda"):
-        methods.append(recipe.pruning.method)
-    if methods and calibration_tokens:
-        fwd, _ = _per_token_s(student, accelerator, precision, seq, microbatch)
-        passes = {"gptq": 1, "sparsegpt": 1, "awq": AWQ_GRID, "smoothquant": 1, "fp8": 1, "wanda": 1, "rtn": 0}
-        for method in methods:
-            seconds = passes[method] * fwd * calibration_tokens
-            if method in ("gptq", "sparsegpt"):
-                seconds += _solve_s(student, accelerator, precision, calibration_tokens)
-            calibration_s += seconds
-            count = passes[method]
-            basis.append(
-                f"{method}: calibration over {calibration_tokens} tokens, {count} forward pass{'es' * (count != 1)}"
-            )
+    for method in recipe.methods():
+        part = method.cost(ctx)
+        teacher_s += part.teacher_forward_s
+        student_s += part.student_training_s
+        calibration_s += part.calibration_s
+        basis.extend(part.basis)
     return ProductionCost(accelerator, teacher_s, student_s, calibration_s, price, tuple(basis))

@@ -11,6 +11,11 @@ mapping outside a scenario; every problem is a one-line ValueError whose message
                     kv_cache: int8|fp8|null, group_size: 128}
     pruning:       {sparsity: 0.5, pattern: unstructured|"2:4"|structured, target: heads|channels|layers,
                     format: dense|csr, method: magnitude|sparsegpt|wanda}
+
+A ``method`` is any registered compression method of its section (:mod:`dcsim.compression.methods`, or a
+``module:Class`` reference to a :class:`~dcsim.compression.method.QuantizationMethod` /
+:class:`~dcsim.compression.method.PruningMethod` subclass); the method's own rules (SmoothQuant needs int8
+activations, ...) are checked with the section.
     distillation:  {student: <zoo id or inline architecture>, tokens: 2.0e9}
     layer_dropping: {layers: 4}
 
@@ -32,23 +37,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 from pydantic import model_serializer as _serializer
 
+import dcsim.compression.methods  # noqa: F401  (registers the built-in methods)
+from dcsim.compression.method import CompressionMethod, method_class
+
 Weights = Literal["int8", "int4", "fp8"]
 Activations = Literal["fp16", "bf16", "int8", "fp8"]
-Method = Literal["gptq", "awq", "smoothquant", "rtn", "fp8"]
 KVCache = Literal["int8", "fp8"]
 Pattern = Literal["unstructured", "2:4", "structured"]
 Target = Literal["heads", "channels", "layers"]
 Format = Literal["dense", "csr"]
-PruningMethod = Literal["magnitude", "sparsegpt", "wanda"]
 
 WEIGHTS = typing.get_args(Weights)
 ACTIVATIONS = typing.get_args(Activations)
-METHODS = typing.get_args(Method)
 KV_CACHE = typing.get_args(KVCache)
 PATTERNS = typing.get_args(Pattern)
 TARGETS = typing.get_args(Target)
 FORMATS = typing.get_args(Format)
-PRUNING_METHODS = typing.get_args(PruningMethod)
 SECTIONS = ("quantization", "pruning", "distillation", "layer_dropping")
 
 
@@ -74,6 +78,17 @@ def _tokens(value: Any) -> float:
     return float(value)
 
 
+def _quantization_method(value: Any) -> str:
+    method_class("quantization", value)
+    return str(value)
+
+
+def _pruning_method(value: Any) -> str | None:
+    if value is not None:
+        method_class("pruning", value)
+    return value if value is None else str(value)
+
+
 def _student(value: Any) -> Any:
     if not isinstance(value, str | Mapping) or not value:
         raise ValueError("required: a zoo id or an inline architecture")
@@ -86,6 +101,10 @@ PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
 OpenFraction = Annotated[float, BeforeValidator(_open_fraction)]
 #: A number of tokens >= 0.
 Tokens = Annotated[float, BeforeValidator(_tokens)]
+#: A registered quantization method (``dcsim.compression.methods``) or ``module:Class``.
+QuantizationMethodName = Annotated[str, BeforeValidator(_quantization_method)]
+#: A registered pruning method or ``module:Class`` (None: any method, for the accuracy lookup).
+PruningMethodName = Annotated[str | None, BeforeValidator(_pruning_method)]
 #: A zoo id or an inline architecture mapping (resolved by :func:`dcsim.models.model_from_spec`).
 Student = Annotated[str | dict[str, Any], BeforeValidator(_student)]
 
@@ -101,7 +120,7 @@ class Quantization(_Section):
 
     weights: Weights
     activations: Activations = "fp16"
-    method: Method = "rtn"
+    method: QuantizationMethodName = "rtn"
     kv_cache: KVCache | None = None
     group_size: PositiveInt = 128
 
@@ -114,17 +133,14 @@ class Quantization(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Quantization:
-        weights, activations, method = self.weights, self.activations, self.method
+        weights, activations = self.weights, self.activations
         if activations == "int8" and weights != "int8":
             raise ValueError(f"activations: int8 activations (W8A8) need weights: int8, not {weights}")
         if activations == "fp8" and weights != "fp8":
             raise ValueError(f"activations: fp8 activations need weights: fp8, not {weights}")
-        if method == "smoothquant" and activations != "int8":
-            raise ValueError(f"method: smoothquant quantizes activations: needs activations: int8, not {activations}")
-        if method == "fp8" and weights != "fp8":
-            raise ValueError(f"method: fp8 needs weights: fp8, not {weights}")
-        if weights == "fp8" and method not in ("fp8", "rtn"):
-            raise ValueError(f"method: fp8 weights are cast with method fp8 (or rtn), not {method}")
+        problem = method_class("quantization", self.method).problem(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     @property
@@ -142,7 +158,7 @@ class Pruning(_Section):
     pattern: Pattern = "unstructured"
     target: Target | None = None
     format: Format = "dense"
-    method: PruningMethod | None = None
+    method: PruningMethodName = None
 
     @model_validator(mode="before")
     @classmethod
@@ -162,6 +178,9 @@ class Pruning(_Section):
             raise ValueError(f"target: only for pattern structured, not {pattern}")
         if self.format == "csr" and pattern != "unstructured":
             raise ValueError(f"format: csr stores unstructured sparsity only, not pattern {pattern}")
+        problem = method_class("pruning", self.method).problem(self) if self.method is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 
@@ -213,6 +232,18 @@ class Recipe(_Section):
     def __bool__(self) -> bool:
         """True when a technique is used (``if spec.compression:``)."""
         return not self.empty
+
+    def methods(self) -> list[CompressionMethod]:
+        """The methods producing this recipe's model, in the order their costs are listed: the distillation,
+        the quantization method, the pruning method (structured pruning and layer dropping name none)."""
+        used: list[tuple[str, str, _Section]] = []
+        if self.distillation is not None:
+            used.append(("distillation", "distillation", self.distillation))
+        if self.quantization is not None:
+            used.append(("quantization", self.quantization.method, self.quantization))
+        if self.pruning is not None and self.pruning.method is not None:
+            used.append(("pruning", self.pruning.method, self.pruning))
+        return [method_class(section, name)(settings, name) for section, name, settings in used]
 
 
 def _choices(section: str, field: str) -> tuple[str, ...]:

@@ -503,7 +503,7 @@ def _model_parts(
 
 
 def _is_expert(layer: LayerOp) -> bool:
-    return bool(getattr(layer, "expert", False)) or "expert" in layer.name
+    return layer.expert or "expert" in layer.name
 
 
 def _factored_elements(layer: LayerOp) -> float:

@@ -19,26 +19,18 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from dcsim.compute import Op, predict_many
-from dcsim.models import ModelConfig, ModelOps
+from dcsim.models import LayerOp, ModelConfig, ModelOps
 from dcsim.parallel.plan import ParallelPlan
 
 PARTS = ("pre", "block", "post")
 
 
-def layer_part(layer: Any) -> str:
-    """``pre``, ``block`` or ``post`` for a :class:`~dcsim.models.LayerOp`."""
-    part = getattr(layer, "part", None)
-    if part in PARTS:
-        return str(part)
-    name = str(layer.name)
-    if name.startswith(("embed", "stem")):
-        return "pre"
-    if name.startswith(("head", "classifier", "final", "pool")):
-        return "post"
-    return "block"
+def layer_part(layer: LayerOp) -> str:
+    """``pre``, ``block`` or ``post`` for a :class:`~dcsim.models.LayerOp` (its ``part``, checked when the
+    layer is made)."""
+    return layer.part
 
 
 def block_layers(model: ModelConfig) -> int:

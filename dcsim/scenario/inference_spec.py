@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dcsim.models.transformer import TransformerConfig
     from dcsim.scenario.schema import NodeType, Scenario
     from dcsim.serving.compressed import ServedCompression
+    from dcsim.serving.speculative import Speculation
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 INLINE_KEYS = {"seq_len": "max_seq_len"}
@@ -288,7 +289,7 @@ def _served_model(value: str | dict[str, Any], what: str = "model") -> Transform
         _check_inline_fields(fields)
         cfg = TransformerConfig(**fields)
     if not isinstance(cfg, TransformerConfig) or cfg.family not in ("decoder", "encoder"):
-        raise ValueError(f"{getattr(cfg, 'name', value)!r} is not a decoder or encoder transformer: {what} needs one")
+        raise ValueError(f"{cfg.name!r} is not a decoder or encoder transformer: {what} needs one")
     if not servable(cfg):
         raise ValueError(f"{cfg.name!r} has DeepSeek-style layers (MLA, shared experts): modelled for training only")
     return cfg
@@ -325,7 +326,7 @@ class SpeculativeSpec(Section):
         """The draft model's architecture."""
         return _served_model(self.draft_model, "a draft model")
 
-    def speculation(self) -> Any:
+    def speculation(self) -> Speculation:
         """The :class:`~dcsim.serving.speculative.Speculation` this spec describes."""
         from dcsim.serving.speculative import Speculation
 
