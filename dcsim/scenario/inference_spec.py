@@ -701,8 +701,6 @@ class InferenceWorkload(WorkloadSpec):
             else:
                 if trace.prefix_group is not None and self.traffic.prefix is not None:
                     problems.append(
-                        Problem(
-                            "traffic.prefix", "the trace has prefix_id/prefix_tokens columns: give one or the other"
-                        )
+                        Problem("traffic.prefix", "the trace has prefix_id and prefix_tokens columns: give one")
                     )
         return problems
