@@ -15,8 +15,9 @@ output cannot fit in the whole cache, or whose prompt the policy refuses, is dro
 
 Prefix caching (a :class:`~dcsim.serving.prefixcache.PrefixKVCache` as ``kv``): :meth:`Replica.admit` reuses a
 sequence's cached leading blocks and prefills only the rest; a sequence's full blocks of its shared prefix are
-cached when its prompt is prefilled and when it leaves. The methods that do it are grouped under "prefix
-caching" below; without it they are never called.
+cached when its prompt is prefilled and when it leaves. Where the books differ, a branch on ``self.prefix``
+calls the cache's prefix-aware methods (``_admit_cached`` and ``_free`` under "prefix caching" below, and the
+releases in ``_retire``, ``_preempt_one`` and ``restart_newest_prefill``); without it nothing else changes.
 
 A prompt-only request (``output_tokens`` 0: an encoder's classification or embedding) is prefilled like a
 prompt and completes at the end of that iteration: no token is generated, its blocks are freed, and its
