@@ -56,10 +56,11 @@ from dcsim.serving.hostmem import HostMemory, SpannedHostMemory
 from dcsim.serving.kvcache import KVSwap
 from dcsim.serving.kvtransfer import FixedRateTransfer, KVTransfer, NetworkTransfer
 from dcsim.serving.placement import Place
+from dcsim.serving.prefixcache import PrefixKVCache
 from dcsim.serving.speculative import Speculation, SpeculativeCost, speculation_summary
 from dcsim.serving.stagehop import StageHop, boundary_pairs, measure_stage_hop
 from dcsim.serving.system import Autoscale
-from dcsim.serving.traffic import renewal_arrivals_count
+from dcsim.serving.traffic import renewal_arrivals_count, with_shared_prefixes
 
 #: Timeline samples per replica over a run (the timeline's size does not grow with the request count).
 TIMELINE_SAMPLES = 2000
@@ -144,8 +145,17 @@ def make_traffic(spec: InferenceWorkload, sim: Simulation, base_dir: str) -> Tra
             raise UserInputError.single("traffic.output_tokens", f"{t.arrival} arrivals of a decoder need it")
         else:
             traffic = Traffic.from_lengths(arrivals, t.prompt_tokens, t.output_tokens, stream("lengths"))
+    if t.prefix is not None:  # shared system prompts, drawn from their own stream
+        p = t.prefix
+        traffic = with_shared_prefixes(traffic, p.groups, p.tokens, float(p.share), stream("prefix"))
     if spec.arrival_s:
-        traffic = Traffic(traffic.arrival_s + spec.arrival_s, traffic.prompt_tokens, traffic.output_tokens)
+        traffic = Traffic(
+            traffic.arrival_s + spec.arrival_s,
+            traffic.prompt_tokens,
+            traffic.output_tokens,
+            traffic.prefix_group,
+            traffic.prefix_tokens,
+        )
     return traffic
 
 
@@ -243,6 +253,8 @@ class InferenceRunner(Runner[InferenceWorkload]):
                 cost = drafted[key].for_replica()
                 self.speculative_costs.append(cost)
             kv = KVCache(self.memory[node.name].capacity_blocks, b.block_tokens)
+            if b.prefix_caching:
+                kv = self._prefix_cache(kv)
             policy = make_batch_policy(b.effective_policy, **b.policy_limits)
             replica = Replica(index, sim.env, cost, kv, self.records, policy, _unset, interval, acc.id, tp * pp)
             if isinstance(cost, SpeculativeCost):
@@ -283,6 +295,13 @@ class InferenceRunner(Runner[InferenceWorkload]):
                 kv_transfer=self._kv_transfer(),
             )
         self.done = self.system.done
+
+    def _prefix_cache(self, kv: KVCache) -> PrefixKVCache:
+        """A prefix-caching cache of ``kv``'s size, knowing the traffic's shared prefixes (none: -1)."""
+        traffic, n = self.traffic, len(self.traffic)
+        group = traffic.prefix_group if traffic.prefix_group is not None else np.full(n, -1, dtype=np.int64)
+        tokens = traffic.prefix_tokens if traffic.prefix_tokens is not None else np.zeros(n, dtype=np.int64)
+        return PrefixKVCache(kv.capacity, kv.block_tokens, group, tokens)
 
     def _speculative_cost(self, target: IterationCost, node: Any, accelerator: str) -> SpeculativeCost:
         """The replica's cost with the draft model proposing on the same accelerators (sharded ``tp`` ways
@@ -565,7 +584,18 @@ class InferenceRunner(Runner[InferenceWorkload]):
                 else {}
             ),
             **(self.contention.summary(end_s) if self.contention is not None else {}),
+            **({"prefix_cache": self._prefix_summary()} if self.spec.batching.prefix_caching else {}),
         }
+
+    def _prefix_summary(self) -> dict[str, float | int]:
+        """Prefix caching over the replicas: hit rate (full prompt blocks found cached / looked up), prefill
+        tokens saved and their share of the prefill tokens asked, cached blocks evicted and left."""
+        caches = [r.prefix for r in self.replicas if r.prefix is not None]
+        total = {key: sum(c.summary()[key] for c in caches) for key in caches[0].summary()} if caches else {}
+        looked, asked = total.get("blocks_looked_up", 0), total.get("prefill_tokens", 0)
+        total["hit_rate"] = total.get("blocks_hit", 0) / looked if looked else 0.0
+        total["saved_share"] = total.get("prefill_tokens_saved", 0) / asked if asked else 0.0
+        return total
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:
         """Per accelerator type (mixed pools): replicas, completed requests and their latencies."""

@@ -90,6 +90,9 @@ class BatchingSpec(Section):
     block_tokens: Count = Field(default=16, ge=1)
     preemption: Literal["recompute", "swap"] = "recompute"
     swap_interconnect: InterconnectId | None = None
+    #: automatic prefix caching (vLLM's ``enable_prefix_caching``): full KV blocks of shared prefixes are
+    #: shared and kept, LRU-evicted (:mod:`dcsim.serving.prefixcache`)
+    prefix_caching: Flag = False
 
     @model_validator(mode="before")
     @classmethod
@@ -160,7 +163,21 @@ class BatchingSpec(Section):
             raise ValueError(f"watermark is vllm's (without chunked_prefill), not {name}'s")
         if self.preemption == "swap" and self.swap_interconnect is None:
             raise ValueError("preemption: swap needs swap_interconnect (the host link, e.g. pcie4 or pcie5)")
+        if self.prefix_caching and self.whole_batch:
+            raise ValueError("prefix_caching needs an iteration-level policy (orca, vllm, sarathi, trtllm), not static")
+        if self.prefix_caching and self.preemption == "swap":
+            raise ValueError("prefix_caching is modelled with preemption: recompute only")
         return self
+
+
+class PrefixSpec(Section):
+    """Shared prefixes (system prompts): ``share`` of the requests start with one of ``groups`` prefixes of
+    ``tokens`` tokens each, chosen uniformly; the prefix is prepended to the request's drawn (or trace)
+    prompt. What prefix caching (``batching.prefix_caching``) can reuse."""
+
+    groups: Count = Field(ge=1)
+    tokens: Count = Field(ge=1)
+    share: Number = Field(default=1.0, ge=0, le=1)
 
 
 class AutoscaleSpec(Section):
@@ -230,6 +247,7 @@ class TrafficSpec(Section):
     trace: str | None = None
     time_scale: Number = Field(default=1.0, gt=0)
     stream: str | None = Field(default=None, min_length=1)
+    prefix: PrefixSpec | None = None
 
     @field_validator("trace")
     @classmethod
@@ -448,6 +466,8 @@ class InferenceWorkload(WorkloadSpec):
                 raise ValueError(
                     "disaggregation needs iteration-level batching (orca, vllm, sarathi, trtllm), not static"
                 )
+            if self.batching.prefix_caching:
+                raise ValueError("batching.prefix_caching is not modelled with disaggregation")
         return self
 
     @property
@@ -554,6 +574,8 @@ class InferenceWorkload(WorkloadSpec):
             problems.append(Problem(field, f"{why}: chunked prefill needs causal attention; use continuous or static"))
         if self.batching.preemption == "swap":
             problems.append(Problem("batching.preemption", f"{why}: there is no KV cache to swap"))
+        if self.batching.prefix_caching:
+            problems.append(Problem("batching.prefix_caching", f"{why}: there is no KV cache to share"))
         if self.disaggregation is not None:
             problems.append(Problem("disaggregation", f"{why}: there is no decode phase to separate"))
         if self.offload is not None and self.offload.kv_fraction > 0:
@@ -674,7 +696,12 @@ class InferenceWorkload(WorkloadSpec):
             from dcsim.serving.traffic import read_trace
 
             try:
-                read_trace(self.trace_path(scenario.base_dir))
+                trace = read_trace(self.trace_path(scenario.base_dir))
             except UserInputError as error:
                 problems += [Problem(f"traffic.trace ({p.path})", p.message) for p in error.problems]
+            else:
+                if trace.prefix_group is not None and self.traffic.prefix is not None:
+                    problems.append(
+                        Problem("traffic.prefix", "the trace has prefix_id and prefix_tokens columns: give one")
+                    )
         return problems

@@ -13,6 +13,12 @@ readmitted, its prompt and the tokens it had generated are prefilled again. With
 is copied to host memory instead (and back when it rejoins, without a prefill). A request whose prompt and
 output cannot fit in the whole cache, or whose prompt the policy refuses, is dropped on arrival.
 
+Prefix caching (a :class:`~dcsim.serving.prefixcache.PrefixKVCache` as ``kv``): :meth:`Replica.admit` reuses a
+sequence's cached leading blocks and prefills only the rest; a sequence's full blocks of its shared prefix are
+cached when its prompt is prefilled and when it leaves. Where the books differ, a branch on ``self.prefix``
+calls the cache's prefix-aware methods (``_admit_cached`` and ``_free`` under "prefix caching" below, and the
+releases in ``_retire``, ``_preempt_one`` and ``restart_newest_prefill``); without it nothing else changes.
+
 A prompt-only request (``output_tokens`` 0: an encoder's classification or embedding) is prefilled like a
 prompt and completes at the end of that iteration: no token is generated, its blocks are freed, and its
 first-token time is its end.
@@ -41,6 +47,7 @@ from dcsim.serving.batching.base import BatchPolicy
 from dcsim.serving.costs import IterationCost
 from dcsim.serving.hostmem import HostMemory
 from dcsim.serving.kvcache import KVCache, KVSwap
+from dcsim.serving.prefixcache import PrefixKVCache
 from dcsim.serving.records import RequestRecords, Status
 
 if TYPE_CHECKING:
@@ -61,7 +68,8 @@ class Sequence:
     """A request on a replica. Decoding: ``cached`` tokens of KV cache at decode iteration ``base``, its last
     token out at iteration ``end``. Prefilling in chunks: ``done`` of ``total`` tokens prefilled. Waiting:
     ``resident`` tokens of KV cache kept (arrived from a prefill replica, or ``swapped`` out to host memory;
-    0: none, it is prefilled). ``reserved``: KV blocks promised to it by a policy that never evicts."""
+    0: none, it is prefilled). ``reserved``: KV blocks promised to it by a policy that never evicts.
+    ``shared``: its leading KV blocks that are cached prefix blocks (:mod:`dcsim.serving.prefixcache`)."""
 
     rid: int
     cached: int = 0
@@ -72,6 +80,7 @@ class Sequence:
     resident: int = 0
     swapped: bool = False
     reserved: int = 0
+    shared: int = 0  # leading KV blocks held as references to cached prefix blocks (prefix caching)
 
 
 #: A prefill chunk of an iteration: (sequence, tokens, tokens already prefilled, the prompt ends here).
@@ -157,6 +166,8 @@ class Replica:
         # cross-job contention on a replica spanning nodes: extra seconds per iteration of that many tokens
         # (None: not slowed; set by dcsim.run.serving_contention)
         self.network_extra_s: Callable[[int], float] | None = None
+        # prefix caching: the cache that shares prefix blocks (None: off; see "prefix caching" below)
+        self.prefix: PrefixKVCache | None = kv if isinstance(kv, PrefixKVCache) else None
 
     # ------------------------------------------------------------------ figures for the runner and routers
     @property
@@ -295,7 +306,6 @@ class Replica:
         whole = self.policy.whole_batch
         generated_col, first_col, output_col = records.generated, records.first_token_s, records.output_tokens
         decoding, heap, heappush = self.decoding, self.heap, heapq.heappush
-        block = kv.block_tokens
         for seq, tokens, past, finishes in run.chunks:
             if not finishes:
                 seq.done += tokens
@@ -305,8 +315,10 @@ class Replica:
                 seq.total = 0
             rid = seq.rid
             cached = past + tokens
+            if self.prefix is not None:
+                seq.shared = self.prefix.promote(rid, seq.shared, cached)
             if output_col[rid] == 0:  # prompt-only (an encoder): one forward pass, no token, no cache kept
-                kv.release(-(-cached // block))
+                self._free(seq, cached)
                 self._leave(seq)
                 first_col[rid] = now
                 run.prompt_only_done += 1
@@ -318,12 +330,12 @@ class Replica:
                 first_col[rid] = now
             remaining = output_col[rid] - generated
             if remaining <= 0 and not whole:
-                kv.release(-(-cached // block))
+                self._free(seq, cached)
                 self._leave(seq)
                 self._complete(rid, now)
                 continue
             if self.handoff is not None:  # a prefill replica: the KV cache moves to a decode replica
-                kv.release(-(-cached // block))
+                self._free(seq, cached)
                 self._leave(seq)
                 self.outstanding -= 1
                 self.handoff(self, rid, cached)
@@ -378,7 +390,11 @@ class Replica:
             else:
                 del decoding[rid]
                 self.sum_ctx -= cached
-                kv.finish_decoding(cached, iteration)
+                if self.prefix is None:
+                    kv.finish_decoding(cached, iteration)
+                else:
+                    self.prefix.finish_shared(rid, seq.shared, cached, iteration)
+                    seq.shared = 0
                 if seq.reserved:
                     self._leave(seq)
             end_col[rid] = now
@@ -404,7 +420,11 @@ class Replica:
         iteration = self.iteration
         cached = seq.cached + iteration - seq.base
         self.sum_ctx -= cached
-        self.kv.evict(cached, iteration)
+        if self.prefix is None:
+            self.kv.evict(cached, iteration)
+        else:
+            self.prefix.finish_shared(seq.rid, seq.shared, cached, iteration, preempted=True)
+            seq.shared = 0
         self._leave(seq)
         records, rid = self.records, seq.rid
         records.generated[rid] = cached - records.prompt_tokens[rid] + 1
@@ -446,6 +466,8 @@ class Replica:
         its ``total`` (its prompt plus the tokens it generated before a preemption): takes their blocks (the
         caller checked they are free); a partial prefill goes on in :attr:`prefilling`."""
         records, rid = self.records, seq.rid
+        if self.prefix is not None:
+            return self._admit_cached(seq, tokens, total, now)
         self.kv.allocate(-(-tokens // self.kv.block_tokens))
         records.status[rid] = _RUNNING
         scheduled = records.first_scheduled_s
@@ -456,6 +478,36 @@ class Replica:
             seq.total = total
             self.prefilling.append(seq)
         return (seq, tokens, 0, tokens == total)
+
+    # ------------------------------------------------------------------ prefix caching (self.prefix set)
+    def _admit_cached(self, seq: Sequence, tokens: int, total: int, now: float) -> Chunk:
+        """:meth:`admit` with prefix caching: the sequence's cached leading blocks are reused and its prefill
+        starts after them (the chunk prices the uncached tokens attending over the cached prefix as past
+        tokens); the policy's ``tokens`` (and its budget) still count the prompt's cached tokens, as vLLM
+        0.6.3's scheduler does (it learns of the hit only in the model runner)."""
+        prefix, records, rid = self.prefix, self.records, seq.rid
+        assert prefix is not None
+        shared, q = prefix.admit(rid, total, tokens)
+        seq.shared = shared
+        past = shared * prefix.block_tokens
+        records.status[rid] = _RUNNING
+        scheduled = records.first_scheduled_s
+        if scheduled[rid] != scheduled[rid]:
+            scheduled[rid] = now
+        if past + q < total:
+            seq.done = past
+            seq.total = total
+            self.prefilling.append(seq)
+        return (seq, q, past, past + q == total)
+
+    def _free(self, seq: Sequence, tokens: int) -> None:
+        """A sequence holding ``tokens`` tokens of KV cache leaves after its prefill: its blocks are freed
+        (with prefix caching, its cached ones released)."""
+        if self.prefix is None:
+            self.kv.release(-(-tokens // self.kv.block_tokens))
+        else:
+            self.prefix.leave(seq.rid, seq.shared, tokens)
+            seq.shared = 0
 
     def extend(self, seq: Sequence, tokens: int) -> Chunk:
         """Prefill the next ``tokens`` of a partly prefilled sequence (the caller checked the blocks)."""
@@ -475,7 +527,11 @@ class Replica:
     def restart_newest_prefill(self) -> None:
         """Send the newest partial prefill back to the queue, freeing its blocks (it starts over)."""
         seq = self.prefilling.pop()
-        self.kv.drop_prefill(seq.done)
+        if self.prefix is None:
+            self.kv.drop_prefill(seq.done)
+        else:
+            self.prefix.drop_prefill_shared(seq.rid, seq.shared, seq.done)
+            seq.shared = 0
         self._leave(seq)
         seq.total = seq.done = 0
         self.records.preemptions[seq.rid] += 1

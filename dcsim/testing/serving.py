@@ -45,6 +45,7 @@ from dcsim.serving import (
 from dcsim.serving.batching import BatchPolicy, resolve_batch_policy
 from dcsim.serving.hostmem import HostMemory
 from dcsim.serving.kvcache import KVSwap
+from dcsim.serving.prefixcache import PrefixKVCache
 
 ROUTERS = ("round_robin", "least_loaded", "random", "power_of_two")
 
@@ -55,7 +56,9 @@ class ServingCase:
     ``output_tokens`` (0: prompt-only), on ``replicas`` replicas of ``kv_blocks`` blocks of ``block_tokens``
     each; the first ``prefill_replicas`` only prefill (disaggregated; 0: colocated); ``swap``: preempt by
     swapping into ``host_bytes`` of host memory (None: unlimited); ``horizon_s``: when the mid-run check
-    looks."""
+    looks. ``prefix_group`` and ``prefix_tokens`` (empty: none) give the requests' shared prefixes
+    (:class:`~dcsim.serving.traffic.Traffic`); ``prefix_caching``: replicas share and keep their blocks
+    (:class:`~dcsim.serving.prefixcache.PrefixKVCache`)."""
 
     arrival_s: tuple[float, ...]
     prompt_tokens: tuple[int, ...]
@@ -71,15 +74,20 @@ class ServingCase:
     swap: bool = False
     host_bytes: float | None = None
     horizon_s: float = 1.0
+    prefix_group: tuple[int, ...] = ()
+    prefix_tokens: tuple[int, ...] = ()
+    prefix_caching: bool = False
 
 
 @st.composite
 def serving_cases(
-    draw: st.DrawFn, max_requests: int = 60, disaggregation: bool = True, swap: bool = True
+    draw: st.DrawFn, max_requests: int = 60, disaggregation: bool = True, swap: bool = True, prefixes: bool = False
 ) -> ServingCase:
     """Cases small enough to run in milliseconds but tight enough to preempt: 1-60 requests over a few
     seconds, prompts of 1-900 tokens, outputs of 1-300 (or all 0, prompt-only), 40-400 KV blocks, batches
-    of 1-32 sequences and 64-4096 tokens."""
+    of 1-32 sequences and 64-4096 tokens. ``prefixes``: prefix caching on, decoders only, no
+    disaggregation or swap; requests in 1-3 prefix groups (or none) sharing streams of 0 to prompt plus
+    output tokens."""
     n = draw(st.integers(1, max_requests))
     gaps = draw(st.lists(st.floats(0.0, 0.5), min_size=n, max_size=n))
     arrivals = tuple(float(x) for x in np.cumsum(gaps))
@@ -89,6 +97,16 @@ def serving_cases(
     else:
         outputs = tuple(draw(st.lists(st.integers(1, 300), min_size=n, max_size=n)))
     replicas = draw(st.integers(1, 3))
+    groups: tuple[int, ...] = ()
+    streams: tuple[int, ...] = ()
+    if prefixes:
+        disaggregation = swap = False
+        if outputs[0] == 0:
+            outputs = tuple(draw(st.lists(st.integers(1, 300), min_size=n, max_size=n)))
+        groups = tuple(draw(st.lists(st.integers(-1, 2), min_size=n, max_size=n)))
+        streams = tuple(
+            draw(st.integers(0, p + o)) if g >= 0 else 0 for g, p, o in zip(groups, prompts, outputs, strict=True)
+        )
     return ServingCase(
         arrival_s=arrivals,
         prompt_tokens=prompts,
@@ -104,6 +122,9 @@ def serving_cases(
         swap=swap and draw(st.booleans()),
         host_bytes=draw(st.sampled_from([None, 2e8, 2e9])),
         horizon_s=draw(st.floats(1e-3, arrivals[-1] + 1.0)),
+        prefix_group=groups,
+        prefix_tokens=streams,
+        prefix_caching=prefixes,
     )
 
 
@@ -133,9 +154,10 @@ def simulate_batching(policy: str | type[BatchPolicy], case: ServingCase) -> Ser
     cfg = _llama()
     env = simpy.Environment()
     n = len(case.arrival_s)
-    records = RequestRecords(
-        Traffic(np.asarray(case.arrival_s), np.asarray(case.prompt_tokens), np.asarray(case.output_tokens))
-    )
+    traffic = Traffic(np.asarray(case.arrival_s), np.asarray(case.prompt_tokens), np.asarray(case.output_tokens))
+    group = np.asarray(case.prefix_group or (-1,) * n, dtype=np.int64)
+    stream = np.asarray(case.prefix_tokens or (0,) * n, dtype=np.int64)
+    records = RequestRecords(traffic)
     cost = IterationCost(cfg, "fp16", "a100-sxm-80gb")
     whole = cls.whole_batch
     host = HostMemory(case.host_bytes if case.host_bytes is not None else math.inf)
@@ -146,7 +168,12 @@ def simulate_batching(policy: str | type[BatchPolicy], case: ServingCase) -> Ser
             "max_batch_tokens": case.max_batch_tokens,
             "chunked": case.chunked,
         }
-        replica = Replica(i, env, cost, KVCache(case.kv_blocks, case.block_tokens), records, cls(**limits), print)
+        kv = (
+            PrefixKVCache(case.kv_blocks, case.block_tokens, group, stream)
+            if case.prefix_caching and not whole
+            else KVCache(case.kv_blocks, case.block_tokens)
+        )
+        replica = Replica(i, env, cost, kv, records, cls(**limits), print)
         if case.swap and not whole:
             replica.host = host
             replica.swap = KVSwap(31.5e9, kv_bytes_per_token(cfg, "fp16"), 1, host)
@@ -180,9 +207,13 @@ def simulate_batching(policy: str | type[BatchPolicy], case: ServingCase) -> Ser
                 run.violations.append(f"replica {rep.index}: {kv.used} KV blocks held of {kv.capacity}")
             if kv.reserved > kv.capacity:
                 run.violations.append(f"replica {rep.index}: {kv.reserved} KV blocks promised of {kv.capacity}")
+            if rep.prefix is not None:
+                run.violations += _prefix_violations(rep)
             if not rep.policy.whole_batch and (rep.run.k == 0 or not rep.run.chunks):
-                held = sum(kv.blocks_for(s.cached + rep.iteration - s.base) for s in rep.decoding.values())
-                held += sum(kv.blocks_for(s.done) for s in rep.prefilling)
+                held = sum(kv.blocks_for(s.cached + rep.iteration - s.base) - s.shared for s in rep.decoding.values())
+                held += sum(kv.blocks_for(s.done) - s.shared for s in rep.prefilling)
+                if rep.prefix is not None:
+                    held += rep.prefix.cached - rep.prefix.evictable  # shared blocks, counted once
                 if held > kv.used:
                     run.violations.append(
                         f"replica {rep.index}: sequences hold {held} blocks, the cache counts {kv.used}"
@@ -198,6 +229,23 @@ def simulate_batching(policy: str | type[BatchPolicy], case: ServingCase) -> Ser
     if not system.done.triggered:
         run.violations.append(f"the run stalled at {env.now:g} s with requests outstanding")
     return run
+
+
+def _prefix_violations(replica: Replica) -> list[str]:
+    """Prefix caching's books: held and cached blocks within capacity, and the references the cache counts
+    are those its sequences hold."""
+    kv = replica.prefix
+    assert kv is not None
+    problems = []
+    if kv.used + kv.evictable > kv.capacity:
+        problems.append(f"replica {replica.index}: {kv.used} held + {kv.evictable} cached blocks of {kv.capacity}")
+    holders = {id(s): s for s in replica.decoding.values()}
+    holders.update((id(s), s) for s in replica.prefilling)
+    holders.update((id(c[0]), c[0]) for c in replica.run.chunks)  # prompts being prefilled now
+    shared = sum(s.shared for s in holders.values())
+    if shared != kv.references:
+        problems.append(f"replica {replica.index}: sequences hold {shared} cached blocks, the cache {kv.references}")
+    return problems
 
 
 def check_serving_invariants(run: ServingRun) -> list[str]:
@@ -225,6 +273,8 @@ def check_serving_invariants(run: ServingRun) -> list[str]:
         kv = replica.kv
         if kv.used or kv.reserved or kv.decoding:
             problems.append(f"replica {replica.index} ends holding {kv.used} blocks, {kv.reserved} promised")
+        if replica.prefix is not None:
+            problems += _prefix_violations(replica)
         if kv.peak > kv.capacity:
             problems.append(f"replica {replica.index}: peak {kv.peak} blocks of {kv.capacity}")
         if replica.waiting or replica.decoding or replica.prefilling:
