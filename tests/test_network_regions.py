@@ -143,7 +143,7 @@ def test_graphs_without_switches_keep_tables() -> None:
 def test_collective_times_match() -> None:
     graph = dgx_fabric()
     accs = [n for n in graph if graph.nodes[n]["role"] == "accelerator"]
-    queries = [
+    queries: list[tuple[str, list[list[str]] | list[tuple[str, str]], float]] = [
         ("all_reduce", [accs[i::8] for i in range(8)], 64e6),  # data-parallel groups across the servers
         ("all_reduce", [accs[:8], accs[8:16]], 16e6),  # tensor-parallel groups inside servers
         ("all_to_all", [accs[::3]], 8e6),

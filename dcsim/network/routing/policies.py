@@ -108,7 +108,7 @@ class Ecmp(RoutingPolicy):
 
     def _route_regions(self, router: RegionRouter, src: int, dst: int, key: int) -> tuple[list[int], float]:
         """The walk of :meth:`route_one` over a :class:`RegionRouter`'s next hops (no per-destination table)."""
-        links = router.walk(router.destination(dst), src, self._hash_state(key))
+        _, links = router.walk_many([src], [dst], [self._hash_state(key)])
         return links, self._latency(links)
 
     def route_links(

@@ -36,7 +36,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 
 from dcsim.network.links import LinkTable
-from dcsim.network.routing.base import MASK64, MIX_A, MIX_B, NoRouteError, mix64_step
+from dcsim.network.routing.base import MASK64, MIX_A, MIX_B, NoRouteError
 
 INF = 1 << 40  # "unreachable" in integer distances (sums of a few of these stay exact)
 #: Largest region the router takes; a graph with a larger one (a torus of hosts, no switches) keeps
@@ -49,29 +49,49 @@ Hops = tuple[list[int], list[int]]  # next nodes and the links to them, in link 
 
 
 class _Region:
-    """One region: its nodes (global indices, ascending), boundary switches, in-links per local node
-    ``(tail local index, link is final_only)``, entry links ``(switch, local head, final_only)`` and its
-    distances out to each boundary switch (computed on first use)."""
+    """One region: its node count, boundary switches (ascending), and its links as arrays of local node
+    indices: internal ``(tail, head, final_only)``, entries from switches ``(switch, head, final_only)`` and
+    exits to switches ``(tail, switch)``. Python adjacency and the distances out to each boundary switch
+    are made on first use (a search touches few of a large fabric's regions)."""
 
-    __slots__ = ("_exits", "boundary", "entries", "into", "nodes", "outs")
+    __slots__ = ("_entries", "_exits", "_into", "_links", "boundary", "size")
 
-    def __init__(self, nodes: list[int]) -> None:
-        self.nodes = nodes
-        self.boundary: list[int] = []
-        self.into: list[list[tuple[int, bool]]] = [[] for _ in nodes]
-        self.entries: list[tuple[int, int, bool]] = []
-        self.outs: list[tuple[int, int]] = []  # (local tail, switch) of the links out of the region
+    def __init__(self, size: int, boundary: list[int], links: tuple[np.ndarray, ...]) -> None:
+        self.size = size
+        self.boundary = boundary
+        self._links = links
+        self._into: list[list[tuple[int, bool]]] | None = None
+        self._entries: list[tuple[int, int, bool]] | None = None
         self._exits: list[list[int]] | None = None
+
+    @property
+    def into(self) -> list[list[tuple[int, bool]]]:
+        """Per local node, its in-links from the region: ``(tail, final_only)``."""
+        if self._into is None:
+            tail, head, final = self._links[:3]
+            self._into = [[] for _ in range(self.size)]
+            for u, v, f in zip(tail.tolist(), head.tolist(), final.tolist(), strict=True):
+                self._into[v].append((u, f))
+        return self._into
+
+    @property
+    def entries(self) -> list[tuple[int, int, bool]]:
+        """The links into the region from switches: ``(switch, local head, final_only)``."""
+        if self._entries is None:
+            switch, head, final = self._links[3:6]
+            self._entries = list(zip(switch.tolist(), head.tolist(), final.tolist(), strict=True))
+        return self._entries
 
     def exits(self) -> list[list[int]]:
         """Per boundary switch, the hop count from each local node to it, staying in the region until the
         last hop and crossing no ``final_only`` link (INF where there is no such path)."""
         if self._exits is None:
             self._exits = []
+            tails, switches = self._links[6].tolist(), self._links[7].tolist()
             for b in self.boundary:
-                dist = [INF] * len(self.nodes)
+                dist = [INF] * self.size
                 queue: deque[int] = deque()
-                for local, switch in self.outs:
+                for local, switch in zip(tails, switches, strict=True):
                     if switch == b and dist[local] == INF:
                         dist[local] = 1
                         queue.append(local)
@@ -82,7 +102,7 @@ class _Region:
     def inner(self, target: int) -> list[int]:
         """Hop count from each local node to local node ``target`` within the region (``final_only`` links
         only into ``target``)."""
-        dist = [INF] * len(self.nodes)
+        dist = [INF] * self.size
         dist[target] = 0
         self._search(dist, deque([target]), target)
         return dist
@@ -131,14 +151,14 @@ class RegionRouter:
         members = np.flatnonzero(~is_switch)
         _, region_of[members] = np.unique(labels[members], return_inverse=True)
         self.region_of: list[int] = region_of.tolist()
-        order = members[np.argsort(region_of[members], kind="stable")]
-        cuts = np.flatnonzero(np.diff(region_of[order])) + 1
-        self.regions = [_Region(group.tolist()) for group in np.split(order, cuts)] if order.size else []
+        order = members[np.argsort(region_of[members], kind="stable")]  # region by region, ascending nodes
+        count = int(region_of.max()) + 1 if members.size else 0
+        sizes = np.bincount(region_of[members], minlength=count)
+        first = np.cumsum(sizes) - sizes
         local = np.zeros(n, dtype=np.int64)
-        for region in self.regions:
-            local[region.nodes] = np.arange(len(region.nodes))
+        local[order] = np.arange(order.size) - np.repeat(first, sizes)
         self.local_of: list[int] = local.tolist()
-        self._wire(alive, is_switch)
+        self.regions = self._wire(alive, is_switch, region_of, local, count, sizes)
         self._reduced = self._reduced_graph(switches.size, alive, is_switch)
         self._columns: dict[int, np.ndarray] = {}
         self._switch_dist: dict[tuple[tuple[int, int], ...], tuple[int, list[int]]] = {}
@@ -148,7 +168,7 @@ class RegionRouter:
         self._shared: dict[int, Hops] = {}
         self._own: dict[int, Hops] = {}
         self._out: dict[int, Hops] = {}
-        self._out_multi: dict[tuple[int, ...], Hops] = {}
+        self._out_by_key: dict[int, Hops] = {}
 
     @classmethod
     def build(cls, links: LinkTable, alive: np.ndarray, roles: list[object]) -> RegionRouter | None:
@@ -166,27 +186,46 @@ class RegionRouter:
             return None
         return cls(links, alive, is_switch, labels)
 
-    def _wire(self, alive: np.ndarray, is_switch: np.ndarray) -> None:
-        """Fill each region's in-links, entry and exit links and boundary switches from the link table."""
-        links, regions, local, region_of = self.links, self.regions, self.local_of, self.region_of
-        final = self.final_list
+    def _wire(
+        self,
+        alive: np.ndarray,
+        is_switch: np.ndarray,
+        region_of: np.ndarray,
+        local: np.ndarray,
+        count: int,
+        sizes: np.ndarray,
+    ) -> list[_Region]:
+        """The regions, each with its boundary switches and its live links (internal, in from switches,
+        out to switches) in local indices, grouped with numpy."""
+        links = self.links
         live = np.flatnonzero(alive)
-        tails, heads = links.src[live].tolist(), links.dst[live].tolist()
-        switch = is_switch.tolist()
-        boundary: list[set[int]] = [set() for _ in regions]
-        for link, u, v in zip(live.tolist(), tails, heads, strict=True):
-            if switch[u]:
-                if not switch[v]:
-                    region = regions[region_of[v]]
-                    region.entries.append((u, local[v], final[link]))
-                    boundary[region_of[v]].add(u)
-            elif switch[v]:
-                regions[region_of[u]].outs.append((local[u], v))
-                boundary[region_of[u]].add(v)
-            else:
-                regions[region_of[v]].into[local[v]].append((local[u], final[link]))
-        for region, found in zip(regions, boundary, strict=True):
-            region.boundary = sorted(found)
+        tail, head, final = links.src[live], links.dst[live], links.final_only[live]
+        from_switch, to_switch = is_switch[tail], is_switch[head]
+
+        def grouped(mask: np.ndarray, by: np.ndarray, *columns: np.ndarray) -> list[list[np.ndarray]]:
+            keep = np.flatnonzero(mask)
+            order = keep[np.argsort(region_of[by[keep]], kind="stable")]
+            cuts = np.searchsorted(region_of[by[order]], np.arange(count + 1))
+            picked = [column[order] for column in columns]
+            return [[c[cuts[r] : cuts[r + 1]] for c in picked] for r in range(count)]
+
+        internal = grouped(~from_switch & ~to_switch, head, local[tail], local[head], final)
+        entries = grouped(from_switch & ~to_switch, head, tail, local[head], final)
+        exits = grouped(~from_switch & to_switch, tail, local[tail], head)
+        pairs = np.concatenate(
+            (
+                region_of[head[from_switch & ~to_switch]] * len(links.nodes) + tail[from_switch & ~to_switch],
+                region_of[tail[~from_switch & to_switch]] * len(links.nodes) + head[~from_switch & to_switch],
+            )
+        )
+        pairs = np.unique(pairs)
+        owner, switch = pairs // len(links.nodes), pairs % len(links.nodes)
+        cuts = np.searchsorted(owner, np.arange(count + 1)).tolist()
+        switches = switch.tolist()
+        return [
+            _Region(int(sizes[r]), switches[cuts[r] : cuts[r + 1]], (*internal[r], *entries[r], *exits[r]))
+            for r in range(count)
+        ]
 
     def _reduced_graph(self, count: int, alive: np.ndarray, is_switch: np.ndarray) -> csr_matrix:
         """The switches' graph, transposed (row ``v``, column ``u`` for a way ``u -> v``): switch-to-switch
@@ -306,64 +345,50 @@ class RegionRouter:
             return self._own, dest.node * n + node
         if self._single[r]:
             return self._out, node
-        switch_dist, position = dest.switch_dist, self.switch_position
-        hops = [switch_dist[position[b]] for b in self.regions[r].boundary]
-        least = min(hops)
-        return self._out_multi, (node, *[h - least for h in hops])
+        return self._out_by_key, dest.key_id * n + node
 
     def _scan(self, dest: Destination, node: int) -> Hops:
-        """Next hops of ``node`` towards ``dest`` from its neighbours' distances."""
+        """Next hops of ``node`` towards ``dest`` from its neighbours' distances. From a switch, a neighbour
+        in a region with that switch as its only boundary (other than the destination's) is skipped: it is
+        farther than the switch."""
         want = self.distance(dest, node) - 1
         alive, final, distance, target = self.alive_list, self.final_list, self.distance, dest.node
+        region_of, single, position, switch_dist = self.region_of, self._single, self.switch_position, dest.switch_dist
+        from_switch = region_of[node] < 0
         nodes: list[int] = []
         hop_links: list[int] = []
         for w, link in self.links.neighbours[node]:
-            if alive[link] and (w == target or not final[link]) and distance(dest, w) == want:
+            if not alive[link] or (final[link] and w != target):
+                continue
+            r = region_of[w]
+            if r < 0:
+                hops = switch_dist[position[w]]
+            elif from_switch and single[r] and r != dest.region:
+                continue
+            else:
+                hops = distance(dest, w)
+            if hops == want:
                 nodes.append(w)
                 hop_links.append(link)
         return nodes, hop_links
 
-    def walk(self, dest: Destination, src: int, state: int) -> list[int]:
-        """The links of the ECMP route from ``src`` to ``dest``: at every node with several next hops the
-        one :func:`~dcsim.network.routing.base.mix64_step` of the flow's hash ``state`` and the node picks
-        (as ``Ecmp.route_one`` over a hop table). Raises :class:`NoRouteError` where ``src`` cannot reach it."""
-        target, region, edge, n = dest.node, dest.region, dest.edge, len(self.region_of)
-        shared_at, own_at = dest.key_id * n, target * n
-        region_of, single = self.region_of, self._single
-        shared, own, out = self._shared, self._own, self._out
-        links: list[int] = []
-        here = src
-        while here != target:  # the cache look-ups of next_hops, inlined (the hot loop of a large search)
-            r = region_of[here]
-            if r < 0:
-                found = own.get(own_at + here) if here in edge else shared.get(shared_at + here)
-            elif r == region:
-                found = own.get(own_at + here)
-            else:
-                found = out.get(here) if single[r] else None
-            nodes, hop_links = found or self.next_hops(dest, here)
-            count = len(nodes)
-            if count == 0:
-                raise NoRouteError(f"no route from {self.links.nodes[src]} to {self.links.nodes[target]}")
-            i = mix64_step(state, here) % count if count > 1 else 0
-            links.append(hop_links[i])
-            here = nodes[i]
-        return links
-
     def walk_many(self, src: list[int], dst: list[int], state: list[int]) -> tuple[list[int], list[int]]:
-        """:meth:`walk` for many flows (hash states ``state``): each flow's link count and all their links,
-        flow after flow; the same loop with its look-ups and hash inlined."""
+        """The ECMP routes of flows ``src[i] -> dst[i]`` with hash states ``state[i]``: at every node with
+        several next hops, the one :func:`~dcsim.network.routing.base.mix64_step` of the state and the node
+        picks (as ``Ecmp.route_one`` over a hop table). Returns each flow's link count and all their links,
+        flow after flow. The cache look-ups of :meth:`next_hops` and the hash are inlined (the hot loop of
+        a large plan search). Raises :class:`NoRouteError` for the first flow that has no route."""
         n = len(self.region_of)
         region_of, single = self.region_of, self._single
-        shared, own, out = self._shared, self._own, self._out
-        destination, next_hops = self.destination, self.next_hops
+        shared, own, out, out_by_key = self._shared, self._own, self._out, self._out_by_key
+        destinations, destination, next_hops = self._destinations, self.destination, self.next_hops
         lengths: list[int] = []
         links: list[int] = []
         append = links.append
         dest: Destination | None = None
         for source, target, flow_state in zip(src, dst, state, strict=True):
             if dest is None or dest.node != target:
-                dest = destination(target)
+                dest = destinations.get(target) or destination(target)
                 region, edge = dest.region, dest.edge
                 shared_at, own_at = dest.key_id * n, target * n
             first = len(links)
@@ -375,7 +400,7 @@ class RegionRouter:
                 elif r == region:
                     found = own.get(own_at + here)
                 else:
-                    found = out.get(here) if single[r] else None
+                    found = out.get(here) if single[r] else out_by_key.get(shared_at + here)
                 nodes, hop_links = found or next_hops(dest, here)
                 count = len(nodes)
                 if count > 1:  # mix64_step(flow_state, here), inlined
