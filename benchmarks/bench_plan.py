@@ -20,6 +20,7 @@ python benchmarks/bench_plan.py (``--only search`` or ``--only one`` for one par
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from typing import Any
 
@@ -128,6 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     for name, part in PARTS.items():
         if args.only in (None, name):
+            gc.collect()  # the previous part's garbage (its controller and caches) is not this part's time
             part(args.nodes)
 
 

@@ -50,8 +50,8 @@ def test_next_hops_and_distances_match_the_tables_at_every_node() -> None:
             assert router.distance(dest, node) == (dist[node] if dist[node] >= 0 else INF)
             if node != target and dist[node] > 0:
                 hops, links = router.next_hops(dest, node)
-                assert hops == tables.next_hops(node, target)
-                assert links == [tables.links.link_id[(node, h)] for h in hops]
+                assert list(hops) == tables.next_hops(node, target)
+                assert list(links) == [tables.links.link_id[(node, h)] for h in hops]
                 roles = {tables.graph.nodes[tables.name(h)]["role"] for h in hops}
                 through_server += "switch" in roles and len(roles) > 1  # a switch also sends into a server
     assert through_server > 0  # the equal-length ways through a server's other NIC occur and are kept

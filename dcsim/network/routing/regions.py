@@ -45,7 +45,8 @@ MAX_REGION_NODES = 4096
 #: Cached next-hop lists before the cache is emptied (bounds memory on long searches; routes do not change).
 MAX_CACHED_HOPS = 1_000_000
 
-Hops = tuple[list[int], list[int]]  # next nodes and the links to them, in link order
+# next nodes and the links to them, in link order (tuples of ints: the garbage collector stops tracking them)
+Hops = tuple[tuple[int, ...], tuple[int, ...]]
 
 
 class _Region:
@@ -60,33 +61,34 @@ class _Region:
         self.size = size
         self.boundary = boundary
         self._links = links
-        self._into: list[list[tuple[int, bool]]] | None = None
-        self._entries: list[tuple[int, int, bool]] | None = None
-        self._exits: list[list[int]] | None = None
+        self._into: tuple[tuple[tuple[int, bool], ...], ...] | None = None
+        self._entries: tuple[tuple[int, int, bool], ...] | None = None
+        self._exits: tuple[tuple[int, ...], ...] | None = None
 
     @property
-    def into(self) -> list[list[tuple[int, bool]]]:
+    def into(self) -> tuple[tuple[tuple[int, bool], ...], ...]:
         """Per local node, its in-links from the region: ``(tail, final_only)``."""
         if self._into is None:
             tail, head, final = self._links[:3]
-            self._into = [[] for _ in range(self.size)]
+            into: list[list[tuple[int, bool]]] = [[] for _ in range(self.size)]
             for u, v, f in zip(tail.tolist(), head.tolist(), final.tolist(), strict=True):
-                self._into[v].append((u, f))
+                into[v].append((u, f))
+            self._into = tuple(tuple(links) for links in into)
         return self._into
 
     @property
-    def entries(self) -> list[tuple[int, int, bool]]:
+    def entries(self) -> tuple[tuple[int, int, bool], ...]:
         """The links into the region from switches: ``(switch, local head, final_only)``."""
         if self._entries is None:
             switch, head, final = self._links[3:6]
-            self._entries = list(zip(switch.tolist(), head.tolist(), final.tolist(), strict=True))
+            self._entries = tuple(zip(switch.tolist(), head.tolist(), final.tolist(), strict=True))
         return self._entries
 
-    def exits(self) -> list[list[int]]:
+    def exits(self) -> tuple[tuple[int, ...], ...]:
         """Per boundary switch, the hop count from each local node to it, staying in the region until the
         last hop and crossing no ``final_only`` link (INF where there is no such path)."""
         if self._exits is None:
-            self._exits = []
+            exits = []
             tails, switches = self._links[6].tolist(), self._links[7].tolist()
             for b in self.boundary:
                 dist = [INF] * self.size
@@ -96,16 +98,17 @@ class _Region:
                         dist[local] = 1
                         queue.append(local)
                 self._search(dist, queue, -1)
-                self._exits.append(dist)
+                exits.append(tuple(dist))
+            self._exits = tuple(exits)
         return self._exits
 
-    def inner(self, target: int) -> list[int]:
+    def inner(self, target: int) -> tuple[int, ...]:
         """Hop count from each local node to local node ``target`` within the region (``final_only`` links
         only into ``target``)."""
         dist = [INF] * self.size
         dist[target] = 0
         self._search(dist, deque([target]), target)
-        return dist
+        return tuple(dist)
 
     def _search(self, dist: list[int], queue: deque[int], target: int) -> None:
         """Breadth-first search backwards over the region's links from the seeded ``queue``."""
@@ -127,7 +130,7 @@ class Destination:
 
     node: int
     region: int
-    inner: list[int] | None
+    inner: tuple[int, ...] | None
     key: tuple[tuple[int, int], ...]
     switch_dist: list[int]
     key_id: int  # the key's number (destinations sharing a key share it)
@@ -276,7 +279,7 @@ class RegionRouter:
         if found is not None:
             return found
         r = self.region_of[node]
-        inner: list[int] | None = None
+        inner: tuple[int, ...] | None = None
         if r < 0:
             key: tuple[tuple[int, int], ...] = ((node, 0),)
         else:
@@ -370,7 +373,7 @@ class RegionRouter:
             if hops == want:
                 nodes.append(w)
                 hop_links.append(link)
-        return nodes, hop_links
+        return tuple(nodes), tuple(hop_links)
 
     def walk_many(self, src: list[int], dst: list[int], state: list[int]) -> tuple[list[int], list[int]]:
         """The ECMP routes of flows ``src[i] -> dst[i]`` with hash states ``state[i]``: at every node with
