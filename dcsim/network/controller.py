@@ -15,10 +15,12 @@ from dcsim.network.routing import NoRouteError, RoutingPolicy, make_policy
 from dcsim.network.routing.regions import RegionRouter
 
 #: Graphs with more nodes than this route ECMP flows with a :class:`RegionRouter` (no table per destination)
-#: where their structure allows: a table costs ~0.45 us and ~270 B per node of the graph (measured on a
-#: 53,405-node graph: 23.8 ms and 14 MB), and a large fabric's collectives reach thousands of destinations.
-#: Smaller graphs keep the tables, which route many flows per destination faster (vectorized).
-ROUTE_TABLE_MAX_NODES = 20_000
+#: where their structure allows. A table costs ~0.45 us and ~270 B per node of the graph (measured on a
+#: 53,405-node graph: 23.8 ms and 14 MB) against ~6 us per flow for a region walk, so tables pay off only
+#: with hundreds of flows per destination: network benchmarks on small fabrics (a ring all-reduce over a
+#: k=16 fat tree's 1,024 hosts: ~2,000 flows per destination), not a training plan's collectives (a few
+#: per destination, over thousands of destinations). Smaller graphs keep the tables (vectorized).
+ROUTE_TABLE_MAX_NODES = 5_000
 
 
 class HopTable:
