@@ -94,6 +94,7 @@ class Controller:
         self._leaf_links: list[int] | None = None
         self.route_tables = len(self.links.nodes) <= ROUTE_TABLE_MAX_NODES if route_tables is None else route_tables
         self._region_router: RegionRouter | bool | None = None  # False: built, and not applicable
+        self._live_capacity: tuple[tuple[int, float], np.ndarray, list[float], list[float]] | None = None
         self.latency_list: list[float] = self.links.latency_s.tolist()
         self.policy = make_policy(self, policy, policy_params or {})
 
@@ -164,6 +165,16 @@ class Controller:
             leaf[links.dst[inward]] = inward
             self._leaf_links = leaf.tolist()
         return self._leaf_links
+
+    def live_capacity(self, saturated: float) -> tuple[np.ndarray, list[float], list[float]]:
+        """Per directed link, its capacity (bytes/s) where it is up and 0 where it is down, as an array and a
+        list, and ``capacity * (1 - saturated)`` as a list; cached until a link changes (every flow simulator
+        on this controller reads the same lists, which no one writes)."""
+        if self._live_capacity is None or self._live_capacity[0] != (self.version, saturated):
+            capacity = np.where(self.alive, self.links.capacity_bytes_per_s, 0.0)
+            values = capacity.tolist()
+            self._live_capacity = ((self.version, saturated), capacity, values, [c * (1 - saturated) for c in values])
+        return self._live_capacity[1:]
 
     def region_router(self) -> RegionRouter | None:
         """The region router over the live links when this controller routes without per-destination
