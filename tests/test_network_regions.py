@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from dcsim.network import NetworkConfig, NodeGroup, build_datacenter_fabric
+from dcsim.network.collectives.runner import channel_keys
 from dcsim.network.controller import Controller
 from dcsim.network.factory import make_controller
 from dcsim.network.graph import add_link, add_node
-from dcsim.network.routing import NoRouteError
+from dcsim.network.routing import NoRouteError, mix64
 from dcsim.network.routing.regions import INF, RegionRouter
 from dcsim.network.topologies import build_topology
 from dcsim.parallel.comm import CommModel
@@ -156,3 +157,12 @@ def test_collective_times_match() -> None:
         times.append([comm.collective_s(op, groups, nbytes) for op, groups, nbytes in queries])
     assert times[0] == times[1]
     assert all(t > 0 for t in times[0])
+
+
+def test_channel_keys_are_mix64_of_tag_edge_and_ranks() -> None:
+    """The vectorized ECMP keys of a collective's channel connections are exactly the per-edge hashes."""
+    rng = np.random.default_rng(4)
+    edges = [(int(i), int(j)) for i, j in rng.integers(0, 20_000, size=(500, 2))]
+    for tag in (0, 7, 2**40 + 3):
+        assert channel_keys(tag, edges) == [mix64(tag, e, i, j) & 0x7FFFFFFFFFFFFFFF for e, (i, j) in enumerate(edges)]
+    assert channel_keys(3, []) == []
