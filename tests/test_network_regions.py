@@ -134,6 +134,21 @@ def test_failed_links_and_unreachable_destinations() -> None:
     same_routes(tables, regions, np.array([tables.index("dgx-0/acc1")]), dst, np.array([5]))  # inside still works
 
 
+def test_an_unreachable_destination_leaves_no_trace() -> None:
+    """Servers each under one leaf: after a flow to a cut-off server fails, the same source still routes."""
+    network = NetworkConfig("leaf_spine", {"leaves": 3, "spines": 2, "hosts_per_leaf": 8}, 400)
+    graph = build_datacenter_fabric([NodeGroup("dgx", 3, 8, "h100-sxm", "nvswitch-h100", 8, 400)], network).graph
+    tables, regions = pair(graph)
+    for nic in (n for n in graph if str(n).startswith("dgx-0/nic")):
+        for switch in [s for s in graph.neighbors(nic) if graph.nodes[s]["role"] == "switch"]:
+            tables.fail_link(nic, switch)
+            regions.fail_link(nic, switch)
+    src = np.array([tables.index("dgx-1/acc0")])
+    with pytest.raises(NoRouteError):
+        regions.policy.route_links(src, np.array([tables.index("dgx-0/acc3")]), np.array([1]))
+    same_routes(tables, regions, src, np.array([tables.index("dgx-2/acc5")]), np.array([1]))
+
+
 def test_graphs_without_switches_keep_tables() -> None:
     torus = build_topology("torus", {"dims": [4, 4]})
     controller = Controller(torus, "ecmp", route_tables=False)

@@ -40,7 +40,7 @@ from dcsim.network.routing.base import MASK64, MIX_A, MIX_B, NoRouteError
 
 INF = 1 << 40  # "unreachable" in integer distances (sums of a few of these stay exact)
 #: Largest region the router takes; a graph with a larger one (a torus of hosts, no switches) keeps
-#: per-destination tables. A DGX server is 33 nodes (8 GPUs, NVSwitch, 8 PCIe ports, 8 NICs).
+#: per-destination tables. A DGX server is 25 nodes (8 GPUs, NVSwitch, 8 PCIe ports, 8 NICs).
 MAX_REGION_NODES = 4096
 #: Cached next-hop lists before the cache is emptied (bounds memory on long searches; routes do not change).
 MAX_CACHED_HOPS = 1_000_000
@@ -326,18 +326,19 @@ class RegionRouter:
         found = cache.get(key)
         if found is None:
             found = self._scan(dest, node)
-            if len(cache) >= MAX_CACHED_HOPS:
-                cache.clear()
-            cache[key] = found
+            if found[0]:  # none: unreachable, which for a node of a one-switch region depends on the destination
+                if len(cache) >= MAX_CACHED_HOPS:
+                    cache.clear()
+                cache[key] = found
         return found
 
     def _hops_cache(self, dest: Destination, node: int) -> tuple[dict[Any, Hops], Any]:
         """Where ``node``'s next hops towards ``dest`` are cached, and under which key. A switch off the
         destination's boundary: for every destination of the same key (its neighbours' distances are the
         key's switch distances and the ways out of their own regions). A node of a region with one boundary
-        switch, other than the destination's: for every destination outside it (the way out). Of a region
-        with several: for every destination whose switch distances differ by the same amounts across the
-        region's boundary. Anything else: for this destination alone."""
+        switch, other than the destination's: for every destination outside it that it reaches (the way
+        out; "no next hop" is not cached). Of a region with several: for every destination outside it of
+        the same key. Anything else: for this destination alone."""
         r = self.region_of[node]
         n = len(self.region_of)
         if r < 0:
