@@ -182,8 +182,7 @@ class Controller:
         if self.route_tables or self._region_router is False:
             return None
         if self._region_router is None:
-            roles = [self.graph.nodes[n].get("role") for n in self.links.nodes]
-            self._region_router = RegionRouter.build(self.links, self.alive, roles) or False
+            self._region_router = RegionRouter.build(self.links, self.alive, self.links.roles) or False
         return self._region_router if isinstance(self._region_router, RegionRouter) else None
 
     def k_shortest_paths(self, src: int, dst: int, k: int) -> list[list[int]]:

@@ -174,7 +174,7 @@ class RegionRouter:
         self._out_by_key: dict[int, Hops] = {}
 
     @classmethod
-    def build(cls, links: LinkTable, alive: np.ndarray, roles: list[object]) -> RegionRouter | None:
+    def build(cls, links: LinkTable, alive: np.ndarray, roles: list[str | None]) -> RegionRouter | None:
         """The router for ``links`` with ``alive`` links, or None when the graph has no switches or a region
         larger than :data:`MAX_REGION_NODES` (per-destination tables serve those)."""
         is_switch = np.array([role == "switch" for role in roles], dtype=bool)
