@@ -3,24 +3,24 @@
 Llama 3 405B (126 layers) trained on 16,384 H100 GPUs with a global batch of 2,048 sequences of 8,192 tokens
 (Dubey et al. 2024, "The Llama 3 Herd of Models", Section 3.3.2 and Table 4: TP 8, CP 1, PP 16, DP 128).
 The datacenter is N DGX H100 servers (8 GPUs on NVSwitch, eight 400 Gb/s NICs each) on a fat tree: Meta's
-2,048 with ``--nodes 2048``; 256 (2,048 GPUs) by default, because at 16,384 GPUs the network controller's
-per-destination route tables need more memory than a development machine has (over 40 GB for one plan:
-benchmarks/NOTES.md, "Plan search at Llama 3 405B scale").
+2,048 with ``--nodes 2048`` (a 53,405-node graph, routed without per-destination tables: see
+:mod:`dcsim.network.routing.regions`); 256 (2,048 GPUs) by default.
 
-1. ``dcsim plan``'s search: every valid plan of TP x PP x DP x EP (EP applies to MoE models only: 1 here) x
-   micro-batch sizes x ZeRO x recompute x schedule, ranked: target under 60 s. No context parallelism
-   (cp) here: this branch's ``ParallelPlan`` has none; with it, ``search.DEGREES`` takes a ``cp`` entry.
-2. One plan (Meta's layout: tp 8, pp 16, dp = GPUs / 128, microbatch 1, 1F1B) evaluated on a fresh communication model
-   (no cached collective times): target under 1 s.
+1. ``dcsim plan``'s search: every valid plan of TP x PP x CP x DP x EP (EP applies to MoE models only: 1
+   here) x micro-batch sizes x ZeRO x recompute x schedule, ranked: target under 60 s.
+2. One plan (Meta's layout: tp 8, pp 16, dp = GPUs / 128, microbatch 1, 1F1B) evaluated on a fresh
+   communication model (a new controller: no cached collective times and no routing state): target under 1 s.
 
-The fabric (built once per datacenter and cached) and the network controller (its route tables, once per
-fabric) are timed apart; ``dcsim plan`` pays each once. Run: python benchmarks/bench_plan.py
-(``--only search`` or ``--only one`` for one part, ``--nodes N`` for the scale).
+The fabric (built once per datacenter and cached) and the network controller (its link table, once per
+fabric) are timed apart; ``dcsim plan`` pays each once. Times are wall clock and, in brackets, this process's
+CPU time (the development machine is shared: wall time grows with others' load, CPU time much less). Run:
+python benchmarks/bench_plan.py (``--only search`` or ``--only one`` for one part, ``--nodes N`` for the scale).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from typing import Any
 
@@ -78,13 +78,14 @@ def search(nodes: int) -> None:
     start = time.perf_counter()
     comm = CommModel(fab.graph, "ecmp", 0)
     controller_s = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     ranked = rank_plans(setup(), fab.ranks(gpus), comm, server_of, 8, tokens=TOKENS, usd_per_accelerator_s=10.0 / 3600)
-    took = time.perf_counter() - start
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
     table = ranked.table
     fitting = table[table["fits_in_memory"]]
     print(
         f"Llama 3 405B on {gpus:,} H100: {len(table)} valid plans ({len(fitting)} fit, priced) ranked in {took:.1f} s "
+        f"(CPU {cpu:.1f} s) "
         f"(target < 60 s; fabric of {fab.graph.number_of_nodes():,} nodes {build_s:.1f} s, controller "
         f"{controller_s:.1f} s)"
     )
@@ -105,11 +106,12 @@ def one_plan(nodes: int) -> None:
         start = time.perf_counter()
         comm = CommModel(fab.graph, "ecmp", 0)  # fresh: no cached collective times
         controller_s = time.perf_counter() - start
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         ev = evaluate_plan(setup(), plan, layout, comm, server_of, fidelity)
-        took = time.perf_counter() - start
+        took, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(
-            f"  {fidelity:8s}: one plan (tp 8, pp 16, dp {plan.dp}) evaluated in {took:.3f} s (target < 1 s; "
+            f"  {fidelity:8s}: one plan (tp 8, pp 16, dp {plan.dp}) evaluated in {took:.3f} s (CPU {cpu:.3f} s; "
+            "target < 1 s; "
             f"controller {controller_s:.1f} s, fabric {build_s:.1f} s); step {ev.step_time_s:.2f} s, MFU {ev.mfu:.1%}, "
             f"layers per stage {list(ev.step.layers_per_chunk)}"
         )
@@ -127,6 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     for name, part in PARTS.items():
         if args.only in (None, name):
+            gc.collect()  # the previous part's garbage (its controller and caches) is not this part's time
             part(args.nodes)
 
 

@@ -23,10 +23,13 @@ def make_controller(
     routing: str | type[RoutingPolicy] = "ecmp",
     seed: int = 0,
     policy_params: Mapping[str, Any] | None = None,
+    route_tables: bool | None = None,
 ) -> Controller:
     """An SDN controller over ``graph`` routing with ``routing`` (a registered name, ``module:Class`` or a
-    class; ``policy_params`` go to it); ``seed`` feeds the ECMP hash."""
-    return Controller(graph, routing, seed, policy_params)
+    class; ``policy_params`` go to it); ``seed`` feeds the ECMP hash. ``route_tables``: per-destination
+    route tables or region routing (see :class:`~dcsim.network.controller.Controller`; None picks by size,
+    both give the same routes)."""
+    return Controller(graph, routing, seed, policy_params, route_tables)
 
 
 def make_flow_simulator(

@@ -495,9 +495,8 @@ class FlowSimulator:
 
     def _capacity(self) -> np.ndarray:
         if self._capacity_version != self.controller.version:
-            self._effective_capacity = np.where(self.controller.alive, self.controller.links.capacity_bytes_per_s, 0.0)
-            self._capacity_list = self._effective_capacity.tolist()
-            self._saturated_at = [c * (1 - SATURATED) for c in self._capacity_list]
+            live = self.controller.live_capacity(SATURATED)
+            self._effective_capacity, self._capacity_list, self._saturated_at = live
             self._capacity_version = self.controller.version
         return self._effective_capacity
 

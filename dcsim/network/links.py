@@ -29,6 +29,7 @@ class LinkTable:
         self.latency_s = np.empty(count)
         self.tier: list[str] = []
         roles = [graph.nodes[n].get("role") for n in self.nodes]
+        self.roles: list[str | None] = roles  # each node's ``role`` attribute, in node order
         self.link_id: dict[tuple[int, int], int] = {}
         for e, (u, v, data) in enumerate(edges):
             ui, vi = self.node_index[u], self.node_index[v]

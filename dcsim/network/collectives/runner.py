@@ -29,6 +29,7 @@ from dcsim.network.collectives.nccl_model import NCCL_OPS, Prediction, predict, 
 from dcsim.network.factory import make_flow_simulator
 from dcsim.network.flows import FlowSimulator, RoutedFlows
 from dcsim.network.routing import RoutingPolicy, mix64
+from dcsim.network.routing.base import mix64_array
 
 ALGORITHMS = {
     "all_reduce": ("ring", "tree", "nvls", "collnet", "hierarchical"),
@@ -80,8 +81,14 @@ def routed_without_latency(sim: FlowSimulator, routed: RoutedFlows) -> tuple[Rou
 
 
 def channel_keys(tag: int, edges: Sequence[tuple[int, int]]) -> list[int]:
-    """One ECMP key per channel connection (edge index and its ranks) for the whole collective."""
-    return [mix64(tag, e, i, j) & 0x7FFFFFFFFFFFFFFF for e, (i, j) in enumerate(edges)]
+    """One ECMP key per channel connection (edge index and its ranks) for the whole collective:
+    ``mix64(tag, e, i, j)`` without its top bit, computed for all edges at once with numpy."""
+    if not edges:
+        return []
+    ranks = np.asarray(edges, dtype=np.uint64).reshape(-1, 2)
+    state = mix64_array(np.full(len(ranks), mix64(tag), dtype=np.uint64), np.arange(len(ranks), dtype=np.uint64))
+    state = mix64_array(mix64_array(state, ranks[:, 0]), ranks[:, 1])
+    return (state & np.uint64(0x7FFFFFFFFFFFFFFF)).tolist()
 
 
 def plan(op: str, algorithm: str, n: int, nbytes: float) -> list[Phase]:

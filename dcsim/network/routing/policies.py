@@ -18,6 +18,7 @@ from dcsim.network.routing.base import (
     mix64_step,
     register_routing_policy,
 )
+from dcsim.network.routing.regions import RegionRouter
 
 SEQUENTIAL_SUM = 8  # numpy sums fewer values than this one after another (pairwise from here on)
 
@@ -67,15 +68,15 @@ class Ecmp(RoutingPolicy):
             return super().route_one(src, dst, key)
         if src == dst:
             return [], 0.0
+        router = self.controller.region_router()
+        if router is not None:
+            return self._route_regions(router, src, dst, key)
         last = self.controller.leaf_links()[dst]
         target = dst if last < 0 else int(self.controller.links.src[last])  # route to the leaf's switch
         table = self.controller.hop_table(target)
         if table.dist_list[src] < 0:
             raise NoRouteError(f"no route from {self.controller.name(src)} to {self.controller.name(dst)}")
-        seed = self.controller.seed
-        if self._seed_state[0] != seed:  # the hash state after the seed, kept for the next flows
-            self._seed_state = (seed, mix64_step(MIX_START, seed))
-        state = mix64_step(self._seed_state[1], key)
+        state = self._hash_state(key)
         count, start, node, link = table.count_list, table.start_list, table.node_list, table.link_list
         links: list[int] = []
         here = src
@@ -86,13 +87,29 @@ class Ecmp(RoutingPolicy):
             here = node[i]
         if last >= 0:
             links.append(last)
+        return links, self._latency(links)
+
+    def _latency(self, links: list[int]) -> float:
+        """A path's latency (s), summed in numpy's order (:data:`SEQUENTIAL_SUM`)."""
         if len(links) >= SEQUENTIAL_SUM:
-            return links, float(self.controller.links.latency_s[links].sum())
+            return float(self.controller.links.latency_s[links].sum())
         latency = self.controller.latency_list
         total = 0.0
         for lk in links:
             total += latency[lk]
-        return links, total
+        return total
+
+    def _hash_state(self, key: int) -> int:
+        """The hash state after the run's seed and the flow's key (the seed's part kept for the next flows)."""
+        seed = self.controller.seed
+        if self._seed_state[0] != seed:
+            self._seed_state = (seed, mix64_step(MIX_START, seed))
+        return mix64_step(self._seed_state[1], key)
+
+    def _route_regions(self, router: RegionRouter, src: int, dst: int, key: int) -> tuple[list[int], float]:
+        """The walk of :meth:`route_one` over a :class:`RegionRouter`'s next hops (no per-destination table)."""
+        _, links = router.walk_many([src], [dst], [self._hash_state(key)])
+        return links, self._latency(links)
 
     def route_links(
         self, src: np.ndarray, dst: np.ndarray, key: np.ndarray
@@ -100,6 +117,15 @@ class Ecmp(RoutingPolicy):
         if type(self).path is not Ecmp.path:
             return super().route_links(src, dst, key)
         controller = self.controller
+        router = controller.region_router()
+        if router is not None:  # one walk per flow (a large graph: no table per destination)
+            seed = np.full(src.size, controller.seed & MASK64, dtype=np.uint64)
+            state = mix64_array(np.full(src.size, MIX_START, dtype=np.uint64), seed)
+            state = mix64_array(state, key.astype(np.uint64))
+            lengths, walked = router.walk_many(src.tolist(), dst.tolist(), state.tolist())
+            count = np.asarray(lengths, dtype=np.int64)
+            flow = np.repeat(np.arange(src.size), count)
+            return self._with_latency(flow, np.asarray(walked, dtype=np.int64), src.size)
         n = src.size
         last = np.asarray(controller.leaf_links(), dtype=np.int64)[dst] if n else np.zeros(0, dtype=np.int64)
         leaf = (last >= 0) & (src != dst)
@@ -145,10 +171,16 @@ class Ecmp(RoutingPolicy):
         ent_flow = np.concatenate(flows)
         ent_link = np.concatenate(hops)
         order = np.argsort(ent_flow, kind="stable")
-        ent_flow, links = ent_flow[order], ent_link[order]
+        return self._with_latency(ent_flow[order], ent_link[order], n)
+
+    def _with_latency(
+        self, ent_flow: np.ndarray, links: np.ndarray, n: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CSR routes and latencies (s, summed as :meth:`route_one` sums them) of ``n`` flows from their
+        links in order, ``ent_flow`` naming each one's flow (ascending)."""
         lengths = np.bincount(ent_flow, minlength=n)
         ptr = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-        latency_s = controller.links.latency_s
+        latency_s = self.controller.links.latency_s
         latency = np.bincount(ent_flow, weights=latency_s[links], minlength=n).astype(float)
         for f in np.flatnonzero(lengths >= SEQUENTIAL_SUM).tolist():  # numpy sums these pairwise
             latency[f] = float(latency_s[links[ptr[f] : ptr[f + 1]]].sum())
