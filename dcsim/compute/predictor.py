@@ -346,10 +346,17 @@ class DeviceModel:
 
     def _fault_seconds(self, op: Op) -> float:
         """Page-fault seconds: the fit's own term where it has one, else the profile's measured cost (twice the
-        forward's for a backward priced as two forward GEMMs)."""
-        fit = self.fit_for(op)
+        forward's for a backward priced as two forward GEMMs). A product priced along the row classes is priced
+        at every row count as its GEMM class (more than :data:`~dcsim.compute.ops.SKINNY_ROWS` rows) prices its
+        fresh pages: they cost what the allocation costs, whichever kernel fills them, and one rule for all
+        row counts keeps more rows from costing less (their allocations only grow)."""
         if op.fit_key in self._from_forward:
             return 2.0 * self._fault_seconds(op.forward())
+        fit = self.fit_for(op)
+        if op.row_classes and op.m <= SKINNY_ROWS:  # type: ignore[attr-defined]
+            widest = op.with_rows(SKINNY_ROWS + 1)
+            if widest is not None and widest.fit_key not in self._from_forward:
+                fit = self.fit_for(widest)
         if fit.fault_s_per_byte:
             return fit.fresh_bytes(op.allocations) * fit.fault_s_per_byte
         if self.profile is not None and self.profile.page_fault_s_per_byte:
