@@ -294,6 +294,9 @@ class IterationCost:
         self._decode: dict[tuple[int, int], float] = {}
         self._dense_body: dict[int, float] = {}
         self._prefill_exact: dict[tuple[int, int], float] = {}
+        # prefill_attention_s per (chunk, past tokens rounded as it rounds them), for iteration_s's lookups
+        self._prefill_pieces: dict[tuple[int, int], float] = {}
+        self._encoder = cfg.family == "encoder"
 
     def _dense_pairs(self, tokens: int, sequences: int) -> list[tuple[Op, int]]:
         """The dense ops of an iteration as ``(op, count)``, heads pruned (the last two are the head)."""
@@ -436,15 +439,32 @@ class IterationCost:
         """Seconds of a mixed iteration: ``decode_batch`` decode tokens (caches of ``decode_total_kv`` tokens
         in all) and prefill ``chunks`` of (tokens, past tokens), ``emitting`` of which finish their prompt
         and need logits; host time included (for ``decode_batch + len(chunks)`` sequences)."""
-        tokens = decode_batch + sum(q for q, _ in chunks)
-        seconds = self.dense_s(tokens, max(1, decode_batch + emitting))
+        # hot (once per iteration with prompt chunks): the cached prices are looked up inline, each falling
+        # back to its method on a miss; the sums are taken in the methods' order, so the result is the same
+        tokens = decode_batch
+        for q, _ in chunks:
+            tokens += q
+        rows = decode_batch + emitting
+        if rows < 1:
+            rows = 1
+        body = self._dense_body.get(tokens)
+        head = self._dense.get((0, rows))
+        seconds = body + head if body is not None and head is not None else self.dense_s(tokens, rows)
         if decode_batch:
-            seconds += self.decode_attention_s(decode_batch, decode_total_kv / decode_batch)
-        if self.cfg.family == "encoder":
+            kv = _kv_bucket(decode_total_kv / decode_batch)
+            attention = self._decode_attn.get((decode_batch, kv))
+            seconds += attention if attention is not None else self.decode_attention_s(decode_batch, kv)
+        if self._encoder:
             seconds += self.encoder_attention_s([q for q, _ in chunks])
         else:
+            pieces = self._prefill_pieces
             for q, past in chunks:
-                seconds += self.prefill_attention_s(q, past)
+                if past > GRID_EXACT:  # as prefill_attention_s rounds it
+                    past = (past + GRID_STEP // 2) // GRID_STEP * GRID_STEP
+                attention = pieces.get((q, past))
+                if attention is None:
+                    attention = pieces[(q, past)] = self.prefill_attention_s(q, past)
+                seconds += attention
         if self.kv_offload_s_per_token:  # cached tokens read, and new ones written, over the host link
             attended = decode_total_kv + sum(q + past for q, past in chunks)
             seconds = max(seconds, self.offload_s + self.kv_offload_s_per_token * attended)
