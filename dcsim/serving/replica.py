@@ -83,7 +83,8 @@ class Run:
     """The iterations a replica is running: ``k`` of ``dt`` seconds each from ``start_s``, with prefill
     ``chunks`` (one iteration) and a decode token per decoding sequence if ``decodes``. ``epoch`` names the
     scheduled end (a cut run's old end is ignored); ``busy``: an end is scheduled; ``prompt_only_done``: the
-    prompt-only requests it finished (an encoder's batch size, for the timeline)."""
+    prompt-only requests it finished (an encoder's batch size, for the timeline); ``inline_end_s`` (>= 0):
+    the end comes before any other scheduled event, so it is run without one (:meth:`Replica._boundary`)."""
 
     epoch: int = 0
     start_s: float = 0.0
@@ -93,6 +94,7 @@ class Run:
     decodes: bool = True
     busy: bool = False
     prompt_only_done: int = 0
+    inline_end_s: float = -1.0
 
 
 @dataclass(slots=True)
@@ -259,12 +261,34 @@ class Replica:
 
     # ------------------------------------------------------------------ iteration boundaries
     def _boundary(self, event: Any) -> None:
-        if event.value != self.run.epoch:
+        run = self.run
+        if event.value != run.epoch:
             return  # a run cut short: this end was replaced
-        now = self.env.now
-        if self.run.k:
-            self._finish_run(now)
-        self.policy.plan(self, now)
+        env = self.env
+        now = env.now
+        while True:
+            if run.k:
+                self._finish_run(now)
+            self.policy.plan(self, now)
+            now = run.inline_end_s
+            if now < 0:
+                return
+            # the run just planned ends before any other scheduled event: nothing can happen in between, so
+            # its end is processed here, as its timeout would be, without the event (SimPy's clock is moved
+            # to it: Environment.step does the same with the time of the event it pops)
+            run.inline_end_s = -1.0
+            env._now = now
+
+    def _end_run_in(self, delay_s: float) -> None:
+        """The run just started ends in ``delay_s`` seconds: at the next boundary, inline when that comes
+        strictly before every other scheduled event (the queue's earliest: an arrival, another replica's
+        boundary, the end of the simulation), else by a timeout event."""
+        env = self.env
+        end = env.now + delay_s
+        if end < env.peek():
+            self.run.inline_end_s = end
+        else:
+            env.timeout(delay_s, self.run.epoch).callbacks.append(self._boundary)
 
     def _finish_run(self, now: float) -> None:
         run, kv, stats = self.run, self.kv, self.stats
@@ -505,7 +529,7 @@ class Replica:
         run.chunks = chunks
         run.decodes = decodes
         run.epoch += 1
-        self.env.timeout(dt, run.epoch).callbacks.append(self._boundary)
+        self._end_run_in(dt)
 
     def run_decodes(self, now: float, blocks: int | None) -> None:
         """Run decode-only iterations until the first decoding sequence finishes, at most :data:`MAX_RUN`,
@@ -539,7 +563,7 @@ class Replica:
         run.chunks = []
         run.decodes = True
         run.epoch += 1
-        self.env.timeout(k * dt, run.epoch).callbacks.append(self._boundary)
+        self._end_run_in(k * dt)
 
     def idle(self) -> None:
         """Nothing to run: wait for the next arrival."""
