@@ -394,10 +394,28 @@ class IterationCost:
         key = (q_len, past)
         seconds = self._prefill_attn.get(key)
         if seconds is None:
-            seconds = self._prefill_attn[key] = self._attention_s(
-                *prefill_attention(self.cfg, q_len, past, self.tp, self.precision)
-            )
+            if q_len <= GRID_EXACT:
+                self._price_prefill_block(q_len, past)
+                seconds = self._prefill_attn[key]
+            else:
+                seconds = self._prefill_attn[key] = self._attention_s(
+                    *prefill_attention(self.cfg, q_len, past, self.tp, self.precision)
+                )
         return seconds
+
+    def _price_prefill_block(self, q_len: int, past: int) -> None:
+        """Price the prefill attention of every chunk length of ``q_len``'s aligned block of
+        :data:`GRID_STEP` lengths (up to :data:`GRID_EXACT`) after ``past`` tokens in one cost-model call: a
+        chunked prefill's leftover chunk lengths are arbitrary, and one call per length costs mostly the
+        call (the prices are the same as one at a time)."""
+        low = (q_len - 1) // GRID_STEP * GRID_STEP
+        lengths = [
+            q for q in range(low + 1, min(low + GRID_STEP, GRID_EXACT) + 1) if (q, past) not in self._prefill_attn
+        ]
+        pairs = [prefill_attention(self.cfg, q, past, self.tp, self.precision) for q in lengths]
+        times = self._predict([self._attention(op) for op, _ in pairs], self.device_id)
+        for q, (_, count), t in zip(lengths, pairs, times, strict=True):
+            self._prefill_attn[(q, past)] = float(t) * count
 
     def encoder_attention_s(self, lengths: Sequence[int]) -> float:
         """Seconds of an encoder's bidirectional attention over a batch of inputs of ``lengths`` tokens, all
