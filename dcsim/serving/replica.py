@@ -282,13 +282,31 @@ class Replica:
     def _end_run_in(self, delay_s: float) -> None:
         """The run just started ends in ``delay_s`` seconds: at the next boundary, inline when that comes
         strictly before every other scheduled event (the queue's earliest: an arrival, another replica's
-        boundary, the end of the simulation), else by a timeout event."""
+        boundary, the end of the simulation), else by a timeout event.
+
+        A replica's end that was replaced (a run cut short) stays queued and does nothing when it comes;
+        those at the front of SimPy's queue before ``end`` are dropped here so they do not stop the inline
+        path (the clock passes them either way: nothing is processed at their time)."""
         env = self.env
         end = env.now + delay_s
-        if end < env.peek():
-            self.run.inline_end_s = end
-        else:
+        queue = env._queue
+        while queue:
+            when, _, _, event = queue[0]
+            if end < when:
+                break
+            callbacks = event.callbacks
+            owner: Any = getattr(callbacks[0], "__self__", None) if len(callbacks) == 1 else None
+            if (
+                when < end
+                and isinstance(owner, Replica)
+                and callbacks[0] == owner._boundary
+                and event._value != owner.run.epoch
+            ):
+                heapq.heappop(queue)  # a replaced end: a no-op when processed
+                continue
             env.timeout(delay_s, self.run.epoch).callbacks.append(self._boundary)
+            return
+        self.run.inline_end_s = end
 
     def _finish_run(self, now: float) -> None:
         run, kv, stats = self.run, self.kv, self.stats
