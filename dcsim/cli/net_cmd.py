@@ -17,7 +17,6 @@ from dcsim.errors import UserInputError
 from dcsim.network.collectives import CollectiveResult
 from dcsim.network.collectives.sweep import parse_sizes, sweep
 from dcsim.network.datacenter import DatacenterFabric
-from dcsim.network.plot import plot_busbw_sweep, plot_link_utilization
 from dcsim.network.session import CollectiveSpec, NetworkRun, run_collectives
 from dcsim.scenario import load_scenario
 from dcsim.scenario.network import build_fabric, network_config
@@ -119,6 +118,8 @@ def _sweeps(args: argparse.Namespace, scenario: Scenario, fabric: DatacenterFabr
     plot = None
     if not args.no_plot and scenario.outputs.plots:
         points = {name: [(r.bytes, r.busbw_gb_per_s) for r in results] for name, results in runs.items()}
+        from dcsim.network.plot import plot_busbw_sweep  # matplotlib: imported only to draw
+
         plot = plot_busbw_sweep(points, Path(scenario.output_dir) / "plots" / "busbw_vs_size.png")
     if args.json:
         rows = {name: [_row(r) for r in results] for name, results in runs.items()}
@@ -142,6 +143,8 @@ def handle(args: argparse.Namespace) -> int:
         run = run_collectives(fabric, _collectives(scenario, fabric), scenario.seed)
     plot = None
     if not args.no_plot and scenario.outputs.plots:
+        from dcsim.network.plot import plot_link_utilization  # matplotlib: imported only to draw
+
         plot = plot_link_utilization(run.usage, Path(scenario.output_dir) / "plots" / "link_utilization.png")
     if args.json:
         table = run.usage.table()

@@ -12,7 +12,15 @@ import pandas as pd
 from dcsim import progress
 from dcsim.errors import UserInputError
 from dcsim.formatting import format_percent
-from dcsim.run.plots import bin_name, bin_width_s, draw_steps_with_means, finish_axes, plt, save_figure, time_axis
+from dcsim.run.plots import (
+    bin_name,
+    bin_width_s,
+    draw_steps_with_means,
+    finish_axes,
+    pyplot,
+    save_figure,
+    time_axis,
+)
 from dcsim.run.result import Result
 from dcsim.run.world import run_scenario
 from dcsim.scenario import load_scenario
@@ -68,7 +76,7 @@ def plot_policies(results: Mapping[str, Result], folder: str | Path) -> list[Pat
     """JCT CDF per policy and utilization over time per policy, as two PNGs in ``folder``."""
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     for policy, result in results.items():
         jobs = result.tables.get("jobs")
         if jobs is None:
@@ -94,7 +102,7 @@ def utilization_figure(results: Mapping[str, Result]) -> Any:
     the run dashed and written in the panel."""
     span = max((run_end_s(result) for result in results.values()), default=0.0)
     count = max(len(results), 1)
-    fig, axes = plt.subplots(count, 1, figsize=(8, 0.9 + 1.3 * count), sharex=True, sharey=True, squeeze=False)
+    fig, axes = pyplot().subplots(count, 1, figsize=(8, 0.9 + 1.3 * count), sharex=True, sharey=True, squeeze=False)
     for ax, (policy, result) in zip(axes[:, 0], results.items(), strict=False):
         timeline = result.timeline
         time_s, busy = timeline["time_s"].to_numpy(), timeline["utilization"].to_numpy()

@@ -9,16 +9,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from dcsim.formatting import duration_unit, format_duration, format_number
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
+    from matplotlib.figure import Figure
+
     from dcsim.run.result import Result
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend, imported on first use: a run with plots off (and every
+    command that only imports this module) does not pay matplotlib's import."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
 
 #: Bin widths (s) for means over time: the smallest giving at most MAX_BINS bins over the run is used.
 BIN_WIDTHS_S = (1e-3, 1e-2, 0.1, 1.0, 10.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 86400.0, 7 * 86400.0)
@@ -36,11 +48,11 @@ def finish_axes(ax: Any, xlabel: str, ylabel: str, title: str, legend: bool = Fa
         ax.legend()
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     """Write ``fig`` as a PNG at ``path`` and close it."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -98,7 +110,7 @@ def draw_steps_with_means(
 
 
 def _step(path: Path, x: np.ndarray, y: np.ndarray, end_s: float, ylabel: str, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = pyplot().subplots(figsize=(8, 3.5))
     draw_steps_with_means(ax, x, y, end_s)
     finish_axes(ax, f"simulated time ({time_axis(end_s)[0]})", ylabel, title, legend=True)
     return save_figure(fig, path)
@@ -141,7 +153,7 @@ def write_plots(result: Result, folder: Path) -> list[Path]:
         paths += write_inference_plots(result, folder)
     if "jobs" not in result.tables:
         return paths
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     jobs = result.jobs
     for workload, group in jobs[jobs["status"] == "completed"].groupby("workload", sort=False):
         jct = np.sort(group["jct_s"].to_numpy())
@@ -157,7 +169,7 @@ def write_inference_plots(result: Result, folder: Path) -> list[Path]:
     name = result.scenario.name
     requests = result.tables["requests"]
     done = requests[requests["status"] == "completed"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    fig, axes = pyplot().subplots(1, 3, figsize=(13, 3.8))
     for ax, column, label in zip(axes, ("ttft_ms", "tpot_ms", "e2e_ms"), ("TTFT", "TPOT", "end-to-end"), strict=True):
         right = 0.0
         for workload, group in done.groupby("workload", sort=False, observed=True):
@@ -170,7 +182,7 @@ def write_inference_plots(result: Result, folder: Path) -> list[Path]:
         finish_axes(ax, f"{label} (ms)", "fraction of requests", f"{name}: {label}", legend=True)
     paths = [save_figure(fig, folder / "latency_cdf.png")]
     timeline = result.tables["replica_timeline"]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (top, bottom) = pyplot().subplots(2, 1, figsize=(9, 6), sharex=True)
     for key, group in timeline.groupby(["workload", "replica"], sort=False):
         label = "/".join(str(part) for part in key)
         top.step(group["time_s"], group["batch_size"], where="post", label=label, lw=0.8)
@@ -196,7 +208,7 @@ def plot_compression_pareto(result: Result, path: Path) -> Path | None:
     if not any(w.get("compression") for w in served.values()):
         return None
     plain = [w for w in served.values() if not w.get("compression")]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = pyplot().subplots(figsize=(7, 4.5))
     unknown, metrics = [], set()
     for name, w in served.items():
         comp = w.get("compression")

@@ -294,6 +294,9 @@ class IterationCost:
         self._decode: dict[tuple[int, int], float] = {}
         self._dense_body: dict[int, float] = {}
         self._prefill_exact: dict[tuple[int, int], float] = {}
+        # prefill_attention_s per (chunk, past tokens rounded as it rounds them), for iteration_s's lookups
+        self._prefill_pieces: dict[tuple[int, int], float] = {}
+        self._encoder = cfg.family == "encoder"
 
     def _dense_pairs(self, tokens: int, sequences: int) -> list[tuple[Op, int]]:
         """The dense ops of an iteration as ``(op, count)``, heads pruned (the last two are the head)."""
@@ -391,10 +394,28 @@ class IterationCost:
         key = (q_len, past)
         seconds = self._prefill_attn.get(key)
         if seconds is None:
-            seconds = self._prefill_attn[key] = self._attention_s(
-                *prefill_attention(self.cfg, q_len, past, self.tp, self.precision)
-            )
+            if q_len <= GRID_EXACT:
+                self._price_prefill_block(q_len, past)
+                seconds = self._prefill_attn[key]
+            else:
+                seconds = self._prefill_attn[key] = self._attention_s(
+                    *prefill_attention(self.cfg, q_len, past, self.tp, self.precision)
+                )
         return seconds
+
+    def _price_prefill_block(self, q_len: int, past: int) -> None:
+        """Price the prefill attention of every chunk length of ``q_len``'s aligned block of
+        :data:`GRID_STEP` lengths (up to :data:`GRID_EXACT`) after ``past`` tokens in one cost-model call: a
+        chunked prefill's leftover chunk lengths are arbitrary, and one call per length costs mostly the
+        call (the prices are the same as one at a time)."""
+        low = (q_len - 1) // GRID_STEP * GRID_STEP
+        lengths = [
+            q for q in range(low + 1, min(low + GRID_STEP, GRID_EXACT) + 1) if (q, past) not in self._prefill_attn
+        ]
+        pairs = [prefill_attention(self.cfg, q, past, self.tp, self.precision) for q in lengths]
+        times = self._predict([self._attention(op) for op, _ in pairs], self.device_id)
+        for q, (_, count), t in zip(lengths, pairs, times, strict=True):
+            self._prefill_attn[(q, past)] = float(t) * count
 
     def encoder_attention_s(self, lengths: Sequence[int]) -> float:
         """Seconds of an encoder's bidirectional attention over a batch of inputs of ``lengths`` tokens, all
@@ -436,15 +457,32 @@ class IterationCost:
         """Seconds of a mixed iteration: ``decode_batch`` decode tokens (caches of ``decode_total_kv`` tokens
         in all) and prefill ``chunks`` of (tokens, past tokens), ``emitting`` of which finish their prompt
         and need logits; host time included (for ``decode_batch + len(chunks)`` sequences)."""
-        tokens = decode_batch + sum(q for q, _ in chunks)
-        seconds = self.dense_s(tokens, max(1, decode_batch + emitting))
+        # hot (once per iteration with prompt chunks): the cached prices are looked up inline, each falling
+        # back to its method on a miss; the sums are taken in the methods' order, so the result is the same
+        tokens = decode_batch
+        for q, _ in chunks:
+            tokens += q
+        rows = decode_batch + emitting
+        if rows < 1:
+            rows = 1
+        body = self._dense_body.get(tokens)
+        head = self._dense.get((0, rows))
+        seconds = body + head if body is not None and head is not None else self.dense_s(tokens, rows)
         if decode_batch:
-            seconds += self.decode_attention_s(decode_batch, decode_total_kv / decode_batch)
-        if self.cfg.family == "encoder":
+            kv = _kv_bucket(decode_total_kv / decode_batch)
+            attention = self._decode_attn.get((decode_batch, kv))
+            seconds += attention if attention is not None else self.decode_attention_s(decode_batch, kv)
+        if self._encoder:
             seconds += self.encoder_attention_s([q for q, _ in chunks])
         else:
+            pieces = self._prefill_pieces
             for q, past in chunks:
-                seconds += self.prefill_attention_s(q, past)
+                if past > GRID_EXACT:  # as prefill_attention_s rounds it
+                    past = (past + GRID_STEP // 2) // GRID_STEP * GRID_STEP
+                attention = pieces.get((q, past))
+                if attention is None:
+                    attention = pieces[(q, past)] = self.prefill_attention_s(q, past)
+                seconds += attention
         if self.kv_offload_s_per_token:  # cached tokens read, and new ones written, over the host link
             attended = decode_total_kv + sum(q + past for q, past in chunks)
             seconds = max(seconds, self.offload_s + self.kv_offload_s_per_token * attended)

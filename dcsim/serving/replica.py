@@ -92,7 +92,8 @@ class Run:
     """The iterations a replica is running: ``k`` of ``dt`` seconds each from ``start_s``, with prefill
     ``chunks`` (one iteration) and a decode token per decoding sequence if ``decodes``. ``epoch`` names the
     scheduled end (a cut run's old end is ignored); ``busy``: an end is scheduled; ``prompt_only_done``: the
-    prompt-only requests it finished (an encoder's batch size, for the timeline)."""
+    prompt-only requests it finished (an encoder's batch size, for the timeline); ``inline_end_s`` (>= 0):
+    the end comes before any other scheduled event, so it is run without one (:meth:`Replica._boundary`)."""
 
     epoch: int = 0
     start_s: float = 0.0
@@ -102,6 +103,7 @@ class Run:
     decodes: bool = True
     busy: bool = False
     prompt_only_done: int = 0
+    inline_end_s: float = -1.0
 
 
 @dataclass(slots=True)
@@ -270,12 +272,52 @@ class Replica:
 
     # ------------------------------------------------------------------ iteration boundaries
     def _boundary(self, event: Any) -> None:
-        if event.value != self.run.epoch:
+        run = self.run
+        if event.value != run.epoch:
             return  # a run cut short: this end was replaced
-        now = self.env.now
-        if self.run.k:
-            self._finish_run(now)
-        self.policy.plan(self, now)
+        env = self.env
+        now = env.now
+        while True:
+            if run.k:
+                self._finish_run(now)
+            self.policy.plan(self, now)
+            now = run.inline_end_s
+            if now < 0:
+                return
+            # the run just planned ends before any other scheduled event: nothing can happen in between, so
+            # its end is processed here, as its timeout would be, without the event (SimPy's clock is moved
+            # to it: Environment.step does the same with the time of the event it pops)
+            run.inline_end_s = -1.0
+            env._now = now
+
+    def _end_run_in(self, delay_s: float) -> None:
+        """The run just started ends in ``delay_s`` seconds: at the next boundary, inline when that comes
+        strictly before every other scheduled event (the queue's earliest: an arrival, another replica's
+        boundary, the end of the simulation), else by a timeout event.
+
+        A replica's end that was replaced (a run cut short) stays queued and does nothing when it comes;
+        those at the front of SimPy's queue before ``end`` are dropped here so they do not stop the inline
+        path (the clock passes them either way: nothing is processed at their time)."""
+        env = self.env
+        end = env.now + delay_s
+        queue = env._queue
+        while queue:
+            when, _, _, event = queue[0]
+            if end < when:
+                break
+            callbacks = event.callbacks
+            owner: Any = getattr(callbacks[0], "__self__", None) if len(callbacks) == 1 else None
+            if (
+                when < end
+                and isinstance(owner, Replica)
+                and callbacks[0] == owner._boundary
+                and event._value != owner.run.epoch
+            ):
+                heapq.heappop(queue)  # a replaced end: a no-op when processed
+                continue
+            env.timeout(delay_s, self.run.epoch).callbacks.append(self._boundary)
+            return
+        self.run.inline_end_s = end
 
     def _finish_run(self, now: float) -> None:
         run, kv, stats = self.run, self.kv, self.stats
@@ -512,7 +554,8 @@ class Replica:
     def extend(self, seq: Sequence, tokens: int) -> Chunk:
         """Prefill the next ``tokens`` of a partly prefilled sequence (the caller checked the blocks)."""
         done = seq.done
-        self.kv.allocate(self.kv.blocks_to_extend(done, tokens))
+        block = self.kv.block_tokens
+        self.kv.allocate(-(-(done + tokens) // block) + (-done // block))  # blocks_to_extend, inlined: hot
         return (seq, tokens, done, done + tokens == seq.total)
 
     def admit_whole(self, seq: Sequence, now: float) -> Chunk:
@@ -561,7 +604,7 @@ class Replica:
         run.chunks = chunks
         run.decodes = decodes
         run.epoch += 1
-        self.env.timeout(dt, run.epoch).callbacks.append(self._boundary)
+        self._end_run_in(dt)
 
     def run_decodes(self, now: float, blocks: int | None) -> None:
         """Run decode-only iterations until the first decoding sequence finishes, at most :data:`MAX_RUN`,
@@ -595,7 +638,7 @@ class Replica:
         run.chunks = []
         run.decodes = True
         run.epoch += 1
-        self.env.timeout(k * dt, run.epoch).callbacks.append(self._boundary)
+        self._end_run_in(k * dt)
 
     def idle(self) -> None:
         """Nothing to run: wait for the next arrival."""

@@ -39,11 +39,15 @@ class Sarathi(BatchPolicy):
         if prefilling:
             while not b and len(prefilling) > 1 and self._stuck(replica, budget):
                 replica.restart_newest_prefill()  # partial prefills hold the blocks the oldest one needs
+            block = kv.block_tokens
             for seq in prefilling:  # chunked prefills in progress come first
                 if budget <= 0:
                     break
-                q = min(seq.total - seq.done, budget)
-                need = kv.blocks_to_extend(seq.done, q)
+                done = seq.done
+                q = seq.total - done
+                if q > budget:
+                    q = budget
+                need = -(-(done + q) // block) + (-done // block)  # kv.blocks_to_extend, inlined: hot
                 if need > spare:
                     break
                 spare -= need
