@@ -15,8 +15,9 @@ for every microbatch of every step.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import networkx as nx
 import simpy
@@ -34,7 +35,7 @@ from dcsim.network.collectives.p2p_model import (
 )
 from dcsim.network.collectives.runner import channel_keys, choose_algorithm, routed_without_latency
 from dcsim.network.factory import make_controller, make_flow_simulator
-from dcsim.network.flows import TransferDone
+from dcsim.network.flows import FlowSimulator, RoutedFlows, TransferDone
 from dcsim.network.routing import RoutingPolicy, mix64
 
 Groups = tuple[tuple[str, ...], ...]
@@ -163,10 +164,7 @@ class CommModel:
         flows = make_flow_simulator(env, self.controller)
         events: list[simpy.Event | None] = []
         paid: list[float] = []
-        for g, phase, size in zip(groups, rounds, sizes, strict=True):
-            tag = flows.next_collective_id()  # ECMP keys as run_collective draws them
-            keys = [mix64(tag, i, j) & 0x7FFFFFFFFFFFFFFF for i, j in phase.pairs]
-            routed = flows.route([g[i] for i, _ in phase.pairs], [g[j] for _, j in phase.pairs], keys)
+        for routed, size in zip(self._route_groups(flows, groups, rounds), sizes, strict=True):
             routed, latency = routed_without_latency(flows, routed)
             events.append(flows.start_routed(routed, size) if size > 0 else None)
             paid.append(latency)
@@ -182,3 +180,47 @@ class CommModel:
             assert isinstance(done, TransferDone)
             seconds.append(max(0.0, done.end_s - done.start_s - latency))
         return seconds
+
+    @staticmethod
+    def _route_groups(flows: FlowSimulator, groups: Groups, rounds: Sequence[Phase]) -> Iterator[RoutedFlows]:
+        """Each group's sends of its round, routed with the ECMP keys run_collective draws (one collective id
+        per group, in order). A static policy routes every flow on its own, so all groups go through one
+        ``route`` call, split afterwards (the per-call cost dominated plan searches). A load-aware one sees the
+        flows started before: each group is routed when the caller asks for it, after the previous started."""
+        if not flows.controller.policy.static:
+            for g, phase in zip(groups, rounds, strict=True):
+                keys = _send_keys(flows.next_collective_id(), phase)
+                yield flows.route([g[i] for i, _ in phase.pairs], [g[j] for _, j in phase.pairs], keys)
+            return
+        srcs: list[str] = []
+        dsts: list[str] = []
+        keys = []
+        bounds = [0]
+        for g, phase in zip(groups, rounds, strict=True):
+            srcs += [g[i] for i, _ in phase.pairs]
+            dsts += [g[j] for _, j in phase.pairs]
+            keys += _send_keys(flows.next_collective_id(), phase)
+            bounds.append(len(srcs))
+        routed = flows.route(srcs, dsts, keys)
+        for lo, hi in itertools.pairwise(bounds):
+            yield _flows_between(routed, lo, hi)
+
+
+def _send_keys(tag: int, phase: Phase) -> list[int]:
+    """The ECMP keys of a round's sends, as run_collective draws them for collective ``tag``."""
+    return [mix64(tag, i, j) & 0x7FFFFFFFFFFFFFFF for i, j in phase.pairs]
+
+
+def _flows_between(routed: RoutedFlows, lo: int, hi: int) -> RoutedFlows:
+    """Flows ``lo`` to ``hi - 1`` of ``routed`` (their links, latencies and weights)."""
+    first, last = int(routed.ptr[lo]), int(routed.ptr[hi])
+    return RoutedFlows(
+        routed.src[lo:hi],
+        routed.dst[lo:hi],
+        routed.key[lo:hi],
+        routed.ptr[lo : hi + 1] - first,
+        routed.links[first:last],
+        routed.latency_s[lo:hi],
+        routed.version,
+        None if routed.weights is None else routed.weights[first:last],
+    )
