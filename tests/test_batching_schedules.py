@@ -30,6 +30,9 @@ class UnitCost:
     def decode_s(self, *args: Any) -> float:
         return 1.0
 
+    def ran_decode(self, positions: int) -> None:
+        pass
+
 
 def schedule(
     policy: str, arrivals: list[float], prompts: list[int], outputs: list[int], blocks: int = 20, **limits: Any

@@ -33,6 +33,9 @@ class RecordingCost:
     def decode_s(self, *args: Any) -> float:
         return 1.0
 
+    def ran_decode(self, positions: int) -> None:
+        pass
+
 
 def serve(
     policy: str,

@@ -110,7 +110,6 @@ def _system(
     if swap:  # preempt by swapping over a 31.5 GB/s host link, into host memory of host_bytes (shared)
         host = HostMemory(host_bytes if host_bytes is not None else math.inf)
         for replica in pool:
-            replica.host = host
             replica.swap = KVSwap(31.5e9, kv_bytes_per_token(LLAMA, "fp16"), 1, host)
     route = resolve_router(router)
     if prefill:  # disaggregated: the first replicas prefill, the others decode
@@ -261,7 +260,7 @@ def test_conservation(
     assert np.all(records.column("generated")[completed] == records.column("output_tokens")[completed])
     assert all(r.kv.used == 0 for r in system.replicas)  # every block returned
     assert all(r.kv.peak <= r.kv.capacity for r in system.replicas)
-    hosts = {id(r.host): r.host for r in system.replicas if r.host is not None}
+    hosts = {id(r.swap.host): r.swap.host for r in system.replicas if r.swap is not None and r.swap.host is not None}
     for host in hosts.values():  # every swapped-out cache came back; never more than the host memory held
         assert host.used == pytest.approx(0.0, abs=1.0) and host.peak <= host.capacity
     if prefill:  # every request that decoded was transferred once (some dropped by a decode replica after)
@@ -285,7 +284,8 @@ def test_disaggregated_over_the_network_with_tight_host_memory_conserves() -> No
     assert np.all(audit.completions == 1)
     decode = system.replicas[1:]
     assert sum(r.swap_fallbacks for r in decode) > 0 and sum(r.swapped_tokens for r in decode) > 0
-    assert decode[0].host is not None and decode[0].host.used == 0.0 and decode[0].host.peak <= 2e8
+    host = decode[0].swap.host if decode[0].swap is not None else None
+    assert host is not None and host.used == 0.0 and host.peak <= 2e8
     assert max(system.transfer_s) > 1.5 * 300 * kv_bytes_per_token(LLAMA, "fp16") / 12.5e9  # some shared the NIC
 
 

@@ -216,6 +216,8 @@ class InferenceRunner(Runner[InferenceWorkload]):
         self.speculation: Speculation | None = spec.speculative.speculation() if spec.speculative else None
         drafted: dict[tuple[str, tuple[StageHop, ...]], SpeculativeCost] = {}
         self.speculative_costs: list[SpeculativeCost] = []
+        self.hardware: list[tuple[str, int]] = []  # per replica: its accelerator and how many it has (tp x pp)
+        self.hosts: list[HostMemory] = []  # per replica: the host memory of its node(s)
         self._comm: CommModel | None = None
         self.stage_hops: list[tuple[StageHop, ...]] = []
         replicas = []
@@ -256,16 +258,16 @@ class InferenceRunner(Runner[InferenceWorkload]):
             if b.prefix_caching:
                 kv = self._prefix_cache(kv)
             policy = make_batch_policy(b.effective_policy, **b.policy_limits)
-            replica = Replica(index, sim.env, cost, kv, self.records, policy, _unset, interval, acc.id, tp * pp)
-            if isinstance(cost, SpeculativeCost):
-                replica.speculative = cost
-            replica.host = placer.host_memory(place, tp * pp)
-            self._reserve_offload(replica.host, place, planned)
+            replica = Replica(index, sim.env, cost, kv, self.records, policy, _unset, interval)
+            self.hardware.append((acc.id, tp * pp))
+            host = placer.host_memory(place, tp * pp)
+            self.hosts.append(host)
+            self._reserve_offload(host, place, planned)
             if b.preemption == "swap":
                 assert b.swap_interconnect is not None
                 swap_bytes_per_s = catalog.interconnects[b.swap_interconnect].bandwidth_gb_per_s * 1e9
                 kv_bytes = self.memory[node.name].kv_bytes_per_token
-                replica.swap = KVSwap(swap_bytes_per_s, kv_bytes, tp * pp, replica.host)
+                replica.swap = KVSwap(swap_bytes_per_s, kv_bytes, tp * pp, host)
             replicas.append(replica)
         self.replicas = replicas
         autoscale = None
@@ -506,10 +508,11 @@ class InferenceRunner(Runner[InferenceWorkload]):
             place = self.places[replica.index]
             power = node_power(place.node)
             busy = min(replica.busy_s, on_s)
-            price_per_s = context.usd_per_accelerator_s[replica.accelerator] * replica.accelerators
+            accelerator, accelerators = self.hardware[replica.index]
+            price_per_s = context.usd_per_accelerator_s[accelerator] * accelerators
             cost += price_per_s * on_s
             serving_cost += price_per_s * min(on_s, window)
-            energy_j += replica.accelerators * (busy * power.max_w + (on_s - busy) * power.idle_w)
+            energy_j += accelerators * (busy * power.max_w + (on_s - busy) * power.idle_w)
         energy_j *= context.pue
         self.serving_usd, self.counted_tokens = serving_cost, counted
         slo = self.spec.slo
@@ -552,7 +555,7 @@ class InferenceRunner(Runner[InferenceWorkload]):
             "replica_hours": on_s / 3600.0,
             # nodes one replica spans (1 inside a node; a pipeline spanning nodes: one per group of stages)
             "nodes_per_replica": max((len(p.node_indices) for p in self.places), default=1),
-            "accelerators": sorted({r.accelerator for r in self.replicas}),
+            "accelerators": sorted({accelerator for accelerator, _ in self.hardware}),
             "utilization": busy_s / on_s if on_s > 0 else 0.0,
             "mean_batch_size": float(batch["batch_size"].mean()) if len(batch) else 0.0,
             "preemptions": int(sum(r.preemptions for r in self.replicas)),
@@ -571,7 +574,7 @@ class InferenceRunner(Runner[InferenceWorkload]):
             "swap_fallbacks": int(sum(r.swap_fallbacks for r in self.replicas)),
             # the fullest host memory of the nodes the replicas are on (offloads and swapped KV caches of every
             # replica there, whatever its workload)
-            "host_memory_peak_gb": max((r.host.peak for r in self.replicas if r.host is not None), default=0.0) / 1e9,
+            "host_memory_peak_gb": max((h.peak for h in self.hosts), default=0.0) / 1e9,
             "scale_events": len(self.system.scale_events),
             "max_live_replicas": max((n for _, n in self.system.scale_events), default=len(self.replicas)),
             "jobs_preempted": self.scheduler.service_preemptions.get(self.spec.name, 0) if self.scheduler else 0,
@@ -599,7 +602,7 @@ class InferenceRunner(Runner[InferenceWorkload]):
 
     def _by_accelerator(self, done: pd.DataFrame) -> dict[str, dict[str, Any]]:
         """Per accelerator type (mixed pools): replicas, completed requests and their latencies."""
-        kinds = np.array([r.accelerator for r in self.replicas])
+        kinds = np.array([accelerator for accelerator, _ in self.hardware])
         out = {}
         for kind in sorted(set(kinds)):
             served = done[np.isin(done["replica"].to_numpy(), np.flatnonzero(kinds == kind))]
@@ -630,12 +633,12 @@ class InferenceRunner(Runner[InferenceWorkload]):
                 {
                     "workload": self.spec.name,
                     "replica": replica.index,
-                    "role": replica.role,
+                    "role": self.system.roles[replica.index],
                     "node_type": place.node.name,
                     "node": place.node_index,
                     "nodes": len(place.node_indices),
-                    "accelerator": replica.accelerator,
-                    "accelerators": replica.accelerators,
+                    "accelerator": self.hardware[replica.index][0],
+                    "accelerators": self.hardware[replica.index][1],
                     "on_s": on_s,
                     "busy_s": busy,
                     "utilization": busy / on_s if on_s > 0 else 0.0,

@@ -117,8 +117,9 @@ class ReplicaContention:
             return
         now = float(self.scheduler.now)
         if on:
-            role = self.runner.replicas[index].role
-            same = sum(1 for i in self.on if self.runner.replicas[i].role == role)
+            roles = self.runner.system.roles
+            role = roles[index]
+            same = sum(1 for i in self.on if roles[i] == role)
             self.tokens_per_s[index] = self.offered[role] / max(1, same)
             pace = self.pace.setdefault(index, [now, 1.0, 0.0, 0.0, 1.0])
             pace[0], pace[1] = now, 1.0

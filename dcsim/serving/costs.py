@@ -437,6 +437,10 @@ class IterationCost:
             )
         return seconds
 
+    def ran_decode(self, positions: int) -> None:
+        """A decode run of ``positions`` token positions priced by the last :meth:`decode_s` ended (nothing to
+        tally here; :class:`~dcsim.serving.speculative.SpeculativeCost` counts its verify steps)."""
+
     def decode_s(self, batch: int, total_kv: float) -> float:
         """Seconds of one decode iteration of ``batch`` sequences whose caches hold ``total_kv`` tokens in
         all (the new tokens included), host time included."""

@@ -45,7 +45,6 @@ import simpy
 
 from dcsim.serving.batching.base import BatchPolicy
 from dcsim.serving.costs import IterationCost
-from dcsim.serving.hostmem import HostMemory
 from dcsim.serving.kvcache import KVCache, KVSwap
 from dcsim.serving.prefixcache import PrefixKVCache
 from dcsim.serving.records import RequestRecords, Status
@@ -124,8 +123,10 @@ class Replica:
 
     Disaggregated serving: ``handoff`` set (a prefill replica), each prefilled request is handed to it with
     its cached tokens; a decode replica takes requests whose KV cache arrives (:meth:`accept_transfer`)
-    straight into its batch. ``swap`` set, preemption swaps to host memory; ``host`` is the node's host memory
-    (offloads and swapped-out caches)."""
+    straight into its batch. ``swap`` set, preemption swaps to host memory (its ``host``, the node's).
+
+    Where a replica runs, its role and whether it takes requests are the runner's and the
+    :class:`~dcsim.serving.system.ServingSystem`'s books, not the replica's."""
 
     def __init__(
         self,
@@ -137,8 +138,6 @@ class Replica:
         policy: BatchPolicy,
         on_complete: Callable[[Replica, int], None],
         sample_interval_s: float = 0.0,
-        accelerator: str = "",
-        accelerators: int = 1,
     ) -> None:
         self.index = index
         self.env = env
@@ -147,8 +146,6 @@ class Replica:
         self.records = records
         self.policy = policy
         self.on_complete = on_complete
-        self.accelerator = accelerator
-        self.accelerators = accelerators
         self.waiting: deque[Sequence] = deque()
         self.decoding: dict[int, Sequence] = {}  # rid -> sequence, in admission order
         self.prefilling: list[Sequence] = []  # prompts partly prefilled (chunked prefill)
@@ -156,15 +153,10 @@ class Replica:
         self.iteration = 0
         self.sum_ctx = 0  # tokens cached by the decoding sequences at self.iteration
         self.outstanding = 0  # requests routed here and not finished
-        self.accepting = True
-        self.role = "both"
         self.handoff: Callable[[Replica, int, int], None] | None = None
-        self.host: HostMemory | None = None
         self.swap: KVSwap | None = None
         self.run = Run()
         self.stats = ReplicaStats(sample_interval_s)
-        # speculative decoding: the cost that priced this replica's decode runs tallies their verify steps
-        self.speculative: SpeculativeCost | None = None
         # cross-job contention on a replica spanning nodes: extra seconds per iteration of that many tokens
         # (None: not slowed; set by dcsim.run.serving_contention)
         self.network_extra_s: Callable[[int], float] | None = None
@@ -323,8 +315,8 @@ class Replica:
         run, kv, stats = self.run, self.kv, self.stats
         k = run.k
         iteration = self.iteration
-        if self.speculative is not None and run.decodes and not run.chunks:
-            self.speculative.ran_decode(k)  # a decode run of k token positions: k / E verify steps
+        if run.decodes and not run.chunks:
+            self.cost.ran_decode(k)  # speculative decoding tallies the verify steps of k token positions
         if run.decodes:  # every decoding sequence gained one token per iteration
             if not self.policy.whole_batch:
                 kv.grow(iteration, k)

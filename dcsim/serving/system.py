@@ -97,16 +97,16 @@ class ServingSystem:
         live = len(self.replicas) if autoscale is None else max(1, autoscale.min_replicas)
         self.on_since: list[float | None] = [0.0 if i < live else None for i in range(len(self.replicas))]
         self.on_s = [0.0] * len(self.replicas)
-        for i, replica in enumerate(self.replicas):
+        #: per replica (by index): takes new requests now (switched on and not draining)
+        self.accepting = [i < live and i < len(replicas) for i in range(len(self.replicas))]
+        #: per replica: "both" (prefill and decode), or, disaggregated, "prefill" or "decode"
+        self.roles = ["prefill" if self.decode_pool else "both"] * len(replicas) + ["decode"] * len(self.decode_pool)
+        for replica in self.replicas:
             replica.on_complete = self._completed
-            replica.accepting = i < live and i < len(replicas)
-        for replica in self.decode_pool:
-            replica.role = "decode"
         if self.decode_pool:
             for replica in replicas:
-                replica.role = "prefill"
                 replica.handoff = self._handoff
-        self._accepting = [r for r in self.replicas if r.accepting]
+        self._accepting = [r for r in self.replicas if self.accepting[r.index]]
         self._draining: set[int] = set()
         # called with (replica index, True) when a replica is switched on and (index, False) when off: the
         # run's cluster scheduler holds its accelerators meanwhile
@@ -207,7 +207,7 @@ class ServingSystem:
                 observed.append(queued / len(live) / spec.target_queue)
             last_busy = busy
             ratio = max(observed) if observed else 1.0
-            pending = sum(1 for i, s in enumerate(self.on_since) if s is not None and not self.replicas[i].accepting)
+            pending = sum(1 for i, s in enumerate(self.on_since) if s is not None and not self.accepting[i])
             current = len(live) + pending - len(self._draining)
             desired = min(spec.max_replicas, max(spec.min_replicas, 1, math.ceil(len(live) * ratio - 1e-9)))
             if desired > current:
@@ -230,20 +230,20 @@ class ServingSystem:
 
     def _ready(self, event: Any) -> None:
         replica: Replica = event.value
-        if self.on_since[replica.index] is None or replica.accepting:
+        if self.on_since[replica.index] is None or self.accepting[replica.index]:
             return
-        replica.accepting = True
-        self._accepting = [r for r in self.replicas if r.accepting]
+        self.accepting[replica.index] = True
+        self._accepting = [r for r in self.replicas if self.accepting[r.index]]
         self.scale_events.append((self.env.now, len(self._accepting)))
 
     def _scale_down(self, count: int) -> None:
         victims = sorted(self._accepting, key=lambda r: (r.outstanding, -r.index))[:count]
         for replica in victims:
-            replica.accepting = False
+            self.accepting[replica.index] = False
             self._draining.add(replica.index)
             if replica.outstanding == 0:
                 self._switch_off(replica)
-        self._accepting = [r for r in self.replicas if r.accepting]
+        self._accepting = [r for r in self.replicas if self.accepting[r.index]]
         self.scale_events.append((self.env.now, len(self._accepting)))
 
     def close(self, end_s: float) -> None:

@@ -175,7 +175,6 @@ def simulate_batching(policy: str | type[BatchPolicy], case: ServingCase) -> Ser
         )
         replica = Replica(i, env, cost, kv, records, cls(**limits), print)
         if case.swap and not whole:
-            replica.host = host
             replica.swap = KVSwap(31.5e9, kv_bytes_per_token(cfg, "fp16"), 1, host)
         pool.append(replica)
     route = resolve_router(case.router)
@@ -279,6 +278,7 @@ def check_serving_invariants(run: ServingRun) -> list[str]:
             problems.append(f"replica {replica.index}: peak {kv.peak} blocks of {kv.capacity}")
         if replica.waiting or replica.decoding or replica.prefilling:
             problems.append(f"replica {replica.index} ends with sequences left")
-        if replica.host is not None and abs(replica.host.used) > 1.0:
-            problems.append(f"replica {replica.index}: {replica.host.used} bytes of host memory not returned")
+        host = replica.swap.host if replica.swap is not None else None
+        if host is not None and abs(host.used) > 1.0:
+            problems.append(f"replica {replica.index}: {host.used} bytes of host memory not returned")
     return problems
