@@ -135,3 +135,32 @@ def test_fit_finds_a_bandwidth_step_beyond_a_cache():
     assert fit.cache_bytes == 8 << 20 and fit.beyond_cache_factor > 0
     assert np.allclose(fit.times(np.zeros_like(nbytes), nbytes), seconds, rtol=0.03)
     assert RooflineFit.from_dict(fit.to_dict()) == fit
+
+
+@pytest.mark.parametrize("combine", ["max", "sum"])
+@pytest.mark.parametrize("overlap", [False, True])
+def test_times_fast_path_gives_the_same_floats(combine, overlap):
+    """``times`` skips terms that add exactly 0 or scale by exactly 1 where it is given arrays of one shape and
+    a scalar of fresh bytes; the floats are those of the full formula (a 0-d array of fresh bytes takes it)."""
+    rng = np.random.default_rng(11)
+    flops, nbytes = _shapes(200)
+    flops[:5] = 0.0  # ops without arithmetic (copies)
+    unaligned = (rng.uniform(size=flops.size) < 0.3).astype(np.float64)
+    segments = rng.uniform(0, 1e6, flops.size)
+    variants = [
+        {},
+        {"compute_factor": 0.0},
+        {"memory_factor": 0.0},
+        {"flops_exponent": 0.2, "bytes_exponent": -0.1, "flops_range": (1e8, 1e12), "bytes_range": (1e5, 1e9)},
+        {"unaligned_factor": 0.4, "segment_s": 3e-12, "max_compute_efficiency": 0.7},
+        {"compute_factor": 1.0, "max_compute_efficiency": 0.55, "overhead_s": 0.0},
+        {"cache_bytes": 2**24, "beyond_cache_factor": 0.5, "fault_s_per_byte": 1e-10, "fault_threshold_bytes": 1e6},
+        {"memory_factor": 0.0, "flops_exponent": 0.3, "flops_range": (1e7, 1e11), "segment_s": 1e-9},
+    ]
+    for changes in variants:
+        fit = _truth(combine=combine, overlap=overlap, **changes)
+        for fresh in (0.0, 4096.0):
+            for extra in ((None, 0.0), (unaligned, segments)):
+                fast = fit.times(flops, nbytes, fresh, *extra)
+                full = fit.times(flops, nbytes, np.asarray(fresh), *extra)
+                assert fast.tobytes() == full.tobytes(), changes

@@ -62,6 +62,9 @@ def test_memory_ops_move_bytes():
         (lambda: Matmul(1, 1, 1, precision="fp12"), r"unknown precision 'fp12'"),
         (lambda: Matmul(1, 1, 1, phase="both"), r"phase must be 'fwd' or 'bwd', not 'both'"),
         (lambda: Attention(1, 12, 1, 8, 64, kv_heads=5), r"kv_heads \(5\) must divide heads \(12\)"),
+        (lambda: Attention(1, 12, 0, 8, 64), r"Attention.q_len must be a positive integer, not 0"),
+        (lambda: Attention(1, 12, 4, 8.0, 64), r"Attention.kv_len must be a positive integer, not 8.0"),  # type: ignore[arg-type]
+        (lambda: Attention(1, -2, 4, 8, 64), r"Attention.heads must be a positive integer, not -2"),
         (lambda: Pointwise("tanh", 4), r"unknown pointwise kind 'tanh'"),
         (lambda: Normalization("groupnorm", 1, 4), r"unknown normalization kind 'groupnorm'"),
         (lambda: Conv2d(1, 3, 8, 4, 4, 7), r"Conv2d kernel larger than the padded input"),
@@ -70,6 +73,20 @@ def test_memory_ops_move_bytes():
 def test_invalid_ops_name_the_problem(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_attention_sizes_and_checks_as_written():
+    """Attention's hot paths (a quick check of positive ints, the pairs inlined in ``flops``) give what the
+    formulas give; a bool still passes as an int, as ``_check_positive`` lets it."""
+    for q, kv, causal in ((1, 9, False), (5, 5, True), (7, 3, True), (16, 300, True), (16, 300, False)):
+        op = Attention(2, 8, q, kv, 64, causal, 2, "bf16")
+        q_eff = min(q, kv)
+        pairs = q_eff * (kv - q_eff) + q_eff * (q_eff + 1) / 2.0 if causal else float(q * kv)
+        assert op.pairs == pairs
+        assert op.flops == 4.0 * 2 * 8 * pairs * 64
+        assert op.segments == (2 * 8 * q_eff * (q_eff + 1) / 2.0 if causal and q != 1 else 0.0)
+        assert op.bytes == 2 * (2 * 8 * q + 2 * 2 * kv) * 64 * 2.0
+    assert Attention(True, 2, 3, 4, 8).batch is True
 
 
 def test_ops_round_trip_through_dicts():

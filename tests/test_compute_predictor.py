@@ -136,3 +136,25 @@ def test_sharing_kv_heads_never_slows_decode_attention(device, precision):
         mqa = Attention(batch, 64, 1, kv_len, 128, False, 1, precision)
         assert predict(grouped, device) <= 1.1 * predict(multi, device)
         assert predict(mqa, device) <= predict(grouped, device)
+
+
+@pytest.mark.parametrize("device_id", ["host-cpu", "h100-sxm", "a100-sxm-80gb"])
+def test_predict_many_prices_each_class_as_alone(device_id):
+    """predict_many prices each op class in one pass (a call of one class skips the grouping): a mixed call gives
+    each op the floats a call of its class alone gives (row bounds, floors, page faults and backward GEMMs priced
+    from the forward included)."""
+    precision = "bf16"
+    ops = [Matmul(m, 50257 if m == 7 else 4096, 1024, precision=precision) for m in (1, 7, 16, 17, 300)]
+    ops += [Attention(2, 16, q, q + 100, 64, True, 4, precision) for q in (1, 50, 51, 400)]
+    ops += [Pointwise("gelu", 1 << 20, precision), Normalization("rmsnorm", 64, 4096, precision)]
+    ops += [op.backward() for op in ops[:3]]
+    if device_id == "h100-sxm":
+        ops += [Matmul(64, 4096, 4096, precision="fp8"), Matmul(64, 4096, 4096, precision="fp8").backward()]
+    device = CostModel().device(device_id)
+    many = device.predict_many(ops)
+    keys = [op.fit_key for op in ops]
+    for key in set(keys):
+        indices = [i for i, k in enumerate(keys) if k == key]
+        alone = device.predict_many([ops[i] for i in indices])
+        assert many[indices].tobytes() == alone.tobytes(), key
+    assert np.allclose(many, [device.predict(op) for op in ops], rtol=1e-9)

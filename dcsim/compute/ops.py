@@ -260,6 +260,14 @@ class Matmul(Op):
         return fwd if self.phase == "fwd" else 2.0 * fwd
 
 
+def _attention_pairs(q_len: int, kv_len: int, causal: bool) -> float:
+    """:attr:`Attention.pairs` of these lengths."""
+    if not causal:
+        return float(q_len * kv_len)
+    q = kv_len if kv_len < q_len else q_len
+    return q * (kv_len - q) + q * (q + 1) / 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class Attention(Op):
     """Scaled dot-product attention core (QK^T, softmax, PV) as one fused kernel.
@@ -285,7 +293,12 @@ class Attention(Op):
     kv_precision: str | None = None
 
     def __post_init__(self) -> None:
-        _check_positive(self, ("batch", "heads", "q_len", "kv_len", "head_dim"))
+        # hot (serving prices tens of thousands of prefill chunk shapes): positive ints pass at a glance, the
+        # rest get _check_positive's message
+        b, h, q, kv, d = self.batch, self.heads, self.q_len, self.kv_len, self.head_dim
+        ints = type(b) is int and type(h) is int and type(q) is int and type(kv) is int and type(d) is int
+        if not (ints and b >= 1 and h >= 1 and q >= 1 and kv >= 1 and d >= 1):
+            _check_positive(self, ("batch", "heads", "q_len", "kv_len", "head_dim"))
         _check_common(self.precision, self.phase)
         if self.kv_heads is not None and (self.kv_heads < 1 or self.heads % self.kv_heads):
             raise ValueError(f"Attention.kv_heads ({self.kv_heads}) must divide heads ({self.heads})")
@@ -304,23 +317,21 @@ class Attention(Op):
         tiles are masked (on the A100, Vidur's FlashAttention prefill of 4,096 new tokens ran at 59 TFLOP/s,
         1,024 new tokens after 2,560 cached ones at 107). Fitted as an extra cost per pair where a class's
         points mix chunks with and without cached keys."""
-        if self.q_len == 1 or not self.causal:
+        q, kv = self.q_len, self.kv_len
+        if q == 1 or not self.causal:
             return 0.0
-        q = min(self.q_len, self.kv_len)
+        if kv < q:
+            q = kv
         return self.batch * self.heads * q * (q + 1) / 2.0
 
     @property
     def pairs(self) -> float:
         """Query-key pairs computed per head (causal: queries are the last ``q_len`` positions)."""
-        q, kv = self.q_len, self.kv_len
-        if not self.causal:
-            return float(q * kv)
-        q = min(q, kv)
-        return q * (kv - q) + q * (q + 1) / 2.0
+        return _attention_pairs(self.q_len, self.kv_len, self.causal)
 
     @property
     def flops(self) -> float:
-        fwd = 4.0 * self.batch * self.heads * self.pairs * self.head_dim
+        fwd = 4.0 * self.batch * self.heads * _attention_pairs(self.q_len, self.kv_len, self.causal) * self.head_dim
         return fwd if self.phase == "fwd" else 2.5 * fwd
 
     @property
@@ -337,7 +348,7 @@ class Attention(Op):
         q_o = 2 * self.heads * self.q_len
         k_v = 2 * kv_heads * self.kv_len
         if self.kv_precision is None:
-            fwd = self.batch * (q_o + k_v) * self.head_dim * self.element_bytes
+            fwd = self.batch * (q_o + k_v) * self.head_dim * BYTES_PER_ELEMENT[self.precision]
         else:
             kv_bytes = BYTES_PER_ELEMENT[self.kv_precision]
             fwd = self.batch * (q_o * self.element_bytes + k_v * kv_bytes) * self.head_dim

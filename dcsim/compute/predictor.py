@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -89,6 +88,8 @@ class DeviceModel:
         self._boundaries: dict[tuple[object, ...], tuple[float, float]] = {}
         #: per class, the datasheet floors (FLOP/s at its precision, bytes/s); 0 = none
         self._floors: dict[str, tuple[float, float]] = {}
+        #: per class, what predict_many needs of it (:meth:`_plan`)
+        self._plans: dict[str, tuple[RooflineFit, bool, bool, tuple[float, float] | None]] = {}
         #: an accelerator's datasheet peaks bound every op from below; a CPU's catalog figures do not (the
         #: host CPU's are measured references that other ops beat: bf16 attention ran at 2.7x its bf16 GEMM
         #: reference FLOP/s and an add at 1.07x its reference bandwidth, calibration/profiles/host-cpu.json)
@@ -290,39 +291,63 @@ class DeviceModel:
         return out
 
     def _device_many(self, ops: Sequence[Op]) -> FloatArray:
-        """:meth:`_device_seconds` of each op, vectorised per op class."""
-        out = np.empty(len(ops))
-        groups: dict[str, list[int]] = defaultdict(list)
-        for index, op in enumerate(ops):
-            groups[op.fit_key].append(index)
-        sizes: list[tuple[list[int], FloatArray, FloatArray]] = []
-        for key, indices in groups.items():
-            members = [ops[i] for i in indices]
-            fit = self.fit_for(members[0])
-            flops = np.fromiter((op.flops for op in members), np.float64, len(members))
-            nbytes = np.fromiter((op.bytes for op in members), np.float64, len(members))
-            sizes.append((indices, flops, nbytes))
-            if key in self._from_forward:
-                times = 2.0 * self._device_many([op.forward() for op in members])
+        """:meth:`_device_seconds` of each op, vectorised per op class (:meth:`_class_many`)."""
+        keys = [op.fit_key for op in ops]
+        count = len(keys)
+        if count and keys.count(keys[0]) == count:  # one class (a block of chunk lengths, one op): no scatter
+            return self._class_many(keys[0], ops)
+        groups: dict[str, list[int]] = {}
+        for index, key in enumerate(keys):
+            indices = groups.get(key)
+            if indices is None:
+                groups[key] = [index]
             else:
-                times = self._fit_many(fit, members, flops, nbytes)
-            out[indices] = times
-        # only products priced along the row classes have bounds (matmul_class: GEMV, skinny, GEMM fit keys)
-        candidates = [i for key, indices in groups.items() if key.startswith(ROW_CLASS_KEYS) for i in indices]
-        bounded = [(i, bounds) for i in candidates if (bounds := self._row_bounds(ops[i])) is not None]
-        if bounded:
-            rows = np.fromiter((index for index, _ in bounded), np.intp, len(bounded))
-            low = np.fromiter((bounds[0] for _, bounds in bounded), np.float64, len(bounded))
-            high = np.fromiter((bounds[1] for _, bounds in bounded), np.float64, len(bounded))
-            out[rows] = np.minimum(np.maximum(out[rows], low), high)
-        if self.has_floors:
-            for indices, flops, nbytes in sizes:
-                flops_per_s, bytes_per_s = self._floor_rates(ops[indices[0]])
-                floor = nbytes / bytes_per_s
-                if flops_per_s:
-                    np.maximum(floor, flops / flops_per_s, out=floor)
-                out[indices] = np.maximum(out[indices], floor)
+                indices.append(index)
+        out = np.empty(count)
+        for key, indices in groups.items():
+            out[indices] = self._class_many(key, [ops[i] for i in indices])
         return out
+
+    def _class_many(self, key: str, ops: Sequence[Op]) -> FloatArray:
+        """:meth:`_device_seconds` of ops of one class ``key`` (their ``fit_key``), vectorised: the class's price,
+        then the row bounds, then the datasheet floors, each element by element."""
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan(key, ops[0])
+        fit, from_forward, row_classes, floors = plan
+        count = len(ops)
+        flops = np.fromiter([op.flops for op in ops], np.float64, count)
+        nbytes = np.fromiter([op.bytes for op in ops], np.float64, count)
+        if from_forward:
+            times = 2.0 * self._device_many([op.forward() for op in ops])
+        else:
+            times = self._fit_many(fit, ops, flops, nbytes)
+        if row_classes:  # products priced along the row classes (matmul_class: GEMV, skinny, GEMM fit keys)
+            bounds = [self._row_bounds(op) for op in ops]
+            rows = [index for index, bound in enumerate(bounds) if bound is not None]
+            if rows:
+                low = np.fromiter([bounds[i][0] for i in rows], np.float64, len(rows))  # type: ignore[index]
+                high = np.fromiter([bounds[i][1] for i in rows], np.float64, len(rows))  # type: ignore[index]
+                if len(rows) == count:
+                    times = np.minimum(np.maximum(times, low), high)
+                else:
+                    times[rows] = np.minimum(np.maximum(times[rows], low), high)
+        if floors is not None:
+            flops_per_s, bytes_per_s = floors
+            floor = nbytes / bytes_per_s
+            if flops_per_s:
+                np.maximum(floor, flops / flops_per_s, out=floor)
+            times = np.maximum(times, floor)
+        return times
+
+    def _plan(self, key: str, op: Op) -> tuple[RooflineFit, bool, bool, tuple[float, float] | None]:
+        """What :meth:`_class_many` needs of class ``key`` (``op`` is one of it), worked out once per class:
+        (its fit, priced from the forward, priced along the row classes, the datasheet floors or None)."""
+        fit = self.fit_for(op)
+        floors = self._floor_rates(op) if self.has_floors else None
+        plan = (fit, key in self._from_forward, key.startswith(ROW_CLASS_KEYS), floors)
+        self._plans[key] = plan
+        return plan
 
     @staticmethod
     def _fit_many(
@@ -333,15 +358,15 @@ class DeviceModel:
         count = len(ops)
         tile = fit.tile_rows
         if tile > 1:  # GPU GEMM kernels compute whole tiles of output rows (Op.tile_flops)
-            flops = np.fromiter((op.tile_flops(tile) for op in ops), np.float64, count)
+            flops = np.fromiter([op.tile_flops(tile) for op in ops], np.float64, count)
         elif flops is None:
-            flops = np.fromiter((op.flops for op in ops), np.float64, count)
+            flops = np.fromiter([op.flops for op in ops], np.float64, count)
         if nbytes is None:
-            nbytes = np.fromiter((op.bytes for op in ops), np.float64, count)
-        unaligned = np.fromiter((op.unaligned for op in ops), np.float64, count) if fit.unaligned_factor else None
+            nbytes = np.fromiter([op.bytes for op in ops], np.float64, count)
+        unaligned = np.fromiter([op.unaligned for op in ops], np.float64, count) if fit.unaligned_factor else None
         segments: FloatArray | float = 0.0
         if fit.segment_s:
-            segments = np.fromiter((op.segments for op in ops), np.float64, count)
+            segments = np.fromiter([op.segments for op in ops], np.float64, count)
         return fit.times(flops, nbytes, 0.0, unaligned, segments)
 
     def _fault_seconds(self, op: Op) -> float:

@@ -153,6 +153,10 @@ class RooflineFit:
     ) -> FloatArray:
         """Vectorised :meth:`time` over arrays of FLOPs, bytes, fresh bytes, unaligned flags and
         segments."""
+        flops = np.asarray(flops, dtype=np.float64)
+        nbytes = np.asarray(nbytes, dtype=np.float64)
+        if flops.shape == nbytes.shape and isinstance(fresh_bytes, float | int):
+            return self._times(flops, nbytes, fresh_bytes, unaligned, segments)
         t_c, t_m = self.terms(flops, nbytes, unaligned)
         device = t_c + t_m if self.combine == "sum" else np.maximum(t_c, t_m)
         faults = np.asarray(fresh_bytes, dtype=np.float64) * self.fault_s_per_byte
@@ -166,6 +170,55 @@ class RooflineFit:
             return np.maximum(
                 total, np.asarray(flops, dtype=np.float64) / (self.peak_flops * self.max_compute_efficiency)
             )
+        return total
+
+    def _times(
+        self,
+        flops: FloatArray,
+        nbytes: FloatArray,
+        fresh_bytes: float,
+        unaligned: FloatArray | None,
+        segments: FloatArray | float,
+    ) -> FloatArray:
+        """:meth:`times` for float64 arrays of one shape and a scalar ``fresh_bytes``, with the same floats: the
+        terms that add exactly 0 or multiply by exactly 1 are skipped (a side whose factor is 0, a scale to the
+        power 0, faults of no fresh bytes; every time is at least +0, so adding +0 changes none), and the clips
+        are ``minimum(maximum())``, which is what ``np.clip`` computes."""
+        t_c = t_m = None
+        if self.compute_factor:
+            factor: FloatArray | float = self.compute_factor
+            if unaligned is not None and self.unaligned_factor:
+                factor = self.compute_factor + self.unaligned_factor * np.asarray(unaligned, dtype=np.float64)
+            t_c = flops * factor / self.peak_flops
+            if self.flops_exponent:
+                lo, hi = self.flops_range
+                t_c = t_c * (np.minimum(np.maximum(flops, lo), hi) / hi) ** -self.flops_exponent
+        if self.memory_factor:
+            t_m = nbytes * self.memory_factor / self.bandwidth
+            if self.bytes_exponent:
+                lo, hi = self.bytes_range
+                t_m = t_m * (np.minimum(np.maximum(nbytes, lo), hi) / hi) ** -self.bytes_exponent
+        if t_c is None:
+            assert t_m is not None  # a fit has a compute or a memory term (__post_init__)
+            device = t_m
+        elif t_m is None:
+            device = t_c
+        else:
+            device = t_c + t_m if self.combine == "sum" else np.maximum(t_c, t_m)
+        faults = None
+        if fresh_bytes and self.fault_s_per_byte:
+            faults = np.asarray(fresh_bytes, dtype=np.float64) * self.fault_s_per_byte
+        if self.segment_s:
+            extra = np.asarray(segments, dtype=np.float64) * self.segment_s
+            faults = extra if faults is None else faults + extra
+        if self.beyond_cache_factor:
+            extra = np.maximum(nbytes - self.cache_bytes, 0.0) * self.beyond_cache_factor / self.bandwidth
+            faults = extra if faults is None else faults + extra
+        total = np.maximum(device, self.overhead_s) if self.overlap else self.overhead_s + device
+        if faults is not None:
+            total = total + faults
+        if self.max_compute_efficiency:
+            return np.maximum(total, flops / (self.peak_flops * self.max_compute_efficiency))
         return total
 
     def terms(
