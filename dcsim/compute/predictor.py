@@ -492,13 +492,18 @@ class CostModel:
             self._devices.pop(device_id, None)
             self._cache.pop(device_id, None)
 
-    def find_profile(self, device_id: str) -> Profile | None:
-        """The first ``<device_id>.json`` in the profile folders, loaded, or None."""
+    def profile_path(self, device_id: str) -> Path | None:
+        """The first ``<device_id>.json`` in the profile folders, or None."""
         for folder in self.profile_dirs:
             path = folder / f"{device_id}.json"
             if path.is_file():
-                return load_profile(path)
+                return path
         return None
+
+    def find_profile(self, device_id: str) -> Profile | None:
+        """The first ``<device_id>.json`` in the profile folders, loaded, or None."""
+        path = self.profile_path(device_id)
+        return None if path is None else load_profile(path)
 
     def device(self, device_id: str) -> DeviceModel:
         """The (cached) model of one device; KeyError for an id neither catalogued nor profiled."""
@@ -516,8 +521,7 @@ class CostModel:
         references: dict[str, Mapping[str, RooflineFit]] = {}
         for ref_id in prior.transfer_from if prior else ():
             if ref_id != device_id:
-                ref_profile = self.find_profile(ref_id)
-                if ref_profile is not None:
+                if self.profile_path(ref_id) is not None:  # its model loads the profile once
                     references[ref_id] = self.device(ref_id).measured
         based_on = accelerator.based_on if accelerator is not None and profile is None else None
         inherited = inherited_fits(self.device(based_on), accelerator) if based_on and accelerator else None
