@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CHUNK_CELLS = 500_000
+CHUNK_CELLS = 100_000
 """Rows are formatted and written in chunks of about this many cells, to bound the memory of a large table."""
 
 _LINETERMINATOR = os.linesep  # what to_csv ends rows with when not told otherwise
