@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from dcsim.engine.eventlog import EventLog
+from dcsim.run.csv_table import write_csv
 from dcsim.run.jsonsafe import finite_or_null
 from dcsim.run.output_folder import staged_folder
 from dcsim.scenario.schema import Scenario
@@ -67,7 +68,7 @@ class Result:
                 if tables == "parquet":
                     frame.to_parquet(path, index=False)
                 else:
-                    frame.to_csv(path, index=False)
+                    write_csv(frame, path)
                 written.append(path.relative_to(staged))
             if plots:
                 written += [path.relative_to(staged) for path in write_plots(self, staged / "plots")]

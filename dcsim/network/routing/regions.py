@@ -29,14 +29,18 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components, dijkstra
 
 from dcsim.network.links import LinkTable
 from dcsim.network.routing.base import MASK64, MIX_A, MIX_B, NoRouteError
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
+
+# scipy.sparse (~0.1 s to import) is imported where it is used: only graphs over the controller's
+# ROUTE_TABLE_MAX_NODES are routed here, and every other run (a serving scenario on one node) never needs it.
 
 INF = 1 << 40  # "unreachable" in integer distances (sums of a few of these stay exact)
 #: Largest region the router takes; a graph with a larger one (a torus of hosts, no switches) keeps
@@ -177,6 +181,9 @@ class RegionRouter:
     def build(cls, links: LinkTable, alive: np.ndarray, roles: list[str | None]) -> RegionRouter | None:
         """The router for ``links`` with ``alive`` links, or None when the graph has no switches or a region
         larger than :data:`MAX_REGION_NODES` (per-destination tables serve those)."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
         is_switch = np.array([role == "switch" for role in roles], dtype=bool)
         if not is_switch.any():
             return None
@@ -234,6 +241,8 @@ class RegionRouter:
         """The switches' graph, transposed (row ``v``, column ``u`` for a way ``u -> v``): switch-to-switch
         links weigh 1, a crossing of a region from one boundary switch to another its hop count. Duplicate
         ways keep the lightest."""
+        from scipy.sparse import csr_matrix
+
         links, position = self.links, np.asarray(self.switch_position)
         core = alive & is_switch[links.src] & is_switch[links.dst]
         rows = [position[links.dst[core]]]
@@ -263,6 +272,8 @@ class RegionRouter:
         """Every switch's hop count (INF: unreachable) to each of ``switches`` (cached per switch)."""
         missing = sorted({s for s in switches if s not in self._columns})
         if missing:
+            from scipy.sparse.csgraph import dijkstra
+
             position = self.switch_position
             found = dijkstra(self._reduced, directed=True, indices=[position[s] for s in missing])
             found = np.atleast_2d(found)
