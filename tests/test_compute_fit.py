@@ -137,11 +137,26 @@ def test_fit_finds_a_bandwidth_step_beyond_a_cache():
     assert RooflineFit.from_dict(fit.to_dict()) == fit
 
 
+def _whole_formula(fit, flops, nbytes, fresh, unaligned, segments):
+    """The roofline written out in full, every term computed (``times`` skips the ones that add 0 or scale by 1)."""
+    t_c, t_m = fit.terms(flops, nbytes, unaligned)
+    device = t_c + t_m if fit.combine == "sum" else np.maximum(t_c, t_m)
+    faults = np.asarray(fresh, dtype=np.float64) * fit.fault_s_per_byte
+    if fit.segment_s:
+        faults = faults + np.asarray(segments, dtype=np.float64) * fit.segment_s
+    if fit.beyond_cache_factor:
+        faults = faults + np.maximum(nbytes - fit.cache_bytes, 0.0) * fit.beyond_cache_factor / fit.bandwidth
+    total = np.maximum(device, fit.overhead_s) + faults if fit.overlap else fit.overhead_s + device + faults
+    if fit.max_compute_efficiency:
+        return np.maximum(total, flops / (fit.peak_flops * fit.max_compute_efficiency))
+    return total
+
+
 @pytest.mark.parametrize("combine", ["max", "sum"])
 @pytest.mark.parametrize("overlap", [False, True])
 def test_times_fast_path_gives_the_same_floats(combine, overlap):
-    """``times`` skips terms that add exactly 0 or scale by exactly 1 where it is given arrays of one shape and
-    a scalar of fresh bytes; the floats are those of the full formula (a 0-d array of fresh bytes takes it)."""
+    """``times`` skips terms that add exactly 0 or scale by exactly 1; the floats are those of the whole formula
+    (with scalar or array fresh bytes)."""
     rng = np.random.default_rng(11)
     flops, nbytes = _shapes(200)
     flops[:5] = 0.0  # ops without arithmetic (copies)
@@ -162,5 +177,9 @@ def test_times_fast_path_gives_the_same_floats(combine, overlap):
         for fresh in (0.0, 4096.0):
             for extra in ((None, 0.0), (unaligned, segments)):
                 fast = fit.times(flops, nbytes, fresh, *extra)
-                full = fit.times(flops, nbytes, np.asarray(fresh), *extra)
+                full = _whole_formula(fit, flops, nbytes, np.asarray(fresh), *extra)
                 assert fast.tobytes() == full.tobytes(), changes
+                per_op = fit.times(flops, nbytes, np.full(flops.size, fresh), *extra)
+                assert (
+                    per_op.tobytes() == _whole_formula(fit, flops, nbytes, np.full(flops.size, fresh), *extra).tobytes()
+                )

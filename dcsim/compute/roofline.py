@@ -151,39 +151,15 @@ class RooflineFit:
         unaligned: FloatArray | None = None,
         segments: FloatArray | float = 0.0,
     ) -> FloatArray:
-        """Vectorised :meth:`time` over arrays of FLOPs, bytes, fresh bytes, unaligned flags and
-        segments."""
+        """Vectorised :meth:`time` over arrays of FLOPs, bytes, fresh bytes, unaligned flags and segments
+        (broadcast together). Terms that add exactly 0 or scale by exactly 1 are skipped (a side whose factor is
+        0, a scale to the power 0, faults of no fresh bytes: every time is at least +0, so adding +0 changes
+        none); the floats are those of the whole formula (:meth:`terms` plus the extras)."""
         flops = np.asarray(flops, dtype=np.float64)
         nbytes = np.asarray(nbytes, dtype=np.float64)
-        if flops.shape == nbytes.shape and isinstance(fresh_bytes, float | int):
-            return self._times(flops, nbytes, fresh_bytes, unaligned, segments)
-        t_c, t_m = self.terms(flops, nbytes, unaligned)
-        device = t_c + t_m if self.combine == "sum" else np.maximum(t_c, t_m)
-        faults = np.asarray(fresh_bytes, dtype=np.float64) * self.fault_s_per_byte
-        if self.segment_s:
-            faults = faults + np.asarray(segments, dtype=np.float64) * self.segment_s
-        if self.beyond_cache_factor:
-            beyond = np.maximum(np.asarray(nbytes, dtype=np.float64) - self.cache_bytes, 0.0)
-            faults = faults + beyond * self.beyond_cache_factor / self.bandwidth
-        total = np.maximum(device, self.overhead_s) + faults if self.overlap else self.overhead_s + device + faults
-        if self.max_compute_efficiency:
-            return np.maximum(
-                total, np.asarray(flops, dtype=np.float64) / (self.peak_flops * self.max_compute_efficiency)
-            )
-        return total
-
-    def _times(
-        self,
-        flops: FloatArray,
-        nbytes: FloatArray,
-        fresh_bytes: float,
-        unaligned: FloatArray | None,
-        segments: FloatArray | float,
-    ) -> FloatArray:
-        """:meth:`times` for float64 arrays of one shape and a scalar ``fresh_bytes``, with the same floats: the
-        terms that add exactly 0 or multiply by exactly 1 are skipped (a side whose factor is 0, a scale to the
-        power 0, faults of no fresh bytes; every time is at least +0, so adding +0 changes none), and the clips
-        are ``minimum(maximum())``, which is what ``np.clip`` computes."""
+        if flops.shape != nbytes.shape or np.ndim(fresh_bytes) or np.ndim(segments):  # a skipped term may broadcast
+            shape = np.broadcast_shapes(flops.shape, nbytes.shape, np.shape(fresh_bytes), np.shape(segments))
+            flops, nbytes = np.broadcast_to(flops, shape), np.broadcast_to(nbytes, shape)
         t_c = t_m = None
         if self.compute_factor:
             factor: FloatArray | float = self.compute_factor
@@ -206,7 +182,7 @@ class RooflineFit:
         else:
             device = t_c + t_m if self.combine == "sum" else np.maximum(t_c, t_m)
         faults = None
-        if fresh_bytes and self.fault_s_per_byte:
+        if self.fault_s_per_byte and np.any(fresh_bytes):
             faults = np.asarray(fresh_bytes, dtype=np.float64) * self.fault_s_per_byte
         if self.segment_s:
             extra = np.asarray(segments, dtype=np.float64) * self.segment_s
