@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import numpy as np
+import pytest
 import simpy
 
 from dcsim.models import get_model
@@ -15,6 +16,8 @@ from dcsim.serving.costs import IterationCost
 from dcsim.serving.kvcache import KVCache
 from dcsim.serving.records import RequestRecords
 from dcsim.serving.replica import Replica, Sequence
+from dcsim.serving.routing import resolve_router
+from dcsim.serving.system import ServingSystem
 from dcsim.serving.traffic import Traffic
 
 PACKAGE = Path(__file__).resolve().parents[1] / "dcsim"
@@ -55,3 +58,16 @@ def test_no_other_module_writes_the_kv_caches_fields() -> None:
                 if "kv" in owner.lower() and not (owner == "self" and path.name in owners):
                     writes.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {owner}.{target.attr}")
     assert not writes, writes
+
+
+def test_the_serving_system_keeps_its_books_by_replica_index() -> None:
+    """Acceptance and roles are the system's lists, indexed by replica index, so indices must be positions."""
+    env = simpy.Environment()
+    records = RequestRecords(Traffic(np.array([0.0]), np.array([8]), np.array([4])))
+    cost = IterationCost(get_model("llama2-7b"), "fp16", "a100-sxm-80gb")
+    router = resolve_router("round_robin")(np.random.default_rng(0))
+    replicas = [Replica(i, env, cost, KVCache(64), records, make_batch_policy("vllm"), print) for i in (0, 1)]
+    system = ServingSystem(env, replicas, router, records)
+    assert system.accepting == [True, True] and system.roles == ["both", "both"]
+    with pytest.raises(ValueError, match="indices must be their positions"):
+        ServingSystem(env, replicas[::-1], router, records)

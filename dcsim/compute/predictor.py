@@ -323,11 +323,11 @@ class DeviceModel:
         else:
             times = self._fit_many(fit, ops, flops, nbytes)
         if row_classes:  # products priced along the row classes (matmul_class: GEMV, skinny, GEMM fit keys)
-            bounds = [self._row_bounds(op) for op in ops]
-            rows = [index for index, bound in enumerate(bounds) if bound is not None]
-            if rows:
-                low = np.fromiter([bounds[i][0] for i in rows], np.float64, len(rows))  # type: ignore[index]
-                high = np.fromiter([bounds[i][1] for i in rows], np.float64, len(rows))  # type: ignore[index]
+            bounded = [(i, bound) for i, op in enumerate(ops) if (bound := self._row_bounds(op)) is not None]
+            if bounded:
+                rows = [i for i, _ in bounded]
+                low = np.fromiter([bound[0] for _, bound in bounded], np.float64, len(rows))
+                high = np.fromiter([bound[1] for _, bound in bounded], np.float64, len(rows))
                 if len(rows) == count:
                     times = np.minimum(np.maximum(times, low), high)
                 else:

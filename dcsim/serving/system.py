@@ -80,6 +80,8 @@ class ServingSystem:
             raise ValueError("disaggregated serving needs kv_transfer (or transfer_s), decode_router, no autoscaling")
         self.env = env
         self.replicas = list(replicas) + list(decode_replicas)
+        if any(replica.index != position for position, replica in enumerate(self.replicas)):
+            raise ValueError("replica indices must be their positions (prefill replicas, then decode replicas)")
         self.decode_pool = list(decode_replicas)
         self.kv_transfer = kv_transfer
         self.transfer_s = array("d")  # seconds each KV transfer took, in order of arrival
@@ -106,7 +108,7 @@ class ServingSystem:
         if self.decode_pool:
             for replica in replicas:
                 replica.handoff = self._handoff
-        self._accepting = [r for r in self.replicas if self.accepting[r.index]]
+        self._refresh_accepting()
         self._draining: set[int] = set()
         # called with (replica index, True) when a replica is switched on and (index, False) when off: the
         # run's cluster scheduler holds its accelerators meanwhile
@@ -228,12 +230,16 @@ class ServingSystem:
                     self.on_power(i, True)
                 self.env.timeout(cold_start_s, replica).callbacks.append(self._ready)
 
+    def _refresh_accepting(self) -> None:
+        """The replicas the routers choose from: those accepting requests, in index order."""
+        self._accepting = [r for r in self.replicas if self.accepting[r.index]]
+
     def _ready(self, event: Any) -> None:
         replica: Replica = event.value
         if self.on_since[replica.index] is None or self.accepting[replica.index]:
             return
         self.accepting[replica.index] = True
-        self._accepting = [r for r in self.replicas if self.accepting[r.index]]
+        self._refresh_accepting()
         self.scale_events.append((self.env.now, len(self._accepting)))
 
     def _scale_down(self, count: int) -> None:
@@ -243,7 +249,7 @@ class ServingSystem:
             self._draining.add(replica.index)
             if replica.outstanding == 0:
                 self._switch_off(replica)
-        self._accepting = [r for r in self.replicas if self.accepting[r.index]]
+        self._refresh_accepting()
         self.scale_events.append((self.env.now, len(self._accepting)))
 
     def close(self, end_s: float) -> None:
