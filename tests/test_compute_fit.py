@@ -183,3 +183,7 @@ def test_times_fast_path_gives_the_same_floats(combine, overlap):
                 assert (
                     per_op.tobytes() == _whole_formula(fit, flops, nbytes, np.full(flops.size, fresh), *extra).tobytes()
                 )
+        for one_flops, one_bytes in ((flops, nbytes[7]), (flops[7], nbytes)):  # a scalar broadcasts as in the formula
+            broadcast = fit.times(one_flops, one_bytes, 0.0, None, 0.0)
+            whole = _whole_formula(fit, np.asarray(one_flops), np.asarray(one_bytes), 0.0, None, 0.0)
+            assert broadcast.shape == (flops.size,) and broadcast.tobytes() == whole.tobytes(), changes

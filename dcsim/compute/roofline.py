@@ -157,9 +157,6 @@ class RooflineFit:
         none); the floats are those of the whole formula (:meth:`terms` plus the extras)."""
         flops = np.asarray(flops, dtype=np.float64)
         nbytes = np.asarray(nbytes, dtype=np.float64)
-        if flops.shape != nbytes.shape or np.ndim(fresh_bytes) or np.ndim(segments):  # a skipped term may broadcast
-            shape = np.broadcast_shapes(flops.shape, nbytes.shape, np.shape(fresh_bytes), np.shape(segments))
-            flops, nbytes = np.broadcast_to(flops, shape), np.broadcast_to(nbytes, shape)
         t_c = t_m = None
         if self.compute_factor:
             factor: FloatArray | float = self.compute_factor
@@ -194,7 +191,13 @@ class RooflineFit:
         if faults is not None:
             total = total + faults
         if self.max_compute_efficiency:
-            return np.maximum(total, flops / (self.peak_flops * self.max_compute_efficiency))
+            total = np.maximum(total, flops / (self.peak_flops * self.max_compute_efficiency))
+        shape, extras = flops.shape, (np.shape(fresh_bytes), np.shape(segments))
+        if nbytes.shape != shape or any(other != shape and other != () for other in extras):
+            # the whole formula's shape: a skipped term (it adds +0) would have broadcast the others
+            shape = np.broadcast_shapes(shape, nbytes.shape, *extras)
+            if total.shape != shape:
+                total = np.broadcast_to(total, shape).copy()
         return total
 
     def terms(
